@@ -1,0 +1,27 @@
+"""bayes_scaling: Bayesian hierarchical scaling laws for language-model pretraining.
+
+>>> import bayes_scaling as bs
+>>> data = bs.load_bundled("porian")                    # doctest: +SKIP
+>>> fit = bs.fit(data, law="chinchilla")                # doctest: +SKIP
+>>> fit.predict(family="rw-tuned-short-const-standard-val", params=7e9, tokens=2e12)   # doctest: +SKIP
+"""
+
+from . import errors, laws
+from .data import (
+    GUIDE_MIN_TOKENS,
+    ScalingData,
+    apply_filters,
+    drop_early_checkpoints,
+    keep_fraction_of_run,
+    load_bundled,
+)
+from .inference import Diagnostics, ScalingFit, fit, load
+from .model import ModelSpec, Priors
+from .predict import are
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GUIDE_MIN_TOKENS", "Diagnostics", "ModelSpec", "Priors", "ScalingData", "ScalingFit", "__version__", "apply_filters",
+    "are", "drop_early_checkpoints", "errors", "fit", "keep_fraction_of_run", "laws", "load", "load_bundled",
+]

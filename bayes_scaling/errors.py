@@ -1,0 +1,62 @@
+"""Exceptions raised by bayes_scaling.
+
+Every error says what is wrong *and* how to fix it. All of them derive from
+:class:`BayesScalingError`, and the input errors also derive from ``ValueError``
+so that generic ``except ValueError`` handlers keep working.
+"""
+
+from __future__ import annotations
+
+
+class BayesScalingError(Exception):
+    """Base class of every error raised by the package."""
+
+
+class DataValidationError(BayesScalingError, ValueError):
+    """Base class of the errors about input data."""
+
+
+class MissingColumnError(DataValidationError, KeyError):
+    """A column named in the mapping is not in the DataFrame."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class NonFiniteValueError(DataValidationError):
+    """A NaN or infinite value in a numeric column."""
+
+
+class NonPositiveValueError(DataValidationError):
+    """A zero or negative parameter count, token count, FLOP count or loss."""
+
+
+class DuplicateRowError(DataValidationError):
+    """Two rows describe the same checkpoint (same run and token count)."""
+
+
+class PerplexityLikeLossError(DataValidationError):
+    """The loss column holds values that look like perplexities, not nats."""
+
+
+class EmptyFamilyError(DataValidationError):
+    """A family has no rows left (after filtering, or in the input)."""
+
+
+class UnknownFamilyError(BayesScalingError, KeyError):
+    """A family that the fit has never seen was asked for where it is not allowed."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class PriorError(BayesScalingError, ValueError):
+    """A prior specification that is impossible (non-positive scale, unknown parameter, ...)."""
+
+
+class SamplingWarning(UserWarning):
+    """Sampling problems: divergences, R-hat above the limit, low effective sample size."""
+
+
+class FitFileError(BayesScalingError, OSError):
+    """A file that is not a bayes_scaling fit, or was written by an incompatible version."""

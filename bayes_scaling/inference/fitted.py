@@ -1,0 +1,283 @@
+"""The fitted object: ArviZ InferenceData plus what is needed to rebuild the model.
+
+Groups of ``fit.idata``:
+
+* ``posterior``: ``mu`` (param), ``tau`` (param), ``corr`` (param, param_bis), ``theta`` (family, param),
+  ``sigma_total``, ``seed_share``, ``sigma_seed``, ``sigma_obs``, ``kappa`` (extrapolation discrepancy),
+  and the law's natural parameters ``natural`` (family, law_param) and ``population_natural`` (law_param,
+  the population median: the law at ``mu``).
+* ``sample_stats``: the sampler's statistics (``diverging``, step sizes, tree depths, ...).
+* ``log_likelihood``: ``runs`` (run): each run's log density with its seed effect integrated out.
+* ``observed_data``: ``loss`` (obs); ``constant_data``: family, run, seed, params, tokens, flops (obs).
+
+The model spec (law, reference scales, priors, families, runs, filters), the sampler settings, the
+diagnostics and the extrapolation calibration are stored as JSON attributes of the posterior, so one
+NetCDF file holds the whole fit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..data import DropRecord, ScalingData
+from ..errors import FitFileError
+from ..laws import standardized_inputs
+from ..model.likelihood import run_marginal_loglik, run_sums_numpy
+from ..model.spec import ModelSpec
+from ..predict import as_dataset, posterior_arrays, predict_draws, query_columns
+from .diagnostics import Diagnostics
+
+SPEC_ATTR = "bayes_scaling_spec"
+SAMPLER_ATTR = "bayes_scaling_sampler"
+DIAG_ATTR = "bayes_scaling_diagnostics"
+EXTRAP_ATTR = "bayes_scaling_extrapolation"
+
+
+def _natural(post: xr.Dataset, spec: ModelSpec) -> tuple[xr.DataArray, xr.DataArray]:
+    law = spec.law_obj
+    th = post["theta"]
+    nat = law.to_natural({p: th.sel(param=p) for p in law.sampling}, spec.reference, xp=np)
+    fam = xr.concat([nat[k].drop_vars("param", errors="ignore") for k in law.natural], dim="law_param")
+    fam = fam.assign_coords(law_param=list(law.natural)).transpose("chain", "draw", "family", "law_param")
+    mu = post["mu"]
+    natp = law.to_natural({p: mu.sel(param=p) for p in law.sampling}, spec.reference, xp=np)
+    pop = xr.concat([natp[k].drop_vars("param", errors="ignore") for k in law.natural], dim="law_param")
+    pop = pop.assign_coords(law_param=list(law.natural)).transpose("chain", "draw", "law_param")
+    return fam, pop
+
+
+def run_log_likelihood(post: xr.Dataset, data: ScalingData, spec: ModelSpec) -> xr.DataArray:
+    """Each run's marginal log density for every posterior draw: (chain, draw, run)."""
+    from ..model.hierarchical import model_arrays
+
+    law = spec.law_obj
+    arr = model_arrays(data, spec)
+    theta = post["theta"].to_numpy()  # (C, D, F, P)
+    th = theta[:, :, arr["family_index"], :]
+    z = {inp: arr[f"z_{inp}"] for inp in law.inputs}
+    log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(law.sampling)}, z)
+    resid = arr["log_loss"] - log_mu
+    s1, s2 = run_sums_numpy(resid, arr["run_index"], len(spec.runs))
+    ll = run_marginal_loglik(s1, s2, arr["n_per_run"], post["sigma_seed"].to_numpy()[..., None],
+                             post["sigma_obs"].to_numpy()[..., None])
+    return xr.DataArray(ll, dims=("chain", "draw", "run"),
+                        coords={"chain": post.chain, "draw": post.draw, "run": spec.runs})
+
+
+def build_idata(idata: az.InferenceData, data: ScalingData, spec: ModelSpec, sampler_info: dict,
+                diag: Diagnostics) -> az.InferenceData:
+    post = idata.posterior.copy()
+    fam, pop = _natural(post, spec)
+    post["natural"] = fam
+    post["population_natural"] = pop
+    post.attrs = {SPEC_ATTR: spec.to_json(), SAMPLER_ATTR: json.dumps(sampler_info),
+                  DIAG_ATTR: json.dumps(diag.to_dict())}
+    df = data.frame
+    obs = np.arange(len(df))
+    const = xr.Dataset(
+        {c: ("obs", df[c].to_numpy(dtype=str if c in ("family", "run", "seed") else float))
+         for c in ("family", "run", "seed", "params", "tokens", "flops")},
+        coords={"obs": obs})
+    observed = xr.Dataset({"loss": ("obs", df["loss"].to_numpy(dtype=float))}, coords={"obs": obs})
+    loglik = xr.Dataset({"runs": run_log_likelihood(post, data, spec)})
+    stats = idata.sample_stats
+    stats = stats.drop_vars([v for v in stats.data_vars if stats[v].dtype == object])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return az.InferenceData(posterior=post, sample_stats=stats, log_likelihood=loglik,
+                                observed_data=observed, constant_data=const)
+
+
+class ScalingFit:
+    """A fitted hierarchical scaling law.
+
+    >>> fit = bs.fit(data)                                   # doctest: +SKIP
+    >>> fit.summary()["parameters"]["alpha"]                 # doctest: +SKIP
+    >>> fit.predict(family="fineweb-100b", params=7e9, tokens=2e12)   # doctest: +SKIP
+    >>> fit.save("fit.nc"); bs.load("fit.nc")                # doctest: +SKIP
+    """
+
+    def __init__(self, idata: az.InferenceData, spec: ModelSpec | None = None):
+        self.idata = idata
+        if spec is None:
+            try:
+                spec = ModelSpec.from_json(idata.posterior.attrs[SPEC_ATTR])
+            except KeyError:
+                raise FitFileError("this InferenceData was not written by bayes_scaling (no model spec)") from None
+        self.spec = spec
+
+    # ------------------------------------------------------------------ stored facts
+    @property
+    def law(self):
+        return self.spec.law_obj
+
+    @property
+    def families(self) -> list[str]:
+        return list(self.spec.families)
+
+    @property
+    def sampler_info(self) -> dict:
+        return json.loads(self.idata.posterior.attrs[SAMPLER_ATTR])
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        return Diagnostics(**json.loads(self.idata.posterior.attrs[DIAG_ATTR]))
+
+    @property
+    def extrapolation(self) -> dict:
+        return json.loads(self.idata.posterior.attrs.get(EXTRAP_ATTR, '{"mode": "none"}'))
+
+    @property
+    def data(self) -> ScalingData:
+        """The (filtered) data the model was fitted to, rebuilt from the stored groups."""
+        c = self.idata.constant_data
+        frame = pd.DataFrame({k: c[k].to_numpy() for k in ("family", "run", "seed", "params", "tokens", "flops")})
+        frame["loss"] = self.idata.observed_data["loss"].to_numpy()
+        frame = frame[["family", "run", "seed", "params", "tokens", "flops", "loss"]]
+        for k in ("family", "run", "seed"):
+            frame[k] = frame[k].astype(str)
+        return ScalingData(frame=frame, dropped=tuple(DropRecord(**d) for d in self.spec.filters),
+                           source=self.spec.source)
+
+    def set_extrapolation(self, kappa: np.ndarray, info: dict) -> None:
+        post = self.idata.posterior
+        shape = (post.sizes["chain"], post.sizes["draw"])
+        post["kappa"] = (("chain", "draw"), np.asarray(kappa, dtype=float).reshape(shape))
+        post.attrs[EXTRAP_ATTR] = json.dumps(info)
+
+    # ------------------------------------------------------------------ prediction
+    def predict(self, family: str | Any, params: Any, tokens: Any, flops: Any | None = None, *,
+                interval: float = 0.9, keep_draws: bool = False, random_seed: int = 0,
+                allow_new_family: bool = True) -> xr.Dataset:
+        """Posterior predictive loss at (family, params, tokens) points (see :mod:`bayes_scaling.predict`).
+
+        ``family`` is one name for every point or one per point; a name the fit has not seen is a
+        **new family** drawn from the population (``allow_new_family=False`` raises instead).
+        """
+        if not 0 < interval < 1:
+            raise ValueError(f"interval must be in (0, 1), got {interval!r}")
+        cols = query_columns(params, tokens, flops)
+        fam = np.asarray(family, dtype=object)
+        if fam.ndim == 0:
+            fam = np.full(len(cols["params"]), fam.item(), dtype=object)
+        if len(fam) != len(cols["params"]):
+            raise ValueError(f"{len(fam)} family names for {len(cols['params'])} points")
+        arrays = posterior_arrays(self.idata.posterior)
+        res, new_mask = predict_draws(self.law, arrays, self.spec.families, self.spec.reference,
+                                      self.spec.family_max_log10_flops, fam.astype(str), cols,
+                                      rng=np.random.default_rng(random_seed), interval=interval,
+                                      keep_draws=keep_draws, allow_new_family=allow_new_family)
+        return as_dataset(res, fam.astype(str), cols, new_mask, interval)
+
+    def fitted_curve(self, interval: float = 0.9) -> xr.Dataset:
+        """Predictive at every observed row (for posterior predictive checks and plots)."""
+        df = self.data.frame
+        return self.predict(df["family"].to_numpy(), df["params"].to_numpy(), df["tokens"].to_numpy(),
+                            df["flops"].to_numpy(), interval=interval)
+
+    # ------------------------------------------------------------------ summaries
+    def parameter_table(self, interval: float = 0.95) -> pd.DataFrame:
+        """Natural-unit parameters: median and interval, population and per family (long format)."""
+        post = self.idata.posterior
+        lo, hi = (1 - interval) / 2, (1 + interval) / 2
+        rows = []
+
+        def add(level: str, name: str, da: xr.DataArray) -> None:
+            q = da.quantile([0.5, lo, hi], dim=("chain", "draw")).to_numpy()
+            rows.append({"level": level, "parameter": name, "median": float(q[0]), "lower": float(q[1]),
+                         "upper": float(q[2])})
+
+        for p in self.law.natural:
+            add("population", p, post["population_natural"].sel(law_param=p))
+        for f in self.spec.families:
+            for p in self.law.natural:
+                add(f, p, post["natural"].sel(family=f, law_param=p))
+        for s in ("sigma_seed", "sigma_obs", "kappa"):
+            if s in post:
+                add("noise", s, post[s])
+        return pd.DataFrame(rows)
+
+    def summary(self, interval: float = 0.95) -> dict:
+        """Diagnostics and parameters as one JSON-ready dict (the CLI's ``summary --json``)."""
+        d = self.diagnostics
+        tab = self.parameter_table(interval)
+
+        def block(level: str) -> dict:
+            sub = tab[tab["level"] == level]
+            return {r.parameter: {"median": r.median, "lower": r.lower, "upper": r.upper} for r in sub.itertuples()}
+
+        params: dict[str, Any] = block("population")
+        params["families"] = {f: block(f) for f in self.spec.families}
+        noise = block("noise")
+        params.update(noise)
+        info = self.sampler_info
+        return {
+            "law": self.law.formula,
+            "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,
+            "min_ess_tail": d.min_ess_tail, "chains": d.chains, "draws": d.draws,
+            "sampling_seconds": d.sampling_seconds, "compile_seconds": info.get("compile_seconds"),
+            "sampler": info.get("sampler"), "problems": d.problems, "interval": interval,
+            "parameters": params, "sigma_seed": noise.get("sigma_seed"), "sigma_obs": noise.get("sigma_obs"),
+            "extrapolation": self.extrapolation, "notes": self.notes(),
+            "filters": self.spec.filters, "reference": self.spec.reference,
+        }
+
+    def notes(self) -> list[str]:
+        """Plain-language caveats about what the data could and could not identify."""
+        out = []
+        rt = self.data.run_table()
+        for fam, g in rt.groupby("family"):
+            if g["params"].nunique() == 1 and "params" in self.law.inputs:
+                out.append(f"family {fam!r} has a single model size: its N-term (A, alpha) is carried by the "
+                           "prior/population, not identified by its own data")
+        if (rt["checkpoints"] == 1).all():
+            out.append("every run has one observation: only the total noise is identified; the split into "
+                       "seed noise and checkpoint noise follows the prior")
+        if len(self.spec.families) == 1:
+            out.append("single family: no family-to-family spread is learned, so new families cannot be predicted")
+        ex = self.extrapolation
+        if ex.get("mode") == "learn" and not ex.get("calibrated", False):
+            out.append("extrapolation discrepancy could not be calibrated: " + ex.get("note", ""))
+        return out
+
+    # ------------------------------------------------------------------ I/O
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the whole fit to one NetCDF file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.idata.to_netcdf(str(path))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ScalingFit":
+        """Read a fit written by :meth:`save`."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no fit file at {path}")
+        try:
+            idata = az.from_netcdf(str(path))
+            idata.load() if hasattr(idata, "load") else None
+        except Exception as exc:  # noqa: BLE001 - any reader error means the same thing to the user
+            raise FitFileError(f"{path} is not a readable NetCDF fit: {exc}") from exc
+        if "posterior" not in idata.groups() or SPEC_ATTR not in idata.posterior.attrs:
+            raise FitFileError(f"{path} was not written by bayes_scaling (no model spec in its posterior)")
+        return cls(idata)
+
+    def __repr__(self) -> str:
+        d = self.diagnostics
+        return (f"<ScalingFit law={self.law.name!r} families={len(self.spec.families)} runs={len(self.spec.runs)} "
+                f"draws={d.chains}x{d.draws} divergences={d.divergences} max_rhat={d.max_rhat:.3f}>")
+
+
+def load(path: str | os.PathLike) -> ScalingFit:
+    """Load a fit saved with :meth:`ScalingFit.save`."""
+    return ScalingFit.load(path)

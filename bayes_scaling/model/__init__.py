@@ -1,0 +1,8 @@
+"""Building the PyMC model: priors, spec, likelihood and the hierarchical structure."""
+
+from .hierarchical import POPULATION_VARS, build_model, model_arrays
+from .likelihood import run_marginal_loglik
+from .priors import Priors
+from .spec import ModelSpec
+
+__all__ = ["POPULATION_VARS", "ModelSpec", "Priors", "build_model", "model_arrays", "run_marginal_loglik"]

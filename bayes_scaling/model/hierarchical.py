@@ -1,0 +1,97 @@
+"""The hierarchical Bayesian scaling-law model in PyMC.
+
+Written out (sampling scale of the law, ``p`` indexes its parameters, ``f`` families, ``j`` runs,
+``i`` checkpoints)::
+
+    mu_p        ~ Normal(m_p, s_p)                          population mean
+    tau_p       ~ Gamma(2, 2 / t_p)                         family-to-family spread (mean t_p)
+    Omega       ~ LKJ(eta)                                  correlation of family deviations
+    z_f         ~ Normal(0, I)                              non-centred family offsets
+    theta_f     = mu + diag(tau) chol(Omega) z_f            family parameters
+    sigma_total ~ HalfNormal(.)                             total residual sd of log loss
+    seed_share  ~ Beta(a, b)                                share of its variance due to seeds
+    sigma_seed  = sigma_total sqrt(seed_share)              seed noise (run effect scale)
+    sigma_obs   = sigma_total sqrt(1 - seed_share)          checkpoint noise
+    log y_ij    = log L(theta_f(j); N_j, D_ij) + u_j + e_ij,  u_j ~ N(0, sigma_seed), e_ij ~ N(0, sigma_obs)
+
+The run effects ``u_j`` are integrated out exactly (:mod:`.likelihood`). With a single family the
+family layer is dropped (theta = mu): one family carries no information on family-to-family spread.
+Coordinates: ``family``, ``param`` (sampling-scale names), ``param_bis`` (its copy for the
+correlation matrix), ``run`` and ``obs``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from ..data import ScalingData
+from ..laws import standardized_inputs
+from .likelihood import run_marginal_loglik
+from .spec import ModelSpec
+
+
+def model_arrays(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Index and input arrays of the data in the spec's family/run order."""
+    df = data.frame
+    law = spec.law_obj
+    fam_idx = pd.Index(spec.families).get_indexer(df["family"])
+    run_idx = pd.Index(spec.runs).get_indexer(df["run"])
+    if (fam_idx < 0).any() or (run_idx < 0).any():
+        raise ValueError("data holds families or runs that the model spec does not know")
+    z = standardized_inputs(law, {c: df[c].to_numpy() for c in law.inputs}, spec.reference)
+    n_per_run = np.bincount(run_idx, minlength=len(spec.runs)).astype(float)
+    return {"family_index": fam_idx, "run_index": run_idx, "log_loss": np.log(df["loss"].to_numpy()),
+            "n_per_run": n_per_run, **{f"z_{k}": v for k, v in z.items()}}
+
+
+def build_model(data: ScalingData, spec: ModelSpec, centered: bool = True) -> pm.Model:
+    """Build the PyMC model of ``data`` as described in the module docstring."""
+    law = spec.law_obj
+    pri = spec.priors
+    arr = model_arrays(data, spec)
+    params = list(law.sampling)
+    n_fam, n_par, n_run = len(spec.families), len(params), len(spec.runs)
+    coords = {"family": spec.families, "param": params, "param_bis": params, "run": spec.runs,
+              "obs": np.arange(len(data))}
+    with pm.Model(coords=coords) as model:
+        mu = pm.Normal("mu", mu=np.array([pri.mu_loc[p] for p in params]),
+                       sigma=np.array([pri.mu_scale[p] for p in params]), dims="param")
+        if n_fam > 1:
+            chol, corr, tau = pm.LKJCholeskyCov(
+                "family_chol", n=n_par, eta=pri.lkj_eta,
+                sd_dist=pm.Gamma.dist(alpha=2.0, beta=2.0 / np.array([pri.tau_scale[p] for p in params]),
+                                      shape=n_par),
+                compute_corr=True, store_in_trace=False)
+            pm.Deterministic("tau", tau, dims="param")
+            pm.Deterministic("corr", corr, dims=("param", "param_bis"))
+            if centered:
+                theta = pm.MvNormal("theta", mu=mu, chol=chol, dims=("family", "param"))
+            else:
+                z = pm.Normal("z", 0.0, 1.0, dims=("family", "param"))
+                theta = pm.Deterministic("theta", mu[None, :] + pt.dot(z, chol.T), dims=("family", "param"))
+        else:
+            theta = pm.Deterministic("theta", mu[None, :], dims=("family", "param"))
+        # total residual sd and the seed share of its variance: with one checkpoint per run only the
+        # total is identified, and this keeps the posterior a rectangle instead of a curved ridge
+        sigma_total = pm.HalfNormal("sigma_total", pri.sigma_total_scale)
+        seed_share = pm.Beta("seed_share", pri.seed_share_a, pri.seed_share_b)
+        sigma_seed = pm.Deterministic("sigma_seed", sigma_total * pt.sqrt(seed_share))
+        sigma_obs = pm.Deterministic("sigma_obs", sigma_total * pt.sqrt(1.0 - seed_share))
+
+        th = theta[arr["family_index"]]
+        theta_obs = {p: th[:, k] for k, p in enumerate(params)}
+        z_in = {inp: pt.as_tensor_variable(arr[f"z_{inp}"]) for inp in law.inputs}
+        resid = arr["log_loss"] - law.log_loss(theta_obs, z_in, xp=pt)
+        idx = arr["run_index"]
+        s1 = pt.inc_subtensor(pt.zeros(n_run)[idx], resid)
+        s2 = pt.inc_subtensor(pt.zeros(n_run)[idx], resid**2)
+        ll = run_marginal_loglik(s1, s2, arr["n_per_run"], sigma_seed, sigma_obs, xp=pt)
+        pm.Potential("log_likelihood_runs", ll.sum())
+    return model
+
+
+#: variables whose convergence is required (population parameters and noise scales)
+POPULATION_VARS = ("mu", "tau", "sigma_total", "seed_share", "sigma_seed", "sigma_obs")

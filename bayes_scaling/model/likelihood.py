@@ -1,0 +1,57 @@
+"""Likelihood of log loss with the run (seed) effect integrated out.
+
+For run ``j`` with checkpoints ``i = 1..n_j``::
+
+    log y_ij = log L(theta_family(j), N_j, D_ij) + u_j + e_ij,
+    u_j ~ Normal(0, sigma_seed)     (one deviation shared by all checkpoints of the run)
+    e_ij ~ Normal(0, sigma_obs)     (checkpoint / evaluation noise)
+
+so the residuals ``r_j = log y_j - log L`` of a run are jointly normal with covariance
+``sigma_obs^2 I + sigma_seed^2 11^T``. Its log density has a closed form in the run's sums
+``S1 = sum r`` and ``S2 = sum r^2``::
+
+    log p(r_j) = -1/2 [ n log 2pi + (n-1) log so2 + log(so2 + n ss2) + (S2 - ss2 S1^2 / (so2 + n ss2)) / so2 ]
+
+Integrating ``u_j`` out exactly removes one latent variable per run (thousands of them for real zoos)
+and the funnel between ``sigma_seed`` and the run effects, without changing the model.
+The same function serves pytensor (the model) and numpy (pointwise log-likelihood, ``xp=numpy``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def run_marginal_loglik(s1: Any, s2: Any, n: Any, sigma_seed: Any, sigma_obs: Any, xp: Any = np) -> Any:
+    """Log density of each run's residuals with the run effect integrated out (see module doc)."""
+    so2 = sigma_obs**2
+    ss2 = sigma_seed**2
+    denom = so2 + n * ss2
+    quad = (s2 - ss2 * s1**2 / denom) / so2
+    return -0.5 * (n * LOG_2PI + (n - 1) * xp.log(so2) + xp.log(denom) + quad)
+
+
+def run_sums_numpy(residual: np.ndarray, run_index: np.ndarray, n_runs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-run S1, S2 of residuals with a leading sample axis: ``residual`` (..., obs)."""
+    lead = residual.shape[:-1]
+    flat = residual.reshape(-1, residual.shape[-1])
+    s1 = np.zeros((flat.shape[0], n_runs))
+    s2 = np.zeros((flat.shape[0], n_runs))
+    np.add.at(s1, (slice(None), run_index), flat)
+    np.add.at(s2, (slice(None), run_index), flat**2)
+    return s1.reshape(*lead, n_runs), s2.reshape(*lead, n_runs)
+
+
+def run_conditional_effect(s1: np.ndarray, n: np.ndarray, sigma_seed: np.ndarray, sigma_obs: np.ndarray,
+                           rng: np.random.Generator) -> np.ndarray:
+    """Draw each run's effect u_j from its conditional posterior given the residual sums."""
+    so2 = sigma_obs**2
+    ss2 = sigma_seed**2
+    prec = 1.0 / ss2 + n / so2
+    mean = (s1 / so2) / prec
+    return mean + rng.standard_normal(mean.shape) / np.sqrt(prec)

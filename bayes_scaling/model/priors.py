@@ -1,0 +1,114 @@
+"""Priors of the hierarchical model and their defaults.
+
+All location/scale numbers live on the sampling scale of the law (see :mod:`bayes_scaling.laws`).
+Defaults are weakly informative and scaled by the data in one place only, the median loss
+``Lm`` (like bambi's auto-scaled priors):
+
+=====================  ==============================  =============================================
+parameter              prior                           reading
+=====================  ==============================  =============================================
+mu[log_E]              Normal(log(0.6 Lm), 0.5)        irreducible loss ~60% of a typical loss, x/÷ 2.7
+mu[log_A_ref]          Normal(log(0.2 Lm), 1.0)        N-term at the reference size ~20% of the loss
+mu[log_alpha]          Normal(log(0.35), 0.5)          exponent 0.13 ... 0.93 (95%)
+mu[log_B_ref]          Normal(log(0.2 Lm), 1.0)        D-term at the reference tokens ~20% of the loss
+mu[log_beta]           Normal(log(0.35), 0.5)          exponent 0.13 ... 0.93 (95%)
+tau[p]                 Gamma(2, 2 / t), t = 0.4/0.15   family-to-family spread, mean t (0.15 for the
+                                                       exponents); zero-avoiding, as advised for few
+                                                       groups (Chung et al. 2013): no funnel at tau = 0
+family correlation     LKJ(eta=4)                      mild shrinkage towards independence
+sigma_total            HalfNormal(0.05)                residual sd of log loss (seed + checkpoint)
+seed_share             Beta(2, 2)                      share of that variance due to seeds:
+                                                       sigma_seed = sigma_total sqrt(seed_share),
+                                                       sigma_obs = sigma_total sqrt(1 - seed_share)
+kappa (extrapolation)  HalfNormal(0.05)                discrepancy sd per decade of compute
+=====================  ==============================  =============================================
+
+The compute law uses the same rows for ``log_E``, ``log_A_ref`` and ``log_alpha``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Mapping
+
+from ..errors import PriorError
+from ..laws import Law
+
+_LOC_FRACTION = {"log_E": 0.6, "log_A_ref": 0.2, "log_B_ref": 0.2}
+_EXPONENT_LOC = math.log(0.35)
+_MU_SCALE = {"log_E": 0.5, "log_A_ref": 1.0, "log_B_ref": 1.0, "log_alpha": 0.5, "log_beta": 0.5}
+_TAU_SCALE = {"log_E": 0.4, "log_A_ref": 0.4, "log_B_ref": 0.4, "log_alpha": 0.15, "log_beta": 0.15}
+
+
+@dataclass
+class Priors:
+    """Prior specification (all on the law's sampling scale).
+
+    Build the defaults with :meth:`default`, then override any entry::
+
+        pri = Priors.default(law, median_loss=2.8)
+        pri.mu_loc["log_alpha"] = math.log(0.3)
+        pri.sigma_total_scale = 0.02
+    """
+
+    mu_loc: dict[str, float]
+    mu_scale: dict[str, float]
+    tau_scale: dict[str, float]
+    lkj_eta: float = 4.0
+    sigma_total_scale: float = 0.05
+    seed_share_a: float = 2.0
+    seed_share_b: float = 2.0
+    kappa_scale: float = 0.05
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def default(cls, law: Law, median_loss: float) -> "Priors":
+        if not (median_loss > 0 and math.isfinite(median_loss)):
+            raise PriorError(f"median_loss must be positive and finite, got {median_loss!r}")
+        loc = {}
+        for p in law.sampling:
+            loc[p] = _EXPONENT_LOC if p in ("log_alpha", "log_beta") else math.log(_LOC_FRACTION[p] * median_loss)
+        return cls(
+            mu_loc=loc,
+            mu_scale={p: _MU_SCALE[p] for p in law.sampling},
+            tau_scale={p: _TAU_SCALE[p] for p in law.sampling},
+            notes=[f"locations scaled by the data's median loss {median_loss:.4g}"],
+        )
+
+    def validate(self, law: Law) -> "Priors":
+        """Raise :class:`PriorError` if any entry is impossible or names an unknown parameter."""
+        for name in ("mu_loc", "mu_scale", "tau_scale"):
+            table = getattr(self, name)
+            if set(table) != set(law.sampling):
+                raise PriorError(
+                    f"priors.{name} must give exactly the law's sampling parameters {list(law.sampling)}; "
+                    f"got {sorted(table)}"
+                )
+            for k, v in table.items():
+                if not math.isfinite(float(v)):
+                    raise PriorError(f"priors.{name}[{k!r}] = {v!r} is not finite")
+                if name != "mu_loc" and float(v) <= 0:
+                    raise PriorError(f"priors.{name}[{k!r}] = {v!r}: a scale must be positive")
+        for name in ("lkj_eta", "sigma_total_scale", "seed_share_a", "seed_share_b", "kappa_scale"):
+            v = float(getattr(self, name))
+            if not (math.isfinite(v) and v > 0):
+                raise PriorError(f"priors.{name} = {v!r}: must be a positive finite number")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Priors":
+        return cls(**{k: (dict(v) if isinstance(v, Mapping) else v) for k, v in d.items()})
+
+    def describe(self) -> list[str]:
+        """Human-readable lines, one per prior."""
+        lines = [f"mu[{p}] ~ Normal({self.mu_loc[p]:.3f}, {self.mu_scale[p]:.3g})" for p in self.mu_loc]
+        lines += [f"tau[{p}] ~ Gamma(2, 2 / {self.tau_scale[p]:.3g})" for p in self.tau_scale]
+        lines += [f"family correlation ~ LKJ(eta={self.lkj_eta:g})",
+                  f"sigma_total ~ HalfNormal({self.sigma_total_scale:g})",
+                  f"seed_share ~ Beta({self.seed_share_a:g}, {self.seed_share_b:g})",
+                  f"kappa (extrapolation, per decade of compute) ~ HalfNormal({self.kappa_scale:g})"]
+        return lines + self.notes

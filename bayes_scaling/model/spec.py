@@ -1,0 +1,68 @@
+"""What is needed to rebuild a model: law, reference scales, priors, families, runs.
+
+A :class:`ModelSpec` is plain data; it is stored as JSON inside the fit's NetCDF file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..data import ScalingData
+from ..laws import Law, get_law, reference_scales
+from .priors import Priors
+
+SPEC_VERSION = 1
+
+
+@dataclass
+class ModelSpec:
+    law: str
+    reference: dict[str, float]
+    priors: Priors
+    families: list[str]
+    runs: list[str]
+    run_family: list[str]
+    family_max_log10_flops: dict[str, float]
+    filters: list[dict] = field(default_factory=list)
+    source: str = ""
+    version: int = SPEC_VERSION
+
+    @property
+    def law_obj(self) -> Law:
+        return get_law(self.law)
+
+    @classmethod
+    def from_data(cls, data: ScalingData, law: str | Law = "chinchilla", priors: Priors | None = None) -> "ModelSpec":
+        lw = get_law(law)
+        df = data.frame
+        ref = reference_scales(lw, {c: df[c].to_numpy() for c in lw.inputs})
+        if priors is None:
+            priors = Priors.default(lw, float(np.median(df["loss"])))
+        priors.validate(lw)
+        runs = data.runs
+        rt = data.run_table()
+        fam_max = df.groupby("family")["flops"].max()
+        return cls(
+            law=lw.name,
+            reference=ref,
+            priors=priors,
+            families=data.families,
+            runs=runs,
+            run_family=rt.loc[runs, "family"].tolist(),
+            family_max_log10_flops={f: float(np.log10(v)) for f, v in fam_max.items()},
+            filters=[r.to_dict() for r in data.dropped],
+            source=data.source,
+        )
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelSpec":
+        d = json.loads(text)
+        d["priors"] = Priors.from_dict(d["priors"])
+        return cls(**d)

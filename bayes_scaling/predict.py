@@ -1,0 +1,149 @@
+"""Posterior predictive of the loss, with no PyMC graph: numpy over posterior draws.
+
+For each posterior draw ``s`` and query point (family f, N, D)::
+
+    m_s        = log L(theta_s,f; N, D)                  (theta of a seen family, or for a new family
+                                                          theta = mu + chol(diag(tau) Omega diag(tau)) z)
+    delta_s    ~ Normal(0, kappa_s * Delta)              extrapolation discrepancy, Delta = decades of compute
+                                                          beyond the family's largest fitted compute
+    expected   = exp(m_s + delta_s)                      expected loss of the configuration (no seed noise)
+    one run    = exp(m_s + delta_s + u + e)              loss of the one run you will train:
+                                                          u ~ N(0, sigma_seed), e ~ N(0, sigma_obs)
+
+Results are an xarray Dataset over ``point`` (with coords family, params, tokens, flops) holding the
+summaries (mean, median, lower, upper at the chosen interval mass) of both quantities and,
+optionally, their draws over ``sample``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import xarray as xr
+
+from .errors import UnknownFamilyError
+from .laws import Law, standardized_inputs
+
+#: at most this many (sample x point) values are held in memory at once
+_CHUNK_VALUES = 4_000_000
+
+
+def are(true: Any, pred: Any) -> float:
+    """Absolute relative error of the Hitchhiker's guide: mean |L_true - L_pred| / L_true."""
+    t = np.asarray(true, dtype=float)
+    p = np.asarray(pred, dtype=float)
+    return float(np.mean(np.abs(t - p) / t))
+
+
+def _stack(post: xr.Dataset, name: str) -> np.ndarray:
+    da = post[name].stack(sample=("chain", "draw"))
+    return np.moveaxis(da.to_numpy(), -1, 0)  # sample first
+
+
+def posterior_arrays(post: xr.Dataset) -> dict[str, np.ndarray]:
+    """Posterior draws as numpy arrays with the sample axis first."""
+    out = {"theta": _stack(post, "theta"), "mu": _stack(post, "mu"),
+           "sigma_seed": _stack(post, "sigma_seed"), "sigma_obs": _stack(post, "sigma_obs")}
+    if "tau" in post:
+        out["tau"] = _stack(post, "tau")
+        out["corr"] = _stack(post, "corr")
+    out["kappa"] = _stack(post, "kappa") if "kappa" in post else np.zeros(out["mu"].shape[0])
+    return out
+
+
+def new_family_theta(arrays: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Draw one new family's parameters per posterior draw: (sample, param)."""
+    if "tau" not in arrays:
+        raise UnknownFamilyError(
+            "this fit has a single family, so it carries no information on how families differ; "
+            "predict a new family from a fit with several families (or borrow a population prior)."
+        )
+    tau, corr = arrays["tau"], arrays["corr"]
+    cov = tau[:, :, None] * corr * tau[:, None, :]
+    chol = np.linalg.cholesky(cov + 1e-12 * np.eye(cov.shape[-1]))
+    z = rng.standard_normal(arrays["mu"].shape)
+    return arrays["mu"] + np.einsum("sij,sj->si", chol, z)
+
+
+def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[str], reference: dict,
+                  family_max_log10_flops: dict[str, float], family: np.ndarray, columns: dict[str, np.ndarray],
+                  *, rng: np.random.Generator, interval: float, keep_draws: bool,
+                  allow_new_family: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Predictive summaries (and draws) of expected and one-run loss at each point.
+
+    Returns (result arrays, is_new_family per point).
+    """
+    n_pts = len(family)
+    fam_index = {f: i for i, f in enumerate(families)}
+    new_mask = np.array([f not in fam_index for f in family])
+    if new_mask.any() and not allow_new_family:
+        unknown = sorted(set(np.asarray(family)[new_mask]))
+        raise UnknownFamilyError(f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; the fit has "
+                                 f"{list(families)}. Allow new families to predict from the population.")
+    theta = arrays["theta"]  # (S, F, P)
+    n_s = theta.shape[0]
+    theta_new = new_family_theta(arrays, rng) if new_mask.any() else None
+    z = standardized_inputs(law, columns, reference)
+    overall_max = max(family_max_log10_flops.values())
+    max_c = np.array([family_max_log10_flops.get(f, overall_max) for f in family])
+    delta = np.maximum(0.0, np.log10(columns["flops"]) - max_c)
+    lo_q, hi_q = (1 - interval) / 2, (1 + interval) / 2
+    keys = ("mean", "median", "lower", "upper")
+    res = {f"{kind}_{k}": np.empty(n_pts) for kind in ("expected", "run") for k in keys}
+    if keep_draws:
+        res["expected_draws"] = np.empty((n_s, n_pts))
+        res["run_draws"] = np.empty((n_s, n_pts))
+    chunk = max(1, _CHUNK_VALUES // max(n_s, 1))
+    kappa = arrays["kappa"][:, None]
+    s_seed = arrays["sigma_seed"][:, None]
+    s_obs = arrays["sigma_obs"][:, None]
+    names = law.sampling
+    for start in range(0, n_pts, chunk):
+        sl = slice(start, min(start + chunk, n_pts))
+        idx = np.array([fam_index.get(f, 0) for f in family[sl]])
+        th = theta[:, idx, :]  # (S, p, P)
+        if theta_new is not None and new_mask[sl].any():
+            th = th.copy()
+            th[:, new_mask[sl], :] = theta_new[:, None, :]
+        log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(names)}, {k: v[sl] for k, v in z.items()})
+        shape = log_mu.shape
+        log_expected = log_mu + kappa * delta[sl][None, :] * rng.standard_normal(shape)
+        log_run = log_expected + s_seed * rng.standard_normal(shape) + s_obs * rng.standard_normal(shape)
+        for kind, lg in (("expected", log_expected), ("run", log_run)):
+            val = np.exp(lg)
+            res[f"{kind}_mean"][sl] = val.mean(axis=0)
+            q = np.quantile(lg, [0.5, lo_q, hi_q], axis=0)  # quantiles commute with exp
+            res[f"{kind}_median"][sl], res[f"{kind}_lower"][sl], res[f"{kind}_upper"][sl] = np.exp(q)
+            if keep_draws:
+                res[f"{kind}_draws"][:, sl] = val
+    return res, new_mask
+
+
+def as_dataset(res: dict[str, np.ndarray], family: np.ndarray, columns: dict[str, np.ndarray],
+               new_mask: np.ndarray, interval: float) -> xr.Dataset:
+    """Wrap predictive arrays in a labelled Dataset (dims ``point`` and ``sample``)."""
+    coords = {"point": np.arange(len(family)), "family": ("point", np.asarray(family, dtype=str)),
+              "params": ("point", columns["params"]), "tokens": ("point", columns["tokens"]),
+              "flops": ("point", columns["flops"]), "new_family": ("point", new_mask)}
+    data_vars = {k: ("point", v) for k, v in res.items() if not k.endswith("_draws")}
+    for kind in ("expected", "run"):
+        if f"{kind}_draws" in res:
+            data_vars[f"{kind}_loss"] = (("sample", "point"), res[f"{kind}_draws"])
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds.attrs.update(interval=interval, description="expected_*: loss of the configuration without seed noise; "
+                    "run_*: loss of one new training run (seed and checkpoint noise included)")
+    return ds
+
+
+def query_columns(params: Any, tokens: Any, flops: Any | None = None) -> dict[str, np.ndarray]:
+    """Broadcast query inputs to 1-D arrays; FLOPs default to 6 N D."""
+    n, d = np.broadcast_arrays(np.atleast_1d(np.asarray(params, dtype=float)),
+                               np.atleast_1d(np.asarray(tokens, dtype=float)))
+    n, d = n.ravel(), d.ravel()
+    if np.any(~np.isfinite(n)) or np.any(n <= 0) or np.any(~np.isfinite(d)) or np.any(d <= 0):
+        from .errors import NonPositiveValueError
+
+        raise NonPositiveValueError("params and tokens of a prediction must be positive and finite")
+    c = 6.0 * n * d if flops is None else np.broadcast_to(np.asarray(flops, dtype=float), n.shape).copy()
+    return {"params": n, "tokens": d, "flops": c}
