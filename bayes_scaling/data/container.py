@@ -219,16 +219,18 @@ class ScalingData:
     def __len__(self) -> int:
         return len(self.frame)
 
-    def subset(self, mask: np.ndarray | pd.Series, *, name: str, reason: str) -> "ScalingData":
+    def subset(self, mask: np.ndarray | pd.Series, *, name: str, reason: str,
+               drops_families: bool = False) -> "ScalingData":
         """Keep rows where ``mask`` is true; record the rest as dropped by filter ``name``.
 
-        Raises :class:`EmptyFamilyError` if a family loses all of its rows.
+        Raises :class:`EmptyFamilyError` if a family loses all of its rows (unless ``drops_families``,
+        for a deliberate selection of families).
         """
         mask = np.asarray(mask, dtype=bool)
         df = self.frame
         kept = df.loc[mask]
         emptied = sorted(set(df["family"]) - set(kept["family"]))
-        if emptied:
+        if emptied and not drops_families:
             raise EmptyFamilyError(
                 f"filter {name!r} ({reason}) removes every row of famil{'y' if len(emptied) == 1 else 'ies'} "
                 f"{emptied}. Loosen the filter, or drop those families explicitly with "
@@ -248,7 +250,8 @@ class ScalingData:
             raise UnknownFamilyError(f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; "
                                      f"the data has {self.families}")
         keep = self.frame["family"].isin(families).to_numpy()
-        return self.subset(keep, name="select_families", reason=f"kept families {sorted(families)}")
+        return self.subset(keep, name="select_families", reason=f"kept families {sorted(families)}",
+                           drops_families=True)
 
 
 def _numeric(series: pd.Series, role: str, col: str) -> np.ndarray:

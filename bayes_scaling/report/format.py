@@ -1,0 +1,15 @@
+"""Numbers for humans: 1.3B params, 50B tokens, 2.1e21 FLOPs."""
+
+from __future__ import annotations
+
+import math
+
+
+def human(x: float) -> str:
+    """1.3e9 -> '1.3B', 5e10 -> '50B', 2.5e12 -> '2.5T', 7.5e5 -> '750K'."""
+    if x is None or not math.isfinite(x):
+        return str(x)
+    for div, suf in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suf}"
+    return f"{x:.3g}"

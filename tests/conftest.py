@@ -1,0 +1,46 @@
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.data import data_root
+from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
+
+warnings.simplefilter("ignore", FutureWarning)
+
+#: small but real NUTS settings for end-to-end fits on 2 cores
+FAST = dict(draws=300, tune=300, chains=2, random_seed=1)
+
+
+@pytest.fixture(scope="session")
+def shared_root():
+    """The shared published data folder (../shared/data in CI)."""
+    return data_root()
+
+
+@pytest.fixture
+def frame():
+    return pd.DataFrame({
+        "family": ["a"] * 4 + ["b"] * 4,
+        "params": [1e8, 1e8, 4e8, 4e8] * 2,
+        "tokens": [1e9, 2e9, 4e9, 8e9] * 2,
+        "loss": [3.5, 3.3, 3.0, 2.9, 3.6, 3.4, 3.1, 3.0],
+    })
+
+
+@pytest.fixture(scope="session")
+def synthetic_truth():
+    rng = np.random.default_rng(42)
+    fams = simulate_family_parameters(3, rng)
+    df = simulate_runs(fams, rng, sizes=(5e7, 1.5e8, 4e8), checkpoints=5, seeds=2, sigma_seed=0.01, sigma_obs=0.004)
+    return fams, df
+
+
+@pytest.fixture(scope="session")
+def small_fit(synthetic_truth):
+    _, df = synthetic_truth
+    data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
+                                     run="run", seed="seed")
+    return bs.fit(data, extrapolation=0.02, **FAST)

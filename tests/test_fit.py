@@ -1,0 +1,118 @@
+"""End-to-end: fit (real NUTS, small), diagnostics, predict, save/load, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import bayes_scaling as bs
+from bayes_scaling.cli import main
+from bayes_scaling.errors import UnknownFamilyError
+
+
+def test_fit_has_labelled_groups(small_fit):
+    idata = small_fit.idata
+    for g in ("posterior", "sample_stats", "observed_data", "log_likelihood", "constant_data"):
+        assert g in idata.groups()
+    post = idata.posterior
+    assert list(post["theta"].dims) == ["chain", "draw", "family", "param"]
+    assert list(post["natural"].coords["law_param"].values) == ["E", "A", "alpha", "B", "beta"]
+    assert idata.log_likelihood["runs"].dims == ("chain", "draw", "run")
+    assert np.isfinite(idata.log_likelihood["runs"]).all()
+
+
+def test_diagnostics_reported(small_fit):
+    d = small_fit.diagnostics
+    assert d.chains == 2 and d.draws == 300
+    assert d.max_rhat < 1.1 and d.divergences >= 0
+    s = small_fit.summary()
+    for key in ("divergences", "max_rhat", "min_ess_bulk", "min_ess_tail", "chains", "draws", "sampling_seconds",
+                "parameters"):
+        assert key in s
+    for p in ("E", "A", "alpha", "B", "beta", "families", "sigma_seed", "sigma_obs"):
+        assert p in s["parameters"]
+    assert set(s["parameters"]["families"]) == {"fam0", "fam1", "fam2"}
+
+
+def test_predict_seen_and_new_family(small_fit):
+    p = small_fit.predict("fam0", [1e8, 1e9], [2e9, 2e10], interval=0.9, keep_draws=True)
+    assert isinstance(p, xr.Dataset) and p.sizes["point"] == 2
+    assert (p["run_lower"] < p["run_median"]).all() and (p["run_median"] < p["run_upper"]).all()
+    # one run is noisier than the expected loss of the configuration
+    width_run = p["run_upper"] - p["run_lower"]
+    width_exp = p["expected_upper"] - p["expected_lower"]
+    assert (width_run > width_exp).all()
+    assert p["run_loss"].dims == ("sample", "point")
+    new = small_fit.predict("brand-new", 1e9, 2e10)
+    assert bool(new["new_family"].values[0])
+    seen = small_fit.predict("fam0", 1e9, 2e10)
+    width = lambda p: (p["run_upper"] - p["run_lower"]).values[0]  # noqa: E731
+    assert width(new) > width(seen)
+    with pytest.raises(UnknownFamilyError):
+        small_fit.predict("brand-new", 1e9, 2e10, allow_new_family=False)
+
+
+def test_extrapolation_term_widens_far_predictions(small_fit):
+    near = small_fit.predict("fam0", 4e8, 8e9)  # inside the data
+    far = small_fit.predict("fam0", 4e10, 8e11)  # 4 decades of compute beyond
+    rel = lambda p: ((p["expected_upper"] - p["expected_lower"]) / p["expected_median"]).values[0]  # noqa: E731
+    assert rel(far) > rel(near) + 0.1  # kappa = 0.02/decade x 4 decades adds > +-13% (90%)
+
+
+def test_save_load_round_trip(small_fit, tmp_path):
+    path = small_fit.save(tmp_path / "fit.nc")
+    back = bs.load(path)
+    for g in small_fit.idata.groups():
+        xr.testing.assert_identical(getattr(small_fit.idata, g), getattr(back.idata, g))
+    assert back.spec == small_fit.spec
+    assert back.summary() == small_fit.summary()
+    a = small_fit.predict("fam1", 3e9, 6e10, random_seed=5)
+    b = back.predict("fam1", 3e9, 6e10, random_seed=5)
+    xr.testing.assert_identical(a, b)
+    pd_a, pd_b = small_fit.data.frame, back.data.frame
+    assert pd_a.equals(pd_b)
+
+
+def test_are_helper():
+    assert bs.are([2.0, 4.0], [2.2, 3.6]) == pytest.approx(0.1)
+
+
+def test_cli_predict_and_summary(small_fit, tmp_path, capsys):
+    path = small_fit.save(tmp_path / "fit.nc")
+    assert main(["predict", str(path), "--family", "fam2", "--params", "1e9", "--tokens", "2e10", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"family", "params", "tokens", "median", "mean", "lower", "upper", "interval", "expected_lower",
+            "expected_upper", "new_family"} <= set(out)
+    assert out["lower"] < out["median"] < out["upper"] and out["new_family"] is False
+    assert main(["predict", str(path), "--family", "zzz", "--params", "1e9", "--tokens", "2e10", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["new_family"] is True
+    assert main(["summary", str(path), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["parameters"]["alpha"]["lower"] < s["parameters"]["alpha"]["median"] < s["parameters"]["alpha"]["upper"]
+    assert "sigma_seed" in s["parameters"] and "families" in s["parameters"]
+
+
+def test_cli_fit_and_report(synthetic_truth, tmp_path, capsys):
+    _, df = synthetic_truth
+    csv = tmp_path / "runs.csv"
+    df[df["family"] != "fam2"].rename(columns={"loss": "val_loss"}).to_csv(csv, index=False)
+    out = tmp_path / "fit.nc"
+    rc = main(["fit", str(csv), "--family", "family", "--params", "params", "--tokens", "tokens", "--loss",
+               "val_loss", "--run", "run", "--seed", "seed", "--min-tokens", "1e9", "--draws", "200", "--tune",
+               "200", "--chains", "2", "--random-seed", "3", "--no-extrapolation", "--out", str(out)])
+    assert rc == 0 and out.exists()
+    fit = bs.load(out)
+    assert fit.spec.filters[0]["filter"] == "min_tokens" and fit.spec.filters[0]["rows"] > 0
+    assert main(["report", str(out), "--target", "family=fam0,params=1e9,tokens=2e10", "--out",
+                 str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "Diagnostics" in html
+
+
+def test_cli_reports_bad_input(tmp_path, capsys):
+    csv = tmp_path / "bad.csv"
+    csv.write_text("family,N,D,loss\na,1e8,1e9,-1\n")
+    rc = main(["fit", str(csv), "--family", "family", "--params", "N", "--tokens", "D", "--loss", "loss",
+               "--out", str(tmp_path / "x.nc")])
+    assert rc == 2 and "zero or negative" in capsys.readouterr().err
