@@ -48,12 +48,14 @@ def _sampling_args(p: argparse.ArgumentParser, draws: int = 1000, tune: int = 10
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--random-seed", type=int, default=0)
     p.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"])
+    p.add_argument("--likelihood", default="normal", choices=["normal", "student_t"],
+                   help="student_t: robust run likelihood that down-weights outlying runs/points")
     p.add_argument("--no-extrapolation", action="store_true", help="no extrapolation-discrepancy term")
 
 
 def _fit_kwargs(a: argparse.Namespace) -> dict:
     return dict(law=a.law, min_tokens=a.min_tokens, fraction=a.fraction, draws=a.draws, tune=a.tune,
-                chains=a.chains, random_seed=a.random_seed, sampler=a.sampler,
+                chains=a.chains, random_seed=a.random_seed, sampler=a.sampler, likelihood=a.likelihood,
                 extrapolation=None if a.no_extrapolation else "learn")
 
 

@@ -58,5 +58,9 @@ class SamplingWarning(UserWarning):
     """Sampling problems: divergences, R-hat above the limit, low effective sample size."""
 
 
+class SeedSpreadWarning(UserWarning):
+    """Repeated runs of one configuration differ far more than seed noise can explain."""
+
+
 class FitFileError(BayesScalingError, OSError):
     """A file that is not a bayes_scaling fit, or was written by an incompatible version."""

@@ -4,11 +4,12 @@ For each posterior draw ``s`` and query point (family f, N, D)::
 
     m_s        = log L(theta_s,f; N, D)                  (theta of a seen family, or for a new family
                                                           theta = mu + chol(diag(tau) Omega diag(tau)) z)
-    delta_s    ~ Normal(0, kappa_s * Delta)              extrapolation discrepancy, Delta = decades of compute
+    delta_s    ~ Normal(drift_s Delta, kappa_s Delta)     extrapolation discrepancy, Delta = decades of compute
                                                           beyond the family's largest fitted compute
     expected   = exp(m_s + delta_s)                      expected loss of the configuration (no seed noise)
     one run    = exp(m_s + delta_s + u + e)              loss of the one run you will train:
                                                           u ~ N(0, sigma_seed), e ~ N(0, sigma_obs)
+                                                          (robust fits: (u + e) sqrt(w), w ~ InvGamma(nu/2, nu/2))
 
 Results are an xarray Dataset over ``point`` (with coords family, params, tokens, flops) holding the
 summaries (mean, median, lower, upper at the chosen interval mass) of both quantities and,
@@ -48,7 +49,11 @@ def posterior_arrays(post: xr.Dataset) -> dict[str, np.ndarray]:
     if "tau" in post:
         out["tau"] = _stack(post, "tau")
         out["corr"] = _stack(post, "corr")
-    out["kappa"] = _stack(post, "kappa") if "kappa" in post else np.zeros(out["mu"].shape[0])
+    if "nu" in post:
+        out["nu"] = _stack(post, "nu")
+    n_s = out["mu"].shape[0]
+    out["kappa"] = _stack(post, "kappa") if "kappa" in post else np.zeros(n_s)
+    out["drift"] = _stack(post, "drift") if "drift" in post else np.zeros(n_s)
     return out
 
 
@@ -96,8 +101,10 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
         res["run_draws"] = np.empty((n_s, n_pts))
     chunk = max(1, _CHUNK_VALUES // max(n_s, 1))
     kappa = arrays["kappa"][:, None]
+    drift = arrays["drift"][:, None]
     s_seed = arrays["sigma_seed"][:, None]
     s_obs = arrays["sigma_obs"][:, None]
+    nu = arrays["nu"][:, None] if "nu" in arrays else None
     names = law.sampling
     for start in range(0, n_pts, chunk):
         sl = slice(start, min(start + chunk, n_pts))
@@ -108,8 +115,11 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
             th[:, new_mask[sl], :] = theta_new[:, None, :]
         log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(names)}, {k: v[sl] for k, v in z.items()})
         shape = log_mu.shape
-        log_expected = log_mu + kappa * delta[sl][None, :] * rng.standard_normal(shape)
-        log_run = log_expected + s_seed * rng.standard_normal(shape) + s_obs * rng.standard_normal(shape)
+        log_expected = log_mu + delta[sl][None, :] * (drift + kappa * rng.standard_normal(shape))
+        noise = s_seed * rng.standard_normal(shape) + s_obs * rng.standard_normal(shape)
+        if nu is not None:  # robust likelihood: the run's noise is a scale mixture (multivariate t)
+            noise = noise * np.sqrt(nu / rng.chisquare(np.broadcast_to(nu, shape)))
+        log_run = log_expected + noise
         for kind, lg in (("expected", log_expected), ("run", log_run)):
             val = np.exp(lg)
             res[f"{kind}_mean"][sl] = val.mean(axis=0)

@@ -40,21 +40,28 @@ def kempner_default() -> dict:
 
 
 def epoch() -> dict:
-    t = time.perf_counter()
-    f = bs.fit(load_epoch_chinchilla(drop_highest_losses=5))
-    wall = time.perf_counter() - t
-    s = f.summary(interval=0.95)
-    rows = {}
-    for k, v in EPOCH.items():
-        p = s["parameters"][k]
-        rows[k] = {"epoch": v, "median": p["median"], "lower": p["lower"], "upper": p["upper"],
-                   "contains": p["lower"] <= v <= p["upper"]}
-    return {"wall_seconds": wall, "divergences": s["divergences"], "max_rhat": s["max_rhat"],
-            "min_ess_bulk": s["min_ess_bulk"], "parameters": rows}
+    out = {}
+    for likelihood in ("student_t", "normal"):
+        t = time.perf_counter()
+        f = bs.fit(load_epoch_chinchilla(drop_highest_losses=5), likelihood=likelihood)
+        wall = time.perf_counter() - t
+        s = f.summary(interval=0.95)
+        rows = {}
+        for k, v in EPOCH.items():
+            p = s["parameters"][k]
+            rows[k] = {"epoch": v, "median": p["median"], "lower": p["lower"], "upper": p["upper"],
+                       "contains": p["lower"] <= v <= p["upper"]}
+        out[likelihood] = {"wall_seconds": wall, "divergences": s["divergences"], "max_rhat": s["max_rhat"],
+                           "min_ess_bulk": s["min_ess_bulk"], "min_ess_tail": s["min_ess_tail"],
+                           "nu": s["parameters"].get("nu"), "parameters": rows}
+    return out
 
 
 def seeds() -> dict:
-    data = load_datablations_code()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", bs.errors.SeedSpreadWarning)
+        data = load_datablations_code()
+    data_warnings = [str(w.message) for w in caught if issubclass(w.category, bs.errors.SeedSpreadWarning)]
     rt = data.run_table()
     spread = rt.groupby("family")["final_loss"].agg(lambda x: float(np.log(x).max() - np.log(x).min()))
     t = time.perf_counter()
@@ -64,8 +71,8 @@ def seeds() -> dict:
     fam = data.families[0]
     n, dmax = float(rt["params"].iloc[0]), float(rt["max_tokens"].max())
     p = f.predict(fam, n, dmax)
-    return {"wall_seconds": wall, "divergences": s["divergences"], "max_rhat": s["max_rhat"],
-            "min_ess_bulk": s["min_ess_bulk"], "sigma_seed": s["parameters"]["sigma_seed"],
+    return {"wall_seconds": wall, "data_warnings": data_warnings, "divergences": s["divergences"],
+            "max_rhat": s["max_rhat"], "min_ess_bulk": s["min_ess_bulk"], "sigma_seed": s["parameters"]["sigma_seed"],
             "sigma_obs": s["parameters"]["sigma_obs"],
             "raw_log_spread_final_mean": float(spread.mean()),
             "raw_log_sd_final": float(spread.mean() / np.sqrt(2)),

@@ -15,6 +15,7 @@ from bayes_scaling.errors import (
     NonPositiveValueError,
     PerplexityLikeLossError,
     PriorError,
+    SeedSpreadWarning,
     UnknownFamilyError,
 )
 
@@ -114,3 +115,22 @@ def test_impossible_priors():
         p.validate(law)
     with pytest.raises(PriorError):
         bs.Priors.default(law, -1.0)
+
+
+def _two_seed_frame(factor):
+    rows = []
+    for seed, scale in ((1, 1.0), (2, factor)):
+        for d in (1e9, 2e9, 4e9):
+            rows.append({"family": "a", "params": 1e8, "tokens": d, "loss": scale * (3.0 + 1e9 / d), "seed": seed})
+    return pd.DataFrame(rows)
+
+
+def test_seed_keyed_runs_a_factor_apart_warn():
+    import warnings
+
+    with pytest.warns(SeedSpreadWarning, match="same evaluation"):
+        d = build(_two_seed_frame(4.0), seed="seed")
+    assert len(d.runs) == 2  # nothing dropped: the warning only says what to check
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SeedSpreadWarning)
+        build(_two_seed_frame(1.02), seed="seed")  # a 2% seed difference is plausible: silent

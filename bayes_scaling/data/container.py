@@ -16,6 +16,7 @@ Validation is strict and every problem raises a specific exception
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,7 @@ from ..errors import (
     NonFiniteValueError,
     NonPositiveValueError,
     PerplexityLikeLossError,
+    SeedSpreadWarning,
 )
 
 #: canonical column names of the container's frame
@@ -187,6 +189,7 @@ class ScalingData:
                 "appear once: pass run=/seed= columns that tell repeated runs apart, or average the "
                 "duplicated evaluations yourself."
             )
+        _warn_on_implausible_seed_spread(df)
         clean = df.sort_values(["family", "run", "tokens"], kind="mergesort").reset_index(drop=True)
         return ScalingData(frame=clean, dropped=self.dropped, source=self.source)
 
@@ -273,3 +276,31 @@ def _check_positive(df: pd.DataFrame, cols: list[str]) -> None:
                 f"column {col!r} has {int(bad.sum())} zero or negative value(s) (rows {rows}...). "
                 f"Scaling laws need positive {col}; remove or fix those rows (e.g. step-0 checkpoints)."
             )
+
+
+#: repeated runs whose losses differ by more than this in log loss (~22%) are not seed noise
+SEED_SPREAD_LIMIT = 0.2
+
+
+def _warn_on_implausible_seed_spread(df: pd.DataFrame) -> None:
+    """Warn when runs of the same (family, N) at the same tokens differ by far more than seed noise.
+
+    Seed-to-seed differences of language-model loss are a few percent (the Hitchhiker's guide: ~4% at
+    most). Repeated runs a factor apart are almost always different evaluations (another validation
+    set, a train vs a val loss) keyed as seeds; the fit would read the gap as seed noise.
+    """
+    same = df.groupby(["family", "params", "tokens"])
+    n_runs = same["run"].transform("nunique")
+    rep = df[n_runs > 1]
+    if rep.empty:
+        return
+    logl = np.log(rep["loss"].astype(float))
+    spread = logl.groupby([rep["family"], rep["params"], rep["tokens"]]).agg(lambda x: x.max() - x.min())
+    med = float(spread.median())
+    if med > SEED_SPREAD_LIMIT:
+        fam, n, d = spread.idxmax()
+        warnings.warn(
+            f"repeated runs of one configuration differ by a median factor {np.exp(med):.2f} in loss at the same "
+            f"token count (largest in family {fam!r}, N={n:.3g}, D={d:.3g}); seed noise moves loss by a few "
+            "percent. Check that these runs report the same evaluation; the fit will read the gap as seed noise.",
+            SeedSpreadWarning, stacklevel=3)

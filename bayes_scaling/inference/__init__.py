@@ -3,5 +3,6 @@
 from .diagnostics import Diagnostics, diagnose
 from .fit import fit
 from .fitted import ScalingFit, load
+from .prior_check import prior_check_table, prior_predictive_check
 
-__all__ = ["Diagnostics", "ScalingFit", "diagnose", "fit", "load"]
+__all__ = ["Diagnostics", "ScalingFit", "diagnose", "fit", "load", "prior_check_table", "prior_predictive_check"]

@@ -3,10 +3,13 @@
 A law fitted on small runs is used 10-100x beyond them in compute, where its form, not only its
 parameters, may be wrong. The predictive therefore adds a discrepancy to the log loss::
 
-    delta ~ Normal(0, kappa * Delta),   Delta = max(0, log10 C - log10 C_max(family))
+    delta ~ Normal(drift * Delta, kappa * Delta),   Delta = max(0, log10 C - log10 C_max(family))
 
 that grows linearly with the decades of compute ``Delta`` beyond the largest compute fitted for that
-family (zero inside the data). ``kappa`` (log-loss sd per decade) is learned by leave-largest-out:
+family (zero inside the data). ``kappa`` (log-loss sd per decade) is the size of the law's
+extrapolation error; ``drift`` (log-loss per decade) its systematic direction: a law that keeps
+over-predicting the loss of larger runs (the usual case when the loss curve still bends down) does so
+in the held-out data too. Both are learned by leave-largest-out:
 
 1. In each family, hold out the runs whose largest compute lies within ``holdout_decades`` of the
    family's largest compute (a family that would lose every run holds out the late checkpoints
@@ -15,11 +18,12 @@ family (zero inside the data). ``kappa`` (log-loss sd per decade) is learned by 
 3. For each held-out point ``i``, take the residual ``r_i`` of the log loss against the inner
    predictive mean, the inner predictive variance ``v_i`` (parameters + seed + checkpoint noise)
    and its distance ``Delta_i`` from the inner fit's data.
-4. The posterior of kappa on a grid: ``prod_i N(r_i | 0, v_i + kappa^2 Delta_i^2)^(w_i) x HalfNormal(kappa | s)``,
+4. The joint posterior of (kappa, drift) on a grid:
+   ``prod_i N(r_i | drift Delta_i, v_i + kappa^2 Delta_i^2)^(w_i) x HalfNormal(kappa | s_k) x Normal(drift | 0, s_d)``,
    each run weighted ``w_i = 1 / checkpoints`` so that a long curve counts as one run.
 
-Draws of kappa from that posterior enter the final predictive. With nothing held out at a positive
-distance, kappa keeps its prior (and the fit says so).
+Draws of (kappa, drift) from that posterior enter the final predictive. With nothing held out at a
+positive distance, both keep their priors (and the fit says so).
 """
 
 from __future__ import annotations
@@ -51,23 +55,31 @@ def holdout_split(data: ScalingData, holdout_decades: float = 0.3) -> tuple[np.n
     return held, desc
 
 
-def kappa_posterior(resid: np.ndarray, var: np.ndarray, dist: np.ndarray, weight: np.ndarray,
-                    prior_scale: float, n_grid: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """Grid posterior of kappa: returns (grid, probabilities)."""
+def discrepancy_posterior(resid: np.ndarray, var: np.ndarray, dist: np.ndarray, weight: np.ndarray,
+                          kappa_scale: float, drift_scale: float, size: int, rng: np.random.Generator,
+                          n_grid: int = 241) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of (kappa, drift) from their grid posterior given held-out residuals.
+
+    ``r_i ~ Normal(drift * Delta_i, sqrt(v_i + kappa^2 Delta_i^2))`` with weights ``w_i``;
+    priors ``kappa ~ HalfNormal(kappa_scale)``, ``drift ~ Normal(0, drift_scale)``.
+    """
     pos = dist > 0
-    hi = 10 * prior_scale
+    k_hi, m_hi = 10 * kappa_scale, 5 * drift_scale
     if pos.any():
-        hi = max(hi, 3 * float(np.max(np.abs(resid[pos]) / dist[pos])))
-    grid = np.linspace(0.0, hi, n_grid)
-    total_var = var[None, :] + (grid[:, None] * dist[None, :]) ** 2
-    ll = -0.5 * (np.log(2 * np.pi * total_var) + resid[None, :] ** 2 / total_var)
-    logp = (ll * weight[None, :]).sum(axis=1) - 0.5 * (grid / prior_scale) ** 2
-    p = np.exp(logp - logp.max())
-    return grid, p / p.sum()
-
-
-def sample_grid(grid: np.ndarray, prob: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Draws from a grid distribution (uniform jitter inside each cell)."""
-    idx = rng.choice(len(grid), size=size, p=prob)
-    step = grid[1] - grid[0]
-    return np.clip(grid[idx] + (rng.random(size) - 0.5) * step, 0.0, None)
+        slope = float(np.max(np.abs(resid[pos]) / dist[pos]))
+        k_hi, m_hi = max(k_hi, 3 * slope), max(m_hi, 3 * slope)
+    kappa = np.linspace(0.0, k_hi, n_grid)
+    drift = np.linspace(-m_hi, m_hi, n_grid)
+    total_var = var[None, :] + (kappa[:, None] * dist[None, :]) ** 2  # (K, n)
+    logp = np.empty((n_grid, n_grid))
+    for j, m in enumerate(drift):
+        r = resid - m * dist
+        ll = -0.5 * (np.log(2 * np.pi * total_var) + r[None, :] ** 2 / total_var)
+        logp[:, j] = (ll * weight[None, :]).sum(axis=1)
+    logp += -0.5 * (kappa[:, None] / kappa_scale) ** 2 - 0.5 * (drift[None, :] / drift_scale) ** 2
+    p = np.exp(logp - logp.max()).ravel()
+    idx = rng.choice(p.size, size=size, p=p / p.sum())
+    ik, im = np.unravel_index(idx, logp.shape)
+    jitter = rng.random((2, size)) - 0.5  # uniform inside each grid cell
+    k = np.clip(kappa[ik] + jitter[0] * (kappa[1] - kappa[0]), 0.0, None)
+    return k, drift[im] + jitter[1] * (drift[1] - drift[0])

@@ -13,7 +13,7 @@ from ..errors import SamplingWarning
 from ..laws import Law
 from ..model import POPULATION_VARS, ModelSpec, Priors, build_model
 from .diagnostics import diagnose, warn_if_problems
-from .extrapolation import holdout_split, kappa_posterior, sample_grid
+from .extrapolation import discrepancy_posterior, holdout_split
 from .fitted import ScalingFit, build_idata
 from .initial import initial_values
 from .sampling import run_nuts
@@ -24,13 +24,14 @@ def fit(
     law: str | Law = "chinchilla",
     priors: Priors | None = None,
     *,
+    likelihood: str = "normal",
     min_tokens: float | None = None,
     fraction: float | None = None,
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
     random_seed: int = 0,
-    target_accept: float = 0.95,
+    target_accept: float = 0.98,
     sampler: str = "auto",
     extrapolation: str | float | None = "learn",
     holdout_decades: float = 0.3,
@@ -47,6 +48,10 @@ def fit(
         ``"chinchilla"`` (L = E + A N^-alpha + B D^-beta) or ``"compute"`` (L = E + A C^-alpha).
     priors:
         A :class:`Priors`; default :meth:`Priors.default` scaled by the data's median loss.
+    likelihood:
+        ``"normal"`` (default) or ``"student_t"``: a robust multivariate-t run marginal that
+        down-weights runs or points far off the law (the Bayesian counterpart of a Huber fit); use it
+        for data read off figures or zoos with a few broken runs.
     min_tokens, fraction:
         The Hitchhiker's filters: drop checkpoints before ``min_tokens`` tokens; keep only the first
         ``fraction`` of each run. Dropped rows are recorded in the fit.
@@ -66,22 +71,23 @@ def fit(
                                       seed="seed" if "seed" in data.columns else None,
                                       flops="flops" if "flops" in data.columns else None)
     data = apply_filters(data, min_tokens=min_tokens, fraction=fraction)
-    spec = ModelSpec.from_data(data, law, priors)
+    spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood)
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, progressbar=progressbar)
     fitted = _fit_spec(data, spec, settings)
 
     rng = np.random.default_rng(random_seed + 7919)
     n_samples = chains * draws
+    drift = np.zeros(n_samples)
     if extrapolation is None:
         kappa, info = np.zeros(n_samples), {"mode": "none"}
-    elif isinstance(extrapolation, (int, float)):
+    elif isinstance(extrapolation, (int, float)) and not isinstance(extrapolation, bool):
         kappa, info = np.full(n_samples, float(extrapolation)), {"mode": "fixed", "kappa": float(extrapolation)}
     elif extrapolation == "learn":
-        kappa, info = _learn_kappa(data, spec, settings, holdout_decades, rng, n_samples)
+        kappa, drift, info = _learn_discrepancy(data, spec, settings, holdout_decades, rng, n_samples)
     else:
         raise ValueError(f"extrapolation must be 'learn', a number or None, got {extrapolation!r}")
-    fitted.set_extrapolation(kappa, info)
+    fitted.set_extrapolation(kappa, info, drift=drift)
     return fitted
 
 
@@ -94,17 +100,17 @@ def _fit_spec(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], what
     return ScalingFit(build_idata(idata, data, spec, info, diag), spec)
 
 
-def _learn_kappa(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], holdout_decades: float,
-                 rng: np.random.Generator, n_samples: int) -> tuple[np.ndarray, dict]:
+def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], holdout_decades: float,
+                       rng: np.random.Generator, n_samples: int) -> tuple[np.ndarray, np.ndarray, dict]:
     held, desc = holdout_split(data, holdout_decades)
-    prior_scale = spec.priors.kappa_scale
-    info: dict[str, Any] = {"mode": "learn", "holdout": desc, "prior_scale": prior_scale}
+    k_scale, d_scale = spec.priors.kappa_scale, spec.priors.drift_scale
+    info: dict[str, Any] = {"mode": "learn", "holdout": desc, "prior_scale": k_scale, "drift_prior_scale": d_scale}
     if not held.any():
         info["calibrated"] = False
-        info["note"] = "nothing could be held out (each family has one run); kappa keeps its prior"
-        return np.abs(rng.normal(0, prior_scale, n_samples)), info
+        info["note"] = "nothing could be held out (each family has one run); kappa and drift keep their priors"
+        return np.abs(rng.normal(0, k_scale, n_samples)), rng.normal(0, d_scale, n_samples), info
     train = data.subset(~held, name="leave_largest_out", reason=desc)
-    inner_spec = ModelSpec.from_data(train, spec.law, spec.priors)
+    inner_spec = ModelSpec.from_data(train, spec.law, spec.priors, likelihood=spec.likelihood)
     inner_settings = dict(settings, draws=min(settings["draws"], 500), tune=min(settings["tune"], 500))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)  # the inner fit's diagnostics are stored, not shouted
@@ -120,8 +126,7 @@ def _learn_kappa(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], h
     fam_max = np.array([inner_spec.family_max_log10_flops[f] for f in test["family"]])
     dist = np.maximum(0.0, lc - fam_max)
     weight = 1.0 / test.groupby("run")["loss"].transform("size").to_numpy()
-    grid, prob = kappa_posterior(resid, var, dist, weight, prior_scale)
-    kappa = sample_grid(grid, prob, n_samples, rng)
+    kappa, drift = discrepancy_posterior(resid, var, dist, weight, k_scale, d_scale, n_samples, rng)
     info.update(
         calibrated=bool((dist > 0).any()),
         heldout_rows=int(held.sum()),
@@ -132,8 +137,11 @@ def _learn_kappa(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], h
         kappa_median=float(np.median(kappa)),
         kappa_q05=float(np.quantile(kappa, 0.05)),
         kappa_q95=float(np.quantile(kappa, 0.95)),
+        drift_median=float(np.median(drift)),
+        drift_q05=float(np.quantile(drift, 0.05)),
+        drift_q95=float(np.quantile(drift, 0.95)),
         inner_diagnostics=inner.diagnostics.to_dict(),
     )
     if not info["calibrated"]:
-        info["note"] = "held-out points lie inside the fitted compute range; kappa keeps its prior"
-    return kappa, info
+        info["note"] = "held-out points lie inside the fitted compute range; kappa and drift keep their priors"
+    return kappa, drift, info

@@ -3,7 +3,7 @@
 Groups of ``fit.idata``:
 
 * ``posterior``: ``mu`` (param), ``tau`` (param), ``corr`` (param, param_bis), ``theta`` (family, param),
-  ``sigma_total``, ``seed_share``, ``sigma_seed``, ``sigma_obs``, ``kappa`` (extrapolation discrepancy),
+  ``sigma_total``, ``seed_share``, ``sigma_seed``, ``sigma_obs``, ``kappa`` and ``drift`` (extrapolation discrepancy),
   and the law's natural parameters ``natural`` (family, law_param) and ``population_natural`` (law_param,
   the population median: the law at ``mu``).
 * ``sample_stats``: the sampler's statistics (``diverging``, step sizes, tree depths, ...).
@@ -68,7 +68,8 @@ def run_log_likelihood(post: xr.Dataset, data: ScalingData, spec: ModelSpec) -> 
     resid = arr["log_loss"] - log_mu
     s1, s2 = run_sums_numpy(resid, arr["run_index"], len(spec.runs))
     ll = run_marginal_loglik(s1, s2, arr["n_per_run"], post["sigma_seed"].to_numpy()[..., None],
-                             post["sigma_obs"].to_numpy()[..., None])
+                             post["sigma_obs"].to_numpy()[..., None],
+                             nu=post["nu"].to_numpy()[..., None] if "nu" in post else None)
     return xr.DataArray(ll, dims=("chain", "draw", "run"),
                         coords={"chain": post.chain, "draw": post.draw, "run": spec.runs})
 
@@ -148,10 +149,13 @@ class ScalingFit:
         return ScalingData(frame=frame, dropped=tuple(DropRecord(**d) for d in self.spec.filters),
                            source=self.spec.source)
 
-    def set_extrapolation(self, kappa: np.ndarray, info: dict) -> None:
+    def set_extrapolation(self, kappa: np.ndarray, info: dict, drift: np.ndarray | None = None) -> None:
+        """Store draws of the extrapolation discrepancy's scale ``kappa`` and direction ``drift``."""
         post = self.idata.posterior
         shape = (post.sizes["chain"], post.sizes["draw"])
         post["kappa"] = (("chain", "draw"), np.asarray(kappa, dtype=float).reshape(shape))
+        drift = np.zeros(shape) if drift is None else np.asarray(drift, dtype=float).reshape(shape)
+        post["drift"] = (("chain", "draw"), drift)
         post.attrs[EXTRAP_ATTR] = json.dumps(info)
 
     # ------------------------------------------------------------------ prediction
@@ -201,7 +205,7 @@ class ScalingFit:
         for f in self.spec.families:
             for p in self.law.natural:
                 add(f, p, post["natural"].sel(family=f, law_param=p))
-        for s in ("sigma_seed", "sigma_obs", "kappa"):
+        for s in ("sigma_seed", "sigma_obs", "kappa", "drift", "nu"):
             if s in post:
                 add("noise", s, post[s])
         return pd.DataFrame(rows)
@@ -221,7 +225,7 @@ class ScalingFit:
         params.update(noise)
         info = self.sampler_info
         return {
-            "law": self.law.formula,
+            "law": self.law.formula, "likelihood": self.spec.likelihood,
             "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,
             "min_ess_tail": d.min_ess_tail, "chains": d.chains, "draws": d.draws,
             "sampling_seconds": d.sampling_seconds, "compile_seconds": info.get("compile_seconds"),

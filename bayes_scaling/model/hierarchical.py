@@ -13,6 +13,7 @@ Written out (sampling scale of the law, ``p`` indexes its parameters, ``f`` fami
     sigma_seed  = sigma_total sqrt(seed_share)              seed noise (run effect scale)
     sigma_obs   = sigma_total sqrt(1 - seed_share)          checkpoint noise
     log y_ij    = log L(theta_f(j); N_j, D_ij) + u_j + e_ij,  u_j ~ N(0, sigma_seed), e_ij ~ N(0, sigma_obs)
+    (robust option: the run's noise is scaled by sqrt(w_j), w_j ~ InvGamma(nu/2, nu/2), nu ~ Gamma(2, 0.1))
 
 The run effects ``u_j`` are integrated out exactly (:mod:`.likelihood`). With a single family the
 family layer is dropped (theta = mu): one family carries no information on family-to-family spread.
@@ -47,7 +48,7 @@ def model_arrays(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
             "n_per_run": n_per_run, **{f"z_{k}": v for k, v in z.items()}}
 
 
-def build_model(data: ScalingData, spec: ModelSpec, centered: bool = True) -> pm.Model:
+def build_model(data: ScalingData, spec: ModelSpec, noncentering: dict[str, float] | None = None) -> pm.Model:
     """Build the PyMC model of ``data`` as described in the module docstring."""
     law = spec.law_obj
     pri = spec.priors
@@ -67,11 +68,14 @@ def build_model(data: ScalingData, spec: ModelSpec, centered: bool = True) -> pm
                 compute_corr=True, store_in_trace=False)
             pm.Deterministic("tau", tau, dims="param")
             pm.Deterministic("corr", corr, dims=("param", "param_bis"))
-            if centered:
+            nc = spec.noncentering if noncentering is None else noncentering
+            w = np.array([float(nc.get(p, 0.0)) for p in params])
+            if not w.any():
                 theta = pm.MvNormal("theta", mu=mu, chol=chol, dims=("family", "param"))
-            else:
-                z = pm.Normal("z", 0.0, 1.0, dims=("family", "param"))
-                theta = pm.Deterministic("theta", mu[None, :] + pt.dot(z, chol.T), dims=("family", "param"))
+            else:  # partial non-centring: eta = diag(tau^-w)(theta - mu) ~ MvNormal(0, diag(tau^-w) chol)
+                scale = tau**w
+                eta = pm.MvNormal("eta", mu=pt.zeros(n_par), chol=chol / scale[:, None], dims=("family", "param"))
+                theta = pm.Deterministic("theta", mu[None, :] + eta * scale[None, :], dims=("family", "param"))
         else:
             theta = pm.Deterministic("theta", mu[None, :], dims=("family", "param"))
         # total residual sd and the seed share of its variance: with one checkpoint per run only the
@@ -88,10 +92,11 @@ def build_model(data: ScalingData, spec: ModelSpec, centered: bool = True) -> pm
         idx = arr["run_index"]
         s1 = pt.inc_subtensor(pt.zeros(n_run)[idx], resid)
         s2 = pt.inc_subtensor(pt.zeros(n_run)[idx], resid**2)
-        ll = run_marginal_loglik(s1, s2, arr["n_per_run"], sigma_seed, sigma_obs, xp=pt)
+        nu = pm.Gamma("nu", pri.nu_alpha, pri.nu_beta) if spec.likelihood == "student_t" else None
+        ll = run_marginal_loglik(s1, s2, arr["n_per_run"], sigma_seed, sigma_obs, xp=pt, nu=nu)
         pm.Potential("log_likelihood_runs", ll.sum())
     return model
 
 
 #: variables whose convergence is required (population parameters and noise scales)
-POPULATION_VARS = ("mu", "tau", "sigma_total", "seed_share", "sigma_seed", "sigma_obs")
+POPULATION_VARS = ("mu", "tau", "sigma_total", "seed_share", "sigma_seed", "sigma_obs", "nu")

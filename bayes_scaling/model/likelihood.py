@@ -15,6 +15,17 @@ so the residuals ``r_j = log y_j - log L`` of a run are jointly normal with cova
 Integrating ``u_j`` out exactly removes one latent variable per run (thousands of them for real zoos)
 and the funnel between ``sigma_seed`` and the run effects, without changing the model.
 The same function serves pytensor (the model) and numpy (pointwise log-likelihood, ``xp=numpy``).
+
+**Robust option** (``likelihood="student_t"``): the run's residual vector follows a multivariate
+Student-t with the same scale matrix and ``nu`` degrees of freedom, i.e. the whole run shares one
+variance-inflation factor ``w_j ~ InvGamma(nu/2, nu/2)``. A run (or, for final-loss data, a single
+point) that sits far off the law is down-weighted instead of dragging the law towards it: the
+Bayesian counterpart of the Huber loss used by Hoffmann et al. and Epoch. Its density has the same
+ingredients::
+
+    log p(r_j) = lgamma((nu+n)/2) - lgamma(nu/2) - n/2 log(nu pi) - 1/2 log|Sigma| - (nu+n)/2 log(1 + Q/nu)
+
+with ``log|Sigma| = (n-1) log so2 + log(so2 + n ss2)`` and ``Q`` the quadratic form above.
 """
 
 from __future__ import annotations
@@ -23,17 +34,27 @@ import math
 from typing import Any
 
 import numpy as np
+import scipy.special
 
 LOG_2PI = math.log(2 * math.pi)
 
 
-def run_marginal_loglik(s1: Any, s2: Any, n: Any, sigma_seed: Any, sigma_obs: Any, xp: Any = np) -> Any:
-    """Log density of each run's residuals with the run effect integrated out (see module doc)."""
+def run_marginal_loglik(s1: Any, s2: Any, n: Any, sigma_seed: Any, sigma_obs: Any, xp: Any = np,
+                        nu: Any = None) -> Any:
+    """Log density of each run's residuals with the run effect integrated out (see module doc).
+
+    ``nu=None``: Gaussian; otherwise the multivariate Student-t with ``nu`` degrees of freedom.
+    """
     so2 = sigma_obs**2
     ss2 = sigma_seed**2
     denom = so2 + n * ss2
     quad = (s2 - ss2 * s1**2 / denom) / so2
-    return -0.5 * (n * LOG_2PI + (n - 1) * xp.log(so2) + xp.log(denom) + quad)
+    log_det = (n - 1) * xp.log(so2) + xp.log(denom)
+    if nu is None:
+        return -0.5 * (n * LOG_2PI + log_det + quad)
+    gammaln = scipy.special.gammaln if xp is np else xp.gammaln
+    return (gammaln((nu + n) / 2) - gammaln(nu / 2) - 0.5 * n * xp.log(nu * math.pi) - 0.5 * log_det
+            - 0.5 * (nu + n) * xp.log1p(quad / nu))
 
 
 def run_sums_numpy(residual: np.ndarray, run_index: np.ndarray, n_runs: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,9 @@ seed_share             Beta(2, 2)                      share of that variance du
                                                        sigma_seed = sigma_total sqrt(seed_share),
                                                        sigma_obs = sigma_total sqrt(1 - seed_share)
 kappa (extrapolation)  HalfNormal(0.05)                discrepancy sd per decade of compute
+drift (extrapolation)  Normal(0, 0.05)                 systematic discrepancy per decade of compute
+nu (student_t only)    Gamma(2, 0.1)                   degrees of freedom of the robust likelihood
+                                                       (Juarez & Steel 2010): mean 20, 5% below 3.6
 =====================  ==============================  =============================================
 
 The compute law uses the same rows for ``log_E``, ``log_A_ref`` and ``log_alpha``.
@@ -60,6 +63,9 @@ class Priors:
     seed_share_a: float = 2.0
     seed_share_b: float = 2.0
     kappa_scale: float = 0.05
+    drift_scale: float = 0.05
+    nu_alpha: float = 2.0
+    nu_beta: float = 0.1
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -90,7 +96,7 @@ class Priors:
                     raise PriorError(f"priors.{name}[{k!r}] = {v!r} is not finite")
                 if name != "mu_loc" and float(v) <= 0:
                     raise PriorError(f"priors.{name}[{k!r}] = {v!r}: a scale must be positive")
-        for name in ("lkj_eta", "sigma_total_scale", "seed_share_a", "seed_share_b", "kappa_scale"):
+        for name in ("lkj_eta", "sigma_total_scale", "seed_share_a", "seed_share_b", "kappa_scale", "drift_scale", "nu_alpha", "nu_beta"):
             v = float(getattr(self, name))
             if not (math.isfinite(v) and v > 0):
                 raise PriorError(f"priors.{name} = {v!r}: must be a positive finite number")
@@ -110,5 +116,7 @@ class Priors:
         lines += [f"family correlation ~ LKJ(eta={self.lkj_eta:g})",
                   f"sigma_total ~ HalfNormal({self.sigma_total_scale:g})",
                   f"seed_share ~ Beta({self.seed_share_a:g}, {self.seed_share_b:g})",
-                  f"kappa (extrapolation, per decade of compute) ~ HalfNormal({self.kappa_scale:g})"]
+                  f"kappa (extrapolation, per decade of compute) ~ HalfNormal({self.kappa_scale:g})",
+                  f"drift (extrapolation, per decade of compute) ~ Normal(0, {self.drift_scale:g})",
+                  f"nu (robust likelihood only) ~ Gamma({self.nu_alpha:g}, {self.nu_beta:g})"]
         return lines + self.notes

@@ -15,6 +15,8 @@ from ..laws import Law, get_law, reference_scales
 from .priors import Priors
 
 SPEC_VERSION = 1
+#: ``normal``: Gaussian seed and checkpoint noise; ``student_t``: robust multivariate-t run marginal
+LIKELIHOODS = ("normal", "student_t")
 
 
 @dataclass
@@ -28,6 +30,9 @@ class ModelSpec:
     family_max_log10_flops: dict[str, float]
     filters: list[dict] = field(default_factory=list)
     source: str = ""
+    likelihood: str = "normal"
+    #: per sampling parameter, 0 = centred ... 1 = non-centred family offsets (see build_model)
+    noncentering: dict[str, float] = field(default_factory=dict)
     version: int = SPEC_VERSION
 
     @property
@@ -35,7 +40,10 @@ class ModelSpec:
         return get_law(self.law)
 
     @classmethod
-    def from_data(cls, data: ScalingData, law: str | Law = "chinchilla", priors: Priors | None = None) -> "ModelSpec":
+    def from_data(cls, data: ScalingData, law: str | Law = "chinchilla", priors: Priors | None = None,
+                  likelihood: str = "normal") -> "ModelSpec":
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         lw = get_law(law)
         df = data.frame
         ref = reference_scales(lw, {c: df[c].to_numpy() for c in lw.inputs})
@@ -55,6 +63,7 @@ class ModelSpec:
             family_max_log10_flops={f: float(np.log10(v)) for f, v in fam_max.items()},
             filters=[r.to_dict() for r in data.dropped],
             source=data.source,
+            likelihood=likelihood,
         )
 
     def to_json(self) -> str:

@@ -79,8 +79,11 @@ def write_report(fit, out_dir: str | os.PathLike, targets: list[dict] | None = N
     ex = fit.extrapolation
     if ex.get("mode") == "learn":
         parts.append(f"<p>Extrapolation discrepancy: {html.escape(ex.get('holdout', ''))}; kappa median "
-                     f"{ex.get('kappa_median', float('nan')):.4g} log-loss sd per decade of compute beyond the data."
+                     f"{ex.get('kappa_median', float('nan')):.4g} log-loss sd and drift median "
+                     f"{ex.get('drift_median', 0.0):+.4g} log loss per decade of compute beyond the data."
                      "</p>")
+        if ex.get("note"):
+            parts.append(f"<p><b>Note:</b> {html.escape(ex['note'])}</p>")
     if targets:
         tt = target_table(fit, targets, interval)
         parts += ["<h2>Targets</h2>", _table(tt.drop(columns=["label"])),
