@@ -36,7 +36,8 @@ def kempner_default() -> dict:
     s = f.summary()
     return {"wall_seconds": wall, **{k: s[k] for k in ("divergences", "max_rhat", "min_ess_bulk", "min_ess_tail",
                                                         "sampling_seconds", "compile_seconds")},
-            "kappa_median": s["extrapolation"].get("kappa_median")}
+            "kappa_median": s["extrapolation"].get("kappa_median"),
+            "drift_median": s["extrapolation"].get("drift_median"), "target_accept": f.sampler_info.get("target_accept")}
 
 
 def epoch() -> dict:
@@ -105,7 +106,9 @@ def extrapolation() -> dict:
                           "coverage90": float(cover.mean()), "coverage50": float(cover50.mean()),
                           "mean_rel_width90": float(width.mean()), "max_abs_rel_error": float(np.max(np.abs(y / p["run_median"].values - 1))),
                           "distance_decades_max": float(d.max()), "divergences": f.diagnostics.divergences,
-                          "kappa_median": f.extrapolation.get("kappa_median")}
+                          "kappa_median": f.extrapolation.get("kappa_median"),
+                          "drift_median": f.extrapolation.get("drift_median"),
+                          "mean_rel_error": float(np.mean(y / p["run_median"].values - 1))}
     return out
 
 
@@ -114,15 +117,15 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/core_real_data.json")
     ap.add_argument("--only", default=None, help="comma-separated subset of: kempner,epoch,seeds,extrapolation")
     a = ap.parse_args()
-    jobs = {"kempner": kempner_default, "epoch": epoch, "seeds": seeds, "extrapolation": extrapolation}
+    jobs = {"kempner": kempner_default, "epoch": epoch, "extrapolation": extrapolation, "seeds": seeds}
     names = a.only.split(",") if a.only else list(jobs)
     res = {"cores": os.cpu_count()}
     for n in names:
         print(f"== {n}", flush=True)
         res[n] = jobs[n]()
         print(json.dumps(res[n], indent=1, default=float), flush=True)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(res, indent=1, default=float))
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(json.dumps(res, indent=1, default=float))  # after each part
 
 
 if __name__ == "__main__":

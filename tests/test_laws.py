@@ -67,3 +67,16 @@ def test_marginal_run_likelihood_matches_multivariate_normal():
     expected = multivariate_normal(np.zeros(6), cov).logpdf(r)
     got = run_marginal_loglik(r.sum(), (r**2).sum(), 6.0, ss, so)
     assert got == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("n", [1, 6])
+def test_robust_run_likelihood_matches_multivariate_t(n):
+    from scipy.stats import multivariate_t
+
+    rng = np.random.default_rng(4)
+    r = rng.normal(0, 0.02, size=n)
+    ss, so, nu = 0.015, 0.007, 3.5
+    shape = so**2 * np.eye(n) + ss**2 * np.ones((n, n))
+    expected = multivariate_t(np.zeros(n), shape, df=nu).logpdf(r)
+    got = run_marginal_loglik(r.sum(), (r**2).sum(), float(n), ss, so, nu=nu)
+    assert got == pytest.approx(expected, rel=1e-10)
