@@ -16,13 +16,13 @@ from .data import (
     load_bundled,
 )
 from .inference import Diagnostics, ScalingFit, fit, load, prior_check_table, prior_predictive_check
-from .model import ModelSpec, Priors
+from .model import ModelSpec, PopulationPrior, Priors
 from .predict import are
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "GUIDE_MIN_TOKENS", "Diagnostics", "ModelSpec", "Priors", "ScalingData", "ScalingFit", "__version__", "apply_filters",
+    "GUIDE_MIN_TOKENS", "Diagnostics", "ModelSpec", "PopulationPrior", "Priors", "ScalingData", "ScalingFit", "__version__", "apply_filters",
     "are", "drop_early_checkpoints", "errors", "fit", "keep_fraction_of_run", "laws", "load", "load_bundled",
     "prior_check_table", "prior_predictive_check",
 ]

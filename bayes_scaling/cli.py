@@ -66,7 +66,7 @@ def cmd_fit(a: argparse.Namespace) -> int:
     data = bs.ScalingData.from_frame(df, family=a.family, params=a.params, tokens=a.tokens, loss=a.loss,
                                      run=a.run, seed=a.seed, flops=a.flops, loss_kind=a.loss_kind,
                                      source=str(a.data))
-    fit = bs.fit(data, **_fit_kwargs(a))
+    fit = bs.fit(data, borrow=a.borrow, **_fit_kwargs(a))
     path = fit.save(a.out)
     d = fit.diagnostics
     print(f"wrote {path}: {len(fit.spec.families)} families, {len(fit.spec.runs)} runs, {len(data)} rows; "
@@ -156,6 +156,15 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prior(a: argparse.Namespace) -> int:
+    import bayes_scaling as bs
+
+    prior = bs.PopulationPrior.from_fit(bs.load(a.fit), draws=a.draws)
+    path = prior.save(a.out)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB): {prior.describe()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bayes-scaling", description="Bayesian hierarchical scaling laws")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -170,9 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", default=None)
     p.add_argument("--flops", default=None)
     p.add_argument("--loss-kind", default="nats", choices=["nats", "perplexity"])
+    p.add_argument("--borrow", default=None, type=Path,
+                   help="FIT.nc or PRIOR.nc: fit one new family with that population prior")
     _sampling_args(p)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("prior", help="extract the population prior of a fit into a small file")
+    p.add_argument("fit", type=Path)
+    p.add_argument("--draws", type=int, default=4000)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_prior)
 
     p = sub.add_parser("predict", help="posterior predictive loss at one point")
     p.add_argument("fit", type=Path)

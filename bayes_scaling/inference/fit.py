@@ -11,7 +11,7 @@ import pandas as pd
 from ..data import ScalingData, apply_filters
 from ..errors import SamplingWarning
 from ..laws import Law
-from ..model import POPULATION_VARS, ModelSpec, Priors, build_model
+from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
 from .diagnostics import diagnose, warn_if_problems
 from .extrapolation import discrepancy_posterior, holdout_split
 from .fitted import ScalingFit, build_idata
@@ -25,6 +25,7 @@ def fit(
     priors: Priors | None = None,
     *,
     likelihood: str = "normal",
+    borrow: Any = None,
     min_tokens: float | None = None,
     fraction: float | None = None,
     draws: int = 1000,
@@ -48,6 +49,11 @@ def fit(
         ``"chinchilla"`` (L = E + A N^-alpha + B D^-beta) or ``"compute"`` (L = E + A C^-alpha).
     priors:
         A :class:`Priors`; default :meth:`Priors.default` scaled by the data's median loss.
+    borrow:
+        A :class:`PopulationPrior`, a fitted :class:`ScalingFit`, or the path to either: fit **one new
+        family** with the other families' population predictive as the prior of its parameters and
+        noise, and their learned extrapolation discrepancy (a single small model is enough; what its
+        data cannot identify, the borrowed prior carries, and the fit's notes say so).
     likelihood:
         ``"normal"`` (default) or ``"student_t"``: a robust multivariate-t run marginal that
         down-weights runs or points far off the law (the Bayesian counterpart of a Huber fit); use it
@@ -71,7 +77,8 @@ def fit(
                                       seed="seed" if "seed" in data.columns else None,
                                       flops="flops" if "flops" in data.columns else None)
     data = apply_filters(data, min_tokens=min_tokens, fraction=fraction)
-    spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood)
+    prior = PopulationPrior.coerce(borrow) if borrow is not None else None
+    spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood, borrow=prior)
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, progressbar=progressbar)
     fitted = _fit_spec(data, spec, settings)
@@ -83,6 +90,11 @@ def fit(
         kappa, info = np.zeros(n_samples), {"mode": "none"}
     elif isinstance(extrapolation, (int, float)) and not isinstance(extrapolation, bool):
         kappa, info = np.full(n_samples, float(extrapolation)), {"mode": "fixed", "kappa": float(extrapolation)}
+    elif extrapolation == "learn" and prior is not None:  # how the source fit's law extrapolated
+        pick = rng.integers(0, len(prior.kappa), n_samples)
+        kappa, drift = prior.kappa[pick], prior.drift[pick]
+        info = {"mode": "borrowed", "source": prior.source, "calibrated": True,
+                "kappa_median": float(np.median(kappa)), "drift_median": float(np.median(drift))}
     elif extrapolation == "learn":
         kappa, drift, info = _learn_discrepancy(data, spec, settings, holdout_decades, rng, n_samples)
     else:

@@ -246,7 +246,10 @@ class ScalingFit:
         if (rt["checkpoints"] == 1).all():
             out.append("every run has one observation: only the total noise is identified; the split into "
                        "seed noise and checkpoint noise follows the prior")
-        if len(self.spec.families) == 1:
+        if self.spec.borrowed is not None:
+            out.append("parameters and noise scales have a borrowed population prior (" + self.spec.borrowed.get(
+                "source", "") + "); what this family's data cannot identify comes from those families")
+        elif len(self.spec.families) == 1:
             out.append("single family: no family-to-family spread is learned, so new families cannot be predicted")
         ex = self.extrapolation
         if ex.get("mode") == "learn" and not ex.get("calibrated", False):

@@ -22,8 +22,12 @@ def family_point_estimates(data: ScalingData, spec: ModelSpec, resid_scale: floa
     law = spec.law_obj
     pri = spec.priors
     names = list(law.sampling)
-    m = np.array([pri.mu_loc[p] for p in names])
-    v = np.array([pri.mu_scale[p] for p in names])
+    if spec.borrowed is not None:  # penalise towards the borrowed population prior
+        m = np.asarray(spec.borrowed["mean"], dtype=float)
+        v = np.sqrt(np.diag(np.asarray(spec.borrowed["cov"], dtype=float)))
+    else:
+        m = np.array([pri.mu_loc[p] for p in names])
+        v = np.array([pri.mu_scale[p] for p in names])
     out = np.empty((len(spec.families), len(names)))
     df = data.frame
     for f_i, fam in enumerate(spec.families):

@@ -15,6 +15,9 @@ Written out (sampling scale of the law, ``p`` indexes its parameters, ``f`` fami
     log y_ij    = log L(theta_f(j); N_j, D_ij) + u_j + e_ij,  u_j ~ N(0, sigma_seed), e_ij ~ N(0, sigma_obs)
     (robust option: the run's noise is scaled by sqrt(w_j), w_j ~ InvGamma(nu/2, nu/2), nu ~ Gamma(2, 0.1))
 
+With a borrowed population prior (one new family), ``mu ~ MvNormal(m, C)`` and the noise priors are
+the moment-matched population predictive of another fit (:mod:`.population_prior`).
+
 The run effects ``u_j`` are integrated out exactly (:mod:`.likelihood`). With a single family the
 family layer is dropped (theta = mu): one family carries no information on family-to-family spread.
 Coordinates: ``family``, ``param`` (sampling-scale names), ``param_bis`` (its copy for the
@@ -58,8 +61,12 @@ def build_model(data: ScalingData, spec: ModelSpec, noncentering: dict[str, floa
     coords = {"family": spec.families, "param": params, "param_bis": params, "run": spec.runs,
               "obs": np.arange(len(data))}
     with pm.Model(coords=coords) as model:
-        mu = pm.Normal("mu", mu=np.array([pri.mu_loc[p] for p in params]),
-                       sigma=np.array([pri.mu_scale[p] for p in params]), dims="param")
+        bor = spec.borrowed
+        if bor is not None:  # one new family: its parameters get the borrowed population predictive
+            mu = pm.MvNormal("mu", mu=np.asarray(bor["mean"]), cov=np.asarray(bor["cov"]), dims="param")
+        else:
+            mu = pm.Normal("mu", mu=np.array([pri.mu_loc[p] for p in params]),
+                           sigma=np.array([pri.mu_scale[p] for p in params]), dims="param")
         if n_fam > 1:
             chol, corr, tau = pm.LKJCholeskyCov(
                 "family_chol", n=n_par, eta=pri.lkj_eta,
@@ -80,8 +87,13 @@ def build_model(data: ScalingData, spec: ModelSpec, noncentering: dict[str, floa
             theta = pm.Deterministic("theta", mu[None, :], dims=("family", "param"))
         # total residual sd and the seed share of its variance: with one checkpoint per run only the
         # total is identified, and this keeps the posterior a rectangle instead of a curved ridge
-        sigma_total = pm.HalfNormal("sigma_total", pri.sigma_total_scale)
-        seed_share = pm.Beta("seed_share", pri.seed_share_a, pri.seed_share_b)
+        if bor is not None:
+            m_t, s_t = bor["sigma_total_lognormal"]
+            sigma_total = pm.LogNormal("sigma_total", m_t, s_t)
+            seed_share = pm.Beta("seed_share", *bor["seed_share_beta"])
+        else:
+            sigma_total = pm.HalfNormal("sigma_total", pri.sigma_total_scale)
+            seed_share = pm.Beta("seed_share", pri.seed_share_a, pri.seed_share_b)
         sigma_seed = pm.Deterministic("sigma_seed", sigma_total * pt.sqrt(seed_share))
         sigma_obs = pm.Deterministic("sigma_obs", sigma_total * pt.sqrt(1.0 - seed_share))
 

@@ -11,7 +11,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..data import ScalingData
+from ..errors import PriorError
 from ..laws import Law, get_law, reference_scales
+from .population_prior import PopulationPrior
 from .priors import Priors
 
 SPEC_VERSION = 1
@@ -33,6 +35,8 @@ class ModelSpec:
     likelihood: str = "normal"
     #: per sampling parameter, 0 = centred ... 1 = non-centred family offsets (see build_model)
     noncentering: dict[str, float] = field(default_factory=dict)
+    #: a borrowed population prior moved to this data's reference scales (see population_prior.py)
+    borrowed: dict | None = None
     version: int = SPEC_VERSION
 
     @property
@@ -41,7 +45,7 @@ class ModelSpec:
 
     @classmethod
     def from_data(cls, data: ScalingData, law: str | Law = "chinchilla", priors: Priors | None = None,
-                  likelihood: str = "normal") -> "ModelSpec":
+                  likelihood: str = "normal", borrow: "PopulationPrior | None" = None) -> "ModelSpec":
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         lw = get_law(law)
@@ -50,6 +54,14 @@ class ModelSpec:
         if priors is None:
             priors = Priors.default(lw, float(np.median(df["loss"])))
         priors.validate(lw)
+        borrowed = None
+        if borrow is not None:
+            if borrow.law != lw.name:
+                raise PriorError(f"the borrowed prior is for the {borrow.law!r} law, but this fit uses {lw.name!r}")
+            if len(data.families) != 1:
+                raise PriorError(f"a borrowed population prior fits one new family at a time; the data has "
+                                 f"{len(data.families)} ({data.families}). Select one with data.select_families.")
+            borrowed = borrow.as_spec_entry(ref)
         runs = data.runs
         rt = data.run_table()
         fam_max = df.groupby("family")["flops"].max()
@@ -64,6 +76,7 @@ class ModelSpec:
             filters=[r.to_dict() for r in data.dropped],
             source=data.source,
             likelihood=likelihood,
+            borrowed=borrowed,
         )
 
     def to_json(self) -> str:

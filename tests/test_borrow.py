@@ -1,0 +1,73 @@
+"""Borrowed priors: a population prior extracted from a fit carries a one-size new family."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.errors import PriorError
+
+
+@pytest.fixture(scope="module")
+def population_prior(small_fit, tmp_path_factory):
+    prior = bs.PopulationPrior.from_fit(small_fit, draws=400)
+    path = prior.save(tmp_path_factory.mktemp("prior") / "population.nc")
+    return prior, path
+
+
+def test_prior_round_trips_and_is_small(population_prior):
+    prior, path = population_prior
+    back = bs.PopulationPrior.load(path)
+    assert np.array_equal(back.natural, prior.natural) and back.law == prior.law
+    assert np.array_equal(back.drift, prior.drift) and back.source == prior.source
+    assert path.stat().st_size < 200_000
+    mean, cov = back.sampling_moments({"params": 1e8, "tokens": 2e9})
+    assert mean.shape == (5,) and np.all(np.linalg.eigvalsh(cov) > 0)
+
+
+def test_one_size_new_family_borrows(population_prior, synthetic_truth):
+    _, path = population_prior
+    fams, df = synthetic_truth
+    one = df[(df["family"] == "fam0") & (df["params"] == df["params"].min())].assign(family="newfam")
+    data = bs.ScalingData.from_frame(one, family="family", params="params", tokens="tokens", loss="loss", run="run")
+    fit = bs.fit(data, borrow=path, draws=300, tune=300, chains=2, random_seed=2)
+    notes = " ".join(fit.notes())
+    assert "single model size" in notes and "borrowed population prior" in notes
+    assert fit.extrapolation["mode"] == "borrowed"
+    # the N-exponent is not identified by one size: its posterior stays about as wide as the borrowed prior
+    prior_sd = np.sqrt(np.asarray(fit.spec.borrowed["cov"])[2, 2])
+    post_sd = float(fit.idata.posterior["mu"].sel(param="log_alpha").std())
+    assert post_sd > 0.5 * prior_sd
+    big = df[(df["family"] == "fam0") & (df["params"] == df["params"].max())]
+    p = fit.predict("newfam", big["params"].to_numpy(), big["tokens"].to_numpy(), interval=0.9)
+    assert np.all(p["run_lower"] < p["run_upper"]) and np.all(np.isfinite(p["run_median"]))
+
+
+def test_borrow_refuses_several_families_and_wrong_law(population_prior, synthetic_truth):
+    _, path = population_prior
+    _, df = synthetic_truth
+    data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run")
+    with pytest.raises(PriorError, match="one new family"):
+        bs.fit(data, borrow=path)
+    with pytest.raises(PriorError, match="borrow must be"):
+        bs.fit(data.select_families(["fam0"]), borrow=3.0)
+
+
+def test_cli_prior_and_borrow(small_fit, synthetic_truth, tmp_path):
+    fit_path = small_fit.save(tmp_path / "pop.nc")
+    prior_path = tmp_path / "prior.nc"
+    cli = [sys.executable, "-m", "bayes_scaling.cli"]
+    r = subprocess.run(cli + ["prior", str(fit_path), "--draws", "300", "--out", str(prior_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    _, df = synthetic_truth
+    csv = tmp_path / "new.csv"
+    df[(df["family"] == "fam1") & (df["params"] == df["params"].min())].to_csv(csv, index=False)
+    out = tmp_path / "new_fit.nc"
+    r = subprocess.run(cli + ["fit", str(csv), "--family", "family", "--params", "params", "--tokens", "tokens",
+                              "--loss", "loss", "--run", "run", "--draws", "200", "--tune", "200", "--chains", "2",
+                              "--borrow", str(prior_path), "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert bs.load(out).spec.borrowed is not None
