@@ -1,0 +1,98 @@
+"""Point-estimate baselines that the Bayesian fit is compared with (the Hitchhiker's protocol).
+
+All work on plain arrays in natural units and return natural parameters ``E, A, alpha, B, beta`` of
+the Chinchilla law (or, for :func:`last_checkpoint_mean`, a constant loss):
+
+* :func:`huber_fit` — per-family fit of all five parameters by the Huber loss on log loss from a
+  grid of initial points with L-BFGS (Hoffmann et al. 2022; Besiroglu et al. 2024, delta = 1e-3).
+* :func:`fixed_n_term_fit` — the guide's one-model baseline: log A = 6.2554 and alpha = 0.3527 fixed
+  (Muennighoff et al. 2023), log B, log E and beta fitted with the same Huber objective.
+* borrowing another family's point estimates: call :func:`huber_fit` on that family and predict
+  with its parameters (nothing to implement beyond :func:`predict_natural`).
+* :func:`last_checkpoint_mean` — the mean loss of the last checkpoints of the largest trained model.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+
+#: Muennighoff et al. (2023) N-term, used by the guide's one-model baseline
+MUENNIGHOFF_LOG_A = 6.2554
+MUENNIGHOFF_ALPHA = 0.3527
+HUBER_DELTA = 1e-3
+
+#: initial-point grid of Hoffmann et al. / Epoch (log E, log A, log B, alpha, beta)
+_GRID = {"log_E": (-1.0, -0.5, 0.0, 0.5, 1.0), "log_A": (0.0, 5.0, 10.0, 15.0, 20.0, 25.0),
+         "log_B": (0.0, 5.0, 10.0, 15.0, 20.0, 25.0), "alpha": (0.0, 0.5, 1.0, 1.5, 2.0),
+         "beta": (0.0, 0.5, 1.0, 1.5, 2.0)}
+
+
+def _huber(r: np.ndarray, delta: float) -> np.ndarray:
+    a = np.abs(r)
+    return np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))
+
+
+def _log_pred(log_e: float, log_a: float, alpha: float, log_b: float, beta: float,
+              log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
+    return logsumexp(np.stack([np.full_like(log_n, log_e), log_a - alpha * log_n, log_b - beta * log_d]), axis=0)
+
+
+def _fit(objective, grid: list[tuple[float, ...]]) -> np.ndarray:
+    best_x, best_f = None, np.inf
+    for x0 in grid:
+        res = minimize(objective, np.asarray(x0, dtype=float), method="L-BFGS-B")
+        if np.isfinite(res.fun) and res.fun < best_f:
+            best_x, best_f = res.x, res.fun
+    if best_x is None:
+        raise RuntimeError("no initial point of the grid gave a finite Huber loss")
+    return best_x
+
+
+def huber_fit(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, delta: float = HUBER_DELTA,
+              grid_stride: int = 1) -> dict[str, float]:
+    """All five Chinchilla parameters by Huber loss on log loss (grid of starts, L-BFGS).
+
+    ``grid_stride`` > 1 thins the 4,500-point initial grid (every ``grid_stride``-th point) for speed.
+    """
+    log_n, log_d, y = np.log(params), np.log(tokens), np.log(loss)
+
+    def obj(x: np.ndarray) -> float:
+        log_e, log_a, log_b, alpha, beta = x
+        return float(np.sum(_huber(_log_pred(log_e, log_a, alpha, log_b, beta, log_n, log_d) - y, delta)))
+
+    grid = list(itertools.product(*_GRID.values()))[::grid_stride]
+    log_e, log_a, log_b, alpha, beta = _fit(obj, grid)
+    return {"E": float(np.exp(log_e)), "A": float(np.exp(log_a)), "alpha": float(alpha),
+            "B": float(np.exp(log_b)), "beta": float(beta)}
+
+
+def fixed_n_term_fit(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
+                     delta: float = HUBER_DELTA) -> dict[str, float]:
+    """The guide's one-model baseline: A, alpha fixed at Muennighoff's values; E, B, beta fitted."""
+    log_n, log_d, y = np.log(params), np.log(tokens), np.log(loss)
+
+    def obj(x: np.ndarray) -> float:
+        log_e, log_b, beta = x
+        pred = _log_pred(log_e, MUENNIGHOFF_LOG_A, MUENNIGHOFF_ALPHA, log_b, beta, log_n, log_d)
+        return float(np.sum(_huber(pred - y, delta)))
+
+    grid = list(itertools.product(_GRID["log_E"], _GRID["log_B"], _GRID["beta"]))
+    log_e, log_b, beta = _fit(obj, grid)
+    return {"E": float(np.exp(log_e)), "A": float(np.exp(MUENNIGHOFF_LOG_A)), "alpha": MUENNIGHOFF_ALPHA,
+            "B": float(np.exp(log_b)), "beta": float(beta)}
+
+
+def predict_natural(p: dict[str, float], params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Chinchilla loss E + A N^-alpha + B D^-beta at each point."""
+    return p["E"] + p["A"] * np.asarray(params, float) ** -p["alpha"] + p["B"] * np.asarray(tokens, float) ** -p["beta"]
+
+
+def last_checkpoint_mean(tokens: np.ndarray, loss: np.ndarray, last_fraction: float = 0.3) -> float:
+    """Mean loss of the checkpoints in the last ``last_fraction`` of a run's tokens."""
+    tokens, loss = np.asarray(tokens, float), np.asarray(loss, float)
+    keep = tokens >= (1 - last_fraction) * tokens.max()
+    return float(loss[keep].mean())
