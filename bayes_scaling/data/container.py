@@ -294,8 +294,8 @@ def _warn_on_implausible_seed_spread(df: pd.DataFrame) -> None:
     rep = df[n_runs > 1]
     if rep.empty:
         return
-    logl = np.log(rep["loss"].astype(float))
-    spread = logl.groupby([rep["family"], rep["params"], rep["tokens"]]).agg(lambda x: x.max() - x.min())
+    logl = np.log(rep["loss"].astype(float)).groupby([rep["family"], rep["params"], rep["tokens"]])
+    spread = logl.max() - logl.min()
     med = float(spread.median())
     if med > SEED_SPREAD_LIMIT:
         fam, n, d = spread.idxmax()

@@ -26,6 +26,7 @@ def fit(
     *,
     likelihood: str = "normal",
     borrow: Any = None,
+    noncentering: dict[str, float] | None = None,
     min_tokens: float | None = None,
     fraction: float | None = None,
     draws: int = 1000,
@@ -54,6 +55,9 @@ def fit(
         family** with the other families' population predictive as the prior of its parameters and
         noise, and their learned extrapolation discrepancy (a single small model is enough; what its
         data cannot identify, the borrowed prior carries, and the fit's notes say so).
+    noncentering:
+        Per sampling parameter, 0 (centred, the default) ... 1 (non-centred) family offsets; see
+        docs/concepts.md for when each samples better.
     likelihood:
         ``"normal"`` (default) or ``"student_t"``: a robust multivariate-t run marginal that
         down-weights runs or points far off the law (the Bayesian counterpart of a Huber fit); use it
@@ -78,7 +82,7 @@ def fit(
                                       flops="flops" if "flops" in data.columns else None)
     data = apply_filters(data, min_tokens=min_tokens, fraction=fraction)
     prior = PopulationPrior.coerce(borrow) if borrow is not None else None
-    spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood, borrow=prior)
+    spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood, borrow=prior, noncentering=noncentering)
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, progressbar=progressbar)
     fitted = _fit_spec(data, spec, settings)
@@ -122,7 +126,8 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, A
         info["note"] = "nothing could be held out (each family has one run); kappa and drift keep their priors"
         return np.abs(rng.normal(0, k_scale, n_samples)), rng.normal(0, d_scale, n_samples), info
     train = data.subset(~held, name="leave_largest_out", reason=desc)
-    inner_spec = ModelSpec.from_data(train, spec.law, spec.priors, likelihood=spec.likelihood)
+    inner_spec = ModelSpec.from_data(train, spec.law, spec.priors, likelihood=spec.likelihood,
+                                     noncentering=spec.noncentering)
     inner_settings = dict(settings, draws=min(settings["draws"], 500), tune=min(settings["tune"], 500))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)  # the inner fit's diagnostics are stored, not shouted

@@ -51,7 +51,7 @@ def model_arrays(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
             "n_per_run": n_per_run, **{f"z_{k}": v for k, v in z.items()}}
 
 
-def build_model(data: ScalingData, spec: ModelSpec, noncentering: dict[str, float] | None = None) -> pm.Model:
+def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
     """Build the PyMC model of ``data`` as described in the module docstring."""
     law = spec.law_obj
     pri = spec.priors
@@ -75,8 +75,7 @@ def build_model(data: ScalingData, spec: ModelSpec, noncentering: dict[str, floa
                 compute_corr=True, store_in_trace=False)
             pm.Deterministic("tau", tau, dims="param")
             pm.Deterministic("corr", corr, dims=("param", "param_bis"))
-            nc = spec.noncentering if noncentering is None else noncentering
-            w = np.array([float(nc.get(p, 0.0)) for p in params])
+            w = np.array([float(spec.noncentering.get(p, 0.0)) for p in params])
             if not w.any():
                 theta = pm.MvNormal("theta", mu=mu, chol=chol, dims=("family", "param"))
             else:  # partial non-centring: eta = diag(tau^-w)(theta - mu) ~ MvNormal(0, diag(tau^-w) chol)

@@ -16,7 +16,6 @@ File format: one small NetCDF file (xarray Dataset, dims ``sample`` and ``law_pa
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,4 +129,4 @@ class PopulationPrior:
         law = get_law(self.law)
         med = np.median(self.natural, axis=0)
         parts = ", ".join(f"{k}~{v:.3g}" for k, v in zip(law.natural, med))
-        return f"population prior ({self.source}): {parts}; {json.dumps(len(self.sigma_seed))} draws"
+        return f"population prior ({self.source}): {parts}; {len(self.sigma_seed)} draws"

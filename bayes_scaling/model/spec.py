@@ -45,7 +45,8 @@ class ModelSpec:
 
     @classmethod
     def from_data(cls, data: ScalingData, law: str | Law = "chinchilla", priors: Priors | None = None,
-                  likelihood: str = "normal", borrow: "PopulationPrior | None" = None) -> "ModelSpec":
+                  likelihood: str = "normal", borrow: "PopulationPrior | None" = None,
+                  noncentering: dict[str, float] | None = None) -> "ModelSpec":
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         lw = get_law(law)
@@ -77,6 +78,7 @@ class ModelSpec:
             source=data.source,
             likelihood=likelihood,
             borrowed=borrowed,
+            noncentering=dict(noncentering or {}),
         )
 
     def to_json(self) -> str:
