@@ -1,3 +1,4 @@
+import os
 import warnings
 
 import numpy as np
@@ -16,8 +17,17 @@ FAST = dict(draws=300, tune=300, chains=2, random_seed=1)
 
 @pytest.fixture(scope="session")
 def shared_root():
-    """The shared published data folder (../shared/data in CI)."""
-    return data_root()
+    """The shared published data folder (../shared/data in CI).
+
+    A clone without it skips the real-data tests with the reason; CI sets BAYES_SCALING_REQUIRE_DATA=1,
+    so there a missing folder fails instead of skipping.
+    """
+    try:
+        return data_root()
+    except FileNotFoundError as exc:
+        if os.environ.get("BAYES_SCALING_REQUIRE_DATA") == "1":
+            raise
+        pytest.skip(f"real-data test skipped: {exc}")
 
 
 @pytest.fixture
