@@ -64,3 +64,7 @@ class SeedSpreadWarning(UserWarning):
 
 class FitFileError(BayesScalingError, OSError):
     """A file that is not a bayes_scaling fit, or was written by an incompatible version."""
+
+
+class PriorDataConflictWarning(UserWarning):
+    """A new family's data lie where the borrowed population prior gives them almost no probability."""

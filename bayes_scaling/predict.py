@@ -49,6 +49,8 @@ def posterior_arrays(post: xr.Dataset) -> dict[str, np.ndarray]:
     if "tau" in post:
         out["tau"] = _stack(post, "tau")
         out["corr"] = _stack(post, "corr")
+    if "tau_level" in post:
+        out["tau_level"] = _stack(post, "tau_level")
     if "nu" in post:
         out["nu"] = _stack(post, "nu")
     n_s = out["mu"].shape[0]
@@ -57,8 +59,13 @@ def posterior_arrays(post: xr.Dataset) -> dict[str, np.ndarray]:
     return out
 
 
-def new_family_theta(arrays: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """Draw one new family's parameters per posterior draw: (sample, param)."""
+def new_family_theta(arrays: dict[str, np.ndarray], rng: np.random.Generator,
+                     level_vector: np.ndarray | None = None) -> np.ndarray:
+    """Draw one new family's parameters per posterior draw: (sample, param).
+
+    The family covariance is ``diag(tau) corr diag(tau) + tau_level^2 v v'`` with ``v`` the law's
+    ``level_vector`` (see :mod:`bayes_scaling.model.hierarchical`).
+    """
     if "tau" not in arrays:
         raise UnknownFamilyError(
             "this fit has a single family, so it carries no information on how families differ; "
@@ -66,6 +73,10 @@ def new_family_theta(arrays: dict[str, np.ndarray], rng: np.random.Generator) ->
         )
     tau, corr = arrays["tau"], arrays["corr"]
     cov = tau[:, :, None] * corr * tau[:, None, :]
+    if "tau_level" in arrays:
+        if level_vector is None:
+            raise ValueError("this fit has a loss-level factor: pass the law's level_vector")
+        cov = cov + arrays["tau_level"][:, None, None] ** 2 * np.outer(level_vector, level_vector)[None]
     chol = np.linalg.cholesky(cov + 1e-12 * np.eye(cov.shape[-1]))
     z = rng.standard_normal(arrays["mu"].shape)
     return arrays["mu"] + np.einsum("sij,sj->si", chol, z)
@@ -88,7 +99,7 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
                                  f"{list(families)}. Allow new families to predict from the population.")
     theta = arrays["theta"]  # (S, F, P)
     n_s = theta.shape[0]
-    theta_new = new_family_theta(arrays, rng) if new_mask.any() else None
+    theta_new = new_family_theta(arrays, rng, law.level_vector) if new_mask.any() else None
     z = standardized_inputs(law, columns, reference)
     overall_max = max(family_max_log10_flops.values())
     max_c = np.array([family_max_log10_flops.get(f, overall_max) for f in family])

@@ -71,3 +71,19 @@ def test_cli_prior_and_borrow(small_fit, synthetic_truth, tmp_path):
                               "--borrow", str(prior_path), "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert bs.load(out).spec.borrowed is not None
+
+
+def test_prior_data_conflict_is_flagged(population_prior, synthetic_truth):
+    prior, path = population_prior
+    _, df = synthetic_truth
+    one = df[(df["family"] == "fam0") & (df["params"] == df["params"].min())]
+    args = (one["params"].to_numpy(), one["tokens"].to_numpy())
+    assert prior.conflict(*args, one["loss"].to_numpy())["p_value"] > 0.01
+    # a loss on another scale (e.g. a span-corruption perplexity read as nats): 50x below the population
+    far = prior.conflict(*args, one["loss"].to_numpy() / 50)
+    assert far["p_value"] < 1e-3 and far["log_ratio"] < -3
+    data = bs.ScalingData.from_frame(one.assign(family="other", loss=one["loss"] / 50), family="family",
+                                     params="params", tokens="tokens", loss="loss", run="run")
+    with pytest.warns(bs.errors.PriorDataConflictWarning, match="another quantity"):
+        fit = bs.fit(data, borrow=path, draws=100, tune=100, chains=2)
+    assert any("prior-data conflict" in n for n in fit.notes())

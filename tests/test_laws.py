@@ -80,3 +80,13 @@ def test_robust_run_likelihood_matches_multivariate_t(n):
     expected = multivariate_t(np.zeros(n), shape, df=nu).logpdf(r)
     got = run_marginal_loglik(r.sum(), (r**2).sum(), float(n), ss, so, nu=nu)
     assert got == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("law", [CHINCHILLA, COMPUTE])
+def test_level_vector_multiplies_the_loss_at_every_scale(law):
+    th = law.from_natural({k: NAT[k] for k in law.natural}, REF)
+    shifted = {p: th[p] + 0.3 * v for p, v in zip(law.sampling, law.level_vector)}
+    cols = {"params": np.geomspace(1e7, 1e11, 5), "tokens": np.geomspace(1e8, 1e13, 5), "flops": np.geomspace(1e16, 1e24, 5)}
+    z = standardized_inputs(law, cols, REF)
+    assert np.allclose(law.log_loss(shifted, z) - law.log_loss(th, z), 0.3)
+    assert law.level_vector[list(law.sampling).index("log_alpha")] == 0

@@ -1,7 +1,7 @@
 """Data layer: the validated container, filters and loaders of published datasets."""
 
 from .container import COLUMNS, DropRecord, ScalingData
-from .filters import GUIDE_MIN_TOKENS, apply_filters, drop_early_checkpoints, keep_fraction_of_run
+from .filters import GUIDE_MIN_TOKENS, apply_filters, drop_early_checkpoints, keep_fraction_of_run, thin_checkpoints
 from .loaders import (
     BUNDLED,
     LOADERS,
@@ -23,5 +23,5 @@ __all__ = [
     "BUNDLED", "COLUMNS", "DropRecord", "GUIDE_MIN_TOKENS", "LOADERS", "ScalingData", "apply_filters",
     "data_root", "drop_early_checkpoints", "keep_fraction_of_run", "load_bundled", "load_datablations",
     "load_datablations_code", "load_epoch_chinchilla", "load_gemstone", "load_kempner", "load_olmo",
-    "load_opt", "load_porian", "load_t5_pile", "parse_size",
+    "load_opt", "load_porian", "load_t5_pile", "parse_size", "thin_checkpoints",
 ]

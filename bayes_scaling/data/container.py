@@ -17,7 +17,7 @@ Validation is strict and every problem raises a specific exception
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -243,6 +243,26 @@ class ScalingData:
         rec = DropRecord(filter=name, rows=int((~mask).sum()), runs_emptied=runs_emptied, reason=reason)
         return ScalingData(frame=kept.reset_index(drop=True), dropped=self.dropped + (rec,),
                            source=self.source)
+
+    @classmethod
+    def concat(cls, parts: "list[ScalingData]", source: str = "") -> "ScalingData":
+        """Stack datasets whose families are distinct (e.g. OPT, OLMo and T5 into one zoo).
+
+        Raises :class:`DuplicateRowError` when two parts share a family name; drop records are kept.
+        """
+        from ..errors import DuplicateRowError
+
+        seen: dict[str, int] = {}
+        for i, part in enumerate(parts):
+            for fam in part.families:
+                if fam in seen:
+                    raise DuplicateRowError(f"family {fam!r} occurs in parts {seen[fam]} and {i}; rename one "
+                                            "(each part must bring its own families)")
+                seen[fam] = i
+        frame = pd.concat([p.frame for p in parts], ignore_index=True)
+        data = cls.from_frame(frame, family="family", params="params", tokens="tokens", loss="loss", run="run",
+                              seed="seed", flops="flops", source=source or " + ".join(p.source for p in parts))
+        return replace(data, dropped=tuple(r for p in parts for r in p.dropped))
 
     def select_families(self, families: list[str]) -> "ScalingData":
         """Keep only the named families (recorded as a drop, like any filter)."""

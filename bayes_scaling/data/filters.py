@@ -37,11 +37,40 @@ def keep_fraction_of_run(data: ScalingData, fraction: float) -> ScalingData:
                        reason=f"checkpoints beyond the first {fraction:.0%} of each run's tokens")
 
 
-def apply_filters(data: ScalingData, *, min_tokens: float | None = None,
-                  fraction: float | None = None) -> ScalingData:
-    """Apply the optional filters in a fixed order (fraction of run, then min tokens)."""
+def thin_checkpoints(data: ScalingData, max_per_run: int) -> ScalingData:
+    """Keep at most ``max_per_run`` checkpoints of each run, spread evenly in log tokens.
+
+    The first and last checkpoints are always kept; each other kept checkpoint is the one nearest to
+    an evenly spaced log-token target. Dense logging (thousands of checkpoints of one run) carries
+    little more information about a law than a dozen well-spread points, because the run's
+    checkpoints share its seed deviation and their noise is small.
+    """
+    if int(max_per_run) != max_per_run or max_per_run < 2:
+        raise ValueError(f"max_per_run must be an integer >= 2, got {max_per_run!r}")
+    df = data.frame
+    keep = np.zeros(len(df), dtype=bool)
+    log_t = np.log(df["tokens"].to_numpy())
+    for idx in df.groupby("run", sort=False).indices.values():
+        if len(idx) <= max_per_run:
+            keep[idx] = True
+            continue
+        order = idx[np.argsort(log_t[idx], kind="stable")]
+        lt = log_t[order]
+        targets = np.linspace(lt[0], lt[-1], int(max_per_run))
+        pos = np.clip(np.searchsorted(lt, targets), 1, len(lt) - 1)
+        nearest = np.where(targets - lt[pos - 1] <= lt[pos] - targets, pos - 1, pos)
+        keep[order[np.unique(np.r_[0, nearest, len(lt) - 1])]] = True
+    return data.subset(keep, name="thin_checkpoints",
+                       reason=f"at most {int(max_per_run)} checkpoints per run, evenly spread in log tokens")
+
+
+def apply_filters(data: ScalingData, *, min_tokens: float | None = None, fraction: float | None = None,
+                  max_checkpoints: int | None = None) -> ScalingData:
+    """Apply the optional filters in a fixed order (fraction of run, min tokens, thinning)."""
     if fraction is not None and fraction < 1:
         data = keep_fraction_of_run(data, fraction)
     if min_tokens is not None and min_tokens > 0:
         data = drop_early_checkpoints(data, min_tokens)
+    if max_checkpoints is not None:
+        data = thin_checkpoints(data, max_checkpoints)
     return data

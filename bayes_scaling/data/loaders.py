@@ -202,14 +202,19 @@ def load_t5_pile(root: str | os.PathLike | None = None, tokens_per_step: float =
     return _with_drop(data, "step_zero", n_bad, "step-0 checkpoints (no tokens seen)")
 
 
-def load_datablations(root: str | os.PathLike | None = None, family_by: str = "data") -> ScalingData:
+def load_datablations(root: str | os.PathLike | None = None, family_by: str = "data",
+                      epochs: int | None = None) -> ScalingData:
     """Datablations (Muennighoff et al.) checkpoints: 2.8B/4.2B/8.7B on c4 and oscar.
 
     ``family_by="data"`` (c4, oscar) or ``"data_epochs"`` (one family per data set and epoch count).
-    A run is one (data, size, epochs, tokens-per-epoch) setting.
+    A run is one (data, size, epochs, tokens-per-epoch) setting. ``epochs=1`` keeps only the runs on
+    unique data (the Chinchilla law has no term for repetition); the other runs are recorded as dropped.
     """
     path = data_root(root) / "colpret" / "datablations_losses.csv"
     df = pd.read_csv(path)
+    n_repeat = 0
+    if epochs is not None:
+        df, n_repeat = _drop_rows(df, df["epochs"] != epochs)
     df["params"] = df["num_params"].map(parse_size)
     if family_by == "data":
         df["family"] = df["data"]
@@ -219,8 +224,9 @@ def load_datablations(root: str | os.PathLike | None = None, family_by: str = "d
         raise ValueError(f"family_by must be 'data' or 'data_epochs', got {family_by!r}")
     df["run_id"] = (df["data"] + "/" + df["num_params"] + "/ep" + df["epochs"].astype(str) + "/tpe"
                     + df["tokens_per_epoch"].astype(str))
-    return ScalingData.from_frame(df, family="family", params="params", tokens="token_num", loss="loss",
+    data = ScalingData.from_frame(df, family="family", params="params", tokens="token_num", loss="loss",
                                   run="run_id", source=f"datablations via IBM/ColPret ({path})")
+    return _with_drop(data, "epochs", n_repeat, f"runs with an epoch count other than {epochs}")
 
 
 def load_datablations_code(root: str | os.PathLike | None = None) -> ScalingData:

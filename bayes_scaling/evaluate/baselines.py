@@ -36,15 +36,38 @@ def _huber(r: np.ndarray, delta: float) -> np.ndarray:
     return np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))
 
 
-def _log_pred(log_e: float, log_a: float, alpha: float, log_b: float, beta: float,
-              log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
-    return logsumexp(np.stack([np.full_like(log_n, log_e), log_a - alpha * log_n, log_b - beta * log_d]), axis=0)
+def _log_terms(log_e: float, log_a: float, alpha: float, log_b: float, beta: float,
+               log_n: np.ndarray, log_d: np.ndarray) -> np.ndarray:
+    return np.stack([np.full_like(log_n, log_e), log_a - alpha * log_n, log_b - beta * log_d])
+
+
+def _huber_objective(log_n: np.ndarray, log_d: np.ndarray, y: np.ndarray, delta: float, fixed: dict[int, float]):
+    """Huber loss of log-loss residuals and its exact gradient in the free coordinates of
+    (log E, log A, log B, alpha, beta); ``fixed`` maps coordinate index to a held value."""
+    free = [i for i in range(5) if i not in fixed]
+
+    def f(x: np.ndarray) -> tuple[float, np.ndarray]:
+        full = np.empty(5)
+        full[free] = x
+        for i, v in fixed.items():
+            full[i] = v
+        log_e, log_a, log_b, alpha, beta = full
+        terms = _log_terms(log_e, log_a, alpha, log_b, beta, log_n, log_d)
+        pred = logsumexp(terms, axis=0)
+        w = np.exp(terms - pred)  # d pred / d term
+        r = pred - y
+        dr = np.clip(r, -delta, delta)
+        grad = np.array([np.sum(dr * w[0]), np.sum(dr * w[1]), np.sum(dr * w[2]),
+                         -np.sum(dr * w[1] * log_n), -np.sum(dr * w[2] * log_d)])
+        return float(np.sum(_huber(r, delta))), grad[free]
+
+    return f
 
 
 def _fit(objective, grid: list[tuple[float, ...]]) -> np.ndarray:
     best_x, best_f = None, np.inf
     for x0 in grid:
-        res = minimize(objective, np.asarray(x0, dtype=float), method="L-BFGS-B")
+        res = minimize(objective, np.asarray(x0, dtype=float), jac=True, method="L-BFGS-B")
         if np.isfinite(res.fun) and res.fun < best_f:
             best_x, best_f = res.x, res.fun
     if best_x is None:
@@ -58,12 +81,7 @@ def huber_fit(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, delta: f
 
     ``grid_stride`` > 1 thins the 4,500-point initial grid (every ``grid_stride``-th point) for speed.
     """
-    log_n, log_d, y = np.log(params), np.log(tokens), np.log(loss)
-
-    def obj(x: np.ndarray) -> float:
-        log_e, log_a, log_b, alpha, beta = x
-        return float(np.sum(_huber(_log_pred(log_e, log_a, alpha, log_b, beta, log_n, log_d) - y, delta)))
-
+    obj = _huber_objective(np.log(params), np.log(tokens), np.log(loss), delta, fixed={})
     grid = list(itertools.product(*_GRID.values()))[::grid_stride]
     log_e, log_a, log_b, alpha, beta = _fit(obj, grid)
     return {"E": float(np.exp(log_e)), "A": float(np.exp(log_a)), "alpha": float(alpha),
@@ -73,13 +91,8 @@ def huber_fit(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, delta: f
 def fixed_n_term_fit(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
                      delta: float = HUBER_DELTA) -> dict[str, float]:
     """The guide's one-model baseline: A, alpha fixed at Muennighoff's values; E, B, beta fitted."""
-    log_n, log_d, y = np.log(params), np.log(tokens), np.log(loss)
-
-    def obj(x: np.ndarray) -> float:
-        log_e, log_b, beta = x
-        pred = _log_pred(log_e, MUENNIGHOFF_LOG_A, MUENNIGHOFF_ALPHA, log_b, beta, log_n, log_d)
-        return float(np.sum(_huber(pred - y, delta)))
-
+    obj = _huber_objective(np.log(params), np.log(tokens), np.log(loss), delta,
+                           fixed={1: MUENNIGHOFF_LOG_A, 3: MUENNIGHOFF_ALPHA})
     grid = list(itertools.product(_GRID["log_E"], _GRID["log_B"], _GRID["beta"]))
     log_e, log_b, beta = _fit(obj, grid)
     return {"E": float(np.exp(log_e)), "A": float(np.exp(MUENNIGHOFF_LOG_A)), "alpha": MUENNIGHOFF_ALPHA,
@@ -96,3 +109,31 @@ def last_checkpoint_mean(tokens: np.ndarray, loss: np.ndarray, last_fraction: fl
     tokens, loss = np.asarray(tokens, float), np.asarray(loss, float)
     keep = tokens >= (1 - last_fraction) * tokens.max()
     return float(loss[keep].mean())
+
+
+def donor_fit(donors: dict[str, dict[str, float]], params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
+              delta: float = HUBER_DELTA) -> tuple[dict[str, float], str]:
+    """Borrow another family's point estimates: the guide's transfer baseline.
+
+    Each donor's ``A, alpha, B, beta`` are kept and only ``E`` is refitted (Huber on log loss) to the
+    new family's data; the donor whose refitted law fits that data best is returned with its name.
+    """
+    if not donors:
+        raise ValueError("donor_fit needs at least one donor family's parameters")
+    log_n, log_d, y = np.log(params), np.log(tokens), np.log(loss)
+    best: tuple[float, dict[str, float], str] | None = None
+    for name, p in donors.items():
+        fixed = {1: np.log(p["A"]), 2: np.log(p["B"]), 3: p["alpha"], 4: p["beta"]}
+        obj = _huber_objective(log_n, log_d, y, delta, fixed=fixed)
+        x = _fit(obj, [(v,) for v in _GRID["log_E"]])
+        value = obj(x)[0]
+        if best is None or value < best[0]:
+            best = (value, dict(p, E=float(np.exp(x[0]))), name)
+    assert best is not None
+    return best[1], best[2]
+
+
+def log_residual_scale(observed: np.ndarray, predicted: np.ndarray) -> float:
+    """Robust sd (1.4826 x MAD) of log residuals: the error bar a least-squares fitter would quote."""
+    r = np.log(np.asarray(observed, float)) - np.log(np.asarray(predicted, float))
+    return float(1.4826 * np.median(np.abs(r - np.median(r))))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import ScalingData, apply_filters
-from ..errors import SamplingWarning
+from ..errors import PriorDataConflictWarning, SamplingWarning
 from ..laws import Law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
 from .diagnostics import diagnose, warn_if_problems
@@ -82,6 +82,19 @@ def fit(
                                       flops="flops" if "flops" in data.columns else None)
     data = apply_filters(data, min_tokens=min_tokens, fraction=fraction)
     prior = PopulationPrior.coerce(borrow) if borrow is not None else None
+    conflict = None
+    if prior is not None:
+        df = data.frame
+        conflict = prior.conflict(df["params"].to_numpy(), df["tokens"].to_numpy(), df["loss"].to_numpy(),
+                                  df["flops"].to_numpy())
+        if conflict["p_value"] < 1e-3:
+            warnings.warn(
+                f"the new family's losses are {np.exp(conflict['log_ratio']):.3g}x what the borrowed population "
+                f"prior ({prior.source}) predicts at the same sizes (prior predictive tail probability "
+                f"{conflict['p_value']:.1g}): its loss is probably another quantity, unit or evaluation than "
+                "those families'. The fit goes on, but its extrapolation rests on a prior that does not "
+                "describe this family; borrow from families with comparable losses.",
+                PriorDataConflictWarning, stacklevel=2)
     spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood, borrow=prior, noncentering=noncentering)
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, progressbar=progressbar)
@@ -94,15 +107,21 @@ def fit(
         kappa, info = np.zeros(n_samples), {"mode": "none"}
     elif isinstance(extrapolation, (int, float)) and not isinstance(extrapolation, bool):
         kappa, info = np.full(n_samples, float(extrapolation)), {"mode": "fixed", "kappa": float(extrapolation)}
-    elif extrapolation == "learn" and prior is not None:  # how the source fit's law extrapolated
+    elif extrapolation == "learn" and prior is not None:
+        # how the source families' laws extrapolated beyond their largest runs; their shared drift is a
+        # trend of *their* fitted laws, whose sign need not carry over to a new family's law fitted on
+        # a few small models, so it widens the new family's discrepancy instead of shifting it
         pick = rng.integers(0, len(prior.kappa), n_samples)
-        kappa, drift = prior.kappa[pick], prior.drift[pick]
+        kappa = np.hypot(prior.kappa[pick], prior.drift[pick])
         info = {"mode": "borrowed", "source": prior.source, "calibrated": True,
-                "kappa_median": float(np.median(kappa)), "drift_median": float(np.median(drift))}
+                "kappa_median": float(np.median(kappa)), "source_drift_median": float(np.median(prior.drift)),
+                "note": "the source fit's kappa and |drift| together set this family's discrepancy scale"}
     elif extrapolation == "learn":
         kappa, drift, info = _learn_discrepancy(data, spec, settings, holdout_decades, rng, n_samples)
     else:
         raise ValueError(f"extrapolation must be 'learn', a number or None, got {extrapolation!r}")
+    if conflict is not None:
+        info["prior_data_conflict"] = conflict
     fitted.set_extrapolation(kappa, info, drift=drift)
     return fitted
 

@@ -2,7 +2,8 @@
 
 Groups of ``fit.idata``:
 
-* ``posterior``: ``mu`` (param), ``tau`` (param), ``corr`` (param, param_bis), ``theta`` (family, param),
+* ``posterior``: ``mu`` (param), ``tau`` (param), ``tau_level`` (loss-level factor spread), ``corr`` (param,
+  param_bis), ``theta`` (family, param),
   ``sigma_total``, ``seed_share``, ``sigma_seed``, ``sigma_obs``, ``kappa`` and ``drift`` (extrapolation discrepancy),
   and the law's natural parameters ``natural`` (family, law_param) and ``population_natural`` (law_param,
   the population median: the law at ``mu``).
@@ -205,7 +206,7 @@ class ScalingFit:
         for f in self.spec.families:
             for p in self.law.natural:
                 add(f, p, post["natural"].sel(family=f, law_param=p))
-        for s in ("sigma_seed", "sigma_obs", "kappa", "drift", "nu"):
+        for s in ("tau_level", "sigma_seed", "sigma_obs", "kappa", "drift", "nu"):
             if s in post:
                 add("noise", s, post[s])
         return pd.DataFrame(rows)
@@ -252,6 +253,11 @@ class ScalingFit:
         elif len(self.spec.families) == 1:
             out.append("single family: no family-to-family spread is learned, so new families cannot be predicted")
         ex = self.extrapolation
+        pdc = ex.get("prior_data_conflict")
+        if pdc and pdc["p_value"] < 1e-3:
+            out.append(f"prior-data conflict: this family's losses are {np.exp(pdc['log_ratio']):.3g}x what the "
+                       f"borrowed prior predicts (tail probability {pdc['p_value']:.1g}); its predictions rest on "
+                       "a prior that does not describe it")
         if ex.get("mode") == "learn" and not ex.get("calibrated", False):
             out.append("extrapolation discrepancy could not be calibrated: " + ex.get("note", ""))
         return out

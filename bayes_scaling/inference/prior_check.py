@@ -38,7 +38,7 @@ def prior_predictive_check(data: ScalingData, law: str | Law = "chinchilla", pri
     model = build_model(data, spec)
     with model, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "the effect of Potentials ... is ignored": intended
-        names = [v for v in ("mu", "tau", "corr", "theta", "sigma_seed", "sigma_obs", "nu") if v in model.named_vars]
+        names = [v for v in ("mu", "tau", "tau_level", "corr", "theta", "sigma_seed", "sigma_obs", "nu") if v in model.named_vars]
         prior = pm.sample_prior_predictive(draws=draws, var_names=names, random_seed=random_seed).prior
     arrays = posterior_arrays(prior)
     df = data.frame

@@ -55,6 +55,17 @@ class Law:
         """log L on the sampling scale; ``theta`` maps sampling names to arrays (broadcastable)."""
         return self._log_loss(theta, z, xp)
 
+    @property
+    def level_vector(self) -> np.ndarray:
+        """The sampling-scale direction that multiplies the whole loss by a constant.
+
+        Adding ``c`` to ``log_E`` and to every anchored amplitude ``log_{A,B}_ref`` adds ``c`` to
+        ``log L`` at every (N, D): the direction along which families evaluated on different
+        validation data (or tokenizers) differ most. 1 on those parameters, 0 on the exponents.
+        """
+        amps = {f"log_{amp}_ref" for amp, _, _ in self.terms}
+        return np.array([1.0 if (p == "log_E" or p in amps) else 0.0 for p in self.sampling])
+
     def loss(self, theta: Mapping[str, Any], z: Mapping[str, Any], xp: Any = np) -> Any:
         return xp.exp(self.log_loss(theta, z, xp))
 

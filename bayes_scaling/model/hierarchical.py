@@ -6,8 +6,9 @@ Written out (sampling scale of the law, ``p`` indexes its parameters, ``f`` fami
     mu_p        ~ Normal(m_p, s_p)                          population mean
     tau_p       ~ Gamma(2, 2 / t_p)                         family-to-family spread (mean t_p)
     Omega       ~ LKJ(eta)                                  correlation of family deviations
-    z_f         ~ Normal(0, I)                              non-centred family offsets
-    theta_f     = mu + diag(tau) chol(Omega) z_f            family parameters
+    tau_level   ~ Gamma(2, 2 / t_level)                     spread of a common loss-level factor
+    Sigma       = diag(tau) Omega diag(tau) + tau_level^2 v v'
+    theta_f     ~ MvNormal(mu, Sigma)                       family parameters
     sigma_total ~ HalfNormal(.)                             total residual sd of log loss
     seed_share  ~ Beta(a, b)                                share of its variance due to seeds
     sigma_seed  = sigma_total sqrt(seed_share)              seed noise (run effect scale)
@@ -20,6 +21,12 @@ the moment-matched population predictive of another fit (:mod:`.population_prior
 
 The run effects ``u_j`` are integrated out exactly (:mod:`.likelihood`). With a single family the
 family layer is dropped (theta = mu): one family carries no information on family-to-family spread.
+``v`` (:attr:`Law.level_vector`) is 1 on ``log_E`` and the anchored amplitudes and 0 on the exponents:
+moving along it multiplies a family's loss by the same factor at every scale, which is how families
+evaluated on different validation sets mostly differ. It is the level factor ``c_f ~ N(0, tau_level)``
+of ``theta_f = mu + c_f v + ...`` integrated out. Without it the LKJ prior, which shrinks
+correlations towards zero, would have to learn this near-perfect correlation from a handful of
+families, and one small model of a new family would move its N-term instead of its level.
 Coordinates: ``family``, ``param`` (sampling-scale names), ``param_bis`` (its copy for the
 correlation matrix), ``run`` and ``obs``.
 """
@@ -75,6 +82,9 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
                 compute_corr=True, store_in_trace=False)
             pm.Deterministic("tau", tau, dims="param")
             pm.Deterministic("corr", corr, dims=("param", "param_bis"))
+            tau_level = pm.Gamma("tau_level", alpha=2.0, beta=2.0 / pri.level_scale)
+            v = law.level_vector
+            chol = pt.linalg.cholesky(chol @ chol.T + tau_level**2 * np.outer(v, v))
             w = np.array([float(spec.noncentering.get(p, 0.0)) for p in params])
             if not w.any():
                 theta = pm.MvNormal("theta", mu=mu, chol=chol, dims=("family", "param"))
@@ -110,4 +120,4 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
 
 
 #: variables whose convergence is required (population parameters and noise scales)
-POPULATION_VARS = ("mu", "tau", "sigma_total", "seed_share", "sigma_seed", "sigma_obs", "nu")
+POPULATION_VARS = ("mu", "tau", "tau_level", "sigma_total", "seed_share", "sigma_seed", "sigma_obs", "nu")

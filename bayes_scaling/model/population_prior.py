@@ -49,7 +49,7 @@ class PopulationPrior:
 
         arrays = posterior_arrays(fit.idata.posterior)
         rng = np.random.default_rng(random_seed)
-        theta = new_family_theta(arrays, rng)  # raises for single-family fits: nothing to borrow
+        theta = new_family_theta(arrays, rng, fit.law.level_vector)  # raises for single-family fits: nothing to borrow
         idx = rng.choice(theta.shape[0], size=min(draws, theta.shape[0]), replace=False)
         law = fit.law
         nat = law.to_natural({p: theta[idx, k] for k, p in enumerate(law.sampling)}, fit.spec.reference)
@@ -124,6 +124,29 @@ class PopulationPrior:
         if hasattr(borrow, "idata") and hasattr(borrow, "spec"):
             return cls.from_fit(borrow)
         raise PriorError(f"borrow must be a PopulationPrior, a ScalingFit or a path, got {type(borrow).__name__}")
+
+    def conflict(self, params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
+                 flops: np.ndarray | None = None) -> dict[str, float]:
+        """How surprising a new family's observed losses are under this prior (a prior predictive check).
+
+        For each prior draw, the mean log residual of the observations against that draw's law plus its
+        noise; ``p_value`` is the two-sided tail probability of zero (no residual) under those draws and
+        ``log_ratio`` the median of the observed loss over the prior predictive (log scale). A
+        ``p_value`` below 0.001 means the family's loss is on another scale than the families the prior
+        came from (a different loss, unit or evaluation): borrowing from them is not meaningful.
+        """
+        law = get_law(self.law)
+        cols = {"params": np.asarray(params, float), "tokens": np.asarray(tokens, float)}
+        cols["flops"] = 6 * cols["params"] * cols["tokens"] if flops is None else np.asarray(flops, float)
+        nat = {k: self.natural[:, i, None] for i, k in enumerate(law.natural)}
+        with np.errstate(over="ignore", invalid="ignore"):
+            log_pred = np.log(law.natural_loss(nat, {k: v[None, :] for k, v in cols.items()}))
+        rng = np.random.default_rng(0)
+        noise = np.hypot(self.sigma_seed, self.sigma_obs) * rng.standard_normal(len(self.sigma_seed))
+        resid = np.nanmean(np.log(np.asarray(loss, float))[None, :] - log_pred, axis=1) - noise
+        resid = resid[np.isfinite(resid)]
+        tail = min(float(np.mean(resid <= 0)), float(np.mean(resid >= 0)))
+        return {"p_value": min(1.0, 2 * tail), "log_ratio": float(np.median(resid))}
 
     def describe(self) -> str:
         law = get_law(self.law)

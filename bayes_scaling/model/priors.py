@@ -16,6 +16,9 @@ tau[p]                 Gamma(2, 2 / t), t = 0.4/0.15   family-to-family spread, 
                                                        exponents); zero-avoiding, as advised for few
                                                        groups (Chung et al. 2013): no funnel at tau = 0
 family correlation     LKJ(eta=4)                      mild shrinkage towards independence
+tau_level              Gamma(2, 2 / 0.2)               spread of a common loss-level factor: families
+                                                       also differ by log L + c_f at every scale
+                                                       (different validation data or tokenizers)
 sigma_total            HalfNormal(0.05)                residual sd of log loss (seed + checkpoint)
 seed_share             Beta(2, 2)                      share of that variance due to seeds:
                                                        sigma_seed = sigma_total sqrt(seed_share),
@@ -59,6 +62,7 @@ class Priors:
     mu_scale: dict[str, float]
     tau_scale: dict[str, float]
     lkj_eta: float = 4.0
+    level_scale: float = 0.2
     sigma_total_scale: float = 0.05
     seed_share_a: float = 2.0
     seed_share_b: float = 2.0
@@ -96,7 +100,7 @@ class Priors:
                     raise PriorError(f"priors.{name}[{k!r}] = {v!r} is not finite")
                 if name != "mu_loc" and float(v) <= 0:
                     raise PriorError(f"priors.{name}[{k!r}] = {v!r}: a scale must be positive")
-        for name in ("lkj_eta", "sigma_total_scale", "seed_share_a", "seed_share_b", "kappa_scale", "drift_scale", "nu_alpha", "nu_beta"):
+        for name in ("lkj_eta", "level_scale", "sigma_total_scale", "seed_share_a", "seed_share_b", "kappa_scale", "drift_scale", "nu_alpha", "nu_beta"):
             v = float(getattr(self, name))
             if not (math.isfinite(v) and v > 0):
                 raise PriorError(f"priors.{name} = {v!r}: must be a positive finite number")
@@ -114,6 +118,7 @@ class Priors:
         lines = [f"mu[{p}] ~ Normal({self.mu_loc[p]:.3f}, {self.mu_scale[p]:.3g})" for p in self.mu_loc]
         lines += [f"tau[{p}] ~ Gamma(2, 2 / {self.tau_scale[p]:.3g})" for p in self.tau_scale]
         lines += [f"family correlation ~ LKJ(eta={self.lkj_eta:g})",
+                  f"tau_level (common loss-level factor of a family) ~ Gamma(2, 2 / {self.level_scale:g})",
                   f"sigma_total ~ HalfNormal({self.sigma_total_scale:g})",
                   f"seed_share ~ Beta({self.seed_share_a:g}, {self.seed_share_b:g})",
                   f"kappa (extrapolation, per decade of compute) ~ HalfNormal({self.kappa_scale:g})",
