@@ -95,3 +95,14 @@ def test_datablations_unique_data_runs(shared_root):
     data = bs.data.load_datablations(epochs=1)
     assert data.frame["run"].str.contains("/ep1/").all()
     assert any(r.filter == "epochs" and r.rows > 0 for r in data.dropped)
+
+
+def test_last_fraction_is_per_run_and_keeps_single_point_runs():
+    from bayes_scaling.evaluate import last_checkpoint_mean
+    from bayes_scaling.evaluate.protocol import last_fraction_mask
+
+    tokens = np.array([1e9, 5e9, 1e10, 2e9])  # run a: three checkpoints; run b: one final loss
+    run = np.array(["a", "a", "a", "b"])
+    assert last_fraction_mask(tokens, 0.3, run).tolist() == [False, False, True, True]
+    assert last_fraction_mask(tokens, 0.3).tolist() == [False, False, True, False]
+    assert last_checkpoint_mean(tokens, np.array([4.0, 3.0, 2.0, 3.0]), 0.3, run=run) == 2.5

@@ -7,8 +7,8 @@ the Chinchilla law (or, for :func:`last_checkpoint_mean`, a constant loss):
   grid of initial points with L-BFGS (Hoffmann et al. 2022; Besiroglu et al. 2024, delta = 1e-3).
 * :func:`fixed_n_term_fit` — the guide's one-model baseline: log A = 6.2554 and alpha = 0.3527 fixed
   (Muennighoff et al. 2023), log B, log E and beta fitted with the same Huber objective.
-* borrowing another family's point estimates: call :func:`huber_fit` on that family and predict
-  with its parameters (nothing to implement beyond :func:`predict_natural`).
+* :func:`donor_fit` — borrowing another family's point estimates: its Huber fit with E refitted to
+  the new family's data, from the donor that fits those data best.
 * :func:`last_checkpoint_mean` — the mean loss of the last checkpoints of the largest trained model.
 """
 
@@ -19,6 +19,8 @@ import itertools
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
+
+from .protocol import TARGET_LAST_FRACTION, last_fraction_mask
 
 #: Muennighoff et al. (2023) N-term, used by the guide's one-model baseline
 MUENNIGHOFF_LOG_A = 6.2554
@@ -104,11 +106,11 @@ def predict_natural(p: dict[str, float], params: np.ndarray, tokens: np.ndarray)
     return p["E"] + p["A"] * np.asarray(params, float) ** -p["alpha"] + p["B"] * np.asarray(tokens, float) ** -p["beta"]
 
 
-def last_checkpoint_mean(tokens: np.ndarray, loss: np.ndarray, last_fraction: float = 0.3) -> float:
-    """Mean loss of the checkpoints in the last ``last_fraction`` of a run's tokens."""
-    tokens, loss = np.asarray(tokens, float), np.asarray(loss, float)
-    keep = tokens >= (1 - last_fraction) * tokens.max()
-    return float(loss[keep].mean())
+def last_checkpoint_mean(tokens: np.ndarray, loss: np.ndarray, last_fraction: float = TARGET_LAST_FRACTION,
+                         run: np.ndarray | None = None) -> float:
+    """Mean loss of the checkpoints in the last ``last_fraction`` of each run's tokens (one run when
+    ``run`` is None)."""
+    return float(np.asarray(loss, float)[last_fraction_mask(tokens, last_fraction, run)].mean())
 
 
 def donor_fit(donors: dict[str, dict[str, float]], params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,

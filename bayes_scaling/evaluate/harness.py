@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -39,7 +39,8 @@ from ..inference import fit as fit_law
 from ..model import PopulationPrior
 from .baselines import (donor_fit, fixed_n_term_fit, huber_fit, last_checkpoint_mean, log_residual_scale,
                         predict_natural)
-from .protocol import TARGET_LAST_FRACTION, Split, lognormal_interval, max_k, score, split_family
+from .protocol import (TARGET_LAST_FRACTION, Split, last_fraction_mask, lognormal_interval, max_k, score,
+                       split_family)
 
 METHODS = ("bayes_borrowed", "huber", "fixed_n_term", "donor", "last_checkpoint")
 
@@ -58,9 +59,7 @@ class HarnessSettings:
     random_seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ks": list(self.ks), "fraction": self.fraction, "min_tokens": self.min_tokens,
-                "max_checkpoints": self.max_checkpoints,                "last_fraction": self.last_fraction, "huber_grid_stride": self.huber_grid_stride,
-                "fit_kwargs": dict(self.fit_kwargs), "random_seed": self.random_seed}
+        return {**asdict(self), "ks": list(self.ks)}
 
 
 def eligible_families(data: ScalingData, k: int = 1) -> list[str]:
@@ -85,20 +84,19 @@ def point_baselines(split: Split, donors: dict[str, dict[str, float]], grid_stri
     n, d, y = _arrays(split.train.frame)
     tn, td, _ = _arrays(split.target)
     rows = []
-    for method, fitter in (("huber", lambda: huber_fit(n, d, y, grid_stride=grid_stride)),
-                           ("fixed_n_term", lambda: fixed_n_term_fit(n, d, y)),
-                           ("donor", lambda: donor_fit(donors, n, d, y))):
+    for method, fitter in (("huber", lambda: (huber_fit(n, d, y, grid_stride=grid_stride), "")),
+                           ("fixed_n_term", lambda: (fixed_n_term_fit(n, d, y), "")),
+                           ("donor", lambda: donor_fit(donors, n, d, y))):  # (params, chosen donor)
         t0 = time.perf_counter()
-        out = fitter()
-        p, extra = (out if isinstance(out, tuple) else (out, None))
+        p, detail = fitter()
         row = _point_row(split, method, predict_natural(p, tn, td), log_residual_scale(y, predict_natural(p, n, d)))
-        row.update(seconds=time.perf_counter() - t0, detail=extra or "")
+        row.update(seconds=time.perf_counter() - t0, detail=detail)
         rows.append(row)
     big = split.train.frame[split.train.frame["params"] == max(split.train_sizes)]
-    run_max = big.groupby("run")["tokens"].transform("max")
-    last = big[big["tokens"] >= (1 - last_fraction) * run_max * (1 - 1e-12)]
-    level = last_checkpoint_mean(last["tokens"].to_numpy(), last["loss"].to_numpy(), last_fraction=1.0)
-    sd = float(np.std(np.log(last["loss"].to_numpy()), ddof=1)) if len(last) > 1 else 0.0
+    tokens, loss, run = big["tokens"].to_numpy(), big["loss"].to_numpy(), big["run"].to_numpy()
+    level = last_checkpoint_mean(tokens, loss, last_fraction, run=run)
+    last = loss[last_fraction_mask(tokens, last_fraction, run)]
+    sd = float(np.std(np.log(last), ddof=1)) if len(last) > 1 else 0.0
     row = _point_row(split, "last_checkpoint", np.full(len(split.target), level), sd)
     row.update(seconds=0.0, detail="")
     rows.append(row)

@@ -42,6 +42,17 @@ class Split:
         return float(np.log10(self.target_size / max(self.train_sizes)))
 
 
+def last_fraction_mask(tokens: np.ndarray, last_fraction: float, run: np.ndarray | None = None) -> np.ndarray:
+    """Rows in the last ``last_fraction`` of their run's tokens (one run when ``run`` is None).
+
+    A run with a single row (final-loss data) always keeps it.
+    """
+    tokens = np.asarray(tokens, float)
+    run_max = (pd.Series(tokens).groupby(np.asarray(run)).transform("max").to_numpy() if run is not None
+               else np.full(len(tokens), tokens.max()))
+    return tokens >= (1 - last_fraction) * run_max * (1 - 1e-12)
+
+
 def family_sizes(data: ScalingData, family: str) -> np.ndarray:
     """Distinct model sizes (parameters) of ``family``, ascending."""
     if family not in data.families:
@@ -74,8 +85,7 @@ def split_family(data: ScalingData, family: str, k: int, *, fraction: float | No
     if len(train) == 0:
         raise EmptyFamilyError(f"the filters removed every training row of family {family!r}")
     big = df[in_fam & (df["params"].to_numpy() == sizes[-1])]
-    run_max = big.groupby("run")["tokens"].transform("max")
-    target = big[big["tokens"] >= (1 - last_fraction) * run_max * (1 - 1e-12)].copy()
+    target = big[last_fraction_mask(big["tokens"], last_fraction, big["run"])].copy()
     return Split(family=family, k=k, train=train, target=target,
                  train_sizes=tuple(float(s) for s in sizes[:k]), target_size=float(sizes[-1]))
 

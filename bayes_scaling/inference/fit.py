@@ -12,6 +12,7 @@ from ..data import ScalingData, apply_filters
 from ..errors import PriorDataConflictWarning, SamplingWarning
 from ..laws import Law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
+from ..model.population_prior import CONFLICT_P_VALUE
 from .diagnostics import diagnose, warn_if_problems
 from .extrapolation import discrepancy_posterior, holdout_split
 from .fitted import ScalingFit, build_idata
@@ -87,7 +88,7 @@ def fit(
         df = data.frame
         conflict = prior.conflict(df["params"].to_numpy(), df["tokens"].to_numpy(), df["loss"].to_numpy(),
                                   df["flops"].to_numpy())
-        if conflict["p_value"] < 1e-3:
+        if conflict["p_value"] < CONFLICT_P_VALUE:
             warnings.warn(
                 f"the new family's losses are {np.exp(conflict['log_ratio']):.3g}x what the borrowed population "
                 f"prior ({prior.source}) predicts at the same sizes (prior predictive tail probability "

@@ -33,6 +33,7 @@ from ..data import DropRecord, ScalingData
 from ..errors import FitFileError
 from ..laws import standardized_inputs
 from ..model.likelihood import run_marginal_loglik, run_sums_numpy
+from ..model.population_prior import CONFLICT_P_VALUE
 from ..model.spec import ModelSpec
 from ..predict import as_dataset, posterior_arrays, predict_draws, query_columns
 from .diagnostics import Diagnostics
@@ -254,7 +255,7 @@ class ScalingFit:
             out.append("single family: no family-to-family spread is learned, so new families cannot be predicted")
         ex = self.extrapolation
         pdc = ex.get("prior_data_conflict")
-        if pdc and pdc["p_value"] < 1e-3:
+        if pdc and pdc["p_value"] < CONFLICT_P_VALUE:
             out.append(f"prior-data conflict: this family's losses are {np.exp(pdc['log_ratio']):.3g}x what the "
                        f"borrowed prior predicts (tail probability {pdc['p_value']:.1g}); its predictions rest on "
                        "a prior that does not describe it")

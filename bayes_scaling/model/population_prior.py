@@ -28,6 +28,8 @@ from ..errors import FitFileError, PriorError
 from ..laws import get_law
 
 PRIOR_KIND = "bayes_scaling.population_prior"
+#: prior predictive tail probability below which a new family's data conflict with a borrowed prior
+CONFLICT_P_VALUE = 1e-3
 
 
 @dataclass
@@ -132,7 +134,7 @@ class PopulationPrior:
         For each prior draw, the mean log residual of the observations against that draw's law plus its
         noise; ``p_value`` is the two-sided tail probability of zero (no residual) under those draws and
         ``log_ratio`` the median of the observed loss over the prior predictive (log scale). A
-        ``p_value`` below 0.001 means the family's loss is on another scale than the families the prior
+        ``p_value`` below :data:`CONFLICT_P_VALUE` (0.001) means the family's loss is on another scale than the families the prior
         came from (a different loss, unit or evaluation): borrowing from them is not meaningful.
         """
         law = get_law(self.law)
