@@ -6,7 +6,7 @@
 >>> fit.predict(family="rw-tuned-short-const-standard-val", params=7e9, tokens=2e12)   # doctest: +SKIP
 """
 
-from . import errors, laws
+from . import decisions, errors, laws
 from .data import (
     GUIDE_MIN_TOKENS,
     ScalingData,
@@ -15,6 +15,7 @@ from .data import (
     keep_fraction_of_run,
     load_bundled,
 )
+from .decisions import GrowthTiming, compare, compute_optimal, growth_speedup, win_probabilities
 from .inference import Diagnostics, ScalingFit, fit, load, prior_check_table, prior_predictive_check
 from .model import ModelSpec, PopulationPrior, Priors
 from .predict import are
@@ -22,7 +23,8 @@ from .predict import are
 __version__ = "0.1.0"
 
 __all__ = [
-    "GUIDE_MIN_TOKENS", "Diagnostics", "ModelSpec", "PopulationPrior", "Priors", "ScalingData", "ScalingFit", "__version__", "apply_filters",
+    "GUIDE_MIN_TOKENS", "Diagnostics", "GrowthTiming", "compare", "compute_optimal", "decisions", "growth_speedup",
+    "win_probabilities", "ModelSpec", "PopulationPrior", "Priors", "ScalingData", "ScalingFit", "__version__", "apply_filters",
     "are", "drop_early_checkpoints", "errors", "fit", "keep_fraction_of_run", "laws", "load", "load_bundled",
     "prior_check_table", "prior_predictive_check",
 ]

@@ -53,6 +53,33 @@ def _sampling_args(p: argparse.ArgumentParser, draws: int = 1000, tune: int = 10
     p.add_argument("--no-extrapolation", action="store_true", help="no extrapolation-discrepancy term")
 
 
+def _target_size_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", required=True, type=_float, help="target model size N (parameters)")
+    p.add_argument("--tokens", required=True, type=_float, help="target training tokens D (C = 6 N D)")
+
+
+def _fit_question(sub, name: str, help: str, func, names: tuple[str, ...] = (), *, sizes: bool = True,
+                  seed: bool = True) -> argparse.ArgumentParser:
+    """A subcommand that asks a fitted model one question: FIT.nc, required names, target size, output."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("fit", type=Path)
+    for n in names:
+        p.add_argument(f"--{n}", required=True)
+    if sizes:
+        _target_size_args(p)
+    _output_args(p, seed)
+    p.set_defaults(func=func)
+    return p
+
+
+def _output_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
+    """--interval, --random-seed and --json of the commands that answer a question about a fit."""
+    p.add_argument("--interval", type=_float, default=0.9)
+    if seed:
+        p.add_argument("--random-seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+
+
 def _fit_kwargs(a: argparse.Namespace) -> dict:
     return dict(law=a.law, min_tokens=a.min_tokens, fraction=a.fraction, draws=a.draws, tune=a.tune,
                 chains=a.chains, random_seed=a.random_seed, sampler=a.sampler, likelihood=a.likelihood,
@@ -66,7 +93,7 @@ def cmd_fit(a: argparse.Namespace) -> int:
     data = bs.ScalingData.from_frame(df, family=a.family, params=a.params, tokens=a.tokens, loss=a.loss,
                                      run=a.run, seed=a.seed, flops=a.flops, loss_kind=a.loss_kind,
                                      source=str(a.data))
-    fit = bs.fit(data, borrow=a.borrow, **_fit_kwargs(a))
+    fit = bs.fit(data, borrow=a.borrow, treatments=dict(a.treatment), **_fit_kwargs(a))
     path = fit.save(a.out)
     d = fit.diagnostics
     print(f"wrote {path}: {len(fit.spec.families)} families, {len(fit.spec.runs)} runs, {len(data)} rows; "
@@ -156,6 +183,76 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _print_table(table: pd.DataFrame, as_json: bool, extra: dict | None = None) -> None:
+    if as_json:
+        print(json.dumps(_clean({**(extra or {}), "rows": json.loads(table.to_json(orient="records"))})))
+    else:
+        for k, v in (extra or {}).items():
+            print(f"{k}: {v}")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def cmd_optimal(a: argparse.Namespace) -> int:
+    import bayes_scaling as bs
+
+    fit = bs.load(a.fit)
+    opt = bs.compute_optimal(fit, a.budget, family=a.family, random_seed=a.random_seed)
+    table = bs.decisions.summarize(opt, interval=a.interval)
+    _print_table(table, a.json, {"family": opt.attrs["family"], "new_family": bool(opt.attrs["new_family"]),
+                                 "flops": opt.attrs["flops"], "interval": a.interval})
+    return 0
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    import bayes_scaling as bs
+
+    cmp = bs.compare(bs.load(a.fit), a.a, a.b, a.params, a.tokens, random_seed=a.random_seed)
+    table = bs.decisions.summarize(cmp[["expected_difference", "run_difference"]], interval=a.interval)
+    extra = {"a": a.a, "b": a.b, "params": a.params, "tokens": a.tokens, "interval": a.interval,
+             "p_a_better": float(cmp["p_a_better"].values[0]),
+             "p_a_better_one_run": float(cmp["p_a_better_one_run"].values[0])}
+    _print_table(table.drop(columns="target"), a.json, extra)
+    return 0
+
+
+def cmd_speedup(a: argparse.Namespace) -> int:
+    import bayes_scaling as bs
+
+    sp = bs.growth_speedup(bs.load(a.fit), a.grown, a.scratch, a.params, tokens=a.tokens, loss=a.loss)
+    table = bs.decisions.summarize(sp, interval=a.interval)
+    _print_table(table, a.json, {"grown": a.grown, "scratch": a.scratch, "params": a.params,
+                                 "tokens": a.tokens, "loss": a.loss, "interval": a.interval})
+    return 0
+
+
+def cmd_growth_timing(a: argparse.Namespace) -> int:
+    from bayes_scaling.decisions import GrowthTiming
+
+    model = GrowthTiming.paper()
+    if a.data is not None:
+        model = model.update(pd.read_csv(a.data), params=a.params_column, tokens=a.tokens_column,
+                             growth_tokens=a.growth_tokens_column)
+    row = model.predict(a.params, a.tokens, interval=a.interval).iloc[0]
+    out = {"growth_tokens": float(row["growth_tokens"]), "lower": float(row["lower"]), "upper": float(row["upper"]),
+           "growth_factor": int(row["growth_factor"]), "interval": a.interval, "params": a.params,
+           "tokens": a.tokens, "observations": model.n_obs}
+    if a.json:
+        print(json.dumps(out))
+    else:
+        source = "the paper's constants" if model.n_obs == 0 else f"updated with {model.n_obs} observations"
+        print(f"grow after {out['growth_tokens'] / 1e9:.2f}B tokens ({a.interval:.0%} interval "
+              f"{out['lower'] / 1e9:.2f}B-{out['upper'] / 1e9:.2f}B), growth factor g = {out['growth_factor']} "
+              f"[{source}]")
+    return 0
+
+
+def _treatment(text: str) -> tuple[str, str]:
+    grown, sep, twin = text.partition("=")
+    if not sep or not grown or not twin:
+        raise argparse.ArgumentTypeError(f"--treatment needs TREATED=TWIN (e.g. 7b-stacked=7b-scratch), got {text!r}")
+    return grown.strip(), twin.strip()
+
+
 def cmd_prior(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
@@ -181,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss-kind", default="nats", choices=["nats", "perplexity"])
     p.add_argument("--borrow", default=None, type=Path,
                    help="FIT.nc or PRIOR.nc: fit one new family with that population prior")
+    p.add_argument("--treatment", type=_treatment, action="append", default=[],
+                   help="TREATED=TWIN: the treated family (e.g. grown by stacking) is its twin plus a shift "
+                        "(repeatable)")
     _sampling_args(p)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_fit)
@@ -191,15 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_prior)
 
-    p = sub.add_parser("predict", help="posterior predictive loss at one point")
-    p.add_argument("fit", type=Path)
-    p.add_argument("--family", required=True)
-    p.add_argument("--params", required=True, type=_float)
-    p.add_argument("--tokens", required=True, type=_float)
-    p.add_argument("--interval", type=_float, default=0.9)
-    p.add_argument("--random-seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_predict)
+    _fit_question(sub, "predict", "posterior predictive loss at one point", cmd_predict, ("family",))
 
     p = sub.add_parser("summary", help="diagnostics and parameters of a fit")
     p.add_argument("fit", type=Path)
@@ -212,6 +304,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="family=NAME,params=N,tokens=D (repeatable)")
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_report)
+
+    p = _fit_question(sub, "optimal", "compute-optimal N*, D* and tokens per parameter at FLOPs budgets",
+                      cmd_optimal, sizes=False)
+    p.add_argument("--budget", type=_float, action="append", required=True, help="FLOPs (repeatable)")
+    p.add_argument("--family", default=None, help="a fitted family, or a new name for a new family")
+
+    _fit_question(sub, "compare", "recipe A vs B: loss difference at a target and P(A beats B)", cmd_compare,
+                  ("a", "b"))
+
+    p = _fit_question(sub, "speedup", "model growth: D_scratch(L) / D_grown(L) - 1 at size N", cmd_speedup,
+                      ("grown", "scratch"), sizes=False, seed=False)
+    p.add_argument("--params", required=True, type=_float)
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--tokens", type=_float, help="the target loss is the scratch model's after these tokens")
+    target.add_argument("--loss", type=_float, help="the target loss")
+
+    p = sub.add_parser("growth-timing", help="G_stack: tokens to train the small model before growing it")
+    _target_size_args(p)
+    p.add_argument("--interval", type=_float, default=0.9)
+    p.add_argument("--data", type=Path, default=None,
+                   help="CSV of your own growth experiments (one row per target: size, tokens, best growth tokens)")
+    p.add_argument("--params-column", default="params")
+    p.add_argument("--tokens-column", default="tokens")
+    p.add_argument("--growth-tokens-column", default="growth_tokens")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_growth_timing)
 
     p = sub.add_parser("demo", help="fit a bundled real dataset and write a report")
     p.add_argument("--out", default=Path("demo_output"), type=Path)
@@ -233,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("always", SamplingWarning)
     try:
         return args.func(args)
-    except (BayesScalingError, FileNotFoundError) as exc:
+    except (BayesScalingError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -68,3 +68,7 @@ class FitFileError(BayesScalingError, OSError):
 
 class PriorDataConflictWarning(UserWarning):
     """A new family's data lie where the borrowed population prior gives them almost no probability."""
+
+
+class UnsupportedLawError(BayesScalingError, ValueError):
+    """The question asked needs another law (e.g. compute-optimal N and D need a law in N and D)."""

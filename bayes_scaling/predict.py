@@ -82,6 +82,21 @@ def new_family_theta(arrays: dict[str, np.ndarray], rng: np.random.Generator,
     return arrays["mu"] + np.einsum("sij,sj->si", chol, z)
 
 
+def discrepancy(arrays: dict[str, np.ndarray], decades: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draws of the extrapolation discrepancy of log L, (sample, point): N(drift Delta, kappa Delta)."""
+    decades = np.asarray(decades, dtype=float)[None, :]
+    z = rng.standard_normal((arrays["kappa"].shape[0], decades.shape[1]))
+    return decades * (arrays["drift"][:, None] + arrays["kappa"][:, None] * z)
+
+
+def family_theta_draws(arrays: dict[str, np.ndarray], families: Sequence[str], family: str,
+                       rng: np.random.Generator, level_vector: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+    """Sampling-scale draws (sample, param) of one family; a family the fit has not seen is new."""
+    if family in families:
+        return arrays["theta"][:, list(families).index(family), :], False
+    return new_family_theta(arrays, rng, level_vector), True
+
+
 def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[str], reference: dict,
                   family_max_log10_flops: dict[str, float], family: np.ndarray, columns: dict[str, np.ndarray],
                   *, rng: np.random.Generator, interval: float, keep_draws: bool,
@@ -111,8 +126,6 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
         res["expected_draws"] = np.empty((n_s, n_pts))
         res["run_draws"] = np.empty((n_s, n_pts))
     chunk = max(1, _CHUNK_VALUES // max(n_s, 1))
-    kappa = arrays["kappa"][:, None]
-    drift = arrays["drift"][:, None]
     s_seed = arrays["sigma_seed"][:, None]
     s_obs = arrays["sigma_obs"][:, None]
     nu = arrays["nu"][:, None] if "nu" in arrays else None
@@ -126,7 +139,7 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
             th[:, new_mask[sl], :] = theta_new[:, None, :]
         log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(names)}, {k: v[sl] for k, v in z.items()})
         shape = log_mu.shape
-        log_expected = log_mu + delta[sl][None, :] * (drift + kappa * rng.standard_normal(shape))
+        log_expected = log_mu + discrepancy(arrays, delta[sl], rng)
         noise = s_seed * rng.standard_normal(shape) + s_obs * rng.standard_normal(shape)
         if nu is not None:  # robust likelihood: the run's noise is a scale mixture (multivariate t)
             noise = noise * np.sqrt(nu / rng.chisquare(np.broadcast_to(nu, shape)))

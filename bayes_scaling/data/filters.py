@@ -37,6 +37,17 @@ def keep_fraction_of_run(data: ScalingData, fraction: float) -> ScalingData:
                        reason=f"checkpoints beyond the first {fraction:.0%} of each run's tokens")
 
 
+def keep_final_checkpoint(data: ScalingData) -> ScalingData:
+    """Keep only each run's last checkpoint (its final loss).
+
+    For runs whose intermediate checkpoints are not the loss a run of that length would reach (a
+    constant or warmup-stable learning rate without cooldown), fit the final losses only.
+    """
+    df = data.frame
+    keep = (df["tokens"] == df.groupby("run")["tokens"].transform("max")).to_numpy()
+    return data.subset(keep, name="final_checkpoint", reason="intermediate checkpoints (final loss of each run only)")
+
+
 def thin_checkpoints(data: ScalingData, max_per_run: int) -> ScalingData:
     """Keep at most ``max_per_run`` checkpoints of each run, spread evenly in log tokens.
 

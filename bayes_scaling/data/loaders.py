@@ -253,14 +253,22 @@ GEMSTONE_FILES = {
 
 
 def load_gemstone(root: str | os.PathLike | None = None, which: str = "hot", family_by: str = "width") -> ScalingData:
-    """Gemstone training-loss checkpoints of width x depth shapes; family = width or depth."""
+    """Gemstone training-loss checkpoints of width x depth shapes.
+
+    family = ``width`` or ``depth`` (one family per value), or ``learning_rate``: every run of the
+    file in one family, ``lr=half`` for the half-learning-rate ablation and ``lr=base`` otherwise
+    (concatenate ``which="hot"`` and ``which="lr_ablation"`` to compare the two recipes).
+    """
     if which not in GEMSTONE_FILES:
         raise ValueError(f"which must be one of {sorted(GEMSTONE_FILES)}, got {which!r}")
-    if family_by not in ("width", "depth"):
-        raise ValueError(f"family_by must be 'width' or 'depth', got {family_by!r}")
+    if family_by not in ("width", "depth", "learning_rate"):
+        raise ValueError(f"family_by must be 'width', 'depth' or 'learning_rate', got {family_by!r}")
     path = data_root(root) / "gemstone" / GEMSTONE_FILES[which]
     df = pd.read_json(path, lines=True)
-    df["family"] = family_by + "=" + df[family_by].astype(str)
+    if family_by == "learning_rate":
+        df["family"] = "lr=half" if which == "lr_ablation" else "lr=base"
+    else:
+        df["family"] = family_by + "=" + df[family_by].astype(str)
     return ScalingData.from_frame(df, family="family", params="params_active_precise", tokens="tokens",
                                   loss="final_loss", run="run_name", source=f"Gemstone ({path})")
 

@@ -28,6 +28,7 @@ def fit(
     likelihood: str = "normal",
     borrow: Any = None,
     noncentering: dict[str, float] | None = None,
+    treatments: dict[str, str] | None = None,
     min_tokens: float | None = None,
     fraction: float | None = None,
     draws: int = 1000,
@@ -59,6 +60,10 @@ def fit(
     noncentering:
         Per sampling parameter, 0 (centred, the default) ... 1 (non-centred) family offsets; see
         docs/concepts.md for when each samples better.
+    treatments:
+        ``{treated family: untreated twin}``, e.g. ``{"7b-stacked": "7b-scratch"}``: a treated family's
+        law parameters are its twin's plus a shift (the treatment effect, ``treatment_shift`` in the
+        posterior) instead of a draw from the population; see :mod:`bayes_scaling.decisions.growth`.
     likelihood:
         ``"normal"`` (default) or ``"student_t"``: a robust multivariate-t run marginal that
         down-weights runs or points far off the law (the Bayesian counterpart of a Huber fit); use it
@@ -96,7 +101,8 @@ def fit(
                 "those families'. The fit goes on, but its extrapolation rests on a prior that does not "
                 "describe this family; borrow from families with comparable losses.",
                 PriorDataConflictWarning, stacklevel=2)
-    spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood, borrow=prior, noncentering=noncentering)
+    spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood, borrow=prior, noncentering=noncentering,
+                               treatments=treatments)
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, progressbar=progressbar)
     fitted = _fit_spec(data, spec, settings)
@@ -136,6 +142,21 @@ def _fit_spec(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], what
     return ScalingFit(build_idata(idata, data, spec, info, diag), spec)
 
 
+def _predictive_moments(log_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of predictive log-loss draws (sample, point).
+
+    A robust likelihood's heavy-tailed draws can overflow to infinite loss; at such points the median
+    and the IQR-based variance stand in for the moments.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean, var = log_draws.mean(axis=0), log_draws.var(axis=0)
+    finite = np.isfinite(var)
+    if finite.all():
+        return mean, var
+    q25, q50, q75 = np.quantile(log_draws, [0.25, 0.5, 0.75], axis=0)
+    return np.where(finite, mean, q50), np.where(finite, var, ((q75 - q25) / 1.349) ** 2)
+
+
 def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], holdout_decades: float,
                        rng: np.random.Generator, n_samples: int) -> tuple[np.ndarray, np.ndarray, dict]:
     held, desc = holdout_split(data, holdout_decades)
@@ -147,7 +168,9 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, A
         return np.abs(rng.normal(0, k_scale, n_samples)), rng.normal(0, d_scale, n_samples), info
     train = data.subset(~held, name="leave_largest_out", reason=desc)
     inner_spec = ModelSpec.from_data(train, spec.law, spec.priors, likelihood=spec.likelihood,
-                                     noncentering=spec.noncentering)
+                                     noncentering=spec.noncentering,
+                                     treatments={g: t for g, t in spec.treatments.items()
+                                                 if g in train.families and t in train.families})
     inner_settings = dict(settings, draws=min(settings["draws"], 500), tune=min(settings["tune"], 500))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)  # the inner fit's diagnostics are stored, not shouted
@@ -157,8 +180,8 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, A
                          tokens=test["tokens"].to_numpy(), flops=test["flops"].to_numpy(), keep_draws=True,
                          random_seed=int(rng.integers(2**31)))
     log_draws = np.log(pred["run_loss"].to_numpy())
-    resid = np.log(test["loss"].to_numpy()) - log_draws.mean(axis=0)
-    var = log_draws.var(axis=0)
+    centre, var = _predictive_moments(log_draws)
+    resid = np.log(test["loss"].to_numpy()) - centre
     lc = np.log10(test["flops"].to_numpy())
     fam_max = np.array([inner_spec.family_max_log10_flops[f] for f in test["family"]])
     dist = np.maximum(0.0, lc - fam_max)

@@ -35,7 +35,7 @@ from ..laws import standardized_inputs
 from ..model.likelihood import run_marginal_loglik, run_sums_numpy
 from ..model.population_prior import CONFLICT_P_VALUE
 from ..model.spec import ModelSpec
-from ..predict import as_dataset, posterior_arrays, predict_draws, query_columns
+from ..predict import as_dataset, family_theta_draws, posterior_arrays, predict_draws, query_columns
 from .diagnostics import Diagnostics
 
 SPEC_ATTR = "bayes_scaling_spec"
@@ -183,6 +183,22 @@ class ScalingFit:
                                       rng=np.random.default_rng(random_seed), interval=interval,
                                       keep_draws=keep_draws, allow_new_family=allow_new_family)
         return as_dataset(res, fam.astype(str), cols, new_mask, interval)
+
+    def law_draws(self, family: str, *, random_seed: int = 0) -> xr.Dataset:
+        """Posterior draws of one family's law parameters in natural units (E, A, alpha, ...) over ``sample``.
+
+        A family the fit has not seen is a **new family** drawn from the population (attribute
+        ``new_family``). Draws of different families share the posterior draw index, so functions of two
+        families' parameters (a loss difference, a speedup) keep their posterior correlation.
+        """
+        arrays = posterior_arrays(self.idata.posterior)
+        theta, new = family_theta_draws(arrays, self.spec.families, family, np.random.default_rng(random_seed),
+                                        self.law.level_vector)
+        nat = self.law.to_natural({p: theta[:, k] for k, p in enumerate(self.law.sampling)}, self.spec.reference)
+        ds = xr.Dataset({k: ("sample", np.asarray(nat[k], dtype=float)) for k in self.law.natural},
+                        coords={"sample": np.arange(theta.shape[0])})
+        ds.attrs.update(family=family, new_family=int(new))
+        return ds
 
     def fitted_curve(self, interval: float = 0.9) -> xr.Dataset:
         """Predictive at every observed row (for posterior predictive checks and plots)."""

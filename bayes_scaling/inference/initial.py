@@ -50,7 +50,14 @@ def family_point_estimates(data: ScalingData, spec: ModelSpec, resid_scale: floa
 def initial_values(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
     """Initial values of the model's free variables (natural, untransformed scale)."""
     theta = family_point_estimates(data, spec)
-    init = {"mu": theta.mean(axis=0), "sigma_total": np.array(0.01), "seed_share": np.array(0.5)}
-    if len(spec.families) > 1:
-        init["theta"] = theta
+    untreated = [i for i, f in enumerate(spec.families) if f not in spec.treatments]
+    init = {"mu": theta[untreated].mean(axis=0), "sigma_total": np.array(0.01), "seed_share": np.array(0.5)}
+    if len(untreated) > 1:
+        init["theta" if not spec.treatments else "theta_untreated"] = theta[untreated]
+    if spec.treatments:
+        from ..model.hierarchical import treatment_params
+
+        fams, cols = list(spec.families), [list(spec.law_obj.sampling).index(p) for p in treatment_params(spec)]
+        init["treatment_shift"] = np.array([theta[fams.index(f), cols] - theta[fams.index(spec.treatments[f]), cols]
+                                            for f in spec.treated])
     return init

@@ -9,7 +9,8 @@ import arviz as az
 import pymc as pm
 
 #: posterior variables kept (the rest are sampler internals such as transformed values)
-KEEP_VARS = ("mu", "tau", "tau_level", "corr", "theta", "sigma_total", "seed_share", "sigma_seed", "sigma_obs", "nu")
+KEEP_VARS = ("mu", "tau", "tau_level", "corr", "theta", "sigma_total", "seed_share", "sigma_seed", "sigma_obs", "nu",
+             "treatment_shift")
 
 
 def available_sampler(requested: str = "auto") -> str:

@@ -16,6 +16,12 @@ Written out (sampling scale of the law, ``p`` indexes its parameters, ``f`` fami
     log y_ij    = log L(theta_f(j); N_j, D_ij) + u_j + e_ij,  u_j ~ N(0, sigma_seed), e_ij ~ N(0, sigma_obs)
     (robust option: the run's noise is scaled by sqrt(w_j), w_j ~ InvGamma(nu/2, nu/2), nu ~ Gamma(2, 0.1))
 
+Treatments (``spec.treatments``, e.g. a grown family and its from-scratch twin): a treated family is
+not a draw from the population but its twin's parameters plus a shift, the treatment effect::
+
+    theta_g     = theta_twin(g) + shift_g,   shift_g,p ~ Normal(0, t_p)
+    (t_p = priors.treatment_scale: by default only the data term, log_B_ref and log_beta, is shifted)
+
 With a borrowed population prior (one new family), ``mu ~ MvNormal(m, C)`` and the noise priors are
 the moment-matched population predictive of another fit (:mod:`.population_prior`).
 
@@ -27,7 +33,7 @@ evaluated on different validation sets mostly differ. It is the level factor ``c
 of ``theta_f = mu + c_f v + ...`` integrated out. Without it the LKJ prior, which shrinks
 correlations towards zero, would have to learn this near-perfect correlation from a handful of
 families, and one small model of a new family would move its N-term instead of its level.
-Coordinates: ``family``, ``param`` (sampling-scale names), ``param_bis`` (its copy for the
+Coordinates: ``family`` (``untreated_family`` and ``treated_family`` with treatments), ``param`` (sampling-scale names), ``param_bis`` (its copy for the
 correlation matrix), ``run`` and ``obs``.
 """
 
@@ -64,9 +70,13 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
     pri = spec.priors
     arr = model_arrays(data, spec)
     params = list(law.sampling)
-    n_fam, n_par, n_run = len(spec.families), len(params), len(spec.runs)
+    n_run = len(spec.runs)
+    treated = [f for f in spec.families if f in spec.treatments]
+    untreated = [f for f in spec.families if f not in spec.treatments]
     coords = {"family": spec.families, "param": params, "param_bis": params, "run": spec.runs,
               "obs": np.arange(len(data))}
+    if treated:
+        coords.update(untreated_family=untreated, treated_family=treated, treatment_param=treatment_params(spec))
     with pm.Model(coords=coords) as model:
         bor = spec.borrowed
         if bor is not None:  # one new family: its parameters get the borrowed population predictive
@@ -74,26 +84,20 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
         else:
             mu = pm.Normal("mu", mu=np.array([pri.mu_loc[p] for p in params]),
                            sigma=np.array([pri.mu_scale[p] for p in params]), dims="param")
-        if n_fam > 1:
-            chol, corr, tau = pm.LKJCholeskyCov(
-                "family_chol", n=n_par, eta=pri.lkj_eta,
-                sd_dist=pm.Gamma.dist(alpha=2.0, beta=2.0 / np.array([pri.tau_scale[p] for p in params]),
-                                      shape=n_par),
-                compute_corr=True, store_in_trace=False)
-            pm.Deterministic("tau", tau, dims="param")
-            pm.Deterministic("corr", corr, dims=("param", "param_bis"))
-            tau_level = pm.Gamma("tau_level", alpha=2.0, beta=2.0 / pri.level_scale)
-            v = law.level_vector
-            chol = pt.linalg.cholesky(chol @ chol.T + tau_level**2 * np.outer(v, v))
-            w = np.array([float(spec.noncentering.get(p, 0.0)) for p in params])
-            if not w.any():
-                theta = pm.MvNormal("theta", mu=mu, chol=chol, dims=("family", "param"))
-            else:  # partial non-centring: eta = diag(tau^-w)(theta - mu) ~ MvNormal(0, diag(tau^-w) chol)
-                scale = tau**w
-                eta = pm.MvNormal("eta", mu=pt.zeros(n_par), chol=chol / scale[:, None], dims=("family", "param"))
-                theta = pm.Deterministic("theta", mu[None, :] + eta * scale[None, :], dims=("family", "param"))
+        theta_untreated = _population_families(mu, spec, params, untreated,
+                                               "family" if not treated else "untreated_family")
+        if treated:  # treated families: their twin's parameters plus a shift (the treatment effect)
+            shifted = treatment_params(spec)
+            free = pm.Normal("treatment_shift", 0.0, np.array([pri.treatment_scale[p] for p in shifted]),
+                             dims=("treated_family", "treatment_param"))
+            shift = pt.set_subtensor(pt.zeros((len(treated), len(params)))[:, [params.index(p) for p in shifted]],
+                                     free)
+            twin = [untreated.index(spec.treatments[f]) for f in treated]
+            stacked = pt.concatenate([theta_untreated, theta_untreated[twin] + shift], axis=0)
+            order = [(untreated + treated).index(f) for f in spec.families]
+            theta = pm.Deterministic("theta", stacked[order], dims=("family", "param"))
         else:
-            theta = pm.Deterministic("theta", mu[None, :], dims=("family", "param"))
+            theta = theta_untreated
         # total residual sd and the seed share of its variance: with one checkpoint per run only the
         # total is identified, and this keeps the posterior a rectangle instead of a curved ridge
         if bor is not None:
@@ -119,5 +123,38 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
     return model
 
 
+def treatment_params(spec: ModelSpec) -> list[str]:
+    """The sampling parameters a treatment shifts (treatment_scale > 0; old specs: all)."""
+    scale = spec.priors.treatment_scale
+    return [p for p in spec.law_obj.sampling if not scale or scale[p] > 0]
+
+
+def _population_families(mu, spec: ModelSpec, params: list[str], families: list[str], dim: str):
+    """Parameters of ``families`` drawn from the population (theta = mu when there is only one)."""
+    pri = spec.priors
+    law = spec.law_obj
+    n_par = len(params)
+    name = "theta" if dim == "family" else "theta_untreated"
+    if len(families) == 1:
+        return pm.Deterministic(name, mu[None, :], dims=(dim, "param")) if dim == "family" else mu[None, :]
+    chol, corr, tau = pm.LKJCholeskyCov(
+        "family_chol", n=n_par, eta=pri.lkj_eta,
+        sd_dist=pm.Gamma.dist(alpha=2.0, beta=2.0 / np.array([pri.tau_scale[p] for p in params]), shape=n_par),
+        compute_corr=True, store_in_trace=False)
+    pm.Deterministic("tau", tau, dims="param")
+    pm.Deterministic("corr", corr, dims=("param", "param_bis"))
+    tau_level = pm.Gamma("tau_level", alpha=2.0, beta=2.0 / pri.level_scale)
+    v = law.level_vector
+    chol = pt.linalg.cholesky(chol @ chol.T + tau_level**2 * np.outer(v, v))
+    w = np.array([float(spec.noncentering.get(p, 0.0)) for p in params])
+    if not w.any():
+        return pm.MvNormal(name, mu=mu, chol=chol, dims=(dim, "param"))
+    # partial non-centring: eta = diag(tau^-w)(theta - mu) ~ MvNormal(0, diag(tau^-w) chol)
+    scale = tau**w
+    eta = pm.MvNormal("eta", mu=pt.zeros(n_par), chol=chol / scale[:, None], dims=(dim, "param"))
+    return pm.Deterministic(name, mu[None, :] + eta * scale[None, :], dims=(dim, "param"))
+
+
 #: variables whose convergence is required (population parameters and noise scales)
-POPULATION_VARS = ("mu", "tau", "tau_level", "sigma_total", "seed_share", "sigma_seed", "sigma_obs", "nu")
+POPULATION_VARS = ("mu", "tau", "tau_level", "sigma_total", "seed_share", "sigma_seed", "sigma_obs", "nu",
+                   "treatment_shift")

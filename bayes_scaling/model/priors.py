@@ -25,6 +25,9 @@ seed_share             Beta(2, 2)                      share of that variance du
                                                        sigma_obs = sigma_total sqrt(1 - seed_share)
 kappa (extrapolation)  HalfNormal(0.05)                discrepancy sd per decade of compute
 drift (extrapolation)  Normal(0, 0.05)                 systematic discrepancy per decade of compute
+treatment_shift        Normal(0, 0.4) on log_B_ref,    a treated family (e.g. grown from a smaller model)
+                       Normal(0, 0.15) on log_beta;    differs from its from-scratch twin in the data term
+                       other parameters not shifted    only, unless treatment_scale says otherwise
 nu (student_t only)    Gamma(2, 0.1)                   degrees of freedom of the robust likelihood
                                                        (Juarez & Steel 2010): mean 20, 5% below 3.6
 =====================  ==============================  =============================================
@@ -45,6 +48,8 @@ _LOC_FRACTION = {"log_E": 0.6, "log_A_ref": 0.2, "log_B_ref": 0.2}
 _EXPONENT_LOC = math.log(0.35)
 _MU_SCALE = {"log_E": 0.5, "log_A_ref": 1.0, "log_B_ref": 1.0, "log_alpha": 0.5, "log_beta": 0.5}
 _TAU_SCALE = {"log_E": 0.4, "log_A_ref": 0.4, "log_B_ref": 0.4, "log_alpha": 0.15, "log_beta": 0.15}
+#: a treatment (e.g. model growth) moves the data term only by default: 0 = not shifted
+_TREATMENT_SCALE = {"log_E": 0.0, "log_A_ref": 0.0, "log_B_ref": 0.4, "log_alpha": 0.0, "log_beta": 0.15}
 
 
 @dataclass
@@ -70,6 +75,8 @@ class Priors:
     drift_scale: float = 0.05
     nu_alpha: float = 2.0
     nu_beta: float = 0.1
+    #: sd of a treated family's shift from its twin per parameter; 0 = the parameter is not shifted
+    treatment_scale: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -83,6 +90,7 @@ class Priors:
             mu_loc=loc,
             mu_scale={p: _MU_SCALE[p] for p in law.sampling},
             tau_scale={p: _TAU_SCALE[p] for p in law.sampling},
+            treatment_scale={p: _TREATMENT_SCALE[p] for p in law.sampling},
             notes=[f"locations scaled by the data's median loss {median_loss:.4g}"],
         )
 
@@ -100,6 +108,15 @@ class Priors:
                     raise PriorError(f"priors.{name}[{k!r}] = {v!r} is not finite")
                 if name != "mu_loc" and float(v) <= 0:
                     raise PriorError(f"priors.{name}[{k!r}] = {v!r}: a scale must be positive")
+        if self.treatment_scale:
+            if set(self.treatment_scale) != set(law.sampling):
+                raise PriorError(f"priors.treatment_scale must give exactly the law's sampling parameters "
+                                 f"{list(law.sampling)}; got {sorted(self.treatment_scale)}")
+            bad = {k: v for k, v in self.treatment_scale.items() if not (math.isfinite(float(v)) and float(v) >= 0)}
+            if bad:
+                raise PriorError(f"priors.treatment_scale {bad}: each must be >= 0 (0: not shifted)")
+            if not any(float(v) > 0 for v in self.treatment_scale.values()):
+                raise PriorError("priors.treatment_scale is 0 everywhere: a treatment would shift nothing")
         for name in ("lkj_eta", "level_scale", "sigma_total_scale", "seed_share_a", "seed_share_b", "kappa_scale", "drift_scale", "nu_alpha", "nu_beta"):
             v = float(getattr(self, name))
             if not (math.isfinite(v) and v > 0):
@@ -124,4 +141,6 @@ class Priors:
                   f"kappa (extrapolation, per decade of compute) ~ HalfNormal({self.kappa_scale:g})",
                   f"drift (extrapolation, per decade of compute) ~ Normal(0, {self.drift_scale:g})",
                   f"nu (robust likelihood only) ~ Gamma({self.nu_alpha:g}, {self.nu_beta:g})"]
+        lines += [f"treatment_shift[{p}] ~ Normal(0, {v:g}) (treated families only)"
+                  for p, v in self.treatment_scale.items() if v > 0]
         return lines + self.notes

@@ -37,6 +37,8 @@ class ModelSpec:
     noncentering: dict[str, float] = field(default_factory=dict)
     #: a borrowed population prior moved to this data's reference scales (see population_prior.py)
     borrowed: dict | None = None
+    #: treated family -> its untreated twin (e.g. a grown family -> its from-scratch family)
+    treatments: dict[str, str] = field(default_factory=dict)
     version: int = SPEC_VERSION
 
     @property
@@ -46,7 +48,8 @@ class ModelSpec:
     @classmethod
     def from_data(cls, data: ScalingData, law: str | Law = "chinchilla", priors: Priors | None = None,
                   likelihood: str = "normal", borrow: "PopulationPrior | None" = None,
-                  noncentering: dict[str, float] | None = None) -> "ModelSpec":
+                  noncentering: dict[str, float] | None = None,
+                  treatments: dict[str, str] | None = None) -> "ModelSpec":
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         lw = get_law(law)
@@ -55,6 +58,7 @@ class ModelSpec:
         if priors is None:
             priors = Priors.default(lw, float(np.median(df["loss"])))
         priors.validate(lw)
+        treatments = check_treatments(dict(treatments or {}), data.families)
         borrowed = None
         if borrow is not None:
             if borrow.law != lw.name:
@@ -79,7 +83,12 @@ class ModelSpec:
             likelihood=likelihood,
             borrowed=borrowed,
             noncentering=dict(noncentering or {}),
+            treatments=treatments,
         )
+
+    @property
+    def treated(self) -> list[str]:
+        return [f for f in self.families if f in self.treatments]
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -89,4 +98,22 @@ class ModelSpec:
     def from_json(cls, text: str) -> "ModelSpec":
         d = json.loads(text)
         d["priors"] = Priors.from_dict(d["priors"])
+        d.setdefault("treatments", {})
         return cls(**d)
+
+
+def check_treatments(treatments: dict[str, str], families: list[str]) -> dict[str, str]:
+    """Validate ``{treated family: untreated twin}``; raise a specific error for each mistake."""
+    from ..errors import UnknownFamilyError
+
+    for treated, twin in treatments.items():
+        for name in (treated, twin):
+            if name not in families:
+                raise UnknownFamilyError(f"treatment {treated!r} -> {twin!r} names {name!r}, which is not among the "
+                                         f"data's families {families}")
+        if treated == twin:
+            raise ValueError(f"family {treated!r} cannot be its own twin in a treatment")
+        if twin in treatments:
+            raise ValueError(f"the twin {twin!r} of {treated!r} is itself treated; a twin must be an untreated "
+                             "(from-scratch) family")
+    return treatments

@@ -1,0 +1,79 @@
+"""Compute-optimal allocation under uncertainty: the posterior of N*, D*, D*/N* and the loss there.
+
+For each posterior draw of a family's law parameters (or of a new family drawn from the
+population), the allocation that minimises the expected loss at budget C
+(:mod:`bayes_scaling.laws.solve`: closed form for C = 6 N D, a numeric search for any other FLOPs
+function). The loss at the optimum carries the fit's extrapolation discrepancy when C lies beyond the
+family's largest fitted compute; the discrepancy is a function of C only, so it does not move N*.
+
+>>> opt = bs.compute_optimal(fit, budget=[1e21, 5.76e23])          # doctest: +SKIP
+>>> bs.decisions.summarize(opt)                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..errors import UnsupportedLawError
+from ..laws import solve
+from ..predict import discrepancy, posterior_arrays
+
+FlopsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _one_family(fit: Any, family: str | None) -> str:
+    if family is not None:
+        return family
+    if len(fit.families) == 1:
+        return fit.families[0]
+    raise ValueError(f"the fit has several families {fit.families}; name one (or a new family's name) with family=")
+
+
+def require_tokens_law(fit: Any, what: str) -> None:
+    """Decisions about N and D need a law in N and D."""
+    if not {"params", "tokens"} <= set(fit.law.inputs):
+        raise UnsupportedLawError(f"{what} needs a law in parameters and tokens; this fit uses the "
+                                  f"{fit.law.name!r} law ({fit.law.formula}). Refit with law='chinchilla'.")
+
+
+def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | None = None, *,
+                    flops: FlopsFn | None = None, random_seed: int = 0) -> xr.Dataset:
+    """Posterior draws of the compute-optimal allocation at each ``budget`` (FLOPs).
+
+    ``flops(N, D)``: the training FLOPs of N parameters on D tokens (default ``6 N D``, solved in
+    closed form); it must increase with D. Returns a Dataset over (``budget``, ``sample``) with
+    ``params``, ``tokens``, ``tokens_per_param``, ``loss`` (the law at the optimum) and
+    ``expected_loss`` (with the extrapolation discrepancy). Summarise with
+    :func:`bayes_scaling.decisions.summarize`.
+    """
+    require_tokens_law(fit, "compute-optimal allocation")
+    family = _one_family(fit, family)
+    budgets = np.atleast_1d(np.asarray(budget, dtype=float))
+    if np.any(~np.isfinite(budgets)) or np.any(budgets <= 0):
+        raise ValueError(f"budgets must be positive finite FLOPs, got {budgets.tolist()}")
+    draws = fit.law_draws(family, random_seed=random_seed)
+    nat = {k: draws[k].to_numpy() for k in fit.law.natural}
+    if flops is None:
+        col = {k: v[None, :] for k, v in nat.items()}
+        opt = solve.closed_form_optimum(**col, flops=budgets[:, None])
+    else:
+        per = [solve.numeric_optimum(**nat, budget=c, flops_fn=flops) for c in budgets]
+        opt = {k: np.stack([p[k] for p in per]) for k in ("params", "tokens", "loss")}
+    arrays = posterior_arrays(fit.idata.posterior)
+    fam_max = fit.spec.family_max_log10_flops.get(family, max(fit.spec.family_max_log10_flops.values()))
+    decades = np.maximum(0.0, np.log10(budgets) - fam_max)
+    log_delta = discrepancy(arrays, decades, np.random.default_rng(random_seed + 1)).T  # (budget, sample)
+    dims = ("budget", "sample")
+    ds = xr.Dataset(
+        {"params": (dims, opt["params"]), "tokens": (dims, opt["tokens"]),
+         "tokens_per_param": (dims, opt["tokens"] / opt["params"]), "loss": (dims, opt["loss"]),
+         "expected_loss": (dims, opt["loss"] * np.exp(log_delta))},
+        coords={"budget": budgets, "sample": draws["sample"].to_numpy()})
+    ds.attrs.update(family=family, new_family=draws.attrs["new_family"],
+                    flops="6 N D" if flops is None else getattr(flops, "__name__", "user function"),
+                    description="compute-optimal N*, D* per posterior draw; loss: the law at the optimum; "
+                                "expected_loss: with the extrapolation discrepancy beyond the fitted compute")
+    return ds
