@@ -8,7 +8,8 @@ Parts:
   dropped, as Epoch did; robust Student-t likelihood), at Chinchilla's compute 5.76e23 FLOPs and
   other budgets, next to the plug-in optimum of Epoch's refit and of the Chinchilla paper's
   parameters (same formula).
-* ``porian``: tuned vs base hyperparameters (Porian et al., RefinedWeb validation loss).
+* ``porian``: tuned vs base hyperparameters (Porian et al., RefinedWeb validation loss; robust likelihood),
+  at two configurations both recipes trained (to check against the data) and two beyond.
 * ``gemstone``: base vs half learning rate (Gemstone, 20 shapes each, the final loss of each run).
 * ``growth``: G_stack treatment model on synthetic data with a known speedup of 54.6%.
 * ``timing``: the growth-timing guideline's table with the paper's constants.
@@ -62,8 +63,11 @@ def porian() -> dict:
     a, b = "rw-tuned-short-const-standard-val", "rw-base-short-chinchilla-standard-val"
     data = bs.load_bundled("porian").select_families([a, b])
     t0 = time.perf_counter()
-    fit = bs.fit(data, **FIT)
-    targets = [(9e8, 2e10), (7e9, 1.4e11), (7e10, 1.4e12)]
+    # robust likelihood: the tuned recipe's IsoFLOP grid holds far-from-optimal points (612M parameters on
+    # 27M tokens) the law cannot follow; with the normal likelihood they pull the law (+0.27 nats where the
+    # data say +0.04)
+    fit = bs.fit(data, likelihood="student_t", **FIT)
+    targets = [(57384960.0, 2.323489e9), (455311360.0, 4.685438e9), (9e8, 2e10), (7e9, 1.4e11)]
     cmp = bs.compare(fit, a, b, [t[0] for t in targets], [t[1] for t in targets])
     return {"seconds": time.perf_counter() - t0, "a": a, "b": b, "diagnostics": fit.diagnostics.to_dict(),
             "summary": rows(summarize(cmp.drop_vars(["p_a_better", "p_a_better_one_run"]))),
