@@ -89,6 +89,16 @@ def discrepancy(arrays: dict[str, np.ndarray], decades: np.ndarray, rng: np.rand
     return decades * (arrays["drift"][:, None] + arrays["kappa"][:, None] * z)
 
 
+def decades_beyond(family_max_log10_flops: dict[str, float], family: Sequence[str], flops: Any) -> np.ndarray:
+    """Decades of compute beyond each family's largest fitted compute (0 inside the data).
+
+    A new family is measured from the largest compute of any fitted family.
+    """
+    overall_max = max(family_max_log10_flops.values())
+    max_c = np.array([family_max_log10_flops.get(f, overall_max) for f in family])
+    return np.maximum(0.0, np.log10(np.asarray(flops, dtype=float)) - max_c)
+
+
 def family_theta_draws(arrays: dict[str, np.ndarray], families: Sequence[str], family: str,
                        rng: np.random.Generator, level_vector: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
     """Sampling-scale draws (sample, param) of one family; a family the fit has not seen is new."""
@@ -116,9 +126,7 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
     n_s = theta.shape[0]
     theta_new = new_family_theta(arrays, rng, law.level_vector) if new_mask.any() else None
     z = standardized_inputs(law, columns, reference)
-    overall_max = max(family_max_log10_flops.values())
-    max_c = np.array([family_max_log10_flops.get(f, overall_max) for f in family])
-    delta = np.maximum(0.0, np.log10(columns["flops"]) - max_c)
+    delta = decades_beyond(family_max_log10_flops, family, columns["flops"])
     lo_q, hi_q = (1 - interval) / 2, (1 + interval) / 2
     keys = ("mean", "median", "lower", "upper")
     res = {f"{kind}_{k}": np.empty(n_pts) for kind in ("expected", "run") for k in keys}

@@ -274,3 +274,14 @@ def test_keep_final_checkpoint_records_what_it_drops(frame):
     final = keep_final_checkpoint(data)
     assert len(final) == 4 and final.frame.groupby("run").size().eq(1).all()
     assert final.dropped[-1].filter == "final_checkpoint" and final.dropped[-1].rows == 4
+
+
+def test_hand_built_priors_get_the_default_treatment_scales(frame):
+    from bayes_scaling.model.hierarchical import treatment_params
+
+    data = ScalingData.from_frame(frame, family="family", params="params", tokens="tokens", loss="loss")
+    pri = Priors.default(bs.laws.CHINCHILLA, 3.0)
+    hand = Priors(mu_loc=pri.mu_loc, mu_scale=pri.mu_scale, tau_scale=pri.tau_scale)  # no treatment_scale
+    spec = ModelSpec.from_data(data, priors=hand, treatments={"b": "a"})
+    assert treatment_params(spec) == ["log_B_ref", "log_beta"]
+    assert spec.treated == ["b"] and spec.untreated == ["a"]

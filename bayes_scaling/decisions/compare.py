@@ -26,7 +26,7 @@ def _known(fit: Any, names: Sequence[str]) -> None:
     unknown = [n for n in names if n not in fit.families]
     if unknown:
         raise UnknownFamilyError(f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; the fit has "
-                                 f"{fit.families}. A recipe comparison needs both recipes in the fit.")
+                                 f"{fit.families}. Comparing families needs every one of them in the fit.")
 
 
 def _joint_draws(fit: Any, families: Sequence[str], params: Any, tokens: Any, random_seed: int) -> xr.Dataset:

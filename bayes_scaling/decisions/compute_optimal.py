@@ -17,9 +17,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from ..errors import UnsupportedLawError
+from ..errors import NonPositiveValueError, UnsupportedLawError
 from ..laws import solve
-from ..predict import discrepancy, posterior_arrays
+from ..predict import decades_beyond, discrepancy, posterior_arrays
 
 FlopsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -53,7 +53,7 @@ def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | Non
     family = _one_family(fit, family)
     budgets = np.atleast_1d(np.asarray(budget, dtype=float))
     if np.any(~np.isfinite(budgets)) or np.any(budgets <= 0):
-        raise ValueError(f"budgets must be positive finite FLOPs, got {budgets.tolist()}")
+        raise NonPositiveValueError(f"budgets must be positive finite FLOPs, got {budgets.tolist()}")
     draws = fit.law_draws(family, random_seed=random_seed)
     nat = {k: draws[k].to_numpy() for k in fit.law.natural}
     if flops is None:
@@ -63,8 +63,7 @@ def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | Non
         per = [solve.numeric_optimum(**nat, budget=c, flops_fn=flops) for c in budgets]
         opt = {k: np.stack([p[k] for p in per]) for k in ("params", "tokens", "loss")}
     arrays = posterior_arrays(fit.idata.posterior)
-    fam_max = fit.spec.family_max_log10_flops.get(family, max(fit.spec.family_max_log10_flops.values()))
-    decades = np.maximum(0.0, np.log10(budgets) - fam_max)
+    decades = decades_beyond(fit.spec.family_max_log10_flops, [family] * len(budgets), budgets)
     log_delta = discrepancy(arrays, decades, np.random.default_rng(random_seed + 1)).T  # (budget, sample)
     dims = ("budget", "sample")
     ds = xr.Dataset(

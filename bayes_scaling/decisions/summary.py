@@ -29,13 +29,10 @@ def summarize(ds: xr.Dataset, interval: float = 0.9, dim: str = "sample") -> pd.
             row = {"quantity": name}
             if other:
                 row.update(dict(zip(other, key if isinstance(key, tuple) else (key,))))
-            q = np.quantile(x, [0.5, lo, hi]) if len(finite) == len(x) else _quantiles_with_inf(x, [0.5, lo, hi])
+            # with infinite draws, interpolating between two of them gives nan: take the nearest rank
+            q = np.quantile(x, [0.5, lo, hi], method="linear" if len(finite) == len(x) else "nearest")
             row.update(median=q[0], lower=q[1], upper=q[2], mean=float(finite.mean()) if len(finite) else np.nan,
                        share_infinite=float(1 - len(finite) / len(x)))
             rows.append(row)
     return pd.DataFrame(rows)
 
-
-def _quantiles_with_inf(x: np.ndarray, qs: list[float]) -> list[float]:
-    s = np.sort(x)  # inf sorts last (and -inf first), which is where such draws belong
-    return [float(s[min(int(np.floor(q * (len(s) - 1) + 0.5)), len(s) - 1)]) for q in qs]

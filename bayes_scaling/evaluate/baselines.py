@@ -20,6 +20,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
+from ..laws import CHINCHILLA
 from .protocol import TARGET_LAST_FRACTION, last_fraction_mask
 
 #: Muennighoff et al. (2023) N-term, used by the guide's one-model baseline
@@ -103,7 +104,7 @@ def fixed_n_term_fit(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
 
 def predict_natural(p: dict[str, float], params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """Chinchilla loss E + A N^-alpha + B D^-beta at each point."""
-    return p["E"] + p["A"] * np.asarray(params, float) ** -p["alpha"] + p["B"] * np.asarray(tokens, float) ** -p["beta"]
+    return CHINCHILLA.natural_loss(p, {"params": np.asarray(params, float), "tokens": np.asarray(tokens, float)})
 
 
 def last_checkpoint_mean(tokens: np.ndarray, loss: np.ndarray, last_fraction: float = TARGET_LAST_FRACTION,

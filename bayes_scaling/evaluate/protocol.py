@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..data import ScalingData, apply_filters
 from ..errors import EmptyFamilyError, UnknownFamilyError
+from ..predict import are
 
 #: the guide scores the last 30% of the largest model's training
 TARGET_LAST_FRACTION = 0.3
@@ -94,7 +95,7 @@ def score(true: np.ndarray, median: np.ndarray, lower50: np.ndarray | None = Non
           lower90: np.ndarray | None = None, upper90: np.ndarray | None = None) -> dict[str, float]:
     """ARE of the point prediction and, when intervals are given, their coverage and relative width."""
     true, median = np.asarray(true, float), np.asarray(median, float)
-    out = {"are": float(np.mean(np.abs(true - median) / true)), "n_points": int(len(true))}
+    out = {"are": are(true, median), "n_points": int(len(true))}
     for level, lo, hi in (("50", lower50, upper50), ("90", lower90, upper90)):
         if lo is None or hi is None:
             out[f"cover{level}"] = np.nan

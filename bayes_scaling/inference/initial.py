@@ -50,7 +50,7 @@ def family_point_estimates(data: ScalingData, spec: ModelSpec, resid_scale: floa
 def initial_values(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
     """Initial values of the model's free variables (natural, untransformed scale)."""
     theta = family_point_estimates(data, spec)
-    untreated = [i for i, f in enumerate(spec.families) if f not in spec.treatments]
+    untreated = [spec.families.index(f) for f in spec.untreated]
     init = {"mu": theta[untreated].mean(axis=0), "sigma_total": np.array(0.01), "seed_share": np.array(0.5)}
     if len(untreated) > 1:
         init["theta" if not spec.treatments else "theta_untreated"] = theta[untreated]

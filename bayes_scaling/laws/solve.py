@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .forms import CHINCHILLA
+
 #: grid of the numeric optimum: log10 N from the 6ND optimum -/+ this many decades ...
 _GRID_DECADES = 3.0
 #: ... with this many points (0.01 decade apart)
@@ -31,8 +33,9 @@ _GRID_POINTS = 601
 
 
 def chinchilla_loss(E: Any, A: Any, alpha: Any, B: Any, beta: Any, params: Any, tokens: Any) -> np.ndarray:
-    """L = E + A N^-alpha + B D^-beta."""
-    return E + A * np.power(params, -alpha) + B * np.power(tokens, -beta)
+    """L = E + A N^-alpha + B D^-beta (:meth:`Law.natural_loss` of the Chinchilla law, positional)."""
+    return CHINCHILLA.natural_loss({"E": E, "A": A, "alpha": alpha, "B": B, "beta": beta},
+                                   {"params": np.asarray(params, dtype=float), "tokens": np.asarray(tokens, dtype=float)})
 
 
 def closed_form_optimum(E: Any, A: Any, alpha: Any, B: Any, beta: Any, flops: Any) -> dict[str, np.ndarray]:

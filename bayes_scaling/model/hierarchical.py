@@ -71,8 +71,7 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
     arr = model_arrays(data, spec)
     params = list(law.sampling)
     n_run = len(spec.runs)
-    treated = [f for f in spec.families if f in spec.treatments]
-    untreated = [f for f in spec.families if f not in spec.treatments]
+    treated, untreated = spec.treated, spec.untreated
     coords = {"family": spec.families, "param": params, "param_bis": params, "run": spec.runs,
               "obs": np.arange(len(data))}
     if treated:
@@ -88,7 +87,8 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
                                                "family" if not treated else "untreated_family")
         if treated:  # treated families: their twin's parameters plus a shift (the treatment effect)
             shifted = treatment_params(spec)
-            free = pm.Normal("treatment_shift", 0.0, np.array([pri.treatment_scale[p] for p in shifted]),
+            scale = pri.treatment_scales(law)
+            free = pm.Normal("treatment_shift", 0.0, np.array([scale[p] for p in shifted]),
                              dims=("treated_family", "treatment_param"))
             shift = pt.set_subtensor(pt.zeros((len(treated), len(params)))[:, [params.index(p) for p in shifted]],
                                      free)
@@ -124,9 +124,9 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
 
 
 def treatment_params(spec: ModelSpec) -> list[str]:
-    """The sampling parameters a treatment shifts (treatment_scale > 0; old specs: all)."""
-    scale = spec.priors.treatment_scale
-    return [p for p in spec.law_obj.sampling if not scale or scale[p] > 0]
+    """The sampling parameters a treatment shifts (treatment scale > 0)."""
+    scale = spec.priors.treatment_scales(spec.law_obj)
+    return [p for p in spec.law_obj.sampling if scale[p] > 0]
 
 
 def _population_families(mu, spec: ModelSpec, params: list[str], families: list[str], dim: str):

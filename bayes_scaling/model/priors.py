@@ -123,6 +123,10 @@ class Priors:
                 raise PriorError(f"priors.{name} = {v!r}: must be a positive finite number")
         return self
 
+    def treatment_scales(self, law: Law) -> dict[str, float]:
+        """The treatment-shift sd per sampling parameter (the defaults when none were given)."""
+        return dict(self.treatment_scale) or {p: _TREATMENT_SCALE[p] for p in law.sampling}
+
     def to_dict(self) -> dict:
         return asdict(self)
 

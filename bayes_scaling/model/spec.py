@@ -88,7 +88,13 @@ class ModelSpec:
 
     @property
     def treated(self) -> list[str]:
+        """Families whose parameters are their twin's plus a treatment shift."""
         return [f for f in self.families if f in self.treatments]
+
+    @property
+    def untreated(self) -> list[str]:
+        """Families drawn from the population."""
+        return [f for f in self.families if f not in self.treatments]
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -98,7 +104,6 @@ class ModelSpec:
     def from_json(cls, text: str) -> "ModelSpec":
         d = json.loads(text)
         d["priors"] = Priors.from_dict(d["priors"])
-        d.setdefault("treatments", {})
         return cls(**d)
 
 
