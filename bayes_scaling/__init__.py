@@ -22,9 +22,17 @@ from .predict import are
 
 __version__ = "0.1.0"
 
+
+def write_report(fit, out_dir, targets=None, **kwargs):
+    """Write a fit's posterior report (see :func:`bayes_scaling.report.write_report`)."""
+    from .report import write_report as _write  # matplotlib is imported only when a report is written
+
+    return _write(fit, out_dir, targets, **kwargs)
+
+
 __all__ = [
     "GUIDE_MIN_TOKENS", "Diagnostics", "GrowthTiming", "compare", "compute_optimal", "decisions", "growth_speedup",
     "win_probabilities", "ModelSpec", "PopulationPrior", "Priors", "ScalingData", "ScalingFit", "__version__", "apply_filters",
     "are", "drop_early_checkpoints", "errors", "fit", "keep_fraction_of_run", "laws", "load", "load_bundled",
-    "prior_check_table", "prior_predictive_check",
+    "prior_check_table", "prior_predictive_check", "write_report",
 ]

@@ -146,11 +146,13 @@ def cmd_summary(a: argparse.Namespace) -> int:
 
 def cmd_report(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
-    from bayes_scaling.report.html import write_report
+    from bayes_scaling.report import write_report
 
     fit = bs.load(a.fit)
-    path = write_report(fit, a.out, targets=a.target)
-    print(f"report written to {path}")
+    formats = ("html", "md") if a.markdown else ("html",)
+    path = write_report(fit, a.out, targets=a.target, title=a.title, interval=a.interval,
+                        budgets=a.budget or None, formats=formats)
+    print(f"report written to {path}" + (f" and {path.with_suffix('.md')}" if a.markdown else ""))
     return 0
 
 
@@ -160,7 +162,7 @@ DEMO_PORIAN_FAMILIES = ["rw-base-long-kaplan-standard-val", "rw-base-short-chinc
 
 def cmd_demo(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
-    from bayes_scaling.report.html import write_report
+    from bayes_scaling.report import write_report
 
     data = bs.load_bundled(a.dataset)
     if a.families != "all":
@@ -301,7 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write a self-contained HTML report of a fit")
     p.add_argument("fit", type=Path)
     p.add_argument("--target", type=_target, action="append", default=[],
-                   help="family=NAME,params=N,tokens=D (repeatable)")
+                   help="family=NAME,params=N,tokens=D (repeatable; an unseen family name is a new family)")
+    p.add_argument("--budget", type=_float, action="append", default=[],
+                   help="FLOPs for the compute-optimal frontier (repeatable; default: the data's compute to 1000x)")
+    p.add_argument("--interval", type=_float, default=0.9)
+    p.add_argument("--title", default=None)
+    p.add_argument("--markdown", action="store_true", help="also write report.md with figures/*.png")
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_report)
 
@@ -337,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--families", default=None,
                    help="comma-separated families to fit, or 'all' (default for porian: its four RefinedWeb "
                         "validation-loss recipes, to keep the demo near a minute on 2 cores)")
-    _sampling_args(p, draws=500, tune=500)
+    _sampling_args(p, draws=1000, tune=1000)
     p.set_defaults(func=cmd_demo)
     return ap
 

@@ -107,7 +107,7 @@ def test_cli_fit_and_report(synthetic_truth, tmp_path, capsys):
     assert main(["report", str(out), "--target", "family=fam0,params=1e9,tokens=2e10", "--out",
                  str(tmp_path / "rep")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "Diagnostics" in html
+    assert html.count("data:image/png;base64,") == 7 and "Diagnostics" in html
 
 
 def test_cli_reports_bad_input(tmp_path, capsys):

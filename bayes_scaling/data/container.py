@@ -146,15 +146,7 @@ class ScalingData:
         df = self.frame
         if len(df) == 0:
             raise EmptyFamilyError("the data has no rows; pass a non-empty DataFrame")
-        for col in ("params", "tokens", "flops", "loss"):
-            bad = ~np.isfinite(df[col].to_numpy(dtype=float))
-            if bad.any():
-                rows = df.index[bad][:5].tolist()
-                raise NonFiniteValueError(
-                    f"column {col!r} has {int(bad.sum())} NaN or infinite value(s) (rows {rows}...). "
-                    "Drop or repair those rows before building ScalingData; nothing is dropped silently."
-                )
-        _check_positive(df, ["params", "tokens", "flops", "loss"])
+        check_finite_positive(df, ["params", "tokens", "flops", "loss"])
         if loss_kind == "nats":
             med = float(np.median(df["loss"]))
             if med > PERPLEXITY_MEDIAN_THRESHOLD:
@@ -285,6 +277,19 @@ def _numeric(series: pd.Series, role: str, col: str) -> np.ndarray:
             f"column {col!r} (used as {role}) is not numeric: {exc}. Convert it first, e.g. "
             "'1.3B' -> 1.3e9 with bayes_scaling.data.parse_size."
         ) from None
+
+
+def check_finite_positive(df: pd.DataFrame, cols: list[str]) -> None:
+    """Raise on a NaN, infinite, zero or negative value in any of ``cols`` (nothing is dropped silently)."""
+    for col in cols:
+        bad = ~np.isfinite(df[col].to_numpy(dtype=float))
+        if bad.any():
+            rows = df.index[bad][:5].tolist()
+            raise NonFiniteValueError(
+                f"column {col!r} has {int(bad.sum())} NaN or infinite value(s) (rows {rows}...). "
+                "Drop or repair those rows first; nothing is dropped silently."
+            )
+    _check_positive(df, cols)
 
 
 def _check_positive(df: pd.DataFrame, cols: list[str]) -> None:

@@ -88,9 +88,9 @@ def bundled_path(name: str) -> Path:
 def load_bundled(name: str = "porian") -> ScalingData:
     """Load a dataset shipped inside the package (``"porian"``, the demo's default, or ``"opt"``)."""
     path = bundled_path(name)
-    if name == "porian":
-        return porian_from_csv(path)
-    return opt_from_csv(path)
+    data = porian_from_csv(path) if name == "porian" else opt_from_csv(path)
+    # name the packaged file relative to the package: a report should not carry this machine's paths
+    return replace(data, source=f"{BUNDLED[name]}; bundled file bayes_scaling/data/bundled/{path.parent.name}/{path.name}")
 
 
 # ---------------------------------------------------------------------------- Porian

@@ -31,11 +31,11 @@ import xarray as xr
 
 from ..data import DropRecord, ScalingData
 from ..errors import FitFileError
-from ..laws import standardized_inputs
 from ..model.likelihood import run_marginal_loglik, run_sums_numpy
 from ..model.population_prior import CONFLICT_P_VALUE
 from ..model.spec import ModelSpec
 from ..predict import as_dataset, family_theta_draws, posterior_arrays, predict_draws, query_columns
+from ..storage import read_idata, write_netcdf
 from .diagnostics import Diagnostics
 
 SPEC_ATTR = "bayes_scaling_spec"
@@ -282,22 +282,12 @@ class ScalingFit:
     # ------------------------------------------------------------------ I/O
     def save(self, path: str | os.PathLike) -> Path:
         """Write the whole fit to one NetCDF file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.idata.to_netcdf(str(path))
-        return path
+        return write_netcdf(self.idata, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ScalingFit":
         """Read a fit written by :meth:`save`."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no fit file at {path}")
-        try:
-            idata = az.from_netcdf(str(path))
-            idata.load() if hasattr(idata, "load") else None
-        except Exception as exc:  # noqa: BLE001 - any reader error means the same thing to the user
-            raise FitFileError(f"{path} is not a readable NetCDF fit: {exc}") from exc
+        idata = read_idata(path, "fit")
         if "posterior" not in idata.groups() or SPEC_ATTR not in idata.posterior.attrs:
             raise FitFileError(f"{path} was not written by bayes_scaling (no model spec in its posterior)")
         return cls(idata)

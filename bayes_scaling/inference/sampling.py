@@ -26,14 +26,19 @@ def available_sampler(requested: str = "auto") -> str:
 
 
 def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: int, random_seed: int,
-             target_accept: float, sampler: str = "auto", progressbar: bool = False) -> tuple[az.InferenceData, dict]:
+             target_accept: float, sampler: str = "auto", progressbar: bool = False,
+             keep_vars: tuple[str, ...] = KEEP_VARS,
+             jitter_vars: tuple[str, ...] = ("sigma_total", "seed_share", "family_chol")) -> tuple[az.InferenceData, dict]:
     """Sample ``model``; returns the InferenceData (posterior, sample_stats) and sampler info.
 
     All chains start at ``initvals`` (see :mod:`.initial`), with a U(-1, 1) jitter on the noise and
-    correlation parameters so that chains still start apart.
+    correlation parameters (``jitter_vars``) so that chains still start apart. ``keep_vars``: the posterior
+    variables kept.
     """
     which = available_sampler(sampler)
-    jitter = {model[n] for n in ("sigma_total", "seed_share", "family_chol") if n in model.named_vars}
+    jitter = {model[n] for n in jitter_vars if n in model.named_vars}
+    if not jitter:  # nutpie starts from an unusable point when nothing is jittered
+        raise ValueError(f"none of the jitter variables {jitter_vars} is in the model")
     t0 = time.perf_counter()
     if which == "nutpie":
         import nutpie
@@ -49,7 +54,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
                           random_seed=random_seed, initvals=initvals, target_accept=target_accept,
                           progressbar=progressbar, compute_convergence_checks=False)
     t2 = time.perf_counter()
-    keep = [v for v in KEEP_VARS if v in idata.posterior]
+    keep = [v for v in keep_vars if v in idata.posterior]
     post = idata.posterior[keep]
     stats = idata.sample_stats
     info = {"sampler": which, "compile_seconds": t1 - t0, "sampling_seconds": t2 - t1, "draws": draws,

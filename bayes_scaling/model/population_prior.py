@@ -26,6 +26,7 @@ import xarray as xr
 
 from ..errors import FitFileError, PriorError
 from ..laws import get_law
+from ..storage import write_netcdf
 
 PRIOR_KIND = "bayes_scaling.population_prior"
 #: prior predictive tail probability below which a new family's data conflict with a borrowed prior
@@ -94,10 +95,7 @@ class PopulationPrior:
         return ds
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.to_dataset().to_netcdf(path)
-        return path
+        return write_netcdf(self.to_dataset(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PopulationPrior":

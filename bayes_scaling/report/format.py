@@ -13,3 +13,14 @@ def human(x: float) -> str:
         if abs(x) >= div:
             return f"{x / div:.3g}{suf}"
     return f"{x:.3g}"
+
+
+def sci(x: float, digits: int = 2) -> str:
+    """FLOPs and other huge counts: 1.25e16 -> '1.2e16' (no '+', no zero padding)."""
+    if x is None or not math.isfinite(x) or x == 0:
+        return str(x)
+    text = f"{x:.{digits}g}"
+    if "e" not in text:
+        return text
+    mant, exp = text.split("e")
+    return f"{mant}e{int(exp)}"

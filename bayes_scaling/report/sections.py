@@ -1,0 +1,362 @@
+"""The posterior report's sections: each function computes what one section shows from a fit.
+
+Order of the report: summary, data, model and priors, diagnostics, fitted curves, parameters,
+noise, posterior predictive check, targets, compute-optimal frontier. Numbers meant for people
+are formatted by :func:`~bayes_scaling.report.format.human` (1.3B params, 50B tokens).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from ..model import POPULATION_VARS, hierarchical
+from . import figures
+from .document import Figure, Items, Section, Table, Text
+from .format import human, sci
+
+#: grid points per fitted curve
+CURVE_POINTS = 40
+#: the predictive check uses at most this many observations (an even subsample beyond it, said so)
+PPC_MAX_ROWS = 5000
+
+
+def _interval_text(q) -> str:
+    return f"{q[0]:.4g} [{q[1]:.4g}, {q[2]:.4g}]"
+
+
+def _quantiles(values: np.ndarray, interval: float) -> tuple[float, float, float]:
+    lo, hi = (1 - interval) / 2, (1 + interval) / 2
+    q = np.quantile(np.asarray(values, dtype=float).ravel(), [0.5, lo, hi])
+    return float(q[0]), float(q[1]), float(q[2])
+
+
+def model_equations() -> str:
+    """The model written out, taken from :mod:`bayes_scaling.model.hierarchical` (one source)."""
+    doc = hierarchical.__doc__ or ""
+    return doc.split("::", 1)[1].strip("\n").split("\n\n", 1)[0]
+
+
+# ---------------------------------------------------------------------------------------- sections
+def summary_section(fit: Any, interval: float) -> Section:
+    d = fit.diagnostics
+    s = Section("Summary")
+    s.blocks.append(Text(f"{len(fit.data)} observations of {len(fit.spec.runs)} runs in {len(fit.families)} "
+                         f"famil{'y' if len(fit.families) == 1 else 'ies'}; law {fit.law.formula}; "
+                         f"{fit.spec.likelihood} likelihood; {d.chains} chains x {d.draws} draws."))
+    if d.ok:
+        s.blocks.append(Text("Sampling diagnostics: all checks passed (no divergences, R-hat and ESS within "
+                             "limits).", "ok"))
+    else:
+        s.blocks.append(Text("Sampling diagnostics FAILED: read the Diagnostics section before using these "
+                             "numbers.", "warn"))
+    notes = fit.notes()
+    if notes:
+        s.blocks.append(Items(tuple(notes)))
+    return s
+
+
+def data_section(fit: Any) -> Section:
+    data = fit.data
+    ov = data.overview().reset_index()
+    comp = data.frame.groupby("family")["flops"].agg(["min", "max"])
+    table = pd.DataFrame({
+        "family": ov["family"], "runs": ov["runs"], "sizes": ov["sizes"],
+        "params": [f"{human(a)} – {human(b)}" for a, b in zip(ov["min_params"], ov["max_params"])],
+        "tokens": [f"{human(a)} – {human(b)}" for a, b in zip(ov["min_tokens"], ov["max_tokens"])],
+        "compute (FLOPs)": [f"{sci(comp.loc[f, 'min'])} – {sci(comp.loc[f, 'max'])}" for f in ov["family"]],
+        "rows": ov["rows"]})
+    s = Section("Data", [Text(f"Source: {fit.spec.source or 'user data'}"), Table(table)])
+    if fit.spec.filters:
+        f = pd.DataFrame(fit.spec.filters).rename(columns={"runs_emptied": "runs removed"})
+        s.blocks += [Text("Rows removed before fitting, by filter and why (nothing is dropped silently):"),
+                     Table(f)]
+    else:
+        s.blocks.append(Text("No rows were removed before fitting."))
+    return s
+
+
+def model_section(fit: Any) -> Section:
+    spec = fit.spec
+    ref = ", ".join(f"{k} = {human(v)}" for k, v in spec.reference.items())
+    s = Section("Model and priors", [
+        Text(f"Law: {fit.law.formula}, written on the sampling scale {', '.join(fit.law.sampling)} and anchored at "
+             f"the reference scales {ref}."),
+        Text(model_equations(), "code"),
+        Text(f"Likelihood: {spec.likelihood}. Run effects u_j are integrated out exactly; the predictive "
+             "separates the expected loss of a configuration from the loss of one run (seed and checkpoint "
+             "noise added)."),
+        Text("Priors:"), Items(tuple(spec.priors.describe()))])
+    if spec.borrowed is not None:
+        s.blocks.append(Text(f"Borrowed population prior from {spec.borrowed.get('source', 'another fit')}."))
+    if spec.treatments:
+        s.blocks.append(Text("Treatments (treated family = twin + shift): "
+                             + ", ".join(f"{g} ← {t}" for g, t in spec.treatments.items())))
+    return s
+
+
+CHECK_MEANING = {
+    "divergences": ("0", "The sampler met regions of the posterior it could not explore; the intervals can be "
+                         "biased (usually too narrow). Refit with a higher target_accept or more informative "
+                         "priors before trusting them."),
+    "max R-hat": ("≤ 1.01", "The chains disagree with each other: the posterior was not fully explored. Run "
+                             "longer (more tune and draws) and check the parameter named in the table."),
+    "min bulk ESS": ("≥ 400", "Few effectively independent draws: medians and means are noisy. Run more draws."),
+    "min tail ESS": ("≥ 400", "Few effectively independent draws in the tails: interval ends are unreliable. "
+                              "Run more draws."),
+}
+
+
+def diagnostics_section(fit: Any) -> Section:
+    d = fit.diagnostics
+    rows = [("divergences", d.divergences, d.divergences == 0),
+            ("max R-hat", round(d.max_rhat, 4), d.max_rhat <= 1.01),
+            ("min bulk ESS", round(d.min_ess_bulk), d.min_ess_bulk >= 400),
+            ("min tail ESS", round(d.min_ess_tail), d.min_ess_tail >= 400)]
+    worst = {"max R-hat": d.worst.get("rhat", ""), "min bulk ESS": d.worst.get("ess_bulk", ""),
+             "min tail ESS": d.worst.get("ess_tail", ""), "divergences": ""}
+    table = pd.DataFrame([{"check": c, "value": v, "required": CHECK_MEANING[c][0],
+                           "status": "ok" if ok else "FAILED", "worst parameter": worst[c]}
+                          for c, v, ok in rows])
+    info = fit.sampler_info
+    s = Section("Diagnostics", [Table(table, caption=(
+        f"{d.chains} chains x {d.draws} draws with {info.get('sampler', 'NUTS')}; compile "
+        f"{info.get('compile_seconds', float('nan')):.1f} s, sampling {d.sampling_seconds:.1f} s. Checked on the "
+        "population parameters and noise scales."))])
+    failed = [(c, CHECK_MEANING[c][1]) for c, _, ok in rows if not ok]
+    if failed:
+        s.blocks.append(Items(tuple(f"{c} failed: {m}" for c, m in failed), "warn"))
+    else:
+        s.blocks.append(Text("All checks passed.", "ok"))
+    names = [v for v in POPULATION_VARS if v in fit.idata.posterior and v != "corr"]
+    summ = az.summary(fit.idata, var_names=names, kind="all", round_to="none").reset_index()
+    summ = summ.rename(columns={"index": "parameter"})
+    keep = ["parameter", "mean", "sd", "ess_bulk", "ess_tail", "r_hat"]
+    s.blocks.append(Table(summ[keep], caption="Per-parameter diagnostics (sampling scale; ArviZ summary)."))
+    return s
+
+
+def _curve_grid(fit: Any, interval: float, max_sizes: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Expected-loss bands per family and displayed size, over tokens (with the run's FLOPs per token)."""
+    df = fit.data.frame
+    rows = []
+    for fam in fit.families:
+        sub = df[df["family"] == fam]
+        sizes = np.sort(sub["params"].unique())
+        if len(sizes) > max_sizes:
+            sizes = sizes[np.linspace(0, len(sizes) - 1, max_sizes).astype(int)]
+        for n in sizes:
+            pts = sub[sub["params"] == n]
+            per_token = float(np.median(pts["flops"] / pts["tokens"]))
+            t = np.geomspace(pts["tokens"].min(), pts["tokens"].max() * 1.5, CURVE_POINTS)
+            p = fit.predict(fam, n, t, t * per_token, interval=interval)
+            rows.append(pd.DataFrame({"family": fam, "params": n, "tokens": t, "flops": t * per_token,
+                                      "median": p["expected_median"].to_numpy(),
+                                      "lower": p["expected_lower"].to_numpy(),
+                                      "upper": p["expected_upper"].to_numpy()}))
+    curves = pd.concat(rows, ignore_index=True)
+    points = df[df["params"].isin(curves["params"].unique())]
+    points = points.merge(curves[["family", "params"]].drop_duplicates(), on=["family", "params"])
+    return curves, points
+
+
+def curves_section(fit: Any, interval: float) -> Section:
+    s = Section("Fitted curves")
+    if "tokens" not in fit.law.inputs:
+        curves, points = _compute_only_curves(fit, interval)
+        s.blocks.append(Figure(figures.fitted_curves(curves, points, "flops", interval, fit.law.formula),
+                               "loss_vs_compute", "Loss against compute per family."))
+        return s
+    curves, points = _curve_grid(fit, interval)
+    shown = "" if curves["params"].nunique() == fit.data.frame["params"].nunique() else \
+        " (up to five sizes per family, spread over its range)"
+    s.blocks += [
+        Figure(figures.fitted_curves(curves, points, "tokens", interval, fit.law.formula), "loss_vs_tokens",
+               f"Loss against training tokens, one colour per model size{shown}: observations (dots) and the "
+               f"posterior median and {interval:.0%} band of the expected loss (no seed noise)."),
+        Figure(figures.fitted_curves(curves, points, "flops", interval, fit.law.formula), "loss_vs_compute",
+               "The same curves against training compute: where sizes cross shows which is compute-optimal.")]
+    return s
+
+
+def _compute_only_curves(fit: Any, interval: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = fit.data.frame
+    rows = []
+    for fam in fit.families:
+        sub = df[df["family"] == fam]
+        c = np.geomspace(sub["flops"].min(), sub["flops"].max() * 1.5, CURVE_POINTS)
+        p = fit.predict(fam, 1.0, 1.0, c, interval=interval)
+        rows.append(pd.DataFrame({"family": fam, "params": 0.0, "flops": c, "median": p["expected_median"].to_numpy(),
+                                  "lower": p["expected_lower"].to_numpy(), "upper": p["expected_upper"].to_numpy()}))
+    points = df.assign(params=0.0)
+    return pd.concat(rows, ignore_index=True), points
+
+
+def parameters_section(fit: Any, interval: float) -> Section:
+    tab = fit.parameter_table(interval)
+    names = list(fit.law.natural)
+    levels = ["population"] + list(fit.families)
+    law_tab = tab[tab["level"].isin(levels)].copy()
+    law_tab["value"] = [_interval_text(q) for q in law_tab[["median", "lower", "upper"]].to_numpy()]
+    wide = law_tab.pivot(index="level", columns="parameter", values="value").reindex(levels)[names].reset_index()
+    wide.columns.name = None
+    return Section("Parameters", [
+        Figure(figures.parameter_forest(tab, names, levels, interval), "parameter_forest",
+               "Population distribution of a new family (black, with its spread across families) and each "
+               "family's posterior. A family far from the population is one the others would mispredict."),
+        Table(wide, caption=f"Natural-unit parameters: median [{interval:.0%} interval].")])
+
+
+NOISE_MEANING = {
+    "sigma_seed": "seed noise: sd of a run's log-loss deviation, shared by all its checkpoints",
+    "sigma_obs": "checkpoint noise: sd of one evaluation around its run's curve",
+    "nu": "degrees of freedom of the robust (Student-t) noise; small = heavy tails",
+    "tau_level": "family-to-family spread of a common loss-level factor",
+    "kappa": "extrapolation discrepancy: sd of log loss per decade of compute beyond the data",
+    "drift": "extrapolation drift: mean log-loss bias per decade of compute beyond the data",
+}
+
+
+def noise_section(fit: Any, interval: float) -> Section:
+    post = fit.idata.posterior
+    rows, draws = [], {}
+    for name, meaning in NOISE_MEANING.items():
+        if name not in post:
+            continue
+        v = post[name].to_numpy()
+        if name in ("kappa", "drift") and fit.extrapolation.get("mode") != "learn":
+            continue
+        q = _quantiles(v, interval)
+        row = {"scale": name, "median": q[0], "lower": q[1], "upper": q[2], "meaning": meaning}
+        if name in ("sigma_seed", "sigma_obs"):
+            row["as % of loss (1 sd)"] = f"±{100 * np.expm1(q[0]):.2g}%"
+            draws[name] = v
+        rows.append(row)
+    table = pd.DataFrame(rows).fillna("")
+    s = Section("Noise: seeds and checkpoints", [Table(table, caption=f"Medians and {interval:.0%} intervals.")])
+    if draws:
+        s.blocks.append(Figure(figures.noise_posteriors(draws, interval), "noise_posteriors",
+                               "Posterior of the seed and checkpoint noise scales (log-loss sd)."))
+    return s
+
+
+def predictive_check_section(fit: Any, interval: float, random_seed: int = 0) -> Section:
+    df = fit.data.frame
+    note = ""
+    if len(df) > PPC_MAX_ROWS:
+        df = df.iloc[np.linspace(0, len(df) - 1, PPC_MAX_ROWS).astype(int)]
+        note = f" Shown on {PPC_MAX_ROWS} of {len(fit.data)} observations, evenly spaced."
+    p = fit.predict(df["family"].to_numpy(), df["params"].to_numpy(), df["tokens"].to_numpy(),
+                    df["flops"].to_numpy(), interval=interval, keep_draws=True, random_seed=random_seed)
+    draws = p["run_loss"].to_numpy()
+    y = df["loss"].to_numpy()
+    pit = (draws <= y[None, :]).mean(axis=0)
+    inner = (1 - 0.5) / 2
+    table = pd.DataFrame({"family": df["family"].to_numpy(), "loss": y, "median": p["run_median"].to_numpy(),
+                          "lower": p["run_lower"].to_numpy(), "upper": p["run_upper"].to_numpy(), "pit": pit})
+    table["in_interval"] = (y >= table["lower"]) & (y <= table["upper"])
+    table["in_50"] = (pit >= inner) & (pit <= 1 - inner)
+    cov = table.groupby("family", sort=False).agg(observations=("loss", "size"),
+                                                  **{"inside 50%": ("in_50", "mean"),
+                                                     f"inside {interval:.0%}": ("in_interval", "mean")})
+    cov = cov.reset_index()
+    for c in ("inside 50%", f"inside {interval:.0%}"):
+        cov[c] = (100 * cov[c]).map(lambda v: f"{v:.0f}%")
+    return Section("Posterior predictive check", [
+        Figure(figures.predictive_check(table, pit, interval), "predictive_check",
+               "Each observation against the predictive of a new run at its configuration (seed and checkpoint "
+               "noise included). A calibrated fit puts the dots near the diagonal, about "
+               f"{interval:.0%} of them inside their interval, and a flat PIT histogram; a U shape means "
+               "intervals too narrow, a hump too wide. Checkpoints of one run share its seed effect, so they "
+               "are not independent checks." + note),
+        Table(cov, caption="Share of observations inside the one-run predictive intervals.")])
+
+
+def target_table(fit: Any, targets: list[dict], interval: float) -> pd.DataFrame:
+    """Numeric predictions at each requested target (one row per target)."""
+    rows = []
+    maxc = fit.spec.family_max_log10_flops
+    top = max(maxc.values()) if maxc else float("nan")
+    for t in targets:
+        p = fit.predict(t["family"], t["params"], t["tokens"], interval=interval)
+        r = {k: float(p[k].values[0]) for k in ("expected_median", "expected_lower", "expected_upper",
+                                                   "run_median", "run_lower", "run_upper")}
+        c = float(p["flops"].values[0])
+        r.update(family=t["family"], params=float(t["params"]), tokens=float(t["tokens"]), flops=c,
+                 new_family=bool(p["new_family"].values[0]),
+                 decades=max(0.0, np.log10(c) - maxc.get(t["family"], top)),
+                 label=f"{t['family']} {human(t['params'])} / {human(t['tokens'])}")
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+
+def targets_section(fit: Any, targets: list[dict] | None, interval: float) -> Section:
+    s = Section("Targets")
+    if not targets:
+        s.blocks.append(Text("No targets requested. Ask for some with --target family=NAME,params=N,tokens=D "
+                             "(a family name the fit has not seen is predicted as a new family)."))
+        return s
+    tt = target_table(fit, targets, interval)
+    shown = pd.DataFrame({
+        "family": tt["family"] + np.where(tt["new_family"], " (new)", ""),
+        "params": tt["params"].map(human), "tokens": tt["tokens"].map(human),
+        "compute (FLOPs)": tt["flops"].map(sci),
+        "decades beyond data": tt["decades"].round(2),
+        "expected loss": [_interval_text(q) for q in tt[["expected_median", "expected_lower", "expected_upper"]]
+                          .to_numpy()],
+        "one-run loss": [_interval_text(q) for q in tt[["run_median", "run_lower", "run_upper"]].to_numpy()]})
+    s.blocks += [Table(shown, caption=f"Median [{interval:.0%} interval]. Expected loss: the configuration's "
+                       "loss without seed noise; one-run loss: what the one run you train will show. Beyond the "
+                       "data, both carry the learned extrapolation discrepancy."),
+                 Figure(figures.targets_plot(tt), "targets", "Predicted loss at the targets (dots: medians).")]
+    return s
+
+
+def frontier_budgets(fit: Any, n: int = 25) -> np.ndarray:
+    """Default budgets: from the smallest fitted compute to 1000x the largest."""
+    c = fit.data.frame["flops"]
+    return np.geomspace(c.min(), c.max() * 1e3, n)
+
+
+def frontier_section(fit: Any, interval: float, budgets: Any | None = None, random_seed: int = 0) -> Section:
+    from ..decisions import compute_optimal
+
+    s = Section("Compute-optimal frontier")
+    if not {"params", "tokens"} <= set(fit.law.inputs):
+        s.blocks.append(Text(f"Not available: the {fit.law.name!r} law has no separate N and D."))
+        return s
+    budgets = frontier_budgets(fit) if budgets is None else np.sort(np.asarray(budgets, dtype=float))
+    fams = list(fit.families[:6])
+    if len(fit.families) > 1:
+        fams.append("new family")
+    lo, hi = (1 - interval) / 2, (1 + interval) / 2
+    rows, marks = [], []
+    for fam in fams:
+        opt = compute_optimal(fit, budgets, family=fam, random_seed=random_seed)
+        for q in ("params", "tokens", "expected_loss", "tokens_per_param"):
+            v = opt[q].to_numpy()
+            qs = np.quantile(v, [0.5, lo, hi], axis=1)
+            rows.append(pd.DataFrame({"family": fam, "budget": budgets, "quantity": q, "median": qs[0],
+                                      "lower": qs[1], "upper": qs[2]}))
+    table = pd.concat(rows, ignore_index=True)
+    shown_budgets = budgets[np.linspace(0, len(budgets) - 1, min(5, len(budgets))).astype(int)]
+    for fam in fams:
+        for c in shown_budgets:
+            g = table[(table["family"] == fam) & (table["budget"] == c)].set_index("quantity")
+            marks.append({"family": fam, "budget (FLOPs)": sci(c),
+                          "N*": f"{human(g.loc['params', 'median'])} [{human(g.loc['params', 'lower'])}, "
+                                f"{human(g.loc['params', 'upper'])}]",
+                          "D*": f"{human(g.loc['tokens', 'median'])} [{human(g.loc['tokens', 'lower'])}, "
+                                f"{human(g.loc['tokens', 'upper'])}]",
+                          "tokens per param": _interval_text(g.loc["tokens_per_param", ["median", "lower", "upper"]]
+                                                             .to_numpy()),
+                          "expected loss": _interval_text(g.loc["expected_loss", ["median", "lower", "upper"]]
+                                                          .to_numpy())})
+    s.blocks += [Figure(figures.frontier(table, interval), "frontier",
+                        "Per posterior draw, the (N, D) minimising the law's loss at budget C = 6 N D; medians and "
+                        f"{interval:.0%} intervals. 'new family' draws its parameters from the population."),
+                 Table(pd.DataFrame(marks), caption=f"Median [{interval:.0%} interval] at a few budgets.")]
+    return s

@@ -1,0 +1,32 @@
+"""NetCDF files of fits and priors: one writer and one InferenceData reader for every saved object."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import FitFileError
+
+
+def write_netcdf(obj: Any, path: str | os.PathLike) -> Path:
+    """Write an InferenceData or xarray Dataset to ``path`` (parent folders created); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    obj.to_netcdf(str(path))
+    return path
+
+
+def read_idata(path: str | os.PathLike, what: str = "fit"):
+    """Read an InferenceData fully into memory; a missing file raises FileNotFoundError, a bad one FitFileError."""
+    import arviz as az
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no {what} file at {path}")
+    try:
+        idata = az.from_netcdf(str(path))
+        idata.load() if hasattr(idata, "load") else None
+    except Exception as exc:  # noqa: BLE001 - any reader error means the same thing to the user
+        raise FitFileError(f"{path} is not a readable NetCDF {what}: {exc}") from exc
+    return idata
