@@ -15,8 +15,10 @@ from .data import (
     keep_fraction_of_run,
     load_bundled,
 )
-from .decisions import GrowthTiming, compare, compute_optimal, growth_speedup, win_probabilities
-from .inference import Diagnostics, ScalingFit, fit, load, prior_check_table, prior_predictive_check
+from .data import MixingData, load_bimix
+from .decisions import (GrowthTiming, compare, compare_mixtures, compute_optimal, growth_speedup, optimize_mixture,
+                        win_probabilities)
+from .inference import Diagnostics, MixingFit, ScalingFit, fit, fit_mixing, load, prior_check_table, prior_predictive_check
 from .model import ModelSpec, PopulationPrior, Priors
 from .predict import are
 
@@ -34,5 +36,6 @@ __all__ = [
     "GUIDE_MIN_TOKENS", "Diagnostics", "GrowthTiming", "compare", "compute_optimal", "decisions", "growth_speedup",
     "win_probabilities", "ModelSpec", "PopulationPrior", "Priors", "ScalingData", "ScalingFit", "__version__", "apply_filters",
     "are", "drop_early_checkpoints", "errors", "fit", "keep_fraction_of_run", "laws", "load", "load_bundled",
-    "prior_check_table", "prior_predictive_check", "write_report",
+    "prior_check_table", "prior_predictive_check", "write_report", "MixingData", "MixingFit", "compare_mixtures",
+    "fit_mixing", "load_bimix", "optimize_mixture",
 ]

@@ -9,6 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
@@ -185,6 +186,39 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mixing(a: argparse.Namespace) -> int:
+    import bayes_scaling as bs
+
+    data = bs.MixingData.from_frames(pd.read_csv(a.losses), pd.read_csv(a.proportions), loss=a.loss_column,
+                                     share=a.share_column, source=f"{a.losses} + {a.proportions}")
+    train = a.train.split(",") if a.train else data.mixtures
+    fit = bs.fit_mixing(data.select(train), draws=a.draws, tune=a.tune, chains=a.chains, random_seed=a.random_seed,
+                        sampler=a.sampler, extrapolation=not a.no_extrapolation)
+    out = Path(a.out)
+    path = fit.save(out / "mixing_fit.nc")
+    result: dict = {"fit": str(path), "diagnostics": fit.diagnostics.to_dict(), "extrapolation": fit.extrapolation}
+    steps = np.sort(data.frame["step"].unique())
+    if a.predict:
+        names = a.predict.split(",")
+        p = fit.predict(data.proportions().loc[names], steps, interval=a.interval).to_dataframe().reset_index()
+        p["mixture"] = p["mixture"].astype(str)
+        obs = data.frame[["mixture", "domain", "step", "loss"]]
+        p = p.merge(obs, on=["mixture", "domain", "step"], how="left")
+        p.to_csv(out / "predictions.csv", index=False)
+        result["predictions"] = str(out / "predictions.csv")
+        if p["loss"].notna().any():
+            re = (p["run_median"] - p["loss"]).abs() / p["loss"]
+            inside = (p["loss"] >= p["run_lower"]) & (p["loss"] <= p["run_upper"])
+            result["heldout"] = {"mean_relative_error": float(re.mean()), f"coverage_{a.interval:g}": float(inside.mean())}
+    if a.optimize_step:
+        opt = bs.optimize_mixture(fit, a.optimize_step)
+        result["optimal_mixture"] = {"step": a.optimize_step, "shares": opt.to_dict(),
+                                     "average_loss": opt.attrs["objective"], "converged": opt.attrs["converged"]}
+    (out / "mixing.json").write_text(json.dumps(_clean(result), indent=1))
+    print(json.dumps(_clean(result)) if a.json else f"mixing fit saved to {path}; summary in {out / 'mixing.json'}")
+    return 0
+
+
 def _print_table(table: pd.DataFrame, as_json: bool, extra: dict | None = None) -> None:
     if as_json:
         print(json.dumps(_clean({**(extra or {}), "rows": json.loads(table.to_json(orient="records"))})))
@@ -337,6 +371,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--growth-tokens-column", default="growth_tokens")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_growth_timing)
+
+    p = sub.add_parser("mixing", help="BiMix data-mixing law: fit per-domain losses of several mixtures, "
+                                      "predict others, optimise the mixture")
+    p.add_argument("losses", type=Path, help="CSV: mixture, domain, step, and the loss column")
+    p.add_argument("proportions", type=Path, help="CSV: mixture, domain, and the share column")
+    p.add_argument("--loss-column", default="val_loss")
+    p.add_argument("--share-column", default="proportion")
+    p.add_argument("--train", default=None, help="comma-separated mixtures to fit (default: all)")
+    p.add_argument("--predict", default=None, help="comma-separated mixtures to predict (held out or not)")
+    p.add_argument("--optimize-step", type=_float, default=None, help="optimise the mixture for this step")
+    p.add_argument("--interval", type=_float, default=0.9)
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--tune", type=int, default=1000)
+    p.add_argument("--chains", type=int, default=4)
+    p.add_argument("--random-seed", type=int, default=0)
+    p.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"])
+    p.add_argument("--no-extrapolation", action="store_true", help="no share-extrapolation term")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_mixing)
 
     p = sub.add_parser("demo", help="fit a bundled real dataset and write a report")
     p.add_argument("--out", default=Path("demo_output"), type=Path)

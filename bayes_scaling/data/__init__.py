@@ -3,6 +3,9 @@
 from .container import COLUMNS, DropRecord, ScalingData
 from .filters import (GUIDE_MIN_TOKENS, apply_filters, drop_early_checkpoints, keep_final_checkpoint,
                       keep_fraction_of_run, thin_checkpoints)
+from .entropy import (bigram_joint_entropy, conditional_entropy, domain_entropies, proportions_from_entropy,
+                      unigram_entropy)
+from .mixing import MixingData, load_bimix, load_bimix_config
 from .loaders import (
     BUNDLED,
     LOADERS,
@@ -25,4 +28,6 @@ __all__ = [
     "data_root", "drop_early_checkpoints", "keep_fraction_of_run", "load_bundled", "load_datablations",
     "load_datablations_code", "load_epoch_chinchilla", "load_gemstone", "load_kempner", "load_olmo",
     "load_opt", "load_porian", "load_t5_pile", "parse_size", "thin_checkpoints",
+    "MixingData", "bigram_joint_entropy", "conditional_entropy", "domain_entropies", "load_bimix", "load_bimix_config",
+    "proportions_from_entropy", "unigram_entropy",
 ]

@@ -1,10 +1,12 @@
-"""Decisions from a posterior: compute-optimal allocation, recipe A vs B, and model growth (G_stack)."""
+"""Decisions from a posterior: compute-optimal allocation, recipe A vs B, and model growth (G_stack), data mixtures."""
 
 from .compare import compare, win_probabilities
 from .compute_optimal import compute_optimal
 from .growth import growth_speedup
+from .mixture import compare_mixtures, optimize_mixture
 from .growth_timing import PAPER_COEFFICIENTS, PAPER_GROWTH_FACTOR, GrowthTiming, guideline_log10
 from .summary import summarize
 
 __all__ = ["PAPER_COEFFICIENTS", "PAPER_GROWTH_FACTOR", "GrowthTiming", "compare", "compute_optimal",
-           "growth_speedup", "guideline_log10", "summarize", "win_probabilities"]
+           "growth_speedup", "guideline_log10", "summarize", "win_probabilities", "compare_mixtures",
+           "optimize_mixture"]

@@ -3,6 +3,7 @@
 from .diagnostics import Diagnostics, diagnose
 from .fit import fit
 from .fitted import ScalingFit, load
+from .mixing import MixingFit, fit_mixing
 from .prior_check import prior_check_table, prior_predictive_check
 
-__all__ = ["Diagnostics", "ScalingFit", "diagnose", "fit", "load", "prior_check_table", "prior_predictive_check"]
+__all__ = ["Diagnostics", "MixingFit", "ScalingFit", "fit_mixing", "diagnose", "fit", "load", "prior_check_table", "prior_predictive_check"]

@@ -63,10 +63,10 @@ def discrepancy_posterior(resid: np.ndarray, var: np.ndarray, dist: np.ndarray, 
     ``r_i ~ Normal(drift * Delta_i, sqrt(v_i + kappa^2 Delta_i^2))`` with weights ``w_i``;
     priors ``kappa ~ HalfNormal(kappa_scale)``, ``drift ~ Normal(0, drift_scale)``.
     """
-    pos = dist > 0
+    pos = dist != 0  # a signed distance (the mixing law's shares) works too: sd grows with |Delta|
     k_hi, m_hi = 10 * kappa_scale, 5 * drift_scale
     if pos.any():
-        slope = float(np.max(np.abs(resid[pos]) / dist[pos]))
+        slope = float(np.max(np.abs(resid[pos]) / np.abs(dist[pos])))
         k_hi, m_hi = max(k_hi, 3 * slope), max(m_hi, 3 * slope)
     kappa = np.linspace(0.0, k_hi, n_grid)
     drift = np.linspace(-m_hi, m_hi, n_grid)

@@ -28,16 +28,18 @@ def available_sampler(requested: str = "auto") -> str:
 def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: int, random_seed: int,
              target_accept: float, sampler: str = "auto", progressbar: bool = False,
              keep_vars: tuple[str, ...] = KEEP_VARS,
-             jitter_vars: tuple[str, ...] = ("sigma_total", "seed_share", "family_chol")) -> tuple[az.InferenceData, dict]:
+             jitter_vars: tuple[str, ...] | None = ("sigma_total", "seed_share", "family_chol"),
+             ) -> tuple[az.InferenceData, dict]:
     """Sample ``model``; returns the InferenceData (posterior, sample_stats) and sampler info.
 
     All chains start at ``initvals`` (see :mod:`.initial`), with a U(-1, 1) jitter on the noise and
-    correlation parameters (``jitter_vars``) so that chains still start apart. ``keep_vars``: the posterior
+    correlation parameters (``jitter_vars``; None: nutpie's default, every variable) so that chains still
+    start apart. ``keep_vars``: the posterior
     variables kept.
     """
     which = available_sampler(sampler)
-    jitter = {model[n] for n in jitter_vars if n in model.named_vars}
-    if not jitter:  # nutpie starts from an unusable point when nothing is jittered
+    jitter = None if jitter_vars is None else {model[n] for n in jitter_vars if n in model.named_vars}
+    if jitter is not None and not jitter:  # nutpie starts from an unusable point when nothing is jittered
         raise ValueError(f"none of the jitter variables {jitter_vars} is in the model")
     t0 = time.perf_counter()
     if which == "nutpie":

@@ -1,0 +1,251 @@
+"""Fitting the hierarchical BiMix model and predicting the per-domain loss of any mixture.
+
+>>> data = bs.data.load_bimix("pile")                                          # doctest: +SKIP
+>>> mfit = bs.fit_mixing(data.select(["SE", "JE", "CE", "VNE"]))               # doctest: +SKIP
+>>> mfit.predict(data.proportions().loc["DoReMi"], steps=[1e5, 2e5])           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..data.mixing import MixingData, shares_from
+from ..errors import FitFileError
+from ..laws import mixing as law
+from ..model.mixing import MixingPriors, build_mixing_model, reference_scales
+from ..storage import read_idata, write_netcdf
+from .diagnostics import Diagnostics, diagnose, warn_if_problems
+from .extrapolation import discrepancy_posterior
+from .sampling import run_nuts
+
+MIXING_VARS = ("mu", "tau", "pooled", "log_level", "mu_sigma", "tau_sigma", "sigma", "sigma_mix", "kappa", "drift")
+#: population-level variables whose convergence is checked
+MIXING_CHECKED = ["mu", "tau", "mu_sigma", "tau_sigma", "sigma_mix"]
+_ATTR = "bayes_scaling_mixing"
+
+
+def share_distance(shares: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Signed decades of share outside a domain's trained range: < 0 below its smallest share, > 0 above
+    its largest, 0 inside. ``shares``: (..., domain); ``low``, ``high``: (domain,)."""
+    lr = np.log10(shares)
+    return np.minimum(lr - np.log10(low), 0.0) + np.maximum(lr - np.log10(high), 0.0)
+
+
+def _sample(data: MixingData, priors: MixingPriors, settings: dict) -> tuple[az.InferenceData, dict, Diagnostics]:
+    frame = data.frame
+    s0, r0 = reference_scales(frame)
+    model = build_mixing_model(frame, data.domains, s0, r0, priors)
+    init = {"mu": np.array(priors.mu_loc), "sigma_mix": np.array(priors.mix_scale / 2),
+            "mu_sigma": np.array(priors.sigma_loc), "log_sigma": np.full(len(data.domains), priors.sigma_loc),
+            "pooled": np.tile(np.array(priors.mu_loc), (len(data.domains), 1))}
+    idata, info = run_nuts(model, init, keep_vars=MIXING_VARS, jitter_vars=None,
+                           **settings)
+    diag = diagnose(idata, MIXING_CHECKED, info["sampling_seconds"])
+    trained = frame.drop_duplicates(["mixture", "domain"]).groupby("domain")["share"].agg(["min", "max"])
+    meta = {"domains": data.domains, "mixtures": data.mixtures, "s0": s0, "r0": r0.loc[data.domains].tolist(),
+            "share_min": trained["min"].loc[data.domains].tolist(), "share_max": trained["max"].loc[data.domains].tolist(),
+            "source": data.source, "priors": asdict(priors), "sampler": info, "diagnostics": diag.to_dict(),
+            "extrapolation": {"mode": "none"}}
+    idata.posterior.attrs[_ATTR] = json.dumps(meta)
+    idata.add_groups(observed_data=xr.Dataset({k: ("obs", frame[k].to_numpy()) for k in frame.columns}))
+    return idata, info, diag
+
+
+def calibrate_share_extrapolation(data: MixingData, priors: MixingPriors, settings: dict, size: int,
+                                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(kappa, drift) of the share-extrapolation discrepancy by leave-one-mixture-out (see :class:`MixingFit`)."""
+    resid, var, dist, weight, inner_diag = [], [], [], [], []
+    for m in data.mixtures:
+        inner = MixingFit(_sample(data.select([x for x in data.mixtures if x != m]), priors, settings)[0])
+        inner_diag.append(inner.diagnostics.problems)
+        obs = data.frame[data.frame["mixture"] == m]
+        steps = np.sort(obs["step"].unique())
+        draws = np.log(inner.loss_draws(data.proportions().loc[m], steps, extrapolate=False)["run"]
+                       .isel(mixture=0).to_numpy())  # (sample, domain, step)
+        d_idx = np.array([inner.domains.index(d) for d in obs["domain"]])
+        t_idx = np.searchsorted(steps, obs["step"].to_numpy())
+        dr = draws[:, d_idx, t_idx]
+        resid.append(np.log(obs["loss"].to_numpy()) - dr.mean(axis=0))
+        var.append(dr.var(axis=0))
+        dist.append(share_distance(obs["share"].to_numpy(), np.asarray(inner.meta["share_min"])[d_idx],
+                                   np.asarray(inner.meta["share_max"])[d_idx]))
+        weight.append(np.full(len(obs), 1.0 / len(steps)))  # one (mixture, domain) curve counts once
+    resid, var, dist, weight = map(np.concatenate, (resid, var, dist, weight))
+    kappa, drift = discrepancy_posterior(resid, var, dist, weight, priors.kappa_scale, priors.drift_scale, size, rng)
+    outside = int((dist != 0).sum() / max(len(np.unique(data.frame["step"])), 1))
+    info = {"mode": "learn", "holdout": f"leave-one-mixture-out over {data.mixtures}",
+            "curves_outside_range": outside, "kappa_median": float(np.median(kappa)),
+            "drift_median": float(np.median(drift)),
+            "inner_problems": sorted({p for probs in inner_diag for p in probs})}
+    if outside == 0:
+        info["note"] = "no held-out mixture put a domain outside the others' shares: kappa and drift keep their priors"
+    return kappa, drift, info
+
+
+def fit_mixing(data: MixingData, *, priors: MixingPriors | None = None, draws: int = 1000, tune: int = 1000,
+               chains: int = 4, random_seed: int = 0, target_accept: float = 0.95, sampler: str = "auto",
+               extrapolation: bool = True, inner_draws: int = 400, progressbar: bool = False) -> "MixingFit":
+    """Fit the hierarchical BiMix law to every (mixture, domain, step) row of ``data``.
+
+    ``extrapolation``: learn the share-extrapolation discrepancy by leave-one-mixture-out (one inner
+    fit per training mixture, ``inner_draws`` draws and tuning steps on 2 chains; needs >= 3 mixtures).
+    Sampling problems (divergences, R-hat > 1.01, ESS < 400) are raised as ``SamplingWarning``.
+    """
+    priors = priors or MixingPriors()
+    settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed, target_accept=target_accept,
+                    sampler=sampler, progressbar=progressbar)
+    idata, info, diag = _sample(data, priors, settings)
+    warn_if_problems(diag, "fit_mixing")
+    fit = MixingFit(idata)
+    if extrapolation:
+        if len(data.mixtures) < 3:
+            raise ValueError(f"learning the share-extrapolation term needs >= 3 training mixtures, got "
+                             f"{data.mixtures}; pass extrapolation=False to predict without it")
+        inner = dict(settings, draws=inner_draws, tune=inner_draws, chains=2)
+        size = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+        kappa, drift, ex = calibrate_share_extrapolation(data, priors, inner, size,
+                                                         np.random.default_rng(random_seed + 7))
+        fit.set_extrapolation(kappa, drift, ex)
+    return fit
+
+
+class MixingFit:
+    """A fitted hierarchical BiMix law: natural parameters, predictions for any mixture, NetCDF I/O."""
+
+    def __init__(self, idata: az.InferenceData):
+        if _ATTR not in idata.posterior.attrs:
+            raise FitFileError("this InferenceData is not a bayes_scaling mixing fit")
+        self.idata = idata
+        self.meta = json.loads(idata.posterior.attrs[_ATTR])
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self.meta["domains"])
+
+    @property
+    def extrapolation(self) -> dict:
+        return dict(self.meta.get("extrapolation", {"mode": "none"}))
+
+    def set_extrapolation(self, kappa: np.ndarray, drift: np.ndarray, info: dict) -> None:
+        """Store draws of the share-extrapolation discrepancy (kappa, drift per decade of share)."""
+        post = self.idata.posterior
+        shape = (post.sizes["chain"], post.sizes["draw"])
+        post["kappa"] = (("chain", "draw"), np.asarray(kappa, dtype=float).reshape(shape))
+        post["drift"] = (("chain", "draw"), np.asarray(drift, dtype=float).reshape(shape))
+        self.meta["extrapolation"] = info
+        post.attrs[_ATTR] = json.dumps(self.meta)
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        return Diagnostics(**self.meta["diagnostics"])
+
+    @property
+    def data(self) -> MixingData:
+        obs = self.idata.observed_data
+        frame = pd.DataFrame({k: obs[k].to_numpy() for k in obs.data_vars})
+        for k in ("mixture", "domain"):
+            frame[k] = frame[k].astype(str)
+        return MixingData(frame=frame, source=self.meta["source"])
+
+    def _theta(self) -> np.ndarray:
+        """Sampling-scale draws (sample, domain, param) in the order of law.MIXING_PARAMS."""
+        post = self.idata.posterior
+        pooled = post["pooled"].stack(sample=("chain", "draw")).transpose("sample", "domain", "pooled_param")
+        level = post["log_level"].stack(sample=("chain", "draw")).transpose("sample", "domain")
+        return np.concatenate([level.to_numpy()[..., None], pooled.to_numpy()], axis=-1)
+
+    def natural(self) -> xr.Dataset:
+        """Draws of (AB, CB, a, b) per domain, L = (AB s^-a + CB) r^-b."""
+        th = self._theta()
+        nat = law.to_natural({p: th[..., k] for k, p in enumerate(law.MIXING_PARAMS)}, self.meta["s0"],
+                             np.asarray(self.meta["r0"])[None, :])
+        return xr.Dataset({k: (("sample", "domain"), np.asarray(v)) for k, v in nat.items()},
+                          coords={"domain": self.domains, "sample": np.arange(th.shape[0])})
+
+    def loss_draws(self, shares: Any, steps: Any, *, random_seed: int = 0, extrapolate: bool = True) -> xr.Dataset:
+        """Draws of ``expected`` (the law) and ``run`` (one training run: + its deviation and noise) loss.
+
+        ``shares``: the mixture as {domain: share} (every fitted domain, summing to one) or a 2-D
+        (mixture x domain) DataFrame. Returns a Dataset over (sample, mixture, domain, step).
+        A share outside the range a domain was trained on adds the learned share-extrapolation
+        discrepancy ``Normal(drift Delta, kappa |Delta|)`` (Delta: signed decades outside), shared by the
+        steps of that (mixture, domain); ``extrapolate=False`` leaves it out.
+        """
+        table = shares.to_frame().T if isinstance(shares, pd.Series) else (
+            shares if isinstance(shares, pd.DataFrame) else pd.DataFrame([shares], index=["mixture"]))
+        r = np.stack([shares_from(row.to_dict(), self.domains) for _, row in table.iterrows()])  # (M, D)
+        steps = np.atleast_1d(np.asarray(steps, dtype=float))
+        if np.any(~np.isfinite(steps)) or np.any(steps <= 0):
+            raise ValueError("steps must be positive and finite")
+        th = self._theta()  # (S, D, P)
+        theta = {p: th[:, None, :, k, None] for k, p in enumerate(law.MIXING_PARAMS)}  # (S, 1, D, 1)
+        x_step = np.log(steps / self.meta["s0"])[None, None, None, :]
+        x_share = np.log(r / np.asarray(self.meta["r0"])[None, :])[None, :, :, None]
+        log_mu = law.log_loss(theta, x_step, x_share)  # (S, M, D, T)
+        post = self.idata.posterior
+        rng = np.random.default_rng(random_seed)
+        s_mix = post["sigma_mix"].stack(sample=("chain", "draw")).to_numpy()[:, None, None, None]
+        sigma = post["sigma"].stack(sample=("chain", "draw")).transpose("sample", "domain").to_numpy()[:, None, :, None]
+        shape = log_mu.shape
+        if extrapolate and "kappa" in post:
+            dist = share_distance(r, np.asarray(self.meta["share_min"]), np.asarray(self.meta["share_max"]))
+            kappa = post["kappa"].stack(sample=("chain", "draw")).to_numpy()[:, None, None, None]
+            drift = post["drift"].stack(sample=("chain", "draw")).to_numpy()[:, None, None, None]
+            d = dist[None, :, :, None]
+            log_mu = log_mu + drift * d + kappa * np.abs(d) * rng.standard_normal(shape[:3] + (1,))
+        u = s_mix * rng.standard_normal(shape[:3] + (1,))
+        e = sigma * rng.standard_normal(shape)
+        dims = ("sample", "mixture", "domain", "step")
+        coords = {"sample": np.arange(shape[0]), "mixture": [str(i) for i in table.index], "domain": self.domains,
+                  "step": steps}
+        return xr.Dataset({"expected": (dims, np.exp(log_mu)), "run": (dims, np.exp(log_mu + u + e))}, coords=coords)
+
+    def predict(self, shares: Any, steps: Any, *, interval: float = 0.9, random_seed: int = 0) -> xr.Dataset:
+        """Median and interval of the expected and one-run loss per (mixture, domain, step)."""
+        if not 0 < interval < 1:
+            raise ValueError(f"interval must be in (0, 1), got {interval!r}")
+        draws = self.loss_draws(shares, steps, random_seed=random_seed)
+        lo, hi = (1 - interval) / 2, (1 + interval) / 2
+        out = {}
+        for kind in ("expected", "run"):
+            q = draws[kind].quantile([0.5, lo, hi], dim="sample")
+            out[f"{kind}_median"], out[f"{kind}_lower"], out[f"{kind}_upper"] = (
+                q.isel(quantile=k).drop_vars("quantile") for k in range(3))
+        ds = xr.Dataset(out)
+        ds.attrs.update(interval=interval)
+        return ds
+
+    def parameter_table(self, interval: float = 0.9) -> pd.DataFrame:
+        """Per-domain natural parameters and noise: median and interval (long format)."""
+        nat = self.natural()
+        lo, hi = (1 - interval) / 2, (1 + interval) / 2
+        rows = []
+        sigma = self.idata.posterior["sigma"].stack(sample=("chain", "draw"))
+        for d in self.domains:
+            for k in ("AB", "CB", "a", "b"):
+                q = np.quantile(nat[k].sel(domain=d).to_numpy(), [0.5, lo, hi])
+                rows.append({"domain": d, "parameter": k, "median": q[0], "lower": q[1], "upper": q[2]})
+            q = np.quantile(sigma.sel(domain=d).to_numpy(), [0.5, lo, hi])
+            rows.append({"domain": d, "parameter": "sigma", "median": q[0], "lower": q[1], "upper": q[2]})
+        return pd.DataFrame(rows)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return write_netcdf(self.idata, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MixingFit":
+        return cls(read_idata(path, "mixing fit"))
+
+    def __repr__(self) -> str:
+        d = self.diagnostics
+        return (f"<MixingFit domains={len(self.domains)} mixtures={self.meta['mixtures']} draws={d.chains}x{d.draws} "
+                f"divergences={d.divergences} max_rhat={d.max_rhat:.3f}>")
