@@ -193,7 +193,7 @@ def cmd_mixing(a: argparse.Namespace) -> int:
                                      share=a.share_column, source=f"{a.losses} + {a.proportions}")
     train = a.train.split(",") if a.train else data.mixtures
     fit = bs.fit_mixing(data.select(train), draws=a.draws, tune=a.tune, chains=a.chains, random_seed=a.random_seed,
-                        sampler=a.sampler, extrapolation=not a.no_extrapolation)
+                        sampler=a.sampler, extrapolation=not a.no_extrapolation, deviation=a.deviation)
     out = Path(a.out)
     path = fit.save(out / "mixing_fit.nc")
     result: dict = {"fit": str(path), "diagnostics": fit.diagnostics.to_dict(), "extrapolation": fit.extrapolation}
@@ -388,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-seed", type=int, default=0)
     p.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"])
     p.add_argument("--no-extrapolation", action="store_true", help="no share-extrapolation term")
+    p.add_argument("--deviation", default="normal", choices=["normal", "student_t"],
+                   help="a run's deviation from the law: normal, or heavy-tailed student_t")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mixing)

@@ -69,9 +69,11 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--datasets", default="slimpajama,pile")
+    ap.add_argument("--deviation", default="normal", choices=["normal", "student_t"],
+                    help="distribution of a run's deviation from the law")
     a = ap.parse_args()
-    fit_kwargs = dict(draws=a.draws, tune=a.draws, chains=a.chains, random_seed=1)
-    res = {"command": f"python benchmarks/data_mixing.py --out {a.out}", "cores": os.cpu_count(),
+    fit_kwargs = dict(draws=a.draws, tune=a.draws, chains=a.chains, random_seed=1, deviation=a.deviation)
+    res = {"command": f"python benchmarks/data_mixing.py --out {a.out} --deviation {a.deviation}", "cores": os.cpu_count(),
            "fit_settings": fit_kwargs, "results": []}
     for name in a.datasets.split(","):
         r = run(name, fit_kwargs)

@@ -214,3 +214,14 @@ def test_cli_mixing_fits_predicts_and_optimises(tmp_path):
     pred = pd.read_csv(tmp_path / "out" / "predictions.csv")
     assert len(pred) == 3 * 10 and {"run_median", "run_lower", "run_upper", "loss"} <= set(pred.columns)
     assert MixingFit.load(tmp_path / "out" / "mixing_fit.nc").domains == ["d0", "d1", "d2"]
+
+
+def test_student_t_deviation_is_an_option_and_bad_names_raise():
+    from bayes_scaling.model.mixing import build_mixing_model, reference_scales
+
+    data, _ = _synthetic(np.random.default_rng(1), n_dom=3, mixtures=3)
+    s0, r0 = reference_scales(data.frame)
+    model = build_mixing_model(data.frame, data.domains, s0, r0, deviation="student_t")
+    assert "nu" in model.named_vars and model["u"].owner.op.__class__.__name__.startswith("StudentT")
+    with pytest.raises(ValueError, match="deviation must be one of"):
+        build_mixing_model(data.frame, data.domains, s0, r0, deviation="cauchy")

@@ -27,9 +27,10 @@ from .diagnostics import Diagnostics, diagnose, warn_if_problems
 from .extrapolation import discrepancy_posterior
 from .sampling import run_nuts
 
-MIXING_VARS = ("mu", "tau", "pooled", "log_level", "mu_sigma", "tau_sigma", "sigma", "sigma_mix", "kappa", "drift")
+MIXING_VARS = ("mu", "tau", "pooled", "log_level", "mu_sigma", "tau_sigma", "sigma", "sigma_mix", "nu", "kappa",
+               "drift")
 #: population-level variables whose convergence is checked
-MIXING_CHECKED = ["mu", "tau", "mu_sigma", "tau_sigma", "sigma_mix"]
+MIXING_CHECKED = ["mu", "tau", "mu_sigma", "tau_sigma", "sigma_mix", "nu"]
 _ATTR = "bayes_scaling_mixing"
 
 
@@ -40,10 +41,11 @@ def share_distance(shares: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.
     return np.minimum(lr - np.log10(low), 0.0) + np.maximum(lr - np.log10(high), 0.0)
 
 
-def _sample(data: MixingData, priors: MixingPriors, settings: dict) -> tuple[az.InferenceData, dict, Diagnostics]:
+def _sample(data: MixingData, priors: MixingPriors, settings: dict,
+            deviation: str = "normal") -> tuple[az.InferenceData, dict, Diagnostics]:
     frame = data.frame
     s0, r0 = reference_scales(frame)
-    model = build_mixing_model(frame, data.domains, s0, r0, priors)
+    model = build_mixing_model(frame, data.domains, s0, r0, priors, deviation)
     init = {"mu": np.array(priors.mu_loc), "sigma_mix": np.array(priors.mix_scale / 2),
             "mu_sigma": np.array(priors.sigma_loc), "log_sigma": np.full(len(data.domains), priors.sigma_loc),
             "pooled": np.tile(np.array(priors.mu_loc), (len(data.domains), 1))}
@@ -54,18 +56,19 @@ def _sample(data: MixingData, priors: MixingPriors, settings: dict) -> tuple[az.
     meta = {"domains": data.domains, "mixtures": data.mixtures, "s0": s0, "r0": r0.loc[data.domains].tolist(),
             "share_min": trained["min"].loc[data.domains].tolist(), "share_max": trained["max"].loc[data.domains].tolist(),
             "source": data.source, "priors": asdict(priors), "sampler": info, "diagnostics": diag.to_dict(),
-            "extrapolation": {"mode": "none"}}
+            "extrapolation": {"mode": "none"}, "deviation": deviation}
     idata.posterior.attrs[_ATTR] = json.dumps(meta)
     idata.add_groups(observed_data=xr.Dataset({k: ("obs", frame[k].to_numpy()) for k in frame.columns}))
     return idata, info, diag
 
 
 def calibrate_share_extrapolation(data: MixingData, priors: MixingPriors, settings: dict, size: int,
-                                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+                                  rng: np.random.Generator,
+                                  deviation: str = "normal") -> tuple[np.ndarray, np.ndarray, dict]:
     """(kappa, drift) of the share-extrapolation discrepancy by leave-one-mixture-out (see :class:`MixingFit`)."""
     resid, var, dist, weight, inner_diag = [], [], [], [], []
     for m in data.mixtures:
-        inner = MixingFit(_sample(data.select([x for x in data.mixtures if x != m]), priors, settings)[0])
+        inner = MixingFit(_sample(data.select([x for x in data.mixtures if x != m]), priors, settings, deviation)[0])
         inner_diag.append(inner.diagnostics.problems)
         obs = data.frame[data.frame["mixture"] == m]
         steps = np.sort(obs["step"].unique())
@@ -93,17 +96,20 @@ def calibrate_share_extrapolation(data: MixingData, priors: MixingPriors, settin
 
 def fit_mixing(data: MixingData, *, priors: MixingPriors | None = None, draws: int = 1000, tune: int = 1000,
                chains: int = 4, random_seed: int = 0, target_accept: float = 0.95, sampler: str = "auto",
-               extrapolation: bool = True, inner_draws: int = 400, progressbar: bool = False) -> "MixingFit":
+               extrapolation: bool = True, inner_draws: int = 400, deviation: str = "normal",
+               progressbar: bool = False) -> "MixingFit":
     """Fit the hierarchical BiMix law to every (mixture, domain, step) row of ``data``.
 
     ``extrapolation``: learn the share-extrapolation discrepancy by leave-one-mixture-out (one inner
     fit per training mixture, ``inner_draws`` draws and tuning steps on 2 chains; needs >= 3 mixtures).
-    Sampling problems (divergences, R-hat > 1.01, ESS < 400) are raised as ``SamplingWarning``.
+    ``deviation``: "normal" run deviations, or "student_t" (heavy-tailed: a few (mixture, domain) curves
+    far off the law; nu is learned). Sampling problems (divergences, R-hat > 1.01, ESS < 400) are raised
+    as ``SamplingWarning``.
     """
     priors = priors or MixingPriors()
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed, target_accept=target_accept,
                     sampler=sampler, progressbar=progressbar)
-    idata, info, diag = _sample(data, priors, settings)
+    idata, info, diag = _sample(data, priors, settings, deviation)
     warn_if_problems(diag, "fit_mixing")
     fit = MixingFit(idata)
     if extrapolation:
@@ -113,7 +119,7 @@ def fit_mixing(data: MixingData, *, priors: MixingPriors | None = None, draws: i
         inner = dict(settings, draws=inner_draws, tune=inner_draws, chains=2)
         size = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
         kappa, drift, ex = calibrate_share_extrapolation(data, priors, inner, size,
-                                                         np.random.default_rng(random_seed + 7))
+                                                         np.random.default_rng(random_seed + 7), deviation)
         fit.set_extrapolation(kappa, drift, ex)
     return fit
 
@@ -203,6 +209,9 @@ class MixingFit:
             d = dist[None, :, :, None]
             log_mu = log_mu + drift * d + kappa * np.abs(d) * rng.standard_normal(shape[:3] + (1,))
         u = s_mix * rng.standard_normal(shape[:3] + (1,))
+        if "nu" in post:  # Student-t run deviations
+            nu = post["nu"].stack(sample=("chain", "draw")).to_numpy()[:, None, None, None]
+            u = u * np.sqrt(nu / rng.chisquare(np.broadcast_to(nu, u.shape)))
         e = sigma * rng.standard_normal(shape)
         dims = ("sample", "mixture", "domain", "step")
         coords = {"sample": np.arange(shape[0]), "mixture": [str(i) for i in table.index], "domain": self.domains,

@@ -9,6 +9,7 @@ the law on its sampling scale, :mod:`bayes_scaling.laws.mixing`)::
     log_level_d ~ Normal(log median loss_d, 0.5)      each domain's own loss level (not pooled)
     log sigma_d ~ Normal(mu_sigma, tau_sigma)         domain noise sd of log loss, partially pooled
     u_m,d       ~ Normal(0, sigma_mix)                one training run's deviation, shared by its steps
+                  (deviation="student_t": StudentT(nu, 0, sigma_mix), nu ~ Gamma(2, 0.1))
     log y_mds   = log L_d(s, r_md) + u_m,d + e_mds,   e ~ Normal(0, sigma_d)
 
 The predictive of a mixture nobody trained draws a new ``u`` (one run's deviation) on top of the law;
@@ -44,6 +45,8 @@ class MixingPriors:
     mix_scale: float = 0.02
     kappa_scale: float = 0.05   # share-extrapolation discrepancy, log-loss sd per decade of share
     drift_scale: float = 0.05   # its direction, log loss per decade of share
+    nu_alpha: float = 2.0       # nu ~ Gamma(2, 0.1) for Student-t run deviations
+    nu_beta: float = 0.1
 
     def describe(self) -> list[str]:
         out = [f"mu[{p}] ~ Normal({m:.3g}, {s:g}); tau[{p}] ~ HalfNormal({t:g})"
@@ -64,9 +67,17 @@ def reference_scales(frame: pd.DataFrame) -> tuple[float, pd.Series]:
     return s0, r0
 
 
+DEVIATIONS = ("normal", "student_t")
+
+
 def build_mixing_model(frame: pd.DataFrame, domains: list[str], s0: float, r0: pd.Series,
-                       priors: MixingPriors = MixingPriors()) -> pm.Model:
-    """The PyMC model of ``frame`` (columns mixture, domain, step, share, loss)."""
+                       priors: MixingPriors = MixingPriors(), deviation: str = "normal") -> pm.Model:
+    """The PyMC model of ``frame`` (columns mixture, domain, step, share, loss).
+
+    ``deviation``: distribution of a run's deviation u ("normal", or "student_t" with nu ~ Gamma).
+    """
+    if deviation not in DEVIATIONS:
+        raise ValueError(f"deviation must be one of {DEVIATIONS}, got {deviation!r}")
     mixtures = list(dict.fromkeys(frame["mixture"]))
     d_idx = frame["domain"].map({d: i for i, d in enumerate(domains)}).to_numpy()
     m_idx = frame["mixture"].map({m: i for i, m in enumerate(mixtures)}).to_numpy()
@@ -87,7 +98,11 @@ def build_mixing_model(frame: pd.DataFrame, domains: list[str], s0: float, r0: p
         log_sigma = pm.Normal("log_sigma", mu_sigma, tau_sigma, dims="domain")
         sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="domain")
         sigma_mix = pm.HalfNormal("sigma_mix", priors.mix_scale)
-        u = pm.Normal("u", 0.0, sigma_mix, dims=("mixture", "domain"))
+        if deviation == "student_t":  # heavy-tailed run deviations: a few curves far off the law
+            nu = pm.Gamma("nu", priors.nu_alpha, priors.nu_beta)
+            u = pm.StudentT("u", nu=nu, mu=0.0, sigma=sigma_mix, dims=("mixture", "domain"))
+        else:
+            u = pm.Normal("u", 0.0, sigma_mix, dims=("mixture", "domain"))
         theta = {"log_level": log_level[d_idx], "logit_phi": pooled[d_idx, 0], "log_a": pooled[d_idx, 1],
                  "log_b": pooled[d_idx, 2]}
         mean = law.log_loss(theta, x_step, x_share, xp=pt) + u[m_idx, d_idx]
