@@ -78,6 +78,8 @@ def fit(
         (:mod:`.extrapolation`); a number: a fixed kappa (log-loss sd per decade of compute);
         ``None``: no discrepancy term.
 
+    Notes
+    -----
     Sampling problems (divergences, R-hat > 1.01, ESS < 400 on population parameters and noise scales)
     raise :class:`SamplingWarning` warnings and are kept in ``fit.diagnostics``.
     """

@@ -103,6 +103,8 @@ def build_idata(idata: az.InferenceData, data: ScalingData, spec: ModelSpec, sam
 class ScalingFit:
     """A fitted hierarchical scaling law.
 
+    Examples
+    --------
     >>> fit = bs.fit(data)                                   # doctest: +SKIP
     >>> fit.summary()["parameters"]["alpha"]                 # doctest: +SKIP
     >>> fit.predict(family="fineweb-100b", params=7e9, tokens=2e12)   # doctest: +SKIP
