@@ -113,7 +113,10 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
         th = theta[arr["family_index"]]
         theta_obs = {p: th[:, k] for k, p in enumerate(params)}
         z_in = {inp: pt.as_tensor_variable(arr[f"z_{inp}"]) for inp in law.inputs}
-        resid = arr["log_loss"] - law.log_loss(theta_obs, z_in, xp=pt)
+        # the observations are a data container: a compiled model can be refitted to new losses at the
+        # same design without recompiling (nutpie's with_data; simulation-based calibration does)
+        log_loss = pm.Data("log_loss_obs", arr["log_loss"], dims="obs")
+        resid = log_loss - law.log_loss(theta_obs, z_in, xp=pt)
         idx = arr["run_index"]
         s1 = pt.inc_subtensor(pt.zeros(n_run)[idx], resid)
         s2 = pt.inc_subtensor(pt.zeros(n_run)[idx], resid**2)
