@@ -80,6 +80,7 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
 
     from ..inference.diagnostics import diagnose
     from ..inference.initial import initial_values
+    from ..inference.sampling import JITTER_VARS
     from ..model import POPULATION_VARS
 
     design = design or default_design()
@@ -88,7 +89,7 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
     spec = ModelSpec.from_data(design, lw, priors)
     prior = _prior_draws(design, spec, n_sims, random_seed)
     model = build_model(design, spec)
-    jitter = {model[n] for n in ("sigma_total", "seed_share", "family_chol") if n in model.named_vars}
+    jitter = {model[n] for n in JITTER_VARS if n in model.named_vars}
     t0 = time.perf_counter()
     compiled = nutpie.compile_pymc_model(model, initial_points=initial_values(design, spec), jitter_rvs=jitter)
     compile_seconds = time.perf_counter() - t0

@@ -11,6 +11,8 @@ import pymc as pm
 #: posterior variables kept (the rest are sampler internals such as transformed values)
 KEEP_VARS = ("mu", "tau", "tau_level", "corr", "theta", "sigma_total", "seed_share", "sigma_seed", "sigma_obs", "nu",
              "treatment_shift")
+#: variables whose starting values are jittered so that chains start apart (noise scales, correlations)
+JITTER_VARS = ("sigma_total", "seed_share", "family_chol")
 
 
 def available_sampler(requested: str = "auto") -> str:
@@ -28,7 +30,7 @@ def available_sampler(requested: str = "auto") -> str:
 def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: int, random_seed: int,
              target_accept: float, sampler: str = "auto", progressbar: bool = False,
              keep_vars: tuple[str, ...] = KEEP_VARS,
-             jitter_vars: tuple[str, ...] | None = ("sigma_total", "seed_share", "family_chol"),
+             jitter_vars: tuple[str, ...] | None = JITTER_VARS,
              ) -> tuple[az.InferenceData, dict]:
     """Sample ``model``; returns the InferenceData (posterior, sample_stats) and sampler info.
 
