@@ -298,6 +298,30 @@ def cmd_prior(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grid(a: argparse.Namespace) -> int:
+    from bayes_scaling.grid import GridConfig, GridRunError, counts, run_grid
+
+    config = GridConfig.load(a.config)
+    try:
+        ds = run_grid(config, a.out, scheduler=a.scheduler, workers=a.workers, restart=a.restart,
+                      progress=not a.no_progress)
+        code = 0
+    except GridRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        from bayes_scaling.grid import load_results
+
+        ds, code = load_results(a.out), 1
+    c = counts(ds)
+    print(f"wrote {a.out}: {c['cells']} cells (ok {c['ok']}, not applicable {c['not_applicable']}, "
+          f"failed {c['failed']}, pending {c['pending']})")
+    if a.figures:
+        from bayes_scaling.report.grid_figures import write_grid_figures
+
+        for path in write_grid_figures(ds, a.figures):
+            print(f"wrote {path}")
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bayes-scaling", description="Bayesian hierarchical scaling laws")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -393,6 +417,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mixing)
+
+    p = sub.add_parser("grid", help="run an experiment grid of fits (held-out family x k x fraction x early "
+                                    "cut x prior) on a dask cluster; resumable")
+    p.add_argument("config", type=Path, help="grid config, .toml or .yaml (see bayes_scaling.grid.config)")
+    p.add_argument("--out", required=True, type=Path, help="results NetCDF, rewritten after every cell; "
+                                                            "an existing one from the same config is resumed")
+    p.add_argument("--scheduler", default=None,
+                   help="tcp://HOST:PORT of a running dask scheduler, or a scheduler file (default: a LocalCluster)")
+    p.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes (default: one per core)")
+    p.add_argument("--restart", action="store_true", help="discard the results at --out and start over")
+    p.add_argument("--figures", type=Path, default=None, help="write ARE heatmaps into this folder")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_grid)
 
     p = sub.add_parser("demo", help="fit a bundled real dataset and write a report")
     p.add_argument("--out", default=Path("demo_output"), type=Path)

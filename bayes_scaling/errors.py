@@ -72,3 +72,11 @@ class PriorDataConflictWarning(UserWarning):
 
 class UnsupportedLawError(BayesScalingError, ValueError):
     """The question asked needs another law (e.g. compute-optimal N and D need a law in N and D)."""
+
+
+class GridConfigError(BayesScalingError, ValueError):
+    """An experiment-grid configuration that cannot run (unknown axis or value, missing dataset, ...)."""
+
+
+class GridResultsMismatchError(BayesScalingError, ValueError):
+    """A results file to resume was written by a different grid configuration."""

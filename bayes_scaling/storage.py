@@ -10,10 +10,20 @@ from .errors import FitFileError
 
 
 def write_netcdf(obj: Any, path: str | os.PathLike) -> Path:
-    """Write an InferenceData or xarray Dataset to ``path`` (parent folders created); return the path."""
+    """Write an InferenceData or xarray Dataset to ``path`` (parent folders created); return the path.
+
+    Atomic: the file is written beside ``path`` and renamed over it, so a crash or kill while writing
+    leaves the previous file whole (the experiment grid rewrites its results after every cell).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    obj.to_netcdf(str(path))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        obj.to_netcdf(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 

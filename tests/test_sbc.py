@@ -1,7 +1,7 @@
 """Simulation-based calibration, small: the machinery runs end to end and ranks are not grossly off.
 
 The full run (100 simulations, chi-square per parameter, rank histograms) is benchmarks/sbc.py; its
-result is on the benchmarks page. Here: 12 simulations, so only a gross miscalibration (every true
+result is on the benchmarks page. Here: 8 simulations, so only a gross miscalibration (every true
 value below or above every posterior draw) can fail the test.
 """
 
@@ -36,9 +36,9 @@ def test_simulated_losses_follow_the_law_at_zero_noise():
 
 @pytest.mark.slow
 def test_small_sbc_runs_and_ranks_are_not_degenerate():
-    ranks = sbc(n_sims=12, draws=200, thin=4, random_seed=3)
+    ranks = sbc(n_sims=8, draws=200, thin=4, random_seed=3)
     L, names = ranks.attrs["L"], ranks.attrs["names"]
-    assert L == 100 and len(ranks) == 12
+    assert L == 100 and len(ranks) == 8
     frac = ranks[names].to_numpy() / L
     # a broken sampler or model puts true values outside the posterior: ranks pile up at 0 or L
     assert ((frac == 0) | (frac == 1)).mean() < 0.25

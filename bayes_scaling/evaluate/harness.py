@@ -103,23 +103,36 @@ def point_baselines(split: Split, donors: dict[str, dict[str, float]], grid_stri
     return rows
 
 
-def bayes_borrowed(split: Split, prior: PopulationPrior, fit_kwargs: dict[str, Any],
-                   random_seed: int = 0) -> dict[str, Any]:
-    """Fit the held-out family's k models with the borrowed prior; score its one-run predictive."""
+def bayes_scored(split: Split, prior: PopulationPrior | None, fit_kwargs: dict[str, Any], random_seed: int = 0, *,
+                 train: ScalingData | None = None, method: str = "bayes_borrowed") -> dict[str, Any]:
+    """Fit ``train`` (default: the held-out family's k models), with the borrowed ``prior`` when given,
+    and score the held-out family's one-run predictive on the split's target points.
+
+    ``train`` may hold other families too (a pooled fit); the prediction is always for ``split.family``.
+    The row carries the fit's diagnostics (divergences, R-hat, bulk ESS) and the sampling warnings it raised.
+    """
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SamplingWarning)
-        fitted = fit_law(split.train, borrow=prior, random_seed=random_seed, **fit_kwargs)
+        fitted = fit_law(split.train if train is None else train, borrow=prior, random_seed=random_seed,
+                         **fit_kwargs)
     seconds = time.perf_counter() - t0
     tn, td, y = _arrays(split.target)
     flops = split.target["flops"].to_numpy(float)
-    pred = fitted.predict(split.family, tn, td, flops, keep_draws=True, random_seed=random_seed)
+    pred = fitted.predict(split.family, tn, td, flops, keep_draws=True, random_seed=random_seed,
+                          allow_new_family=False)
     log_draws = np.log(pred["run_loss"].to_numpy())
     q = np.exp(np.quantile(log_draws, [0.5, 0.25, 0.75, 0.05, 0.95], axis=0))
     d = fitted.diagnostics
-    return {"method": "bayes_borrowed", **score(y, q[0], q[1], q[2], q[3], q[4]), "seconds": seconds,
-            "detail": "", "divergences": d.divergences, "max_rhat": d.max_rhat,
+    return {"method": method, **score(y, q[0], q[1], q[2], q[3], q[4]), "seconds": seconds,
+            "detail": "", "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,
             "sampling_warnings": len([w for w in caught if issubclass(w.category, SamplingWarning)])}
+
+
+def bayes_borrowed(split: Split, prior: PopulationPrior, fit_kwargs: dict[str, Any],
+                   random_seed: int = 0) -> dict[str, Any]:
+    """Fit the held-out family's k models with the borrowed prior; score its one-run predictive."""
+    return bayes_scored(split, prior, fit_kwargs, random_seed)
 
 
 def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,

@@ -44,14 +44,25 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     if jitter is not None and not jitter:  # nutpie starts from an unusable point when nothing is jittered
         raise ValueError(f"none of the jitter variables {jitter_vars} is in the model")
     t0 = time.perf_counter()
+    init_retry = False
     if which == "nutpie":
         import nutpie
 
         compiled = nutpie.compile_pymc_model(model, initial_points=initvals, jitter_rvs=jitter)
         t1 = time.perf_counter()
-        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=random_seed,
-                              target_accept=target_accept, low_rank_modified_mass_matrix=True,
-                              progress_bar=progressbar, cores=min(chains, 2))
+        kw = dict(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
+                  low_rank_modified_mass_matrix=True, progress_bar=progressbar, cores=min(chains, 2))
+        try:
+            idata = nutpie.sample(compiled, seed=random_seed, **kw)
+        except RuntimeError as exc:
+            if "initialization points failed" not in str(exc) or jitter is None:
+                raise
+            # jittering only the noise scales can leave a start whose gradient is not finite (seen on a
+            # single small family): start again with nutpie's own jitter of every variable
+            compiled = nutpie.compile_pymc_model(model, initial_points=initvals)
+            t1 = time.perf_counter()
+            idata = nutpie.sample(compiled, seed=random_seed, **kw)
+            init_retry = True
     else:
         t1 = time.perf_counter()
         idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), model=model,
@@ -62,5 +73,6 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     post = idata.posterior[keep]
     stats = idata.sample_stats
     info = {"sampler": which, "compile_seconds": t1 - t0, "sampling_seconds": t2 - t1, "draws": draws,
-            "tune": tune, "chains": chains, "random_seed": random_seed, "target_accept": target_accept}
+            "tune": tune, "chains": chains, "random_seed": random_seed, "target_accept": target_accept,
+            "init_retry": init_retry}
     return az.InferenceData(posterior=post, sample_stats=stats), info
