@@ -129,12 +129,6 @@ def bayes_scored(split: Split, prior: PopulationPrior | None, fit_kwargs: dict[s
             "sampling_warnings": len([w for w in caught if issubclass(w.category, SamplingWarning)])}
 
 
-def bayes_borrowed(split: Split, prior: PopulationPrior, fit_kwargs: dict[str, Any],
-                   random_seed: int = 0) -> dict[str, Any]:
-    """Fit the held-out family's k models with the borrowed prior; score its one-run predictive."""
-    return bayes_scored(split, prior, fit_kwargs, random_seed)
-
-
 def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,
                        settings: HarnessSettings | None = None, dataset: str = "",
                        log: Callable[[str], None] | None = None,
@@ -176,7 +170,7 @@ def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,
                     "train_rows": len(split.train), "target_size": split.target_size,
                     "population_seconds": pop_seconds, "population_divergences": pop.diagnostics.divergences,
                     "population_max_rhat": pop.diagnostics.max_rhat}
-            ours = bayes_borrowed(split, prior, s.fit_kwargs, random_seed=s.random_seed + 100 * i + k)
+            ours = bayes_scored(split, prior, s.fit_kwargs, random_seed=s.random_seed + 100 * i + k)
             others_donors = {f: p for f, p in donors.items() if f != fam}
             for row in [ours, *point_baselines(split, others_donors, s.huber_grid_stride, s.last_fraction)]:
                 rows.append({**task, **row})

@@ -80,7 +80,7 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
 
     from ..inference.diagnostics import diagnose
     from ..inference.initial import initial_values
-    from ..inference.sampling import JITTER_VARS
+    from ..inference.sampling import JITTER_VARS, nutpie_settings
     from ..model import POPULATION_VARS
 
     design = design or default_design()
@@ -100,9 +100,9 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
         sim = simulate_losses(design, spec, prior["theta"][i], float(prior["sigma_seed"][i]),
                               float(prior["sigma_obs"][i]), rng)
         t0 = time.perf_counter()
-        idata = nutpie.sample(compiled.with_data(log_loss_obs=np.log(sim.frame["loss"].to_numpy())), draws=draws,
-                              tune=draws, chains=chains, seed=random_seed + i, target_accept=target_accept,
-                              low_rank_modified_mass_matrix=True, progress_bar=False, cores=min(chains, 2))
+        idata = nutpie.sample(compiled.with_data(log_loss_obs=np.log(sim.frame["loss"].to_numpy())),
+                              seed=random_seed + i,
+                              **nutpie_settings(draws=draws, tune=draws, chains=chains, target_accept=target_accept))
         seconds = time.perf_counter() - t0
         post = idata.posterior
         d = diagnose(az.InferenceData(posterior=post, sample_stats=idata.sample_stats), list(POPULATION_VARS), seconds)

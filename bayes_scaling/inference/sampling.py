@@ -27,6 +27,13 @@ def available_sampler(requested: str = "auto") -> str:
     return requested
 
 
+def nutpie_settings(*, draws: int, tune: int, chains: int, target_accept: float,
+                    progressbar: bool = False) -> dict:
+    """The keyword arguments of ``nutpie.sample`` every fit uses (low-rank mass matrix, a core per chain)."""
+    return dict(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
+                low_rank_modified_mass_matrix=True, progress_bar=progressbar, cores=min(chains, 2))
+
+
 def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: int, random_seed: int,
              target_accept: float, sampler: str = "auto", progressbar: bool = False,
              keep_vars: tuple[str, ...] = KEEP_VARS,
@@ -50,8 +57,8 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
 
         compiled = nutpie.compile_pymc_model(model, initial_points=initvals, jitter_rvs=jitter)
         t1 = time.perf_counter()
-        kw = dict(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
-                  low_rank_modified_mass_matrix=True, progress_bar=progressbar, cores=min(chains, 2))
+        kw = nutpie_settings(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
+                             progressbar=progressbar)
         try:
             idata = nutpie.sample(compiled, seed=random_seed, **kw)
         except RuntimeError as exc:
