@@ -189,3 +189,47 @@ def query_columns(params: Any, tokens: Any, flops: Any | None = None) -> dict[st
         raise NonPositiveValueError("params and tokens of a prediction must be positive and finite")
     c = 6.0 * n * d if flops is None else np.broadcast_to(np.asarray(flops, dtype=float), n.shape).copy()
     return {"params": n, "tokens": d, "flops": c}
+
+
+def expected_loss_moments(law: Law, theta: dict[str, np.ndarray], reference: dict, columns: dict[str, np.ndarray],
+                          *, dtype: Any = np.float32, threads: int | None = None,
+                          chunk_values: int = 8_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and sd of the expected loss L(theta; x) at many points, with no PyMC graph.
+
+    ``theta`` maps the law's sampling parameters to draws (sample,); ``columns`` its inputs (point,).
+    Each term ``exp(log_amp_ref - exponent * z)`` is evaluated as an outer product over (sample, point)
+    in ``dtype`` (float32 by default: ~7 significant digits, far below posterior spread) in chunks of
+    ``chunk_values`` on ``threads`` threads (numpy releases the GIL). 10^5 points x 4000 draws take
+    about 1.5 s on 2 cores (benchmarks/sampling.py). Summaries accumulate in float64.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    z = standardized_inputs(law, columns, reference)
+    n_pts = len(next(iter(z.values())))
+    level = np.exp(np.asarray(theta["log_E"], dtype=float)).astype(dtype)[:, None]
+    terms = [(np.exp(np.asarray(theta[f"log_{amp}_ref"], dtype=float)).astype(dtype)[:, None],
+              (-np.exp(np.asarray(theta[f"log_{expo}"], dtype=float))).astype(dtype), z[inp].astype(dtype))
+             for amp, expo, inp in law.terms]
+    n_s = level.shape[0]
+    mean, sd = np.empty(n_pts), np.empty(n_pts)
+    step = max(1, int(chunk_values) // max(n_s, 1))
+
+    def work(start: int) -> None:
+        sl = slice(start, min(start + step, n_pts))
+        total = None
+        for amp, neg_expo, zi in terms:
+            x = np.multiply.outer(neg_expo, zi[sl])
+            np.exp(x, out=x)
+            x *= amp
+            total = x if total is None else np.add(total, x, out=total)
+        total += level
+        m = total.mean(axis=0, dtype=np.float64)
+        mean[sl] = m
+        total -= m.astype(dtype)[None, :]
+        np.square(total, out=total)
+        sd[sl] = np.sqrt(total.mean(axis=0, dtype=np.float64))
+
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        list(pool.map(work, range(0, n_pts, step)))
+    return mean, sd

@@ -16,11 +16,12 @@ import warnings
 from pathlib import Path
 
 VARIANTS = {
-    "centred, target_accept 0.95": dict(target_accept=0.95),
-    "centred, target_accept 0.98 (default)": dict(target_accept=0.98),
-    "centred, target_accept 0.99": dict(target_accept=0.99),
-    "partially non-centred log_beta (w=0.5), 0.95": dict(target_accept=0.95, noncentering={"log_beta": 0.5}),
-    "non-centred exponents (w=1), 0.95": dict(target_accept=0.95, noncentering={"log_alpha": 1.0, "log_beta": 1.0}),
+    "centred, target_accept 0.95": dict(target_accept=0.95, noncentering=None),
+    "centred, target_accept 0.98": dict(target_accept=0.98, noncentering=None),
+    "centred, target_accept 0.99": dict(target_accept=0.99, noncentering=None),
+    "chosen from the data (default 'auto'), 0.98": dict(target_accept=0.98),
+    "block non-centred log_beta, 0.95": dict(target_accept=0.95, noncentering={"log_beta": 1.0}),
+    "block non-centred exponents, 0.95": dict(target_accept=0.95, noncentering={"log_alpha": 1.0, "log_beta": 1.0}),
 }
 
 

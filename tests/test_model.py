@@ -1,8 +1,11 @@
-"""The PyMC model's structure: partial non-centring gives the same family parameters."""
+"""The PyMC model's structure: the block non-centred parameterisation is the same prior on theta."""
 
 import numpy as np
+import pymc as pm
+import pytest
 
 import bayes_scaling as bs
+from bayes_scaling.inference.parameterisation import choose_noncentering, family_data_sd
 from bayes_scaling.model import ModelSpec, build_model
 
 
@@ -11,19 +14,50 @@ def _data(synthetic_truth):
     return bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run")
 
 
-def test_noncentering_builds_eta_and_recovers_theta(synthetic_truth):
+def test_block_noncentring_is_the_same_prior_on_theta(synthetic_truth):
     data = _data(synthetic_truth)
     centred = build_model(data, ModelSpec.from_data(data))
     assert "eta" not in centred.named_vars and "theta" in [v.name for v in centred.free_RVs]  # centred default
-    spec = ModelSpec.from_data(data, noncentering={"log_beta": 1.0, "log_alpha": 0.5})
+    spec = ModelSpec.from_data(data, noncentering={"log_alpha": 1, "log_beta": 1})
     model = build_model(data, spec)
-    assert "eta" in model.named_vars and spec.noncentering == {"log_beta": 1.0, "log_alpha": 0.5}
-    point = model.initial_point(random_seed=0)
-    logp = model.compile_logp()(point)
-    assert np.isfinite(logp)
-    # theta = mu + eta * tau^w, column by column
-    fn = model.compile_fn([model["theta"], model["mu"], model["eta"], model["tau"]], inputs=model.value_vars,
-                          on_unused_input="ignore")
-    theta, mu, eta, tau = fn(point)
-    w = np.array([spec.noncentering.get(p, 0.0) for p in spec.law_obj.sampling])
-    assert np.allclose(theta, mu[None, :] + eta * tau[None, :] ** w)
+    assert list(model.coords["noncentred_param"]) == ["log_alpha", "log_beta"]
+    assert {v.name for v in model.free_RVs} >= {"eta", "theta_centred"}
+    assert np.isfinite(model.compile_logp()(model.initial_point(random_seed=0)))
+    # the same joint prior of (mu, Sigma, theta): compare prior draws of theta's deviations from mu
+    draws = {}
+    for name, m in (("centred", centred), ("block", model)):
+        with m:
+            dev = pm.draw(m["theta"] - m["mu"][None, :], draws=3000, random_seed=1)  # (draw, family, param)
+        draws[name] = dev.reshape(-1, dev.shape[-1])
+    a, b = draws["centred"], draws["block"]
+    assert np.allclose(np.median(np.abs(a), axis=0), np.median(np.abs(b), axis=0), rtol=0.08)
+    ca, cb = np.corrcoef(a.T), np.corrcoef(b.T)
+    assert np.max(np.abs(ca - cb)) < 0.06
+
+
+def test_noncentering_rejects_unknown_parameters_and_partial_weights(synthetic_truth):
+    data = _data(synthetic_truth)
+    with pytest.raises(ValueError, match="not sampling parameters"):
+        ModelSpec.from_data(data, noncentering={"alpha": 1})
+    with pytest.raises(ValueError, match="must be 1"):
+        ModelSpec.from_data(data, noncentering={"log_alpha": 0.5})
+    with pytest.raises(ValueError, match="'auto'"):
+        bs.fit(data, noncentering="yes")
+
+
+def test_auto_noncentring_picks_the_weakly_identified_exponent():
+    from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
+
+    rng = np.random.default_rng(3)
+    # few sizes, dense checkpoints: the D-term is pinned down per family, the N-term is not
+    df = simulate_runs(simulate_family_parameters(6, rng), rng, sizes=(5e7, 1e8, 2e8), checkpoints=12)
+    data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run")
+    spec = ModelSpec.from_data(data)
+    sd, resid = family_data_sd(data, spec)
+    names = list(spec.law_obj.sampling)
+    assert sd.shape == (6, 5) and 0.001 < resid < 0.05
+    assert np.median(sd[:, names.index("log_alpha")]) > np.median(sd[:, names.index("log_beta")])
+    chosen = choose_noncentering(data, spec)
+    assert "log_alpha" in chosen and "log_beta" not in chosen
+    one = data.select_families([data.families[0]])
+    assert choose_noncentering(one, ModelSpec.from_data(one)) == {}

@@ -17,6 +17,7 @@ from .diagnostics import diagnose, warn_if_problems
 from .extrapolation import discrepancy_posterior, holdout_split
 from .fitted import ScalingFit, build_idata
 from .initial import initial_values
+from .parameterisation import choose_noncentering
 from .sampling import run_nuts
 
 
@@ -27,7 +28,7 @@ def fit(
     *,
     likelihood: str = "normal",
     borrow: Any = None,
-    noncentering: dict[str, float] | None = None,
+    noncentering: dict[str, float] | str | None = "auto",
     treatments: dict[str, str] | None = None,
     min_tokens: float | None = None,
     fraction: float | None = None,
@@ -58,8 +59,9 @@ def fit(
         noise, and their learned extrapolation discrepancy (a single small model is enough; what its
         data cannot identify, the borrowed prior carries, and the fit's notes say so).
     noncentering:
-        Per sampling parameter, 0 (centred, the default) ... 1 (non-centred) family offsets; see
-        docs/concepts.md for when each samples better.
+        ``"auto"`` (default): non-centre the family values of each parameter the families' data identify
+        weakly relative to the population spread (:mod:`.parameterisation`); or ``{param: 1}`` for the
+        parameters to non-centre (``{}``/None: all centred). The choice is stored in ``fit.spec``.
     treatments:
         ``{treated family: untreated twin}``, e.g. ``{"7b-stacked": "7b-scratch"}``: a treated family's
         law parameters are its twin's plus a shift (the treatment effect, ``treatment_shift`` in the
@@ -83,12 +85,7 @@ def fit(
     Sampling problems (divergences, R-hat > 1.01, ESS < 400 on population parameters and noise scales)
     raise :class:`SamplingWarning` warnings and are kept in ``fit.diagnostics``.
     """
-    if isinstance(data, pd.DataFrame):
-        data = ScalingData.from_frame(data, family="family", params="params", tokens="tokens", loss="loss",
-                                      run="run" if "run" in data.columns else None,
-                                      seed="seed" if "seed" in data.columns else None,
-                                      flops="flops" if "flops" in data.columns else None)
-    data = apply_filters(data, min_tokens=min_tokens, fraction=fraction)
+    data = apply_filters(as_scaling_data(data), min_tokens=min_tokens, fraction=fraction)
     prior = PopulationPrior.coerce(borrow) if borrow is not None else None
     conflict = None
     if prior is not None:
@@ -103,8 +100,13 @@ def fit(
                 "those families'. The fit goes on, but its extrapolation rests on a prior that does not "
                 "describe this family; borrow from families with comparable losses.",
                 PriorDataConflictWarning, stacklevel=2)
-    spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood, borrow=prior, noncentering=noncentering,
-                               treatments=treatments)
+    auto = isinstance(noncentering, str)
+    if auto and noncentering != "auto":
+        raise ValueError(f"noncentering must be 'auto', a dict or None, got {noncentering!r}")
+    spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood, borrow=prior,
+                               noncentering=None if auto else noncentering, treatments=treatments)
+    if auto:
+        spec.noncentering = choose_noncentering(data, spec)
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, progressbar=progressbar)
     fitted = _fit_spec(data, spec, settings)
@@ -133,6 +135,16 @@ def fit(
         info["prior_data_conflict"] = conflict
     fitted.set_extrapolation(kappa, info, drift=drift)
     return fitted
+
+
+def as_scaling_data(data: ScalingData | pd.DataFrame) -> ScalingData:
+    """A DataFrame with the canonical columns (family, params, tokens, loss; run, seed, flops optional) as data."""
+    if not isinstance(data, pd.DataFrame):
+        return data
+    return ScalingData.from_frame(data, family="family", params="params", tokens="tokens", loss="loss",
+                                  run="run" if "run" in data.columns else None,
+                                  seed="seed" if "seed" in data.columns else None,
+                                  flops="flops" if "flops" in data.columns else None)
 
 
 def _fit_spec(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], what: str = "fit") -> ScalingFit:

@@ -29,11 +29,7 @@ def family_point_estimates(data: ScalingData, spec: ModelSpec, resid_scale: floa
         m = np.array([pri.mu_loc[p] for p in names])
         v = np.array([pri.mu_scale[p] for p in names])
     out = np.empty((len(spec.families), len(names)))
-    df = data.frame
-    for f_i, fam in enumerate(spec.families):
-        sub = df[df["family"] == fam]
-        z = standardized_inputs(law, {c: sub[c].to_numpy() for c in law.inputs}, spec.reference)
-        y = np.log(sub["loss"].to_numpy())
+    for f_i, (z, y) in enumerate(family_inputs(data, spec)):
 
         def objective(x: np.ndarray) -> float:
             th = dict(zip(names, x))
@@ -47,13 +43,33 @@ def family_point_estimates(data: ScalingData, spec: ModelSpec, resid_scale: floa
     return out
 
 
+def family_inputs(data: ScalingData, spec: ModelSpec) -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Per family of the spec (in its order): standardised law inputs and log losses."""
+    law = spec.law_obj
+    df = data.frame
+    out = []
+    for fam in spec.families:
+        sub = df[df["family"] == fam]
+        out.append((standardized_inputs(law, {c: sub[c].to_numpy() for c in law.inputs}, spec.reference),
+                    np.log(sub["loss"].to_numpy())))
+    return out
+
+
 def initial_values(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
     """Initial values of the model's free variables (natural, untransformed scale)."""
     theta = family_point_estimates(data, spec)
     untreated = [spec.families.index(f) for f in spec.untreated]
     init = {"mu": theta[untreated].mean(axis=0), "sigma_total": np.array(0.01), "seed_share": np.array(0.5)}
     if len(untreated) > 1:
-        init["theta" if not spec.treatments else "theta_untreated"] = theta[untreated]
+        name = "theta" if not spec.treatments else "theta_untreated"
+        nc = [k for k, p in enumerate(spec.law_obj.sampling) if spec.noncentering.get(p, 0)]
+        if nc:  # block non-centring: the centred block starts at the estimates, eta at 0
+            cc = [k for k in range(theta.shape[1]) if k not in nc]
+            if cc:
+                init[f"{name}_centred"] = theta[untreated][:, cc]
+            init["eta"] = np.zeros((len(untreated), len(nc)))
+        else:
+            init[name] = theta[untreated]
     if spec.treatments:
         from ..model.hierarchical import treatment_params
 

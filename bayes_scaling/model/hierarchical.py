@@ -25,6 +25,10 @@ not a draw from the population but its twin's parameters plus a shift, the treat
 With a borrowed population prior (one new family), ``mu ~ MvNormal(m, C)`` and the noise priors are
 the moment-matched population predictive of another fit (:mod:`.population_prior`).
 
+Parameters listed in ``spec.noncentering`` are non-centred *given the others* (the exact conditional,
+:func:`_block_noncentred`): the same prior on ``theta``, a geometry without the funnel for a parameter
+the families' data barely identify. ``fit`` chooses them from the data (:mod:`..inference.parameterisation`).
+
 The run effects ``u_j`` are integrated out exactly (:mod:`.likelihood`). With a single family the
 family layer is dropped (theta = mu): one family carries no information on family-to-family spread.
 ``v`` (:attr:`Law.level_vector`) is 1 on ``log_E`` and the anchored amplitudes and 0 on the exponents:
@@ -74,6 +78,9 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
     treated, untreated = spec.treated, spec.untreated
     coords = {"family": spec.families, "param": params, "param_bis": params, "run": spec.runs,
               "obs": np.arange(len(data))}
+    nc = [p for p in params if spec.noncentering.get(p, 0)]
+    if nc and len(spec.untreated) > 1:
+        coords.update(noncentred_param=nc, centred_param=[p for p in params if p not in nc])
     if treated:
         coords.update(untreated_family=untreated, treated_family=treated, treatment_param=treatment_params(spec))
     with pm.Model(coords=coords) as model:
@@ -149,13 +156,38 @@ def _population_families(mu, spec: ModelSpec, params: list[str], families: list[
     tau_level = pm.Gamma("tau_level", alpha=2.0, beta=2.0 / pri.level_scale)
     v = law.level_vector
     chol = pt.linalg.cholesky(chol @ chol.T + tau_level**2 * np.outer(v, v))
-    w = np.array([float(spec.noncentering.get(p, 0.0)) for p in params])
-    if not w.any():
+    nc = [k for k, p in enumerate(params) if spec.noncentering.get(p, 0)]
+    if not nc:
         return pm.MvNormal(name, mu=mu, chol=chol, dims=(dim, "param"))
-    # partial non-centring: eta = diag(tau^-w)(theta - mu) ~ MvNormal(0, diag(tau^-w) chol)
-    scale = tau**w
-    eta = pm.MvNormal("eta", mu=pt.zeros(n_par), chol=chol / scale[:, None], dims=(dim, "param"))
-    return pm.Deterministic(name, mu[None, :] + eta * scale[None, :], dims=(dim, "param"))
+    return _block_noncentred(mu, chol, params, nc, name, dim, len(families))
+
+
+def _block_noncentred(mu, chol, params: list[str], nc: list[int], name: str, dim: str, n_fam: int):
+    """Exact mixed parameterisation: the parameters ``nc`` non-centred given the others, the rest centred.
+
+    With ``Sigma`` reordered as (centred c, non-centred n) and its Cholesky factor ``L``, the centred
+    block is ``theta_c ~ MvNormal(mu_c, L_cc)`` and the non-centred one is its exact conditional
+    ``theta_n = mu_n + L_nc z_c + L_nn eta`` with ``z_c = L_cc^-1 (theta_c - mu_c)`` and
+    ``eta ~ Normal(0, 1)``. ``eta`` (coordinate ``noncentred_param``) is a priori independent of the
+    spread parameters, which removes the funnel of a parameter the family's data barely identify
+    (typically the N-exponent) while the well-identified ones stay centred.
+    """
+    n_par = len(params)
+    cc = [k for k in range(n_par) if k not in nc]
+    order = cc + nc
+    full_chol = pt.linalg.cholesky((chol @ chol.T)[order][:, order])
+    k = len(cc)
+    eta = pm.Normal("eta", 0.0, 1.0, dims=(dim, "noncentred_param"))
+    if k:
+        l_cc = full_chol[:k, :k]
+        theta_c = pm.MvNormal(f"{name}_centred", mu=mu[cc], chol=l_cc, dims=(dim, "centred_param"))
+        z_c = pt.linalg.solve_triangular(l_cc, (theta_c - mu[cc][None, :]).T, lower=True)  # (centred, family)
+        theta_n = mu[nc][None, :] + (full_chol[k:, :k] @ z_c).T + eta @ full_chol[k:, k:].T
+        stacked = pt.concatenate([theta_c, theta_n], axis=1)
+    else:
+        stacked = mu[None, :] + eta @ full_chol.T
+    back = [order.index(j) for j in range(n_par)]
+    return pm.Deterministic(name, stacked[:, back], dims=(dim, "param"))
 
 
 #: variables whose convergence is required (population parameters and noise scales)

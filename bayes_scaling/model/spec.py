@@ -33,7 +33,8 @@ class ModelSpec:
     filters: list[dict] = field(default_factory=list)
     source: str = ""
     likelihood: str = "normal"
-    #: per sampling parameter, 0 = centred ... 1 = non-centred family offsets (see build_model)
+    #: sampling parameter -> 1: its family values are non-centred given the others (see build_model); 0 or
+    #: absent: centred
     noncentering: dict[str, float] = field(default_factory=dict)
     #: a borrowed population prior moved to this data's reference scales (see population_prior.py)
     borrowed: dict | None = None
@@ -58,6 +59,7 @@ class ModelSpec:
         if priors is None:
             priors = Priors.default(lw, float(np.median(df["loss"])))
         priors.validate(lw)
+        noncentering = check_noncentering(dict(noncentering or {}), lw)
         treatments = check_treatments(dict(treatments or {}), data.families)
         borrowed = None
         if borrow is not None:
@@ -82,7 +84,7 @@ class ModelSpec:
             source=data.source,
             likelihood=likelihood,
             borrowed=borrowed,
-            noncentering=dict(noncentering or {}),
+            noncentering=noncentering,
             treatments=treatments,
         )
 
@@ -105,6 +107,18 @@ class ModelSpec:
         d = json.loads(text)
         d["priors"] = Priors.from_dict(d["priors"])
         return cls(**d)
+
+
+def check_noncentering(noncentering: dict[str, float], law: Law) -> dict[str, float]:
+    """Validate ``{sampling parameter: 0 or 1}``; keep the parameters marked 1."""
+    unknown = sorted(set(noncentering) - set(law.sampling))
+    if unknown:
+        raise ValueError(f"noncentering names {unknown}, which are not sampling parameters of the {law.name!r} law "
+                         f"{list(law.sampling)}")
+    bad = {k: v for k, v in noncentering.items() if float(v) not in (0.0, 1.0)}
+    if bad:
+        raise ValueError(f"noncentering {bad}: each value must be 1 (non-centred) or 0 (centred)")
+    return {k: 1.0 for k, v in noncentering.items() if float(v) == 1.0}
 
 
 def check_treatments(treatments: dict[str, str], families: list[str]) -> dict[str, str]:

@@ -1,0 +1,324 @@
+"""Issue 4: time to a converged posterior, side by side in one run, and the cost of larger data.
+
+Parts (``--parts``, default all):
+
+``converge``  every configuration on every dataset with the same draws: wall time (compile + sampling
+              + post-processing), the worst bulk/tail ESS and R-hat over the population parameters and
+              noise scales (``POPULATION_VARS``), divergences, worst-bulk-ESS per second of sampling,
+              and the projected seconds to ESS 400 (compile + sampling x 400 / worst ESS: a projection,
+              labelled as such; ``converged`` says whether this run itself met R-hat <= 1.01,
+              ESS >= 400 and no divergences).
+              Configurations: ``default`` (today's defaults: non-centring chosen from the data, nutpie),
+              ``centred_0.98`` (the previous default: all centred, target_accept 0.98), ``naive``
+              (raw log A, alpha, log B, beta, log E per family, non-centred, explicit run effects; the
+              issue's reference model), ``pymc_nuts`` (the default model with PyMC's own NUTS).
+``advi``      the fast approximate path (``bs.fit_approximate``) against NUTS on the same data:
+              posterior means and 90% widths of the population parameters and of the target prediction.
+``cost``      log-density + gradient time and peak memory against rows (10^3 ... 10^6) and families,
+              and the thinning strategy's effect on a real posterior.
+``predict``   :func:`bayes_scaling.predict.expected_loss_moments` on 10^5 (N, D) points x 4000 draws.
+
+Usage::
+
+    .venv/bin/python benchmarks/sampling.py --out benchmarks/results/sampling.json
+    .venv/bin/python benchmarks/sampling.py --parts predict,cost --out /tmp/s.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import bayes_scaling as bs
+from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
+from bayes_scaling.errors import SamplingWarning
+from bayes_scaling.grid.config import DATASETS
+
+TARGET_ESS = 400
+
+
+def synthetic40(seed: int = 0) -> bs.ScalingData:
+    """The guide's 40 families x 6 sizes x 10 checkpoints (2,400 rows), known truth."""
+    rng = np.random.default_rng(seed)
+    fams = simulate_family_parameters(40, rng)
+    df = simulate_runs(fams, rng, sizes=(2e7, 5e7, 1e8, 2e8, 4e8, 8e8), checkpoints=10)
+    return bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
+                                     run="run", seed="seed", source="synthetic 40 families")
+
+
+def load(name: str) -> bs.ScalingData:
+    return synthetic40() if name == "synthetic40" else DATASETS[name]()
+
+
+# ------------------------------------------------------------------ the naive reference model
+def naive_model(data: bs.ScalingData):
+    """The issue's naive model: raw (log A, alpha, log B, beta, log E) per family, non-centred, run effects."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    df = data.frame
+    fam = df["family"].astype("category").cat.codes.to_numpy()
+    run = df["run"].astype("category").cat.codes.to_numpy()
+    n_fam, n_run = fam.max() + 1, run.max() + 1
+    log_n, log_d, y = np.log(df["params"].to_numpy()), np.log(df["tokens"].to_numpy()), np.log(df["loss"].to_numpy())
+    loc = np.array([np.log(400.0), 0.35, np.log(400.0), 0.35, np.log(1.7)])
+    with pm.Model() as model:
+        mu = pm.Normal("mu", loc, np.array([2.0, 0.2, 2.0, 0.2, 0.5]))
+        tau = pm.HalfNormal("tau", np.array([1.0, 0.1, 1.0, 0.1, 0.3]))
+        z = pm.Normal("z", 0, 1, shape=(n_fam, 5))
+        th = mu + z * tau
+        sigma_seed = pm.HalfNormal("sigma_seed", 0.05)
+        sigma_obs = pm.HalfNormal("sigma_obs", 0.05)
+        u = pm.Normal("u", 0, 1, shape=n_run) * sigma_seed
+        t = th[fam]
+        loss = pt.exp(t[:, 4]) + pt.exp(t[:, 0] - t[:, 1] * log_n) + pt.exp(t[:, 2] - t[:, 3] * log_d)
+        pm.Normal("y", pt.log(loss) + u[run], sigma_obs, observed=y)
+    return model
+
+
+def _diagnostics(idata, var_names) -> dict:
+    import arviz as az
+
+    post = idata.posterior[[v for v in var_names if v in idata.posterior]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summ = az.summary(post, kind="diagnostics")
+    div = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else -1
+    return {"max_rhat": float(summ["r_hat"].max()), "min_ess_bulk": float(summ["ess_bulk"].min()),
+            "min_ess_tail": float(summ["ess_tail"].min()), "worst": str(summ["ess_bulk"].idxmin()), "divergences": div}
+
+
+def run_config(data: bs.ScalingData, config: str, draws: int, seed: int) -> dict:
+    t0 = time.perf_counter()
+    if config == "naive":
+        import nutpie
+
+        model = naive_model(data)
+        compiled = nutpie.compile_pymc_model(model)
+        t1 = time.perf_counter()
+        idata = nutpie.sample(compiled, draws=draws, tune=draws, chains=2, cores=2, seed=seed, progress_bar=False)
+        t2 = time.perf_counter()
+        out = {"compile_seconds": t1 - t0, "sampling_seconds": t2 - t1,
+               **_diagnostics(idata, ["mu", "tau", "sigma_seed", "sigma_obs"])}
+    else:
+        kw = {"default": {}, "centred_0.98": dict(noncentering=None, target_accept=0.98),
+              "pymc_nuts": dict(sampler="pymc")}[config]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)
+            fit = bs.fit(data, draws=draws, tune=draws, chains=2, random_seed=seed, extrapolation=None, **kw)
+        info, d = fit.sampler_info, fit.diagnostics
+        out = {"compile_seconds": info["compile_seconds"], "sampling_seconds": info["sampling_seconds"],
+               "noncentred": sorted(fit.spec.noncentering), "target_accept": info["target_accept"],
+               "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk, "min_ess_tail": d.min_ess_tail,
+               "worst": d.worst.get("ess_bulk"), "divergences": d.divergences}
+    out["wall_seconds"] = time.perf_counter() - t0
+    out["ess_per_second"] = out["min_ess_bulk"] / out["sampling_seconds"]
+    worst = min(out["min_ess_bulk"], out["min_ess_tail"])
+    out["projected_seconds_to_ess400"] = out["compile_seconds"] + out["sampling_seconds"] * TARGET_ESS / max(worst, 1)
+    out["converged"] = bool(out["max_rhat"] <= 1.01 and worst >= TARGET_ESS and out["divergences"] == 0)
+    out.update(config=config, draws=draws, rows=len(data.frame), families=len(data.families))
+    return out
+
+
+def part_converge(datasets: list[str], configs: list[str], draws: int, seed: int) -> list[dict]:
+    rows = []
+    for name in datasets:
+        data = load(name)
+        for config in configs:
+            if config in ("naive", "pymc_nuts") and name not in ("synthetic40", "kempner"):
+                continue  # the reference configurations run on the synthetic set and one real set
+            r = run_config(data, config, draws, seed)
+            r["dataset"] = name
+            print(json.dumps(r), flush=True)
+            rows.append(r)
+    return rows
+
+
+# ------------------------------------------------------------------ fast approximate path
+def part_advi(dataset: str, draws: int, seed: int) -> dict:
+    data = load(dataset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        t0 = time.perf_counter()
+        nuts = bs.fit(data, draws=draws, tune=draws, chains=2, random_seed=seed, extrapolation=None)
+        t_nuts = time.perf_counter() - t0
+    out = {"dataset": dataset, "nuts_seconds": t_nuts, "nuts_diagnostics": nuts.diagnostics.to_dict(), "methods": {}}
+    biggest = data.frame.loc[data.frame["flops"].idxmax()]
+    q = dict(family=str(biggest["family"]), params=float(biggest["params"]) * 4, tokens=float(biggest["tokens"]) * 4)
+    ref_pred = nuts.predict(**q, random_seed=seed)
+    for method in ("advi", "fullrank_advi"):
+        t0 = time.perf_counter()
+        approx = bs.fit_approximate(data, method=method, random_seed=seed)
+        secs = time.perf_counter() - t0
+        cmp = {}
+        for var in ("mu", "tau", "sigma_total"):
+            a, b = nuts.idata.posterior[var], approx.idata.posterior[var]
+            sd = a.std(("chain", "draw"))
+            z = ((b.mean(("chain", "draw")) - a.mean(("chain", "draw"))) / sd).values.ravel()
+            wa = (a.quantile(0.95, ("chain", "draw")) - a.quantile(0.05, ("chain", "draw"))).values.ravel()
+            wb = (b.quantile(0.95, ("chain", "draw")) - b.quantile(0.05, ("chain", "draw"))).values.ravel()
+            cmp[var] = {"max_abs_mean_shift_in_nuts_sd": float(np.max(np.abs(z))),
+                        "width_ratio_median": float(np.median(wb / wa)), "width_ratio_min": float(np.min(wb / wa))}
+        pred = approx.predict(**q, random_seed=seed)
+        def width(p):
+            return float(p["expected_upper"][0] - p["expected_lower"][0])
+
+        cmp["prediction"] = {"query": q, "mean_relative_difference":
+                             float(abs(pred["expected_mean"][0] / ref_pred["expected_mean"][0] - 1)),
+                             "width_ratio_90": width(pred) / width(ref_pred)}
+        out["methods"][method] = {"seconds": secs, "speedup_vs_nuts": t_nuts / secs, "vs_nuts": cmp,
+                                  "info": approx.sampler_info}
+        print(json.dumps({method: out["methods"][method]}), flush=True)
+    return out
+
+
+# ------------------------------------------------------------------ cost curve
+def _grad_timing(data: bs.ScalingData, repeats: int) -> dict:
+    import pytensor
+
+    from bayes_scaling.model import ModelSpec, build_model
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    spec = ModelSpec.from_data(data)
+    model = build_model(data, spec)
+    logp = model.logp()
+    fn = model.compile_fn([logp, *pytensor.grad(logp, model.value_vars)], inputs=model.value_vars,
+                          point_fn=False, mode="NUMBA")
+    ip = model.initial_point()
+    args = [ip[v.name] for v in model.value_vars]
+    fn(*args)
+    build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn(*args)
+    per = (time.perf_counter() - t0) / repeats
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"build_compile_seconds": build, "gradient_seconds": per, "python_peak_mib": peak / 2**20}
+
+
+def part_cost(seed: int, max_rows: int) -> dict:
+    rng = np.random.default_rng(seed)
+    rows_curve = []
+    for n_rows in [r for r in (1_000, 10_000, 100_000, 1_000_000) if r <= max_rows]:
+        # 40 families x 6 sizes; checkpoints per run grow with the rows (dense curves, as in the guide's data)
+        ckpt = max(2, n_rows // 240)
+        fams = simulate_family_parameters(40, rng)
+        df = simulate_runs(fams, rng, sizes=(2e7, 5e7, 1e8, 2e8, 4e8, 8e8), checkpoints=ckpt)
+        data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run")
+        r = _grad_timing(data, repeats=max(3, int(2000 / max(1, n_rows / 1000))))
+        thinned = bs.thin_checkpoints(data, 20)
+        rt = _grad_timing(thinned, repeats=200)
+        r.update(rows=len(df), thinned_rows=len(thinned.frame), thinned_gradient_seconds=rt["gradient_seconds"],
+                 maxrss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(json.dumps(r), flush=True)
+        rows_curve.append(r)
+    fam_curve = []
+    for n_fam in (5, 10, 20, 40, 80, 160):
+        fams = simulate_family_parameters(n_fam, rng)
+        df = simulate_runs(fams, rng, sizes=(2e7, 5e7, 1e8, 2e8, 4e8, 8e8), checkpoints=10)
+        data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run")
+        r = _grad_timing(data, repeats=500)
+        r.update(families=n_fam, rows=len(df))
+        print(json.dumps(r), flush=True)
+        fam_curve.append(r)
+    return {"rows": rows_curve, "families": fam_curve}
+
+
+def part_thinning(dataset: str, draws: int, seed: int, per_run: int) -> dict:
+    """The posterior of a dense real dataset with every checkpoint and thinned to ``per_run`` per run."""
+    data = load(dataset)
+    thinned = bs.thin_checkpoints(data, per_run)
+    fits = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        for label, d in (("all", data), ("thinned", thinned)):
+            t0 = time.perf_counter()
+            fits[label] = (bs.fit(d, draws=draws, tune=draws, chains=2, random_seed=seed, extrapolation=None),
+                           time.perf_counter() - t0)
+    a, b = fits["all"][0].idata.posterior, fits["thinned"][0].idata.posterior
+    out = {"dataset": dataset, "rows": len(data.frame), "thinned_rows": len(thinned.frame), "per_run": per_run,
+           "seconds": {k: v[1] for k, v in fits.items()}}
+    for var in ("mu", "tau", "sigma_total", "sigma_seed"):
+        sd = a[var].std(("chain", "draw"))
+        z = ((b[var].mean(("chain", "draw")) - a[var].mean(("chain", "draw"))) / sd).values.ravel()
+        ratio = (b[var].std(("chain", "draw")) / sd).values.ravel()
+        out[var] = {"max_abs_mean_shift_in_sd": float(np.max(np.abs(z))), "sd_ratio_min": float(ratio.min()),
+                    "sd_ratio_max": float(ratio.max())}
+    print(json.dumps(out), flush=True)
+    return out
+
+
+# ------------------------------------------------------------------ prediction
+def part_predict(seed: int, n_points: int = 100_000, n_draws: int = 4000) -> dict:
+    from bayes_scaling.predict import expected_loss_moments
+
+    law = bs.laws.get_law("chinchilla")
+    rng = np.random.default_rng(seed)
+    theta = {p: rng.normal(m, 0.05, n_draws) for p, m in
+             zip(law.sampling, (0.6, -0.5, np.log(0.35), -0.5, np.log(0.35)))}
+    cols = {"params": 10 ** rng.uniform(7, 11, n_points), "tokens": 10 ** rng.uniform(9, 13, n_points)}
+    ref = {"params": 1e8, "tokens": 2e9}
+    expected_loss_moments(law, theta, ref, {k: v[:10] for k, v in cols.items()})  # warm
+    t0 = time.perf_counter()
+    mean, sd = expected_loss_moments(law, theta, ref, cols)
+    secs = time.perf_counter() - t0
+    # the same numbers by the law's own float64 numpy function, on a slice
+    sl = slice(0, 200)
+    z = bs.laws.standardized_inputs(law, {k: v[sl] for k, v in cols.items()}, ref)
+    direct = np.exp(law.log_loss({k: v[:, None] for k, v in theta.items()}, z))
+    r = {"points": n_points, "draws": n_draws, "seconds": secs, "cores": os.cpu_count(),
+         "max_relative_error_mean": float(np.max(np.abs(mean[sl] / direct.mean(axis=0) - 1))),
+         "max_relative_error_sd": float(np.max(np.abs(sd[sl] / direct.std(axis=0) - 1)))}
+    print(json.dumps(r), flush=True)
+    return r
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--parts", default="converge,advi,cost,thinning,predict")
+    ap.add_argument("--datasets", default="synthetic40,kempner,porian,colpret")
+    ap.add_argument("--configs", default="default,centred_0.98,naive,pymc_nuts")
+    ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-rows", type=int, default=1_000_000)
+    args = ap.parse_args(argv)
+    parts = args.parts.split(",")
+    result: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
+    result["machine"] = {"cores": os.cpu_count(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
+
+    def save():
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1, default=str))
+
+    if "predict" in parts:
+        result["predict"] = part_predict(args.seed)
+        save()
+    if "cost" in parts:
+        result["cost"] = part_cost(args.seed, args.max_rows)
+        save()
+    if "converge" in parts:
+        result["converge"] = part_converge(args.datasets.split(","), args.configs.split(","), args.draws, args.seed)
+        save()
+    if "advi" in parts:
+        result["advi"] = part_advi("kempner", args.draws, args.seed)
+        save()
+    if "thinning" in parts:
+        result["thinning"] = part_thinning("colpret", args.draws, args.seed, per_run=20)
+        save()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
