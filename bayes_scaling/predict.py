@@ -199,8 +199,8 @@ def expected_loss_moments(law: Law, theta: dict[str, np.ndarray], reference: dic
     ``theta`` maps the law's sampling parameters to draws (sample,); ``columns`` its inputs (point,).
     Each term ``exp(log_amp_ref - exponent * z)`` is evaluated as an outer product over (sample, point)
     in ``dtype`` (float32 by default: ~7 significant digits, far below posterior spread) in chunks of
-    ``chunk_values`` on ``threads`` threads (numpy releases the GIL). 10^5 points x 4000 draws take
-    about 1.5 s on 2 cores (benchmarks/sampling.py). Summaries accumulate in float64.
+    ``chunk_values`` on ``threads`` threads (numpy releases the GIL). 10^5 points x 4000 draws took
+    1.2 s on 2 cores (benchmarks/sampling.py, part ``predict``). Summaries accumulate in float64.
     """
     import os
     from concurrent.futures import ThreadPoolExecutor

@@ -42,9 +42,7 @@ import bayes_scaling as bs
 from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
 from bayes_scaling.errors import SamplingWarning
 from bayes_scaling.grid.config import DATASETS
-
-TARGET_ESS = 400
-
+from bayes_scaling.inference.diagnostics import ESS_MIN, diagnose
 
 def synthetic40(seed: int = 0) -> bs.ScalingData:
     """The guide's 40 families x 6 sizes x 10 checkpoints (2,400 rows), known truth."""
@@ -68,7 +66,7 @@ def naive_model(data: bs.ScalingData):
     df = data.frame
     fam = df["family"].astype("category").cat.codes.to_numpy()
     run = df["run"].astype("category").cat.codes.to_numpy()
-    n_fam, n_run = fam.max() + 1, run.max() + 1
+    n_fam, n_run = int(fam.max()) + 1, int(run.max()) + 1
     log_n, log_d, y = np.log(df["params"].to_numpy()), np.log(df["tokens"].to_numpy()), np.log(df["loss"].to_numpy())
     loc = np.array([np.log(400.0), 0.35, np.log(400.0), 0.35, np.log(1.7)])
     with pm.Model() as model:
@@ -85,18 +83,6 @@ def naive_model(data: bs.ScalingData):
     return model
 
 
-def _diagnostics(idata, var_names) -> dict:
-    import arviz as az
-
-    post = idata.posterior[[v for v in var_names if v in idata.posterior]]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        summ = az.summary(post, kind="diagnostics")
-    div = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else -1
-    return {"max_rhat": float(summ["r_hat"].max()), "min_ess_bulk": float(summ["ess_bulk"].min()),
-            "min_ess_tail": float(summ["ess_tail"].min()), "worst": str(summ["ess_bulk"].idxmin()), "divergences": div}
-
-
 def run_config(data: bs.ScalingData, config: str, draws: int, seed: int) -> dict:
     t0 = time.perf_counter()
     if config == "naive":
@@ -107,25 +93,23 @@ def run_config(data: bs.ScalingData, config: str, draws: int, seed: int) -> dict
         t1 = time.perf_counter()
         idata = nutpie.sample(compiled, draws=draws, tune=draws, chains=2, cores=2, seed=seed, progress_bar=False)
         t2 = time.perf_counter()
-        out = {"compile_seconds": t1 - t0, "sampling_seconds": t2 - t1,
-               **_diagnostics(idata, ["mu", "tau", "sigma_seed", "sigma_obs"])}
+        d = diagnose(idata, ["mu", "tau", "sigma_seed", "sigma_obs"], t2 - t1)
+        out = {"compile_seconds": t1 - t0}
     else:
         kw = {"default": {}, "centred_0.98": dict(noncentering=None, target_accept=0.98),
               "pymc_nuts": dict(sampler="pymc")}[config]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
             fit = bs.fit(data, draws=draws, tune=draws, chains=2, random_seed=seed, extrapolation=None, **kw)
-        info, d = fit.sampler_info, fit.diagnostics
-        out = {"compile_seconds": info["compile_seconds"], "sampling_seconds": info["sampling_seconds"],
-               "noncentred": sorted(fit.spec.noncentering), "target_accept": info["target_accept"],
-               "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk, "min_ess_tail": d.min_ess_tail,
-               "worst": d.worst.get("ess_bulk"), "divergences": d.divergences}
-    out["wall_seconds"] = time.perf_counter() - t0
-    out["ess_per_second"] = out["min_ess_bulk"] / out["sampling_seconds"]
-    worst = min(out["min_ess_bulk"], out["min_ess_tail"])
-    out["projected_seconds_to_ess400"] = out["compile_seconds"] + out["sampling_seconds"] * TARGET_ESS / max(worst, 1)
-    out["converged"] = bool(out["max_rhat"] <= 1.01 and worst >= TARGET_ESS and out["divergences"] == 0)
-    out.update(config=config, draws=draws, rows=len(data.frame), families=len(data.families))
+        d = fit.diagnostics
+        out = {"compile_seconds": fit.sampler_info["compile_seconds"], "noncentred": fit.spec.noncentred,
+               "target_accept": fit.sampler_info["target_accept"]}
+    worst = min(d.min_ess_bulk, d.min_ess_tail)
+    out.update(sampling_seconds=d.sampling_seconds, max_rhat=d.max_rhat, min_ess_bulk=d.min_ess_bulk,
+               min_ess_tail=d.min_ess_tail, worst=d.worst.get("ess_bulk"), divergences=d.divergences,
+               wall_seconds=time.perf_counter() - t0, ess_per_second=d.min_ess_bulk / d.sampling_seconds,
+               projected_seconds_to_ess400=out["compile_seconds"] + d.sampling_seconds * ESS_MIN / max(worst, 1),
+               converged=d.ok, config=config, draws=draws, rows=len(data.frame), families=len(data.families))
     return out
 
 
@@ -169,6 +153,7 @@ def part_advi(dataset: str, draws: int, seed: int) -> dict:
             cmp[var] = {"max_abs_mean_shift_in_nuts_sd": float(np.max(np.abs(z))),
                         "width_ratio_median": float(np.median(wb / wa)), "width_ratio_min": float(np.min(wb / wa))}
         pred = approx.predict(**q, random_seed=seed)
+
         def width(p):
             return float(p["expected_upper"][0] - p["expected_lower"][0])
 

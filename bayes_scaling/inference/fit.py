@@ -16,7 +16,7 @@ from ..model.population_prior import CONFLICT_P_VALUE
 from .diagnostics import diagnose, warn_if_problems
 from .extrapolation import discrepancy_posterior, holdout_split
 from .fitted import ScalingFit, build_idata
-from .initial import initial_values
+from .initial import family_point_estimates, initial_values
 from .parameterisation import choose_noncentering
 from .sampling import run_nuts
 
@@ -100,16 +100,11 @@ def fit(
                 "those families'. The fit goes on, but its extrapolation rests on a prior that does not "
                 "describe this family; borrow from families with comparable losses.",
                 PriorDataConflictWarning, stacklevel=2)
-    auto = isinstance(noncentering, str)
-    if auto and noncentering != "auto":
-        raise ValueError(f"noncentering must be 'auto', a dict or None, got {noncentering!r}")
-    spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood, borrow=prior,
-                               noncentering=None if auto else noncentering, treatments=treatments)
-    if auto:
-        spec.noncentering = choose_noncentering(data, spec)
+    spec, estimates = model_spec(data, law, priors, likelihood=likelihood, borrow=prior, noncentering=noncentering,
+                                 treatments=treatments)
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, progressbar=progressbar)
-    fitted = _fit_spec(data, spec, settings)
+    fitted = _fit_spec(data, spec, settings, estimates=estimates)
 
     rng = np.random.default_rng(random_seed + 7919)
     n_samples = chains * draws
@@ -147,9 +142,26 @@ def as_scaling_data(data: ScalingData | pd.DataFrame) -> ScalingData:
                                   flops="flops" if "flops" in data.columns else None)
 
 
-def _fit_spec(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], what: str = "fit") -> ScalingFit:
+def model_spec(data: ScalingData, law: str | Law, priors: Priors | None, *, likelihood: str = "normal",
+               borrow: PopulationPrior | None = None, noncentering: dict[str, float] | str | None = "auto",
+               treatments: dict[str, str] | None = None) -> tuple[ModelSpec, np.ndarray]:
+    """The model spec of ``data`` with its non-centred parameters resolved (``"auto"``: chosen from the data),
+    and the families' penalised least-squares estimates (computed once: they also start the sampler)."""
+    auto = isinstance(noncentering, str)
+    if auto and noncentering != "auto":
+        raise ValueError(f"noncentering must be 'auto', a dict or None, got {noncentering!r}")
+    spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood, borrow=borrow,
+                               noncentering=None if auto else noncentering, treatments=treatments)
+    estimates = family_point_estimates(data, spec)
+    if auto:
+        spec.noncentering = choose_noncentering(data, spec, estimates=estimates)
+    return spec, estimates
+
+
+def _fit_spec(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], what: str = "fit",
+              estimates: np.ndarray | None = None) -> ScalingFit:
     model = build_model(data, spec)
-    init = initial_values(data, spec)
+    init = initial_values(data, spec, estimates)
     idata, info = run_nuts(model, init, **settings)
     diag = diagnose(idata, list(POPULATION_VARS), info["sampling_seconds"])
     warn_if_problems(diag, what)

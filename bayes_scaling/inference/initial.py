@@ -55,14 +55,17 @@ def family_inputs(data: ScalingData, spec: ModelSpec) -> list[tuple[dict[str, np
     return out
 
 
-def initial_values(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
-    """Initial values of the model's free variables (natural, untransformed scale)."""
-    theta = family_point_estimates(data, spec)
+def initial_values(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Initial values of the model's free variables (natural, untransformed scale).
+
+    ``estimates``: :func:`family_point_estimates` of ``data`` and ``spec`` when already computed.
+    """
+    theta = family_point_estimates(data, spec) if estimates is None else estimates
     untreated = [spec.families.index(f) for f in spec.untreated]
     init = {"mu": theta[untreated].mean(axis=0), "sigma_total": np.array(0.01), "seed_share": np.array(0.5)}
     if len(untreated) > 1:
         name = "theta" if not spec.treatments else "theta_untreated"
-        nc = [k for k, p in enumerate(spec.law_obj.sampling) if spec.noncentering.get(p, 0)]
+        nc = [list(spec.law_obj.sampling).index(p) for p in spec.noncentred]
         if nc:  # block non-centring: the centred block starts at the estimates, eta at 0
             cc = [k for k in range(theta.shape[1]) if k not in nc]
             if cc:

@@ -24,11 +24,15 @@ NONCENTRING_RATIO = 0.5
 MIN_RESIDUAL_SD = 0.005
 
 
-def family_data_sd(data: ScalingData, spec: ModelSpec) -> tuple[np.ndarray, float]:
-    """Laplace posterior sd of each family's sampling-scale parameters (family, param) and the residual sd."""
+def family_data_sd(data: ScalingData, spec: ModelSpec,
+                   estimates: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Laplace posterior sd of each family's sampling-scale parameters (family, param) and the residual sd.
+
+    ``estimates``: :func:`family_point_estimates` of ``data`` and ``spec`` when already computed.
+    """
     law = spec.law_obj
     names = list(law.sampling)
-    theta = family_point_estimates(data, spec)
+    theta = family_point_estimates(data, spec) if estimates is None else estimates
     inputs = family_inputs(data, spec)
     resid = np.concatenate([y - law.log_loss(dict(zip(names, th)), z) for th, (z, y) in zip(theta, inputs)])
     s = max(float(np.sqrt(np.mean(resid**2))), MIN_RESIDUAL_SD)
@@ -44,11 +48,12 @@ def family_data_sd(data: ScalingData, spec: ModelSpec) -> tuple[np.ndarray, floa
     return out, s
 
 
-def choose_noncentering(data: ScalingData, spec: ModelSpec, ratio: float = NONCENTRING_RATIO) -> dict[str, float]:
+def choose_noncentering(data: ScalingData, spec: ModelSpec, ratio: float = NONCENTRING_RATIO,
+                        estimates: np.ndarray | None = None) -> dict[str, float]:
     """``{param: 1.0}`` for each parameter the data identify weakly relative to its population spread."""
     if len(spec.untreated) < 2:  # one family: no family layer, nothing to non-centre
         return {}
-    sd, _ = family_data_sd(data, spec)
+    sd, _ = family_data_sd(data, spec, estimates)
     untreated = [spec.families.index(f) for f in spec.untreated]
     med = np.median(sd[untreated], axis=0)
     return {p: 1.0 for p, m in zip(spec.law_obj.sampling, med) if m > ratio * spec.priors.tau_scale[p]}

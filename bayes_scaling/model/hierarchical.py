@@ -78,7 +78,7 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
     treated, untreated = spec.treated, spec.untreated
     coords = {"family": spec.families, "param": params, "param_bis": params, "run": spec.runs,
               "obs": np.arange(len(data))}
-    nc = [p for p in params if spec.noncentering.get(p, 0)]
+    nc = spec.noncentred
     if nc and len(spec.untreated) > 1:
         coords.update(noncentred_param=nc, centred_param=[p for p in params if p not in nc])
     if treated:
@@ -156,13 +156,13 @@ def _population_families(mu, spec: ModelSpec, params: list[str], families: list[
     tau_level = pm.Gamma("tau_level", alpha=2.0, beta=2.0 / pri.level_scale)
     v = law.level_vector
     chol = pt.linalg.cholesky(chol @ chol.T + tau_level**2 * np.outer(v, v))
-    nc = [k for k, p in enumerate(params) if spec.noncentering.get(p, 0)]
+    nc = [params.index(p) for p in spec.noncentred]
     if not nc:
         return pm.MvNormal(name, mu=mu, chol=chol, dims=(dim, "param"))
-    return _block_noncentred(mu, chol, params, nc, name, dim, len(families))
+    return _block_noncentred(mu, chol, params, nc, name, dim)
 
 
-def _block_noncentred(mu, chol, params: list[str], nc: list[int], name: str, dim: str, n_fam: int):
+def _block_noncentred(mu, chol, params: list[str], nc: list[int], name: str, dim: str):
     """Exact mixed parameterisation: the parameters ``nc`` non-centred given the others, the rest centred.
 
     With ``Sigma`` reordered as (centred c, non-centred n) and its Cholesky factor ``L``, the centred

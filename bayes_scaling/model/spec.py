@@ -89,6 +89,11 @@ class ModelSpec:
         )
 
     @property
+    def noncentred(self) -> list[str]:
+        """The sampling parameters whose family values are non-centred, in the law's order."""
+        return [p for p in self.law_obj.sampling if p in self.noncentering]
+
+    @property
     def treated(self) -> list[str]:
         """Families whose parameters are their twin's plus a treatment shift."""
         return [f for f in self.families if f in self.treatments]
