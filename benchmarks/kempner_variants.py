@@ -19,7 +19,7 @@ VARIANTS = {
     "centred, target_accept 0.95": dict(target_accept=0.95, noncentering=None),
     "centred, target_accept 0.98": dict(target_accept=0.98, noncentering=None),
     "centred, target_accept 0.99": dict(target_accept=0.99, noncentering=None),
-    "chosen from the data (default 'auto'), 0.98": dict(target_accept=0.98),
+    "chosen from the data ('auto'), 0.98": dict(target_accept=0.98, noncentering="auto"),
     "block non-centred log_beta, 0.95": dict(target_accept=0.95, noncentering={"log_beta": 1.0}),
     "block non-centred exponents, 0.95": dict(target_accept=0.95, noncentering={"log_alpha": 1.0, "log_beta": 1.0}),
 }

@@ -8,8 +8,8 @@ Parts (``--parts``, default all):
               and the projected seconds to ESS 400 (compile + sampling x 400 / worst ESS: a projection,
               labelled as such; ``converged`` says whether this run itself met R-hat <= 1.01,
               ESS >= 400 and no divergences).
-              Configurations: ``default`` (today's defaults: non-centring chosen from the data, nutpie),
-              ``centred_0.98`` (the previous default: all centred, target_accept 0.98), ``naive``
+              Configurations: ``default`` (every default: centred, target_accept 0.98, nutpie), ``auto``
+              (non-centring chosen from the data), ``auto_0.9`` (the same at target_accept 0.9), ``naive``
               (raw log A, alpha, log B, beta, log E per family, non-centred, explicit run effects; the
               issue's reference model), ``pymc_nuts`` (the default model with PyMC's own NUTS).
 ``advi``      the fast approximate path (``bs.fit_approximate``) against NUTS on the same data:
@@ -96,7 +96,7 @@ def run_config(data: bs.ScalingData, config: str, draws: int, seed: int) -> dict
         d = diagnose(idata, ["mu", "tau", "sigma_seed", "sigma_obs"], t2 - t1)
         out = {"compile_seconds": t1 - t0}
     else:
-        kw = {"default": {}, "centred_0.98": dict(noncentering=None, target_accept=0.98),
+        kw = {"default": {}, "auto": dict(noncentering="auto"), "auto_0.9": dict(noncentering="auto", target_accept=0.9),
               "pymc_nuts": dict(sampler="pymc")}[config]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--parts", default="converge,advi,cost,thinning,predict")
     ap.add_argument("--datasets", default="synthetic40,kempner,porian,colpret")
-    ap.add_argument("--configs", default="default,centred_0.98,naive,pymc_nuts")
+    ap.add_argument("--configs", default="default,auto,auto_0.9,naive,pymc_nuts")
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-rows", type=int, default=1_000_000)

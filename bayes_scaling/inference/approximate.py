@@ -35,7 +35,8 @@ METHODS = ("advi", "fullrank_advi")
 def fit_approximate(data: ScalingData | pd.DataFrame, law: str | Law = "chinchilla", priors: Priors | None = None, *,
                     method: str = "advi", iterations: int = 20_000, draws: int = 2000, random_seed: int = 0,
                     min_tokens: float | None = None, fraction: float | None = None,
-                    likelihood: str = "normal", extrapolation: float | None = None) -> ScalingFit:
+                    likelihood: str = "normal", extrapolation: float | None = None,
+                    noncentering: dict[str, float] | str | None = None) -> ScalingFit:
     """Approximate posterior by ADVI (``method="advi"``, mean-field) or full-rank ADVI.
 
     ``extrapolation``: a fixed discrepancy sd per decade of compute (None: none); the learned
@@ -44,7 +45,7 @@ def fit_approximate(data: ScalingData | pd.DataFrame, law: str | Law = "chinchil
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     data = apply_filters(as_scaling_data(data), min_tokens=min_tokens, fraction=fraction)
-    spec, estimates = model_spec(data, law, priors, likelihood=likelihood)
+    spec, estimates = model_spec(data, law, priors, likelihood=likelihood, noncentering=noncentering)
     model = build_model(data, spec)
     init = initial_values(data, spec, estimates)
     t0 = time.perf_counter()

@@ -28,7 +28,7 @@ def fit(
     *,
     likelihood: str = "normal",
     borrow: Any = None,
-    noncentering: dict[str, float] | str | None = "auto",
+    noncentering: dict[str, float] | str | None = None,
     treatments: dict[str, str] | None = None,
     min_tokens: float | None = None,
     fraction: float | None = None,
@@ -59,9 +59,11 @@ def fit(
         noise, and their learned extrapolation discrepancy (a single small model is enough; what its
         data cannot identify, the borrowed prior carries, and the fit's notes say so).
     noncentering:
-        ``"auto"`` (default): non-centre the family values of each parameter the families' data identify
-        weakly relative to the population spread (:mod:`.parameterisation`); or ``{param: 1}`` for the
-        parameters to non-centre (``{}``/None: all centred). The choice is stored in ``fit.spec``.
+        None (default): every family parameter centred. ``"auto"``: non-centre the family values of each
+        parameter the families' data identify weakly relative to the population spread
+        (:mod:`.parameterisation`; it helps on many families with few sizes, and hurt on Porian's
+        final-loss points, see docs/benchmarks.md); or ``{param: 1}`` for the parameters to non-centre.
+        The choice is stored in ``fit.spec``.
     treatments:
         ``{treated family: untreated twin}``, e.g. ``{"7b-stacked": "7b-scratch"}``: a treated family's
         law parameters are its twin's plus a shift (the treatment effect, ``treatment_shift`` in the
@@ -143,7 +145,7 @@ def as_scaling_data(data: ScalingData | pd.DataFrame) -> ScalingData:
 
 
 def model_spec(data: ScalingData, law: str | Law, priors: Priors | None, *, likelihood: str = "normal",
-               borrow: PopulationPrior | None = None, noncentering: dict[str, float] | str | None = "auto",
+               borrow: PopulationPrior | None = None, noncentering: dict[str, float] | str | None = None,
                treatments: dict[str, str] | None = None) -> tuple[ModelSpec, np.ndarray]:
     """The model spec of ``data`` with its non-centred parameters resolved (``"auto"``: chosen from the data),
     and the families' penalised least-squares estimates (computed once: they also start the sampler)."""
