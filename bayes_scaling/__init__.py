@@ -17,8 +17,8 @@ from .data import (
     thin_checkpoints,
 )
 from .data import MixingData, load_bimix
-from .decisions import (GrowthTiming, compare, compare_mixtures, compute_optimal, growth_speedup, optimize_mixture,
-                        win_probabilities)
+from .decisions import (GrowthTiming, Plan, compare, compare_mixtures, compute_optimal, growth_speedup,
+                        optimize_mixture, plan, win_probabilities)
 from .inference import Diagnostics, MixingFit, ScalingFit, fit, fit_approximate, fit_mixing, load, prior_check_table, prior_predictive_check
 from .model import ModelSpec, PopulationPrior, Priors
 from .predict import are
@@ -38,5 +38,5 @@ __all__ = [
     "win_probabilities", "ModelSpec", "PopulationPrior", "Priors", "ScalingData", "ScalingFit", "__version__", "apply_filters",
     "are", "drop_early_checkpoints", "errors", "fit", "fit_approximate", "thin_checkpoints", "keep_fraction_of_run", "laws", "load", "load_bundled",
     "prior_check_table", "prior_predictive_check", "write_report", "MixingData", "MixingFit", "compare_mixtures",
-    "fit_mixing", "load_bimix", "optimize_mixture",
+    "fit_mixing", "load_bimix", "optimize_mixture", "Plan", "plan",
 ]

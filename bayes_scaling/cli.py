@@ -17,16 +17,36 @@ def _float(text: str) -> float:
     return float(text)
 
 
-def _target(text: str) -> dict:
-    """``family=NAME,params=N,tokens=D`` -> dict."""
+def _key_values(text: str) -> dict[str, str]:
+    """``a=1,b=2`` -> {"a": "1", "b": "2"}."""
     out = {}
     for part in text.split(","):
         k, _, v = part.partition("=")
         out[k.strip()] = v.strip()
+    return out
+
+
+def _target(text: str) -> dict:
+    """``family=NAME,params=N,tokens=D`` -> dict."""
+    out = _key_values(text)
     missing = {"family", "params", "tokens"} - set(out)
     if missing:
         raise argparse.ArgumentTypeError(f"--target needs family=..,params=..,tokens=..; missing {sorted(missing)}")
     return {"family": out["family"], "params": float(out["params"]), "tokens": float(out["tokens"])}
+
+
+def _plan_target(text: str) -> dict:
+    """``params=N,tokens=D[,family=NAME][,flops=C]`` -> dict."""
+    out = _key_values(text)
+    missing = {"params", "tokens"} - set(out)
+    unknown = set(out) - {"params", "tokens", "family", "flops"}
+    if missing or unknown:
+        raise argparse.ArgumentTypeError(f"--target needs params=..,tokens=.. (optionally family=..,flops=..); "
+                                         f"missing {sorted(missing)}, unknown {sorted(unknown)}")
+    try:
+        return {k: (v if k == "family" else float(v)) for k, v in out.items()}
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--target {text!r}: {exc}") from None
 
 
 def _clean(obj):
@@ -289,6 +309,22 @@ def _treatment(text: str) -> tuple[str, str]:
     return grown.strip(), twin.strip()
 
 
+def cmd_plan(a: argparse.Namespace) -> int:
+    import bayes_scaling as bs
+
+    target = dict(a.target)
+    family = target.pop("family", None)
+    candidates = pd.read_csv(a.candidates) if a.candidates is not None else None
+    p = bs.plan(a.posterior, target, a.budget, family=family, candidates=candidates, accuracy=a.accuracy,
+                interval=a.interval, checkpoints=a.checkpoints, min_tokens=a.min_tokens, fantasies=a.fantasies,
+                method=a.method, stop_at_accuracy=not a.spend_budget, random_seed=a.random_seed)
+    if a.json:
+        print(json.dumps(_clean(p.to_dict())))
+    else:
+        print(p.summary())
+    return 0
+
+
 def cmd_prior(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
@@ -352,6 +388,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prior)
 
     _fit_question(sub, "predict", "posterior predictive loss at one point", cmd_predict, ("family",))
+
+    p = sub.add_parser("plan", help="plan the next runs: which small models to train to predict a target "
+                                    "within an accuracy at the least compute")
+    p.add_argument("posterior", type=Path, help="FIT.nc (a fitted family, or a new one) or PRIOR.nc (nothing trained)")
+    p.add_argument("--target", type=_plan_target, required=True,
+                   help="params=N,tokens=D[,family=NAME][,flops=C]: the run whose loss is to be predicted")
+    p.add_argument("--budget", type=_float, required=True, help="FLOPs available for the planned runs")
+    p.add_argument("--candidates", type=Path, default=None,
+                   help="CSV of candidate runs (params, tokens; optional flops, checkpoints, label); "
+                        "default: 10 sizes x 5 token budgets")
+    p.add_argument("--accuracy", type=_float, default=0.04, help="expected ARE wanted (default 0.04)")
+    p.add_argument("--interval", type=_float, default=0.9)
+    p.add_argument("--checkpoints", type=int, default=10, help="checkpoints used per run (evenly spaced)")
+    p.add_argument("--min-tokens", type=_float, default=None, help="checkpoints before this many tokens are not used")
+    p.add_argument("--fantasies", type=int, default=256)
+    p.add_argument("--method", default="laplace", choices=["laplace", "importance"])
+    p.add_argument("--spend-budget", action="store_true",
+                   help="keep planning after the accuracy is expected to be reached, up to the budget")
+    p.add_argument("--random-seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("summary", help="diagnostics and parameters of a fit")
     p.add_argument("fit", type=Path)

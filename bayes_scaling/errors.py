@@ -70,6 +70,10 @@ class PriorDataConflictWarning(UserWarning):
     """A new family's data lie where the borrowed population prior gives them almost no probability."""
 
 
+class PlanningWarning(UserWarning):
+    """A run plan rests on few effective draws, or no candidate run fits the budget."""
+
+
 class UnsupportedLawError(BayesScalingError, ValueError):
     """The question asked needs another law (e.g. compute-optimal N and D need a law in N and D)."""
 

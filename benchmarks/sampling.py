@@ -17,6 +17,7 @@ Parts (``--parts``, default all):
 ``cost``      log-density + gradient time and peak memory against rows (10^3 ... 10^6) and families,
               and the thinning strategy's effect on a real posterior.
 ``predict``   :func:`bayes_scaling.predict.expected_loss_moments` on 10^5 (N, D) points x 4000 draws.
+``plot``      redraw docs/figures/cost_curve.png from the stored ``cost`` part.
 
 Usage::
 
@@ -269,6 +270,30 @@ def part_predict(seed: int, n_points: int = 100_000, n_draws: int = 4000) -> dic
     return r
 
 
+def plot_cost(cost: dict, path: Path) -> None:
+    """The cost curve: log density + gradient time against rows (all vs thinned) and against families."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    rows = cost["rows"]
+    a.loglog([r["rows"] for r in rows], [r["gradient_seconds"] * 1e3 for r in rows], "o-", label="every checkpoint")
+    a.loglog([r["rows"] for r in rows], [r["thinned_gradient_seconds"] * 1e3 for r in rows], "s--",
+             label="thinned to 20 per run")
+    a.set_xlabel("rows (checkpoints)")
+    a.set_ylabel("log density + gradient (ms)")
+    a.legend()
+    fams = cost["families"]
+    b.loglog([r["families"] for r in fams], [r["gradient_seconds"] * 1e3 for r in fams], "o-")
+    b.set_xlabel("families (6 sizes x 10 checkpoints each)")
+    b.set_ylabel("log density + gradient (ms)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -293,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     if "cost" in parts:
         result["cost"] = part_cost(args.seed, args.max_rows)
         save()
+    if "cost" in parts or "plot" in parts:
+        plot_cost(result["cost"], Path(__file__).parent.parent / "docs" / "figures" / "cost_curve.png")
     if "converge" in parts:
         result["converge"] = part_converge(args.datasets.split(","), args.configs.split(","), args.draws, args.seed)
         save()

@@ -44,6 +44,8 @@ class PopulationPrior:
     kappa: np.ndarray
     drift: np.ndarray
     source: str = ""
+    #: log10 of the largest compute of the source families (where their discrepancy starts; None: unknown)
+    max_log10_flops: float | None = None
 
     @classmethod
     def from_fit(cls, fit: Any, draws: int = 4000, random_seed: int = 0) -> "PopulationPrior":
@@ -59,7 +61,8 @@ class PopulationPrior:
         return cls(law=law.name, natural=np.column_stack([nat[k] for k in law.natural]),
                    sigma_seed=arrays["sigma_seed"][idx], sigma_obs=arrays["sigma_obs"][idx],
                    kappa=arrays["kappa"][idx], drift=arrays["drift"][idx],
-                   source=f"{len(fit.spec.families)} families: {', '.join(fit.spec.families)}")
+                   source=f"{len(fit.spec.families)} families: {', '.join(fit.spec.families)}",
+                   max_log10_flops=max(fit.spec.family_max_log10_flops.values()))
 
     # ------------------------------------------------------------------ moments for a new fit
     def sampling_moments(self, reference: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +95,8 @@ class PopulationPrior:
              "sigma_obs": ("sample", self.sigma_obs), "kappa": ("sample", self.kappa), "drift": ("sample", self.drift)},
             coords={"law_param": list(law.natural)})
         ds.attrs.update(kind=PRIOR_KIND, law=self.law, source=self.source)
+        if self.max_log10_flops is not None:
+            ds.attrs["max_log10_flops"] = float(self.max_log10_flops)
         return ds
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -109,7 +114,9 @@ class PopulationPrior:
                 return cls(law=ds.attrs["law"], natural=ds["natural"].to_numpy(),
                            sigma_seed=ds["sigma_seed"].to_numpy(), sigma_obs=ds["sigma_obs"].to_numpy(),
                            kappa=ds["kappa"].to_numpy(), drift=ds["drift"].to_numpy(),
-                           source=str(ds.attrs.get("source", "")))
+                           source=str(ds.attrs.get("source", "")),
+                           max_log10_flops=(float(ds.attrs["max_log10_flops"]) if "max_log10_flops" in ds.attrs
+                                            else None))
         from ..inference.fitted import load as load_fit
 
         return cls.from_fit(load_fit(path))

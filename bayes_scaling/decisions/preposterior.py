@@ -1,0 +1,385 @@
+"""Preposterior simulation: how much a run not yet trained would narrow a target's predictive.
+
+The state is one family's current uncertainty as ``S`` draws (:class:`FamilyDraws`): its law
+parameters in natural units, the seed and checkpoint noise scales, and the extrapolation
+discrepancy. A candidate run (N, D) evaluated at ``K`` checkpoints is **fantasised** ``J`` times: pick
+a draw ``s_j`` as the truth, simulate the run's checkpoint log losses with one shared seed deviation
+``u ~ N(0, sigma_seed)`` and checkpoint noise ``e_k ~ N(0, sigma_obs)`` (the model's likelihood), then
+update on the fantasy in one of two ways and read off the target's predictive:
+
+:class:`LaplacePreposterior` (the default) **refits** each fantasy: the current uncertainty as a
+Gaussian on the law's sampling scale (the form a borrowed prior takes in :func:`bayes_scaling.fit`),
+the posterior mode by damped Gauss–Newton on the fantasised checkpoints (seed deviation integrated
+out), and the Laplace covariance there. It stays accurate however many runs are added.
+
+:class:`ImportancePreposterior` **reweights** the ``S`` draws by the likelihood of each fantasy,
+
+    w_js ∝ N(y_j | log L(theta_s; run), sigma_obs^2 I + sigma_seed^2 11')   (w_{j,s_j} = 0: leave one out)
+
+(closed form by Sherman–Morrison), truncated at ``mean(w) sqrt(S)`` (Ionides 2008). No Gaussian
+assumption, but the effective number of draws collapses as runs accumulate (its ``ess`` says so):
+good for one or two runs, optimistic beyond.
+
+Either way, fantasies share their truths and noise across candidate sets (common random numbers), so
+differences between sets are not simulation noise.
+
+The target's predictive carries the discrepancy ``Delta (drift + kappa z)``, ``Delta`` the decades of
+compute between the target and the largest compute observed so far (trained or planned): a run close
+to the target shortens the extrapolation. The fantasised truth is the law itself plus one run's seed
+and checkpoint noise, so the expected ARE is that of predicting **the one run you will train**, and
+it cannot fall below the seed-noise floor.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..laws import Law, get_law
+
+#: the central interval whose relative width the planner narrows
+DEFAULT_INTERVAL = 0.9
+
+
+@dataclass
+class FamilyDraws:
+    """Draws (sample,) of one family's natural law parameters, noise scales and discrepancy."""
+
+    law: Law
+    natural: dict[str, np.ndarray]
+    sigma_seed: np.ndarray
+    sigma_obs: np.ndarray
+    kappa: np.ndarray
+    drift: np.ndarray
+    #: log10 of the family's largest trained compute (None: nothing trained yet)
+    observed_log10_flops: float | None
+    source: str
+    #: with nothing trained, the discrepancy starts at the source families' largest compute (None: unknown, 0)
+    population_log10_flops: float | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.sigma_seed)
+
+    @classmethod
+    def from_fit(cls, fit: Any, family: str, random_seed: int = 0) -> "FamilyDraws":
+        """A fitted family's posterior, or a new family's population predictive when the fit has not seen it."""
+        from ..predict import posterior_arrays
+
+        ds = fit.law_draws(family, random_seed=random_seed)
+        arrays = posterior_arrays(fit.idata.posterior)
+        new = bool(ds.attrs["new_family"])
+        observed = None if new else fit.spec.family_max_log10_flops.get(family)
+        return cls(law=fit.law, natural={k: ds[k].to_numpy() for k in fit.law.natural},
+                   sigma_seed=arrays["sigma_seed"], sigma_obs=arrays["sigma_obs"], kappa=arrays["kappa"],
+                   drift=arrays["drift"], observed_log10_flops=observed,
+                   population_log10_flops=max(fit.spec.family_max_log10_flops.values()),
+                   source=f"{'population predictive of a new family' if new else 'posterior of ' + repr(family)} "
+                          f"({len(fit.families)}-family fit)")
+
+    @classmethod
+    def from_prior(cls, prior: Any) -> "FamilyDraws":
+        """A population prior (nothing trained yet). Its discrepancy is used as a borrowed fit uses it:
+        the source's kappa and |drift| together set the scale, with no direction (see :func:`bayes_scaling.fit`)."""
+        law = get_law(prior.law)
+        return cls(law=law, natural={k: prior.natural[:, i] for i, k in enumerate(law.natural)},
+                   sigma_seed=np.asarray(prior.sigma_seed, float), sigma_obs=np.asarray(prior.sigma_obs, float),
+                   kappa=np.hypot(prior.kappa, prior.drift), drift=np.zeros(len(prior.kappa)),
+                   observed_log10_flops=None, source=f"borrowed population prior ({prior.source})",
+                   population_log10_flops=prior.max_log10_flops)
+
+    def log_loss(self, params: np.ndarray, tokens: np.ndarray, flops: np.ndarray | None = None) -> np.ndarray:
+        """log L of every draw at every point: (sample, point)."""
+        params, tokens = np.asarray(params, float), np.asarray(tokens, float)
+        cols = {"params": params[None, :], "tokens": tokens[None, :],
+                "flops": (6 * params * tokens if flops is None else np.asarray(flops, float))[None, :]}
+        nat = {k: v[:, None] for k, v in self.natural.items()}
+        with np.errstate(over="ignore"):
+            return np.log(self.law.natural_loss(nat, cols))
+
+
+def run_log_likelihood(y: np.ndarray, mean: np.ndarray, sigma_seed: np.ndarray, sigma_obs: np.ndarray) -> np.ndarray:
+    """log N(y_j | mean_s, sigma_obs_s^2 I + sigma_seed_s^2 11') for fantasies j and draws s: (J, S).
+
+    ``y`` (J, K) are one run's K checkpoint log losses per fantasy; ``mean`` (S, K) the law's log loss at
+    those checkpoints per draw. The shared seed deviation is integrated out exactly.
+    """
+    k = y.shape[1]
+    so2, ss2 = sigma_obs**2, sigma_seed**2
+    denom = so2 + k * ss2
+    # sum_k (y - m)^2 and sum_k (y - m), without a (J, S, K) array
+    sq = (y**2).sum(axis=1)[:, None] - 2 * y @ mean.T + (mean**2).sum(axis=1)[None, :]
+    lin = y.sum(axis=1)[:, None] - mean.sum(axis=1)[None, :]
+    quad = (sq - (ss2 / denom)[None, :] * lin**2) / so2[None, :]
+    log_det = (k - 1) * np.log(so2) + np.log(denom)
+    return -0.5 * (np.maximum(quad, 0.0) + log_det[None, :] + k * np.log(2 * np.pi))
+
+
+def normalised_weights(log_w: np.ndarray, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Truncated importance weights per row (J, S) summing to one, and each row's effective sample size.
+
+    ``exclude[j]`` is a draw whose weight is set to zero in row ``j`` (the draw that generated the fantasy).
+    """
+    log_w = np.array(log_w, dtype=float, copy=True)
+    if exclude is not None:
+        log_w[np.arange(len(log_w)), exclude] = -np.inf
+    w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+    n = np.isfinite(log_w).sum(axis=1, keepdims=True)
+    cap = w.sum(axis=1, keepdims=True) / n * np.sqrt(n)
+    w = np.minimum(w, cap)
+    w /= w.sum(axis=1, keepdims=True)
+    return w, 1.0 / (w**2).sum(axis=1)
+
+
+def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """Quantiles (J, len(qs)) of ``values`` (S,) under each row of ``weights`` (J, S)."""
+    order = np.argsort(values)
+    v = values[order]
+    cw = np.cumsum(weights[:, order], axis=1)
+    cw /= cw[:, -1:]
+    idx = np.stack([(cw < q).sum(axis=1) for q in qs], axis=1)
+    return v[np.minimum(idx, len(v) - 1)]
+
+
+def law_jacobian(law: Law, theta: np.ndarray, z: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """log L and its gradient in the sampling parameters: theta (J, P), z inputs (K,) -> (J, K), (J, K, P)."""
+    idx = {p: i for i, p in enumerate(law.sampling)}
+    j, k = theta.shape[0], len(next(iter(z.values())))
+    terms = [np.broadcast_to(theta[:, idx["log_E"], None], (j, k))]
+    dterms = [{idx["log_E"]: 1.0}]
+    for amp, expo, inp in law.terms:
+        e = np.exp(theta[:, idx[f"log_{expo}"], None])
+        terms.append(theta[:, idx[f"log_{amp}_ref"], None] - e * z[inp][None, :])
+        dterms.append({idx[f"log_{amp}_ref"]: 1.0, idx[f"log_{expo}"]: -e * z[inp][None, :]})
+    t = np.stack(terms)  # (T, J, K)
+    top = t.max(axis=0)
+    ex = np.exp(t - top)
+    total = ex.sum(axis=0)
+    f = top + np.log(total)
+    soft = ex / total
+    jac = np.zeros((j, k, theta.shape[1]))
+    for ti, d in enumerate(dterms):
+        for pi, v in d.items():
+            jac[:, :, pi] += soft[ti] * v
+    return f, jac
+
+
+@dataclass
+class Fantasies:
+    """Common random numbers of one preposterior analysis (fixed across candidate sets)."""
+
+    picks: np.ndarray  # (J,) the draw behind each fantasy
+    disc_z: np.ndarray  # (S,) the standard normal of each draw's discrepancy
+    truth_noise: np.ndarray  # (J,) one run's seed + checkpoint noise of the target in each fantasy
+    entropy: int
+
+
+@dataclass
+class FantasyRun:
+    """One candidate run, fantasised: checkpoint inputs, outcomes per fantasy and its compute."""
+
+    z: dict[str, np.ndarray]  # standardised inputs at its checkpoints (K,)
+    y: np.ndarray  # (J, K) fantasised log losses
+    log10_flops: float
+    extra: Any = None  # method-specific (the importance method's log-likelihood)
+
+
+class _PreposteriorBase:
+    """The target, the fantasies' common random numbers and the extrapolation distance."""
+
+    method = ""
+
+    def __init__(self, draws: FamilyDraws, target_params: float, target_tokens: float,
+                 target_flops: float | None = None, *, fantasies: int = 256, interval: float = DEFAULT_INTERVAL,
+                 random_seed: int = 0):
+        if not 0 < interval < 1:
+            raise ValueError(f"interval must be in (0, 1), got {interval!r}")
+        if fantasies < 8:
+            raise ValueError(f"fantasies must be at least 8, got {fantasies}")
+        self.draws, self.interval = draws, interval
+        self.target_flops = float(target_flops if target_flops is not None else 6 * target_params * target_tokens)
+        self.target_log10_flops = float(np.log10(self.target_flops))
+        self.reference = {"params": float(target_params), "tokens": float(target_tokens), "flops": self.target_flops}
+        self.target_log = draws.log_loss(np.array([target_params]), np.array([target_tokens]),
+                                         np.array([self.target_flops]))[:, 0]
+        ss = np.random.SeedSequence(random_seed)
+        rng = np.random.default_rng(ss)
+        picks = rng.integers(0, draws.size, fantasies)
+        noise = (draws.sigma_seed[picks] * rng.standard_normal(fantasies)
+                 + draws.sigma_obs[picks] * rng.standard_normal(fantasies))
+        self.crn = Fantasies(picks=picks, disc_z=rng.standard_normal(draws.size), truth_noise=noise,
+                             entropy=int(ss.entropy))
+        self._cache: dict[Any, FantasyRun] = {}
+
+    def _inputs(self, params: np.ndarray, tokens: np.ndarray, flops: np.ndarray) -> dict[str, np.ndarray]:
+        cols = {"params": params, "tokens": tokens, "flops": flops}
+        return {inp: np.log(cols[inp] / self.reference[inp]) for inp in self.draws.law.inputs}
+
+    def run(self, key: Any, params: float, tokens: Sequence[float], flops: Sequence[float] | None = None) -> FantasyRun:
+        """One candidate run evaluated at checkpoint ``tokens``, fantasised once per fantasy (cached by ``key``)."""
+        if key in self._cache:
+            return self._cache[key]
+        tokens = np.asarray(tokens, float)
+        n = np.full(len(tokens), float(params))
+        fl = 6.0 * n * tokens if flops is None else np.asarray(flops, float)
+        mean = self.draws.log_loss(n, tokens, fl)  # (S, K)
+        rng = np.random.default_rng(np.random.SeedSequence([self.crn.entropy, zlib.crc32(repr(key).encode())]))
+        p = self.crn.picks
+        y = (mean[p] + self.draws.sigma_seed[p, None] * rng.standard_normal((len(p), 1))
+             + self.draws.sigma_obs[p, None] * rng.standard_normal((len(p), len(tokens))))
+        out = FantasyRun(z=self._inputs(n, tokens, fl), y=y, log10_flops=float(np.log10(fl.max())),
+                         extra=self._prepare(y, mean))
+        self._cache[key] = out
+        return out
+
+    def _prepare(self, y: np.ndarray, mean: np.ndarray) -> Any:
+        return None
+
+    def decades(self, runs: Sequence[FantasyRun]) -> float:
+        """Decades of compute from the largest observed (trained or planned) compute to the target; with
+        nothing of the family observed, from the source families' largest compute (as a fit predicts a new
+        family), or 0 when that is unknown."""
+        observed = [r.log10_flops for r in runs]
+        if self.draws.observed_log10_flops is not None:
+            observed.append(self.draws.observed_log10_flops)
+        if not observed and self.draws.population_log10_flops is not None:
+            observed.append(self.draws.population_log10_flops)
+        return max(0.0, self.target_log10_flops - max(observed)) if observed else 0.0
+
+    def truth(self) -> np.ndarray:
+        """The one target run's loss in each fantasy (the law of its truth draw plus one run's noise)."""
+        return np.exp(self.target_log[self.crn.picks] + self.crn.truth_noise)
+
+    def _summary(self, lower: np.ndarray, median: np.ndarray, upper: np.ndarray, ess: np.ndarray,
+                 delta: float) -> dict[str, float]:
+        truth = self.truth()
+        return {"width": float(np.mean((upper - lower) / median)),
+                "are": float(np.mean(np.abs(truth - median) / truth)),
+                "ess": float(np.median(ess)), "extrapolation_decades": delta}
+
+
+class ImportancePreposterior(_PreposteriorBase):
+    """Importance reweighting of the current draws by each fantasy's likelihood (see the module docstring)."""
+
+    method = "importance"
+
+    def _prepare(self, y: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        return run_log_likelihood(y, mean, self.draws.sigma_seed, self.draws.sigma_obs)
+
+    def evaluate(self, runs: Sequence[FantasyRun]) -> dict[str, float]:
+        """Expected relative interval width, expected ARE and median ESS after observing ``runs``."""
+        d = self.draws
+        delta = self.decades(runs)
+        log_t = self.target_log + delta * (d.drift + d.kappa * self.crn.disc_z)
+        log_w = np.zeros((len(self.crn.picks), d.size))
+        for r in runs:
+            log_w = log_w + r.extra
+        w, ess = normalised_weights(log_w, exclude=self.crn.picks)
+        lo_q, hi_q = (1 - self.interval) / 2, (1 + self.interval) / 2
+        q = np.exp(weighted_quantiles(log_t, w, (lo_q, 0.5, hi_q)))
+        return self._summary(q[:, 0], q[:, 1], q[:, 2], ess, delta)
+
+
+class LaplacePreposterior(_PreposteriorBase):
+    """Refit every fantasy by a Gaussian (Laplace) approximation (see the module docstring)."""
+
+    method = "laplace"
+    #: damped Gauss-Newton iterations per refit (each with up to 4 step halvings)
+    iterations = 12
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        law = self.draws.law
+        samp = law.from_natural(self.draws.natural, self.reference)
+        x = np.column_stack([samp[p] for p in law.sampling])
+        ok = np.all(np.isfinite(x), axis=1)
+        self.prior_mean = x[ok].mean(axis=0)
+        self.prior_prec = np.linalg.inv(np.cov(x[ok], rowvar=False) + 1e-10 * np.eye(x.shape[1]))
+        sig_seed = self.draws.sigma_seed[self.crn.picks]
+        sig_obs = self.draws.sigma_obs[self.crn.picks]
+        self._noise = (sig_seed**2, sig_obs**2)
+        d = self.draws
+        self._disc_var = float(np.mean(d.kappa**2) + np.var(d.drift))
+        self._drift = float(np.mean(d.drift))
+        self._modes: dict[tuple, np.ndarray] = {}
+
+    def _stack(self, runs: Sequence[FantasyRun]):
+        z = {inp: np.concatenate([r.z[inp] for r in runs]) for inp in self.draws.law.inputs}
+        y = np.concatenate([r.y for r in runs], axis=1)
+        block = np.concatenate([np.full(r.y.shape[1], b) for b, r in enumerate(runs)])
+        member = (block[:, None] == np.arange(len(runs))[None, :]).astype(float)  # (K, runs)
+        return z, y, member
+
+    def _r_inv(self, v: np.ndarray, member: np.ndarray) -> np.ndarray:
+        """R^-1 v per fantasy for v (J, K, ...): R = sigma_obs^2 I + sigma_seed^2 (one block of ones per run)."""
+        ss2, so2 = self._noise
+        sizes = member.sum(axis=0)  # (runs,)
+        c = ss2[:, None] / (so2[:, None] + sizes[None, :] * ss2[:, None])  # (J, runs)
+        sums = np.einsum("jk...,kb->jb...", v, member)
+        back = np.einsum("jb...,kb->jk...", sums * c.reshape(c.shape + (1,) * (v.ndim - 2)), member)
+        return (v - back) / so2.reshape((-1,) + (1,) * (v.ndim - 1))
+
+    def _objective(self, theta, z, y, member):
+        f, _ = law_jacobian(self.draws.law, theta, z)
+        r = y - f
+        dev = theta - self.prior_mean
+        return 0.5 * np.einsum("jk,jk->j", r, self._r_inv(r, member)) + 0.5 * np.einsum("jp,pq,jq->j", dev,
+                                                                                           self.prior_prec, dev)
+
+    def refit(self, runs: Sequence[FantasyRun]) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mode (J, P) and covariance (J, P, P) of each fantasy's Laplace refit."""
+        j, p = len(self.crn.picks), len(self.prior_mean)
+        if not runs:
+            return np.tile(self.prior_mean, (j, 1)), np.broadcast_to(np.linalg.inv(self.prior_prec), (j, p, p))
+        # warm start from the refit of the same runs without the last one (the greedy plan's current set)
+        theta = self._modes.get(tuple(id(r) for r in runs[:-1]))
+        theta = np.tile(self.prior_mean, (j, 1)) if theta is None else theta.copy()
+        z, y, member = self._stack(runs)
+        obj = self._objective(theta, z, y, member)
+        for _ in range(self.iterations):
+            f, jac = law_jacobian(self.draws.law, theta, z)
+            rj = self._r_inv(jac, member)
+            h = np.einsum("jkp,jkq->jpq", jac, rj) + self.prior_prec
+            grad = np.einsum("jkp,jk->jp", rj, y - f) - (theta - self.prior_mean) @ self.prior_prec
+            step = np.linalg.solve(h, grad[..., None])[..., 0]
+            scale = np.ones(j)
+            for _ in range(4):  # halve the step where the objective did not fall
+                cand = theta + scale[:, None] * step
+                new = self._objective(cand, z, y, member)
+                worse = ~(new <= obj)
+                if not worse.any():
+                    break
+                scale = np.where(worse, scale / 2, scale)
+            better = new <= obj
+            theta = np.where(better[:, None], cand, theta)
+            gain = np.where(better, obj - new, 0.0)
+            obj = np.where(better, new, obj)
+            if gain.max() < 1e-6:  # converged: the objective is a log density, 1e-6 nats is nothing
+                break
+        if len(self._modes) > 4096:
+            self._modes.clear()
+        self._modes[tuple(id(r) for r in runs)] = theta
+        _, jac = law_jacobian(self.draws.law, theta, z)
+        h = np.einsum("jkp,jkq->jpq", jac, self._r_inv(jac, member)) + self.prior_prec
+        return theta, np.linalg.inv(h)
+
+    def evaluate(self, runs: Sequence[FantasyRun]) -> dict[str, float]:
+        """Expected relative interval width and expected ARE after observing ``runs`` (``ess`` is nan: no weights)."""
+        from scipy.stats import norm
+
+        theta, cov = self.refit(runs)
+        zt = {inp: np.zeros(1) for inp in self.draws.law.inputs}  # the target is the reference point
+        f, g = law_jacobian(self.draws.law, theta, zt)
+        delta = self.decades(runs)
+        var = np.einsum("jp,jpq,jq->j", g[:, 0], cov, g[:, 0]) + delta**2 * self._disc_var
+        centre = f[:, 0] + delta * self._drift
+        half = norm.ppf(0.5 + self.interval / 2) * np.sqrt(var)
+        return self._summary(np.exp(centre - half), np.exp(centre), np.exp(centre + half),
+                             np.full(len(theta), np.nan), delta)
+
+
+#: the preposterior methods by name
+METHODS = {"laplace": LaplacePreposterior, "importance": ImportancePreposterior}

@@ -1,0 +1,140 @@
+"""Issue 10: backtest run planning against the guide's heuristics on real zoos, and time the planner.
+
+    python benchmarks/planning.py                                   # kempner and porian, every family
+    python benchmarks/planning.py --only kempner --families 3 --draws 300 --tune 300
+
+Per dataset and held-out family (:mod:`bayes_scaling.evaluate.planning`): the population prior from
+the other families; the target is the family's most expensive run; per budget (a fraction of the
+target's compute) the plan's runs, the spread heuristic's runs and (at its own cost) the
+target-at-30% run are revealed and scored with the same borrowed-prior fit. Writes
+``benchmarks/results/planning_<dataset>.csv`` after every family, ``planning.json`` (the summary
+tables and the planner's own time on a 50-candidate grid) and ``planning.png`` (ARE against compute
+spent, per method).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import bayes_scaling as bs
+from bayes_scaling.evaluate.planning import BacktestSettings, backtest_planning, backtest_table
+from bayes_scaling.grid.config import DATASETS
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def planner_timing(prior: bs.PopulationPrior, target: dict, seed: int = 0) -> dict:
+    """plan() on the default 50-candidate grid, greedy to the budget (no early stop)."""
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = bs.plan(prior, target, budget=0.3 * 6 * target["params"] * target["tokens"], stop_at_accuracy=False,
+                    random_seed=seed)
+    return {"seconds": time.perf_counter() - t0, "candidates": p.settings["candidates"], "steps": len(p.chosen),
+            "fantasies": p.settings["fantasies"], "draws": p.settings["draws"]}
+
+
+def markdown(table: pd.DataFrame) -> str:
+    lines = ["| budget | method | families | compute spent (median, x target) | runs (median) | median ARE | "
+             "mean ARE | 90% covers | plan's expected ARE |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        lines.append(f"| {r.budget_label} | {r.method} | {r.families} | {r.spent_fraction:.3f} | {r.runs:g} | "
+                     f"{r.median_are:.2%} | {r.mean_are:.2%} | {r.cover90:.0%} | {r.expected_are:.2%} |")
+    return "\n".join(lines)
+
+
+def plot(results: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(results["dataset"].unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], datasets):
+        r = results[results["dataset"] == name]
+        for method, marker in (("plan", "o"), ("spread", "s"), ("target_30pct", "^")):
+            m = r[r["method"] == method]
+            if len(m) == 0:
+                continue
+            g = m.groupby(m["budget_fraction"].round(6)).agg(spent=("spent_fraction", "median"), are=("are", "median"))
+            ax.plot(g["spent"], g["are"] * 100, marker=marker, label=method, linestyle="-" if method != "target_30pct" else "")
+        ax.set_xscale("log")
+        ax.set_xlabel("compute spent (median, fraction of the target's)")
+        ax.set_ylabel("median ARE on the target (%)")
+        ax.set_title(name)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="kempner,porian")
+    ap.add_argument("--families", default="0", help="at most this many held-out families per dataset, evenly "
+                    "spread over the sorted names (0: all); one number, or one per dataset of --only (e.g. 6,3)")
+    ap.add_argument("--budgets", default="0.01,0.03,0.1")
+    ap.add_argument("--draws", type=int, default=300)
+    ap.add_argument("--tune", type=int, default=300)
+    ap.add_argument("--method", default="laplace")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--from-csv", action="store_true", help="skip the backtest: summarise the stored "
+                    "planning_<dataset>.csv files (e.g. of a run stopped early), plot, and time the planner")
+    args = ap.parse_args(argv)
+    RESULTS.mkdir(exist_ok=True)
+    settings = BacktestSettings(budgets=tuple(float(b) for b in args.budgets.split(",")), method=args.method,
+                                fit_kwargs=dict(draws=args.draws, tune=args.tune, chains=2), random_seed=args.seed)
+    summary: dict = {"machine": {"cores": os.cpu_count()},
+                     "command": " ".join(["python benchmarks/planning.py", *sys.argv[1:]]),
+                     "settings": settings.as_dict(), "tables": {}}
+    frames = []
+    names = args.only.split(",")
+    counts = [int(c) for c in args.families.split(",")]
+    counts = counts * len(names) if len(counts) == 1 else counts
+    for name, n_fam in zip(names, counts):
+        data = DATASETS[name]()
+        fams = sorted(f for f in data.families if data.frame.loc[data.frame["family"] == f, "params"].nunique() >= 3)
+        if n_fam and n_fam < len(fams):
+            fams = [fams[int(i)] for i in np.linspace(0, len(fams) - 1, n_fam).round()]
+        out = RESULTS / f"planning_{name}.csv"
+        if args.from_csv:
+            res = pd.read_csv(out)
+            summary["tables"][name] = json.loads(backtest_table(res).to_json(orient="records"))
+            summary.setdefault("families", {})[name] = sorted(res["family"].unique())
+            frames.append(res)
+            print(markdown(backtest_table(res)), flush=True)
+            continue
+        res = backtest_planning(data, families=fams, settings=settings, dataset=name, log=lambda m: print(m, flush=True),
+                                on_family=lambda df: df.to_csv(out, index=False))
+        res.to_csv(out, index=False)
+        frames.append(res)
+        table = backtest_table(res)
+        summary["tables"][name] = json.loads(table.to_json(orient="records"))
+        summary.setdefault("families", {})[name] = sorted(res["family"].unique())
+        print(markdown(table), flush=True)
+    results = pd.concat(frames, ignore_index=True)
+    plot(results, RESULTS / "planning.png")
+    # the planner's own time: a 50-candidate default grid from the first dataset's population prior
+    data = DATASETS[args.only.split(",")[0]]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pop = bs.fit(data, draws=args.draws, tune=args.tune, chains=2, random_seed=args.seed)
+    big = data.frame.loc[data.frame["params"].idxmax()]
+    summary["planner"] = planner_timing(bs.PopulationPrior.from_fit(pop), {"params": float(big["params"]) * 10,
+                                                                           "tokens": float(big["tokens"]) * 10})
+    (RESULTS / "planning.json").write_text(json.dumps(summary, indent=1, default=str))
+    print(json.dumps(summary["planner"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
