@@ -108,14 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         out = RESULTS / f"planning_{name}.csv"
         if args.from_csv:
             res = pd.read_csv(out)
-            summary["tables"][name] = json.loads(backtest_table(res).to_json(orient="records"))
-            summary.setdefault("families", {})[name] = sorted(res["family"].unique())
-            frames.append(res)
-            print(markdown(backtest_table(res)), flush=True)
-            continue
-        res = backtest_planning(data, families=fams, settings=settings, dataset=name, log=lambda m: print(m, flush=True),
-                                on_family=lambda df: df.to_csv(out, index=False))
-        res.to_csv(out, index=False)
+        else:
+            res = backtest_planning(data, families=fams, settings=settings, dataset=name,
+                                    log=lambda m: print(m, flush=True), on_family=lambda df: df.to_csv(out, index=False))
+            res.to_csv(out, index=False)
         frames.append(res)
         table = backtest_table(res)
         summary["tables"][name] = json.loads(table.to_json(orient="records"))

@@ -164,8 +164,8 @@ def _fantasy_run(pre: Any, cand: pd.DataFrame, i: int, checkpoints: int, min_tok
     else:
         k = int(row["checkpoints"]) if "checkpoints" in cand and pd.notna(row.get("checkpoints")) else checkpoints
         tokens = checkpoint_tokens(float(row["tokens"]), k, min_tokens)
-    scale = float(row["flops"]) / (6.0 * float(row["params"]) * float(row["tokens"]))
-    return pre.run(i, float(row["params"]), tokens, 6.0 * float(row["params"]) * tokens * scale)
+    # a checkpoint's compute is the run's, pro rata to its tokens (6 N D unless the candidate gave FLOPs)
+    return pre.run(i, float(row["params"]), tokens, float(row["flops"]) * tokens / float(row["tokens"]))
 
 
 def expected_outcomes(pre: Any, cand: pd.DataFrame, indices: Sequence[int], *, checkpoints: int = 10,
@@ -259,11 +259,10 @@ def plan(posterior: Any, target: Mapping[str, float], budget: float, *, family: 
         return (not reached, last["cumulative_flops"] if reached else last["expected_width"],
                 last["cumulative_flops"])
 
-    greedy, (steps, ranking) = min(plans.items(), key=merit)
+    greedy, (steps, ranking) = min(plans.items(), key=merit)  # both passes rank the same first step
     steps_df = pd.DataFrame(steps)
     if "candidate" not in steps_df:
         steps_df["candidate"] = np.nan
-    ranking = plans["gain per FLOP"][1]
     if not ranking:
         ranking_df = pd.DataFrame(columns=["candidate", "label", "params", "tokens", "flops", "expected_width",
                                            "expected_are", "gain_per_exaflop", "ess"])

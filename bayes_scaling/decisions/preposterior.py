@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..laws import Law, get_law
+from ..laws import Law, get_law, sampling_moments
 
 #: the central interval whose relative width the planner narrows
 DEFAULT_INTERVAL = 0.9
@@ -292,12 +292,8 @@ class LaplacePreposterior(_PreposteriorBase):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        law = self.draws.law
-        samp = law.from_natural(self.draws.natural, self.reference)
-        x = np.column_stack([samp[p] for p in law.sampling])
-        ok = np.all(np.isfinite(x), axis=1)
-        self.prior_mean = x[ok].mean(axis=0)
-        self.prior_prec = np.linalg.inv(np.cov(x[ok], rowvar=False) + 1e-10 * np.eye(x.shape[1]))
+        self.prior_mean, cov = sampling_moments(self.draws.law, self.draws.natural, self.reference)
+        self.prior_prec = np.linalg.inv(cov)
         sig_seed = self.draws.sigma_seed[self.crn.picks]
         sig_obs = self.draws.sigma_obs[self.crn.picks]
         self._noise = (sig_seed**2, sig_obs**2)

@@ -158,3 +158,11 @@ def reference_scales(law: Law, columns: Mapping[str, np.ndarray]) -> dict[str, f
 def standardized_inputs(law: Law, columns: Mapping[str, Any], ref: Mapping[str, float]) -> dict[str, np.ndarray]:
     """``log(x / x0)`` of each input of the law."""
     return {inp: np.log(np.asarray(columns[inp], dtype=float)) - np.log(ref[inp]) for inp in law.inputs}
+
+
+def sampling_moments(law: Law, natural: Mapping[str, np.ndarray], ref: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of natural-unit draws moved to the sampling scale at ``ref`` (finite draws only)."""
+    samp = law.from_natural(natural, ref)
+    x = np.column_stack([np.asarray(samp[p], dtype=float) for p in law.sampling])
+    x = x[np.all(np.isfinite(x), axis=1)]
+    return x.mean(axis=0), np.cov(x, rowvar=False) + 1e-10 * np.eye(x.shape[1])

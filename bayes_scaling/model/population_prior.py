@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import FitFileError, PriorError
-from ..laws import get_law
+from ..laws import get_law, sampling_moments
 from ..storage import write_netcdf
 
 PRIOR_KIND = "bayes_scaling.population_prior"
@@ -68,10 +68,7 @@ class PopulationPrior:
     def sampling_moments(self, reference: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and covariance of the parameters on the sampling scale at ``reference``."""
         law = get_law(self.law)
-        nat = {k: self.natural[:, i] for i, k in enumerate(law.natural)}
-        samp = law.from_natural(nat, reference)
-        x = np.column_stack([samp[p] for p in law.sampling])
-        return x.mean(axis=0), np.cov(x, rowvar=False) + 1e-10 * np.eye(x.shape[1])
+        return sampling_moments(law, {k: self.natural[:, i] for i, k in enumerate(law.natural)}, reference)
 
     def noise_moments(self) -> dict[str, list[float]]:
         """LogNormal (mu, sigma) of sigma_total and Beta (a, b) of the seed share, moment-matched."""
