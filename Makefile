@@ -17,7 +17,7 @@ demo: $(VENV)/.installed
 	$(BIN)/bayes-scaling demo --out demo_output
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # the documentation site (mkdocs-material + mkdocstrings), warnings are errors
 docs: $(VENV)/.installed

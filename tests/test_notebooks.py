@@ -12,7 +12,7 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
-DRAWS = "150"
+DRAWS = "100"
 
 
 @pytest.mark.slow

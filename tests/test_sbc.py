@@ -36,7 +36,7 @@ def test_simulated_losses_follow_the_law_at_zero_noise():
 
 @pytest.mark.slow
 def test_small_sbc_runs_and_ranks_are_not_degenerate():
-    ranks = sbc(n_sims=8, draws=200, thin=4, random_seed=3)
+    ranks = sbc(n_sims=8, draws=100, thin=2, random_seed=3)
     L, names = ranks.attrs["L"], ranks.attrs["names"]
     assert L == 100 and len(ranks) == 8
     frac = ranks[names].to_numpy() / L

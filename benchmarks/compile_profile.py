@@ -1,0 +1,88 @@
+"""Issue 4: where nutpie's compile time of the hierarchical model goes, and one log density + gradient.
+
+Compiles the bundled Porian model twice in one process (the first pays numba's start-up) and splits
+each compile into PyTensor's graph work (``_make_functions``: rewrites, numba funcify, PyTensor's own
+disk cache) and numba's ``cfunc`` of nutpie's C wrapper (LLVM optimisation and code generation of the
+linked module), then times one log density + gradient through the compiled C function pointer.
+
+    .venv/bin/python benchmarks/compile_profile.py
+    NUMBA_OPT=0 .venv/bin/python benchmarks/compile_profile.py     # LLVM optimisation level 0
+    NUMBA_DEBUG_CACHE=1 .venv/bin/python benchmarks/compile_profile.py   # PyTensor's numba cache hits
+
+Prints JSON (one line). Run it alone: the figures are wall seconds on a shared machine otherwise.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import time
+import warnings
+
+import numpy as np
+
+
+def main() -> None:
+    warnings.simplefilter("ignore")
+    t0 = time.perf_counter()
+    import numba
+    import nutpie
+    import nutpie.compile_pymc as cp
+
+    import bayes_scaling as bs
+    from bayes_scaling.inference.initial import initial_values
+    from bayes_scaling.model import ModelSpec, build_model
+
+    out: dict = {"import_seconds": time.perf_counter() - t0, "cores": os.cpu_count(),
+                 "numba_opt": os.environ.get("NUMBA_OPT", "3 (default)")}
+    data = bs.load_bundled("porian")
+    spec = ModelSpec.from_data(data, "chinchilla")
+    model = build_model(data, spec)
+    parts: list[tuple[str, float]] = []
+    make_functions, cfunc = cp._make_functions, numba.cfunc
+
+    def timed_make(*a, **k):
+        t = time.perf_counter()
+        r = make_functions(*a, **k)
+        parts.append(("graph", time.perf_counter() - t))
+        return r
+
+    def timed_cfunc(sig, **kw):
+        def deco(f):
+            t = time.perf_counter()
+            r = cfunc(sig, **kw)(f)
+            parts.append(("cfunc", time.perf_counter() - t))
+            return r
+        return deco
+
+    cp._make_functions, numba.cfunc = timed_make, timed_cfunc
+    try:
+        for label in ("first", "second"):
+            parts.clear()
+            t = time.perf_counter()
+            compiled = nutpie.compile_pymc_model(model, initial_points=initial_values(data, spec))
+            out[f"{label}_compile_seconds"] = time.perf_counter() - t
+            out[f"{label}_graph_seconds"] = sum(s for k, s in parts if k == "graph")
+            out[f"{label}_cfunc_seconds"] = sum(s for k, s in parts if k == "cfunc")
+    finally:
+        cp._make_functions, numba.cfunc = make_functions, cfunc
+    P = ctypes.POINTER(ctypes.c_double)
+    proto = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, P, P, P, ctypes.c_void_p)
+    fn = proto(compiled.compiled_logp_func.address)
+    n = compiled._n_dim
+    x = 0.01 * np.random.default_rng(0).standard_normal(n)
+    grad, logp = np.zeros(n), np.zeros(())
+    args = (n, x.ctypes.data_as(P), grad.ctypes.data_as(P), logp.ctypes.data_as(P), compiled.user_data.ctypes.data)
+    fn(*args)
+    reps = 2000
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn(*args)
+    out["logp_grad_ms"] = (time.perf_counter() - t) / reps * 1e3
+    out["rows"], out["dim"] = len(data), int(n)
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}))
+
+
+if __name__ == "__main__":
+    main()
