@@ -40,8 +40,9 @@ def main() -> None:
     fisher = stats.combine_pvalues(tests["p_value"].to_numpy(), method="fisher")
     res = {"command": f"python benchmarks/sbc.py --sims {a.sims} --draws {a.draws} --thin {a.thin} --out {a.out} "
                       f"--plot {a.plot}" + (f" --noncentering {a.noncentering}" if a.noncentering else ""),
-           "cores": os.cpu_count(), "noncentred": ranks.attrs["noncentred"], "target_accept": 0.98,
-           "sims": a.sims, "draws_per_chain": a.draws, "chains": 2, "thin": a.thin, "L": L, "bins": a.bins,
+           "cores": os.cpu_count(), "noncentred": ranks.attrs["noncentred"],
+           "target_accept": ranks.attrs["target_accept"], "sims": a.sims, "draws_per_chain": ranks.attrs["draws"],
+           "chains": ranks.attrs["chains"], "thin": a.thin, "L": L, "bins": a.bins,
            "wall_seconds": wall, "compile_seconds": ranks.attrs["compile_seconds"],
            "design_rows": ranks.attrs["design_rows"], "families": ranks.attrs["families"],
            "sims_with_divergences": int((ranks["divergences"] > 0).sum()),

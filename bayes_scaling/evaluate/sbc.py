@@ -122,7 +122,8 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
         rows.append(row)
     out = pd.DataFrame(rows)
     out.attrs.update(L=int(np.ceil(draws * chains / thin)), names=names, compile_seconds=compile_seconds,
-                     design_rows=len(design), families=len(spec.families), noncentred=spec.noncentred)
+                     design_rows=len(design), families=len(spec.families), noncentred=spec.noncentred,
+                     chains=chains, draws=draws, target_accept=target_accept)
     return out
 
 
