@@ -226,6 +226,8 @@ def cmd_mixing(a: argparse.Namespace) -> int:
         p = p.merge(obs, on=["mixture", "domain", "step"], how="left")
         p.to_csv(out / "predictions.csv", index=False)
         result["predictions"] = str(out / "predictions.csv")
+        dist = fit.mixture_distance(data.proportions().loc[names])
+        result["distance_from_trained"] = {n: float(d) for n, d in zip(names, dist)}
         if p["loss"].notna().any():
             re = (p["run_median"] - p["loss"]).abs() / p["loss"]
             inside = (p["loss"] >= p["run_lower"]) & (p["loss"] <= p["run_upper"])
@@ -233,7 +235,8 @@ def cmd_mixing(a: argparse.Namespace) -> int:
     if a.optimize_step:
         opt = bs.optimize_mixture(fit, a.optimize_step)
         result["optimal_mixture"] = {"step": a.optimize_step, "shares": opt.to_dict(),
-                                     "average_loss": opt.attrs["objective"], "converged": opt.attrs["converged"]}
+                                     "average_loss": opt.attrs["objective"], "converged": opt.attrs["converged"],
+                                     "distance_from_trained": float(fit.mixture_distance(opt)[0])}
     (out / "mixing.json").write_text(json.dumps(_clean(result), indent=1))
     print(json.dumps(_clean(result)) if a.json else f"mixing fit saved to {path}; summary in {out / 'mixing.json'}")
     return 0

@@ -32,6 +32,38 @@ def test_discrepancy_posterior_without_signal_stays_near_zero():
     assert np.quantile(k, 0.95) < 0.03 and abs(np.median(m)) < 0.01
 
 
+def test_discrepancy_evidence_prefers_the_growth_law_that_made_the_residuals():
+    rng = np.random.default_rng(2)
+    n = 300
+    dist = rng.uniform(0.05, 1.0, n)
+    var = np.full(n, 0.002**2)
+    for true_power in (1.0, 2.0):
+        resid = 0.05 * dist**true_power * rng.standard_normal(n) + 0.002 * rng.standard_normal(n)
+        ev = {q: discrepancy_posterior(resid, var, dist**q, np.ones(n), 0.25, 0.1, 100, rng,
+                                       return_evidence=True)[2] for q in (1.0, 2.0)}
+        assert max(ev, key=ev.get) == true_power
+    # the evidence is the normalised marginal likelihood: compare with an independent trapezoid quadrature
+    # on a finer, wider grid of its own
+    from scipy.stats import halfnorm, norm
+
+    d, r, v = np.array([0.2, 0.5, 1.0]), np.array([0.01, -0.03, 0.08]), np.full(3, 0.01**2)
+    ev = discrepancy_posterior(r, v, d, np.ones(3), 0.25, 0.1, 10, rng, n_grid=601, return_evidence=True)[2]
+    k, m = np.linspace(0.0, 2.5, 2001), np.linspace(-0.6, 0.6, 2001)
+    kk, mm = np.meshgrid(k, m, indexing="ij")
+    dens = halfnorm.pdf(kk, scale=0.25) * norm.pdf(mm, scale=0.1)
+    for di, ri, vi in zip(d, r, v):
+        dens = dens * norm.pdf(ri, mm * di, np.sqrt(vi + (kk * di) ** 2))
+    exact = np.trapezoid(np.trapezoid(dens, m, axis=1), k)
+    assert abs(ev - np.log(exact)) < 0.02
+    # centred (drift_scale=None): drift is 0 in every draw, and the evidence integrates over kappa alone
+    kc, mc, evc = discrepancy_posterior(r, v, d, np.ones(3), 0.25, None, 50, rng, n_grid=601, return_evidence=True)
+    assert np.all(mc == 0.0) and np.all(kc >= 0)
+    dens = halfnorm.pdf(k, scale=0.25)
+    for di, ri, vi in zip(d, r, v):
+        dens = dens * norm.pdf(ri, 0.0, np.sqrt(vi + (k * di) ** 2))
+    assert abs(evc - np.log(np.trapezoid(dens, k))) < 0.02
+
+
 def test_holdout_split_takes_whole_top_runs_per_family(synthetic_truth):
     _, df = synthetic_truth
     data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",

@@ -13,7 +13,7 @@ from bayes_scaling.data.mixing import MixingData, load_bimix, load_bimix_config
 from bayes_scaling.decisions.mixture import compare_mixtures, optimize_mixture
 from bayes_scaling.errors import DuplicateRowError, MissingColumnError, NonFiniteValueError, NonPositiveValueError
 from bayes_scaling.evaluate.mixing import evaluate_heldout, fit_least_squares, predict_least_squares
-from bayes_scaling.inference.mixing import MixingFit, share_distance
+from bayes_scaling.inference.mixing import MixingFit, mixture_distance
 from bayes_scaling.laws import mixing as law
 
 
@@ -80,9 +80,26 @@ def test_bimix_law_round_trip_and_natural_form():
     assert np.all(law.natural_loss(nat["AB"], nat["CB"], nat["a"], nat["b"], s, 2 * r) < direct)
 
 
-def test_share_distance_is_signed_decades_outside():
-    d = share_distance(np.array([0.01, 0.1, 1.0]), np.array([0.1, 0.05, 0.1]), np.array([0.2, 0.2, 0.1]))
-    np.testing.assert_allclose(d, [-1.0, 0.0, 1.0])
+def test_mixture_distance_is_rms_centred_log_share_difference_to_the_nearest():
+    trained = np.array([[0.25, 0.25, 0.25, 0.25], [0.7, 0.1, 0.1, 0.1]])
+    # a trained mixture is at distance 0
+    np.testing.assert_allclose(mixture_distance(trained, trained), [0.0, 0.0], atol=1e-12)
+    # by hand: (0.1, 0.1, 0.4, 0.4) vs the uniform mixture; log10 shares -1, -1, log10 .4 twice, centred
+    # at their mean: -h, -h, +h, +h with h = (log10 0.4 + 1) / 2; the uniform mixture centres to 0
+    h = (np.log10(0.4) + 1) / 2
+    new = np.array([[0.1, 0.1, 0.4, 0.4]])
+    d_uniform = h  # sqrt(mean(h^2))
+    x = np.log10([0.7, 0.1, 0.1, 0.1]); x -= x.mean()
+    y = np.array([-h, -h, h, h])
+    d_skewed = np.sqrt(np.mean((y - x) ** 2))
+    assert d_uniform < d_skewed
+    np.testing.assert_allclose(mixture_distance(new, trained), [d_uniform])
+    np.testing.assert_allclose(mixture_distance(new, trained[1:]), [d_skewed])
+    # scale-free in the shares' common factor, symmetric, and a mismatch of domains raises
+    np.testing.assert_allclose(mixture_distance(new * 3, trained), [d_uniform])
+    np.testing.assert_allclose(mixture_distance(trained[:1], new), [d_uniform])
+    with pytest.raises(ValueError, match="domains"):
+        mixture_distance(new[:, :3], trained)
 
 
 # ------------------------------------------------------------------ data validation
@@ -157,6 +174,35 @@ def test_hierarchical_fit_recovers_exponents_and_predicts_a_heldout_mixture(synt
     assert back.extrapolation == fit.extrapolation
 
 
+def test_predictive_widens_with_the_distance_from_trained_mixtures(synthetic_fit):
+    data, _, (_, _, fit) = synthetic_fit
+    props = data.proportions()
+    trained = props.loc["m0"]
+    skew = pd.Series(np.r_[0.85, np.full(len(fit.domains) - 1, 0.15 / (len(fit.domains) - 1))], index=fit.domains)
+    dist = fit.mixture_distance(pd.DataFrame([trained, skew], index=["m0", "skew"]))
+    assert dist[0] == pytest.approx(0.0, abs=1e-12) and dist[1] > 0.3
+    ex = fit.extrapolation
+    assert set(ex["heldout_distances"]) == {"m0", "m1", "m2", "m3"} and ex["distance_power"] == 2.0
+    step = [2e5]
+    # a trained mixture gets no discrepancy: with and without the term the draws are the same
+    with_term = fit.loss_draws(trained, step, random_seed=4)["expected"]
+    np.testing.assert_allclose(with_term, fit.loss_draws(trained, step, random_seed=4, extrapolate=False)["expected"])
+    # far from the trained mixtures the expected loss spreads more with the term than without it
+    far = np.log(fit.loss_draws(skew, step, random_seed=4)["expected"]).std("sample")
+    law_only = np.log(fit.loss_draws(skew, step, random_seed=4, extrapolate=False)["expected"]).std("sample")
+    assert (far > law_only).all()
+
+
+def test_mixing_priors_reject_impossible_values():
+    from bayes_scaling.errors import PriorError
+    from bayes_scaling.model.mixing import MixingPriors
+
+    for bad in (dict(kappa_scale=0.0), dict(distance_power=-1.0), dict(mix_scale=float("nan")),
+                dict(tau_scale=(1.0, -0.5, 1.0)), dict(mu_loc=(0.0, 1.0))):
+        with pytest.raises(PriorError):
+            MixingPriors(**bad)
+
+
 def test_least_squares_baseline_recovers_noise_free_law():
     data, truth = _synthetic(np.random.default_rng(5), sigma=0.0)
     ls = fit_least_squares(data)
@@ -191,7 +237,12 @@ def test_real_bimix_slimpajama_heldout_mixtures(shared_root):
     # a few percent, and no worse than the release's least squares on the same split (measured: 1.9% vs 2.0%)
     assert (summary["mre_ours"] < 0.03).all()
     assert table["re_ours"].mean() <= 1.05 * table["re_least_squares"].mean()
-    assert fit.extrapolation["curves_outside_range"] > 0 and fit.extrapolation["kappa_median"] > 0
+    ex = fit.extrapolation
+    assert ex["distance_power"] == 2.0 and ex["kappa_median"] > 0
+    assert set(ex["heldout_distances"]) == {"SE", "JE", "CE", "VNE"} and min(ex["heldout_distances"].values()) > 0
+    # the held-out mixtures lie further from the proxies than the proxies from each other
+    far = fit.mixture_distance(data.proportions().loc[["Baseline", "DoReMi"]])
+    assert far.min() > max(ex["heldout_distances"].values())
 
 
 def test_cli_mixing_fits_predicts_and_optimises(tmp_path):
@@ -211,6 +262,7 @@ def test_cli_mixing_fits_predicts_and_optimises(tmp_path):
     res = json.loads((tmp_path / "out" / "mixing.json").read_text())
     assert res["heldout"]["mean_relative_error"] < 0.02
     assert sum(res["optimal_mixture"]["shares"].values()) == pytest.approx(1.0)
+    assert res["distance_from_trained"]["m3"] > 0 and res["optimal_mixture"]["distance_from_trained"] >= 0
     pred = pd.read_csv(tmp_path / "out" / "predictions.csv")
     assert len(pred) == 3 * 10 and {"run_median", "run_lower", "run_upper", "loss"} <= set(pred.columns)
     assert MixingFit.load(tmp_path / "out" / "mixing_fit.nc").domains == ["d0", "d1", "d2"]

@@ -7,8 +7,9 @@ r = floor + (1 - D floor) softmax(z) and z is optimised by L-BFGS with the exact
 dL_d / dr_d = -b_d L_d / r_d averaged over posterior draws.
 
 ``compare_mixtures`` gives the posterior of that average loss for named mixtures and the probability
-that each one is the best; shares outside the range a domain was trained on are extrapolations of
-the law and are listed.
+that each one is the best, with the fit's mixture-extrapolation discrepancy included: a mixture far
+from every trained one is uncertain by more than the law's parameters say. Its distance from the
+trained mixtures and the number of domains outside their trained shares are listed.
 """
 
 from __future__ import annotations
@@ -42,12 +43,15 @@ def _natural_draws(fit: Any, n_draws: int | None, random_seed: int) -> dict[str,
     return {k: nat[k].to_numpy()[idx] for k in law.MIXING_NATURAL}  # (S, D)
 
 
-def average_loss_draws(fit: Any, shares: Any, step: float, weights: Mapping[str, float] | None = None) -> np.ndarray:
-    """Posterior draws of sum_d w_d L_d(step, r_d) (expected loss) for one mixture."""
-    r = shares_from(shares, fit.domains)
-    nat = _natural_draws(fit, None, 0)
-    loss = law.natural_loss(nat["AB"], nat["CB"], nat["a"], nat["b"], step, r[None, :])
-    return loss @ _weights(fit, weights)
+def average_loss_draws(fit: Any, shares: Any, step: float, weights: Mapping[str, float] | None = None, *,
+                       extrapolate: bool = True, random_seed: int = 0) -> np.ndarray:
+    """Posterior draws of sum_d w_d L_d(step, r_d) (expected loss) for one mixture.
+
+    ``extrapolate``: include the fit's mixture-extrapolation discrepancy (zero for a trained mixture,
+    growing with the mixture's distance from them; see :meth:`MixingFit.loss_draws`).
+    """
+    loss = fit.loss_draws(shares, [step], random_seed=random_seed, extrapolate=extrapolate)["expected"]
+    return loss.isel(mixture=0, step=0).transpose("sample", "domain").to_numpy() @ _weights(fit, weights)
 
 
 def optimize_mixture(fit: Any, step: float, *, weights: Mapping[str, float] | None = None, floor: float = 1e-3,
@@ -86,9 +90,11 @@ def optimize_mixture(fit: Any, step: float, *, weights: Mapping[str, float] | No
 
 
 def compare_mixtures(fit: Any, mixtures: Mapping[str, Any], step: float, *, weights: Mapping[str, float] | None = None,
-                     interval: float = 0.9) -> pd.DataFrame:
-    """Posterior of the weighted average loss at ``step`` for each named mixture; P(best); extrapolated domains."""
-    draws = {name: average_loss_draws(fit, sh, step, weights) for name, sh in mixtures.items()}
+                     interval: float = 0.9, extrapolate: bool = True) -> pd.DataFrame:
+    """Posterior of the weighted average loss at ``step`` for each named mixture; P(best); how far it lies from
+    the trained mixtures (domains outside their trained shares, and the mixture distance in decades)."""
+    draws = {name: average_loss_draws(fit, sh, step, weights, extrapolate=extrapolate, random_seed=k)
+             for k, (name, sh) in enumerate(mixtures.items())}
     stacked = np.stack(list(draws.values()))  # (mixture, sample)
     best = np.bincount(stacked.argmin(axis=0), minlength=len(draws)) / stacked.shape[1]
     trained = fit.data.frame.drop_duplicates(["mixture", "domain"]).groupby("domain")["share"].agg(["min", "max"])
@@ -99,5 +105,6 @@ def compare_mixtures(fit: Any, mixtures: Mapping[str, Any], step: float, *, weig
         outside = [d for d in fit.domains if not trained.loc[d, "min"] <= r[d] <= trained.loc[d, "max"]]
         q = np.quantile(v, [0.5, lo, hi])
         rows.append({"mixture": name, "median": q[0], "lower": q[1], "upper": q[2], "p_best": best[k],
-                     "domains_outside_trained_shares": len(outside)})
+                     "domains_outside_trained_shares": len(outside),
+                     "distance_from_trained": float(fit.mixture_distance(mixtures[name])[0])})
     return pd.DataFrame(rows)

@@ -56,30 +56,43 @@ def holdout_split(data: ScalingData, holdout_decades: float = 0.3) -> tuple[np.n
 
 
 def discrepancy_posterior(resid: np.ndarray, var: np.ndarray, dist: np.ndarray, weight: np.ndarray,
-                          kappa_scale: float, drift_scale: float, size: int, rng: np.random.Generator,
-                          n_grid: int = 241) -> tuple[np.ndarray, np.ndarray]:
+                          kappa_scale: float, drift_scale: float | None, size: int, rng: np.random.Generator,
+                          n_grid: int = 241, return_evidence: bool = False):
     """Draws of (kappa, drift) from their grid posterior given held-out residuals.
 
     ``r_i ~ Normal(drift * Delta_i, sqrt(v_i + kappa^2 Delta_i^2))`` with weights ``w_i``;
-    priors ``kappa ~ HalfNormal(kappa_scale)``, ``drift ~ Normal(0, drift_scale)``.
+    priors ``kappa ~ HalfNormal(kappa_scale)``, ``drift ~ Normal(0, drift_scale)``;
+    ``drift_scale=None``: a centred discrepancy, drift = 0 (for a distance without a direction).
+    ``return_evidence``: also return the log marginal likelihood of the residuals (the grid sum of
+    likelihood x normalised priors), to compare forms of ``Delta`` on the same residuals.
     """
-    pos = dist != 0  # a signed distance (the mixing law's shares) works too: sd grows with |Delta|
-    k_hi, m_hi = 10 * kappa_scale, 5 * drift_scale
+    pos = dist != 0
+    centred = drift_scale is None
+    k_hi, m_hi = 10 * kappa_scale, (0.0 if centred else 5 * drift_scale)
     if pos.any():
         slope = float(np.max(np.abs(resid[pos]) / np.abs(dist[pos])))
-        k_hi, m_hi = max(k_hi, 3 * slope), max(m_hi, 3 * slope)
+        k_hi, m_hi = max(k_hi, 3 * slope), (0.0 if centred else max(m_hi, 3 * slope))
     kappa = np.linspace(0.0, k_hi, n_grid)
-    drift = np.linspace(-m_hi, m_hi, n_grid)
+    drift = np.zeros(1) if centred else np.linspace(-m_hi, m_hi, n_grid)
     total_var = var[None, :] + (kappa[:, None] * dist[None, :]) ** 2  # (K, n)
-    logp = np.empty((n_grid, n_grid))
+    logp = np.empty((n_grid, drift.size))
     for j, m in enumerate(drift):
         r = resid - m * dist
         ll = -0.5 * (np.log(2 * np.pi * total_var) + r[None, :] ** 2 / total_var)
         logp[:, j] = (ll * weight[None, :]).sum(axis=1)
-    logp += -0.5 * (kappa[:, None] / kappa_scale) ** 2 - 0.5 * (drift[None, :] / drift_scale) ** 2
-    p = np.exp(logp - logp.max()).ravel()
+    # log prior densities, normalised: HalfNormal 2 / (s sqrt(2 pi)), Normal 1 / (s sqrt(2 pi))
+    logp += -0.5 * (kappa[:, None] / kappa_scale) ** 2 + np.log(2.0) - 0.5 * np.log(2 * np.pi) - np.log(kappa_scale)
+    log_cell = np.log(kappa[1] - kappa[0])
+    if not centred:
+        logp += -0.5 * (drift[None, :] / drift_scale) ** 2 - 0.5 * np.log(2 * np.pi) - np.log(drift_scale)
+        log_cell += np.log(drift[1] - drift[0])
+    top = logp.max()
+    p = np.exp(logp - top).ravel()
     idx = rng.choice(p.size, size=size, p=p / p.sum())
     ik, im = np.unravel_index(idx, logp.shape)
     jitter = rng.random((2, size)) - 0.5  # uniform inside each grid cell
     k = np.clip(kappa[ik] + jitter[0] * (kappa[1] - kappa[0]), 0.0, None)
-    return k, drift[im] + jitter[1] * (drift[1] - drift[0])
+    m = drift[im] if centred else drift[im] + jitter[1] * (drift[1] - drift[0])
+    if not return_evidence:
+        return k, m
+    return k, m, float(top + np.log(p.sum()) + log_cell)

@@ -27,18 +27,30 @@ from .diagnostics import Diagnostics, diagnose, warn_if_problems
 from .extrapolation import discrepancy_posterior
 from .sampling import run_nuts
 
-MIXING_VARS = ("mu", "tau", "pooled", "log_level", "mu_sigma", "tau_sigma", "sigma", "sigma_mix", "nu", "kappa",
-               "drift")
+MIXING_VARS = ("mu", "tau", "pooled", "log_level", "mu_sigma", "tau_sigma", "sigma", "sigma_mix", "nu", "kappa")
 #: population-level variables whose convergence is checked
 MIXING_CHECKED = ["mu", "tau", "mu_sigma", "tau_sigma", "sigma_mix", "nu"]
 _ATTR = "bayes_scaling_mixing"
 
 
-def share_distance(shares: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Signed decades of share outside a domain's trained range: < 0 below its smallest share, > 0 above
-    its largest, 0 inside. ``shares``: (..., domain); ``low``, ``high``: (domain,)."""
-    lr = np.log10(shares)
-    return np.minimum(lr - np.log10(low), 0.0) + np.maximum(lr - np.log10(high), 0.0)
+def mixture_distance(shares: np.ndarray, trained: np.ndarray) -> np.ndarray:
+    """Compositional distance of each mixture from the nearest trained mixture, in decades of share.
+
+    ``shares``: (M, domain), ``trained``: (K, domain), rows summing to one. Each mixture becomes its
+    centred log10 shares (``log10 r_d - mean_d log10 r_d``, the centred log-ratio of compositional data
+    analysis); the distance between two mixtures is the root mean square difference of those over the
+    domains (the Aitchison distance / sqrt(D)): 0.3 means the shares differ by a factor 2 on a typical
+    domain, relative to the rest. Returns the smallest distance to any trained mixture, (M,); 0 for a
+    trained mixture.
+    """
+    def clr(r: np.ndarray) -> np.ndarray:
+        lr = np.log10(np.asarray(r, dtype=float))
+        return lr - lr.mean(axis=-1, keepdims=True)
+
+    a, b = clr(np.atleast_2d(shares)), clr(np.atleast_2d(trained))
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"mixtures over {a.shape[-1]} domains cannot be compared with trained ones over {b.shape[-1]}")
+    return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).mean(axis=-1)).min(axis=1)
 
 
 def _sample(data: MixingData, priors: MixingPriors, settings: dict,
@@ -55,6 +67,7 @@ def _sample(data: MixingData, priors: MixingPriors, settings: dict,
     trained = frame.drop_duplicates(["mixture", "domain"]).groupby("domain")["share"].agg(["min", "max"])
     meta = {"domains": data.domains, "mixtures": data.mixtures, "s0": s0, "r0": r0.loc[data.domains].tolist(),
             "share_min": trained["min"].loc[data.domains].tolist(), "share_max": trained["max"].loc[data.domains].tolist(),
+            "train_shares": data.proportions().loc[data.mixtures, data.domains].to_numpy().tolist(),
             "source": data.source, "priors": asdict(priors), "sampler": info, "diagnostics": diag.to_dict(),
             "extrapolation": {"mode": "none"}, "deviation": deviation}
     idata.posterior.attrs[_ATTR] = json.dumps(meta)
@@ -62,36 +75,55 @@ def _sample(data: MixingData, priors: MixingPriors, settings: dict,
     return idata, info, diag
 
 
-def calibrate_share_extrapolation(data: MixingData, priors: MixingPriors, settings: dict, size: int,
-                                  rng: np.random.Generator,
-                                  deviation: str = "normal") -> tuple[np.ndarray, np.ndarray, dict]:
-    """(kappa, drift) of the share-extrapolation discrepancy by leave-one-mixture-out (see :class:`MixingFit`)."""
-    resid, var, dist, weight, inner_diag = [], [], [], [], []
+def calibrate_mixture_extrapolation(data: MixingData, priors: MixingPriors, settings: dict, size: int,
+                                    rng: np.random.Generator,
+                                    deviation: str = "normal") -> tuple[np.ndarray, dict]:
+    """Draws of kappa, the mixture-extrapolation discrepancy's scale, by leave-one-mixture-out (see
+    :class:`MixingFit`).
+
+    Each training mixture in turn is left out, the model is refitted to the others, and every domain's
+    curve of the left-out mixture is predicted: its log-loss residual against the inner one-run
+    predictive, that predictive's variance, and the left-out mixture's distance ``Delta`` from the
+    others (:func:`mixture_distance`) raised to ``priors.distance_power`` go into the grid posterior of
+    :func:`bayes_scaling.inference.extrapolation.discrepancy_posterior` (one curve counts once). The
+    info records the log marginal likelihood of the residuals for p = 1 and p = 2 (and the chosen p),
+    so a fit says whether its data support the power it used.
+    """
+    power = priors.distance_power
+    props = data.proportions()
+    resid, var, dist, weight, inner_diag, distances = [], [], [], [], [], {}
     for m in data.mixtures:
         inner = MixingFit(_sample(data.select([x for x in data.mixtures if x != m]), priors, settings, deviation)[0])
         inner_diag.append(inner.diagnostics.problems)
         obs = data.frame[data.frame["mixture"] == m]
         steps = np.sort(obs["step"].unique())
-        draws = np.log(inner.loss_draws(data.proportions().loc[m], steps, extrapolate=False)["run"]
+        draws = np.log(inner.loss_draws(props.loc[m], steps, extrapolate=False)["run"]
                        .isel(mixture=0).to_numpy())  # (sample, domain, step)
         d_idx = np.array([inner.domains.index(d) for d in obs["domain"]])
         t_idx = np.searchsorted(steps, obs["step"].to_numpy())
         dr = draws[:, d_idx, t_idx]
         resid.append(np.log(obs["loss"].to_numpy()) - dr.mean(axis=0))
         var.append(dr.var(axis=0))
-        dist.append(share_distance(obs["share"].to_numpy(), np.asarray(inner.meta["share_min"])[d_idx],
-                                   np.asarray(inner.meta["share_max"])[d_idx]))
+        distances[m] = float(inner.mixture_distance(props.loc[m])[0])
+        dist.append(np.full(len(obs), distances[m]))
         weight.append(np.full(len(obs), 1.0 / len(steps)))  # one (mixture, domain) curve counts once
     resid, var, dist, weight = map(np.concatenate, (resid, var, dist, weight))
-    kappa, drift = discrepancy_posterior(resid, var, dist, weight, priors.kappa_scale, priors.drift_scale, size, rng)
-    outside = int((dist != 0).sum() / max(len(np.unique(data.frame["step"])), 1))
+    # centred: the distance has no direction (mixtures leave the trained ones every which way), so the
+    # sign of the law's error along one departure says nothing of its sign along another
+    evidence = {}
+    for q in sorted({1.0, 2.0, float(power)}):  # how well each growth law explains the residuals
+        k, _, evidence[f"p={q:g}"] = discrepancy_posterior(resid, var, dist ** q, weight, priors.kappa_scale, None,
+                                                           size, rng, return_evidence=True)
+        if q == power:
+            kappa = k
     info = {"mode": "learn", "holdout": f"leave-one-mixture-out over {data.mixtures}",
-            "curves_outside_range": outside, "kappa_median": float(np.median(kappa)),
-            "drift_median": float(np.median(drift)),
+            "distance": "RMS difference of centred log10 shares from the nearest trained mixture (decades)",
+            "distance_power": power, "heldout_distances": distances, "log_evidence": evidence,
+            "kappa_median": float(np.median(kappa)),
             "inner_problems": sorted({p for probs in inner_diag for p in probs})}
-    if outside == 0:
-        info["note"] = "no held-out mixture put a domain outside the others' shares: kappa and drift keep their priors"
-    return kappa, drift, info
+    if not any(distances.values()):
+        info["note"] = "every held-out mixture equals another one: kappa keeps its prior"
+    return kappa, info
 
 
 def fit_mixing(data: MixingData, *, priors: MixingPriors | None = None, draws: int = 1000, tune: int = 1000,
@@ -100,7 +132,7 @@ def fit_mixing(data: MixingData, *, priors: MixingPriors | None = None, draws: i
                progressbar: bool = False) -> "MixingFit":
     """Fit the hierarchical BiMix law to every (mixture, domain, step) row of ``data``.
 
-    ``extrapolation``: learn the share-extrapolation discrepancy by leave-one-mixture-out (one inner
+    ``extrapolation``: learn the mixture-extrapolation discrepancy by leave-one-mixture-out (one inner
     fit per training mixture, ``inner_draws`` draws and tuning steps on 2 chains; needs >= 3 mixtures).
     ``deviation``: "normal" run deviations, or "student_t" (heavy-tailed: a few (mixture, domain) curves
     far off the law; nu is learned). Sampling problems (divergences, R-hat > 1.01, ESS < 400) are raised
@@ -114,13 +146,13 @@ def fit_mixing(data: MixingData, *, priors: MixingPriors | None = None, draws: i
     fit = MixingFit(idata)
     if extrapolation:
         if len(data.mixtures) < 3:
-            raise ValueError(f"learning the share-extrapolation term needs >= 3 training mixtures, got "
+            raise ValueError(f"learning the mixture-extrapolation term needs >= 3 training mixtures, got "
                              f"{data.mixtures}; pass extrapolation=False to predict without it")
         inner = dict(settings, draws=inner_draws, tune=inner_draws, chains=2)
         size = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
-        kappa, drift, ex = calibrate_share_extrapolation(data, priors, inner, size,
-                                                         np.random.default_rng(random_seed + 7), deviation)
-        fit.set_extrapolation(kappa, drift, ex)
+        kappa, ex = calibrate_mixture_extrapolation(data, priors, inner, size,
+                                                    np.random.default_rng(random_seed + 7), deviation)
+        fit.set_extrapolation(kappa, ex)
     return fit
 
 
@@ -141,12 +173,11 @@ class MixingFit:
     def extrapolation(self) -> dict:
         return dict(self.meta.get("extrapolation", {"mode": "none"}))
 
-    def set_extrapolation(self, kappa: np.ndarray, drift: np.ndarray, info: dict) -> None:
-        """Store draws of the share-extrapolation discrepancy (kappa, drift per decade of share)."""
+    def set_extrapolation(self, kappa: np.ndarray, info: dict) -> None:
+        """Store draws of the mixture-extrapolation discrepancy's scale kappa (per (decade of distance)^p)."""
         post = self.idata.posterior
-        shape = (post.sizes["chain"], post.sizes["draw"])
-        post["kappa"] = (("chain", "draw"), np.asarray(kappa, dtype=float).reshape(shape))
-        post["drift"] = (("chain", "draw"), np.asarray(drift, dtype=float).reshape(shape))
+        post["kappa"] = (("chain", "draw"), np.asarray(kappa, dtype=float).reshape(post.sizes["chain"],
+                                                                                     post.sizes["draw"]))
         self.meta["extrapolation"] = info
         post.attrs[_ATTR] = json.dumps(self.meta)
 
@@ -177,18 +208,32 @@ class MixingFit:
         return xr.Dataset({k: (("sample", "domain"), np.asarray(v)) for k, v in nat.items()},
                           coords={"domain": self.domains, "sample": np.arange(th.shape[0])})
 
+    def _share_table(self, shares: Any) -> tuple[pd.DataFrame, np.ndarray]:
+        """Mixtures as a (mixture x domain) table and its (M, D) share array in the fit's domain order."""
+        table = shares.to_frame().T if isinstance(shares, pd.Series) else (
+            shares if isinstance(shares, pd.DataFrame) else pd.DataFrame([shares], index=["mixture"]))
+        r = np.stack([shares_from(row.to_dict(), self.domains) for _, row in table.iterrows()])
+        return table, r
+
+    def mixture_distance(self, shares: Any) -> np.ndarray:
+        """Distance of each mixture from the nearest mixture this fit was trained on (decades; see
+        :func:`mixture_distance`). ``shares``: {domain: share}, a Series or a (mixture x domain) DataFrame."""
+        trained = self.meta.get("train_shares")
+        if trained is None:  # saved before the trained shares were recorded
+            trained = self.data.proportions().loc[self.meta["mixtures"], self.domains].to_numpy()
+        return mixture_distance(self._share_table(shares)[1], np.asarray(trained))
+
     def loss_draws(self, shares: Any, steps: Any, *, random_seed: int = 0, extrapolate: bool = True) -> xr.Dataset:
         """Draws of ``expected`` (the law) and ``run`` (one training run: + its deviation and noise) loss.
 
         ``shares``: the mixture as {domain: share} (every fitted domain, summing to one) or a 2-D
         (mixture x domain) DataFrame. Returns a Dataset over (sample, mixture, domain, step).
-        A share outside the range a domain was trained on adds the learned share-extrapolation
-        discrepancy ``Normal(drift Delta, kappa |Delta|)`` (Delta: signed decades outside), shared by the
-        steps of that (mixture, domain); ``extrapolate=False`` leaves it out.
+        A mixture away from every trained one adds the learned mixture-extrapolation discrepancy
+        ``Normal(0, kappa Delta^p)`` (Delta: :meth:`mixture_distance`, p: the priors'
+        ``distance_power``), drawn once per (mixture, domain) and shared by its steps;
+        ``extrapolate=False`` leaves it out.
         """
-        table = shares.to_frame().T if isinstance(shares, pd.Series) else (
-            shares if isinstance(shares, pd.DataFrame) else pd.DataFrame([shares], index=["mixture"]))
-        r = np.stack([shares_from(row.to_dict(), self.domains) for _, row in table.iterrows()])  # (M, D)
+        table, r = self._share_table(shares)  # (M, D)
         steps = np.atleast_1d(np.asarray(steps, dtype=float))
         if np.any(~np.isfinite(steps)) or np.any(steps <= 0):
             raise ValueError("steps must be positive and finite")
@@ -203,11 +248,12 @@ class MixingFit:
         sigma = post["sigma"].stack(sample=("chain", "draw")).transpose("sample", "domain").to_numpy()[:, None, :, None]
         shape = log_mu.shape
         if extrapolate and "kappa" in post:
-            dist = share_distance(r, np.asarray(self.meta["share_min"]), np.asarray(self.meta["share_max"]))
+            if "distance_power" not in self.extrapolation:
+                raise FitFileError("this mixing fit was saved by a version whose extrapolation term measured share "
+                                   "ranges; refit it, or predict with extrapolate=False")
+            d = (self.mixture_distance(table) ** self.extrapolation["distance_power"])[None, :, None, None]
             kappa = post["kappa"].stack(sample=("chain", "draw")).to_numpy()[:, None, None, None]
-            drift = post["drift"].stack(sample=("chain", "draw")).to_numpy()[:, None, None, None]
-            d = dist[None, :, :, None]
-            log_mu = log_mu + drift * d + kappa * np.abs(d) * rng.standard_normal(shape[:3] + (1,))
+            log_mu = log_mu + kappa * d * rng.standard_normal(shape[:3] + (1,))
         u = s_mix * rng.standard_normal(shape[:3] + (1,))
         if "nu" in post:  # Student-t run deviations
             nu = post["nu"].stack(sample=("chain", "draw")).to_numpy()[:, None, None, None]

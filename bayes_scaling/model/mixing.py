@@ -13,8 +13,10 @@ the law on its sampling scale, :mod:`bayes_scaling.laws.mixing`)::
     log y_mds   = log L_d(s, r_md) + u_m,d + e_mds,   e ~ Normal(0, sigma_d)
 
 The predictive of a mixture nobody trained draws a new ``u`` (one run's deviation) on top of the law;
-``expected`` leaves it out. Shares outside the range a domain was trained on add the share-extrapolation
-discrepancy learned by leave-one-mixture-out (:func:`bayes_scaling.inference.mixing.fit_mixing`).
+``expected`` leaves it out. A mixture away from every trained one adds the mixture-extrapolation
+discrepancy ``Normal(0, kappa Delta^p)`` (``Delta``: its compositional distance from the nearest
+trained mixture, ``p = distance_power``) learned by leave-one-mixture-out
+(:func:`bayes_scaling.inference.mixing.fit_mixing`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
+from ..errors import PriorError
 from ..laws import mixing as law
 
 POOLED = ("logit_phi", "log_a", "log_b")
@@ -43,10 +46,25 @@ class MixingPriors:
     sigma_loc_scale: float = 1.0
     sigma_spread: float = 0.5
     mix_scale: float = 0.02
-    kappa_scale: float = 0.05   # share-extrapolation discrepancy, log-loss sd per decade of share
-    drift_scale: float = 0.05   # its direction, log loss per decade of share
+    kappa_scale: float = 0.25   # mixture-extrapolation discrepancy: log-loss sd per (decade of distance)^p
+    distance_power: float = 2.0  # p: the discrepancy grows as distance^p (2: the law is right to first order)
     nu_alpha: float = 2.0       # nu ~ Gamma(2, 0.1) for Student-t run deviations
     nu_beta: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("mu_loc", "mu_scale", "tau_scale"):
+            v = np.asarray(getattr(self, name), dtype=float)
+            if v.shape != (len(POOLED),) or not np.all(np.isfinite(v)):
+                raise PriorError(f"priors.{name} must be {len(POOLED)} finite numbers, one per {POOLED}; got {v!r}")
+            if name != "mu_loc" and np.any(v <= 0):
+                raise PriorError(f"priors.{name} = {tuple(v)}: a scale must be positive")
+        for name in ("level_scale", "sigma_loc_scale", "sigma_spread", "mix_scale", "kappa_scale",
+                     "distance_power", "nu_alpha", "nu_beta"):
+            v = float(getattr(self, name))
+            if not (np.isfinite(v) and v > 0):
+                raise PriorError(f"priors.{name} = {v!r}: must be a positive finite number")
+        if not np.isfinite(float(self.sigma_loc)):
+            raise PriorError(f"priors.sigma_loc = {self.sigma_loc!r} is not finite")
 
     def describe(self) -> list[str]:
         out = [f"mu[{p}] ~ Normal({m:.3g}, {s:g}); tau[{p}] ~ HalfNormal({t:g})"
@@ -55,8 +73,9 @@ class MixingPriors:
                       f"mu_sigma ~ Normal({self.sigma_loc:.3g}, {self.sigma_loc_scale:g}); "
                       f"tau_sigma ~ HalfNormal({self.sigma_spread:g})",
                       f"sigma_mix ~ HalfNormal({self.mix_scale:g})",
-                      f"kappa ~ HalfNormal({self.kappa_scale:g}); drift ~ Normal(0, {self.drift_scale:g}) "
-                      "(share extrapolation, per decade of share outside the trained range)"]
+                      f"kappa ~ HalfNormal({self.kappa_scale:g}) "
+                      f"(mixture extrapolation, per (decade of distance from the nearest trained mixture)"
+                      f"^{self.distance_power:g})"]
 
 
 def reference_scales(frame: pd.DataFrame) -> tuple[float, pd.Series]:
