@@ -97,7 +97,7 @@ def compare_mixtures(fit: Any, mixtures: Mapping[str, Any], step: float, *, weig
              for k, (name, sh) in enumerate(mixtures.items())}
     stacked = np.stack(list(draws.values()))  # (mixture, sample)
     best = np.bincount(stacked.argmin(axis=0), minlength=len(draws)) / stacked.shape[1]
-    trained = fit.data.frame.drop_duplicates(["mixture", "domain"]).groupby("domain")["share"].agg(["min", "max"])
+    trained = pd.DataFrame({"min": fit.meta["share_min"], "max": fit.meta["share_max"]}, index=fit.domains)
     lo, hi = (1 - interval) / 2, (1 + interval) / 2
     rows = []
     for k, (name, v) in enumerate(draws.items()):
