@@ -68,12 +68,14 @@ def discrepancy_posterior(resid: np.ndarray, var: np.ndarray, dist: np.ndarray, 
     """
     pos = dist != 0
     centred = drift_scale is None
-    k_hi, m_hi = 10 * kappa_scale, (0.0 if centred else 5 * drift_scale)
-    if pos.any():
-        slope = float(np.max(np.abs(resid[pos]) / np.abs(dist[pos])))
-        k_hi, m_hi = max(k_hi, 3 * slope), (0.0 if centred else max(m_hi, 3 * slope))
-    kappa = np.linspace(0.0, k_hi, n_grid)
-    drift = np.zeros(1) if centred else np.linspace(-m_hi, m_hi, n_grid)
+    # the grids reach well past the priors and past the steepest residual-per-distance seen
+    slope = float(np.max(np.abs(resid[pos]) / np.abs(dist[pos]))) if pos.any() else 0.0
+    kappa = np.linspace(0.0, max(10 * kappa_scale, 3 * slope), n_grid)
+    if centred:
+        drift = np.zeros(1)
+    else:
+        m_hi = max(5 * drift_scale, 3 * slope)
+        drift = np.linspace(-m_hi, m_hi, n_grid)
     total_var = var[None, :] + (kappa[:, None] * dist[None, :]) ** 2  # (K, n)
     logp = np.empty((n_grid, drift.size))
     for j, m in enumerate(drift):

@@ -215,13 +215,17 @@ class MixingFit:
         r = np.stack([shares_from(row.to_dict(), self.domains) for _, row in table.iterrows()])
         return table, r
 
+    def _trained_shares(self) -> np.ndarray:
+        """(trained mixture, domain) shares of the mixtures this fit was trained on."""
+        trained = self.meta.get("train_shares")
+        if trained is None:  # saved before the trained shares were recorded
+            return self.data.proportions().loc[self.meta["mixtures"], self.domains].to_numpy()
+        return np.asarray(trained)
+
     def mixture_distance(self, shares: Any) -> np.ndarray:
         """Distance of each mixture from the nearest mixture this fit was trained on (decades; see
         :func:`mixture_distance`). ``shares``: {domain: share}, a Series or a (mixture x domain) DataFrame."""
-        trained = self.meta.get("train_shares")
-        if trained is None:  # saved before the trained shares were recorded
-            trained = self.data.proportions().loc[self.meta["mixtures"], self.domains].to_numpy()
-        return mixture_distance(self._share_table(shares)[1], np.asarray(trained))
+        return mixture_distance(self._share_table(shares)[1], self._trained_shares())
 
     def loss_draws(self, shares: Any, steps: Any, *, random_seed: int = 0, extrapolate: bool = True) -> xr.Dataset:
         """Draws of ``expected`` (the law) and ``run`` (one training run: + its deviation and noise) loss.
@@ -251,7 +255,7 @@ class MixingFit:
             if "distance_power" not in self.extrapolation:
                 raise FitFileError("this mixing fit was saved by a version whose extrapolation term measured share "
                                    "ranges; refit it, or predict with extrapolate=False")
-            d = (self.mixture_distance(table) ** self.extrapolation["distance_power"])[None, :, None, None]
+            d = (mixture_distance(r, self._trained_shares()) ** self.extrapolation["distance_power"])[None, :, None, None]
             kappa = post["kappa"].stack(sample=("chain", "draw")).to_numpy()[:, None, None, None]
             log_mu = log_mu + kappa * d * rng.standard_normal(shape[:3] + (1,))
         u = s_mix * rng.standard_normal(shape[:3] + (1,))
