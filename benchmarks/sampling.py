@@ -17,6 +17,8 @@ Parts (``--parts``, default all):
 ``cost``      log-density + gradient time and peak memory against rows (10^3 ... 10^6) and families,
               and the thinning strategy's effect on a real posterior.
 ``predict``   :func:`bayes_scaling.predict.expected_loss_moments` on 10^5 (N, D) points x 4000 draws.
+``cache``     fits that share a structure (a fit and its calibration fit, leave-one-family-out population
+              fits, borrowed fits) with the compiled-model cache off and on, side by side; the same draws.
 ``plot``      redraw docs/figures/cost_curve.png from the stored ``cost`` part.
 
 Usage::
@@ -245,6 +247,55 @@ def part_thinning(dataset: str, draws: int, seed: int, per_run: int) -> dict:
     return out
 
 
+# ------------------------------------------------------------------ compiled-model reuse
+def part_cache(dataset: str, draws: int, seed: int) -> dict:
+    """Fits that share a structure, with the compile cache off and then on, side by side in one run.
+
+    Three sequences on ``dataset``: one default fit (its leave-largest-out calibration fit has the
+    fit's structure), three leave-one-family-out population fits (the evaluation protocol's), and a
+    borrowed fit of every family's smallest model size from one population prior. Each sequence runs
+    with ``BAYES_SCALING_COMPILE_CACHE=0`` and then with an empty cache; the same seeds must give the
+    same draws (``max_abs_diff`` of every ``mu`` draw).
+    """
+    from bayes_scaling.evaluate.protocol import split_family
+    from bayes_scaling.inference import compile_cache
+
+    data = load(dataset)
+    fams = data.families
+    kw = dict(draws=draws, tune=draws, chains=2, random_seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        prior = bs.PopulationPrior.from_fit(bs.fit(data.select_families(fams[:-1]), extrapolation=None, **kw))
+    sequences = {
+        "default fit (with its calibration fit)": [lambda: bs.fit(data, **kw)],
+        "3 leave-one-family-out population fits": [
+            (lambda f=f: bs.fit(data.select_families([g for g in fams if g != f]), **kw)) for f in fams[:3]],
+        f"{len(fams)} borrowed fits of one model size": [
+            (lambda f=f: bs.fit(split_family(data, f, 1).train, borrow=prior, **kw)) for f in fams],
+    }
+    out = {"dataset": dataset, "draws": draws, "sequences": []}
+    for label, fits in sequences.items():
+        row: dict = {"sequence": label, "fits": len(fits)}
+        draws_by_mode = {}
+        for mode in ("off", "on"):
+            os.environ["BAYES_SCALING_COMPILE_CACHE"] = "0" if mode == "off" else "1"
+            compile_cache.clear()
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SamplingWarning)
+                done = [f() for f in fits]
+            row[f"seconds_{mode}"] = time.perf_counter() - t0
+            row[f"compile_seconds_{mode}"] = sum(f.sampler_info["compile_seconds"] for f in done)
+            row[f"cache_{mode}"] = compile_cache.stats()
+            draws_by_mode[mode] = [f.idata.posterior["mu"].to_numpy() for f in done]
+        os.environ.pop("BAYES_SCALING_COMPILE_CACHE")
+        row["speedup"] = row["seconds_off"] / row["seconds_on"]
+        row["max_abs_diff"] = max(float(np.max(np.abs(a - b))) for a, b in zip(draws_by_mode["off"], draws_by_mode["on"]))
+        print(json.dumps(row), flush=True)
+        out["sequences"].append(row)
+    return out
+
+
 # ------------------------------------------------------------------ prediction
 def part_predict(seed: int, n_points: int = 100_000, n_draws: int = 4000) -> dict:
     from bayes_scaling.predict import expected_loss_moments
@@ -325,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         save()
     if "advi" in parts:
         result["advi"] = part_advi("kempner", args.draws, args.seed)
+        save()
+    if "cache" in parts:
+        result["cache"] = part_cache("kempner", args.draws, args.seed)
         save()
     if "thinning" in parts:
         result["thinning"] = part_thinning("colpret", args.draws, args.seed, per_run=20)

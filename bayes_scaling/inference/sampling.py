@@ -1,4 +1,6 @@
-"""Running NUTS: nutpie by default (low-rank mass matrix adaptation), PyMC's sampler as fallback."""
+"""Running NUTS: nutpie by default (low-rank mass matrix adaptation), PyMC's sampler as fallback.
+
+nutpie's compiled model is reused across fits of one structure (:mod:`.compile_cache`)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import time
 
 import arviz as az
 import pymc as pm
+
+from .compile_cache import compile_nutpie
 
 #: posterior variables kept (the rest are sampler internals such as transformed values)
 KEEP_VARS = ("mu", "tau", "tau_level", "corr", "theta", "sigma_total", "seed_share", "sigma_seed", "sigma_obs", "nu",
@@ -52,10 +56,11 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
         raise ValueError(f"none of the jitter variables {jitter_vars} is in the model")
     t0 = time.perf_counter()
     init_retry = False
+    cache_hit = False
     if which == "nutpie":
         import nutpie
 
-        compiled = nutpie.compile_pymc_model(model, initial_points=initvals, jitter_rvs=jitter)
+        compiled, cache_hit = compile_nutpie(model, initvals, jitter)
         t1 = time.perf_counter()
         kw = nutpie_settings(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
                              progressbar=progressbar)
@@ -66,7 +71,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
                 raise
             # jittering only the noise scales can leave a start whose gradient is not finite (seen on a
             # single small family): start again with nutpie's own jitter of every variable
-            compiled = nutpie.compile_pymc_model(model, initial_points=initvals)
+            compiled, cache_hit = compile_nutpie(model, initvals, None)
             t1 = time.perf_counter()
             idata = nutpie.sample(compiled, seed=random_seed, **kw)
             init_retry = True
@@ -81,5 +86,5 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     stats = idata.sample_stats
     info = {"sampler": which, "compile_seconds": t1 - t0, "sampling_seconds": t2 - t1, "draws": draws,
             "tune": tune, "chains": chains, "random_seed": random_seed, "target_accept": target_accept,
-            "init_retry": init_retry}
+            "init_retry": init_retry, "compile_cache_hit": cache_hit}
     return az.InferenceData(posterior=post, sample_stats=stats), info

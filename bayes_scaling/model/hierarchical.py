@@ -74,7 +74,6 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
     pri = spec.priors
     arr = model_arrays(data, spec)
     params = list(law.sampling)
-    n_run = len(spec.runs)
     treated, untreated = spec.treated, spec.untreated
     coords = {"family": spec.families, "param": params, "param_bis": params, "run": spec.runs,
               "obs": np.arange(len(data))}
@@ -84,12 +83,17 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
     if treated:
         coords.update(untreated_family=untreated, treated_family=treated, treatment_param=treatment_params(spec))
     with pm.Model(coords=coords) as model:
+        # every array that depends on the data (and the data-scaled prior location) is a data container, so
+        # that a compiled model serves every data set of the same structure (:mod:`..inference.compile_cache`)
         bor = spec.borrowed
         if bor is not None:  # one new family: its parameters get the borrowed population predictive
-            mu = pm.MvNormal("mu", mu=np.asarray(bor["mean"]), cov=np.asarray(bor["cov"]), dims="param")
+            mu = pm.MvNormal("mu", mu=pm.Data("borrowed_mean", np.asarray(bor["mean"], float)),
+                             chol=pm.Data("borrowed_chol", np.linalg.cholesky(np.asarray(bor["cov"], float))),
+                             dims="param")
         else:
-            mu = pm.Normal("mu", mu=np.array([pri.mu_loc[p] for p in params]),
-                           sigma=np.array([pri.mu_scale[p] for p in params]), dims="param")
+            mu = pm.Normal("mu", mu=pm.Data("mu_loc", np.array([pri.mu_loc[p] for p in params], float)),
+                           sigma=pm.Data("mu_scale", np.array([pri.mu_scale[p] for p in params], float)),
+                           dims="param")
         theta_untreated = _population_families(mu, spec, params, untreated,
                                                "family" if not treated else "untreated_family")
         if treated:  # treated families: their twin's parameters plus a shift (the treatment effect)
@@ -108,27 +112,29 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
         # total residual sd and the seed share of its variance: with one checkpoint per run only the
         # total is identified, and this keeps the posterior a rectangle instead of a curved ridge
         if bor is not None:
-            m_t, s_t = bor["sigma_total_lognormal"]
-            sigma_total = pm.LogNormal("sigma_total", m_t, s_t)
-            seed_share = pm.Beta("seed_share", *bor["seed_share_beta"])
+            total = pm.Data("borrowed_sigma_total", np.asarray(bor["sigma_total_lognormal"], float))
+            sigma_total = pm.LogNormal("sigma_total", total[0], total[1])
+            share = pm.Data("borrowed_seed_share", np.asarray(bor["seed_share_beta"], float))
+            seed_share = pm.Beta("seed_share", share[0], share[1])
         else:
             sigma_total = pm.HalfNormal("sigma_total", pri.sigma_total_scale)
             seed_share = pm.Beta("seed_share", pri.seed_share_a, pri.seed_share_b)
         sigma_seed = pm.Deterministic("sigma_seed", sigma_total * pt.sqrt(seed_share))
         sigma_obs = pm.Deterministic("sigma_obs", sigma_total * pt.sqrt(1.0 - seed_share))
 
-        th = theta[arr["family_index"]]
+        th = theta[pm.Data("family_index", arr["family_index"])]
         theta_obs = {p: th[:, k] for k, p in enumerate(params)}
-        z_in = {inp: pt.as_tensor_variable(arr[f"z_{inp}"]) for inp in law.inputs}
+        z_in = {inp: pm.Data(f"z_{inp}", arr[f"z_{inp}"]) for inp in law.inputs}
         # the observations are a data container: a compiled model can be refitted to new losses at the
         # same design without recompiling (nutpie's with_data; simulation-based calibration does)
         log_loss = pm.Data("log_loss_obs", arr["log_loss"], dims="obs")
         resid = log_loss - law.log_loss(theta_obs, z_in, xp=pt)
-        idx = arr["run_index"]
-        s1 = pt.inc_subtensor(pt.zeros(n_run)[idx], resid)
-        s2 = pt.inc_subtensor(pt.zeros(n_run)[idx], resid**2)
+        idx = pm.Data("run_index", arr["run_index"])
+        n_per_run = pm.Data("n_per_run", arr["n_per_run"])
+        s1 = pt.inc_subtensor(pt.zeros(n_per_run.shape[0])[idx], resid)
+        s2 = pt.inc_subtensor(pt.zeros(n_per_run.shape[0])[idx], resid**2)
         nu = pm.Gamma("nu", pri.nu_alpha, pri.nu_beta) if spec.likelihood == "student_t" else None
-        ll = run_marginal_loglik(s1, s2, arr["n_per_run"], sigma_seed, sigma_obs, xp=pt, nu=nu)
+        ll = run_marginal_loglik(s1, s2, n_per_run, sigma_seed, sigma_obs, xp=pt, nu=nu)
         pm.Potential("log_likelihood_runs", ll.sum())
     return model
 

@@ -1,0 +1,69 @@
+"""A compiled model serves every fit of the same structure, and only those, with the same posterior."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.inference import compile_cache
+from bayes_scaling.inference.fit import model_spec
+from bayes_scaling.model import build_model
+
+
+def _data(df, families, drop_every=None):
+    sub = df[df["family"].isin(families)]
+    if drop_every:
+        sub = sub.iloc[::drop_every]
+    return bs.ScalingData.from_frame(sub, family="family", params="params", tokens="tokens", loss="loss",
+                                     run="run", seed="seed")
+
+
+def _key(data, priors=None, likelihood="normal"):
+    spec, _ = model_spec(data, "chinchilla", priors, likelihood=likelihood)
+    return compile_cache.structure_key(build_model(data, spec))
+
+
+def test_structure_key_ignores_data_values_but_not_structure(synthetic_truth):
+    _, df = synthetic_truth
+    two = _key(_data(df, ["fam0", "fam1"]))
+    # other families, other losses, other row and run counts, another median loss: the same computation
+    assert _key(_data(df, ["fam1", "fam2"], drop_every=2)) == two
+    assert _key(_data(df, ["fam0", "fam1", "fam2"])) != two  # three families: another parameter count
+    assert _key(_data(df, ["fam0", "fam1"]), likelihood="student_t") != two
+    data = _data(df, ["fam0", "fam1"])
+    spec, _ = model_spec(data, "chinchilla", None)
+    wider = dataclasses.replace(spec.priors, sigma_total_scale=2 * spec.priors.sigma_total_scale)
+    assert _key(data, priors=wider) != two  # a prior constant that is not data is part of the structure
+
+
+def test_reused_compiled_model_gives_the_same_posterior(small_fit, synthetic_truth, monkeypatch):
+    _, df = synthetic_truth
+    prior = bs.PopulationPrior.from_fit(small_fit, draws=400)
+    small = df[df["params"] == df["params"].min()]
+
+    def one(fam, name):
+        return _data(small.assign(family=np.where(small["family"] == fam, name, small["family"])), [name])
+
+    settings = dict(borrow=prior, draws=100, tune=100, chains=2, random_seed=5)
+    compile_cache.clear()
+    first = bs.fit(one("fam0", "new_a"), **settings)
+    reused = bs.fit(one("fam2", "new_b"), **settings)
+    assert not first.sampler_info["compile_cache_hit"] and reused.sampler_info["compile_cache_hit"]
+    assert compile_cache.stats()["hits"] >= 1
+    assert list(reused.idata.posterior["theta"].coords["family"].values) == ["new_b"]
+    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE", "0")
+    fresh = bs.fit(one("fam2", "new_b"), **settings)
+    assert not fresh.sampler_info["compile_cache_hit"]
+    for var in ("mu", "sigma_total", "seed_share"):
+        np.testing.assert_array_equal(reused.idata.posterior[var].to_numpy(), fresh.idata.posterior[var].to_numpy())
+    # and the data really were swapped: new_b's posterior is not new_a's
+    assert not np.allclose(first.idata.posterior["mu"].to_numpy(), reused.idata.posterior["mu"].to_numpy())
+
+
+@pytest.mark.parametrize("value", ["0", "off", "false"])
+def test_cache_can_be_switched_off(value, monkeypatch):
+    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE", value)
+    assert not compile_cache.enabled()
+    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE", "1")
+    assert compile_cache.enabled()
