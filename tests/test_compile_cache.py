@@ -67,3 +67,10 @@ def test_cache_can_be_switched_off(value, monkeypatch):
     assert not compile_cache.enabled()
     monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE", "1")
     assert compile_cache.enabled()
+
+
+def test_value_digest_is_by_value_never_by_address():
+    assert compile_cache._value_digest(slice(1, None)) == compile_cache._value_digest(slice(1, None))
+    assert compile_cache._value_digest(slice(1, None)) != compile_cache._value_digest(slice(2, None))
+    assert compile_cache._value_digest(np.arange(3.0)) == compile_cache._value_digest(np.arange(3.0))
+    assert compile_cache._value_digest(np.arange(3.0)) != compile_cache._value_digest(np.arange(3))

@@ -52,6 +52,15 @@ def stats() -> dict[str, int]:
     return {**_STATS, "entries": len(_CACHE)}
 
 
+def _value_digest(value: Any) -> str:
+    """A digest of a constant's or shared variable's value (an object's repr, never its address)."""
+    data = np.asarray(value)
+    if data.dtype == object:  # slices, None and other Python objects: bytes would be their addresses
+        return f"object {value!r}"
+    data = np.ascontiguousarray(data)
+    return f"{data.dtype} {data.shape} {hashlib.sha256(data.tobytes()).hexdigest()}"
+
+
 def _op_signature(op: Any) -> str:
     props = getattr(op, "__props__", None)
     if props is None:  # an op without declared properties is only ever equal to itself
@@ -62,7 +71,12 @@ def _op_signature(op: Any) -> str:
 def structure_key(model: pm.Model) -> str:
     """A hash of everything in ``model``'s log density and traced variables except its data containers' values."""
     from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.basic import Constant, graph_inputs, io_toposort
+    from pytensor.graph.basic import Constant
+
+    try:  # pytensor >= 2.36 moved the traversal helpers
+        from pytensor.graph.traversal import graph_inputs, io_toposort
+    except ImportError:  # pragma: no cover - older pytensor
+        from pytensor.graph.basic import graph_inputs, io_toposort
 
     data_names = {v.name for v in model.data_vars}
     outputs = [model.logp(), *model.unobserved_value_vars]
@@ -77,13 +91,11 @@ def structure_key(model: pm.Model) -> str:
 
     for var in inputs:
         if isinstance(var, Constant):
-            data = np.ascontiguousarray(var.data)
-            desc = f"const {var.type} {data.dtype} {data.shape} {hashlib.sha256(data.tobytes()).hexdigest()}"
+            desc = f"const {var.type} {_value_digest(var.data)}"
         elif isinstance(var, SharedVariable) and var.name in data_names:
             desc = f"data {var.name} {var.type.dtype} {var.type.ndim}"
         elif isinstance(var, SharedVariable):
-            value = np.ascontiguousarray(var.get_value())
-            desc = f"shared {var.name} {var.type} {hashlib.sha256(value.tobytes()).hexdigest()} {value.shape}"
+            desc = f"shared {var.name} {var.type} {_value_digest(var.get_value())}"
         else:
             desc = f"input {var.name} {var.type}"
         h.update(f"{name(var)}={desc};".encode())
