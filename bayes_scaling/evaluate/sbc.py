@@ -80,6 +80,7 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
     import arviz as az
     import nutpie
 
+    from ..inference.compile_cache import compile_nutpie
     from ..inference.diagnostics import diagnose
     from ..inference.initial import initial_values
     from ..inference.sampling import JITTER_VARS, nutpie_settings
@@ -97,7 +98,7 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
     model = build_model(design, spec)
     jitter = {model[n] for n in JITTER_VARS if n in model.named_vars}
     t0 = time.perf_counter()
-    compiled = nutpie.compile_pymc_model(model, initial_points=initial_values(design, spec), jitter_rvs=jitter)
+    compiled, _ = compile_nutpie(model, initial_values(design, spec), jitter)
     compile_seconds = time.perf_counter() - t0
     names = [f"mu[{p}]" for p in lw.sampling] + [f"tau[{p}]" for p in lw.sampling] + list(NOISE)
     rng = np.random.default_rng(random_seed + 1)

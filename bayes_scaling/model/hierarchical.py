@@ -131,8 +131,9 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
         resid = log_loss - law.log_loss(theta_obs, z_in, xp=pt)
         idx = pm.Data("run_index", arr["run_index"])
         n_per_run = pm.Data("n_per_run", arr["n_per_run"])
-        s1 = pt.inc_subtensor(pt.zeros(n_per_run.shape[0])[idx], resid)
-        s2 = pt.inc_subtensor(pt.zeros(n_per_run.shape[0])[idx], resid**2)
+        zeros = pt.zeros(n_per_run.shape[0])  # one sum per run
+        s1 = pt.inc_subtensor(zeros[idx], resid)
+        s2 = pt.inc_subtensor(zeros[idx], resid**2)
         nu = pm.Gamma("nu", pri.nu_alpha, pri.nu_beta) if spec.likelihood == "student_t" else None
         ll = run_marginal_loglik(s1, s2, n_per_run, sigma_seed, sigma_obs, xp=pt, nu=nu)
         pm.Potential("log_likelihood_runs", ll.sum())
