@@ -8,7 +8,8 @@ the other families; the target is the family's most expensive run; per budget (a
 target's compute) the plan's runs, the spread heuristic's runs and (at its own cost) the
 target-at-30% run are revealed and scored with the same borrowed-prior fit. Writes
 ``benchmarks/results/planning_<dataset>.csv`` after every family, ``planning.json`` (the summary
-tables and the planner's own time on a 50-candidate grid) and ``planning.png`` (ARE against compute
+tables, the per-heuristic match table of :func:`backtest_matches`, and the planner's own time on a
+50-candidate grid) and ``planning.png`` (ARE against compute
 spent, per method).
 """
 
@@ -26,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 import bayes_scaling as bs
-from bayes_scaling.evaluate.planning import BacktestSettings, backtest_planning, backtest_table
+from bayes_scaling.evaluate.planning import (BacktestSettings, backtest_matches, backtest_planning,
+                                             backtest_table, matches_table)
 from bayes_scaling.grid.config import DATASETS
 
 RESULTS = Path(__file__).parent / "results"
@@ -49,6 +51,17 @@ def markdown(table: pd.DataFrame) -> str:
     for r in table.itertuples():
         lines.append(f"| {r.budget_label} | {r.method} | {r.families} | {r.spent_fraction:.3f} | {r.runs:g} | "
                      f"{r.median_are:.2%} | {r.mean_are:.2%} | {r.cover90:.0%} | {r.expected_are:.2%} |")
+    return "\n".join(lines)
+
+
+def markdown_matches(table: pd.DataFrame) -> str:
+    lines = ["| dataset | heuristic | budget | families | plan matched its ARE within its compute | median compute "
+             "ratio (plan / heuristic) | plan's ARE lower at the same budget | median ARE: heuristic / plan |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        ratio = "–" if np.isnan(r.median_ratio) else f"{r.median_ratio:.2f}"
+        lines.append(f"| {r.dataset} | {r.heuristic} | {r.budget} | {r.families} | {r.matched}/{r.families} | {ratio} | "
+                     f"{r.lower_at_same_budget}/{r.families} | {r.heuristic_median_are:.2%} / {r.plan_median_are:.2%} |")
     return "\n".join(lines)
 
 
@@ -118,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         summary.setdefault("families", {})[name] = sorted(res["family"].unique())
         print(markdown(table), flush=True)
     results = pd.concat(frames, ignore_index=True)
+    matches = matches_table(backtest_matches(results))
+    summary["matches"] = json.loads(matches.to_json(orient="records"))
+    print(markdown_matches(matches), flush=True)
     plot(results, RESULTS / "planning.png")
     # the planner's own time: a 50-candidate default grid from the first dataset's population prior
     data = DATASETS[args.only.split(",")[0]]()

@@ -15,7 +15,7 @@ from bayes_scaling.decisions.planning import (checkpoint_tokens, default_candida
 from bayes_scaling.decisions.preposterior import (FamilyDraws, ImportancePreposterior, LaplacePreposterior,
                                                   law_jacobian, run_log_likelihood)
 from bayes_scaling.errors import MissingColumnError, NonPositiveValueError, PlanningWarning
-from bayes_scaling.evaluate.planning import family_task, reveal
+from bayes_scaling.evaluate.planning import backtest_matches, family_task, matches_table, reveal
 from bayes_scaling.laws import CHINCHILLA
 
 TARGET = {"params": 7e9, "tokens": 1.4e11}
@@ -125,6 +125,35 @@ def test_plan_input_errors_and_warnings():
     assert len(p.chosen) == 0
 
 
+def test_a_run_stopped_early_can_be_continued_for_the_extra_compute_only():
+    prior = population(n=1500)
+    stops = [0.1, 0.3, 1.0]
+    rows = [{"run": f"N={n:g}", "params": n, "tokens": 20 * n * 3 * f,
+             "checkpoint_tokens": checkpoint_tokens(20 * n * 3, 10)[checkpoint_tokens(20 * n * 3, 10) <= 20 * n * 3 * f * (1 + 1e-9)]}
+            for n in (1e8, 4e8, 1.5e9) for f in stops]
+    cand = pd.DataFrame(rows)
+    budget = 6 * 1.5e9 * 20 * 1.5e9 * 3 * 0.7  # not the largest run in full, but its 30% stop and more
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PlanningWarning)
+        p = bs.plan(prior, TARGET, budget, candidates=cand, accuracy=0.001, fantasies=48, max_steps=8)
+    flops = 6 * cand["params"] * cand["tokens"]
+    final = p.runs
+    assert cand["run"].iloc[final].is_unique  # a continued run appears once, at its latest stop
+    spent = p.steps["cumulative_flops"].iloc[-1]
+    assert spent == pytest.approx(bs.decisions.set_flops(cand.assign(flops=flops), final))
+    assert spent <= budget * (1 + 1e-9)
+    assert p.chosen["continues"].notna().any() and "continue to" in p.summary()  # this plan continues a run
+    for _, r in p.chosen.iterrows():  # each step pays only the compute it adds
+        before = 0.0 if pd.isna(r["continues"]) else flops.iloc[int(r["continues"])]
+        assert r["flops"] == pytest.approx(flops.iloc[int(r["candidate"])] - before)
+    # by hand: stopping at 30% then continuing to 100% costs the 100% run, not both
+    assert bs.decisions.set_flops(cand.assign(flops=flops), [1, 2]) == pytest.approx(flops.iloc[2])
+    with pytest.raises(ValueError, match="share its size"):
+        bs.plan(prior, TARGET, budget, candidates=cand.assign(run="one"))
+    with pytest.raises(ValueError, match="must cost more"):
+        bs.plan(prior, TARGET, budget, candidates=cand.assign(flops=1e18))
+
+
 def test_spread_heuristic_spreads_up_to_the_budget_and_target_fraction_picks_the_30pct_run():
     cand = pd.DataFrame({"params": np.repeat([1e7, 3e7, 1e8, 3e8, 1e9, 3e9], 2),
                          "tokens": np.repeat([2e8, 6e8, 2e9, 6e9, 2e10, 6e10], 2) * np.tile([1.0, 3.0], 6)})
@@ -151,13 +180,27 @@ def test_backtest_task_reveals_only_the_chosen_runs():
     task = family_task(data, "fam0")
     assert task.target_params == 2e8 and len(task.target) >= 1
     assert task.target["tokens"].min() >= 0.7 * task.target_tokens * (1 - 1e-9)
-    # two smaller runs plus the target stopped at 30% of its tokens
-    assert len(task.candidates) == 3
-    partial = task.candidates.iloc[-1]
+    cand = task.candidates
+    # the two smaller runs in full, and every run (the target's too) stopped at its last checkpoint within
+    # 3%, 10% and 30% of its tokens (the first checkpoint is at 10%: 3% has none, so two stops per run)
+    full = cand[~cand["label"].str.contains("of its tokens")]
+    assert sorted(full["params"]) == [5e7, 1e8] and len(cand) == 2 + 3 * 2
+    for run, c in cand.groupby("run"):
+        toks = np.sort(data.frame.loc[data.frame["run"] == run, "tokens"].to_numpy(float))
+        stops = c.loc[c["tokens"] < toks.max(), "tokens"]
+        assert sorted(stops / toks.max()) == pytest.approx([0.1, 10**-0.6])  # checkpoints at 10%, 25%
+        assert all(np.array_equal(ct, toks[toks <= d]) for ct, d in zip(c["checkpoint_tokens"], c["tokens"]))
+        assert np.allclose(c["flops"], 6 * c["params"] * c["tokens"])  # the compute up to the stop
+    assert not (cand["params"].eq(2e8) & cand["tokens"].eq(task.target_tokens)).any()  # never the target itself
+    partial = cand.iloc[target_fraction_heuristic(cand, 2e8, task.target_tokens, 0.3)]
     assert partial["params"] == 2e8 and partial["tokens"] <= 0.3 * task.target_tokens
-    shown = reveal(data, task, [0, 2]).frame
+    both = [int(np.flatnonzero(cand["label"].str.contains("5e\\+07"))[0]), int(partial.name)]
+    shown = reveal(data, task, both).frame
     assert set(shown["family"]) == {"fam0"}
     assert shown["params"].nunique() == 2 and shown.loc[shown["params"] == 2e8, "tokens"].max() <= partial["tokens"]
+    assert shown.loc[shown["params"] == 5e7, "tokens"].max() == cand["tokens"].iloc[both[0]]
+    only_full = family_task(data, "fam0", prefix_fractions=())  # the target at 30% stays a candidate
+    assert len(only_full.candidates) == 3
 
 
 def test_cli_plan_writes_json(tmp_path, capsys):
@@ -185,3 +228,48 @@ def test_with_nothing_trained_the_discrepancy_starts_at_the_source_families_comp
     assert pre.decades([near]) == pytest.approx(np.log10(6 * 7e9 * 1.4e11) - np.log10(6 * 3e9 * 6e10))
     prior.max_log10_flops = None  # unknown (a prior saved before this was recorded): no discrepancy until a run
     assert LaplacePreposterior(FamilyDraws.from_prior(prior), 7e9, 1.4e11, fantasies=16).decades([]) == 0.0
+
+
+def test_backtest_matches_find_the_least_compute_at_which_the_plan_did_as_well():
+    def row(fam, method, budget, spent, are):
+        return {"dataset": "d", "family": fam, "method": method, "budget": budget, "budget_fraction": budget,
+                "spent_fraction": spent, "are": are}
+
+    res = pd.DataFrame([row("a", "plan", 0.01, 0.010, 0.05), row("a", "spread", 0.01, 0.008, 0.04),
+                        row("a", "plan", 0.03, 0.030, 0.02), row("a", "spread", 0.03, 0.030, 0.03),
+                        row("a", "target_30pct", 0.25, 0.25, 0.06), row("a", "plan", 0.25, 0.24, 0.01),
+                        row("b", "plan", 0.01, 0.0, np.nan), row("b", "spread", 0.01, 0.0, np.nan),
+                        row("b", "plan", 0.03, 0.02, 0.09), row("b", "spread", 0.03, 0.03, 0.05)])
+    m = backtest_matches(res).set_index(["family", "heuristic", "budget_fraction"])
+    # a at 1%: the plan (5%) is worse and nothing cheaper exists: not matched
+    assert np.isnan(m.loc[("a", "spread", 0.01), "ratio"]) and m.loc[("a", "spread", 0.01), "same_budget_are"] == 0.05
+    # a at 3%: the plan matched at its own 3% run
+    assert m.loc[("a", "spread", 0.03), "ratio"] == pytest.approx(1.0)
+    # the target at 30% (ARE 6%) is matched by the plan's 1% run: 1/25 of its compute
+    assert m.loc[("a", "target_30pct", 0.25), "ratio"] == pytest.approx(0.04)
+    assert m.loc[("a", "target_30pct", 0.25), "budget"] == "target_30pct's compute"
+    # b: nothing trained at 1% (no row); at 3% the plan is worse
+    assert ("b", "spread", 0.01) not in m.index and np.isnan(m.loc[("b", "spread", 0.03), "ratio"])
+    t = matches_table(backtest_matches(res)).set_index(["heuristic", "budget"])
+    assert t.loc[("spread", "0.03 x target"), "families"] == 2 and t.loc[("spread", "0.03 x target"), "matched"] == 1
+    assert t.loc[("spread", "0.03 x target"), "lower_at_same_budget"] == 1
+
+
+def test_backtest_on_a_small_synthetic_zoo_reveals_within_budget_and_scores_every_method():
+    """End to end on 3 families: a population fit of two, the third planned, revealed and scored."""
+    from bayes_scaling.evaluate.planning import BacktestSettings, backtest_planning
+
+    rng = np.random.default_rng(5)
+    df = simulate_runs(simulate_family_parameters(3, rng), rng, sizes=(3e7, 1e8, 3e8), checkpoints=6)
+    data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run",
+                                     seed="seed")
+    s = BacktestSettings(budgets=(0.05,), fantasies=32, fit_kwargs=dict(draws=100, tune=150, chains=2),
+                         random_seed=1)
+    res = backtest_planning(data, families=["fam2"], settings=s, dataset="synthetic")
+    assert set(res["method"]) == {"plan", "spread", "target_30pct"}
+    assert (res["spent_fraction"] <= res["budget_fraction"] * (1 + 1e-9)).all()
+    trained = res[res["runs"] > 0]
+    assert len(trained) >= 3 and trained["are"].between(0, 0.5).all() and trained["cover90"].between(0, 1).all()
+    assert (res.loc[res["method"] == "target_30pct", "runs"] == 1).all()
+    m = backtest_matches(res)
+    assert set(m["heuristic"]) <= {"spread", "target_30pct"} and len(m) >= 1

@@ -6,9 +6,10 @@ from .compute_optimal import compute_optimal
 from .growth import growth_speedup
 from .mixture import compare_mixtures, optimize_mixture
 from .growth_timing import PAPER_COEFFICIENTS, PAPER_GROWTH_FACTOR, GrowthTiming, guideline_log10
-from .planning import Plan, PlanningWarning, plan, spread_heuristic, target_fraction_heuristic
+from .planning import Plan, PlanningWarning, plan, set_flops, spread_heuristic, target_fraction_heuristic
 from .summary import summarize
 
 __all__ = ["PAPER_COEFFICIENTS", "PAPER_GROWTH_FACTOR", "GrowthTiming", "compare", "compute_optimal",
            "growth_speedup", "guideline_log10", "summarize", "win_probabilities", "compare_mixtures",
-           "optimize_mixture", "Plan", "PlanningWarning", "plan", "spread_heuristic", "target_fraction_heuristic"]
+           "optimize_mixture", "Plan", "PlanningWarning", "plan", "set_flops", "spread_heuristic",
+           "target_fraction_heuristic"]

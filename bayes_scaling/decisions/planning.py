@@ -85,7 +85,11 @@ def checkpoint_tokens(tokens: float, checkpoints: int, min_tokens: float | None 
 
 
 def validate_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
-    """Check a candidate table (params, tokens; optional flops, checkpoints, checkpoint_tokens, label)."""
+    """Check a candidate table (params, tokens; optional flops, checkpoints, checkpoint_tokens, run, label).
+
+    Candidates with the same ``run`` are stopping points of one training run (its checkpoints come for
+    free): they must share a size, and a later stop must cost more than an earlier one.
+    """
     missing = [c for c in ("params", "tokens") if c not in candidates.columns]
     if missing:
         raise MissingColumnError(f"candidate runs need columns params and tokens; missing {missing} "
@@ -103,9 +107,35 @@ def validate_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
             c[col] = v
     if "flops" not in c:
         c["flops"] = 6.0 * c["params"] * c["tokens"]
+    if "run" not in c:  # every candidate its own training run
+        c["run"] = np.arange(len(c))
+    else:
+        _check_nested_runs(c)
     if "label" not in c:
         c["label"] = [f"N={n:.3g}, D={d:.3g}" for n, d in zip(c["params"], c["tokens"])]
     return c
+
+
+def _check_nested_runs(c: pd.DataFrame) -> None:
+    for run, g in c.groupby("run", sort=False):
+        if g["params"].nunique() > 1:
+            raise ValueError(f"candidates of run {run!r} have different sizes {sorted(g['params'].unique())}; "
+                             "the stopping points of one run share its size (give each run its own 'run' value)")
+        g = g.sort_values("tokens")
+        if (np.diff(g["flops"].to_numpy(float)) <= 0).any() or g["tokens"].duplicated().any():
+            raise ValueError(f"candidates of run {run!r}: each later stopping point (more tokens) must cost more "
+                             "FLOPs than the one before, and no two may stop at the same tokens")
+
+
+def set_flops(candidates: pd.DataFrame, indices: Sequence[int]) -> float:
+    """The compute of training the candidate runs ``indices``: per training run (the ``run`` column, when
+    given), its latest chosen stopping point, since the earlier ones are its checkpoints."""
+    if not len(indices):
+        return 0.0
+    sub = candidates.iloc[list(indices)]
+    if "run" not in sub:
+        return float(sub["flops"].sum())
+    return float(sub.groupby("run", sort=False)["flops"].max().sum())
 
 
 # ------------------------------------------------------------------ the plan
@@ -129,6 +159,17 @@ class Plan:
         return self.steps[self.steps["step"] > 0]
 
     @property
+    def runs(self) -> list[int]:
+        """The candidate rows the plan ends with: a run continued at a later step appears once, at its
+        latest stopping point."""
+        final: list[int] = []
+        for _, r in self.chosen.iterrows():
+            if pd.notna(r.get("continues")):
+                final.remove(int(r["continues"]))
+            final.append(int(r["candidate"]))
+        return final
+
+    @property
     def reached_at(self) -> int | None:
         """The first step at which the expected ARE is at most ``accuracy`` (None: not within the budget)."""
         hit = self.steps.loc[self.steps["expected_are"] <= self.accuracy, "step"]
@@ -150,7 +191,8 @@ class Plan:
                  f"now: {self.interval:.0%} interval width {s0['expected_width']:.1%} of the loss, "
                  f"expected ARE {s0['expected_are']:.2%}"]
         for _, r in self.chosen.iterrows():
-            lines.append(f"  {int(r['step'])}. train {r['label']} ({r['flops']:.3g} FLOPs, total "
+            verb = "continue to" if pd.notna(r.get("continues")) else "train"
+            lines.append(f"  {int(r['step'])}. {verb} {r['label']} ({r['flops']:.3g} FLOPs, total "
                          f"{r['cumulative_flops']:.3g}): width {r['expected_width']:.1%}, ARE {r['expected_are']:.2%}")
         at = self.reached_at
         lines.append("accuracy goal expected " + (f"at step {at}" if at is not None else "not reached within the budget"))
@@ -172,7 +214,7 @@ def expected_outcomes(pre: Any, cand: pd.DataFrame, indices: Sequence[int], *, c
                       min_tokens: float | None = None) -> dict[str, float]:
     """Expected width, ARE and ESS after training the candidate runs ``indices`` (any set: a heuristic's too)."""
     out = pre.evaluate([_fantasy_run(pre, cand, i, checkpoints, min_tokens) for i in indices])
-    out["flops"] = float(cand["flops"].iloc[list(indices)].sum()) if len(indices) else 0.0
+    out["flops"] = set_flops(cand, indices)
     return out
 
 
@@ -196,7 +238,9 @@ def plan(posterior: Any, target: Mapping[str, float], budget: float, *, family: 
         checkpoints come for free).
     candidates:
         A table of runs (``params``, ``tokens``; optional ``flops``, ``checkpoints``, ``checkpoint_tokens``,
-        ``label``); default :func:`default_candidates` (10 sizes x 5 token budgets).
+        ``run``, ``label``); default :func:`default_candidates` (10 sizes x 5 token budgets). Rows with the
+        same ``run`` are stopping points of one training run: the plan may train it to an early stop and
+        later continue it, paying only the extra compute (its checkpoints come for free).
     accuracy:
         The expected ARE wanted (default 4%, the guide's seed-noise floor); with ``stop_at_accuracy`` the
         plan stops at the first step expected to reach it.
@@ -261,8 +305,9 @@ def plan(posterior: Any, target: Mapping[str, float], budget: float, *, family: 
 
     greedy, (steps, ranking) = min(plans.items(), key=merit)  # both passes rank the same first step
     steps_df = pd.DataFrame(steps)
-    if "candidate" not in steps_df:
-        steps_df["candidate"] = np.nan
+    for col in ("candidate", "continues"):
+        if col not in steps_df:
+            steps_df[col] = np.nan
     if not ranking:
         ranking_df = pd.DataFrame(columns=["candidate", "label", "params", "tokens", "flops", "expected_width",
                                            "expected_are", "gain_per_exaflop", "ess"])
@@ -290,7 +335,9 @@ def plan(posterior: Any, target: Mapping[str, float], budget: float, *, family: 
 def _greedy(evaluate, cand: pd.DataFrame, cost: np.ndarray, budget: float, *, by_ratio: bool, accuracy: float,
             stop_at_accuracy: bool, max_steps: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One budgeted greedy plan: each step adds the affordable run with the largest narrowing of the
-    interval (per FLOP when ``by_ratio``). Returns its steps and the first step's ranking of every candidate."""
+    interval (per FLOP when ``by_ratio``). A candidate of a run already chosen (same ``run``, more tokens)
+    continues that run: it costs the difference and replaces the earlier stop. Returns its steps and the
+    first step's ranking of every candidate."""
     current = evaluate([])
     steps = [{"step": 0, "label": "(nothing new)", "params": np.nan, "tokens": np.nan, "flops": 0.0,
               "cumulative_flops": 0.0, "expected_width": current["width"], "expected_are": current["are"],
@@ -298,34 +345,45 @@ def _greedy(evaluate, cand: pd.DataFrame, cost: np.ndarray, budget: float, *, by
               "extrapolation_decades": current["extrapolation_decades"]}]
     ranking: list[dict[str, Any]] = []
     chosen: list[int] = []
+    runs = cand["run"].to_numpy(object) if "run" in cand else np.arange(len(cand)).astype(object)
+    tokens = cand["tokens"].to_numpy(float)
     spent = 0.0
-    while len(chosen) < max_steps:
+    steps_taken = 0
+    while steps_taken < max_steps:
         if stop_at_accuracy and current["are"] <= accuracy:
             break
-        best, best_score, best_eval = None, 0.0, None
+        by_run = {runs[j]: j for j in chosen}
+        best, best_score, best_eval, best_move = None, 0.0, None, None
         for i in range(len(cand)):
-            if i in chosen or spent + cost[i] > budget * (1 + 1e-9):
+            prev = by_run.get(runs[i])
+            if prev is not None and tokens[i] <= tokens[prev]:
+                continue  # already trained this far: its checkpoints are in hand
+            extra = cost[i] - (cost[prev] if prev is not None else 0.0)  # continuing a run costs the rest
+            if spent + extra > budget * (1 + 1e-9):
                 continue
-            e = evaluate(chosen + [i])
+            trial = [j for j in chosen if j != prev] + [i]
+            e = evaluate(trial)
             gain = current["width"] - e["width"]
             if not chosen:
                 ranking.append({"candidate": i, "label": cand["label"].iloc[i], "params": cand["params"].iloc[i],
                                 "tokens": cand["tokens"].iloc[i], "flops": cost[i], "expected_width": e["width"],
                                 "expected_are": e["are"], "gain_per_exaflop": gain / cost[i] * 1e18, "ess": e["ess"]})
-            score = gain / cost[i] if by_ratio else gain
+            score = gain / extra if by_ratio else gain
             if score > best_score:
-                best, best_score, best_eval = i, score, e
+                best, best_score, best_eval, best_move = i, score, e, (prev, extra, trial)
         if best is None:
             break
-        chosen.append(best)
-        spent += cost[best]
+        prev, extra, chosen = best_move
+        steps_taken += 1
+        spent += extra
         gain = current["width"] - best_eval["width"]
         current = best_eval
-        steps.append({"step": len(chosen), "label": cand["label"].iloc[best], "params": cand["params"].iloc[best],
-                      "tokens": cand["tokens"].iloc[best], "flops": cost[best], "cumulative_flops": spent,
+        steps.append({"step": steps_taken, "label": cand["label"].iloc[best], "params": cand["params"].iloc[best],
+                      "tokens": cand["tokens"].iloc[best], "flops": extra, "cumulative_flops": spent,
                       "expected_width": current["width"], "expected_are": current["are"],
-                      "gain_per_exaflop": gain / cost[best] * 1e18, "ess": current["ess"],
-                      "extrapolation_decades": current["extrapolation_decades"], "candidate": best})
+                      "gain_per_exaflop": gain / extra * 1e18, "ess": current["ess"],
+                      "extrapolation_decades": current["extrapolation_decades"], "candidate": best,
+                      "continues": np.nan if prev is None else prev})
     return steps, ranking
 
 

@@ -5,14 +5,18 @@ For each held-out family (:func:`backtest_planning`):
 * the **target** is its most expensive run (the largest size, its longest training), scored like the
   Hitchhiker's protocol on the checkpoints in its last 30% (final-loss data: its one point);
 * the **candidates** are every other run of the family, each costing its compute (6 N D unless the
-  data give FLOPs) and evaluated at its own (filtered) checkpoints; for checkpoint data, the target run
-  stopped at 30% of its tokens is one more candidate;
+  data give FLOPs) and evaluated at its own (filtered) checkpoints. For checkpoint data, a run stopped
+  early is a run one could train too: each run (the target's included) stopped at its last checkpoint
+  within 3%, 10% and 30% of its tokens (``prefix_fractions``) is one more candidate, costing the
+  compute up to that checkpoint and revealing only the checkpoints before it. Final-loss data (one
+  row per run) have no such candidates;
 * the population prior comes from a fit of the *other* families (nothing of the family is trained);
 * per budget (a fraction of the target's compute) three choices of runs are revealed and scored with
   the same borrowed-prior fit: ``plan`` (:func:`~bayes_scaling.decisions.planning.plan`, spending up to
   the budget), ``spread`` (the guide's k <= 5 sizes spread evenly in log size) and, at its own cost,
   ``target_30pct`` (the target trained to 30% of its tokens: its run at 30%, or for final-loss data the
-  run of the target's size closest to 30% of its tokens) with ``plan`` at that same budget beside it.
+  run of the target's size closest to 30% of its tokens) with ``plan`` and ``spread`` at that same
+  budget beside it.
 
 One row per family x budget x method: compute spent, ARE, 50%/90% coverage and the plan's expected ARE.
 """
@@ -45,6 +49,8 @@ class BacktestSettings:
 
     budgets: tuple[float, ...] = (0.01, 0.03, 0.1)  # fractions of the target run's compute
     target_fraction: float = 0.3
+    #: for checkpoint data, every run stopped at these fractions of its tokens is a candidate too
+    prefix_fractions: tuple[float, ...] = (0.03, 0.1, 0.3)
     max_checkpoints: int | None = 12
     min_tokens: float | None = None
     fantasies: int = 256
@@ -53,7 +59,7 @@ class BacktestSettings:
     random_seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "budgets": list(self.budgets)}
+        return {**asdict(self), "budgets": list(self.budgets), "prefix_fractions": list(self.prefix_fractions)}
 
 
 @dataclass
@@ -70,8 +76,14 @@ class FamilyTask:
 
 
 def family_task(data: ScalingData, family: str, *, target_fraction: float = 0.3,
-                last_fraction: float = TARGET_LAST_FRACTION) -> FamilyTask:
-    """The target run and the candidate runs of ``family`` (``data`` already filtered)."""
+                last_fraction: float = TARGET_LAST_FRACTION,
+                prefix_fractions: tuple[float, ...] = (0.03, 0.1, 0.3)) -> FamilyTask:
+    """The target run and the candidate runs of ``family`` (``data`` already filtered).
+
+    Candidates: every other run in full, and for runs with checkpoints each run (the target's too)
+    stopped at its last checkpoint within each of ``prefix_fractions`` of its tokens, and the target's run
+    at ``target_fraction`` too; duplicates of one stopping point are listed once.
+    """
     df = data.frame[data.frame["family"] == family]
     runs = df.groupby("run").agg(params=("params", "first"), tokens=("tokens", "max"), flops=("flops", "max"),
                                  rows=("loss", "size"))
@@ -80,16 +92,23 @@ def family_task(data: ScalingData, family: str, *, target_fraction: float = 0.3,
     t = df[df["run"] == target_run]
     target = t[last_fraction_mask(t["tokens"].to_numpy(), last_fraction)]
     cands = []
-    for run, r in runs.drop(index=target_run).iterrows():
-        toks = np.sort(df.loc[df["run"] == run, "tokens"].to_numpy(float))
-        cands.append({"run": run, "params": r["params"], "tokens": r["tokens"], "flops": r["flops"],
-                      "checkpoint_tokens": toks, "label": f"{run} (N={r['params']:.3g}, D={r['tokens']:.3g})"})
-    early = np.sort(t.loc[t["tokens"] <= target_fraction * t["tokens"].max() * (1 + 1e-9), "tokens"].to_numpy(float))
-    if len(early) and len(t) > 1:
-        frac_flops = float(t.loc[t["tokens"] == early.max(), "flops"].iloc[0])
-        cands.append({"run": target_run, "params": float(t["params"].iloc[0]), "tokens": float(early.max()),
-                      "flops": frac_flops, "checkpoint_tokens": early,
-                      "label": f"{target_run} to {early.max() / t['tokens'].max():.0%} of its tokens"})
+    for run, r in runs.iterrows():
+        rr = df[df["run"] == run]
+        toks = np.sort(rr["tokens"].to_numpy(float))
+        stops = {*prefix_fractions, target_fraction} if run == target_run else {*prefix_fractions, 1.0}
+        if len(toks) == 1:  # final-loss runs (one row) cannot be stopped early
+            stops &= {1.0}
+        seen: set[float] = set()
+        for f in sorted(stops, reverse=True):
+            shown = toks[toks <= f * toks.max() * (1 + 1e-9)]
+            if not len(shown) or shown.max() in seen or (f < 1 and len(shown) == len(toks)):
+                continue
+            seen.add(shown.max())
+            label = (f"{run} (N={r['params']:.3g}, D={r['tokens']:.3g})" if f == 1.0 else
+                     f"{run} to {shown.max() / toks.max():.0%} of its tokens")
+            cands.append({"run": run, "params": r["params"], "tokens": float(shown.max()),
+                          "flops": float(rr.loc[rr["tokens"] == shown.max(), "flops"].max()),
+                          "checkpoint_tokens": shown, "label": label})
     return FamilyTask(family=family, target=target, target_params=float(t["params"].iloc[0]),
                       target_tokens=float(t["tokens"].max()), target_flops=float(t["flops"].max()),
                       candidates=pd.DataFrame(cands), rows=df)
@@ -121,7 +140,7 @@ def backtest_planning(data: ScalingData, *, families: list[str] | None = None,
         raise ValueError(f"the backtest needs at least 3 families (2 to learn the population from); got {pool.families}")
     rows: list[dict[str, Any]] = []
     for i, fam in enumerate(families):
-        task = family_task(pool, fam, target_fraction=s.target_fraction)
+        task = family_task(pool, fam, target_fraction=s.target_fraction, prefix_fractions=s.prefix_fractions)
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
@@ -166,7 +185,7 @@ def backtest_planning(data: ScalingData, *, families: list[str] | None = None,
                                  "flops": task.target_flops}, budget, candidates=task.candidates,
                          stop_at_accuracy=False, fantasies=s.fantasies, method=s.method,
                          random_seed=s.random_seed + i)
-            return [int(c) for c in p.chosen["candidate"]], {"plan_seconds": p.seconds}
+            return p.runs, {"plan_seconds": p.seconds}
 
         for b in s.budgets:
             budget = b * task.target_flops
@@ -180,6 +199,9 @@ def backtest_planning(data: ScalingData, *, families: list[str] | None = None,
             score("target_30pct", budget, [j], {})
             idx, extra = planned(budget)
             score("plan", budget, idx, {**extra, "matched": "target_30pct"})
+            score("spread", budget, spread_heuristic(task.candidates, budget,
+                                                     tokens_per_param=task.target_tokens / task.target_params),
+                  {"matched": "target_30pct"})
         done = [r for r in rows if r["family"] == fam]
         log(f"[{dataset}] {fam}: " + "; ".join(f"{r['method']}@{r['budget_fraction']:.3g} ARE {r['are']:.2%} "
                                                f"({r['runs']} runs)" for r in done))
@@ -198,3 +220,45 @@ def backtest_table(results: pd.DataFrame) -> pd.DataFrame:
     return g.agg(families=("are", "size"), spent_fraction=("spent_fraction", "median"), runs=("runs", "median"),
                  median_are=("are", "median"), mean_are=("are", "mean"), cover90=("cover90", "mean"),
                  expected_are=("expected_are", "median")).reset_index()
+
+
+def backtest_matches(results: pd.DataFrame, *, slack: float = 0.05) -> pd.DataFrame:
+    """Per family and heuristic run set: the least compute at which the plan did at least as well.
+
+    For each row of a heuristic (``spread``, ``target_30pct``) that trained something, the plan rows of
+    the same family that spent at most the heuristic's compute (times ``1 + slack``: budgets are met to
+    within a run's granularity) are searched for the cheapest one whose ARE is not above the
+    heuristic's. ``plan_spent`` is its compute as a fraction of the target's (NaN: no plan within that
+    compute matched) and ``ratio`` = plan_spent / the heuristic's; ``same_budget_are`` is the plan's
+    ARE at the heuristic's budget. One row per family x heuristic x budget.
+    """
+    out = []
+    r = results.dropna(subset=["are"])
+    for (dataset, fam), g in r.groupby(["dataset", "family"], sort=False):
+        plans = g[g["method"] == "plan"]
+        for h in g[g["method"] != "plan"].itertuples():
+            within = plans[plans["spent_fraction"] <= h.spent_fraction * (1 + slack)]
+            good = within[within["are"] <= h.are].sort_values("spent_fraction")
+            same = plans[np.isclose(plans["budget"], h.budget, rtol=1e-9)]
+            own = h.method == "target_30pct" or getattr(h, "matched", None) == "target_30pct"
+            label = "target_30pct's compute" if own else f"{h.budget_fraction:.3g} x target"
+            row = {"dataset": dataset, "family": fam, "heuristic": h.method, "budget": label,
+                   "budget_fraction": h.budget_fraction,
+                   "heuristic_spent": h.spent_fraction, "heuristic_are": h.are,
+                   "same_budget_are": float(same["are"].iloc[0]) if len(same) else np.nan,
+                   "plan_spent": np.nan, "plan_are": np.nan, "ratio": np.nan}
+            if len(good):
+                row.update(plan_spent=float(good["spent_fraction"].iloc[0]), plan_are=float(good["are"].iloc[0]),
+                           ratio=float(good["spent_fraction"].iloc[0]) / h.spent_fraction)
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def matches_table(matches: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, heuristic and budget: how often the plan matched the heuristic's ARE within its compute,
+    the median compute ratio when it did, and how often the plan's ARE was lower at the same budget."""
+    m = matches.assign(matched=matches["ratio"].notna(), lower=matches["same_budget_are"] < matches["heuristic_are"])
+    g = m.groupby(["dataset", "heuristic", "budget"], sort=False)
+    return g.agg(families=("matched", "size"), matched=("matched", "sum"), median_ratio=("ratio", "median"),
+                 lower_at_same_budget=("lower", "sum"), heuristic_median_are=("heuristic_are", "median"),
+                 plan_median_are=("same_budget_are", "median")).reset_index()
