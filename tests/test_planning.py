@@ -247,7 +247,7 @@ def test_backtest_matches_find_the_least_compute_at_which_the_plan_did_as_well()
     assert m.loc[("a", "spread", 0.03), "ratio"] == pytest.approx(1.0)
     # the target at 30% (ARE 6%) is matched by the plan's 1% run: 1/25 of its compute
     assert m.loc[("a", "target_30pct", 0.25), "ratio"] == pytest.approx(0.04)
-    assert m.loc[("a", "target_30pct", 0.25), "budget"] == "target_30pct's compute"
+    assert m.loc[("a", "target_30pct", 0.25), "budget"] == "target_30pct budget"
     # b: nothing trained at 1% (no row); at 3% the plan is worse
     assert ("b", "spread", 0.01) not in m.index and np.isnan(m.loc[("b", "spread", 0.03), "ratio"])
     t = matches_table(backtest_matches(res)).set_index(["heuristic", "budget"])

@@ -345,7 +345,7 @@ def _greedy(evaluate, cand: pd.DataFrame, cost: np.ndarray, budget: float, *, by
               "extrapolation_decades": current["extrapolation_decades"]}]
     ranking: list[dict[str, Any]] = []
     chosen: list[int] = []
-    runs = cand["run"].to_numpy(object) if "run" in cand else np.arange(len(cand)).astype(object)
+    runs = cand["run"].to_numpy(object)  # validate_candidates gives every table one
     tokens = cand["tokens"].to_numpy(float)
     spent = 0.0
     steps_taken = 0

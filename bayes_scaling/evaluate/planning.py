@@ -187,21 +187,21 @@ def backtest_planning(data: ScalingData, *, families: list[str] | None = None,
                          random_seed=s.random_seed + i)
             return p.runs, {"plan_seconds": p.seconds}
 
+        def spread(budget: float) -> list[int]:
+            return spread_heuristic(task.candidates, budget, tokens_per_param=task.target_tokens / task.target_params)
+
         for b in s.budgets:
             budget = b * task.target_flops
             idx, extra = planned(budget)
             score("plan", budget, idx, extra)
-            score("spread", budget, spread_heuristic(task.candidates, budget,
-                                                     tokens_per_param=task.target_tokens / task.target_params), {})
+            score("spread", budget, spread(budget), {})
         j = target_fraction_heuristic(task.candidates, task.target_params, task.target_tokens, s.target_fraction)
         if j is not None:
             budget = float(task.candidates["flops"].iloc[j])
             score("target_30pct", budget, [j], {})
             idx, extra = planned(budget)
             score("plan", budget, idx, {**extra, "matched": "target_30pct"})
-            score("spread", budget, spread_heuristic(task.candidates, budget,
-                                                     tokens_per_param=task.target_tokens / task.target_params),
-                  {"matched": "target_30pct"})
+            score("spread", budget, spread(budget), {"matched": "target_30pct"})
         done = [r for r in rows if r["family"] == fam]
         log(f"[{dataset}] {fam}: " + "; ".join(f"{r['method']}@{r['budget_fraction']:.3g} ARE {r['are']:.2%} "
                                                f"({r['runs']} runs)" for r in done))
@@ -210,12 +210,18 @@ def backtest_planning(data: ScalingData, *, families: list[str] | None = None,
     return pd.DataFrame(rows)
 
 
+def budget_labels(results: pd.DataFrame) -> pd.Series:
+    """Each row's budget as a label: ``"0.01 x target"``, or ``"target_30pct budget"`` for the target-at-30%
+    run and the methods scored at its compute."""
+    own = results.get("matched", pd.Series(index=results.index, dtype=object)).eq("target_30pct")
+    own |= results["method"].eq("target_30pct")
+    return pd.Series(np.where(own, "target_30pct budget", results["budget_fraction"].map(lambda v: f"{v:.3g} x target")),
+                     index=results.index)
+
+
 def backtest_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per dataset, budget and method: families, median compute spent, median and mean ARE, 90% coverage."""
-    r = results.copy()
-    r["budget_label"] = np.where(r.get("matched", pd.Series(index=r.index, dtype=object)).eq("target_30pct")
-                                 | r["method"].eq("target_30pct"), "target_30pct budget",
-                                 r["budget_fraction"].map(lambda v: f"{v:.3g} x target"))
+    r = results.assign(budget_label=budget_labels(results))
     g = r.groupby(["dataset", "budget_label", "method"], sort=False)
     return g.agg(families=("are", "size"), spent_fraction=("spent_fraction", "median"), runs=("runs", "median"),
                  median_are=("are", "median"), mean_are=("are", "mean"), cover90=("cover90", "mean"),
@@ -233,16 +239,14 @@ def backtest_matches(results: pd.DataFrame, *, slack: float = 0.05) -> pd.DataFr
     ARE at the heuristic's budget. One row per family x heuristic x budget.
     """
     out = []
-    r = results.dropna(subset=["are"])
+    r = results.assign(budget_label=budget_labels(results)).dropna(subset=["are"])
     for (dataset, fam), g in r.groupby(["dataset", "family"], sort=False):
         plans = g[g["method"] == "plan"]
         for h in g[g["method"] != "plan"].itertuples():
             within = plans[plans["spent_fraction"] <= h.spent_fraction * (1 + slack)]
             good = within[within["are"] <= h.are].sort_values("spent_fraction")
             same = plans[np.isclose(plans["budget"], h.budget, rtol=1e-9)]
-            own = h.method == "target_30pct" or getattr(h, "matched", None) == "target_30pct"
-            label = "target_30pct's compute" if own else f"{h.budget_fraction:.3g} x target"
-            row = {"dataset": dataset, "family": fam, "heuristic": h.method, "budget": label,
+            row = {"dataset": dataset, "family": fam, "heuristic": h.method, "budget": h.budget_label,
                    "budget_fraction": h.budget_fraction,
                    "heuristic_spent": h.spent_fraction, "heuristic_are": h.are,
                    "same_budget_are": float(same["are"].iloc[0]) if len(same) else np.nan,
