@@ -331,7 +331,8 @@ def cmd_plan(a: argparse.Namespace) -> int:
 def cmd_prior(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
-    prior = bs.PopulationPrior.from_fit(bs.load(a.fit), draws=a.draws)
+    kw = {} if a.population is None else {"population": a.population}
+    prior = bs.PopulationPrior.from_fit(bs.load(a.fit), draws=a.draws, **kw)
     path = prior.save(a.out)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB): {prior.describe()}")
     return 0
@@ -387,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prior", help="extract the population prior of a fit into a small file")
     p.add_argument("fit", type=Path)
     p.add_argument("--draws", type=int, default=4000)
+    p.add_argument("--population", default=None, metavar="{blend,model,families}",
+                   help="what a new family is like: a Polya-urn blend of the model's population and the fitted "
+                        "families (default), the model's population alone, or the fitted families alone")
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_prior)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayes_scaling.data import ScalingData, loaders
-from bayes_scaling.evaluate import HarnessSettings, evaluate_borrowing, summary_table
+from bayes_scaling.evaluate import HarnessSettings, calibration_table, evaluate_borrowing, summary_table
 
 DATASETS = {
     "kempner": lambda: loaders.load_kempner(),
@@ -35,6 +35,8 @@ DATASETS = {
     "colpret_t5": lambda: ScalingData.concat([loaders.load_opt(), loaders.load_olmo(), loaders.load_t5_pile(),
                                               loaders.load_datablations(epochs=1)], source="ColPret with T5-Pile"),
     "gemstone": lambda: loaders.load_gemstone(which="hot", family_by="width"),
+    # the same runs with one family per depth: within a family the sizes then differ by width only
+    "gemstone_depth": lambda: loaders.load_gemstone(which="hot", family_by="depth"),
 }
 
 
@@ -45,6 +47,16 @@ def markdown(summary: pd.DataFrame) -> str:
         cov = (lambda v: "—" if pd.isna(v) else f"{v:.0%}")
         lines.append(f"| {r.k} | {r.method} | {r.tasks} | {r.median_are:.2%} | {r.mean_are:.2%} | {cov(r.cover50)} "
                      f"| {cov(r.cover90)} | {'—' if pd.isna(r.width90) else f'{r.width90:.1%}'} |")
+    return "\n".join(lines)
+
+
+def calibration_markdown(tab: pd.DataFrame) -> str:
+    lines = ["| k | tasks | datasets | mean 90% coverage | tasks fully inside | calibrated range (90%) | median ARE "
+             "| median log bias |", "|---|---|---|---|---|---|---|---|"]
+    for r in tab.itertuples():
+        lo, hi = r.calibrated_range
+        lines.append(f"| {r.k} | {r.tasks} | {r.datasets} | {r.coverage:.0%} | {r.all_inside:.0%} | {lo:.0%}–{hi:.0%} "
+                     f"| {r.median_are:.2%} | {'—' if pd.isna(r.median_log_bias) else f'{r.median_log_bias:+.3f}'} |")
     return "\n".join(lines)
 
 
@@ -59,24 +71,32 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=500)
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--families", default=None, help="comma-separated held-out families (default: all eligible)")
+    ap.add_argument("--population", default="blend", choices=["blend", "model", "families"],
+                    help="what a new family is like (PopulationPrior.from_fit)")
     ap.add_argument("--tag", default="", help="suffix of the output files")
     ap.add_argument("--out-dir", default="benchmarks/results")
     ap.add_argument("--tables", action="store_true", help="only print the markdown tables of saved results")
     a = ap.parse_args()
     if a.tables:
+        pooled = []
         for name in a.only.split(","):
             csv = Path(a.out_dir) / f"borrowed_priors_{name}{a.tag}.csv"
             if csv.exists():
                 rows = pd.read_csv(csv)
+                pooled.append(rows)
                 fams = rows["family"].nunique()
                 secs = rows.loc[rows.method == "bayes_borrowed", "seconds"]
                 print(f"\n### {name} ({fams} held-out families; borrowed fit median {secs.median():.1f} s, "
                       f"max {secs.max():.1f} s)\n\n{markdown(summary_table(rows))}")
+        if pooled:
+            print(f"\n### Pooled calibration of bayes_borrowed ({', '.join(a.only.split(','))})\n\n"
+                  f"{calibration_markdown(calibration_table(pd.concat(pooled)))}")
         return
     warnings.simplefilter("ignore", FutureWarning)
     settings = HarnessSettings(ks=tuple(int(k) for k in a.ks.split(",")), fraction=a.fraction,
                                min_tokens=a.min_tokens, max_checkpoints=a.max_checkpoints,
-                               fit_kwargs=dict(draws=a.draws, tune=a.tune, chains=a.chains))
+                               fit_kwargs=dict(draws=a.draws, tune=a.tune, chains=a.chains),
+                               population=a.population)
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary_path = out / f"borrowed_priors{a.tag}.json"

@@ -27,6 +27,28 @@ def test_prior_round_trips_and_is_small(population_prior):
     assert mean.shape == (5,) and np.all(np.linalg.eigvalsh(cov) > 0)
 
 
+def test_population_choices_are_what_they_say(small_fit):
+    """'families' draws are fitted families' own draws; 'blend' mixes them with the model's population at
+    the Polya-urn weight 1/(F+1); an unknown choice is a PriorError."""
+    from bayes_scaling.predict import posterior_arrays
+
+    law = small_fit.law
+    theta = posterior_arrays(small_fit.idata.posterior)["theta"]  # (sample, family, param)
+    fitted = law.to_natural({p: theta[..., k] for k, p in enumerate(law.sampling)}, small_fit.spec.reference)
+    fitted = np.stack([fitted[k] for k in law.natural], axis=-1).reshape(-1, len(law.natural))
+    is_fitted = lambda nat: np.array([np.isclose(fitted, row, rtol=1e-9).all(axis=1).any() for row in nat])
+    fam = bs.PopulationPrior.from_fit(small_fit, draws=400, population="families")
+    model = bs.PopulationPrior.from_fit(small_fit, draws=400, population="model")
+    blend = bs.PopulationPrior.from_fit(small_fit, draws=400)
+    assert is_fitted(fam.natural).all() and not is_fitted(model.natural).any()
+    n_fam = len(small_fit.spec.families)
+    share_fresh = 1 - is_fitted(blend.natural).mean()
+    assert abs(share_fresh - 1 / (n_fam + 1)) < 4 * np.sqrt(1 / (n_fam + 1) * n_fam / (n_fam + 1) / 400)
+    assert "(blend)" in blend.source and "(families)" in fam.source
+    with pytest.raises(PriorError, match="population must be one of"):
+        bs.PopulationPrior.from_fit(small_fit, population="empirical")
+
+
 def test_one_size_new_family_borrows(population_prior, synthetic_truth):
     _, path = population_prior
     fams, df = synthetic_truth
@@ -59,9 +81,10 @@ def test_cli_prior_and_borrow(small_fit, synthetic_truth, tmp_path):
     fit_path = small_fit.save(tmp_path / "pop.nc")
     prior_path = tmp_path / "prior.nc"
     cli = [sys.executable, "-m", "bayes_scaling.cli"]
-    r = subprocess.run(cli + ["prior", str(fit_path), "--draws", "300", "--out", str(prior_path)],
-                       capture_output=True, text=True)
+    r = subprocess.run(cli + ["prior", str(fit_path), "--draws", "300", "--population", "model",
+                              "--out", str(prior_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    assert "(model)" in bs.PopulationPrior.load(prior_path).source
     _, df = synthetic_truth
     csv = tmp_path / "new.csv"
     df[(df["family"] == "fam1") & (df["params"] == df["params"].min())].to_csv(csv, index=False)

@@ -1,9 +1,10 @@
 """The borrowed-priors harness end to end on synthetic data with a known law (small NUTS settings)."""
 
 import numpy as np
-
 import bayes_scaling as bs
-from bayes_scaling.evaluate import METHODS, HarnessSettings, evaluate_borrowing, summary_table
+import pandas as pd
+
+from bayes_scaling.evaluate import METHODS, HarnessSettings, calibration_table, evaluate_borrowing, summary_table
 
 from conftest import FAST
 
@@ -27,3 +28,24 @@ def test_harness_scores_ours_and_every_baseline(synthetic_truth):
     assert (ours["are"] < last["are"]).all()
     tab = summary_table(rows)
     assert len(tab) == 2 * len(METHODS) and np.isfinite(tab["median_are"]).all()
+    assert np.isfinite(rows["log_bias"]).all()
+
+
+def test_score_signs_the_bias():
+    from bayes_scaling.evaluate import score
+
+    high = score(np.array([2.0, 4.0]), np.array([2.2, 4.4]))
+    assert np.isclose(high["are"], 0.1) and np.isclose(high["log_bias"], np.log(1.1))
+    assert np.isclose(score(np.array([2.0]), np.array([1.8]))["log_bias"], np.log(0.9))
+
+
+def test_calibration_table_pools_tasks_against_the_binomial_range():
+    rows = pd.DataFrame({"dataset": ["a"] * 6 + ["b"] * 4, "method": "bayes_borrowed", "k": [1] * 5 + [2] * 5,
+                         "cover90": [1, 1, 1, 1, 0.5, 1, 1, 0, 1, 1], "are": 0.02, "log_bias": -0.01})
+    rows = pd.concat([rows, rows.assign(method="huber", cover90=0.0)])
+    tab = calibration_table(rows).set_index("k")
+    assert list(tab.index) == [1, 2, "all"] and tab.loc["all", "tasks"] == 10 and tab.loc["all", "datasets"] == 2
+    assert np.isclose(tab.loc[1, "coverage"], 4.5 / 5) and np.isclose(tab.loc[2, "all_inside"], 0.8)
+    lo, hi = tab.loc["all", "calibrated_range"]
+    assert lo == 0.7 and hi == 1.0  # binomial(10, 0.9): 5% and 95% quantiles 7 and 10
+    assert tab.loc["all", "median_log_bias"] == -0.01

@@ -37,6 +37,7 @@ from ..data import ScalingData, apply_filters
 from ..errors import SamplingWarning
 from ..inference import fit as fit_law
 from ..model import PopulationPrior
+from ..model.population_prior import DEFAULT_POPULATION
 from .baselines import (donor_fit, fixed_n_term_fit, huber_fit, last_checkpoint_mean, log_residual_scale,
                         predict_natural)
 from .protocol import (TARGET_LAST_FRACTION, Split, last_fraction_mask, lognormal_interval, max_k, score,
@@ -57,6 +58,8 @@ class HarnessSettings:
     huber_grid_stride: int = 5
     fit_kwargs: dict[str, Any] = field(default_factory=lambda: dict(draws=500, tune=500, chains=2))
     random_seed: int = 0
+    #: what a new family is like when the population prior is extracted (PopulationPrior.from_fit)
+    population: str = DEFAULT_POPULATION
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ks": list(self.ks)}
@@ -158,7 +161,7 @@ def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,
             warnings.simplefilter("ignore", SamplingWarning)  # stored in pop.diagnostics and reported below
             pop = fit_law(pool.select_families(others), random_seed=s.random_seed + i, **s.fit_kwargs)
         pop_seconds = time.perf_counter() - t0
-        prior = PopulationPrior.from_fit(pop, random_seed=s.random_seed + i)
+        prior = PopulationPrior.from_fit(pop, random_seed=s.random_seed + i, population=s.population)
         log(f"[{dataset}] {fam}: population fit on {len(others)} families in {pop_seconds:.0f} s "
             f"(divergences {pop.diagnostics.divergences}, max R-hat {pop.diagnostics.max_rhat:.3f})")
         for k in s.ks:
@@ -188,3 +191,28 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     tab = g.agg(tasks=("are", "size"), median_are=("are", "median"), mean_are=("are", "mean"),
                 cover50=("cover50", "mean"), cover90=("cover90", "mean"), width90=("width90", "median"))
     return tab.reset_index()
+
+
+def calibration_table(results: pd.DataFrame, level: float = 0.9, method: str = "bayes_borrowed") -> pd.DataFrame:
+    """Interval coverage of one method pooled over datasets, per k and over all k.
+
+    Each task's coverage is the share of its target points inside the central ``level`` interval. With
+    a handful of tasks per dataset, 100% coverage is what a calibrated method shows half the time; the
+    pooled table says whether the coverage is outside what calibration allows: ``calibrated_range`` is
+    the central 90% range of the mean coverage of this many tasks if each task's target fell inside
+    with probability ``level`` (binomial, one draw per task). ``median_log_bias`` is the median signed
+    log error (> 0: predicted too high).
+    """
+    from scipy.stats import binom
+
+    col = f"cover{round(level * 100)}"
+    rows = results[results["method"] == method]
+    out = []
+    for k, grp in [*rows.groupby("k"), ("all", rows)]:
+        n = len(grp)
+        lo, hi = binom.ppf([0.05, 0.95], n, level) / n
+        out.append({"k": k, "tasks": n, "datasets": grp["dataset"].nunique(), "coverage": grp[col].mean(),
+                    "all_inside": float((grp[col] == 1).mean()), "calibrated_range": (float(lo), float(hi)),
+                    "median_are": grp["are"].median(),
+                    "median_log_bias": grp["log_bias"].median() if "log_bias" in grp else np.nan})
+    return pd.DataFrame(out)

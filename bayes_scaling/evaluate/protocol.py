@@ -93,9 +93,11 @@ def split_family(data: ScalingData, family: str, k: int, *, fraction: float | No
 
 def score(true: np.ndarray, median: np.ndarray, lower50: np.ndarray | None = None, upper50: np.ndarray | None = None,
           lower90: np.ndarray | None = None, upper90: np.ndarray | None = None) -> dict[str, float]:
-    """ARE of the point prediction and, when intervals are given, their coverage and relative width."""
+    """ARE of the point prediction, its signed mean log error ``log_bias`` (> 0: predicted too high) and,
+    when intervals are given, their coverage and relative width."""
     true, median = np.asarray(true, float), np.asarray(median, float)
-    out = {"are": are(true, median), "n_points": int(len(true))}
+    out = {"are": are(true, median), "n_points": int(len(true)),
+           "log_bias": float(np.mean(np.log(median) - np.log(true)))}
     for level, lo, hi in (("50", lower50, upper50), ("90", lower90, upper90)):
         if lo is None or hi is None:
             out[f"cover{level}"] = np.nan

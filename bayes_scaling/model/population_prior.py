@@ -1,8 +1,8 @@
 """A population prior: what a fitted hierarchical model says about a *new* family, saved on its own.
 
-Extracted from a fit as draws of a new family's law parameters in natural units (``mu`` plus a draw
-of the family deviation from the LKJ-correlated population, for each posterior draw), the noise
-scales and the learned extrapolation discrepancy. Natural units make the prior independent of the
+Extracted from a fit as draws of a new family's law parameters in natural units (by default a
+Polya-urn blend of the model's LKJ-correlated population and the fitted families themselves; see
+:meth:`PopulationPrior.from_fit`), the noise scales and the learned extrapolation discrepancy. Natural units make the prior independent of the
 reference scales of the fit it came from; when a new family is fitted, the draws are moved to the
 new data's reference scales and moment-matched to a multivariate normal on the sampling scale
 (correlations kept), and the noise scales to a log-normal total and a Beta seed share.
@@ -31,6 +31,9 @@ from ..storage import write_netcdf
 PRIOR_KIND = "bayes_scaling.population_prior"
 #: prior predictive tail probability below which a new family's data conflict with a borrowed prior
 CONFLICT_P_VALUE = 1e-3
+#: what a new family is like: the model's population, the fitted families, or a Polya-urn blend of both
+POPULATIONS = ("blend", "model", "families")
+DEFAULT_POPULATION = "blend"
 
 
 @dataclass
@@ -48,20 +51,53 @@ class PopulationPrior:
     max_log10_flops: float | None = None
 
     @classmethod
-    def from_fit(cls, fit: Any, draws: int = 4000, random_seed: int = 0) -> "PopulationPrior":
-        """The population predictive of a new family from a fitted :class:`ScalingFit`."""
+    def from_fit(cls, fit: Any, draws: int = 4000, random_seed: int = 0,
+                 population: str = DEFAULT_POPULATION) -> "PopulationPrior":
+        """The predictive distribution of a new family's parameters from a fitted :class:`ScalingFit`.
+
+        ``population`` says what a new family is like (see :data:`POPULATIONS`):
+
+        ``"model"``
+            the hierarchical model's own predictive: per posterior draw, ``mu`` plus a deviation from the
+            LKJ-correlated population (with the loss-level factor). With a handful of families the
+            spreads ``tau`` and the correlations are mostly prior, so this is wide and its correlations
+            are shrunk towards zero.
+        ``"families"``
+            the fitted families themselves: per posterior draw, the parameters of one fitted family
+            chosen at random (the empirical distribution of the families, with their correlations
+            exactly). It cannot imagine a family unlike every fitted one.
+        ``"blend"``
+            the Polya-urn predictive of a Dirichlet process with concentration 1 (Blackwell and
+            MacQueen 1973): with probability 1/(F+1) a new family is a fresh draw from the model's
+            population, otherwise it is like one of the F fitted families. The fewer the families, the
+            more weight the model's wider population keeps.
+
+        The draws are moment-matched to one multivariate normal when a new family is fitted, so the
+        choice sets the mean and covariance of the borrowed prior.
+        """
         from ..predict import new_family_theta, posterior_arrays
 
+        if population not in POPULATIONS:
+            raise PriorError(f"population must be one of {POPULATIONS}, got {population!r}")
         arrays = posterior_arrays(fit.idata.posterior)
         rng = np.random.default_rng(random_seed)
         theta = new_family_theta(arrays, rng, fit.law.level_vector)  # raises for single-family fits: nothing to borrow
         idx = rng.choice(theta.shape[0], size=min(draws, theta.shape[0]), replace=False)
+        n_fam = arrays["theta"].shape[1]
+        fitted_family = arrays["theta"][idx, rng.integers(0, n_fam, len(idx)), :]
+        if population == "families":
+            theta = fitted_family
+        elif population == "blend":
+            fresh = rng.random(len(idx)) < 1.0 / (n_fam + 1)
+            theta = np.where(fresh[:, None], theta[idx], fitted_family)
+        else:
+            theta = theta[idx]
         law = fit.law
-        nat = law.to_natural({p: theta[idx, k] for k, p in enumerate(law.sampling)}, fit.spec.reference)
+        nat = law.to_natural({p: theta[:, k] for k, p in enumerate(law.sampling)}, fit.spec.reference)
         return cls(law=law.name, natural=np.column_stack([nat[k] for k in law.natural]),
                    sigma_seed=arrays["sigma_seed"][idx], sigma_obs=arrays["sigma_obs"][idx],
                    kappa=arrays["kappa"][idx], drift=arrays["drift"][idx],
-                   source=f"{len(fit.spec.families)} families: {', '.join(fit.spec.families)}",
+                   source=f"{len(fit.spec.families)} families ({population}): {', '.join(fit.spec.families)}",
                    max_log10_flops=max(fit.spec.family_max_log10_flops.values()))
 
     # ------------------------------------------------------------------ moments for a new fit
