@@ -23,6 +23,7 @@ import pandas as pd
 
 from bayes_scaling.data import ScalingData, loaders
 from bayes_scaling.evaluate import HarnessSettings, calibration_table, evaluate_borrowing, summary_table
+from bayes_scaling.model.population_prior import DEFAULT_POPULATION, POPULATIONS
 
 DATASETS = {
     "kempner": lambda: loaders.load_kempner(),
@@ -71,7 +72,7 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=500)
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--families", default=None, help="comma-separated held-out families (default: all eligible)")
-    ap.add_argument("--population", default="blend", choices=["blend", "model", "families"],
+    ap.add_argument("--population", default=DEFAULT_POPULATION, choices=POPULATIONS,
                     help="what a new family is like (PopulationPrior.from_fit)")
     ap.add_argument("--tag", default="", help="suffix of the output files")
     ap.add_argument("--out-dir", default="benchmarks/results")

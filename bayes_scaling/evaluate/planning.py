@@ -43,6 +43,10 @@ from .protocol import TARGET_LAST_FRACTION, Split, last_fraction_mask
 METHODS = ("plan", "spread", "target_30pct")
 
 
+#: fractions of its tokens at which a run with checkpoints may be stopped early (backtest candidates)
+PREFIX_FRACTIONS = (0.03, 0.1, 0.3)
+
+
 @dataclass
 class BacktestSettings:
     """What one backtest does; recorded with the results."""
@@ -50,7 +54,7 @@ class BacktestSettings:
     budgets: tuple[float, ...] = (0.01, 0.03, 0.1)  # fractions of the target run's compute
     target_fraction: float = 0.3
     #: for checkpoint data, every run stopped at these fractions of its tokens is a candidate too
-    prefix_fractions: tuple[float, ...] = (0.03, 0.1, 0.3)
+    prefix_fractions: tuple[float, ...] = PREFIX_FRACTIONS
     max_checkpoints: int | None = 12
     min_tokens: float | None = None
     fantasies: int = 256
@@ -77,7 +81,7 @@ class FamilyTask:
 
 def family_task(data: ScalingData, family: str, *, target_fraction: float = 0.3,
                 last_fraction: float = TARGET_LAST_FRACTION,
-                prefix_fractions: tuple[float, ...] = (0.03, 0.1, 0.3)) -> FamilyTask:
+                prefix_fractions: tuple[float, ...] = PREFIX_FRACTIONS) -> FamilyTask:
     """The target run and the candidate runs of ``family`` (``data`` already filtered).
 
     Candidates: every other run in full, and for runs with checkpoints each run (the target's too)
