@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--families", default=None, help="comma-separated held-out families (default: all eligible)")
     ap.add_argument("--population", default=DEFAULT_POPULATION, choices=POPULATIONS,
                     help="what a new family is like (PopulationPrior.from_fit)")
+    ap.add_argument("--checkpoint-noise", default="independent", choices=["independent", "ou"],
+                    help="checkpoint noise of every Bayesian fit (population and borrowed)")
     ap.add_argument("--tag", default="", help="suffix of the output files")
     ap.add_argument("--out-dir", default="benchmarks/results")
     ap.add_argument("--tables", action="store_true", help="only print the markdown tables of saved results")
@@ -96,7 +98,8 @@ def main() -> None:
     warnings.simplefilter("ignore", FutureWarning)
     settings = HarnessSettings(ks=tuple(int(k) for k in a.ks.split(",")), fraction=a.fraction,
                                min_tokens=a.min_tokens, max_checkpoints=a.max_checkpoints,
-                               fit_kwargs=dict(draws=a.draws, tune=a.tune, chains=a.chains),
+                               fit_kwargs=dict(draws=a.draws, tune=a.tune, chains=a.chains,
+                                               checkpoint_noise=a.checkpoint_noise),
                                population=a.population)
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)

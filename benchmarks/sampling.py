@@ -16,6 +16,9 @@ Parts (``--parts``, default all):
               posterior means and 90% widths of the population parameters and of the target prediction.
 ``cost``      log-density + gradient time and peak memory against rows (10^3 ... 10^6) and families,
               and the thinning strategy's effect on a real posterior.
+``thinning_noise``  the same with a reference of ``--dense`` checkpoints per run, under each checkpoint-noise
+              model (``--checkpoint-noise independent,ou``): does the posterior stop moving with the density
+              once the noise is correlated along the run?
 ``predict``   :func:`bayes_scaling.predict.expected_loss_moments` on 10^5 (N, D) points x 4000 draws.
 ``cache``     fits that share a structure (a fit and its calibration fit, leave-one-family-out population
               fits, borrowed fits) with the compiled-model cache off and on, side by side; the same draws.
@@ -170,14 +173,14 @@ def part_advi(dataset: str, draws: int, seed: int) -> dict:
 
 
 # ------------------------------------------------------------------ cost curve
-def _grad_timing(data: bs.ScalingData, repeats: int) -> dict:
+def _grad_timing(data: bs.ScalingData, repeats: int, checkpoint_noise: str = "independent") -> dict:
     import pytensor
 
     from bayes_scaling.model import ModelSpec, build_model
 
     tracemalloc.start()
     t0 = time.perf_counter()
-    spec = ModelSpec.from_data(data)
+    spec = ModelSpec.from_data(data, checkpoint_noise=checkpoint_noise)
     model = build_model(data, spec)
     logp = model.logp()
     fn = model.compile_fn([logp, *pytensor.grad(logp, model.value_vars)], inputs=model.value_vars,
@@ -223,27 +226,47 @@ def part_cost(seed: int, max_rows: int) -> dict:
     return {"rows": rows_curve, "families": fam_curve}
 
 
-def part_thinning(dataset: str, draws: int, seed: int, per_run: int) -> dict:
-    """The posterior of a dense real dataset with every checkpoint and thinned to ``per_run`` per run."""
+def part_thinning(dataset: str, draws: int, seed: int, per_run: int, dense: int | None = None,
+                  noises: tuple[str, ...] = ("independent",)) -> dict:
+    """The posterior of a dense real dataset with ``dense`` checkpoints per run (None: every checkpoint)
+    and thinned to ``per_run`` per run, under each checkpoint-noise model in ``noises``, side by side.
+
+    Returns ``{noise: {...}}``; each entry gives, per population variable and noise scale, the largest
+    shift of a posterior mean (thinned - dense) in the dense posterior's sd and the range of the sd
+    ratios (thinned / dense).
+    """
     data = load(dataset)
+    if dense is not None:
+        data = bs.thin_checkpoints(data, dense)
     thinned = bs.thin_checkpoints(data, per_run)
-    fits = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SamplingWarning)
-        for label, d in (("all", data), ("thinned", thinned)):
-            t0 = time.perf_counter()
-            fits[label] = (bs.fit(d, draws=draws, tune=draws, chains=2, random_seed=seed, extrapolation=None),
-                           time.perf_counter() - t0)
-    a, b = fits["all"][0].idata.posterior, fits["thinned"][0].idata.posterior
-    out = {"dataset": dataset, "rows": len(data.frame), "thinned_rows": len(thinned.frame), "per_run": per_run,
-           "seconds": {k: v[1] for k, v in fits.items()}}
-    for var in ("mu", "tau", "sigma_total", "sigma_seed"):
-        sd = a[var].std(("chain", "draw"))
-        z = ((b[var].mean(("chain", "draw")) - a[var].mean(("chain", "draw"))) / sd).values.ravel()
-        ratio = (b[var].std(("chain", "draw")) / sd).values.ravel()
-        out[var] = {"max_abs_mean_shift_in_sd": float(np.max(np.abs(z))), "sd_ratio_min": float(ratio.min()),
-                    "sd_ratio_max": float(ratio.max())}
-    print(json.dumps(out), flush=True)
+    out = {}
+    for noise in noises:
+        fits = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)
+            for label, d in (("all", data), ("thinned", thinned)):
+                t0 = time.perf_counter()
+                f = bs.fit(d, draws=draws, tune=draws, chains=2, random_seed=seed, extrapolation=None,
+                           checkpoint_noise=noise)
+                fits[label] = (f, time.perf_counter() - t0)
+        a, b = fits["all"][0].idata.posterior, fits["thinned"][0].idata.posterior
+        res = {"dataset": dataset, "checkpoint_noise": noise, "rows": len(data.frame), "dense_per_run": dense,
+               "thinned_rows": len(thinned.frame), "per_run": per_run,
+               "seconds": {k: v[1] for k, v in fits.items()},
+               "diagnostics": {k: {"max_rhat": v[0].diagnostics.max_rhat, "min_ess_bulk": v[0].diagnostics.min_ess_bulk,
+                                   "divergences": v[0].diagnostics.divergences} for k, v in fits.items()}}
+        for var in ("mu", "tau", "sigma_total", "sigma_seed", "sigma_obs", "ou_length"):
+            if var not in a:
+                continue
+            sd = a[var].std(("chain", "draw"))
+            z = ((b[var].mean(("chain", "draw")) - a[var].mean(("chain", "draw"))) / sd).values.ravel()
+            ratio = (b[var].std(("chain", "draw")) / sd).values.ravel()
+            res[var] = {"max_abs_mean_shift_in_sd": float(np.max(np.abs(z))), "sd_ratio_min": float(ratio.min()),
+                        "sd_ratio_max": float(ratio.max())}
+            if a[var].ndim == 2:  # a scalar: its medians with every checkpoint and thinned
+                res[var].update(median_all=float(a[var].median()), median_thinned=float(b[var].median()))
+        print(json.dumps(res), flush=True)
+        out[noise] = res
     return out
 
 
@@ -354,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-rows", type=int, default=1_000_000)
+    ap.add_argument("--checkpoint-noise", default="independent,ou",
+                    help="the checkpoint-noise models the thinning_noise part compares (comma-separated)")
+    ap.add_argument("--dense", type=int, default=80,
+                    help="checkpoints per run of the thinning_noise part's reference fit")
     args = ap.parse_args(argv)
     parts = args.parts.split(",")
     result: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -381,7 +408,11 @@ def main(argv: list[str] | None = None) -> int:
         result["cache"] = part_cache("kempner", args.draws, args.seed)
         save()
     if "thinning" in parts:
-        result["thinning"] = part_thinning("colpret", args.draws, args.seed, per_run=20)
+        result["thinning"] = part_thinning("colpret", args.draws, args.seed, per_run=20)["independent"]
+        save()
+    if "thinning_noise" in parts:
+        result["thinning_noise"] = part_thinning("colpret", args.draws, args.seed, per_run=20, dense=args.dense,
+                                                 noises=tuple(args.checkpoint_noise.split(",")))
         save()
     return 0
 

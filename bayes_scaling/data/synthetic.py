@@ -25,11 +25,15 @@ def simulate_family_parameters(n_families: int, rng: np.random.Generator,
 def simulate_runs(families: Mapping[str, Mapping[str, float]], rng: np.random.Generator, *,
                   sizes: Sequence[float] = (5e7, 1e8, 2e8, 4e8, 8e8), tokens_per_param: float = 20.0,
                   checkpoints: int = 8, seeds: int = 1, sigma_seed: float = 0.01,
-                  sigma_obs: float = 0.005) -> pd.DataFrame:
+                  sigma_obs: float = 0.005, ou_length: float | None = None, ou_share: float = 1.0) -> pd.DataFrame:
     """Checkpoint losses of runs of each family: every size trained to ``tokens_per_param * N`` tokens,
     ``checkpoints`` log-spaced checkpoints from 10% of the run, ``seeds`` runs per size.
 
-    log loss = log L_true(N, D) + u_run + e, with u_run ~ N(0, sigma_seed), e ~ N(0, sigma_obs).
+    log loss = log L_true(N, D) + u_run + e, with u_run ~ N(0, sigma_seed), e ~ N(0, sigma_obs)
+    independent, or (``ou_length`` in decades of tokens) the correlated noise of
+    :mod:`bayes_scaling.model.checkpoint_noise`: an Ornstein-Uhlenbeck drift of sd ``sigma_obs sqrt(ou_share)``
+    with correlation ``exp(-|log10 D_i - log10 D_k| / ou_length)`` plus white jitter of sd
+    ``sigma_obs sqrt(1 - ou_share)``.
     """
     rows = []
     for fam, nat in families.items():
@@ -38,8 +42,22 @@ def simulate_runs(families: Mapping[str, Mapping[str, float]], rng: np.random.Ge
                 u = sigma_seed * rng.standard_normal()
                 d = np.geomspace(0.1, 1.0, checkpoints) * tokens_per_param * n
                 mean = CHINCHILLA.natural_loss(nat, {"params": n, "tokens": d})
-                loss = np.exp(np.log(mean) + u + sigma_obs * rng.standard_normal(checkpoints))
+                loss = np.exp(np.log(mean) + u + checkpoint_noise(np.log10(d), sigma_obs, ou_length, ou_share, rng))
                 for dk, lk in zip(d, loss):
                     rows.append({"family": fam, "run": f"{fam}/N={n:.3g}/seed={s}", "seed": s, "params": n,
                                  "tokens": dk, "loss": lk})
     return pd.DataFrame(rows)
+
+
+def checkpoint_noise(log10_tokens: np.ndarray, sigma_obs: float, ou_length: float | None, ou_share: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Noise of one run's checkpoints (increasing tokens): independent, or OU drift plus white jitter."""
+    z = rng.standard_normal(len(log10_tokens))
+    if ou_length is None:
+        return sigma_obs * z
+    phi = np.exp(-np.diff(log10_tokens) / ou_length)
+    drift = z.copy()
+    for i in range(1, len(z)):
+        drift[i] = phi[i - 1] * drift[i - 1] + np.sqrt(1.0 - phi[i - 1] ** 2) * z[i]
+    jitter = rng.standard_normal(len(z))
+    return sigma_obs * (np.sqrt(ou_share) * drift + np.sqrt(1.0 - ou_share) * jitter)

@@ -62,14 +62,20 @@ def _value_digest(value: Any) -> str:
 
 
 def _op_signature(op: Any) -> str:
+    inner = getattr(op, "inner_outputs", None)
+    if inner is not None:  # Scan (the OU checkpoint noise's Kalman filter), OpFromGraph: hash the inner graph
+        settings = tuple((a, repr(getattr(op, a))) for a in ("info", "truncate_gradient", "name", "mode")
+                         if hasattr(op, a))
+        return f"{type(op).__module__}.{type(op).__name__}{settings}[{_graph_digest(op.inner_inputs, inner, set())}]"
     props = getattr(op, "__props__", None)
     if props is None:  # an op without declared properties is only ever equal to itself
         return f"{type(op).__module__}.{type(op).__name__}@{id(op)}"
     return f"{type(op).__module__}.{type(op).__name__}{tuple((p, repr(getattr(op, p))) for p in props)}"
 
 
-def structure_key(model: pm.Model) -> str:
-    """A hash of everything in ``model``'s log density and traced variables except its data containers' values."""
+def _graph_digest(leading: list, outputs: list, data_names: set) -> str:
+    """A hash of the computation from the graph's inputs to ``outputs``; ``leading`` inputs are numbered first
+    (an inner graph's positional inputs), data containers named in ``data_names`` count by dtype and rank only."""
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.basic import Constant
 
@@ -78,9 +84,7 @@ def structure_key(model: pm.Model) -> str:
     except ImportError:  # pragma: no cover - older pytensor
         from pytensor.graph.basic import graph_inputs, io_toposort
 
-    data_names = {v.name for v in model.data_vars}
-    outputs = [model.logp(), *model.unobserved_value_vars]
-    inputs = list(graph_inputs(outputs))
+    inputs = list(leading) + [v for v in graph_inputs(outputs) if v not in set(leading)]
     ids: dict[Any, int] = {}
     h = hashlib.sha256()
 
@@ -104,6 +108,13 @@ def structure_key(model: pm.Model) -> str:
         outs = ",".join(str(name(v)) for v in node.outputs)
         h.update(f"{_op_signature(node.op)}({ins})->{outs};".encode())
     h.update(("outputs " + ",".join(str(name(v)) for v in outputs)).encode())
+    return h.hexdigest()
+
+
+def structure_key(model: pm.Model) -> str:
+    """A hash of everything in ``model``'s log density and traced variables except its data containers' values."""
+    outputs = [model.logp(), *model.unobserved_value_vars]
+    h = hashlib.sha256(_graph_digest([], outputs, {v.name for v in model.data_vars}).encode())
     h.update(("free " + ",".join(f"{v.name}" for v in model.value_vars)).encode())
     return h.hexdigest()
 

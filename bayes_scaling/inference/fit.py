@@ -27,6 +27,7 @@ def fit(
     priors: Priors | None = None,
     *,
     likelihood: str = "normal",
+    checkpoint_noise: str = "independent",
     borrow: Any = None,
     noncentering: dict[str, float] | str | None = None,
     treatments: dict[str, str] | None = None,
@@ -72,6 +73,12 @@ def fit(
         ``"normal"`` (default) or ``"student_t"``: a robust multivariate-t run marginal that
         down-weights runs or points far off the law (the Bayesian counterpart of a Huber fit); use it
         for data read off figures or zoos with a few broken runs.
+    checkpoint_noise:
+        ``"independent"`` (default): each checkpoint scatters on its own around its run's curve.
+        ``"ou"``: an Ornstein-Uhlenbeck process along each run in log tokens, with a learned correlation
+        length ``ou_length`` (decades): densely logged curves then count as the fewer independent
+        points they are, so thinning them moves the posterior less (docs/benchmarks.md, issue 4).
+        The likelihood stays exact and linear in the rows (:mod:`bayes_scaling.model.likelihood`).
     min_tokens, fraction:
         The Hitchhiker's filters: drop checkpoints before ``min_tokens`` tokens; keep only the first
         ``fraction`` of each run. Dropped rows are recorded in the fit.
@@ -103,7 +110,7 @@ def fit(
                 "describe this family; borrow from families with comparable losses.",
                 PriorDataConflictWarning, stacklevel=2)
     spec, estimates = model_spec(data, law, priors, likelihood=likelihood, borrow=prior, noncentering=noncentering,
-                                 treatments=treatments)
+                                 treatments=treatments, checkpoint_noise=checkpoint_noise)
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, progressbar=progressbar)
     fitted = _fit_spec(data, spec, settings, estimates=estimates)
@@ -146,14 +153,16 @@ def as_scaling_data(data: ScalingData | pd.DataFrame) -> ScalingData:
 
 def model_spec(data: ScalingData, law: str | Law, priors: Priors | None, *, likelihood: str = "normal",
                borrow: PopulationPrior | None = None, noncentering: dict[str, float] | str | None = None,
-               treatments: dict[str, str] | None = None) -> tuple[ModelSpec, np.ndarray]:
+               treatments: dict[str, str] | None = None,
+               checkpoint_noise: str = "independent") -> tuple[ModelSpec, np.ndarray]:
     """The model spec of ``data`` with its non-centred parameters resolved (``"auto"``: chosen from the data),
     and the families' penalised least-squares estimates (computed once: they also start the sampler)."""
     auto = isinstance(noncentering, str)
     if auto and noncentering != "auto":
         raise ValueError(f"noncentering must be 'auto', a dict or None, got {noncentering!r}")
     spec = ModelSpec.from_data(data, law, priors, likelihood=likelihood, borrow=borrow,
-                               noncentering=None if auto else noncentering, treatments=treatments)
+                               noncentering=None if auto else noncentering, treatments=treatments,
+                               checkpoint_noise=checkpoint_noise)
     estimates = family_point_estimates(data, spec)
     if auto:
         spec.noncentering = choose_noncentering(data, spec, estimates=estimates)
@@ -195,8 +204,11 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, A
         info["note"] = "nothing could be held out (each family has one run); kappa and drift keep their priors"
         return np.abs(rng.normal(0, k_scale, n_samples)), rng.normal(0, d_scale, n_samples), info
     train = data.subset(~held, name="leave_largest_out", reason=desc)
+    # OU noise is the independent model exactly when no run has two checkpoints (nothing to correlate)
+    several = bool((train.frame.groupby("run").size() > 1).any())
     inner_spec = ModelSpec.from_data(train, spec.law, spec.priors, likelihood=spec.likelihood,
                                      noncentering=spec.noncentering,
+                                     checkpoint_noise=spec.checkpoint_noise if several else "independent",
                                      treatments={g: t for g, t in spec.treatments.items()
                                                  if g in train.families and t in train.families})
     inner_settings = dict(settings, draws=min(settings["draws"], 500), tune=min(settings["tune"], 500))

@@ -4,7 +4,8 @@ Groups of ``fit.idata``:
 
 * ``posterior``: ``mu`` (param), ``tau`` (param), ``tau_level`` (loss-level factor spread), ``corr`` (param,
   param_bis), ``theta`` (family, param),
-  ``sigma_total``, ``seed_share``, ``sigma_seed``, ``sigma_obs``, ``kappa`` and ``drift`` (extrapolation discrepancy),
+  ``sigma_total``, ``seed_share``, ``sigma_seed``, ``sigma_obs`` (with ``checkpoint_noise="ou"`` also ``ou_length``
+  and ``ou_share``), ``kappa`` and ``drift`` (extrapolation discrepancy),
   and the law's natural parameters ``natural`` (family, law_param) and ``population_natural`` (law_param,
   the population median: the law at ``mu``).
 * ``sample_stats``: the sampler's statistics (``diverging``, step sizes, tree depths, ...).
@@ -31,6 +32,7 @@ import xarray as xr
 
 from ..data import DropRecord, ScalingData
 from ..errors import FitFileError
+from ..model.checkpoint_noise import run_loglik_numpy as ou_run_loglik_numpy
 from ..model.likelihood import run_marginal_loglik, run_sums_numpy
 from ..model.population_prior import CONFLICT_P_VALUE
 from ..model.spec import ModelSpec
@@ -59,7 +61,7 @@ def _natural(post: xr.Dataset, spec: ModelSpec) -> tuple[xr.DataArray, xr.DataAr
 
 def run_log_likelihood(post: xr.Dataset, data: ScalingData, spec: ModelSpec) -> xr.DataArray:
     """Each run's marginal log density for every posterior draw: (chain, draw, run)."""
-    from ..model.hierarchical import model_arrays
+    from ..model.hierarchical import OU_GRID, model_arrays
 
     law = spec.law_obj
     arr = model_arrays(data, spec)
@@ -68,10 +70,15 @@ def run_log_likelihood(post: xr.Dataset, data: ScalingData, spec: ModelSpec) -> 
     z = {inp: arr[f"z_{inp}"] for inp in law.inputs}
     log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(law.sampling)}, z)
     resid = arr["log_loss"] - log_mu
-    s1, s2 = run_sums_numpy(resid, arr["run_index"], len(spec.runs))
-    ll = run_marginal_loglik(s1, s2, arr["n_per_run"], post["sigma_seed"].to_numpy()[..., None],
-                             post["sigma_obs"].to_numpy()[..., None],
-                             nu=post["nu"].to_numpy()[..., None] if "nu" in post else None)
+    scales = [post[v].to_numpy()[..., None] for v in ("sigma_seed", "sigma_obs")]
+    if spec.checkpoint_noise == "ou":
+        grid = {k: arr[f"ou_{k}"] for k in OU_GRID}
+        ll = ou_run_loglik_numpy(resid, grid, *scales, post["ou_share"].to_numpy()[..., None],
+                                 post["ou_length"].to_numpy()[..., None])
+    else:
+        s1, s2 = run_sums_numpy(resid, arr["run_index"], len(spec.runs))
+        ll = run_marginal_loglik(s1, s2, arr["n_per_run"], *scales,
+                                 nu=post["nu"].to_numpy()[..., None] if "nu" in post else None)
     return xr.DataArray(ll, dims=("chain", "draw", "run"),
                         coords={"chain": post.chain, "draw": post.draw, "run": spec.runs})
 
@@ -225,7 +232,7 @@ class ScalingFit:
         for f in self.spec.families:
             for p in self.law.natural:
                 add(f, p, post["natural"].sel(family=f, law_param=p))
-        for s in ("tau_level", "sigma_seed", "sigma_obs", "kappa", "drift", "nu"):
+        for s in ("tau_level", "sigma_seed", "sigma_obs", "ou_length", "ou_share", "kappa", "drift", "nu"):
             if s in post:
                 add("noise", s, post[s])
         return pd.DataFrame(rows)
@@ -246,6 +253,7 @@ class ScalingFit:
         info = self.sampler_info
         return {
             "law": self.law.formula, "likelihood": self.spec.likelihood,
+            "checkpoint_noise": self.spec.checkpoint_noise,
             "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,
             "min_ess_tail": d.min_ess_tail, "chains": d.chains, "draws": d.draws,
             "sampling_seconds": d.sampling_seconds, "compile_seconds": info.get("compile_seconds"),

@@ -14,7 +14,7 @@ from .compile_cache import compile_nutpie
 
 #: posterior variables kept (the rest are sampler internals such as transformed values)
 KEEP_VARS = ("mu", "tau", "tau_level", "corr", "theta", "sigma_total", "seed_share", "sigma_seed", "sigma_obs", "nu",
-             "treatment_shift")
+             "ou_length", "ou_share", "treatment_shift")
 #: variables whose starting values are jittered so that chains start apart (noise scales, correlations)
 JITTER_VARS = ("sigma_total", "seed_share", "family_chol")
 

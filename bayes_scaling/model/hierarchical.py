@@ -15,6 +15,9 @@ Written out (sampling scale of the law, ``p`` indexes its parameters, ``f`` fami
     sigma_obs   = sigma_total sqrt(1 - seed_share)          checkpoint noise
     log y_ij    = log L(theta_f(j); N_j, D_ij) + u_j + e_ij,  u_j ~ N(0, sigma_seed), e_ij ~ N(0, sigma_obs)
     (robust option: the run's noise is scaled by sqrt(w_j), w_j ~ InvGamma(nu/2, nu/2), nu ~ Gamma(2, 0.1))
+    (OU option: e_ij = an Ornstein-Uhlenbeck drift along the run in log10 tokens, sd sigma_obs sqrt(ou_share),
+     correlation exp(-|dx| / ou_length), plus white jitter of sd sigma_obs sqrt(1 - ou_share);
+     ou_length ~ LogNormal(log 0.3, 1), ou_share ~ Beta(2, 2); see checkpoint_noise.py)
 
 Treatments (``spec.treatments``, e.g. a grown family and its from-scratch twin): a treated family is
 not a draw from the population but its twin's parameters plus a shift, the treatment effect::
@@ -50,8 +53,13 @@ import pytensor.tensor as pt
 
 from ..data import ScalingData
 from ..laws import standardized_inputs
+from .checkpoint_noise import layout as ou_layout
+from .checkpoint_noise import run_loglik_pytensor as ou_run_loglik
 from .likelihood import run_marginal_loglik
 from .spec import ModelSpec
+
+#: the (position, run) grid arrays of the OU checkpoint noise, in the order its likelihood takes them
+OU_GRID = ("row", "gap", "has_prev", "mask")
 
 
 def model_arrays(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
@@ -64,8 +72,10 @@ def model_arrays(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
         raise ValueError("data holds families or runs that the model spec does not know")
     z = standardized_inputs(law, {c: df[c].to_numpy() for c in law.inputs}, spec.reference)
     n_per_run = np.bincount(run_idx, minlength=len(spec.runs)).astype(float)
+    ou = (ou_layout(run_idx, np.log10(df["tokens"].to_numpy(float)), len(spec.runs))
+          if spec.checkpoint_noise == "ou" else {})
     return {"family_index": fam_idx, "run_index": run_idx, "log_loss": np.log(df["loss"].to_numpy()),
-            "n_per_run": n_per_run, **{f"z_{k}": v for k, v in z.items()}}
+            "n_per_run": n_per_run, **{f"z_{k}": v for k, v in z.items()}, **{f"ou_{k}": v for k, v in ou.items()}}
 
 
 def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
@@ -132,10 +142,15 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
         idx = pm.Data("run_index", arr["run_index"])
         n_per_run = pm.Data("n_per_run", arr["n_per_run"])
         zeros = pt.zeros(n_per_run.shape[0])  # one sum per run
-        s1 = pt.inc_subtensor(zeros[idx], resid)
-        s2 = pt.inc_subtensor(zeros[idx], resid**2)
         nu = pm.Gamma("nu", pri.nu_alpha, pri.nu_beta) if spec.likelihood == "student_t" else None
-        ll = run_marginal_loglik(s1, s2, n_per_run, sigma_seed, sigma_obs, xp=pt, nu=nu)
+        if spec.checkpoint_noise == "ou":  # drift + jitter along each run: a Kalman filter (checkpoint_noise.py)
+            length = pm.LogNormal("ou_length", np.log(pri.ou_length_median), pri.ou_length_log_sd)
+            ou_share = pm.Beta("ou_share", pri.ou_share_a, pri.ou_share_b)
+            ll = ou_run_loglik(resid, *(pm.Data(f"ou_{k}", arr[f"ou_{k}"]) for k in OU_GRID), sigma_seed, sigma_obs,
+                               ou_share, length)
+        else:
+            ll = run_marginal_loglik(pt.inc_subtensor(zeros[idx], resid), pt.inc_subtensor(zeros[idx], resid**2),
+                                     n_per_run, sigma_seed, sigma_obs, xp=pt, nu=nu)
         pm.Potential("log_likelihood_runs", ll.sum())
     return model
 
@@ -199,4 +214,4 @@ def _block_noncentred(mu, chol, params: list[str], nc: list[int], name: str, dim
 
 #: variables whose convergence is required (population parameters and noise scales)
 POPULATION_VARS = ("mu", "tau", "tau_level", "sigma_total", "seed_share", "sigma_seed", "sigma_obs", "nu",
-                   "treatment_shift")
+                   "ou_length", "ou_share", "treatment_shift")

@@ -26,6 +26,9 @@ ingredients::
     log p(r_j) = lgamma((nu+n)/2) - lgamma(nu/2) - n/2 log(nu pi) - 1/2 log|Sigma| - (nu+n)/2 log(1 + Q/nu)
 
 with ``log|Sigma| = (n-1) log so2 + log(so2 + n ss2)`` and ``Q`` the quadratic form above.
+
+Checkpoint noise correlated along a run (``checkpoint_noise="ou"``) has its own likelihood, a Kalman
+filter over each run's checkpoints: :mod:`.checkpoint_noise`.
 """
 
 from __future__ import annotations
@@ -66,13 +69,3 @@ def run_sums_numpy(residual: np.ndarray, run_index: np.ndarray, n_runs: int) -> 
     np.add.at(s1, (slice(None), run_index), flat)
     np.add.at(s2, (slice(None), run_index), flat**2)
     return s1.reshape(*lead, n_runs), s2.reshape(*lead, n_runs)
-
-
-def run_conditional_effect(s1: np.ndarray, n: np.ndarray, sigma_seed: np.ndarray, sigma_obs: np.ndarray,
-                           rng: np.random.Generator) -> np.ndarray:
-    """Draw each run's effect u_j from its conditional posterior given the residual sums."""
-    so2 = sigma_obs**2
-    ss2 = sigma_seed**2
-    prec = 1.0 / ss2 + n / so2
-    mean = (s1 / so2) / prec
-    return mean + rng.standard_normal(mean.shape) / np.sqrt(prec)

@@ -30,6 +30,10 @@ treatment_shift        Normal(0, 0.4) on log_B_ref,    a treated family (e.g. gr
                        other parameters not shifted    only, unless treatment_scale says otherwise
 nu (student_t only)    Gamma(2, 0.1)                   degrees of freedom of the robust likelihood
                                                        (Juarez & Steel 2010): mean 20, 5% below 3.6
+ou_length (OU only)    LogNormal(log 0.3, 1.0)         correlation length of the checkpoint drift along
+                                                       a run, in decades of tokens: 0.06 ... 1.5 (90%)
+ou_share (OU only)     Beta(2, 2)                      share of the checkpoint variance that drifts
+                                                       (the rest is each evaluation's own jitter)
 =====================  ==============================  =============================================
 
 The compute law uses the same rows for ``log_E``, ``log_A_ref`` and ``log_alpha``.
@@ -75,6 +79,11 @@ class Priors:
     drift_scale: float = 0.05
     nu_alpha: float = 2.0
     nu_beta: float = 0.1
+    #: median and log-scale sd of the OU checkpoint noise's correlation length (decades of tokens)
+    ou_length_median: float = 0.3
+    ou_length_log_sd: float = 1.0
+    ou_share_a: float = 2.0
+    ou_share_b: float = 2.0
     #: sd of a treated family's shift from its twin per parameter; 0 = the parameter is not shifted
     treatment_scale: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -117,7 +126,8 @@ class Priors:
                 raise PriorError(f"priors.treatment_scale {bad}: each must be >= 0 (0: not shifted)")
             if not any(float(v) > 0 for v in self.treatment_scale.values()):
                 raise PriorError("priors.treatment_scale is 0 everywhere: a treatment would shift nothing")
-        for name in ("lkj_eta", "level_scale", "sigma_total_scale", "seed_share_a", "seed_share_b", "kappa_scale", "drift_scale", "nu_alpha", "nu_beta"):
+        for name in ("lkj_eta", "level_scale", "sigma_total_scale", "seed_share_a", "seed_share_b", "kappa_scale", "drift_scale", "nu_alpha", "nu_beta",
+                     "ou_length_median", "ou_length_log_sd", "ou_share_a", "ou_share_b"):
             v = float(getattr(self, name))
             if not (math.isfinite(v) and v > 0):
                 raise PriorError(f"priors.{name} = {v!r}: must be a positive finite number")
@@ -144,7 +154,10 @@ class Priors:
                   f"seed_share ~ Beta({self.seed_share_a:g}, {self.seed_share_b:g})",
                   f"kappa (extrapolation, per decade of compute) ~ HalfNormal({self.kappa_scale:g})",
                   f"drift (extrapolation, per decade of compute) ~ Normal(0, {self.drift_scale:g})",
-                  f"nu (robust likelihood only) ~ Gamma({self.nu_alpha:g}, {self.nu_beta:g})"]
+                  f"nu (robust likelihood only) ~ Gamma({self.nu_alpha:g}, {self.nu_beta:g})",
+                  f"ou_length (OU checkpoint noise only, decades of tokens) ~ "
+                  f"LogNormal(log {self.ou_length_median:g}, {self.ou_length_log_sd:g})",
+                  f"ou_share (OU checkpoint noise only) ~ Beta({self.ou_share_a:g}, {self.ou_share_b:g})"]
         lines += [f"treatment_shift[{p}] ~ Normal(0, {v:g}) (treated families only)"
                   for p, v in self.treatment_scale.items() if v > 0]
         return lines + self.notes

@@ -19,6 +19,9 @@ from .priors import Priors
 SPEC_VERSION = 1
 #: ``normal``: Gaussian seed and checkpoint noise; ``student_t``: robust multivariate-t run marginal
 LIKELIHOODS = ("normal", "student_t")
+#: ``independent``: each checkpoint's noise on its own; ``ou``: an Ornstein-Uhlenbeck drift along each run in
+#: log tokens plus white jitter (dense checkpoints of one run are correlated; see :mod:`.checkpoint_noise`)
+CHECKPOINT_NOISES = ("independent", "ou")
 
 
 @dataclass
@@ -40,6 +43,7 @@ class ModelSpec:
     borrowed: dict | None = None
     #: treated family -> its untreated twin (e.g. a grown family -> its from-scratch family)
     treatments: dict[str, str] = field(default_factory=dict)
+    checkpoint_noise: str = "independent"
     version: int = SPEC_VERSION
 
     @property
@@ -50,9 +54,14 @@ class ModelSpec:
     def from_data(cls, data: ScalingData, law: str | Law = "chinchilla", priors: Priors | None = None,
                   likelihood: str = "normal", borrow: "PopulationPrior | None" = None,
                   noncentering: dict[str, float] | None = None,
-                  treatments: dict[str, str] | None = None) -> "ModelSpec":
+                  treatments: dict[str, str] | None = None,
+                  checkpoint_noise: str = "independent") -> "ModelSpec":
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+        check_checkpoint_noise(checkpoint_noise, data)
+        if checkpoint_noise == "ou" and likelihood == "student_t":
+            raise ValueError("checkpoint_noise='ou' is Gaussian (a Kalman filter along each run); it cannot be combined "
+                             "with likelihood='student_t'")
         lw = get_law(law)
         df = data.frame
         ref = reference_scales(lw, {c: df[c].to_numpy() for c in lw.inputs})
@@ -86,6 +95,7 @@ class ModelSpec:
             borrowed=borrowed,
             noncentering=noncentering,
             treatments=treatments,
+            checkpoint_noise=checkpoint_noise,
         )
 
     @property
@@ -112,6 +122,18 @@ class ModelSpec:
         d = json.loads(text)
         d["priors"] = Priors.from_dict(d["priors"])
         return cls(**d)
+
+
+def check_checkpoint_noise(checkpoint_noise: str, data: ScalingData) -> None:
+    """Raise if ``checkpoint_noise`` is unknown, or is ``"ou"`` for data without a run of two checkpoints."""
+    if checkpoint_noise not in CHECKPOINT_NOISES:
+        raise ValueError(f"checkpoint_noise must be one of {CHECKPOINT_NOISES}, got {checkpoint_noise!r}")
+    if checkpoint_noise == "ou" and not (data.frame.groupby("run").size() > 1).any():
+        from ..errors import DataValidationError
+
+        raise DataValidationError(
+            "checkpoint_noise='ou' models the correlation between checkpoints of one run, but every run here has "
+            "a single point (final-loss data); use checkpoint_noise='independent'")
 
 
 def check_noncentering(noncentering: dict[str, float], law: Law) -> dict[str, float]:

@@ -86,7 +86,9 @@ def model_section(fit: Any) -> Section:
         Text(f"Law: {fit.law.formula}, written on the sampling scale {', '.join(fit.law.sampling)} and anchored at "
              f"the reference scales {ref}."),
         Text(model_equations(), "code"),
-        Text(f"Likelihood: {spec.likelihood}. Run effects u_j are integrated out exactly; the predictive "
+        Text(f"Likelihood: {spec.likelihood}; checkpoint noise: {spec.checkpoint_noise}"
+             f"{' (an Ornstein-Uhlenbeck drift along each run in log tokens plus white jitter)' if spec.checkpoint_noise == 'ou' else ''}. "
+             "Run effects u_j are integrated out exactly; the predictive "
              "separates the expected loss of a configuration from the loss of one run (seed and checkpoint "
              "noise added)."),
         Text("Priors:"), Items(tuple(spec.priors.describe()))])
@@ -213,6 +215,8 @@ def parameters_section(fit: Any, interval: float) -> Section:
 NOISE_MEANING = {
     "sigma_seed": "seed noise: sd of a run's log-loss deviation, shared by all its checkpoints",
     "sigma_obs": "checkpoint noise: sd of one evaluation around its run's curve",
+    "ou_length": "correlation length of the checkpoint drift along a run (decades of tokens; OU noise only)",
+    "ou_share": "share of the checkpoint variance that drifts along the run (OU noise only)",
     "nu": "degrees of freedom of the robust (Student-t) noise; small = heavy tails",
     "tau_level": "family-to-family spread of a common loss-level factor",
     "kappa": "extrapolation discrepancy: sd of log loss per decade of compute beyond the data",
