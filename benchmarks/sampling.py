@@ -255,7 +255,7 @@ def part_thinning(dataset: str, draws: int, seed: int, per_run: int, dense: int 
                "seconds": {k: v[1] for k, v in fits.items()},
                "diagnostics": {k: {"max_rhat": v[0].diagnostics.max_rhat, "min_ess_bulk": v[0].diagnostics.min_ess_bulk,
                                    "divergences": v[0].diagnostics.divergences} for k, v in fits.items()}}
-        for var in ("mu", "tau", "sigma_total", "sigma_seed", "sigma_obs", "ou_length"):
+        for var in ("mu", "tau", "sigma_total", "sigma_seed", "sigma_obs", "ou_length", "ou_share"):
             if var not in a:
                 continue
             sd = a[var].std(("chain", "draw"))
