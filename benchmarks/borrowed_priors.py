@@ -24,6 +24,7 @@ import pandas as pd
 from bayes_scaling.data import ScalingData, loaders
 from bayes_scaling.evaluate import HarnessSettings, calibration_table, evaluate_borrowing, summary_table
 from bayes_scaling.model.population_prior import DEFAULT_POPULATION, POPULATIONS
+from bayes_scaling.model.spec import CHECKPOINT_NOISES
 
 DATASETS = {
     "kempner": lambda: loaders.load_kempner(),
@@ -74,7 +75,7 @@ def main() -> None:
     ap.add_argument("--families", default=None, help="comma-separated held-out families (default: all eligible)")
     ap.add_argument("--population", default=DEFAULT_POPULATION, choices=POPULATIONS,
                     help="what a new family is like (PopulationPrior.from_fit)")
-    ap.add_argument("--checkpoint-noise", default="independent", choices=["independent", "ou"],
+    ap.add_argument("--checkpoint-noise", default="independent", choices=CHECKPOINT_NOISES,
                     help="checkpoint noise of every Bayesian fit (population and borrowed)")
     ap.add_argument("--tag", default="", help="suffix of the output files")
     ap.add_argument("--out-dir", default="benchmarks/results")

@@ -196,6 +196,11 @@ class ScalingData:
         r = self.frame[["family", "run"]].drop_duplicates().sort_values(["family", "run"])
         return r["run"].tolist()
 
+    @property
+    def has_checkpoint_curves(self) -> bool:
+        """True when some run has two or more checkpoints (rows); False for final-loss data."""
+        return bool(self.frame["run"].duplicated().any())
+
     def run_table(self) -> pd.DataFrame:
         """One row per run: family, seed, params, first/last tokens, checkpoints, final loss."""
         g = self.frame.groupby("run", sort=False)

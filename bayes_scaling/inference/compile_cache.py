@@ -84,7 +84,8 @@ def _graph_digest(leading: list, outputs: list, data_names: set) -> str:
     except ImportError:  # pragma: no cover - older pytensor
         from pytensor.graph.basic import graph_inputs, io_toposort
 
-    inputs = list(leading) + [v for v in graph_inputs(outputs) if v not in set(leading)]
+    first = set(leading)
+    inputs = list(leading) + [v for v in graph_inputs(outputs) if v not in first]
     ids: dict[Any, int] = {}
     h = hashlib.sha256()
 

@@ -75,10 +75,12 @@ def fit(
         for data read off figures or zoos with a few broken runs.
     checkpoint_noise:
         ``"independent"`` (default): each checkpoint scatters on its own around its run's curve.
-        ``"ou"``: an Ornstein-Uhlenbeck process along each run in log tokens, with a learned correlation
-        length ``ou_length`` (decades): densely logged curves then count as the fewer independent
-        points they are, so thinning them moves the posterior less (docs/benchmarks.md, issue 4).
-        The likelihood stays exact and linear in the rows (:mod:`bayes_scaling.model.likelihood`).
+        ``"ou"``: an Ornstein-Uhlenbeck drift along each run in log tokens (correlation length
+        ``ou_length``, decades) plus each evaluation's white jitter (``ou_share``: the drift's share of
+        the checkpoint variance): densely logged curves then count as the fewer independent points
+        they are, so thinning them moves the posterior less (docs/benchmarks.md, issue 4). The
+        likelihood stays exact and linear in the rows, a Kalman filter
+        (:mod:`bayes_scaling.model.checkpoint_noise`). Needs runs with several checkpoints.
     min_tokens, fraction:
         The Hitchhiker's filters: drop checkpoints before ``min_tokens`` tokens; keep only the first
         ``fraction`` of each run. Dropped rows are recorded in the fit.
@@ -205,10 +207,10 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, A
         return np.abs(rng.normal(0, k_scale, n_samples)), rng.normal(0, d_scale, n_samples), info
     train = data.subset(~held, name="leave_largest_out", reason=desc)
     # OU noise is the independent model exactly when no run has two checkpoints (nothing to correlate)
-    several = bool((train.frame.groupby("run").size() > 1).any())
     inner_spec = ModelSpec.from_data(train, spec.law, spec.priors, likelihood=spec.likelihood,
                                      noncentering=spec.noncentering,
-                                     checkpoint_noise=spec.checkpoint_noise if several else "independent",
+                                     checkpoint_noise=spec.checkpoint_noise if train.has_checkpoint_curves
+                                     else "independent",
                                      treatments={g: t for g, t in spec.treatments.items()
                                                  if g in train.families and t in train.families})
     inner_settings = dict(settings, draws=min(settings["draws"], 500), tune=min(settings["tune"], 500))

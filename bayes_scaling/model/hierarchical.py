@@ -139,16 +139,16 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
         # same design without recompiling (nutpie's with_data; simulation-based calibration does)
         log_loss = pm.Data("log_loss_obs", arr["log_loss"], dims="obs")
         resid = log_loss - law.log_loss(theta_obs, z_in, xp=pt)
-        idx = pm.Data("run_index", arr["run_index"])
-        n_per_run = pm.Data("n_per_run", arr["n_per_run"])
-        zeros = pt.zeros(n_per_run.shape[0])  # one sum per run
-        nu = pm.Gamma("nu", pri.nu_alpha, pri.nu_beta) if spec.likelihood == "student_t" else None
         if spec.checkpoint_noise == "ou":  # drift + jitter along each run: a Kalman filter (checkpoint_noise.py)
             length = pm.LogNormal("ou_length", np.log(pri.ou_length_median), pri.ou_length_log_sd)
             ou_share = pm.Beta("ou_share", pri.ou_share_a, pri.ou_share_b)
             ll = ou_run_loglik(resid, *(pm.Data(f"ou_{k}", arr[f"ou_{k}"]) for k in OU_GRID), sigma_seed, sigma_obs,
                                ou_share, length)
-        else:
+        else:  # independent checkpoint noise: each run's residual sums (likelihood.py)
+            idx = pm.Data("run_index", arr["run_index"])
+            n_per_run = pm.Data("n_per_run", arr["n_per_run"])
+            zeros = pt.zeros(n_per_run.shape[0])  # one sum per run
+            nu = pm.Gamma("nu", pri.nu_alpha, pri.nu_beta) if spec.likelihood == "student_t" else None
             ll = run_marginal_loglik(pt.inc_subtensor(zeros[idx], resid), pt.inc_subtensor(zeros[idx], resid**2),
                                      n_per_run, sigma_seed, sigma_obs, xp=pt, nu=nu)
         pm.Potential("log_likelihood_runs", ll.sum())

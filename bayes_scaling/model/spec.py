@@ -58,10 +58,7 @@ class ModelSpec:
                   checkpoint_noise: str = "independent") -> "ModelSpec":
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        check_checkpoint_noise(checkpoint_noise, data)
-        if checkpoint_noise == "ou" and likelihood == "student_t":
-            raise ValueError("checkpoint_noise='ou' is Gaussian (a Kalman filter along each run); it cannot be combined "
-                             "with likelihood='student_t'")
+        check_checkpoint_noise(checkpoint_noise, likelihood, data)
         lw = get_law(law)
         df = data.frame
         ref = reference_scales(lw, {c: df[c].to_numpy() for c in lw.inputs})
@@ -124,11 +121,15 @@ class ModelSpec:
         return cls(**d)
 
 
-def check_checkpoint_noise(checkpoint_noise: str, data: ScalingData) -> None:
-    """Raise if ``checkpoint_noise`` is unknown, or is ``"ou"`` for data without a run of two checkpoints."""
+def check_checkpoint_noise(checkpoint_noise: str, likelihood: str, data: ScalingData) -> None:
+    """Raise if ``checkpoint_noise`` is unknown, or is ``"ou"`` with the Student-t likelihood or for data
+    without a run of two checkpoints."""
     if checkpoint_noise not in CHECKPOINT_NOISES:
         raise ValueError(f"checkpoint_noise must be one of {CHECKPOINT_NOISES}, got {checkpoint_noise!r}")
-    if checkpoint_noise == "ou" and not (data.frame.groupby("run").size() > 1).any():
+    if checkpoint_noise == "ou" and likelihood == "student_t":
+        raise ValueError("checkpoint_noise='ou' is Gaussian (a Kalman filter along each run); it cannot be combined "
+                         "with likelihood='student_t'")
+    if checkpoint_noise == "ou" and not data.has_checkpoint_curves:
         from ..errors import DataValidationError
 
         raise DataValidationError(
