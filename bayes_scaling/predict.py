@@ -51,8 +51,9 @@ def posterior_arrays(post: xr.Dataset) -> dict[str, np.ndarray]:
         out["corr"] = _stack(post, "corr")
     if "tau_level" in post:
         out["tau_level"] = _stack(post, "tau_level")
-    if "nu" in post:
-        out["nu"] = _stack(post, "nu")
+    for name in ("nu", "ou_length", "ou_share"):
+        if name in post:
+            out[name] = _stack(post, name)
     n_s = out["mu"].shape[0]
     out["kappa"] = _stack(post, "kappa") if "kappa" in post else np.zeros(n_s)
     out["drift"] = _stack(post, "drift") if "drift" in post else np.zeros(n_s)

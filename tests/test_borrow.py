@@ -110,3 +110,48 @@ def test_prior_data_conflict_is_flagged(population_prior, synthetic_truth):
     with pytest.warns(bs.errors.PriorDataConflictWarning, match="another quantity"):
         fit = bs.fit(data, borrow=path, draws=100, tune=100, chains=2)
     assert any("prior-data conflict" in n for n in fit.notes())
+
+
+def test_ou_checkpoint_noise_is_borrowed(small_fit, synthetic_truth, tmp_path):
+    """A population prior from a fit with OU checkpoint noise carries ou_length and ou_share, saves and loads
+    them, and a new family's OU model takes them as its priors; without them the defaults stay."""
+    import types
+
+    import pymc as pm
+
+    from bayes_scaling.model import ModelSpec, build_model
+    from bayes_scaling.report.sections import model_section
+
+    post = small_fit.idata.posterior
+    rng = np.random.default_rng(3)
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    ou_post = post.assign(ou_length=(("chain", "draw"), np.exp(rng.normal(np.log(1.3), 0.1, shape))),
+                          ou_share=(("chain", "draw"), rng.beta(40, 10, shape)))
+    ou_fit = types.SimpleNamespace(idata=types.SimpleNamespace(posterior=ou_post), law=small_fit.law,
+                                   spec=small_fit.spec)
+    prior = bs.PopulationPrior.from_fit(ou_fit, draws=400)
+    plain = bs.PopulationPrior.from_fit(small_fit, draws=400)
+    assert plain.ou_length is None and "ou_length_lognormal" not in plain.noise_moments()
+    back = bs.PopulationPrior.load(prior.save(tmp_path / "ou_prior.nc"))
+    assert np.array_equal(back.ou_length, prior.ou_length) and np.array_equal(back.ou_share, prior.ou_share)
+    assert "ou_length~1.3" in back.describe()
+    moments = back.noise_moments()
+    assert moments["ou_length_lognormal"] == pytest.approx([np.log(1.3), 0.1], abs=0.03)
+    a, b = moments["ou_share_beta"]
+    assert a / (a + b) == pytest.approx(0.8, abs=0.02)
+    with pytest.raises(PriorError, match="both ou_length and ou_share"):
+        bs.PopulationPrior(law=prior.law, natural=prior.natural, sigma_seed=prior.sigma_seed,
+                           sigma_obs=prior.sigma_obs, kappa=prior.kappa, drift=prior.drift, ou_length=prior.ou_length)
+
+    _, df = synthetic_truth
+    one = df[(df["family"] == "fam0") & (df["params"] == df["params"].min())].assign(family="newfam")
+    data = bs.ScalingData.from_frame(one, family="family", params="params", tokens="tokens", loss="loss", run="run")
+    for borrowed, median, said in ((back, 1.3, "borrowed too"), (plain, 0.3, "keep the default priors")):
+        spec = ModelSpec.from_data(data, borrow=borrowed, checkpoint_noise="ou")
+        length = pm.draw(build_model(data, spec)["ou_length"], draws=4000, random_seed=1)
+        assert np.median(length) == pytest.approx(median, rel=0.1)  # the borrowed drift, or the default prior's
+        text = model_section(types.SimpleNamespace(spec=spec, law=small_fit.law)).blocks[-1].text
+        assert said in text
+    share = pm.draw(build_model(data, ModelSpec.from_data(data, borrow=back, checkpoint_noise="ou"))["ou_share"],
+                    draws=4000, random_seed=1)
+    assert share.mean() == pytest.approx(0.8, abs=0.03)

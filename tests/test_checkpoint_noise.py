@@ -14,7 +14,7 @@ from bayes_scaling.data.synthetic import simulate_runs
 from bayes_scaling.errors import DataValidationError, SamplingWarning
 from bayes_scaling.inference.fitted import run_log_likelihood
 from bayes_scaling.model import ModelSpec, build_model
-from bayes_scaling.model.checkpoint_noise import layout, run_loglik_numpy
+from bayes_scaling.model.checkpoint_noise import layout, run_covariance, run_loglik_numpy
 from bayes_scaling.model.likelihood import run_marginal_loglik, run_sums_numpy
 
 TRUE = {"E": 1.8, "A": 480.0, "alpha": 0.35, "B": 2000.0, "beta": 0.37}
@@ -30,7 +30,9 @@ def _shuffled_runs(rng):
 
 def _dense(x, ss, so, share, ell):
     d = np.abs(x[:, None] - x[None, :])
-    return so**2 * (share * np.exp(-d / ell) + (1 - share) * (d == 0)) + ss**2
+    cov = so**2 * (share * np.exp(-d / ell) + (1 - share) * (d == 0)) + ss**2
+    np.testing.assert_allclose(run_covariance(x, ss, so, share, ell), cov, rtol=1e-12)  # the planner's form
+    return cov
 
 
 def test_kalman_run_likelihood_matches_the_dense_covariance():

@@ -21,12 +21,15 @@ from bayes_scaling.laws import CHINCHILLA
 TARGET = {"params": 7e9, "tokens": 1.4e11}
 
 
-def population(n=3000, seed=0, spread=None, kappa=0.02):
+def population(n=3000, seed=0, spread=None, kappa=0.02, ou=None, sigma_obs=0.005):
+    """A synthetic population prior; ``ou=(length, share)`` gives it OU checkpoint noise."""
     rng = np.random.default_rng(seed)
     fams = simulate_family_parameters(n, rng, spread=spread)
     nat = np.array([[f[k] for k in CHINCHILLA.natural] for f in fams.values()])
-    return bs.PopulationPrior(law="chinchilla", natural=nat, sigma_seed=np.full(n, 0.01), sigma_obs=np.full(n, 0.005),
-                              kappa=np.full(n, kappa), drift=np.zeros(n), source="synthetic")
+    drift = {} if ou is None else {"ou_length": np.full(n, ou[0]), "ou_share": np.full(n, ou[1])}
+    return bs.PopulationPrior(law="chinchilla", natural=nat, sigma_seed=np.full(n, 0.01),
+                              sigma_obs=np.full(n, sigma_obs), kappa=np.full(n, kappa), drift=np.zeros(n),
+                              source="synthetic", **drift)
 
 
 def test_run_likelihood_is_the_multivariate_normal_with_a_shared_seed_deviation():
@@ -56,22 +59,58 @@ def test_law_jacobian_matches_the_law_and_finite_differences():
         np.testing.assert_allclose(jac[:, :, p], (fp - fm) / 2e-6, rtol=1e-5, atol=1e-8)
 
 
-def test_laplace_refit_of_a_narrow_prior_equals_the_linear_gaussian_posterior():
+@pytest.mark.parametrize("ou", [None, (0.3, 0.8)])
+def test_laplace_refit_of_a_narrow_prior_equals_the_linear_gaussian_posterior(ou):
     """The Laplace covariance is Sigma - Sigma J' (J Sigma J' + R)^-1 J Sigma with J at the mode (Woodbury):
-    the block inverse of R (shared seed deviation) and the Gauss-Newton Hessian are right."""
-    draws = FamilyDraws.from_prior(population(spread={"E": 0.01, "A": 0.02, "alpha": 0.01, "B": 0.02, "beta": 0.01}))
+    R (shared seed deviation, independent or OU checkpoint noise) and the Gauss-Newton Hessian are right."""
+    narrow = {"E": 0.01, "A": 0.02, "alpha": 0.01, "B": 0.02, "beta": 0.01}
+    draws = FamilyDraws.from_prior(population(spread=narrow, ou=ou))
     pre = LaplacePreposterior(draws, **{"target_params": 1e9, "target_tokens": 2e10}, fantasies=16)
     run = pre.run("r", 1e8, [5e8, 1e9, 2e9])
     mode, cov = pre.refit([run])
     sigma = np.linalg.inv(pre.prior_prec)
     _, jac = law_jacobian(CHINCHILLA, mode[:1], run.z)
     jm = jac[0]
-    ss2, so2 = pre._noise[0][0], pre._noise[1][0]
-    r = so2 * np.eye(3) + ss2 * np.ones((3, 3))
+    x = np.log10([5e8, 1e9, 2e9])
+    ss2, so2 = 0.01**2, 0.005**2
+    corr = np.eye(3) if ou is None else ou[1] * np.exp(-np.abs(x[:, None] - x[None, :]) / ou[0]) + (1 - ou[1]) * np.eye(3)
+    r = so2 * corr + ss2 * np.ones((3, 3))
+    np.testing.assert_allclose(draws.noise_covariance(pre.crn.picks[:1], run.log10_tokens)[0], r, rtol=1e-12)
     exact = sigma - sigma @ jm.T @ np.linalg.solve(jm @ sigma @ jm.T + r, jm @ sigma)
     np.testing.assert_allclose(cov[0], exact, rtol=1e-6, atol=1e-12)
     # and the mode moved from the prior mean towards the fantasy by less than the prior's spread
     assert np.all(np.abs(mode[0] - pre.prior_mean) < 4 * np.sqrt(np.diag(sigma)))
+
+
+def test_ou_fantasies_have_the_model_covariance_and_likelihood():
+    """With OU checkpoint noise the fantasised checkpoints scatter with the fit's run covariance, and the
+    importance weights are that multivariate normal's density (the fit's Kalman filter)."""
+    ou = (0.3, 0.8)
+    draws = FamilyDraws.from_prior(population(n=400, ou=ou, sigma_obs=0.02))
+    tokens = np.array([5e8, 6e8, 1e9, 3e9, 1e10])
+    pre = ImportancePreposterior(draws, TARGET["params"], TARGET["tokens"], fantasies=20_000)
+    run = pre.run("r", 1e8, tokens)
+    resid = run.y - draws.log_loss(np.full(5, 1e8), tokens)[pre.crn.picks]
+    cov = draws.noise_covariance(pre.crn.picks[:1], np.log10(tokens))[0]
+    np.testing.assert_allclose(np.cov(resid.T), cov, atol=3e-5)  # ~7 standard errors; the drift adds up to 3e-4
+    mean = draws.log_loss(np.full(5, 1e8), tokens)
+    for j in range(3):
+        for s_ in range(3):
+            expected = multivariate_normal(mean[s_], draws.noise_covariance(np.array([s_]), np.log10(tokens))[0])
+            assert run.extra[j, s_] == pytest.approx(expected.logpdf(run.y[j]), rel=1e-9)
+
+
+def test_a_drifting_curve_is_worth_less_than_independent_checkpoints():
+    """The same dense run narrows the target less when its checkpoint noise drifts along the run (OU): its
+    checkpoints are not independent measurements of the law. Both methods agree on the direction."""
+    tokens = checkpoint_tokens(4e9, 20)
+    for method in (LaplacePreposterior, ImportancePreposterior):
+        width = {}
+        for label, ou in (("independent", None), ("ou", (1.0, 0.9))):
+            pre = method(FamilyDraws.from_prior(population(ou=ou, sigma_obs=0.02)), TARGET["params"], TARGET["tokens"],
+                         fantasies=64)
+            width[label] = pre.evaluate([pre.run("r", 2e8, tokens)])["width"]
+        assert width["ou"] > width["independent"], method.__name__
 
 
 @pytest.mark.parametrize("method", [LaplacePreposterior, ImportancePreposterior])

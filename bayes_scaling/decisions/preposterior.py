@@ -4,8 +4,10 @@ The state is one family's current uncertainty as ``S`` draws (:class:`FamilyDraw
 parameters in natural units, the seed and checkpoint noise scales, and the extrapolation
 discrepancy. A candidate run (N, D) evaluated at ``K`` checkpoints is **fantasised** ``J`` times: pick
 a draw ``s_j`` as the truth, simulate the run's checkpoint log losses with one shared seed deviation
-``u ~ N(0, sigma_seed)`` and checkpoint noise ``e_k ~ N(0, sigma_obs)`` (the model's likelihood), then
-update on the fantasy in one of two ways and read off the target's predictive:
+``u ~ N(0, sigma_seed)`` and checkpoint noise ``e_k ~ N(0, sigma_obs)`` (the model's likelihood; when
+the draws come from a fit with ``checkpoint_noise="ou"``, the checkpoint noise drifts along the run as
+that model says, :func:`bayes_scaling.model.checkpoint_noise.run_covariance`), then update on the
+fantasy in one of two ways and read off the target's predictive:
 
 :class:`LaplacePreposterior` (the default) **refits** each fantasy: the current uncertainty as a
 Gaussian on the law's sampling scale (the form a borrowed prior takes in :func:`bayes_scaling.fit`),
@@ -16,7 +18,8 @@ out), and the Laplace covariance there. It stays accurate however many runs are 
 
     w_js ∝ N(y_j | log L(theta_s; run), sigma_obs^2 I + sigma_seed^2 11')   (w_{j,s_j} = 0: leave one out)
 
-(closed form by Sherman–Morrison), truncated at ``mean(w) sqrt(S)`` (Ionides 2008). No Gaussian
+(closed form by Sherman–Morrison; with OU checkpoint noise, the Kalman filter of the fit's
+likelihood), truncated at ``mean(w) sqrt(S)`` (Ionides 2008). No Gaussian
 assumption, but the effective number of draws collapses as runs accumulate (its ``ess`` says so):
 good for one or two runs, optimistic beyond.
 
@@ -39,6 +42,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..laws import Law, get_law, sampling_moments
+from ..model.checkpoint_noise import layout as ou_layout
+from ..model.checkpoint_noise import run_covariance, run_loglik_numpy
 
 #: the central interval whose relative width the planner narrows
 DEFAULT_INTERVAL = 0.9
@@ -59,6 +64,15 @@ class FamilyDraws:
     source: str
     #: with nothing trained, the discrepancy starts at the source families' largest compute (None: unknown, 0)
     population_log10_flops: float | None = None
+    #: the OU checkpoint noise's correlation length and drift share (None: independent checkpoint noise)
+    ou_length: np.ndarray | None = None
+    ou_share: np.ndarray | None = None
+
+    def noise_covariance(self, picks: np.ndarray, log10_tokens: np.ndarray, seed: bool = True) -> np.ndarray:
+        """(len(picks), K, K): the covariance of one run's checkpoints at ``log10_tokens`` under each picked
+        draw's noise (without the seed deviation when ``seed`` is False)."""
+        ou = {} if self.ou_length is None else {"ou_share": self.ou_share[picks], "ou_length": self.ou_length[picks]}
+        return run_covariance(log10_tokens, self.sigma_seed[picks] if seed else 0.0, self.sigma_obs[picks], **ou)
 
     @property
     def size(self) -> int:
@@ -77,6 +91,7 @@ class FamilyDraws:
                    sigma_seed=arrays["sigma_seed"], sigma_obs=arrays["sigma_obs"], kappa=arrays["kappa"],
                    drift=arrays["drift"], observed_log10_flops=observed,
                    population_log10_flops=max(fit.spec.family_max_log10_flops.values()),
+                   ou_length=arrays.get("ou_length"), ou_share=arrays.get("ou_share"),
                    source=f"{'population predictive of a new family' if new else 'posterior of ' + repr(family)} "
                           f"({len(fit.families)}-family fit)")
 
@@ -89,7 +104,7 @@ class FamilyDraws:
                    sigma_seed=np.asarray(prior.sigma_seed, float), sigma_obs=np.asarray(prior.sigma_obs, float),
                    kappa=np.hypot(prior.kappa, prior.drift), drift=np.zeros(len(prior.kappa)),
                    observed_log10_flops=None, source=f"borrowed population prior ({prior.source})",
-                   population_log10_flops=prior.max_log10_flops)
+                   population_log10_flops=prior.max_log10_flops, ou_length=prior.ou_length, ou_share=prior.ou_share)
 
     def log_loss(self, params: np.ndarray, tokens: np.ndarray, flops: np.ndarray | None = None) -> np.ndarray:
         """log L of every draw at every point: (sample, point)."""
@@ -184,6 +199,7 @@ class FantasyRun:
     z: dict[str, np.ndarray]  # standardised inputs at its checkpoints (K,)
     y: np.ndarray  # (J, K) fantasised log losses
     log10_flops: float
+    log10_tokens: np.ndarray  # (K,) where its checkpoints are (the OU checkpoint noise's clock)
     extra: Any = None  # method-specific (the importance method's log-likelihood)
 
 
@@ -228,14 +244,16 @@ class _PreposteriorBase:
         mean = self.draws.log_loss(n, tokens, fl)  # (S, K)
         rng = np.random.default_rng(np.random.SeedSequence([self.crn.entropy, zlib.crc32(repr(key).encode())]))
         p = self.crn.picks
-        y = (mean[p] + self.draws.sigma_seed[p, None] * rng.standard_normal((len(p), 1))
-             + self.draws.sigma_obs[p, None] * rng.standard_normal((len(p), len(tokens))))
-        out = FantasyRun(z=self._inputs(n, tokens, fl), y=y, log10_flops=float(np.log10(fl.max())),
-                         extra=self._prepare(y, mean))
+        x = np.log10(tokens)
+        seed = self.draws.sigma_seed[p, None] * rng.standard_normal((len(p), 1))
+        checkpoint = np.linalg.cholesky(self.draws.noise_covariance(p, x, seed=False))  # diagonal: independent
+        y = mean[p] + seed + np.einsum("jkl,jl->jk", checkpoint, rng.standard_normal((len(p), len(tokens))))
+        out = FantasyRun(z=self._inputs(n, tokens, fl), y=y, log10_flops=float(np.log10(fl.max())), log10_tokens=x,
+                         extra=self._prepare(y, mean, x))
         self._cache[key] = out
         return out
 
-    def _prepare(self, y: np.ndarray, mean: np.ndarray) -> Any:
+    def _prepare(self, y: np.ndarray, mean: np.ndarray, log10_tokens: np.ndarray) -> Any:
         return None
 
     def decades(self, runs: Sequence[FantasyRun]) -> float:
@@ -266,8 +284,19 @@ class ImportancePreposterior(_PreposteriorBase):
 
     method = "importance"
 
-    def _prepare(self, y: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        return run_log_likelihood(y, mean, self.draws.sigma_seed, self.draws.sigma_obs)
+    def _prepare(self, y: np.ndarray, mean: np.ndarray, log10_tokens: np.ndarray) -> np.ndarray:
+        d = self.draws
+        if d.ou_length is None:
+            return run_log_likelihood(y, mean, d.sigma_seed, d.sigma_obs)
+        # OU checkpoint noise: the fit's own Kalman filter, fantasies x draws as leading axes, in blocks of draws
+        grid = ou_layout(np.zeros(len(log10_tokens), dtype=np.int64), log10_tokens, 1)
+        out = np.empty((y.shape[0], d.size))
+        for lo in range(0, d.size, 256):
+            s = slice(lo, lo + 256)
+            col = lambda v: v[s][None, :, None]
+            out[:, s] = run_loglik_numpy(y[:, None, :] - mean[None, s, :], grid, col(d.sigma_seed), col(d.sigma_obs),
+                                         col(d.ou_share), col(d.ou_length))[..., 0]
+        return out
 
     def evaluate(self, runs: Sequence[FantasyRun]) -> dict[str, float]:
         """Expected relative interval width, expected ARE and median ESS after observing ``runs``."""
@@ -294,36 +323,29 @@ class LaplacePreposterior(_PreposteriorBase):
         super().__init__(*args, **kwargs)
         self.prior_mean, cov = sampling_moments(self.draws.law, self.draws.natural, self.reference)
         self.prior_prec = np.linalg.inv(cov)
-        sig_seed = self.draws.sigma_seed[self.crn.picks]
-        sig_obs = self.draws.sigma_obs[self.crn.picks]
-        self._noise = (sig_seed**2, sig_obs**2)
         d = self.draws
         self._disc_var = float(np.mean(d.kappa**2) + np.var(d.drift))
         self._drift = float(np.mean(d.drift))
         self._modes: dict[tuple, np.ndarray] = {}
 
     def _stack(self, runs: Sequence[FantasyRun]):
+        """The runs' inputs and fantasies side by side, and R^-1 per fantasy (J, K, K): R is block-diagonal,
+        one block per run (its seed deviation and checkpoint noise under the fantasy's truth draw)."""
         z = {inp: np.concatenate([r.z[inp] for r in runs]) for inp in self.draws.law.inputs}
         y = np.concatenate([r.y for r in runs], axis=1)
-        block = np.concatenate([np.full(r.y.shape[1], b) for b, r in enumerate(runs)])
-        member = (block[:, None] == np.arange(len(runs))[None, :]).astype(float)  # (K, runs)
-        return z, y, member
+        prec = np.zeros((y.shape[0], y.shape[1], y.shape[1]))
+        start = 0
+        for r in runs:
+            k = slice(start, start + r.y.shape[1])
+            prec[:, k, k] = np.linalg.inv(self.draws.noise_covariance(self.crn.picks, r.log10_tokens))
+            start = k.stop
+        return z, y, prec
 
-    def _r_inv(self, v: np.ndarray, member: np.ndarray) -> np.ndarray:
-        """R^-1 v per fantasy for v (J, K, ...): R = sigma_obs^2 I + sigma_seed^2 (one block of ones per run)."""
-        ss2, so2 = self._noise
-        sizes = member.sum(axis=0)  # (runs,)
-        c = ss2[:, None] / (so2[:, None] + sizes[None, :] * ss2[:, None])  # (J, runs)
-        sums = np.einsum("jk...,kb->jb...", v, member)
-        back = np.einsum("jb...,kb->jk...", sums * c.reshape(c.shape + (1,) * (v.ndim - 2)), member)
-        return (v - back) / so2.reshape((-1,) + (1,) * (v.ndim - 1))
-
-    def _objective(self, theta, z, y, member):
+    def _objective(self, theta, z, y, prec):
         f, _ = law_jacobian(self.draws.law, theta, z)
         r = y - f
         dev = theta - self.prior_mean
-        return 0.5 * np.einsum("jk,jk->j", r, self._r_inv(r, member)) + 0.5 * np.einsum("jp,pq,jq->j", dev,
-                                                                                           self.prior_prec, dev)
+        return 0.5 * np.einsum("jk,jkl,jl->j", r, prec, r) + 0.5 * np.einsum("jp,pq,jq->j", dev, self.prior_prec, dev)
 
     def refit(self, runs: Sequence[FantasyRun]) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mode (J, P) and covariance (J, P, P) of each fantasy's Laplace refit."""
@@ -333,18 +355,18 @@ class LaplacePreposterior(_PreposteriorBase):
         # warm start from the refit of the same runs without the last one (the greedy plan's current set)
         theta = self._modes.get(tuple(id(r) for r in runs[:-1]))
         theta = np.tile(self.prior_mean, (j, 1)) if theta is None else theta.copy()
-        z, y, member = self._stack(runs)
-        obj = self._objective(theta, z, y, member)
+        z, y, prec = self._stack(runs)
+        obj = self._objective(theta, z, y, prec)
         for _ in range(self.iterations):
             f, jac = law_jacobian(self.draws.law, theta, z)
-            rj = self._r_inv(jac, member)
+            rj = prec @ jac
             h = np.einsum("jkp,jkq->jpq", jac, rj) + self.prior_prec
             grad = np.einsum("jkp,jk->jp", rj, y - f) - (theta - self.prior_mean) @ self.prior_prec
             step = np.linalg.solve(h, grad[..., None])[..., 0]
             scale = np.ones(j)
             for _ in range(4):  # halve the step where the objective did not fall
                 cand = theta + scale[:, None] * step
-                new = self._objective(cand, z, y, member)
+                new = self._objective(cand, z, y, prec)
                 worse = ~(new <= obj)
                 if not worse.any():
                     break
@@ -359,7 +381,7 @@ class LaplacePreposterior(_PreposteriorBase):
             self._modes.clear()
         self._modes[tuple(id(r) for r in runs)] = theta
         _, jac = law_jacobian(self.draws.law, theta, z)
-        h = np.einsum("jkp,jkq->jpq", jac, self._r_inv(jac, member)) + self.prior_prec
+        h = np.einsum("jkp,jkq->jpq", jac, prec @ jac) + self.prior_prec
         return theta, np.linalg.inv(h)
 
     def evaluate(self, runs: Sequence[FantasyRun]) -> dict[str, float]:

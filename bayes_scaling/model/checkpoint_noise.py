@@ -90,6 +90,22 @@ def noise_scales(sigma_seed: Any, sigma_obs: Any, ou_share: Any) -> tuple[Any, A
     return sigma_seed**2, so2 * ou_share, so2 * (1.0 - ou_share)
 
 
+def run_covariance(log10_tokens: np.ndarray, sigma_seed: Any, sigma_obs: Any, ou_share: Any = None,
+                   ou_length: Any = None) -> np.ndarray:
+    """The covariance (..., K, K) of one run's K checkpoint log losses around its law, the scales (...,).
+
+    ``sigma_seed^2`` everywhere (the run's shared deviation) plus ``sigma_obs^2`` times the checkpoint
+    noise's correlation: the identity for independent noise (``ou_share`` None), else
+    ``ou_share exp(-|x_p - x_q| / ou_length) + (1 - ou_share) I`` with ``x`` the log10 tokens.
+    """
+    x = np.asarray(log10_tokens, float)
+    eye = np.eye(len(x))
+    col = lambda v: np.asarray(v, float)[..., None, None]
+    corr = eye if ou_share is None else (col(ou_share) * np.exp(-np.abs(x[:, None] - x[None, :]) / col(ou_length))
+                                         + (1.0 - col(ou_share)) * eye)
+    return col(sigma_seed) ** 2 + col(sigma_obs) ** 2 * corr
+
+
 def run_loglik_numpy(resid: np.ndarray, grid: dict[str, np.ndarray], sigma_seed: np.ndarray,
                      sigma_obs: np.ndarray, ou_share: np.ndarray, length: np.ndarray) -> np.ndarray:
     """Each run's log density, ``resid`` (..., obs) and scales broadcasting as (..., 1) -> (..., run)."""

@@ -25,8 +25,9 @@ not a draw from the population but its twin's parameters plus a shift, the treat
     theta_g     = theta_twin(g) + shift_g,   shift_g,p ~ Normal(0, t_p)
     (t_p = priors.treatment_scale: by default only the data term, log_B_ref and log_beta, is shifted)
 
-With a borrowed population prior (one new family), ``mu ~ MvNormal(m, C)`` and the noise priors are
-the moment-matched population predictive of another fit (:mod:`.population_prior`).
+With a borrowed population prior (one new family), ``mu ~ MvNormal(m, C)`` and the noise priors (with
+OU noise, ``ou_length`` and ``ou_share`` too when the source fit had them) are the moment-matched
+population predictive of another fit (:mod:`.population_prior`).
 
 Parameters listed in ``spec.noncentering`` are non-centred *given the others* (the exact conditional,
 :func:`_block_noncentred`): the same prior on ``theta``, a geometry without the funnel for a parameter
@@ -140,8 +141,14 @@ def build_model(data: ScalingData, spec: ModelSpec) -> pm.Model:
         log_loss = pm.Data("log_loss_obs", arr["log_loss"], dims="obs")
         resid = log_loss - law.log_loss(theta_obs, z_in, xp=pt)
         if spec.checkpoint_noise == "ou":  # drift + jitter along each run: a Kalman filter (checkpoint_noise.py)
-            length = pm.LogNormal("ou_length", np.log(pri.ou_length_median), pri.ou_length_log_sd)
-            ou_share = pm.Beta("ou_share", pri.ou_share_a, pri.ou_share_b)
+            if bor is not None and "ou_length_lognormal" in bor:  # the source fit's drift, moment-matched
+                ln = pm.Data("borrowed_ou_length", np.asarray(bor["ou_length_lognormal"], float))
+                length = pm.LogNormal("ou_length", ln[0], ln[1])
+                sh = pm.Data("borrowed_ou_share", np.asarray(bor["ou_share_beta"], float))
+                ou_share = pm.Beta("ou_share", sh[0], sh[1])
+            else:
+                length = pm.LogNormal("ou_length", np.log(pri.ou_length_median), pri.ou_length_log_sd)
+                ou_share = pm.Beta("ou_share", pri.ou_share_a, pri.ou_share_b)
             ll = ou_run_loglik(resid, *(pm.Data(f"ou_{k}", arr[f"ou_{k}"]) for k in OU_GRID), sigma_seed, sigma_obs,
                                ou_share, length)
         else:  # independent checkpoint noise: each run's residual sums (likelihood.py)

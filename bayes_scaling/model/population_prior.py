@@ -2,10 +2,14 @@
 
 Extracted from a fit as draws of a new family's law parameters in natural units (by default a
 Polya-urn blend of the model's LKJ-correlated population and the fitted families themselves; see
-:meth:`PopulationPrior.from_fit`), the noise scales and the learned extrapolation discrepancy. Natural units make the prior independent of the
+:meth:`PopulationPrior.from_fit`), the noise scales (with the correlation length and drift share of
+the checkpoint noise when the source fit modelled it, ``checkpoint_noise="ou"``) and the learned
+extrapolation discrepancy. Natural units make the prior independent of the
 reference scales of the fit it came from; when a new family is fitted, the draws are moved to the
 new data's reference scales and moment-matched to a multivariate normal on the sampling scale
-(correlations kept), and the noise scales to a log-normal total and a Beta seed share.
+(correlations kept), the noise scales to a log-normal total and a Beta seed share, and (OU source
+fits) the correlation length to a log-normal and the drift share to a Beta. A new family fitted with
+OU checkpoint noise from a prior without them starts both from their default priors.
 
 File format: one small NetCDF file (xarray Dataset, dims ``sample`` and ``law_param``).
 
@@ -49,6 +53,14 @@ class PopulationPrior:
     source: str = ""
     #: log10 of the largest compute of the source families (where their discrepancy starts; None: unknown)
     max_log10_flops: float | None = None
+    #: the OU checkpoint noise's correlation length (decades of tokens) and drift share; None when the
+    #: source fit had independent checkpoint noise
+    ou_length: np.ndarray | None = None
+    ou_share: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.ou_length is None) != (self.ou_share is None):
+            raise PriorError("a population prior carries both ou_length and ou_share draws, or neither")
 
     @classmethod
     def from_fit(cls, fit: Any, draws: int = 4000, random_seed: int = 0,
@@ -98,7 +110,9 @@ class PopulationPrior:
                    sigma_seed=arrays["sigma_seed"][idx], sigma_obs=arrays["sigma_obs"][idx],
                    kappa=arrays["kappa"][idx], drift=arrays["drift"][idx],
                    source=f"{len(fit.spec.families)} families ({population}): {', '.join(fit.spec.families)}",
-                   max_log10_flops=max(fit.spec.family_max_log10_flops.values()))
+                   max_log10_flops=max(fit.spec.family_max_log10_flops.values()),
+                   ou_length=arrays["ou_length"][idx] if "ou_length" in arrays else None,
+                   ou_share=arrays["ou_share"][idx] if "ou_share" in arrays else None)
 
     # ------------------------------------------------------------------ moments for a new fit
     def sampling_moments(self, reference: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -107,14 +121,15 @@ class PopulationPrior:
         return sampling_moments(law, {k: self.natural[:, i] for i, k in enumerate(law.natural)}, reference)
 
     def noise_moments(self) -> dict[str, list[float]]:
-        """LogNormal (mu, sigma) of sigma_total and Beta (a, b) of the seed share, moment-matched."""
+        """Moment-matched noise priors: LogNormal (mu, sigma) of sigma_total and Beta (a, b) of the seed
+        share; with OU draws also LogNormal of ou_length and Beta of ou_share."""
         total2 = self.sigma_seed**2 + self.sigma_obs**2
-        log_t = 0.5 * np.log(total2)
-        share = np.clip(self.sigma_seed**2 / total2, 1e-4, 1 - 1e-4)
-        m, v = float(share.mean()), float(share.var())
-        common = max(m * (1 - m) / max(v, 1e-8) - 1, 2.0)  # keep the Beta proper and not razor-thin
-        return {"sigma_total_lognormal": [float(log_t.mean()), max(float(log_t.std()), 0.05)],
-                "seed_share_beta": [m * common, (1 - m) * common]}
+        out = {"sigma_total_lognormal": _lognormal_moments(np.sqrt(total2)),
+               "seed_share_beta": _beta_moments(self.sigma_seed**2 / total2)}
+        if self.ou_length is not None:
+            out.update(ou_length_lognormal=_lognormal_moments(self.ou_length),
+                       ou_share_beta=_beta_moments(self.ou_share))
+        return out
 
     def as_spec_entry(self, reference: dict[str, float]) -> dict[str, Any]:
         mean, cov = self.sampling_moments(reference)
@@ -127,6 +142,9 @@ class PopulationPrior:
             {"natural": (("sample", "law_param"), self.natural), "sigma_seed": ("sample", self.sigma_seed),
              "sigma_obs": ("sample", self.sigma_obs), "kappa": ("sample", self.kappa), "drift": ("sample", self.drift)},
             coords={"law_param": list(law.natural)})
+        if self.ou_length is not None:
+            ds["ou_length"] = ("sample", self.ou_length)
+            ds["ou_share"] = ("sample", self.ou_share)
         ds.attrs.update(kind=PRIOR_KIND, law=self.law, source=self.source)
         if self.max_log10_flops is not None:
             ds.attrs["max_log10_flops"] = float(self.max_log10_flops)
@@ -149,7 +167,8 @@ class PopulationPrior:
                            kappa=ds["kappa"].to_numpy(), drift=ds["drift"].to_numpy(),
                            source=str(ds.attrs.get("source", "")),
                            max_log10_flops=(float(ds.attrs["max_log10_flops"]) if "max_log10_flops" in ds.attrs
-                                            else None))
+                                            else None),
+                           **{k: ds[k].to_numpy() for k in ("ou_length", "ou_share") if k in ds})
         from ..inference.fitted import load as load_fit
 
         return cls.from_fit(load_fit(path))
@@ -192,4 +211,21 @@ class PopulationPrior:
         law = get_law(self.law)
         med = np.median(self.natural, axis=0)
         parts = ", ".join(f"{k}~{v:.3g}" for k, v in zip(law.natural, med))
+        if self.ou_length is not None:
+            parts += (f"; checkpoint drift: ou_length~{np.median(self.ou_length):.3g} decades, "
+                      f"ou_share~{np.median(self.ou_share):.3g}")
         return f"population prior ({self.source}): {parts}; {len(self.sigma_seed)} draws"
+
+
+def _lognormal_moments(x: np.ndarray) -> list[float]:
+    """(mu, sigma) of a log-normal matched to positive draws, sigma kept at least 0.05."""
+    log_x = np.log(x)
+    return [float(log_x.mean()), max(float(log_x.std()), 0.05)]
+
+
+def _beta_moments(x: np.ndarray) -> list[float]:
+    """Beta (a, b) matched to draws in (0, 1), kept proper and not razor-thin (a + b - 1 >= 2)."""
+    share = np.clip(x, 1e-4, 1 - 1e-4)
+    m, v = float(share.mean()), float(share.var())
+    common = max(m * (1 - m) / max(v, 1e-8) - 1, 2.0)
+    return [m * common, (1 - m) * common]

@@ -93,7 +93,15 @@ def model_section(fit: Any) -> Section:
              "noise added)."),
         Text("Priors:"), Items(tuple(spec.priors.describe()))])
     if spec.borrowed is not None:
-        s.blocks.append(Text(f"Borrowed population prior from {spec.borrowed.get('source', 'another fit')}."))
+        bor = spec.borrowed
+        drift = ""
+        if spec.checkpoint_noise == "ou":
+            drift = (" The checkpoint drift's correlation length and share are borrowed too."
+                     if "ou_length_lognormal" in bor else
+                     " The source fit had independent checkpoint noise, so ou_length and ou_share keep the "
+                     "default priors listed above.")
+        s.blocks.append(Text(f"Borrowed population prior from {bor.get('source', 'another fit')}: it replaces the "
+                             f"priors of mu, sigma_total and seed_share above.{drift}"))
     if spec.treatments:
         s.blocks.append(Text("Treatments (treated family = twin + shift): "
                              + ", ".join(f"{g} ← {t}" for g, t in spec.treatments.items())))
