@@ -30,6 +30,7 @@ import bayes_scaling as bs
 from bayes_scaling.evaluate.planning import (BacktestSettings, backtest_matches, backtest_planning,
                                              backtest_table, matches_table)
 from bayes_scaling.grid.config import DATASETS
+from bayes_scaling.model.spec import CHECKPOINT_NOISES
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -100,12 +101,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune", type=int, default=300)
     ap.add_argument("--method", default="laplace")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--checkpoint-noise", default="independent", choices=CHECKPOINT_NOISES,
+                    help="the checkpoint noise of every Bayesian fit (population and revealed runs); the planner "
+                         "takes it from the population prior")
+    ap.add_argument("--tag", default="", help="suffix of the result files (planning_<dataset><tag>.csv, "
+                    "planning<tag>.json, planning<tag>.png)")
+    ap.add_argument("--no-timing", action="store_true", help="skip the planner's timing on a 50-candidate grid")
     ap.add_argument("--from-csv", action="store_true", help="skip the backtest: summarise the stored "
                     "planning_<dataset>.csv files (e.g. of a run stopped early), plot, and time the planner")
     args = ap.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
     settings = BacktestSettings(budgets=tuple(float(b) for b in args.budgets.split(",")), method=args.method,
-                                fit_kwargs=dict(draws=args.draws, tune=args.tune, chains=2), random_seed=args.seed)
+                                fit_kwargs=dict(draws=args.draws, tune=args.tune, chains=2,
+                                                checkpoint_noise=args.checkpoint_noise), random_seed=args.seed)
     summary: dict = {"machine": {"cores": os.cpu_count()},
                      "command": " ".join(["python benchmarks/planning.py", *sys.argv[1:]]),
                      "settings": settings.as_dict(), "tables": {}}
@@ -118,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         fams = sorted(f for f in data.families if data.frame.loc[data.frame["family"] == f, "params"].nunique() >= 3)
         if n_fam and n_fam < len(fams):
             fams = [fams[int(i)] for i in np.linspace(0, len(fams) - 1, n_fam).round()]
-        out = RESULTS / f"planning_{name}.csv"
+        out = RESULTS / f"planning_{name}{args.tag}.csv"
         if args.from_csv:
             res = pd.read_csv(out)
         else:
@@ -134,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     matches = matches_table(backtest_matches(results))
     summary["matches"] = json.loads(matches.to_json(orient="records"))
     print(markdown_matches(matches), flush=True)
-    plot(results, RESULTS / "planning.png")
+    plot(results, RESULTS / f"planning{args.tag}.png")
+    if args.no_timing:
+        (RESULTS / f"planning{args.tag}.json").write_text(json.dumps(summary, indent=1, default=str))
+        return 0
     # the planner's own time: a 50-candidate default grid from the first dataset's population prior
     data = DATASETS[args.only.split(",")[0]]()
     with warnings.catch_warnings():
@@ -143,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     big = data.frame.loc[data.frame["params"].idxmax()]
     summary["planner"] = planner_timing(bs.PopulationPrior.from_fit(pop), {"params": float(big["params"]) * 10,
                                                                            "tokens": float(big["tokens"]) * 10})
-    (RESULTS / "planning.json").write_text(json.dumps(summary, indent=1, default=str))
+    (RESULTS / f"planning{args.tag}.json").write_text(json.dumps(summary, indent=1, default=str))
     print(json.dumps(summary["planner"]))
     return 0
 

@@ -49,3 +49,24 @@ def test_calibration_table_pools_tasks_against_the_binomial_range():
     lo, hi = tab.loc["all", "calibrated_range"]
     assert lo == 0.7 and hi == 1.0  # binomial(10, 0.9): 5% and 95% quantiles 7 and 10
     assert tab.loc["all", "median_log_bias"] == -0.01
+
+
+def test_ou_request_on_one_point_runs_fits_the_identical_independent_model(small_fit, synthetic_truth):
+    """Runs revealed at a single checkpoint (a planning backtest's early stops) have nothing to correlate:
+    the scorer fits the independent model, which is the same model there, and says so in the row."""
+    from bayes_scaling.evaluate.harness import bayes_scored
+    from bayes_scaling.evaluate.protocol import Split
+
+    _, df = synthetic_truth
+    fam = bs.ScalingData.from_frame(df[df["family"] == "fam0"], family="family", params="params", tokens="tokens",
+                                    loss="loss", run="run", seed="seed").frame
+    small = fam[fam["params"] == fam["params"].min()]
+    first = small[small["tokens"] == small["tokens"].min()]  # each seed's run stopped at its first checkpoint
+    train = bs.ScalingData.from_frame(first, family="family", params="params", tokens="tokens", loss="loss",
+                                      run="run", seed="seed")
+    assert not train.has_checkpoint_curves
+    split = Split(family="fam0", k=1, train=train, target=fam[fam["params"] == fam["params"].max()],
+                  train_sizes=(float(small["params"].iloc[0]),), target_size=float(fam["params"].max()))
+    kwargs = {k: v for k, v in FAST.items() if k != "random_seed"}
+    row = bayes_scored(split, bs.PopulationPrior.from_fit(small_fit, draws=400), {**kwargs, "checkpoint_noise": "ou"})
+    assert "independent checkpoint noise" in row["detail"] and 0 <= row["are"] < 1

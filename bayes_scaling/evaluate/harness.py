@@ -114,11 +114,17 @@ def bayes_scored(split: Split, prior: PopulationPrior | None, fit_kwargs: dict[s
     ``train`` may hold other families too (a pooled fit); the prediction is always for ``split.family``.
     The row carries the fit's diagnostics (divergences, R-hat, bulk ESS) and the sampling warnings it raised.
     """
+    train = split.train if train is None else train
+    detail = ""
+    if fit_kwargs.get("checkpoint_noise") == "ou" and not train.has_checkpoint_curves:
+        # runs of one point each (e.g. runs stopped at their first checkpoint): the correlated noise has
+        # nothing to correlate and the model is the independent one, which is the one that accepts such data
+        fit_kwargs = {**fit_kwargs, "checkpoint_noise": "independent"}
+        detail = "independent checkpoint noise: no run with two checkpoints (the same model)"
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SamplingWarning)
-        fitted = fit_law(split.train if train is None else train, borrow=prior, random_seed=random_seed,
-                         **fit_kwargs)
+        fitted = fit_law(train, borrow=prior, random_seed=random_seed, **fit_kwargs)
     seconds = time.perf_counter() - t0
     tn, td, y = _arrays(split.target)
     flops = split.target["flops"].to_numpy(float)
@@ -128,7 +134,7 @@ def bayes_scored(split: Split, prior: PopulationPrior | None, fit_kwargs: dict[s
     q = np.exp(np.quantile(log_draws, [0.5, 0.25, 0.75, 0.05, 0.95], axis=0))
     d = fitted.diagnostics
     return {"method": method, **score(y, q[0], q[1], q[2], q[3], q[4]), "seconds": seconds,
-            "detail": "", "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,
+            "detail": detail, "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,
             "sampling_warnings": len([w for w in caught if issubclass(w.category, SamplingWarning)])}
 
 
