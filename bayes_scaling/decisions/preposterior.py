@@ -200,7 +200,7 @@ class FantasyRun:
     y: np.ndarray  # (J, K) fantasised log losses
     log10_flops: float
     log10_tokens: np.ndarray  # (K,) where its checkpoints are (the OU checkpoint noise's clock)
-    extra: Any = None  # method-specific (the importance method's log-likelihood)
+    extra: Any = None  # method-specific (importance: its log-likelihood; Laplace: its noise precision)
 
 
 class _PreposteriorBase:
@@ -328,16 +328,21 @@ class LaplacePreposterior(_PreposteriorBase):
         self._drift = float(np.mean(d.drift))
         self._modes: dict[tuple, np.ndarray] = {}
 
+    def _prepare(self, y: np.ndarray, mean: np.ndarray, log10_tokens: np.ndarray) -> np.ndarray:
+        """The run's noise precision per fantasy (J, K, K): its seed deviation and checkpoint noise under
+        the fantasy's truth draw, inverted once per run."""
+        return np.linalg.inv(self.draws.noise_covariance(self.crn.picks, log10_tokens))
+
     def _stack(self, runs: Sequence[FantasyRun]):
         """The runs' inputs and fantasies side by side, and R^-1 per fantasy (J, K, K): R is block-diagonal,
-        one block per run (its seed deviation and checkpoint noise under the fantasy's truth draw)."""
+        one block per run (each run's precision from :meth:`_prepare`)."""
         z = {inp: np.concatenate([r.z[inp] for r in runs]) for inp in self.draws.law.inputs}
         y = np.concatenate([r.y for r in runs], axis=1)
         prec = np.zeros((y.shape[0], y.shape[1], y.shape[1]))
         start = 0
         for r in runs:
             k = slice(start, start + r.y.shape[1])
-            prec[:, k, k] = np.linalg.inv(self.draws.noise_covariance(self.crn.picks, r.log10_tokens))
+            prec[:, k, k] = r.extra
             start = k.stop
         return z, y, prec
 

@@ -38,6 +38,7 @@ from ..errors import SamplingWarning
 from ..inference import fit as fit_law
 from ..model import PopulationPrior
 from ..model.population_prior import DEFAULT_POPULATION
+from ..model.spec import checkpoint_noise_for
 from .baselines import (donor_fit, fixed_n_term_fit, huber_fit, last_checkpoint_mean, log_residual_scale,
                         predict_natural)
 from .protocol import (TARGET_LAST_FRACTION, Split, last_fraction_mask, lognormal_interval, max_k, score,
@@ -116,10 +117,10 @@ def bayes_scored(split: Split, prior: PopulationPrior | None, fit_kwargs: dict[s
     """
     train = split.train if train is None else train
     detail = ""
-    if fit_kwargs.get("checkpoint_noise") == "ou" and not train.has_checkpoint_curves:
-        # runs of one point each (e.g. runs stopped at their first checkpoint): the correlated noise has
-        # nothing to correlate and the model is the independent one, which is the one that accepts such data
-        fit_kwargs = {**fit_kwargs, "checkpoint_noise": "independent"}
+    requested = fit_kwargs.get("checkpoint_noise", "independent")
+    used = checkpoint_noise_for(requested, train)
+    if used != requested:  # e.g. runs stopped at their first checkpoint
+        fit_kwargs = {**fit_kwargs, "checkpoint_noise": used}
         detail = "independent checkpoint noise: no run with two checkpoints (the same model)"
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:

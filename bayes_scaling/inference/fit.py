@@ -13,6 +13,7 @@ from ..errors import PriorDataConflictWarning, SamplingWarning
 from ..laws import Law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
 from ..model.population_prior import CONFLICT_P_VALUE
+from ..model.spec import checkpoint_noise_for
 from .diagnostics import diagnose, warn_if_problems
 from .extrapolation import discrepancy_posterior, holdout_split
 from .fitted import ScalingFit, build_idata
@@ -206,11 +207,9 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, A
         info["note"] = "nothing could be held out (each family has one run); kappa and drift keep their priors"
         return np.abs(rng.normal(0, k_scale, n_samples)), rng.normal(0, d_scale, n_samples), info
     train = data.subset(~held, name="leave_largest_out", reason=desc)
-    # OU noise is the independent model exactly when no run has two checkpoints (nothing to correlate)
     inner_spec = ModelSpec.from_data(train, spec.law, spec.priors, likelihood=spec.likelihood,
                                      noncentering=spec.noncentering,
-                                     checkpoint_noise=spec.checkpoint_noise if train.has_checkpoint_curves
-                                     else "independent",
+                                     checkpoint_noise=checkpoint_noise_for(spec.checkpoint_noise, train),
                                      treatments={g: t for g, t in spec.treatments.items()
                                                  if g in train.families and t in train.families})
     inner_settings = dict(settings, draws=min(settings["draws"], 500), tune=min(settings["tune"], 500))

@@ -111,8 +111,7 @@ class PopulationPrior:
                    kappa=arrays["kappa"][idx], drift=arrays["drift"][idx],
                    source=f"{len(fit.spec.families)} families ({population}): {', '.join(fit.spec.families)}",
                    max_log10_flops=max(fit.spec.family_max_log10_flops.values()),
-                   ou_length=arrays["ou_length"][idx] if "ou_length" in arrays else None,
-                   ou_share=arrays["ou_share"][idx] if "ou_share" in arrays else None)
+                   **{k: arrays[k][idx] for k in ("ou_length", "ou_share") if k in arrays})
 
     # ------------------------------------------------------------------ moments for a new fit
     def sampling_moments(self, reference: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:

@@ -121,6 +121,13 @@ class ModelSpec:
         return cls(**d)
 
 
+def checkpoint_noise_for(requested: str, data: ScalingData) -> str:
+    """The checkpoint noise to fit ``data`` with: ``requested``, except ``"independent"`` for an ``"ou"``
+    request on data where no run has two checkpoints (nothing to correlate: there the two are one model,
+    and only the independent one accepts such data)."""
+    return "independent" if requested == "ou" and not data.has_checkpoint_curves else requested
+
+
 def check_checkpoint_noise(checkpoint_noise: str, likelihood: str, data: ScalingData) -> None:
     """Raise if ``checkpoint_noise`` is unknown, or is ``"ou"`` with the Student-t likelihood or for data
     without a run of two checkpoints."""
