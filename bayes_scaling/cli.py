@@ -69,6 +69,8 @@ def _sampling_args(p: argparse.ArgumentParser, draws: int = 1000, tune: int = 10
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--random-seed", type=int, default=0)
     p.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"])
+    p.add_argument("--backend", default="auto", choices=["auto", "numba", "jax"],
+                   help="nutpie's compile backend; auto: JAX for a small OU model when installed, else numba")
     p.add_argument("--likelihood", default="normal", choices=["normal", "student_t"],
                    help="student_t: robust run likelihood that down-weights outlying runs/points")
     p.add_argument("--checkpoint-noise", default="independent", choices=["independent", "ou"],
@@ -106,7 +108,7 @@ def _output_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
 def _fit_kwargs(a: argparse.Namespace) -> dict:
     return dict(law=a.law, min_tokens=a.min_tokens, fraction=a.fraction, draws=a.draws, tune=a.tune,
                 chains=a.chains, random_seed=a.random_seed, sampler=a.sampler, likelihood=a.likelihood,
-                checkpoint_noise=a.checkpoint_noise,
+                checkpoint_noise=a.checkpoint_noise, backend=a.backend,
                 extrapolation=None if a.no_extrapolation else "learn")
 
 

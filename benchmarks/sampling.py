@@ -22,6 +22,9 @@ Parts (``--parts``, default all):
 ``predict``   :func:`bayes_scaling.predict.expected_loss_moments` on 10^5 (N, D) points x 4000 draws.
 ``cache``     fits that share a structure (a fit and its calibration fit, leave-one-family-out population
               fits, borrowed fits) with the compiled-model cache off and on, side by side; the same draws.
+``backends``  nutpie's two compile backends (numba, JAX) side by side on the same fits, the compiled-model
+              cache emptied before each: compile and sampling seconds, ESS, and one log density +
+              gradient call of the JAX function alone and from two threads at once (the GIL).
 ``plot``      redraw docs/figures/cost_curve.png from the stored ``cost`` part.
 
 Usage::
@@ -320,6 +323,66 @@ def part_cache(dataset: str, draws: int, seed: int) -> dict:
 
 
 # ------------------------------------------------------------------ prediction
+def _jax_call_timing(data: bs.ScalingData, noise: str, repeats: int = 300) -> dict:
+    """One JAX log density + gradient call (nutpie's Python callback), alone and from two threads at once."""
+    import threading
+
+    from bayes_scaling.inference.compile_cache import _compile_jax
+    from bayes_scaling.model import ModelSpec, build_model
+
+    compiled = _compile_jax(build_model(data, ModelSpec.from_data(data, checkpoint_noise=noise)), {}, None)
+    f, shared = compiled._make_logp_func(), compiled._shared_data
+    x = np.asarray(compiled._make_initial_points(0), dtype="float64")
+
+    def loop():
+        for _ in range(repeats):
+            f(x, **shared)
+
+    loop()
+    t = time.perf_counter()
+    loop()
+    alone = (time.perf_counter() - t) / repeats
+    threads = [threading.Thread(target=loop) for _ in range(2)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    both = (time.perf_counter() - t) / repeats
+    return {"jax_call_ms": alone * 1e3, "jax_two_threads_ms_per_pair": both * 1e3, "n_dim": int(compiled.n_dim)}
+
+
+def part_backends(draws: int, seed: int) -> list[dict]:
+    """numba against JAX on the same fits: Kempner (independent noise) and ColPret thinned to 20 checkpoints
+    per run with the OU noise, 2 chains x ``draws`` after as many tuning steps, ``extrapolation=None``."""
+    from bayes_scaling.inference import compile_cache
+
+    rows = []
+    for name, noise in (("kempner", "independent"), ("colpret", "ou")):
+        data = load(name)
+        if noise == "ou":
+            data = bs.thin_checkpoints(data, 20)
+        timing = _jax_call_timing(data, noise)
+        for backend in ("numba", "jax"):
+            compile_cache.clear()
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SamplingWarning)
+                fit = bs.fit(data, checkpoint_noise=noise, backend=backend, draws=draws, tune=draws, chains=2,
+                             random_seed=seed, extrapolation=None)
+            d = fit.diagnostics
+            r = {"dataset": name, "checkpoint_noise": noise, "backend": backend, "rows": len(data.frame),
+                 "wall_seconds": time.perf_counter() - t0, "compile_seconds": fit.sampler_info["compile_seconds"],
+                 "sampling_seconds": d.sampling_seconds,
+                 "mean_steps_per_draw": float(fit.idata.sample_stats["n_steps"].mean()),
+                 "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,
+                 "min_ess_tail": d.min_ess_tail,
+                 "mu_mean": fit.idata.posterior["mu"].mean(("chain", "draw")).values.tolist(), **timing}
+            print(json.dumps(r), flush=True)
+            rows.append(r)
+    return rows
+
+
 def part_predict(seed: int, n_points: int = 100_000, n_draws: int = 4000) -> dict:
     from bayes_scaling.predict import expected_loss_moments
 
@@ -406,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
         save()
     if "cache" in parts:
         result["cache"] = part_cache("kempner", args.draws, args.seed)
+        save()
+    if "backends" in parts:
+        result["backends"] = part_backends(args.draws, args.seed)
         save()
     if "thinning" in parts:
         result["thinning"] = part_thinning("colpret", args.draws, args.seed, per_run=20)["independent"]

@@ -12,6 +12,7 @@ from scipy.stats import multivariate_normal
 import bayes_scaling as bs
 from bayes_scaling.data.synthetic import simulate_runs
 from bayes_scaling.errors import DataValidationError, SamplingWarning
+from bayes_scaling.inference import compile_cache
 from bayes_scaling.inference.fitted import run_log_likelihood
 from bayes_scaling.model import ModelSpec, build_model
 from bayes_scaling.model.checkpoint_noise import layout, run_covariance, run_loglik_numpy
@@ -122,6 +123,7 @@ def test_the_model_potential_is_the_numpy_log_likelihood():
 def test_ou_fit_recovers_the_correlation_length_and_checkpoint_noise():
     """End to end on synthetic OU drift plus jitter (truth: ou_length 0.3 decades, ou_share 0.8, sigma_obs 0.01)."""
     data = _data(ou_length=0.3, ou_share=0.8, checkpoints=20)
+    compile_cache.clear()  # no model of this structure compiled by an earlier test
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
         fit = bs.fit(data, checkpoint_noise="ou", draws=300, tune=300, chains=2, extrapolation=None)
@@ -134,12 +136,18 @@ def test_ou_fit_recovers_the_correlation_length_and_checkpoint_noise():
     s = fit.summary()
     assert s["checkpoint_noise"] == "ou" and "ou_length" in s["parameters"]
     assert fit.idata.log_likelihood["runs"].sizes["run"] == len(data.runs)
-    # another data set of the same structure reuses the compiled Kalman filter (compile_cache)
+    # the Kalman scan compiled with JAX (seconds, the "auto" backend's choice when JAX is installed); with
+    # numba (35-60 s) the compiled model is kept, and another data set of the same structure reuses it
+    assert fit.sampler_info["backend"] == ("jax" if compile_cache.jax_available() else "numba")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        again = bs.fit(_data(checkpoints=14, seed=1), checkpoint_noise="ou", draws=50, tune=50, chains=2,
+        numba = bs.fit(_data(checkpoints=14, seed=1), checkpoint_noise="ou", draws=50, tune=50, chains=2,
+                       extrapolation=None, backend="numba")
+        again = bs.fit(_data(checkpoints=9, seed=2), checkpoint_noise="ou", draws=50, tune=50, chains=2,
                        extrapolation=None)
-    assert again.sampler_info["compile_cache_hit"]
+    assert numba.sampler_info["backend"] == "numba" and not numba.sampler_info["compile_cache_hit"]
+    assert again.sampler_info["backend"] == "numba" and again.sampler_info["compile_cache_hit"]
+    assert np.isfinite(numba.idata.posterior["ou_length"]).all()
 
 
 def test_cli_passes_the_checkpoint_noise_to_fit():
@@ -148,6 +156,8 @@ def test_cli_passes_the_checkpoint_noise_to_fit():
     base = ["fit", "data.csv", "--params", "N", "--tokens", "D", "--loss", "L", "--out", "fit.nc"]
     assert _fit_kwargs(build_parser().parse_args([*base, "--checkpoint-noise", "ou"]))["checkpoint_noise"] == "ou"
     assert _fit_kwargs(build_parser().parse_args(base))["checkpoint_noise"] == "independent"
+    assert _fit_kwargs(build_parser().parse_args(base))["backend"] == "auto"
+    assert _fit_kwargs(build_parser().parse_args([*base, "--backend", "jax"]))["backend"] == "jax"
     with pytest.raises(SystemExit):
         build_parser().parse_args([*base, "--checkpoint-noise", "ar1"])
 

@@ -16,6 +16,10 @@ included), and the dtype and rank of each data container. Anything that is not s
 differs (a prior scale, the number of families, the law, the likelihood, the non-centred parameters)
 gives another key and a fresh compile. On a hit the initial point function and the coordinates come
 from the new model. ``BAYES_SCALING_COMPILE_CACHE=0`` turns the cache off; :func:`clear` empties it.
+
+The cache holds numba-compiled models. A model can instead be compiled by PyTensor's JAX backend
+(:func:`resolve_backend`): 2-4 s where numba spends 35-60 s on the OU checkpoint noise's Kalman scan,
+with the data frozen into the graph, so nothing is reused.
 """
 
 from __future__ import annotations
@@ -31,6 +35,12 @@ import pymc as pm
 
 #: compiled models kept per process (least recently used dropped first)
 MAX_ENTRIES = 8
+#: nutpie's compile backends: PyTensor's numba (reusable across data sets) or JAX (compiles in seconds)
+BACKENDS = ("auto", "numba", "jax")
+#: the most rows for which ``"auto"`` compiles a model with a scan by JAX: a new family's one-run update
+#: (6-40 rows) takes 8 s with JAX against 40 s with numba; a 10-family population (220 rows) samples
+#: 1.5-2x slower with JAX, more than numba's compile costs (docs/benchmarks.md, issue 4)
+JAX_MAX_ROWS = 120
 
 _CACHE: "OrderedDict[str, Any]" = OrderedDict()
 _STATS = {"hits": 0, "misses": 0}
@@ -134,13 +144,86 @@ def _initial_point_function(model: pm.Model, compiled: Any, initial_points: dict
     return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(fn), names=names, shapes=shapes)
 
 
-def compile_nutpie(model: pm.Model, initial_points: dict, jitter_rvs: set | None = None) -> tuple[Any, bool]:
-    """nutpie's compiled ``model``, reusing a compiled model of the same structure; returns (compiled, hit)."""
+def jax_available() -> bool:
+    """True when JAX is installed (``pip install bayes_scaling[jax]``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("jax") is not None
+
+
+def _compile_jax(model: pm.Model, initial_points: dict, jitter_rvs: set | None) -> Any:
+    """nutpie's model through PyTensor's JAX backend, with XLA's compile done here rather than in the first draw.
+
+    The data are frozen into the graph (JAX wants static shapes), so nothing is reused across data sets;
+    the whole compile takes seconds where numba's takes tens of seconds (the OU scan: 35-60 s)."""
+    import nutpie
+    from pymc.model.transform.optimization import freeze_dims_and_data
+
+    frozen = freeze_dims_and_data(model)  # a new model: its variables are new objects, found again by name
+    jitter = None if jitter_rvs is None else {frozen[v.name] for v in jitter_rvs}
+    compiled = nutpie.compile_pymc_model(frozen, backend="jax", gradient_backend="jax", freeze_model=False,
+                                         initial_points=initial_points, jitter_rvs=jitter)
+    x0 = np.asarray(compiled._make_initial_points(0), dtype="float64")
+    compiled._make_logp_func()(x0, **compiled._shared_data)  # trace and compile the log density + gradient
+    compiled._make_expand_func(0, 0, 0)(x0, **compiled._shared_data)  # and the traced variables
+    return compiled
+
+
+def has_scan(model: pm.Model) -> bool:
+    """True when ``model``'s log density holds a ``Scan`` (the OU checkpoint noise's Kalman filter)."""
+    from pytensor.scan.op import Scan
+
+    try:  # pytensor >= 2.36 moved the traversal helpers
+        from pytensor.graph.traversal import applys_between
+    except ImportError:  # pragma: no cover - older pytensor
+        from pytensor.graph.basic import applys_between
+
+    logp = model.logp()
+    return any(isinstance(node.op, Scan) for node in applys_between(model.value_vars, [logp]))
+
+
+def _rows(model: pm.Model) -> int:
+    length = model.dim_lengths.get("obs")
+    return 0 if length is None else int(length.eval())
+
+
+def resolve_backend(requested: str, model: pm.Model, key: str | None) -> str:
+    """The backend a fit compiles with: ``"numba"`` or ``"jax"``.
+
+    ``"auto"`` picks by measured cost (docs/benchmarks.md, issue 4, "Two compile backends"). numba's
+    gradient is 2-4x faster than JAX's (which nutpie calls back through Python, holding the GIL), but
+    numba compiles in 10-20 s, and in 35-60 s a model with a ``Scan`` (``checkpoint_noise="ou"``),
+    where JAX takes 3-6 s. So: numba when this process already holds the model compiled for the same
+    structure (a hit costs nothing); JAX, when installed, for a model with a ``Scan`` and at most
+    ``JAX_MAX_ROWS`` rows, where sampling is short and the compile is the whole cost (a new family's
+    update from one small model); numba otherwise.
+    """
+    if requested not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {requested!r}")
+    if requested == "jax" and not jax_available():
+        raise ImportError("backend 'jax' was requested but JAX is not installed (pip install 'bayes_scaling[jax]')")
+    if requested != "auto":
+        return requested
+    if key is not None and key in _CACHE:
+        return "numba"
+    if jax_available() and _rows(model) <= JAX_MAX_ROWS and has_scan(model):
+        return "jax"
+    return "numba"
+
+
+def compile_nutpie(model: pm.Model, initial_points: dict, jitter_rvs: set | None = None,
+                   backend: str = "auto") -> tuple[Any, bool, str]:
+    """nutpie's compiled ``model``, reusing a compiled model of the same structure.
+
+    Returns (compiled, cache hit, backend used); see :func:`resolve_backend` for ``backend``."""
     import nutpie
 
-    if not enabled():
-        return nutpie.compile_pymc_model(model, initial_points=initial_points, jitter_rvs=jitter_rvs), False
-    key = structure_key(model)
+    key = structure_key(model) if enabled() else None
+    which = resolve_backend(backend, model, key)
+    if which == "jax":
+        return _compile_jax(model, initial_points, jitter_rvs), False, "jax"
+    if key is None:
+        return nutpie.compile_pymc_model(model, initial_points=initial_points, jitter_rvs=jitter_rvs), False, "numba"
     cached = _CACHE.get(key)
     if cached is None:
         _STATS["misses"] += 1
@@ -148,7 +231,7 @@ def compile_nutpie(model: pm.Model, initial_points: dict, jitter_rvs: set | None
         _CACHE[key] = compiled
         while len(_CACHE) > MAX_ENTRIES:
             _CACHE.popitem(last=False)
-        return compiled, False
+        return compiled, False, "numba"
     _STATS["hits"] += 1
     _CACHE.move_to_end(key)
     from nutpie.compile_pymc import _prepare_dims_and_coords
@@ -158,4 +241,4 @@ def compile_nutpie(model: pm.Model, initial_points: dict, jitter_rvs: set | None
     dims, coords = _prepare_dims_and_coords(model, compiled.shape_info)
     return dataclasses.replace(compiled, dims=dims, _coords=coords,
                                initial_point_func=_initial_point_function(model, compiled, initial_points,
-                                                                          jitter_rvs)), True
+                                                                          jitter_rvs)), True, "numba"

@@ -40,6 +40,7 @@ def fit(
     random_seed: int = 0,
     target_accept: float = 0.98,
     sampler: str = "auto",
+    backend: str = "auto",
     extrapolation: str | float | None = "learn",
     holdout_decades: float = 0.3,
     progressbar: bool = False,
@@ -87,6 +88,11 @@ def fit(
         ``fraction`` of each run. Dropped rows are recorded in the fit.
     draws, tune, chains, random_seed, target_accept, sampler:
         NUTS settings; ``sampler="auto"`` uses nutpie when installed, else PyMC.
+    backend:
+        nutpie's compile backend: ``"auto"`` (default: reuse a model this process compiled with numba
+        for the same structure; else JAX, when installed, for a small model with the OU checkpoint
+        noise, whose numba compile is most of the fit; else numba), ``"numba"`` or ``"jax"``
+        (:func:`bayes_scaling.inference.compile_cache.resolve_backend`; docs/benchmarks.md, issue 4).
     extrapolation:
         ``"learn"`` (default): learn the extrapolation discrepancy by leave-largest-out
         (:mod:`.extrapolation`); a number: a fixed kappa (log-loss sd per decade of compute);
@@ -115,7 +121,7 @@ def fit(
     spec, estimates = model_spec(data, law, priors, likelihood=likelihood, borrow=prior, noncentering=noncentering,
                                  treatments=treatments, checkpoint_noise=checkpoint_noise)
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                    target_accept=target_accept, sampler=sampler, progressbar=progressbar)
+                    target_accept=target_accept, sampler=sampler, backend=backend, progressbar=progressbar)
     fitted = _fit_spec(data, spec, settings, estimates=estimates)
 
     rng = np.random.default_rng(random_seed + 7919)

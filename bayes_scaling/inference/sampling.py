@@ -39,7 +39,7 @@ def nutpie_settings(*, draws: int, tune: int, chains: int, target_accept: float,
 
 
 def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: int, random_seed: int,
-             target_accept: float, sampler: str = "auto", progressbar: bool = False,
+             target_accept: float, sampler: str = "auto", backend: str = "auto", progressbar: bool = False,
              keep_vars: tuple[str, ...] = KEEP_VARS,
              jitter_vars: tuple[str, ...] | None = JITTER_VARS,
              ) -> tuple[az.InferenceData, dict]:
@@ -48,7 +48,8 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     All chains start at ``initvals`` (see :mod:`.initial`), with a U(-1, 1) jitter on the noise and
     correlation parameters (``jitter_vars``; None: nutpie's default, every variable) so that chains still
     start apart. ``keep_vars``: the posterior
-    variables kept.
+    variables kept. ``backend``: nutpie's compile backend, ``"auto"``, ``"numba"`` or ``"jax"``
+    (:func:`.compile_cache.resolve_backend`).
     """
     which = available_sampler(sampler)
     jitter = None if jitter_vars is None else {model[n] for n in jitter_vars if n in model.named_vars}
@@ -57,10 +58,11 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     t0 = time.perf_counter()
     init_retry = False
     cache_hit = False
+    used = None
     if which == "nutpie":
         import nutpie
 
-        compiled, cache_hit = compile_nutpie(model, initvals, jitter)
+        compiled, cache_hit, used = compile_nutpie(model, initvals, jitter, backend)
         t1 = time.perf_counter()
         kw = nutpie_settings(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
                              progressbar=progressbar)
@@ -71,7 +73,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
                 raise
             # jittering only the noise scales can leave a start whose gradient is not finite (seen on a
             # single small family): start again with nutpie's own jitter of every variable
-            compiled, cache_hit = compile_nutpie(model, initvals, None)
+            compiled, cache_hit, used = compile_nutpie(model, initvals, None, backend)
             t1 = time.perf_counter()
             idata = nutpie.sample(compiled, seed=random_seed, **kw)
             init_retry = True
@@ -86,5 +88,5 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     stats = idata.sample_stats
     info = {"sampler": which, "compile_seconds": t1 - t0, "sampling_seconds": t2 - t1, "draws": draws,
             "tune": tune, "chains": chains, "random_seed": random_seed, "target_accept": target_accept,
-            "init_retry": init_retry, "compile_cache_hit": cache_hit}
+            "init_retry": init_retry, "compile_cache_hit": cache_hit, "backend": used}
     return az.InferenceData(posterior=post, sample_stats=stats), info

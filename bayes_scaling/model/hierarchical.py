@@ -73,7 +73,9 @@ def model_arrays(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
         raise ValueError("data holds families or runs that the model spec does not know")
     z = standardized_inputs(law, {c: df[c].to_numpy() for c in law.inputs}, spec.reference)
     n_per_run = np.bincount(run_idx, minlength=len(spec.runs)).astype(float)
-    ou = (ou_layout(run_idx, np.log10(df["tokens"].to_numpy(float)), len(spec.runs))
+    # at least two run columns (an empty one adds nothing): a single run's (position, 1) grid would get a
+    # static length-1 axis once the data are frozen into the graph (the JAX backend), which the scan rejects
+    ou = (ou_layout(run_idx, np.log10(df["tokens"].to_numpy(float)), max(len(spec.runs), 2))
           if spec.checkpoint_noise == "ou" else {})
     return {"family_index": fam_idx, "run_index": run_idx, "log_loss": np.log(df["loss"].to_numpy()),
             "n_per_run": n_per_run, **{f"z_{k}": v for k, v in z.items()}, **{f"ou_{k}": v for k, v in ou.items()}}
