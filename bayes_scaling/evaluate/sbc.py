@@ -98,7 +98,8 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
     model = build_model(design, spec)
     jitter = {model[n] for n in JITTER_VARS if n in model.named_vars}
     t0 = time.perf_counter()
-    compiled, _ = compile_nutpie(model, initial_values(design, spec), jitter)
+    # numba: its compiled model takes each simulation's losses through with_data (JAX freezes the data)
+    compiled, _, _ = compile_nutpie(model, initial_values(design, spec), jitter, backend="numba")
     compile_seconds = time.perf_counter() - t0
     names = [f"mu[{p}]" for p in lw.sampling] + [f"tau[{p}]" for p in lw.sampling] + list(NOISE)
     rng = np.random.default_rng(random_seed + 1)
