@@ -18,7 +18,7 @@ gives another key and a fresh compile. On a hit the initial point function and t
 from the new model. ``BAYES_SCALING_COMPILE_CACHE=0`` turns the cache off; :func:`clear` empties it.
 
 The cache holds numba-compiled models. A model can instead be compiled by PyTensor's JAX backend
-(:func:`resolve_backend`): 2-4 s where numba spends 35-60 s on the OU checkpoint noise's Kalman scan,
+(:func:`resolve_backend`): 2-6 s where numba spends 35-60 s on the OU checkpoint noise's Kalman scan,
 with the data frozen into the graph, so nothing is reused.
 """
 
@@ -183,8 +183,11 @@ def has_scan(model: pm.Model) -> bool:
 
 
 def _rows(model: pm.Model) -> int:
+    """The model's rows (its ``obs`` dimension); read off the shared length, not evaluated (a compile)."""
     length = model.dim_lengths.get("obs")
-    return 0 if length is None else int(length.eval())
+    if length is None:
+        return 0
+    return int(length.get_value() if hasattr(length, "get_value") else length.eval())
 
 
 def resolve_backend(requested: str, model: pm.Model, key: str | None) -> str:
