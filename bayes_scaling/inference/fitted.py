@@ -73,9 +73,9 @@ def run_log_likelihood(post: xr.Dataset, data: ScalingData, spec: ModelSpec) -> 
     scales = [post[v].to_numpy()[..., None] for v in ("sigma_seed", "sigma_obs")]
     if spec.checkpoint_noise == "ou":
         grid = {k: arr[f"ou_{k}"] for k in OU_GRID}
+        # [:runs]: a single run's grid has an empty padding column (model_arrays), which is no run
         ll = ou_run_loglik_numpy(resid, grid, *scales, post["ou_share"].to_numpy()[..., None],
-                                 post["ou_length"].to_numpy()[..., None])[..., :len(spec.runs)]  # the grid's
-        # empty padding column of a single run (model_arrays) adds nothing and is no run
+                                 post["ou_length"].to_numpy()[..., None])[..., :len(spec.runs)]
     else:
         s1, s2 = run_sums_numpy(resid, arr["run_index"], len(spec.runs))
         ll = run_marginal_loglik(s1, s2, arr["n_per_run"], *scales,
