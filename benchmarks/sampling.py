@@ -92,6 +92,17 @@ def naive_model(data: bs.ScalingData):
     return model
 
 
+def config_kwargs(config: str) -> dict:
+    """``bs.fit`` keywords of a named configuration; ``nc:PARAM=DEGREE[,PARAM=DEGREE]@TARGET_ACCEPT`` sets
+    (partial) non-centring by hand, e.g. ``nc:log_alpha=0.3@0.9``."""
+    if config.startswith("nc:"):
+        spec, _, accept = config[3:].partition("@")
+        degrees = {k: float(v) for k, v in (item.split("=") for item in spec.split(","))}
+        return dict(noncentering=degrees, **({"target_accept": float(accept)} if accept else {}))
+    return {"default": {}, "auto": dict(noncentering="auto"), "auto_0.9": dict(noncentering="auto", target_accept=0.9),
+            "pymc_nuts": dict(sampler="pymc")}[config]
+
+
 def run_config(data: bs.ScalingData, config: str, draws: int, seed: int) -> dict:
     t0 = time.perf_counter()
     if config == "naive":
@@ -105,8 +116,7 @@ def run_config(data: bs.ScalingData, config: str, draws: int, seed: int) -> dict
         d = diagnose(idata, ["mu", "tau", "sigma_seed", "sigma_obs"], t2 - t1)
         out = {"compile_seconds": t1 - t0}
     else:
-        kw = {"default": {}, "auto": dict(noncentering="auto"), "auto_0.9": dict(noncentering="auto", target_accept=0.9),
-              "pymc_nuts": dict(sampler="pymc")}[config]
+        kw = config_kwargs(config)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
             fit = bs.fit(data, draws=draws, tune=draws, chains=2, random_seed=seed, extrapolation=None, **kw)

@@ -22,6 +22,7 @@ def test_prior_round_trips_and_is_small(population_prior):
     back = bs.PopulationPrior.load(path)
     assert np.array_equal(back.natural, prior.natural) and back.law == prior.law
     assert np.array_equal(back.drift, prior.drift) and back.source == prior.source
+    assert back.size_spans == prior.size_spans and set(prior.size_spans) == set(prior.source.split(": ")[1].split(", "))
     assert path.stat().st_size < 200_000
     mean, cov = back.sampling_moments({"params": 1e8, "tokens": 2e9})
     assert mean.shape == (5,) and np.all(np.linalg.eigvalsh(cov) > 0)
@@ -112,6 +113,35 @@ def test_prior_data_conflict_is_flagged(population_prior, synthetic_truth):
     assert any("prior-data conflict" in n for n in fit.notes())
 
 
+def test_weakly_identified_borrowed_exponent_is_noted(population_prior, synthetic_truth):
+    """A one-size family borrows its N-exponent; when fewer than two source families span half a decade of
+    sizes, the fit records it and its notes say so. Sources that span enough, or a new family that does, pass."""
+    import dataclasses
+
+    from bayes_scaling.model.population_prior import MIN_EXPONENT_SPAN_DECADES
+
+    prior, _ = population_prior
+    assert min(prior.size_spans.values()) >= MIN_EXPONENT_SPAN_DECADES  # the synthetic families span enough
+    assert prior.exponent_support(0.0) is None
+    narrow = dataclasses.replace(prior, size_spans={f: (0.8 if i == 0 else 0.3)
+                                                    for i, f in enumerate(sorted(prior.size_spans))})
+    weak = narrow.exponent_support(0.0)
+    assert weak["identifying"] == [sorted(prior.size_spans)[0]] and weak["new_span"] == 0.0
+    assert narrow.exponent_support(0.6) is None  # the new family identifies its own exponent
+    assert dataclasses.replace(prior, size_spans=None).exponent_support(0.0) is None  # unknown: no claim
+
+    _, df = synthetic_truth
+    one = df[(df["family"] == "fam0") & (df["params"] == df["params"].min())].assign(family="newfam")
+    data = bs.ScalingData.from_frame(one, family="family", params="params", tokens="tokens", loss="loss", run="run")
+    fit = bs.fit(data, borrow=narrow, draws=100, tune=100, chains=2)
+    assert fit.extrapolation["weak_borrowed_exponent"]["identifying"] == weak["identifying"]
+    assert any("weakly supported borrowed N-exponent" in n and "only 1 of the prior's source" in n
+               for n in fit.notes())
+    fit = bs.fit(data, borrow=prior, draws=100, tune=100, chains=2)
+    assert "weak_borrowed_exponent" not in fit.extrapolation
+    assert not any("weakly supported" in n for n in fit.notes())
+
+
 def test_ou_checkpoint_noise_is_borrowed(small_fit, synthetic_truth, tmp_path):
     """A population prior from a fit with OU checkpoint noise carries ou_length and ou_share, saves and loads
     them, and a new family's OU model takes them as its priors; without them the defaults stay."""
@@ -128,7 +158,7 @@ def test_ou_checkpoint_noise_is_borrowed(small_fit, synthetic_truth, tmp_path):
     ou_post = post.assign(ou_length=(("chain", "draw"), np.exp(rng.normal(np.log(1.3), 0.1, shape))),
                           ou_share=(("chain", "draw"), rng.beta(40, 10, shape)))
     ou_fit = types.SimpleNamespace(idata=types.SimpleNamespace(posterior=ou_post), law=small_fit.law,
-                                   spec=small_fit.spec)
+                                   spec=small_fit.spec, data=small_fit.data)
     prior = bs.PopulationPrior.from_fit(ou_fit, draws=400)
     plain = bs.PopulationPrior.from_fit(small_fit, draws=400)
     assert plain.ou_length is None and "ou_length_lognormal" not in plain.noise_moments()

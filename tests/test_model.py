@@ -14,11 +14,14 @@ def _data(synthetic_truth):
     return bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run")
 
 
-def test_block_noncentring_is_the_same_prior_on_theta(synthetic_truth):
+@pytest.mark.parametrize("degree", [1.0, 0.4])
+def test_block_noncentring_is_the_same_prior_on_theta(synthetic_truth, degree):
+    """Full (degree 1) and partial (0.4) non-centring of a block: the same prior on theta as centred."""
     data = _data(synthetic_truth)
     centred = build_model(data, ModelSpec.from_data(data))
     assert "eta" not in centred.named_vars and "theta" in [v.name for v in centred.free_RVs]  # centred default
-    spec = ModelSpec.from_data(data, noncentering={"log_alpha": 1, "log_beta": 1})
+    spec = ModelSpec.from_data(data, noncentering={"log_alpha": degree, "log_beta": 1})
+    assert spec.noncentering == {"log_alpha": degree, "log_beta": 1.0}
     model = build_model(data, spec)
     assert list(model.coords["noncentred_param"]) == ["log_alpha", "log_beta"]
     assert {v.name for v in model.free_RVs} >= {"eta", "theta_centred"}
@@ -33,14 +36,20 @@ def test_block_noncentring_is_the_same_prior_on_theta(synthetic_truth):
     assert np.allclose(np.median(np.abs(a), axis=0), np.median(np.abs(b), axis=0), rtol=0.08)
     ca, cb = np.corrcoef(a.T), np.corrcoef(b.T)
     assert np.max(np.abs(ca - cb)) < 0.06
+    if degree < 1:  # partial: the sampled eta's prior sd scales with the spread as d^(1 - degree)
+        with model:
+            eta, d = pm.draw([model["eta"], model["tau"]], draws=3000, random_seed=2)
+        spread = np.abs(eta[:, :, 0]).mean(axis=1)
+        assert np.corrcoef(np.log(spread), np.log(d[:, 2]))[0, 1] > 0.3
 
 
-def test_noncentering_rejects_unknown_parameters_and_partial_weights(synthetic_truth):
+def test_noncentering_rejects_unknown_parameters_and_degrees_outside_0_1(synthetic_truth):
     data = _data(synthetic_truth)
     with pytest.raises(ValueError, match="not sampling parameters"):
         ModelSpec.from_data(data, noncentering={"alpha": 1})
-    with pytest.raises(ValueError, match="must be 1"):
-        ModelSpec.from_data(data, noncentering={"log_alpha": 0.5})
+    with pytest.raises(ValueError, match="must lie in"):
+        ModelSpec.from_data(data, noncentering={"log_alpha": 1.5})
+    assert ModelSpec.from_data(data, noncentering={"log_alpha": 0, "log_beta": 0.5}).noncentering == {"log_beta": 0.5}
     with pytest.raises(ValueError, match="'auto'"):
         bs.fit(data, noncentering="yes")
 

@@ -12,7 +12,7 @@ from ..data import ScalingData, apply_filters
 from ..errors import PriorDataConflictWarning, SamplingWarning
 from ..laws import Law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
-from ..model.population_prior import CONFLICT_P_VALUE
+from ..model.population_prior import CONFLICT_P_VALUE, size_spans
 from ..model.spec import checkpoint_noise_for
 from .diagnostics import diagnose, warn_if_problems
 from .extrapolation import discrepancy_posterior, holdout_split
@@ -65,7 +65,8 @@ def fit(
         None (default): every family parameter centred. ``"auto"``: non-centre the family values of each
         parameter the families' data identify weakly relative to the population spread
         (:mod:`.parameterisation`; it helps on many families with few sizes, and hurt on Porian's
-        final-loss points, see docs/benchmarks.md); or ``{param: 1}`` for the parameters to non-centre.
+        final-loss points, see docs/benchmarks.md); or ``{param: degree}`` by hand, 1 non-centred, a degree
+        in (0, 1) partially non-centred (:func:`..model.hierarchical._block_noncentred`).
         The choice is stored in ``fit.spec``.
     treatments:
         ``{treated family: untreated twin}``, e.g. ``{"7b-stacked": "7b-scratch"}``: a treated family's
@@ -120,6 +121,7 @@ def fit(
                 PriorDataConflictWarning, stacklevel=2)
     spec, estimates = model_spec(data, law, priors, likelihood=likelihood, borrow=prior, noncentering=noncentering,
                                  treatments=treatments, checkpoint_noise=checkpoint_noise)
+    weak_exponent = _weak_borrowed_exponent(prior, data, spec) if prior is not None else None
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, backend=backend, progressbar=progressbar)
     fitted = _fit_spec(data, spec, settings, estimates=estimates)
@@ -146,8 +148,21 @@ def fit(
         raise ValueError(f"extrapolation must be 'learn', a number or None, got {extrapolation!r}")
     if conflict is not None:
         info["prior_data_conflict"] = conflict
+    if weak_exponent is not None:
+        info["weak_borrowed_exponent"] = weak_exponent
     fitted.set_extrapolation(kappa, info, drift=drift)
     return fitted
+
+
+def _weak_borrowed_exponent(prior: PopulationPrior, data: ScalingData, spec: ModelSpec) -> dict | None:
+    """The evidence that the new family's N-exponent rests on sources that barely identify it (None if not).
+
+    Recorded in the fit's extrapolation info; its notes say so. A note, not a warning: on the harness's
+    stored results the flagged predictions were not worse than the others (benchmarks/weak_exponent.py).
+    """
+    if "params" not in spec.law_obj.inputs:
+        return None
+    return prior.exponent_support(max(size_spans(data).values()))
 
 
 def as_scaling_data(data: ScalingData | pd.DataFrame) -> ScalingData:

@@ -286,6 +286,13 @@ class ScalingFit:
             out.append(f"prior-data conflict: this family's losses are {np.exp(pdc['log_ratio']):.3g}x what the "
                        f"borrowed prior predicts (tail probability {pdc['p_value']:.1g}); its predictions rest on "
                        "a prior that does not describe it")
+        weak = ex.get("weak_borrowed_exponent")
+        if weak:
+            out.append(f"weakly supported borrowed N-exponent: this family's sizes span {weak['new_span']:.2f} decades "
+                       f"of parameters, too few to identify its N-exponent, and only {len(weak['identifying'])} of the "
+                       f"prior's source families span at least {weak['min_span']}: the borrowed exponent, and its "
+                       "spread, come from families that barely identify their own, so extrapolation in N leans on "
+                       "the population prior's defaults")
         if ex.get("mode") == "learn" and not ex.get("calibrated", False):
             out.append("extrapolation discrepancy could not be calibrated: " + ex.get("note", ""))
         return out

@@ -30,7 +30,7 @@ OU noise, ``ou_length`` and ``ou_share`` too when the source fit had them) are t
 population predictive of another fit (:mod:`.population_prior`).
 
 Parameters listed in ``spec.noncentering`` are non-centred *given the others* (the exact conditional,
-:func:`_block_noncentred`): the same prior on ``theta``, a geometry without the funnel for a parameter
+:func:`_block_noncentred`; fully at degree 1, partially at a degree in (0, 1)): the same prior on ``theta``, a geometry without the funnel for a parameter
 the families' data barely identify. ``fit`` chooses them from the data (:mod:`..inference.parameterisation`).
 
 The run effects ``u_j`` are integrated out exactly (:mod:`.likelihood`). With a single family the
@@ -190,10 +190,11 @@ def _population_families(mu, spec: ModelSpec, params: list[str], families: list[
     nc = [params.index(p) for p in spec.noncentred]
     if not nc:
         return pm.MvNormal(name, mu=mu, chol=chol, dims=(dim, "param"))
-    return _block_noncentred(mu, chol, params, nc, name, dim)
+    return _block_noncentred(mu, chol, params, nc, name, dim, [spec.noncentering[params[k]] for k in nc])
 
 
-def _block_noncentred(mu, chol, params: list[str], nc: list[int], name: str, dim: str):
+def _block_noncentred(mu, chol, params: list[str], nc: list[int], name: str, dim: str,
+                      degree: list[float] | None = None):
     """Exact mixed parameterisation: the parameters ``nc`` non-centred given the others, the rest centred.
 
     With ``Sigma`` reordered as (centred c, non-centred n) and its Cholesky factor ``L``, the centred
@@ -202,18 +203,31 @@ def _block_noncentred(mu, chol, params: list[str], nc: list[int], name: str, dim
     ``eta ~ Normal(0, 1)``. ``eta`` (coordinate ``noncentred_param``) is a priori independent of the
     spread parameters, which removes the funnel of a parameter the family's data barely identify
     (typically the N-exponent) while the well-identified ones stay centred.
+
+    ``degree`` (one per non-centred parameter, in (0, 1]; default 1) makes the non-centring partial
+    (Papaspiliopoulos, Roberts & Sköld 2003; Gorinova, Moore & Hoffman 2020): with ``d = diag(L_nn)``
+    and ``lam = 1 - degree``, the sampled variable is ``eta_tilde = d^lam * eta ~ Normal(0, d^lam)`` and
+    ``theta_n = mu_n + L_nc z_c + L_nn (eta_tilde / d^lam)``, the same distribution of ``theta``. Degree 1
+    is the non-centred ``eta``; towards 0 the sampled deviation scales with the spread as a centred one
+    does. A parameter the data identify about as well as the population spread samples best in between.
     """
     n_par = len(params)
     cc = [k for k in range(n_par) if k not in nc]
     order = cc + nc
     full_chol = pt.linalg.cholesky((chol @ chol.T)[order][:, order])
     k = len(cc)
-    eta = pm.Normal("eta", 0.0, 1.0, dims=(dim, "noncentred_param"))
+    l_nn = full_chol[k:, k:]
+    lam = 1.0 - np.asarray(degree if degree is not None else [1.0] * len(nc), float)
+    if np.all(lam == 0.0):
+        eta = pm.Normal("eta", 0.0, 1.0, dims=(dim, "noncentred_param"))
+    else:  # partial: eta_tilde ~ Normal(0, d^lam), eta = eta_tilde / d^lam
+        d_lam = pt.diagonal(l_nn) ** lam
+        eta = pm.Normal("eta", 0.0, d_lam, dims=(dim, "noncentred_param")) / d_lam
     if k:
         l_cc = full_chol[:k, :k]
         theta_c = pm.MvNormal(f"{name}_centred", mu=mu[cc], chol=l_cc, dims=(dim, "centred_param"))
         z_c = pt.linalg.solve_triangular(l_cc, (theta_c - mu[cc][None, :]).T, lower=True)  # (centred, family)
-        theta_n = mu[nc][None, :] + (full_chol[k:, :k] @ z_c).T + eta @ full_chol[k:, k:].T
+        theta_n = mu[nc][None, :] + (full_chol[k:, :k] @ z_c).T + eta @ l_nn.T
         stacked = pt.concatenate([theta_c, theta_n], axis=1)
     else:
         stacked = mu[None, :] + eta @ full_chol.T

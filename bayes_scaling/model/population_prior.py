@@ -20,6 +20,7 @@ File format: one small NetCDF file (xarray Dataset, dims ``sample`` and ``law_pa
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,11 @@ from ..storage import write_netcdf
 PRIOR_KIND = "bayes_scaling.population_prior"
 #: prior predictive tail probability below which a new family's data conflict with a borrowed prior
 CONFLICT_P_VALUE = 1e-3
+#: a family identifies its own N-exponent when its model sizes span at least this many decades of parameters
+#: (ColPret's c4 and oscar, 2.8B-8.7B, span 0.49: after the 10B-token cut their exponents ran to 1.4-1.8)
+MIN_EXPONENT_SPAN_DECADES = 0.5
+#: a borrowed N-exponent needs at least this many source families that identify their own
+MIN_EXPONENT_SOURCES = 2
 #: what a new family is like: the model's population, the fitted families, or a Polya-urn blend of both
 POPULATIONS = ("blend", "model", "families")
 DEFAULT_POPULATION = "blend"
@@ -57,6 +63,9 @@ class PopulationPrior:
     #: source fit had independent checkpoint noise
     ou_length: np.ndarray | None = None
     ou_share: np.ndarray | None = None
+    #: decades of parameters spanned by each source family's model sizes (log10 of largest / smallest);
+    #: None: unknown (a prior saved before this was recorded)
+    size_spans: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if (self.ou_length is None) != (self.ou_share is None):
@@ -111,7 +120,12 @@ class PopulationPrior:
                    kappa=arrays["kappa"][idx], drift=arrays["drift"][idx],
                    source=f"{len(fit.spec.families)} families ({population}): {', '.join(fit.spec.families)}",
                    max_log10_flops=max(fit.spec.family_max_log10_flops.values()),
+                   size_spans=size_spans(fit.data),
                    **{k: arrays[k][idx] for k in ("ou_length", "ou_share") if k in arrays})
+
+    def exponent_support(self, new_span: float) -> dict[str, Any] | None:
+        """:func:`exponent_support` of this prior's source families (None when their spans are unknown)."""
+        return None if self.size_spans is None else exponent_support(self.size_spans, new_span)
 
     # ------------------------------------------------------------------ moments for a new fit
     def sampling_moments(self, reference: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -147,6 +161,8 @@ class PopulationPrior:
         ds.attrs.update(kind=PRIOR_KIND, law=self.law, source=self.source)
         if self.max_log10_flops is not None:
             ds.attrs["max_log10_flops"] = float(self.max_log10_flops)
+        if self.size_spans is not None:
+            ds.attrs["size_spans"] = json.dumps(self.size_spans)
         return ds
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -167,6 +183,7 @@ class PopulationPrior:
                            source=str(ds.attrs.get("source", "")),
                            max_log10_flops=(float(ds.attrs["max_log10_flops"]) if "max_log10_flops" in ds.attrs
                                             else None),
+                           size_spans=json.loads(ds.attrs["size_spans"]) if "size_spans" in ds.attrs else None,
                            **{k: ds[k].to_numpy() for k in ("ou_length", "ou_share") if k in ds})
         from ..inference.fitted import load as load_fit
 
@@ -214,6 +231,33 @@ class PopulationPrior:
             parts += (f"; checkpoint drift: ou_length~{np.median(self.ou_length):.3g} decades, "
                       f"ou_share~{np.median(self.ou_share):.3g}")
         return f"population prior ({self.source}): {parts}; {len(self.sigma_seed)} draws"
+
+
+def exponent_support(source_spans: dict[str, float], new_span: float) -> dict[str, Any] | None:
+    """Whether a new family whose sizes span ``new_span`` decades borrows a poorly identified N-exponent.
+
+    A family whose model sizes span less than :data:`MIN_EXPONENT_SPAN_DECADES` cannot identify its
+    own N-exponent: its data leave it to the prior, or let it run away to fit a misspecified curve.
+    When the new family is such a family, its exponent is the borrowed one, and that exponent is
+    only as good as the source families that identify theirs (``source_spans``: decades per source
+    family, :func:`size_spans`). Returns ``None`` when the new family identifies its own exponent or at
+    least :data:`MIN_EXPONENT_SOURCES` sources do, else a dict with ``identifying`` (the sources that
+    do), ``spans`` (every source's span), ``new_span`` and the two thresholds.
+    """
+    if new_span >= MIN_EXPONENT_SPAN_DECADES:
+        return None
+    identifying = sorted(f for f, s in source_spans.items() if s >= MIN_EXPONENT_SPAN_DECADES)
+    if len(identifying) >= MIN_EXPONENT_SOURCES:
+        return None
+    return {"identifying": identifying, "spans": dict(source_spans), "new_span": float(new_span),
+            "min_span": MIN_EXPONENT_SPAN_DECADES, "min_sources": MIN_EXPONENT_SOURCES}
+
+
+def size_spans(data: Any) -> dict[str, float]:
+    """Decades of parameters spanned by each family's model sizes in ``data`` (a :class:`ScalingData`)."""
+    rt = data.run_table()
+    g = rt.groupby("family")["params"]
+    return {str(f): float(np.log10(hi / lo)) for f, hi, lo in zip(g.max().index, g.max(), g.min())}
 
 
 def _lognormal_moments(x: np.ndarray) -> list[float]:

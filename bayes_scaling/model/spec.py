@@ -36,8 +36,8 @@ class ModelSpec:
     filters: list[dict] = field(default_factory=list)
     source: str = ""
     likelihood: str = "normal"
-    #: sampling parameter -> 1: its family values are non-centred given the others (see build_model); 0 or
-    #: absent: centred
+    #: sampling parameter -> degree: its family values are non-centred given the others (see build_model),
+    #: fully at 1, partially in (0, 1); absent: centred
     noncentering: dict[str, float] = field(default_factory=dict)
     #: a borrowed population prior moved to this data's reference scales (see population_prior.py)
     borrowed: dict | None = None
@@ -145,15 +145,19 @@ def check_checkpoint_noise(checkpoint_noise: str, likelihood: str, data: Scaling
 
 
 def check_noncentering(noncentering: dict[str, float], law: Law) -> dict[str, float]:
-    """Validate ``{sampling parameter: 0 or 1}``; keep the parameters marked 1."""
+    """Validate ``{sampling parameter: degree in [0, 1]}``; keep the parameters with a degree above 0.
+
+    1 is non-centred, 0 centred, in between partially non-centred (:func:`..model.hierarchical._block_noncentred`).
+    """
     unknown = sorted(set(noncentering) - set(law.sampling))
     if unknown:
         raise ValueError(f"noncentering names {unknown}, which are not sampling parameters of the {law.name!r} law "
                          f"{list(law.sampling)}")
-    bad = {k: v for k, v in noncentering.items() if float(v) not in (0.0, 1.0)}
+    bad = {k: v for k, v in noncentering.items() if not 0.0 <= float(v) <= 1.0}
     if bad:
-        raise ValueError(f"noncentering {bad}: each value must be 1 (non-centred) or 0 (centred)")
-    return {k: 1.0 for k, v in noncentering.items() if float(v) == 1.0}
+        raise ValueError(f"noncentering {bad}: each value must lie in [0, 1] (1 non-centred, 0 centred, "
+                         "in between partially non-centred)")
+    return {k: float(v) for k, v in noncentering.items() if float(v) > 0.0}
 
 
 def check_treatments(treatments: dict[str, str], families: list[str]) -> dict[str, str]:
