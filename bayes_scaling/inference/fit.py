@@ -158,7 +158,8 @@ def _weak_borrowed_exponent(prior: PopulationPrior, data: ScalingData, spec: Mod
     """The evidence that the new family's N-exponent rests on sources that barely identify it (None if not).
 
     Recorded in the fit's extrapolation info; its notes say so. A note, not a warning: on the harness's
-    stored results the flagged predictions were not worse than the others (benchmarks/weak_exponent.py).
+    stored results the flagged predictions were worse than the others in half of the runs and better in
+    the other half (benchmarks/weak_exponent.py).
     """
     if "params" not in spec.law_obj.inputs:
         return None
