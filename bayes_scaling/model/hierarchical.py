@@ -30,8 +30,8 @@ OU noise, ``ou_length`` and ``ou_share`` too when the source fit had them) are t
 population predictive of another fit (:mod:`.population_prior`).
 
 Parameters listed in ``spec.noncentering`` are non-centred *given the others* (the exact conditional,
-:func:`_block_noncentred`; fully at degree 1, partially at a degree in (0, 1)): the same prior on ``theta``, a geometry without the funnel for a parameter
-the families' data barely identify. ``fit`` chooses them from the data (:mod:`..inference.parameterisation`).
+:func:`_block_noncentred`; fully at degree 1, partially at a degree in (0, 1)): the same prior on
+``theta``, a geometry without the funnel for a parameter the families' data barely identify. ``fit`` chooses them from the data (:mod:`..inference.parameterisation`).
 
 The run effects ``u_j`` are integrated out exactly (:mod:`.likelihood`). With a single family the
 family layer is dropped (theta = mu): one family carries no information on family-to-family spread.
@@ -193,8 +193,7 @@ def _population_families(mu, spec: ModelSpec, params: list[str], families: list[
     return _block_noncentred(mu, chol, params, nc, name, dim, [spec.noncentering[params[k]] for k in nc])
 
 
-def _block_noncentred(mu, chol, params: list[str], nc: list[int], name: str, dim: str,
-                      degree: list[float] | None = None):
+def _block_noncentred(mu, chol, params: list[str], nc: list[int], name: str, dim: str, degree: list[float]):
     """Exact mixed parameterisation: the parameters ``nc`` non-centred given the others, the rest centred.
 
     With ``Sigma`` reordered as (centred c, non-centred n) and its Cholesky factor ``L``, the centred
@@ -204,7 +203,7 @@ def _block_noncentred(mu, chol, params: list[str], nc: list[int], name: str, dim
     spread parameters, which removes the funnel of a parameter the family's data barely identify
     (typically the N-exponent) while the well-identified ones stay centred.
 
-    ``degree`` (one per non-centred parameter, in (0, 1]; default 1) makes the non-centring partial
+    ``degree`` (one per non-centred parameter, in (0, 1]) below 1 makes the non-centring partial
     (Papaspiliopoulos, Roberts & Sköld 2003; Gorinova, Moore & Hoffman 2020): with ``d = diag(L_nn)``
     and ``lam = 1 - degree``, the sampled variable is ``eta_tilde = d^lam * eta ~ Normal(0, d^lam)`` and
     ``theta_n = mu_n + L_nc z_c + L_nn (eta_tilde / d^lam)``, the same distribution of ``theta``. Degree 1
@@ -217,7 +216,7 @@ def _block_noncentred(mu, chol, params: list[str], nc: list[int], name: str, dim
     full_chol = pt.linalg.cholesky((chol @ chol.T)[order][:, order])
     k = len(cc)
     l_nn = full_chol[k:, k:]
-    lam = 1.0 - np.asarray(degree if degree is not None else [1.0] * len(nc), float)
+    lam = 1.0 - np.asarray(degree, float)
     if np.all(lam == 0.0):
         eta = pm.Normal("eta", 0.0, 1.0, dims=(dim, "noncentred_param"))
     else:  # partial: eta_tilde ~ Normal(0, d^lam), eta = eta_tilde / d^lam

@@ -255,9 +255,8 @@ def exponent_support(source_spans: dict[str, float], new_span: float) -> dict[st
 
 def size_spans(data: Any) -> dict[str, float]:
     """Decades of parameters spanned by each family's model sizes in ``data`` (a :class:`ScalingData`)."""
-    rt = data.run_table()
-    g = rt.groupby("family")["params"]
-    return {str(f): float(np.log10(hi / lo)) for f, hi, lo in zip(g.max().index, g.max(), g.min())}
+    ov = data.overview()
+    return {str(f): float(np.log10(hi / lo)) for f, hi, lo in zip(ov.index, ov["max_params"], ov["min_params"])}
 
 
 def _lognormal_moments(x: np.ndarray) -> list[float]:
