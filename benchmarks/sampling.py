@@ -7,13 +7,15 @@ Parts (``--parts``, default all):
               noise scales (``POPULATION_VARS``), divergences, worst-bulk-ESS per second of sampling,
               and the projected seconds to ESS 400 (compile + sampling x 400 / worst ESS: a projection,
               labelled as such; ``converged`` says whether this run itself met R-hat <= 1.01,
-              ESS >= 400 and no divergences). ``--until-converged MAX`` refits with the draws and tuning
-              steps doubled until the fit converges (or MAX draws per chain): the measured time to a
-              converged posterior, in a process whose compiled model is reused after the first attempt.
+              ESS >= 400 and no divergences). ``--until-converged MAX`` refits with the draws (and, unless
+              ``--tune`` fixes them, the tuning steps) doubled until the fit converges (or MAX draws per
+              chain): the measured time to a converged posterior, in a process whose compiled model is
+              reused after the first attempt.
               Configurations: ``default`` (every default: centred, target_accept 0.98, nutpie), ``auto``
               (non-centring chosen from the data), ``auto_0.9`` (the same at target_accept 0.9), ``naive``
               (raw log A, alpha, log B, beta, log E per family, non-centred, explicit run effects; the
-              issue's reference model), ``pymc_nuts`` (the default model with PyMC's own NUTS).
+              issue's reference model), ``pymc_nuts`` (the default model with PyMC's own NUTS), ``jax``
+              (the default model compiled by nutpie's JAX backend).
 ``advi``      the fast approximate path (``bs.fit_approximate``) against NUTS on the same data:
               posterior means and 90% widths of the population parameters and of the target prediction.
 ``cost``      log-density + gradient time and peak memory against rows (10^3 ... 10^6) and families,
@@ -27,6 +29,8 @@ Parts (``--parts``, default all):
 ``backends``  nutpie's two compile backends (numba, JAX) side by side on the same fits, the compiled-model
               cache emptied before each: compile and sampling seconds, ESS, and one log density +
               gradient call of the JAX function alone and from two threads at once (the GIL).
+``blas``      one compiled model per dataset (``--datasets``) sampled with BLAS's default thread count and with
+              one BLAS thread per chain (what every fit now does), side by side: seconds per leapfrog step.
 ``plot``      redraw docs/figures/cost_curve.png from the stored ``cost`` part.
 
 Usage::
@@ -54,6 +58,7 @@ from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_ru
 from bayes_scaling.errors import SamplingWarning
 from bayes_scaling.grid.config import DATASETS
 from bayes_scaling.inference.diagnostics import ESS_MIN, diagnose
+from bayes_scaling.inference.sampling import sample_nutpie
 
 def synthetic40(seed: int = 0) -> bs.ScalingData:
     """The guide's 40 families x 6 sizes x 10 checkpoints (2,400 rows), known truth."""
@@ -102,10 +107,12 @@ def config_kwargs(config: str) -> dict:
         degrees = {k: float(v) for k, v in (item.split("=") for item in spec.split(","))}
         return dict(noncentering=degrees, **({"target_accept": float(accept)} if accept else {}))
     return {"default": {}, "auto": dict(noncentering="auto"), "auto_0.9": dict(noncentering="auto", target_accept=0.9),
-            "pymc_nuts": dict(sampler="pymc")}[config]
+            "pymc_nuts": dict(sampler="pymc"), "jax": dict(backend="jax")}[config]
 
 
-def run_config(data: bs.ScalingData, config: str, draws: int, seed: int) -> dict:
+def run_config(data: bs.ScalingData, config: str, draws: int, seed: int, tune: int | None = None) -> dict:
+    """One fit of ``config``: ``draws`` per chain after ``tune`` tuning steps (default: as many as draws)."""
+    tune = draws if tune is None else tune
     t0 = time.perf_counter()
     if config == "naive":
         import nutpie
@@ -113,7 +120,7 @@ def run_config(data: bs.ScalingData, config: str, draws: int, seed: int) -> dict
         model = naive_model(data)
         compiled = nutpie.compile_pymc_model(model)
         t1 = time.perf_counter()
-        idata = nutpie.sample(compiled, draws=draws, tune=draws, chains=2, cores=2, seed=seed, progress_bar=False)
+        idata = sample_nutpie(compiled, seed=seed, draws=draws, tune=tune, chains=2, cores=2, progress_bar=False)
         t2 = time.perf_counter()
         d = diagnose(idata, ["mu", "tau", "sigma_seed", "sigma_obs"], t2 - t1)
         out = {"compile_seconds": t1 - t0}
@@ -121,7 +128,7 @@ def run_config(data: bs.ScalingData, config: str, draws: int, seed: int) -> dict
         kw = config_kwargs(config)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
-            fit = bs.fit(data, draws=draws, tune=draws, chains=2, random_seed=seed, extrapolation=None, **kw)
+            fit = bs.fit(data, draws=draws, tune=tune, chains=2, random_seed=seed, extrapolation=None, **kw)
         d = fit.diagnostics
         out = {"compile_seconds": fit.sampler_info["compile_seconds"], "noncentred": fit.spec.noncentred,
                "target_accept": fit.sampler_info["target_accept"]}
@@ -130,14 +137,16 @@ def run_config(data: bs.ScalingData, config: str, draws: int, seed: int) -> dict
                min_ess_tail=d.min_ess_tail, worst=d.worst.get("ess_bulk"), divergences=d.divergences,
                wall_seconds=time.perf_counter() - t0, ess_per_second=d.min_ess_bulk / d.sampling_seconds,
                projected_seconds_to_ess400=out["compile_seconds"] + d.sampling_seconds * ESS_MIN / max(worst, 1),
-               converged=d.ok, config=config, draws=draws, rows=len(data.frame), families=len(data.families))
+               converged=d.ok, config=config, draws=draws, tune=tune, rows=len(data.frame),
+               families=len(data.families))
     return out
 
 
 def part_converge(datasets: list[str], configs: list[str], draws: int, seed: int,
-                  max_draws: int | None = None) -> list[dict]:
+                  max_draws: int | None = None, tune: int | None = None) -> list[dict]:
     """Every configuration on every dataset at ``draws``; with ``max_draws``, each fit is repeated with the
-    draws (and tuning steps) doubled until it converges or would exceed ``max_draws`` (``attempt`` counts)."""
+    draws (and the tuning steps, unless ``tune`` fixes them) doubled until it converges or would exceed
+    ``max_draws`` (``attempt`` counts)."""
     rows = []
     for name in datasets:
         data = load(name)
@@ -146,7 +155,7 @@ def part_converge(datasets: list[str], configs: list[str], draws: int, seed: int
                 continue  # the reference configurations run on the synthetic set and one real set
             n, attempt, spent = draws, 1, 0.0
             while True:
-                r = run_config(data, config, n, seed)
+                r = run_config(data, config, n, seed, tune)
                 spent += r["wall_seconds"]
                 r.update(dataset=name, attempt=attempt, cumulative_wall_seconds=spent)
                 print(json.dumps(r), flush=True)
@@ -404,6 +413,51 @@ def part_backends(draws: int, seed: int) -> list[dict]:
     return rows
 
 
+def part_blas(datasets: list[str], draws: int, seed: int) -> list[dict]:
+    """The same compiled model sampled with BLAS's own thread count and with one BLAS thread, side by side.
+
+    2 chains on 2 cores, ``draws`` after as many tuning steps, default model, independent noise; the first
+    sampling of each pair is repeated second (off, on, off) so that neither order nor warm-up favours one.
+    """
+    import nutpie
+    import threadpoolctl
+
+    from bayes_scaling.inference.compile_cache import compile_nutpie
+    from bayes_scaling.inference.initial import family_point_estimates, initial_values
+    from bayes_scaling.inference.sampling import JITTER_VARS, nutpie_settings
+    from bayes_scaling.model import POPULATION_VARS, ModelSpec, build_model
+
+    threads = sorted({d["num_threads"] for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"})
+    rows = []
+    for name in datasets:
+        data = load(name)
+        spec = ModelSpec.from_data(data)
+        model = build_model(data, spec)
+        jitter = {model[n] for n in JITTER_VARS if n in model.named_vars}
+        compiled, _, _ = compile_nutpie(model, initial_values(data, spec, family_point_estimates(data, spec)),
+                                        jitter, "numba")
+        kw = nutpie_settings(draws=draws, tune=draws, chains=2, target_accept=0.98)
+        means = {}
+        for label in ("blas_default", "one_blas_thread", "blas_default"):
+            t0 = time.perf_counter()
+            if label == "one_blas_thread":
+                idata = sample_nutpie(compiled, seed=seed, save_warmup=True, **kw)
+            else:
+                idata = nutpie.sample(compiled, seed=seed, save_warmup=True, **kw)
+            secs = time.perf_counter() - t0
+            steps = int(idata.warmup_sample_stats["n_steps"].sum() + idata.sample_stats["n_steps"].sum())
+            keep = [v for v in POPULATION_VARS if v in idata.posterior]
+            d = diagnose(idata, keep, secs)
+            means[label] = idata.posterior["mu"].mean(("chain", "draw")).to_numpy()
+            r = {"dataset": name, "rows": len(data.frame), "blas": label, "blas_threads_default": threads,
+                 "sampling_seconds": secs, "leapfrog_steps": steps, "ms_per_step_per_chain": secs / steps * 2e3,
+                 "min_ess_bulk": d.min_ess_bulk, "max_rhat": d.max_rhat, "divergences": d.divergences}
+            print(json.dumps(r), flush=True)
+            rows.append(r)
+        rows[-1]["max_abs_mu_mean_difference"] = float(np.max(np.abs(means["blas_default"] - means["one_blas_thread"])))
+    return rows
+
+
 def part_predict(seed: int, n_points: int = 100_000, n_draws: int = 4000) -> dict:
     from bayes_scaling.predict import expected_loss_moments
 
@@ -461,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--until-converged", type=int, default=None, metavar="MAX_DRAWS",
                     help="converge part: double the draws of a fit that did not converge, up to MAX_DRAWS per chain")
+    ap.add_argument("--tune", type=int, default=None,
+                    help="converge part: tuning steps per chain of every fit (default: as many as its draws)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-rows", type=int, default=1_000_000)
     ap.add_argument("--checkpoint-noise", default="independent,ou",
@@ -486,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_cost(result["cost"], Path(__file__).parent.parent / "docs" / "figures" / "cost_curve.png")
     if "converge" in parts:
         result["converge"] = part_converge(args.datasets.split(","), args.configs.split(","), args.draws, args.seed,
-                                           args.until_converged)
+                                           args.until_converged, args.tune)
         save()
     if "advi" in parts:
         result["advi"] = part_advi("kempner", args.draws, args.seed)
@@ -496,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
         save()
     if "backends" in parts:
         result["backends"] = part_backends(args.draws, args.seed)
+        save()
+    if "blas" in parts:
+        result["blas"] = part_blas(args.datasets.split(","), args.draws, args.seed)
         save()
     if "thinning" in parts:
         result["thinning"] = part_thinning("colpret", args.draws, args.seed, per_run=20)["independent"]

@@ -1,6 +1,7 @@
 """The fast paths of issue 4: vectorised expected-loss moments and the ADVI approximation."""
 
 import numpy as np
+from conftest import FAST
 
 import bayes_scaling as bs
 from bayes_scaling.laws import get_law, standardized_inputs
@@ -53,3 +54,31 @@ def test_pareto_k_hat_separates_a_good_from_a_bad_approximation():
     assert pareto_k_hat(good, model) < 0.5
     # a Gaussian centred 50 posterior sd away from the posterior: the weights have no usable tail
     assert not pareto_k_hat(bad, model) <= 0.7
+
+
+def _blas_threads() -> list[int]:
+    import threadpoolctl
+
+    return [d["num_threads"] for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"]
+
+
+def test_chains_sample_with_one_blas_thread_and_the_limit_is_lifted_after(synthetic_truth, small_fit, monkeypatch):
+    """(``small_fit`` compiles the model this fit reuses.) Two chains on two cores with multithreaded BLAS ran 3x slower per step (docs/benchmarks.md)."""
+    import nutpie
+    import threadpoolctl
+
+    _, df = synthetic_truth
+    seen = []
+    real = nutpie.sample
+
+    def spy(*args, **kwargs):
+        seen.append(_blas_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nutpie, "sample", spy)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        assert set(_blas_threads()) == {2}  # BLAS is loaded (numpy's) and would use two threads
+        fit = bs.fit(df, extrapolation=None, **FAST)
+        assert set(_blas_threads()) == {2}  # restored after sampling
+    assert seen and all(set(s) == {1} for s in seen)
+    assert fit.idata.posterior.sizes["chain"] == FAST["chains"]

@@ -78,12 +78,11 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
     textbook choice for a few families with little data each, where the family layer is a funnel.
     """
     import arviz as az
-    import nutpie
 
     from ..inference.compile_cache import compile_nutpie
     from ..inference.diagnostics import diagnose
     from ..inference.initial import initial_values
-    from ..inference.sampling import JITTER_VARS, nutpie_settings
+    from ..inference.sampling import JITTER_VARS, nutpie_settings, sample_nutpie
     from ..model import POPULATION_VARS
 
     design = design or default_design()
@@ -108,7 +107,7 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
         sim = simulate_losses(design, spec, prior["theta"][i], float(prior["sigma_seed"][i]),
                               float(prior["sigma_obs"][i]), rng)
         t0 = time.perf_counter()
-        idata = nutpie.sample(compiled.with_data(log_loss_obs=np.log(sim.frame["loss"].to_numpy())),
+        idata = sample_nutpie(compiled.with_data(log_loss_obs=np.log(sim.frame["loss"].to_numpy())),
                               seed=random_seed + i,
                               **nutpie_settings(draws=draws, tune=draws, chains=chains, target_accept=target_accept))
         seconds = time.perf_counter() - t0

@@ -1,14 +1,20 @@
 """Running NUTS: nutpie by default (low-rank mass matrix adaptation), PyMC's sampler as fallback.
 
-nutpie's compiled model is reused across fits of one structure (:mod:`.compile_cache`)."""
+nutpie's compiled model is reused across fits of one structure (:mod:`.compile_cache`). Sampling runs
+with one BLAS thread (:func:`single_blas_thread`): each chain already has a core, and the model's
+linear algebra (5 x 5 Cholesky factors and solves) only loses time to threads fighting over them.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import arviz as az
 import pymc as pm
+import threadpoolctl
 
 from .compile_cache import compile_nutpie
 
@@ -38,6 +44,30 @@ def nutpie_settings(*, draws: int, tune: int, chains: int, target_accept: float,
                 low_rank_modified_mass_matrix=True, progress_bar=progressbar, cores=min(chains, 2))
 
 
+@contextmanager
+def single_blas_thread() -> Iterator[None]:
+    """Limit BLAS/LAPACK (OpenBLAS, MKL) to one thread inside the block, restoring the limits after.
+
+    Measured (docs/benchmarks.md, "One BLAS thread per chain"): with two chains on two cores and
+    OpenBLAS's default of one thread per core, every small Cholesky factor or solve in the gradient
+    spreads over both cores, the chains' threads contend, and a leapfrog step of the Kempner model took
+    0.39 ms instead of 0.12 ms; the draws are identical either way.
+    """
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def sample_nutpie(compiled, *, seed: int, **settings):
+    """``nutpie.sample`` of a compiled model with one BLAS thread (:func:`single_blas_thread`).
+
+    ``settings``: the keywords of :func:`nutpie_settings`.
+    """
+    import nutpie
+
+    with single_blas_thread():
+        return nutpie.sample(compiled, seed=seed, **settings)
+
+
 def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: int, random_seed: int,
              target_accept: float, sampler: str = "auto", backend: str = "auto", progressbar: bool = False,
              keep_vars: tuple[str, ...] = KEEP_VARS,
@@ -60,14 +90,12 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     cache_hit = False
     used = None
     if which == "nutpie":
-        import nutpie
-
         compiled, cache_hit, used = compile_nutpie(model, initvals, jitter, backend)
         t1 = time.perf_counter()
         kw = nutpie_settings(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
                              progressbar=progressbar)
         try:
-            idata = nutpie.sample(compiled, seed=random_seed, **kw)
+            idata = sample_nutpie(compiled, seed=random_seed, **kw)
         except RuntimeError as exc:
             if "initialization points failed" not in str(exc) or jitter is None:
                 raise
@@ -75,13 +103,14 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
             # single small family): start again with nutpie's own jitter of every variable
             compiled, cache_hit, used = compile_nutpie(model, initvals, None, backend)
             t1 = time.perf_counter()
-            idata = nutpie.sample(compiled, seed=random_seed, **kw)
+            idata = sample_nutpie(compiled, seed=random_seed, **kw)
             init_retry = True
     else:
         t1 = time.perf_counter()
-        idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), model=model,
-                          random_seed=random_seed, initvals=initvals, target_accept=target_accept,
-                          progressbar=progressbar, compute_convergence_checks=False)
+        with single_blas_thread():  # forked chain processes inherit the limit
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), model=model,
+                              random_seed=random_seed, initvals=initvals, target_accept=target_accept,
+                              progressbar=progressbar, compute_convergence_checks=False)
     t2 = time.perf_counter()
     keep = [v for v in keep_vars if v in idata.posterior]
     post = idata.posterior[keep]
