@@ -229,8 +229,10 @@ def test_optimiser_beats_the_training_mixtures_and_respects_the_simplex(syntheti
 def test_real_bimix_slimpajama_heldout_mixtures(shared_root):
     """Real data: SlimPajama's 7 domains, the four proxy mixtures in, Baseline and DoReMi out."""
     data = load_bimix("slimpajama", shared_root)
+    # 2 x 600 draws: at FAST's 2 x 300 the worst spread's ESS was ~50 and its R-hat near 1.05 by the chains'
+    # luck alone (the one-BLAS-thread change moved the draws' rounding and the test failed at 1.06)
     table, summary, fit = evaluate_heldout(data, ["SE", "JE", "CE", "VNE"], ["Baseline", "DoReMi"],
-                                           dict(FAST, inner_draws=200))
+                                           dict(FAST, draws=600, tune=600, inner_draws=200))
     d = fit.diagnostics
     assert d.divergences <= 2 and d.max_rhat < 1.05
     assert len(table) == 2 * 7 * 20
