@@ -63,7 +63,9 @@ def _blas_threads() -> list[int]:
 
 
 def test_chains_sample_with_one_blas_thread_and_the_limit_is_lifted_after(synthetic_truth, small_fit, monkeypatch):
-    """(``small_fit`` compiles the model this fit reuses.) Two chains on two cores with multithreaded BLAS ran 3x slower per step (docs/benchmarks.md)."""
+    """Two chains on two cores with multithreaded BLAS ran 3x slower per step (docs/benchmarks.md).
+
+    ``small_fit`` compiles the model this fit reuses."""
     import nutpie
     import threadpoolctl
 
