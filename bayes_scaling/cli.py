@@ -76,6 +76,9 @@ def _sampling_args(p: argparse.ArgumentParser, draws: int = 1000, tune: int = 10
     p.add_argument("--checkpoint-noise", default="independent", choices=["independent", "ou"],
                    help="ou: checkpoint noise correlated along each run in log tokens (dense checkpoint curves)")
     p.add_argument("--no-extrapolation", action="store_true", help="no extrapolation-discrepancy term")
+    p.add_argument("--whiten", default=None, choices=["fixed", "conditional", "none"],
+                   help="how a centred family layer is whitened for sampling (the same posterior); default: the "
+                        "package's default (fixed); none: not whitened")
 
 
 def _target_size_args(p: argparse.ArgumentParser) -> None:
@@ -109,6 +112,7 @@ def _fit_kwargs(a: argparse.Namespace) -> dict:
     return dict(law=a.law, min_tokens=a.min_tokens, fraction=a.fraction, draws=a.draws, tune=a.tune,
                 chains=a.chains, random_seed=a.random_seed, sampler=a.sampler, likelihood=a.likelihood,
                 checkpoint_noise=a.checkpoint_noise, backend=a.backend,
+                whiten=True if a.whiten is None else False if a.whiten == "none" else a.whiten,
                 extrapolation=None if a.no_extrapolation else "learn")
 
 

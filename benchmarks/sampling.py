@@ -107,7 +107,9 @@ def config_kwargs(config: str) -> dict:
         degrees = {k: float(v) for k, v in (item.split("=") for item in spec.split(","))}
         return dict(noncentering=degrees, **({"target_accept": float(accept)} if accept else {}))
     return {"default": {}, "auto": dict(noncentering="auto"), "auto_0.9": dict(noncentering="auto", target_accept=0.9),
-            "pymc_nuts": dict(sampler="pymc"), "jax": dict(backend="jax")}[config]
+            "pymc_nuts": dict(sampler="pymc"), "jax": dict(backend="jax"), "unwhitened": dict(whiten=False),
+            "whitened_0.9": dict(target_accept=0.9), "conditional": dict(whiten="conditional"),
+            "conditional_0.9": dict(whiten="conditional", target_accept=0.9)}[config]
 
 
 def run_config(data: bs.ScalingData, config: str, draws: int, seed: int, tune: int | None = None) -> dict:
@@ -131,7 +133,8 @@ def run_config(data: bs.ScalingData, config: str, draws: int, seed: int, tune: i
             fit = bs.fit(data, draws=draws, tune=tune, chains=2, random_seed=seed, extrapolation=None, **kw)
         d = fit.diagnostics
         out = {"compile_seconds": fit.sampler_info["compile_seconds"], "noncentred": fit.spec.noncentred,
-               "target_accept": fit.sampler_info["target_accept"]}
+               "target_accept": fit.sampler_info["target_accept"], "whitened": fit.sampler_info.get("whitened"),
+               "steps_per_draw": float(fit.idata.sample_stats["n_steps"].mean())}
     worst = min(d.min_ess_bulk, d.min_ess_tail)
     out.update(sampling_seconds=d.sampling_seconds, max_rhat=d.max_rhat, min_ess_bulk=d.min_ess_bulk,
                min_ess_tail=d.min_ess_tail, worst=d.worst.get("ess_bulk"), divergences=d.divergences,

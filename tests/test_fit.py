@@ -104,6 +104,13 @@ def test_cli_fit_and_report(synthetic_truth, tmp_path, capsys):
     assert rc == 0 and out.exists()
     fit = bs.load(out)
     assert fit.spec.filters[0]["filter"] == "min_tokens" and fit.spec.filters[0]["rows"] > 0
+    assert fit.sampler_info["whitened"] == "fixed"  # two families, centred: whitened by default
+    from bayes_scaling.cli import _fit_kwargs, build_parser
+
+    base = ["fit", str(csv), "--family", "family", "--params", "params", "--tokens", "tokens", "--loss", "val_loss",
+            "--out", str(out)]
+    assert [_fit_kwargs(build_parser().parse_args(base + extra))["whiten"]
+            for extra in ([], ["--whiten", "none"], ["--whiten", "conditional"])] == [True, False, "conditional"]
     assert main(["report", str(out), "--target", "family=fam0,params=1e9,tokens=2e10", "--out",
                  str(tmp_path / "rep")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()

@@ -3,8 +3,9 @@
 Repeat: draw the population parameters, family parameters and noise scales from the prior (the
 model's own, via PyMC), simulate losses for a fixed design of families, sizes, seeds and checkpoints
 (log y = log L(theta_f; N, D) + u_run + e, u ~ N(0, sigma_seed), e ~ N(0, sigma_obs)), fit the same
-model with the same priors and sampler settings (compiled once, the losses swapped in), and record the rank of each true value among ``L`` thinned posterior
-draws. If the sampler and the model are right, every rank is uniform on 0..L; a U shape means
+model with the same priors and sampler settings (compiled once; each simulation's losses, and for a
+centred family layer its own whitening, swapped in), and record the rank of each true value among
+``L`` thinned posterior draws. If the sampler and the model are right, every rank is uniform on 0..L; a U shape means
 posteriors too narrow, a hump too wide, a slope a bias. Every simulation is kept, whatever its
 diagnostics (dropping the hard ones would bias the test); their divergences are reported.
 
@@ -82,6 +83,9 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
     from ..inference.compile_cache import compile_nutpie
     from ..inference.diagnostics import diagnose
     from ..inference.initial import initial_values
+    from ..inference.parameterisation import family_whitening
+    from ..inference.fit import DEFAULT_WHITENING
+    from ..model.hierarchical import whitening_updates, whitens
     from ..inference.sampling import JITTER_VARS, nutpie_settings, sample_nutpie
     from ..model import POPULATION_VARS
 
@@ -93,12 +97,14 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
     elif isinstance(noncentering, str):
         raise ValueError(f"noncentering must be 'all', a dict or None, got {noncentering!r}")
     spec = ModelSpec.from_data(design, lw, priors, noncentering=noncentering)
-    prior = _prior_draws(design, spec, n_sims, random_seed)
-    model = build_model(design, spec)
+    prior = _prior_draws(design, spec, n_sims, random_seed)  # from the unwhitened model: its prior is generative
+    whiten = whitens(spec)  # as fit does: a centred family layer is sampled whitened
+    whitening = family_whitening(design, spec, mode=DEFAULT_WHITENING) if whiten else None
+    model = build_model(design, spec, whitening)
     jitter = {model[n] for n in JITTER_VARS if n in model.named_vars}
     t0 = time.perf_counter()
     # numba: its compiled model takes each simulation's losses through with_data (JAX freezes the data)
-    compiled, _, _ = compile_nutpie(model, initial_values(design, spec), jitter, backend="numba")
+    compiled, _, _ = compile_nutpie(model, initial_values(design, spec, whitening=whitening), jitter, backend="numba")
     compile_seconds = time.perf_counter() - t0
     names = [f"mu[{p}]" for p in lw.sampling] + [f"tau[{p}]" for p in lw.sampling] + list(NOISE)
     rng = np.random.default_rng(random_seed + 1)
@@ -107,7 +113,10 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
         sim = simulate_losses(design, spec, prior["theta"][i], float(prior["sigma_seed"][i]),
                               float(prior["sigma_obs"][i]), rng)
         t0 = time.perf_counter()
-        idata = sample_nutpie(compiled.with_data(log_loss_obs=np.log(sim.frame["loss"].to_numpy())),
+        updates = {"log_loss_obs": np.log(sim.frame["loss"].to_numpy())}
+        if whiten:  # each simulation's own whitening; u = 0 (the compiled start) is then its own estimates
+            updates.update(whitening_updates(family_whitening(sim, spec, mode=DEFAULT_WHITENING)))
+        idata = sample_nutpie(compiled.with_data(**updates),
                               seed=random_seed + i,
                               **nutpie_settings(draws=draws, tune=draws, chains=chains, target_accept=target_accept))
         seconds = time.perf_counter() - t0
@@ -123,7 +132,7 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
         rows.append(row)
     out = pd.DataFrame(rows)
     out.attrs.update(L=int(np.ceil(draws * chains / thin)), names=names, compile_seconds=compile_seconds,
-                     design_rows=len(design), families=len(spec.families), noncentred=spec.noncentred,
+                     whitened=whitening["mode"] if whiten else None, design_rows=len(design), families=len(spec.families), noncentred=spec.noncentred,
                      chains=chains, draws=draws, target_accept=target_accept)
     return out
 

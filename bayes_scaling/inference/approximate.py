@@ -30,11 +30,10 @@ import xarray as xr
 from ..data import ScalingData, apply_filters
 from ..errors import SamplingWarning
 from ..laws import Law
-from ..model import Priors, build_model
+from ..model import Priors
 from .diagnostics import Diagnostics
-from .fit import as_scaling_data, model_spec
+from .fit import as_scaling_data, check_whiten, model_spec, sampled_model
 from .fitted import ScalingFit, build_idata
-from .initial import initial_values
 from .sampling import KEEP_VARS
 
 METHODS = ("advi", "fullrank_advi")
@@ -73,18 +72,19 @@ def fit_approximate(data: ScalingData | pd.DataFrame, law: str | Law = "chinchil
                     method: str = "advi", iterations: int = 20_000, draws: int = 2000, random_seed: int = 0,
                     min_tokens: float | None = None, fraction: float | None = None,
                     likelihood: str = "normal", extrapolation: float | None = None,
-                    noncentering: dict[str, float] | str | None = None) -> ScalingFit:
+                    noncentering: dict[str, float] | str | None = None, whiten: bool | str = True) -> ScalingFit:
     """Approximate posterior by ADVI (``method="advi"``, mean-field) or full-rank ADVI.
 
     ``extrapolation``: a fixed discrepancy sd per decade of compute (None: none); the learned
-    discrepancy of :func:`fit` needs a second (inner) fit and is left to it.
+    discrepancy of :func:`fit` needs a second (inner) fit and is left to it. ``whiten``: as in :func:`fit`
+    (in whitened coordinates a mean-field approximation no longer ignores the within-family correlations).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    check_whiten(whiten)
     data = apply_filters(as_scaling_data(data), min_tokens=min_tokens, fraction=fraction)
     spec, estimates = model_spec(data, law, priors, likelihood=likelihood, noncentering=noncentering)
-    model = build_model(data, spec)
-    init = initial_values(data, spec, estimates)
+    model, init, whitened = sampled_model(data, spec, estimates, whiten=whiten)
     t0 = time.perf_counter()
     with model, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -98,7 +98,7 @@ def fit_approximate(data: ScalingData | pd.DataFrame, law: str | Law = "chinchil
     # PyMC compiles inside pm.fit: its time is part of the optimisation's seconds, not known apart
     info = {"sampler": method, "iterations": iterations, "compile_seconds": float("nan"), "sampling_seconds": secs,
             "draws": draws, "tune": 0, "chains": 1, "random_seed": random_seed, "target_accept": float("nan"),
-            "final_negative_elbo": float(np.mean(loss[-500:])), "pareto_k_hat": k_hat}
+            "final_negative_elbo": float(np.mean(loss[-500:])), "pareto_k_hat": k_hat, "whitened": whitened}
     problems = [f"approximate posterior ({method}): no MCMC convergence diagnostics, intervals are "
                 "typically too narrow; confirm with bs.fit before a decision"]
     if not k_hat <= K_HAT_LIMIT:

@@ -13,12 +13,16 @@ from ..errors import PriorDataConflictWarning, SamplingWarning
 from ..laws import Law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
 from ..model.population_prior import CONFLICT_P_VALUE, size_spans
+from ..model.hierarchical import whitens
 from ..model.spec import checkpoint_noise_for
 from .diagnostics import diagnose, warn_if_problems
 from .extrapolation import discrepancy_posterior, holdout_split
 from .fitted import ScalingFit, build_idata
 from .initial import family_point_estimates, initial_values
-from .parameterisation import choose_noncentering
+from .parameterisation import WHITENING_MODES, choose_noncentering, family_whitening
+
+#: the whitening of a centred family layer that ``whiten=True`` means (docs/benchmarks.md, issue 4)
+DEFAULT_WHITENING = "fixed"
 from .sampling import run_nuts
 
 
@@ -39,6 +43,7 @@ def fit(
     chains: int = 4,
     random_seed: int = 0,
     target_accept: float = 0.98,
+    whiten: bool | str = True,
     sampler: str = "auto",
     backend: str = "auto",
     extrapolation: str | float | None = "learn",
@@ -68,6 +73,12 @@ def fit(
         final-loss points, see docs/benchmarks.md); or ``{param: degree}`` by hand, 1 non-centred, a degree
         in (0, 1) partially non-centred (:func:`..model.hierarchical._block_noncentred`).
         The choice is stored in ``fit.spec``.
+    whiten:
+        True (default): sample a centred family layer of several families in whitened coordinates
+        (:func:`.parameterisation.family_whitening`, mode ``DEFAULT_WHITENING``): an exact
+        reparameterisation that removes the strong within-family correlations of the law's parameters
+        (docs/benchmarks.md, issue 4). ``"fixed"`` or ``"conditional"`` choose the mode; False samples
+        ``theta`` itself. Recorded in ``fit.sampler_info["whitened"]`` (the mode, or None).
     treatments:
         ``{treated family: untreated twin}``, e.g. ``{"7b-stacked": "7b-scratch"}``: a treated family's
         law parameters are its twin's plus a shift (the treatment effect, ``treatment_shift`` in the
@@ -104,6 +115,7 @@ def fit(
     Sampling problems (divergences, R-hat > 1.01, ESS < 400 on population parameters and noise scales)
     raise :class:`SamplingWarning` warnings and are kept in ``fit.diagnostics``.
     """
+    check_whiten(whiten)
     data = apply_filters(as_scaling_data(data), min_tokens=min_tokens, fraction=fraction)
     prior = PopulationPrior.coerce(borrow) if borrow is not None else None
     conflict = None
@@ -123,7 +135,8 @@ def fit(
                                  treatments=treatments, checkpoint_noise=checkpoint_noise)
     weak_exponent = _weak_borrowed_exponent(prior, data, spec) if prior is not None else None
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                    target_accept=target_accept, sampler=sampler, backend=backend, progressbar=progressbar)
+                    target_accept=target_accept, sampler=sampler, backend=backend, progressbar=progressbar,
+                    whiten=whiten)
     fitted = _fit_spec(data, spec, settings, estimates=estimates)
 
     rng = np.random.default_rng(random_seed + 7919)
@@ -196,12 +209,35 @@ def model_spec(data: ScalingData, law: str | Law, priors: Priors | None, *, like
 
 def _fit_spec(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], what: str = "fit",
               estimates: np.ndarray | None = None) -> ScalingFit:
-    model = build_model(data, spec)
-    init = initial_values(data, spec, estimates)
+    settings = dict(settings)
+    model, init, whitened = sampled_model(data, spec, estimates, whiten=settings.pop("whiten", True))
     idata, info = run_nuts(model, init, **settings)
+    info["whitened"] = whitened
     diag = diagnose(idata, list(POPULATION_VARS), info["sampling_seconds"])
     warn_if_problems(diag, what)
     return ScalingFit(build_idata(idata, data, spec, info, diag), spec)
+
+
+def check_whiten(whiten: bool | str) -> None:
+    """Raise ValueError unless ``whiten`` is True, False or a mode of ``WHITENING_MODES``."""
+    if not (isinstance(whiten, bool) or whiten in WHITENING_MODES):
+        raise ValueError(f"whiten must be True, False or one of {WHITENING_MODES}, got {whiten!r}")
+
+
+def sampled_model(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | None = None, *,
+                  whiten: bool | str = True) -> tuple[Any, dict[str, np.ndarray], str | None]:
+    """The PyMC model a fit samples, its initial values, and how its family layer is whitened (None: not).
+
+    ``whiten``: whiten a centred family layer of several families (:func:`.parameterisation.family_whitening`):
+    True for ``DEFAULT_WHITENING``, or a mode of ``WHITENING_MODES``; False: not.
+    ``estimates``: :func:`.initial.family_point_estimates` of ``data`` and ``spec`` when already computed.
+    """
+    whitening = None
+    if whiten and whitens(spec):
+        estimates = family_point_estimates(data, spec) if estimates is None else estimates
+        whitening = family_whitening(data, spec, estimates, DEFAULT_WHITENING if whiten is True else whiten)
+    return (build_model(data, spec, whitening), initial_values(data, spec, estimates, whitening),
+            None if whitening is None else whitening["mode"])
 
 
 def _predictive_moments(log_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -55,10 +55,13 @@ def family_inputs(data: ScalingData, spec: ModelSpec) -> list[tuple[dict[str, np
     return out
 
 
-def initial_values(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def initial_values(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | None = None,
+                   whitening: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Initial values of the model's free variables (natural, untransformed scale).
 
     ``estimates``: :func:`family_point_estimates` of ``data`` and ``spec`` when already computed.
+    ``whitening``: the one the model was built with; its family layer then starts at ``u = 0``, which
+    is the whitening's shift (the estimates it was computed from).
     """
     theta = family_point_estimates(data, spec) if estimates is None else estimates
     untreated = [spec.families.index(f) for f in spec.untreated]
@@ -71,6 +74,8 @@ def initial_values(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | N
             if cc:
                 init[f"{name}_centred"] = theta[untreated][:, cc]
             init["eta"] = np.zeros((len(untreated), len(nc)))
+        elif whitening is not None:
+            init[f"{name}_whitened"] = np.zeros_like(np.asarray(whitening["shift"], float))
         else:
             init[name] = theta[untreated]
     if spec.treatments:

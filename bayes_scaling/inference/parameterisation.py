@@ -1,4 +1,12 @@
-"""Choosing, from the data, which family parameters the model non-centres.
+"""Choosing, from the data, how the model parameterises the family layer: whitening and non-centring.
+
+**Whitening** (:func:`family_whitening`, the default of a centred family layer): within one family the
+law's parameters are strongly correlated a posteriori (E against the N-amplitude and exponent, each
+amplitude against its exponent), and those correlations differ from family to family, which one mass
+matrix cannot undo. Each family's parameters are sampled as ``u_f`` with ``theta_f = shift_f + chol_f
+u_f``, an affine map from the family's own Laplace approximation; the prior on ``theta`` is unchanged.
+
+**Non-centring**:
 
 A family parameter that the family's own data pin down much more tightly than the population spread
 ``tau`` samples best centred; one that the data barely identify (typically the N-exponent when a family
@@ -24,28 +32,82 @@ NONCENTRING_RATIO = 0.5
 MIN_RESIDUAL_SD = 0.005
 
 
-def family_data_sd(data: ScalingData, spec: ModelSpec,
-                   estimates: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Laplace posterior sd of each family's sampling-scale parameters (family, param) and the residual sd.
-
-    ``estimates``: :func:`family_point_estimates` of ``data`` and ``spec`` when already computed.
-    """
+def family_gauss_newton(data: ScalingData, spec: ModelSpec,
+                        estimates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Each family's estimates (family, param), the Gauss–Newton Hessian of its data's negative log
+    likelihood there (family, param, param), and the residual sd that scales it (pooled over families, at
+    least ``MIN_RESIDUAL_SD``)."""
     law = spec.law_obj
     names = list(law.sampling)
     theta = family_point_estimates(data, spec) if estimates is None else estimates
     inputs = family_inputs(data, spec)
     resid = np.concatenate([y - law.log_loss(dict(zip(names, th)), z) for th, (z, y) in zip(theta, inputs)])
     s = max(float(np.sqrt(np.mean(resid**2))), MIN_RESIDUAL_SD)
-    v = np.array([spec.priors.mu_scale[p] for p in names])
     eye = np.eye(len(names))
-    out = np.empty_like(theta)
+    hess = np.empty((len(theta), len(names), len(names)))
     for f_i, (th, (z, _)) in enumerate(zip(theta, inputs)):
         h = 1e-5
         jac = np.stack([(law.log_loss(dict(zip(names, th + h * e)), z) - law.log_loss(dict(zip(names, th - h * e)), z))
                         / (2 * h) for e in eye], axis=1)
-        hess = jac.T @ jac / s**2 + np.diag(1.0 / v**2)
-        out[f_i] = np.sqrt(np.diag(np.linalg.inv(hess)))
-    return out, s
+        hess[f_i] = jac.T @ jac / s**2
+    return theta, hess, s
+
+
+def family_laplace_covariances(data: ScalingData, spec: ModelSpec, prior_sd: np.ndarray,
+                               estimates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Gauss–Newton Laplace covariance of each family's sampling-scale parameters around its estimates.
+
+    ``prior_sd``: the sd (per parameter) of an independent normal prior added to the data's Hessian.
+    Returns the estimates (family, param), the covariances (family, param, param) and the residual sd
+    (:func:`family_gauss_newton`).
+    """
+    theta, hess, s = family_gauss_newton(data, spec, estimates)
+    return theta, np.linalg.inv(hess + np.diag(1.0 / np.asarray(prior_sd, float) ** 2)), s
+
+
+def family_data_sd(data: ScalingData, spec: ModelSpec,
+                   estimates: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Laplace posterior sd of each family's sampling-scale parameters (family, param) and the residual sd.
+
+    The prior added to the data is the wide one of the population mean (``mu_scale``).
+    ``estimates``: :func:`family_point_estimates` of ``data`` and ``spec`` when already computed.
+    """
+    v = np.array([spec.priors.mu_scale[p] for p in spec.law_obj.sampling])
+    _, cov, s = family_laplace_covariances(data, spec, v, estimates)
+    return np.sqrt(np.diagonal(cov, axis1=1, axis2=2)), s
+
+
+#: how :func:`family_whitening` maps each family's sampled ``u`` to its parameters (see there)
+WHITENING_MODES = ("fixed", "conditional")
+
+
+def family_whitening(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | None = None,
+                     mode: str = "fixed") -> dict:
+    """The affine map from each untreated family's sampled ``u_f`` to its parameters ``theta_f``.
+
+    ``mode="fixed"``: ``theta_f = shift_f + chol_f u_f`` with ``shift`` the family's penalised
+    least-squares estimates and ``chol`` the Cholesky factor of its Laplace covariance with the prior
+    mean of the population spread (``tau_scale``) as the prior: constant coefficients, an approximation
+    of the family's conditional posterior given the population.
+
+    ``mode="conditional"``: the same Laplace approximation of the family's data (the Gauss–Newton
+    Hessian ``H_f`` at ``shift_f``) combined, at every step, with the population prior at the sampled
+    ``mu`` and ``Sigma``: ``theta_f = m_f + R_f^-T u_f`` with ``R_f R_f' = H_f + Sigma^-1`` and
+    ``m_f = (H_f + Sigma^-1)^-1 (H_f shift_f + Sigma^-1 mu)``. A parameter the family's data pin down is
+    then sampled centred and one they barely identify non-centred, each as far as the data say; the map
+    depends on ``mu`` and ``Sigma``, and the model adds its log Jacobian (``-sum log diag R_f``).
+
+    Either way the prior of ``theta`` is unchanged, so the posterior is the same
+    (:func:`..model.hierarchical.build_model`). Returns ``{"mode", "shift", "chol" | "hessian"}``.
+    """
+    if mode not in WHITENING_MODES:
+        raise ValueError(f"whitening mode must be one of {WHITENING_MODES}, got {mode!r}")
+    theta, hess, _ = family_gauss_newton(data, spec, estimates)
+    keep = [spec.families.index(f) for f in spec.untreated]
+    if mode == "conditional":
+        return {"mode": mode, "shift": theta[keep], "hessian": hess[keep]}
+    t = np.array([spec.priors.tau_scale[p] for p in spec.law_obj.sampling])
+    return {"mode": mode, "shift": theta[keep], "chol": np.linalg.cholesky(np.linalg.inv(hess[keep] + np.diag(1.0 / t**2)))}
 
 
 def choose_noncentering(data: ScalingData, spec: ModelSpec, ratio: float = NONCENTRING_RATIO,
