@@ -3,7 +3,8 @@
 ``fit_approximate`` builds exactly the model :func:`~bayes_scaling.inference.fit.fit` builds, maximises
 the evidence lower bound with PyMC's ADVI from the same starting values, and returns a
 :class:`ScalingFit` whose posterior holds draws of the approximation. Variational posteriors are known
-to be too narrow (mean-field ADVI ignores correlations, e.g. the E–A–alpha trade-off inside a family);
+to be too narrow (mean-field ADVI ignores correlations; in the whitened coordinates of the default model
+the E–A–alpha trade-off inside a family is mostly taken out, that between families and population is not);
 the error against NUTS on real data is measured in ``benchmarks/sampling.py`` and reported in
 docs/benchmarks.md. The fit is marked as approximate in its diagnostics, which carry no MCMC
 convergence figures; decisions should rest on :func:`fit`.
