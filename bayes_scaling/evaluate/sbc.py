@@ -5,8 +5,8 @@ model's own, via PyMC), simulate losses for a fixed design of families, sizes, s
 (log y = log L(theta_f; N, D) + u_run + e, u ~ N(0, sigma_seed), e ~ N(0, sigma_obs)), fit the same
 model with the same priors and sampler settings (compiled once; each simulation's losses, and for a
 centred family layer its own whitening, swapped in), and record the rank of each true value among
-``L`` thinned posterior draws. If the sampler and the model are right, every rank is uniform on 0..L; a U shape means
-posteriors too narrow, a hump too wide, a slope a bias. Every simulation is kept, whatever its
+``L`` thinned posterior draws. If the sampler and the model are right, every rank is uniform on 0..L;
+a U shape means posteriors too narrow, a hump too wide, a slope a bias. Every simulation is kept, whatever its
 diagnostics (dropping the hard ones would bias the test); their divergences are reported.
 
 >>> res = sbc(design, n_sims=100)          # doctest: +SKIP
@@ -82,12 +82,12 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
 
     from ..inference.compile_cache import compile_nutpie
     from ..inference.diagnostics import diagnose
+    from ..inference.fit import DEFAULT_WHITENING
     from ..inference.initial import initial_values
     from ..inference.parameterisation import family_whitening
-    from ..inference.fit import DEFAULT_WHITENING
-    from ..model.hierarchical import whitening_updates, whitens
     from ..inference.sampling import JITTER_VARS, nutpie_settings, sample_nutpie
     from ..model import POPULATION_VARS
+    from ..model.hierarchical import whitening_updates, whitens
 
     design = design or default_design()
     lw = get_law(law)
@@ -132,7 +132,8 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
         rows.append(row)
     out = pd.DataFrame(rows)
     out.attrs.update(L=int(np.ceil(draws * chains / thin)), names=names, compile_seconds=compile_seconds,
-                     whitened=whitening["mode"] if whiten else None, design_rows=len(design), families=len(spec.families), noncentred=spec.noncentred,
+                     whitened=whitening["mode"] if whiten else None, design_rows=len(design),
+                     families=len(spec.families), noncentred=spec.noncentred,
                      chains=chains, draws=draws, target_accept=target_accept)
     return out
 

@@ -12,18 +12,19 @@ from ..data import ScalingData, apply_filters
 from ..errors import PriorDataConflictWarning, SamplingWarning
 from ..laws import Law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
-from ..model.population_prior import CONFLICT_P_VALUE, size_spans
 from ..model.hierarchical import whitens
+from ..model.population_prior import CONFLICT_P_VALUE, size_spans
 from ..model.spec import checkpoint_noise_for
 from .diagnostics import diagnose, warn_if_problems
 from .extrapolation import discrepancy_posterior, holdout_split
 from .fitted import ScalingFit, build_idata
 from .initial import family_point_estimates, initial_values
 from .parameterisation import WHITENING_MODES, choose_noncentering, family_whitening
-
-#: the whitening of a centred family layer that ``whiten=True`` means (docs/benchmarks.md, issue 4)
-DEFAULT_WHITENING = "fixed"
 from .sampling import run_nuts
+
+#: the whitening of a centred family layer that ``whiten=True`` means: ``"conditional"`` samples the
+#: 40-family set faster but compiles for 80-120 s and diverged on Porian (docs/benchmarks.md, issue 4)
+DEFAULT_WHITENING = "fixed"
 
 
 def fit(

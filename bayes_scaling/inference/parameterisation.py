@@ -5,6 +5,8 @@ law's parameters are strongly correlated a posteriori (E against the N-amplitude
 amplitude against its exponent), and those correlations differ from family to family, which one mass
 matrix cannot undo. Each family's parameters are sampled as ``u_f`` with ``theta_f = shift_f + chol_f
 u_f``, an affine map from the family's own Laplace approximation; the prior on ``theta`` is unchanged.
+The opt-in ``"conditional"`` mode combines that approximation with the sampled population prior at
+every step, which also non-centres what the family's data barely identify.
 
 **Non-centring**:
 
@@ -107,7 +109,8 @@ def family_whitening(data: ScalingData, spec: ModelSpec, estimates: np.ndarray |
     if mode == "conditional":
         return {"mode": mode, "shift": theta[keep], "hessian": hess[keep]}
     t = np.array([spec.priors.tau_scale[p] for p in spec.law_obj.sampling])
-    return {"mode": mode, "shift": theta[keep], "chol": np.linalg.cholesky(np.linalg.inv(hess[keep] + np.diag(1.0 / t**2)))}
+    chol = np.linalg.cholesky(np.linalg.inv(hess[keep] + np.diag(1.0 / t**2)))
+    return {"mode": mode, "shift": theta[keep], "chol": chol}
 
 
 def choose_noncentering(data: ScalingData, spec: ModelSpec, ratio: float = NONCENTRING_RATIO,
