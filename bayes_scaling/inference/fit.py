@@ -23,7 +23,7 @@ from .parameterisation import WHITENING_MODES, choose_noncentering, family_white
 from .sampling import run_nuts
 
 #: the whitening of a centred family layer that ``whiten=True`` means: ``"conditional"`` samples the
-#: 40-family set faster but compiles for 80-120 s and diverged on Porian (docs/benchmarks.md, issue 4)
+#: 40-family set faster but compiles for 76-121 s and diverged on Porian (docs/benchmarks.md, issue 4)
 DEFAULT_WHITENING = "fixed"
 
 

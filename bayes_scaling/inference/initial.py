@@ -56,7 +56,7 @@ def family_inputs(data: ScalingData, spec: ModelSpec) -> list[tuple[dict[str, np
 
 
 def initial_values(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | None = None,
-                   whitening: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                   whitening: dict | None = None) -> dict[str, np.ndarray]:
     """Initial values of the model's free variables (natural, untransformed scale).
 
     ``estimates``: :func:`family_point_estimates` of ``data`` and ``spec`` when already computed.

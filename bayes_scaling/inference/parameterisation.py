@@ -104,13 +104,13 @@ def family_whitening(data: ScalingData, spec: ModelSpec, estimates: np.ndarray |
     """
     if mode not in WHITENING_MODES:
         raise ValueError(f"whitening mode must be one of {WHITENING_MODES}, got {mode!r}")
-    theta, hess, _ = family_gauss_newton(data, spec, estimates)
     keep = [spec.families.index(f) for f in spec.untreated]
     if mode == "conditional":
+        theta, hess, _ = family_gauss_newton(data, spec, estimates)
         return {"mode": mode, "shift": theta[keep], "hessian": hess[keep]}
     t = np.array([spec.priors.tau_scale[p] for p in spec.law_obj.sampling])
-    chol = np.linalg.cholesky(np.linalg.inv(hess[keep] + np.diag(1.0 / t**2)))
-    return {"mode": mode, "shift": theta[keep], "chol": chol}
+    theta, cov, _ = family_laplace_covariances(data, spec, t, estimates)
+    return {"mode": mode, "shift": theta[keep], "chol": np.linalg.cholesky(cov[keep])}
 
 
 def choose_noncentering(data: ScalingData, spec: ModelSpec, ratio: float = NONCENTRING_RATIO,

@@ -85,12 +85,12 @@ def model_arrays(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
             "n_per_run": n_per_run, **{f"z_{k}": v for k, v in z.items()}, **{f"ou_{k}": v for k, v in ou.items()}}
 
 
-def build_model(data: ScalingData, spec: ModelSpec, whitening: dict[str, np.ndarray] | None = None) -> pm.Model:
+def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = None) -> pm.Model:
     """Build the PyMC model of ``data`` as described in the module docstring.
 
-    ``whitening``: ``{"shift": (family, param), "chol": (family, param, param)}`` for the untreated
-    families (:func:`bayes_scaling.inference.parameterisation.family_whitening`): sample each family's
-    parameters as ``theta_whitened`` with ``theta = shift + chol @ theta_whitened`` (:func:`_whitened`).
+    ``whitening``: the untreated families' map from a sampled ``theta_whitened`` to ``theta``
+    (:func:`bayes_scaling.inference.parameterisation.family_whitening`: ``{"mode", "shift", "chol" |
+    "hessian"}``; :func:`_whitened`).
     Only a centred family layer of several families is whitened; elsewhere it is ignored. A whitened
     model has no generative prior for ``theta_whitened`` (a flat variable whose prior is a potential),
     so prior sampling (:mod:`..inference.prior_check`, :mod:`..evaluate.sbc`) builds the model without it.
@@ -188,7 +188,7 @@ def whitens(spec: ModelSpec) -> bool:
 
 
 def _population_families(mu, spec: ModelSpec, params: list[str], families: list[str], dim: str,
-                         whitening: dict[str, np.ndarray] | None = None):
+                         whitening: dict | None = None):
     """Parameters of ``families`` drawn from the population (theta = mu when there is only one)."""
     pri = spec.priors
     law = spec.law_obj
@@ -239,7 +239,7 @@ def _whitened(mu, chol, whitening: dict, name: str, dim: str):
         value, log_jacobian = _conditional_map(data["whiten_shift"], data["whiten_hessian"], mu, chol, u, n_par)
         pm.Potential(f"{name}_jacobian", log_jacobian)
     else:
-        # an elementwise product and sum, not a batched matmul: numba compiles it in a fraction of the time
+        # an elementwise product and sum, not a batched matmul, which numba compiled more slowly (exploratory)
         value = data["whiten_shift"] + (data["whiten_chol"] * u[:, None, :]).sum(axis=-1)
     theta = pm.Deterministic(name, value, dims=(dim, "param"))
     pm.Potential(f"{name}_prior", pm.logp(pm.MvNormal.dist(mu=mu, chol=chol), theta).sum())
@@ -250,7 +250,8 @@ def _conditional_map(shift, hess, mu, chol, u, n: int):
     """``theta_f = m_f + R_f^-T u_f`` and its log Jacobian, ``R_f R_f' = H_f + Sigma^-1`` (Sigma = chol chol').
 
     The batched ``P x P`` Cholesky factor and triangular solves are unrolled over the (few) parameters,
-    each step a vector over families: elementwise operations that numba fuses and compiles quickly.
+    each step a vector over families. numba still compiles this graph for 76-121 s (a batched
+    ``pt.linalg`` version took longer), which is why the mode is opt-in (docs/benchmarks.md, issue 4).
     """
     inv_chol = pt.linalg.solve_triangular(chol, pt.eye(n), lower=True)
     prec = inv_chol.T @ inv_chol
