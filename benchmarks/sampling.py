@@ -31,6 +31,12 @@ Parts (``--parts``, default all):
               gradient call of the JAX function alone and from two threads at once (the GIL).
 ``blas``      one compiled model per dataset (``--datasets``) sampled with BLAS's default thread count and with
               one BLAS thread per chain (what every fit now does), side by side: seconds per leapfrog step.
+``store``     the disk cache of compiled models (``bayes_scaling.inference.compile_store``): per dataset two
+              new processes in turn, each one ``converge`` fit of the default configuration at the draws
+              that converged before (``STORE_DRAWS``), sharing an empty cache folder: the first compiles
+              and writes the model, the second reads it back. Per process: wall seconds from start to
+              exit (imports, data, compile or load, sampling), compile (or load) and sampling seconds,
+              convergence, and a checksum of the draws (the same in both: the same computation).
 ``plot``      redraw docs/figures/cost_curve.png from the stored ``cost`` part.
 
 Usage::
@@ -133,6 +139,8 @@ def run_config(data: bs.ScalingData, config: str, draws: int, seed: int, tune: i
             fit = bs.fit(data, draws=draws, tune=tune, chains=2, random_seed=seed, extrapolation=None, **kw)
         d = fit.diagnostics
         out = {"compile_seconds": fit.sampler_info["compile_seconds"], "noncentred": fit.spec.noncentred,
+               "compile_source": fit.sampler_info.get("compile_source"),
+               "draws_checksum": float(fit.idata.posterior["mu"].sum()),
                "target_accept": fit.sampler_info["target_accept"], "whitened": fit.sampler_info.get("whitened"),
                "steps_per_draw": float(fit.idata.sample_stats["n_steps"].mean())}
     worst = min(d.min_ess_bulk, d.min_ess_tail)
@@ -166,6 +174,34 @@ def part_converge(datasets: list[str], configs: list[str], draws: int, seed: int
                 if max_draws is None or r["converged"] or 2 * n > max_draws:
                     break
                 n, attempt = 2 * n, attempt + 1
+    return rows
+
+
+#: draws and tuning steps per chain at which the default configuration converged on each dataset
+#: (docs/benchmarks.md, issue 4, "Time to a converged posterior on the real sets, whitened")
+STORE_DRAWS = {"kempner": (2000, 2000), "porian": (2000, 500), "colpret": (2000, 500), "synthetic40": (500, 500)}
+
+
+def part_store(datasets: list[str], seed: int) -> list[dict]:
+    """A cold process (empty disk cache: compiles) then a warm one (reads the model back) per dataset."""
+    import subprocess
+    import tempfile
+
+    rows = []
+    for name in datasets:
+        draws, tune = STORE_DRAWS[name]
+        with tempfile.TemporaryDirectory() as folder:
+            env = {**os.environ, "BAYES_SCALING_COMPILE_CACHE_DIR": str(Path(folder) / "compiled")}
+            for label in ("cold", "warm"):
+                out = Path(folder) / f"{label}.json"
+                cmd = [sys.executable, __file__, "--parts", "converge", "--datasets", name, "--configs", "default",
+                       "--draws", str(draws), "--tune", str(tune), "--seed", str(seed), "--out", str(out)]
+                t0 = time.perf_counter()
+                subprocess.run(cmd, env=env, check=True, capture_output=True)
+                r = json.loads(out.read_text())["converge"][0]
+                r.update(dataset=name, process=label, process_wall_seconds=time.perf_counter() - t0)
+                print(json.dumps(r), flush=True)
+                rows.append(r)
     return rows
 
 
@@ -546,6 +582,9 @@ def main(argv: list[str] | None = None) -> int:
     if "converge" in parts:
         result["converge"] = part_converge(args.datasets.split(","), args.configs.split(","), args.draws, args.seed,
                                            args.until_converged, args.tune)
+        save()
+    if "store" in parts:
+        result["store"] = part_store(args.datasets.split(","), args.seed)
         save()
     if "advi" in parts:
         result["advi"] = part_advi("kempner", args.draws, args.seed)

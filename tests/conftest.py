@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 import warnings
 
 import numpy as np
@@ -10,6 +13,12 @@ from bayes_scaling.data import data_root
 from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
 
 warnings.simplefilter("ignore", FutureWarning)
+
+# compiled models go to a folder of this session only (bayes_scaling/inference/compile_store.py): a disk cache
+# left by an earlier run or another version of the code cannot change what the tests see
+_COMPILED = tempfile.mkdtemp(prefix="bayes_scaling_test_compiled_")
+os.environ["BAYES_SCALING_COMPILE_CACHE_DIR"] = _COMPILED
+atexit.register(shutil.rmtree, _COMPILED, ignore_errors=True)
 
 #: small but real NUTS settings for end-to-end fits on 2 cores
 FAST = dict(draws=300, tune=300, chains=2, random_seed=1)

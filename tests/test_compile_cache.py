@@ -37,8 +37,9 @@ def test_structure_key_ignores_data_values_but_not_structure(synthetic_truth):
     assert _key(data, priors=wider) != two  # a prior constant that is not data is part of the structure
 
 
-def test_reused_compiled_model_gives_the_same_posterior(small_fit, synthetic_truth, monkeypatch):
+def test_reused_compiled_model_gives_the_same_posterior(small_fit, synthetic_truth, monkeypatch, tmp_path):
     _, df = synthetic_truth
+    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", str(tmp_path))  # no model compiled by an earlier test
     prior = bs.PopulationPrior.from_fit(small_fit, draws=400)
     small = df[df["params"] == df["params"].min()]
 
@@ -50,6 +51,7 @@ def test_reused_compiled_model_gives_the_same_posterior(small_fit, synthetic_tru
     first = bs.fit(one("fam0", "new_a"), **settings)
     reused = bs.fit(one("fam2", "new_b"), **settings)
     assert not first.sampler_info["compile_cache_hit"] and reused.sampler_info["compile_cache_hit"]
+    assert (first.sampler_info["compile_source"], reused.sampler_info["compile_source"]) == ("compiled", "memory")
     assert compile_cache.stats()["hits"] >= 1
     assert list(reused.idata.posterior["theta"].coords["family"].values) == ["new_b"]
     monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE", "0")

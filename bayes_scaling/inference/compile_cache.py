@@ -1,7 +1,7 @@
 """Compiled models reused across fits of one structure, within a process.
 
-Compiling a model for nutpie costs 10-17 s on 2 cores (graph rewrites, numba, and the ``cfunc`` that
-numba will not cache on disk), often more than sampling it: a borrowed fit of one small model spent
+Compiling a model for nutpie costs 10-30 s on 2 cores (graph rewrites, numba, and the ``cfunc`` that
+numba will not cache on disk itself; :mod:`.compile_store` does), often more than sampling it: a borrowed fit of one small model spent
 9.6 of its 10 s compiling. Yet most fits in one process share a structure: the leave-largest-out
 calibration fit inside every ``bs.fit``, the population fits of a leave-one-family-out evaluation, every
 borrowed fit of a new family, the cells of a grid. The data enter the model as data containers
@@ -15,7 +15,9 @@ every constant and of every shared variable that is not a data container (dimens
 included), and the dtype and rank of each data container. Anything that is not swappable data and
 differs (a prior scale, the number of families, the law, the likelihood, the non-centred parameters)
 gives another key and a fresh compile. On a hit the initial point function and the coordinates come
-from the new model. ``BAYES_SCALING_COMPILE_CACHE=0`` turns the cache off; :func:`clear` empties it.
+from the new model. A compiled model is also written to disk and read back by later processes
+(:mod:`.compile_store`, ``BAYES_SCALING_COMPILE_CACHE_DIR``). ``BAYES_SCALING_COMPILE_CACHE=0`` turns
+both off; :func:`clear` empties this process's cache.
 
 The cache holds numba-compiled models. A model can instead be compiled by PyTensor's JAX backend
 (:func:`resolve_backend`): 2-6 s where numba spends 35-60 s on the OU checkpoint noise's Kalman scan,
@@ -33,6 +35,8 @@ from typing import Any
 import numpy as np
 import pymc as pm
 
+from . import compile_store
+
 #: compiled models kept per process (least recently used dropped first)
 MAX_ENTRIES = 8
 #: nutpie's compile backends: PyTensor's numba (reusable across data sets) or JAX (compiles in seconds)
@@ -43,7 +47,7 @@ BACKENDS = ("auto", "numba", "jax")
 JAX_MAX_ROWS = 120
 
 _CACHE: "OrderedDict[str, Any]" = OrderedDict()
-_STATS = {"hits": 0, "misses": 0}
+_STATS = {"hits": 0, "disk_hits": 0, "misses": 0}
 
 
 def enabled() -> bool:
@@ -54,11 +58,11 @@ def enabled() -> bool:
 def clear() -> None:
     """Forget every compiled model (and the hit/miss counts)."""
     _CACHE.clear()
-    _STATS.update(hits=0, misses=0)
+    _STATS.update(hits=0, disk_hits=0, misses=0)
 
 
 def stats() -> dict[str, int]:
-    """Hits, misses and entries of this process's cache."""
+    """Hits (in memory, and read from disk), misses and entries of this process's cache."""
     return {**_STATS, "entries": len(_CACHE)}
 
 
@@ -208,7 +212,7 @@ def resolve_backend(requested: str, model: pm.Model, key: str | None) -> str:
         raise ImportError("backend 'jax' was requested but JAX is not installed (pip install 'bayes_scaling[jax]')")
     if requested != "auto":
         return requested
-    if key is not None and key in _CACHE:
+    if key is not None and (key in _CACHE or compile_store.stored(key)):
         return "numba"
     if jax_available() and _rows(model) <= JAX_MAX_ROWS and has_scan(model):
         return "jax"
@@ -216,26 +220,36 @@ def resolve_backend(requested: str, model: pm.Model, key: str | None) -> str:
 
 
 def compile_nutpie(model: pm.Model, initial_points: dict, jitter_rvs: set | None = None,
-                   backend: str = "auto") -> tuple[Any, bool, str]:
+                   backend: str = "auto") -> tuple[Any, str, str]:
     """nutpie's compiled ``model``, reusing a compiled model of the same structure.
 
-    Returns (compiled, cache hit, backend used); see :func:`resolve_backend` for ``backend``."""
+    Returns (compiled, where it came from, backend used). Where: ``"memory"`` (this process's cache),
+    ``"disk"`` (:mod:`.compile_store`, compiled by an earlier process) or ``"compiled"`` (a fresh compile,
+    then kept in both). See :func:`resolve_backend` for ``backend``."""
     import nutpie
 
     key = structure_key(model) if enabled() else None
     which = resolve_backend(backend, model, key)
     if which == "jax":
-        return _compile_jax(model, initial_points, jitter_rvs), False, "jax"
+        return _compile_jax(model, initial_points, jitter_rvs), "compiled", "jax"
     if key is None:
-        return nutpie.compile_pymc_model(model, initial_points=initial_points, jitter_rvs=jitter_rvs), False, "numba"
+        compiled = nutpie.compile_pymc_model(model, initial_points=initial_points, jitter_rvs=jitter_rvs)
+        return compiled, "compiled", "numba"
     cached = _CACHE.get(key)
     if cached is None:
-        _STATS["misses"] += 1
-        compiled = nutpie.compile_pymc_model(model, initial_points=initial_points, jitter_rvs=jitter_rvs)
+        compiled = compile_store.load(key, model, initial_points, jitter_rvs)
+        source = "disk"
+        if compiled is None:
+            _STATS["misses"] += 1
+            compiled = nutpie.compile_pymc_model(model, initial_points=initial_points, jitter_rvs=jitter_rvs)
+            compile_store.save(key, compiled, model)
+            source = "compiled"
+        else:
+            _STATS["disk_hits"] += 1
         _CACHE[key] = compiled
         while len(_CACHE) > MAX_ENTRIES:
             _CACHE.popitem(last=False)
-        return compiled, False, "numba"
+        return compiled, source, "numba"
     _STATS["hits"] += 1
     _CACHE.move_to_end(key)
     from nutpie.compile_pymc import _prepare_dims_and_coords
@@ -245,4 +259,4 @@ def compile_nutpie(model: pm.Model, initial_points: dict, jitter_rvs: set | None
     dims, coords = _prepare_dims_and_coords(model, compiled.shape_info)
     return dataclasses.replace(compiled, dims=dims, _coords=coords,
                                initial_point_func=_initial_point_function(model, compiled, initial_points,
-                                                                          jitter_rvs)), True, "numba"
+                                                                          jitter_rvs)), "memory", "numba"

@@ -87,10 +87,10 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
         raise ValueError(f"none of the jitter variables {jitter_vars} is in the model")
     t0 = time.perf_counter()
     init_retry = False
-    cache_hit = False
+    source = None
     used = None
     if which == "nutpie":
-        compiled, cache_hit, used = compile_nutpie(model, initvals, jitter, backend)
+        compiled, source, used = compile_nutpie(model, initvals, jitter, backend)
         t1 = time.perf_counter()
         kw = nutpie_settings(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
                              progressbar=progressbar)
@@ -101,7 +101,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
                 raise
             # jittering only the noise scales can leave a start whose gradient is not finite (seen on a
             # single small family): start again with nutpie's own jitter of every variable
-            compiled, cache_hit, used = compile_nutpie(model, initvals, None, backend)
+            compiled, source, used = compile_nutpie(model, initvals, None, backend)
             t1 = time.perf_counter()
             idata = sample_nutpie(compiled, seed=random_seed, **kw)
             init_retry = True
@@ -117,5 +117,5 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     stats = idata.sample_stats
     info = {"sampler": which, "compile_seconds": t1 - t0, "sampling_seconds": t2 - t1, "draws": draws,
             "tune": tune, "chains": chains, "random_seed": random_seed, "target_accept": target_accept,
-            "init_retry": init_retry, "compile_cache_hit": cache_hit, "backend": used}
+            "init_retry": init_retry, "compile_cache_hit": source in ("memory", "disk"), "compile_source": source, "backend": used}
     return az.InferenceData(posterior=post, sample_stats=stats), info

@@ -1,0 +1,233 @@
+"""Compiled models kept on disk, so that a new process skips numba's compile.
+
+nutpie compiles a model's log density + gradient, and the function that expands a draw into the traced
+variables, into two numba ``cfunc`` s. numba will not cache those itself (nutpie builds them from
+closures), and compiling them takes 20-30 s on 2 cores: most of a whole fit of a real data set, paid
+again by every CLI call and every new notebook kernel. :mod:`.compile_cache` reuses a compiled model
+within a process; this module keeps it across processes.
+
+After a compile, each ``cfunc`` 's machine code (numba's ``serialize_using_object_code``, as numba's own
+cache stores it) is written with what nutpie needs around it (dimensions, the names, dtypes and ranks
+of the shared variables, the values of the shared variables that are not data containers) to one file
+named after the model's :func:`.compile_cache.structure_key` and the environment (Python, NumPy, numba,
+llvmlite, PyTensor, PyMC and nutpie versions; the CPU and its features; numba's optimisation level).
+A later process with a model of the same structure loads the machine code instead of compiling
+(about 1 s), swaps in its own data, coordinates and initial point, and draws exactly what a fresh
+compile would: the code is the same computation and only its data pointers differ.
+
+Where: ``BAYES_SCALING_COMPILE_CACHE_DIR`` (``""``, ``0`` or ``off``: no disk cache), else
+``$XDG_CACHE_HOME/bayes_scaling/compiled`` (``~/.cache/...``). ``BAYES_SCALING_COMPILE_CACHE=0`` turns
+off this cache with the in-process one. At most ``MAX_ENTRIES`` files (2-5 MB each) are kept, the
+least recently used removed first. A file that cannot be read back (truncated, another format) is
+removed with a :class:`CompileStoreWarning` and the model compiled again. Like numba's own cache,
+the files are machine code this process will run: keep the folder private to the user.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import os
+import pickle
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: version of the file layout below; a file of another version is ignored and replaced
+FORMAT = 1
+#: compiled models kept on disk (least recently used removed first)
+MAX_ENTRIES = 25
+_OFF = ("", "0", "off", "false", "no", "none")
+#: machine code loaded in this process, by file: loading a file twice would define its symbols twice
+_LOADED: dict[str, tuple[Any, Any]] = {}
+
+
+class CompileStoreWarning(UserWarning):
+    """A compiled model could not be written to or read back from the disk cache (the fit goes on)."""
+
+
+def directory() -> Path | None:
+    """The disk cache's folder, or None when ``BAYES_SCALING_COMPILE_CACHE_DIR`` turns it off."""
+    value = os.environ.get("BAYES_SCALING_COMPILE_CACHE_DIR")
+    if value is not None:
+        return None if value.strip().lower() in _OFF else Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "bayes_scaling" / "compiled"
+
+
+def environment_key() -> str:
+    """What the machine code depends on besides the model: library versions, the CPU, numba's settings."""
+    import llvmlite
+    import numba
+    import nutpie
+    import pymc
+    import pytensor
+    from numba.core.registry import cpu_target
+
+    parts = [f"format {FORMAT}", sys.version, f"numpy {np.__version__}", f"numba {numba.__version__}",
+             f"llvmlite {llvmlite.__version__}", f"pytensor {pytensor.__version__}", f"pymc {pymc.__version__}",
+             f"nutpie {nutpie.__version__}", repr(cpu_target.target_context.codegen().magic_tuple()),
+             f"opt {numba.core.config.OPT}"]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def entry_path(key: str, folder: Path) -> Path:
+    """The file of the model with structure ``key`` in ``folder``."""
+    return folder / f"{hashlib.sha256((key + environment_key()).encode()).hexdigest()[:40]}.nutpie"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedFunction:
+    """A ``cfunc`` read back from disk: nutpie needs its ``address``; the library and numba environments
+    it uses are kept alive with it."""
+
+    address: int
+    library: Any
+    environments: tuple
+
+
+def _pack_function(cfunc: Any) -> dict:
+    from numba.core import serialize
+    from numba.core.environment import lookup_environment
+
+    library = cfunc._library
+    envs = [lookup_environment(gv.name) for gv in library._final_module.global_variables
+            if gv.name.startswith("_ZN08NumbaEnv")]
+    envs = [(e.globals.get("__name__"), list(e.consts), e.env_name) for e in envs if e is not None]
+    # machine code, plus the LLVM bitcode from which numba learns the symbols it defines
+    return {"library": library.serialize_using_object_code(), "name": cfunc.native_name,
+            "environments": serialize.dumps(envs)}
+
+
+def _unpack_function(packed: dict) -> LoadedFunction:
+    from numba.core import serialize
+    from numba.core.environment import Environment, lookup_environment
+    from numba.core.registry import cpu_target
+
+    context = cpu_target.target_context
+    context.refresh()  # numba's runtime (NRT) is set up on a context's first compile; nothing compiled yet
+    library = context.codegen().unserialize_library(packed["library"])
+    envs = []
+    for module, consts, name in serialize.loads(packed["environments"]):
+        env = lookup_environment(name)
+        if env is None:
+            try:  # None or a module that cannot be imported: a generated function's, whose globals are unused
+                namespace = importlib.import_module(module).__dict__ if module else {"__name__": module}
+            except ImportError:
+                namespace = {"__name__": module}
+            env = Environment(namespace)
+            env.consts[:] = consts
+            env.env_name = name
+            Environment._memo[name] = env
+        library.codegen.set_env(name, env)
+        envs.append(env)
+    address = library.get_pointer_to_function(packed["name"])
+    if not address:
+        raise ValueError(f"the stored machine code does not define {packed['name']}")
+    return LoadedFunction(address, library, tuple(envs))
+
+
+def save(key: str, compiled: Any, model: Any) -> Path | None:
+    """Write nutpie's numba-compiled ``model`` (with structure ``key``) to the disk cache; its path, or None
+    when the cache is off or the code refers to this process's memory (numba's dynamic globals)."""
+    folder = directory()
+    if folder is None:
+        return None
+    functions = (compiled.compiled_logp_func, compiled.compiled_expand_func)
+    if any(f._library.has_dynamic_globals for f in functions):
+        return None  # e.g. a constant array over 1 MB: numba embeds its address, valid in this process only
+    data_names = {v.name for v in model.data_vars}
+    payload = {
+        "format": FORMAT, "environment": environment_key(), "structure": key,
+        "n_dim": compiled.n_dim, "n_expanded": compiled.n_expanded, "shape_info": compiled.shape_info,
+        "shared": [(name, value.dtype.str, value.ndim) for name, value in compiled.shared_data.items()],
+        "fixed": {name: value for name, value in compiled.shared_data.items() if name not in data_names},
+        "logp": _pack_function(compiled.compiled_logp_func),
+        "expand": _pack_function(compiled.compiled_expand_func),
+    }
+    path = entry_path(key, folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as handle:
+            pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(handle.name, path)  # atomic: a concurrent reader sees the old file or the whole new one
+    except OSError as exc:
+        warnings.warn(f"could not write the compiled model to {folder} ({exc}); the next process compiles "
+                      "it again (set BAYES_SCALING_COMPILE_CACHE_DIR to a writable folder)",
+                      CompileStoreWarning, stacklevel=2)
+        return None
+    prune(folder)
+    return path
+
+
+def prune(folder: Path, keep: int = MAX_ENTRIES) -> None:
+    """Remove all but the ``keep`` most recently used files of ``folder``."""
+    entries = sorted(folder.glob("*.nutpie"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in entries[keep:]:
+        path.unlink(missing_ok=True)
+
+
+def stored(key: str) -> bool:
+    """True when the disk cache holds a model of structure ``key`` for this environment."""
+    folder = directory()
+    return folder is not None and entry_path(key, folder).exists()
+
+
+def load(key: str, model: Any, initial_points: dict, jitter_rvs: set | None) -> Any | None:
+    """nutpie's compiled ``model`` read back from the disk cache, with ``model``'s data, coordinates and
+    initial point; None when the cache is off or holds no model of structure ``key``."""
+    folder = directory()
+    if folder is None:
+        return None
+    path = entry_path(key, folder)
+    if not path.exists():
+        return None
+    try:
+        with open(path, "rb") as handle:
+            payload = pickle.load(handle)
+        if payload.get("format") != FORMAT or payload.get("environment") != environment_key() \
+                or payload.get("structure") != key:
+            raise ValueError("written for another model, environment or file format")
+        if str(path) not in _LOADED:
+            _LOADED[str(path)] = (_unpack_function(payload["logp"]), _unpack_function(payload["expand"]))
+        logp, expand = _LOADED[str(path)]
+        compiled = _assemble(payload, logp, expand, model, initial_points, jitter_rvs)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is dropped and the model compiled again
+        warnings.warn(f"the compiled model in {path} could not be read back ({type(exc).__name__}: {exc}); "
+                      "it is removed and the model compiled again", CompileStoreWarning, stacklevel=2)
+        path.unlink(missing_ok=True)
+        return None
+    os.utime(path)  # recently used: pruned last
+    return compiled
+
+
+def _assemble(payload: dict, logp: LoadedFunction, expand: LoadedFunction, model: Any, initial_points: dict,
+              jitter_rvs: set | None) -> Any:
+    from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords, make_user_data
+
+    from .compile_cache import _initial_point_function
+
+    values = {v.name: v.get_value() for v in model.data_vars}
+    shared = {}
+    for name, dtype, ndim in payload["shared"]:
+        value = payload["fixed"][name] if name in payload["fixed"] else values[name]
+        value = np.array(value, dtype=np.dtype(dtype), order="C", copy=True)
+        if value.ndim != ndim:
+            raise ValueError(f"shared variable {name} has rank {value.ndim}, the stored code expects {ndim}")
+        value.flags.writeable = False
+        shared[name] = value
+    shape_info = payload["shape_info"]
+    dims, coords = _prepare_dims_and_coords(model, shape_info)
+    compiled = CompiledPyMCModel(
+        _n_dim=payload["n_dim"], dims=dims, _coords=coords,
+        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
+        compiled_logp_func=logp, compiled_expand_func=expand, initial_point_func=None, shared_data=shared,
+        user_data=make_user_data(shared, shared), n_expanded=payload["n_expanded"], shape_info=shape_info,
+        logp_func=None, expand_func=None)
+    return dataclasses.replace(compiled, initial_point_func=_initial_point_function(model, compiled,
+                                                                                   initial_points, jitter_rvs))

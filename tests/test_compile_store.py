@@ -1,0 +1,109 @@
+"""A model compiled by one process is read back from disk by the next, which draws exactly the same."""
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import bayes_scaling as bs
+from bayes_scaling.inference import compile_store
+from bayes_scaling.inference.compile_cache import structure_key
+from bayes_scaling.inference.fit import model_spec
+from bayes_scaling.model import build_model
+
+# fits in a new process: one synthetic family simulated with seed argv[2]; saves
+# each fit's draws and prints where its compiled model came from. With argv[3] == "fresh" it fits again
+# with the caches off: a model compiled here and now.
+_FIT = textwrap.dedent("""
+    import os, sys, warnings
+    import numpy as np
+    import bayes_scaling as bs
+    from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
+
+    warnings.simplefilter("ignore")
+    rng = np.random.default_rng(int(sys.argv[2]))
+    df = simulate_runs(simulate_family_parameters(1, rng), rng, sizes=(5e7, 2e8), checkpoints=4, seeds=1)
+    data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
+                                     run="run", seed="seed")
+    for label in ["cached", "fresh"][:len(sys.argv) - 2]:
+        if label == "fresh":
+            os.environ["BAYES_SCALING_COMPILE_CACHE"] = "0"
+        fit = bs.fit(data, draws=40, tune=40, chains=2, random_seed=4, extrapolation=None, backend="numba")
+        np.save(f"{sys.argv[1]}_{label}.npy", fit.idata.posterior["theta"].to_numpy())
+        print(fit.sampler_info["compile_source"])
+""")
+
+
+def test_a_new_process_reads_the_compiled_model_back_and_draws_as_a_fresh_compile(tmp_path):
+    script = tmp_path / "fit.py"
+    script.write_text(_FIT)
+    env = {**os.environ, "BAYES_SCALING_COMPILE_CACHE_DIR": str(tmp_path / "compiled")}
+    sources = []
+    for args in (["first", "3"], ["second", "5", "fresh"]):  # the second process: other data, same structure
+        out = subprocess.run([sys.executable, str(script), str(tmp_path / args[0]), *args[1:]], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        sources += out.stdout.split()
+    assert sources == ["compiled", "disk", "compiled"]
+    assert len(list((tmp_path / "compiled").glob("*.nutpie"))) == 1
+    loaded = np.load(tmp_path / "second_cached.npy")
+    np.testing.assert_array_equal(loaded, np.load(tmp_path / "second_fresh.npy"))
+    assert not np.allclose(loaded, np.load(tmp_path / "first_cached.npy"))  # its own data, not the first's
+
+
+@pytest.fixture
+def model_and_key(frame):
+    data = bs.ScalingData.from_frame(frame, family="family", params="params", tokens="tokens", loss="loss")
+    spec, _ = model_spec(data, "chinchilla", None)
+    model = build_model(data, spec)
+    return model, structure_key(model)
+
+
+@pytest.mark.parametrize("content", [b"not a pickle", "other environment"])
+def test_an_unreadable_file_is_removed_with_a_warning_and_the_model_compiled_again(content, model_and_key,
+                                                                                   tmp_path, monkeypatch):
+    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", str(tmp_path))
+    model, key = model_and_key
+    path = compile_store.entry_path(key, tmp_path)
+    if content == "other environment":  # e.g. written by another numba version
+        content = pickle.dumps({"format": compile_store.FORMAT, "environment": "numba 0.0", "structure": key})
+    path.write_bytes(content)
+    assert compile_store.stored(key)
+    with pytest.warns(compile_store.CompileStoreWarning, match="could not be read back"):
+        assert compile_store.load(key, model, {}, None) is None
+    assert not path.exists() and not compile_store.stored(key)
+
+
+def test_where_the_disk_cache_lives(monkeypatch, tmp_path):
+    for off in ("", "0", "off", "none"):
+        monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", off)
+        assert compile_store.directory() is None
+    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", str(tmp_path / "here"))
+    assert compile_store.directory() == tmp_path / "here"
+    monkeypatch.delenv("BAYES_SCALING_COMPILE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compile_store.directory() == tmp_path / "xdg" / "bayes_scaling" / "compiled"
+
+
+def test_the_file_depends_on_the_structure_and_the_environment(model_and_key, tmp_path, monkeypatch):
+    import numba
+
+    _, key = model_and_key
+    path = compile_store.entry_path(key, tmp_path)
+    assert path == compile_store.entry_path(key, tmp_path)
+    assert path != compile_store.entry_path(key + "x", tmp_path)
+    monkeypatch.setattr(numba.core.config, "OPT", 0)  # code optimised at another level: another file
+    assert compile_store.entry_path(key, tmp_path) != path
+
+
+def test_prune_keeps_the_most_recently_used_files(tmp_path):
+    for i in range(5):
+        path = tmp_path / f"{i}.nutpie"
+        path.write_bytes(b"x")
+        os.utime(path, (1000 + i, 1000 + i))
+    compile_store.prune(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("*.nutpie")) == ["3.nutpie", "4.nutpie"]
