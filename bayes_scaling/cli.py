@@ -66,6 +66,8 @@ def _sampling_args(p: argparse.ArgumentParser, draws: int = 1000, tune: int = 10
     p.add_argument("--fraction", type=_float, default=None, help="keep only this first fraction of each run")
     p.add_argument("--draws", type=int, default=draws)
     p.add_argument("--tune", type=int, default=tune)
+    p.add_argument("--until-converged", action="store_true",
+                   help="stop sampling as soon as the draws pass the convergence checks (--draws is then the most)")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--random-seed", type=int, default=0)
     p.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"])
@@ -110,7 +112,7 @@ def _output_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
 
 def _fit_kwargs(a: argparse.Namespace) -> dict:
     return dict(law=a.law, min_tokens=a.min_tokens, fraction=a.fraction, draws=a.draws, tune=a.tune,
-                chains=a.chains, random_seed=a.random_seed, sampler=a.sampler, likelihood=a.likelihood,
+                until_converged=a.until_converged, chains=a.chains, random_seed=a.random_seed, sampler=a.sampler, likelihood=a.likelihood,
                 checkpoint_noise=a.checkpoint_noise, backend=a.backend,
                 whiten=True if a.whiten is None else False if a.whiten == "none" else a.whiten,
                 extrapolation=None if a.no_extrapolation else "learn")

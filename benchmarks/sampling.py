@@ -15,7 +15,8 @@ Parts (``--parts``, default all):
               (non-centring chosen from the data), ``auto_0.9`` (the same at target_accept 0.9), ``naive``
               (raw log A, alpha, log B, beta, log E per family, non-centred, explicit run effects; the
               issue's reference model), ``pymc_nuts`` (the default model with PyMC's own NUTS), ``jax``
-              (the default model compiled by nutpie's JAX backend).
+              (the default model compiled by nutpie's JAX backend), ``until`` (the default model with
+              ``until_converged=True``: sampling stops once the draws pass the convergence checks).
 ``advi``      the fast approximate path (``bs.fit_approximate``) against NUTS on the same data:
               posterior means and 90% widths of the population parameters and of the target prediction.
 ``cost``      log-density + gradient time and peak memory against rows (10^3 ... 10^6) and families,
@@ -37,6 +38,8 @@ Parts (``--parts``, default all):
               and writes the model, the second reads it back. Per process: wall seconds from start to
               exit (imports, data, compile or load, sampling), compile (or load) and sampling seconds,
               convergence, and a checksum of the draws (the same in both: the same computation).
+              ``--configs default`` (the converged draws above) or ``until`` (``until_converged=True``,
+              at most ``UNTIL_MAX_DRAWS`` draws per chain, the tuning steps of ``STORE_DRAWS``).
 ``plot``      redraw docs/figures/cost_curve.png from the stored ``cost`` part.
 
 Usage::
@@ -115,7 +118,8 @@ def config_kwargs(config: str) -> dict:
     return {"default": {}, "auto": dict(noncentering="auto"), "auto_0.9": dict(noncentering="auto", target_accept=0.9),
             "pymc_nuts": dict(sampler="pymc"), "jax": dict(backend="jax"), "unwhitened": dict(whiten=False),
             "whitened_0.9": dict(target_accept=0.9), "conditional": dict(whiten="conditional"),
-            "conditional_0.9": dict(whiten="conditional", target_accept=0.9)}[config]
+            "conditional_0.9": dict(whiten="conditional", target_accept=0.9),
+            "until": dict(until_converged=True)}[config]
 
 
 def run_config(data: bs.ScalingData, config: str, draws: int, seed: int, tune: int | None = None) -> dict:
@@ -142,7 +146,8 @@ def run_config(data: bs.ScalingData, config: str, draws: int, seed: int, tune: i
                "compile_source": fit.sampler_info.get("compile_source"),
                "draws_checksum": float(fit.idata.posterior["mu"].sum()),
                "target_accept": fit.sampler_info["target_accept"], "whitened": fit.sampler_info.get("whitened"),
-               "steps_per_draw": float(fit.idata.sample_stats["n_steps"].mean())}
+               "steps_per_draw": float(fit.idata.sample_stats["n_steps"].mean()),
+               "draws_kept": fit.sampler_info["draws"], "stopped_early": fit.sampler_info.get("stopped_early")}
     worst = min(d.min_ess_bulk, d.min_ess_tail)
     out.update(sampling_seconds=d.sampling_seconds, max_rhat=d.max_rhat, min_ess_bulk=d.min_ess_bulk,
                min_ess_tail=d.min_ess_tail, worst=d.worst.get("ess_bulk"), divergences=d.divergences,
@@ -180,21 +185,26 @@ def part_converge(datasets: list[str], configs: list[str], draws: int, seed: int
 #: draws and tuning steps per chain at which the default configuration converged on each dataset
 #: (docs/benchmarks.md, issue 4, "Time to a converged posterior on the real sets, whitened")
 STORE_DRAWS = {"kempner": (2000, 2000), "porian": (2000, 500), "colpret": (2000, 500), "synthetic40": (500, 500)}
+#: the most draws per chain of an ``until`` fit (it stops once converged)
+UNTIL_MAX_DRAWS = 4000
 
 
-def part_store(datasets: list[str], seed: int) -> list[dict]:
-    """A cold process (empty disk cache: compiles) then a warm one (reads the model back) per dataset."""
+def part_store(datasets: list[str], seed: int, config: str = "default") -> list[dict]:
+    """A cold process (empty disk cache: compiles) then a warm one (reads the model back) per dataset.
+
+    ``config="until"``: ``bs.fit(until_converged=True)`` with at most ``UNTIL_MAX_DRAWS`` draws per chain."""
     import subprocess
     import tempfile
 
     rows = []
     for name in datasets:
         draws, tune = STORE_DRAWS[name]
+        draws = UNTIL_MAX_DRAWS if config == "until" else draws
         with tempfile.TemporaryDirectory() as folder:
             env = {**os.environ, "BAYES_SCALING_COMPILE_CACHE_DIR": str(Path(folder) / "compiled")}
             for label in ("cold", "warm"):
                 out = Path(folder) / f"{label}.json"
-                cmd = [sys.executable, __file__, "--parts", "converge", "--datasets", name, "--configs", "default",
+                cmd = [sys.executable, __file__, "--parts", "converge", "--datasets", name, "--configs", config,
                        "--draws", str(draws), "--tune", str(tune), "--seed", str(seed), "--out", str(out)]
                 t0 = time.perf_counter()
                 subprocess.run(cmd, env=env, check=True, capture_output=True)
@@ -584,7 +594,8 @@ def main(argv: list[str] | None = None) -> int:
                                            args.until_converged, args.tune)
         save()
     if "store" in parts:
-        result["store"] = part_store(args.datasets.split(","), args.seed)
+        result["store"] = [r for config in args.configs.split(",")
+                           for r in part_store(args.datasets.split(","), args.seed, config)]
         save()
     if "advi" in parts:
         result["advi"] = part_advi("kempner", args.draws, args.seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import arviz as az
 import numpy as np
 import pandas as pd
 
@@ -42,6 +43,7 @@ def fit(
     draws: int = 1000,
     tune: int = 1000,
     chains: int = 4,
+    until_converged: bool = False,
     random_seed: int = 0,
     target_accept: float = 0.98,
     whiten: bool | str = True,
@@ -101,6 +103,13 @@ def fit(
         ``fraction`` of each run. Dropped rows are recorded in the fit.
     draws, tune, chains, random_seed, target_accept, sampler:
         NUTS settings; ``sampler="auto"`` uses nutpie when installed, else PyMC.
+    until_converged:
+        False (default): sample ``draws`` per chain. True: ``draws`` is the most; sampling stops as soon
+        as the draws so far pass the convergence checks of ``fit.diagnostics`` (R-hat <= 1.01, bulk and
+        tail ESS >= 400 on the population parameters and noise scales, no divergences), asked every few
+        seconds once each chain has 200 draws (nutpie only; :func:`.sampling.sample_until`).
+        ``fit.sampler_info`` records ``stopped_early`` and the ``draws`` kept. The inner calibration
+        fit of ``extrapolation="learn"`` stops by the same rule.
     backend:
         nutpie's compile backend: ``"auto"`` (default: reuse a model this process compiled with numba
         for the same structure; else JAX, when installed, for a small model with the OU checkpoint
@@ -137,11 +146,12 @@ def fit(
     weak_exponent = _weak_borrowed_exponent(prior, data, spec) if prior is not None else None
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, backend=backend, progressbar=progressbar,
-                    whiten=whiten)
+                    whiten=whiten, until_converged=until_converged)
     fitted = _fit_spec(data, spec, settings, estimates=estimates)
 
     rng = np.random.default_rng(random_seed + 7919)
-    n_samples = chains * draws
+    posterior = fitted.idata.posterior
+    n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
     drift = np.zeros(n_samples)
     if extrapolation is None:
         kappa, info = np.zeros(n_samples), {"mode": "none"}
@@ -212,11 +222,18 @@ def _fit_spec(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], what
               estimates: np.ndarray | None = None) -> ScalingFit:
     settings = dict(settings)
     model, init, whitened = sampled_model(data, spec, estimates, whiten=settings.pop("whiten", True))
+    if settings.pop("until_converged", False):
+        settings["stop"] = _converged
     idata, info = run_nuts(model, init, **settings)
     info["whitened"] = whitened
     diag = diagnose(idata, list(POPULATION_VARS), info["sampling_seconds"])
     warn_if_problems(diag, what)
     return ScalingFit(build_idata(idata, data, spec, info, diag), spec)
+
+
+def _converged(idata: az.InferenceData) -> bool:
+    """The stop rule of ``until_converged``: the draws pass every check of :func:`.diagnostics.diagnose`."""
+    return diagnose(idata, list(POPULATION_VARS)).ok
 
 
 def check_whiten(whiten: bool | str) -> None:

@@ -1,18 +1,21 @@
 """Running NUTS: nutpie by default (low-rank mass matrix adaptation), PyMC's sampler as fallback.
 
-nutpie's compiled model is reused across fits of one structure (:mod:`.compile_cache`). Sampling runs
-with one BLAS thread (:func:`single_blas_thread`): each chain already has a core, and the model's
-linear algebra (5 x 5 Cholesky factors and solves) only loses time to threads fighting over them.
+nutpie's compiled model is reused across fits of one structure (:mod:`.compile_cache`) and processes
+(:mod:`.compile_store`). Sampling runs with one BLAS thread (:func:`single_blas_thread`): each chain
+already has a core, and the model's linear algebra (5 x 5 Cholesky factors and solves) only loses time
+to threads fighting over them. With a ``stop`` rule (``bs.fit(until_converged=True)``) nutpie samples in
+the background and is stopped as soon as the draws so far pass it (:func:`sample_until`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import arviz as az
+import numpy as np
 import pymc as pm
 import threadpoolctl
 
@@ -23,6 +26,16 @@ KEEP_VARS = ("mu", "tau", "tau_level", "corr", "theta", "sigma_total", "seed_sha
              "ou_length", "ou_share", "treatment_shift")
 #: variables whose starting values are jittered so that chains start apart (noise scales, correlations)
 JITTER_VARS = ("sigma_total", "seed_share", "family_chol")
+#: ``sample_until``: the draws per chain at which the stop rule is asked first, and the growth of the next
+#: such number (each is a multiple of 50, 20% above the last). Reading the draws so far costs 0.2-0.5 s
+#: of a core (ColPret), taken from the chains, so the draws are read when the slowest chain should have
+#: reached the next check point (from its pace so far), at least MIN_WAIT seconds apart; while the pace
+#: is unknown (tuning), every CHECK_SECONDS or CHECK_FRACTION of the time so far, whichever is longer.
+MIN_DRAWS_BEFORE_STOP = 200
+CHECK_GROWTH = 1.2
+CHECK_SECONDS = 2.0
+CHECK_FRACTION = 0.1
+MIN_WAIT = 0.5
 
 
 def available_sampler(requested: str = "auto") -> str:
@@ -68,10 +81,87 @@ def sample_nutpie(compiled, *, seed: int, **settings):
         return nutpie.sample(compiled, seed=seed, **settings)
 
 
+def _common_draws(idata: az.InferenceData) -> int:
+    """Draws every chain has reached (nutpie's chains run at their own pace; the rest is NaN-padded)."""
+    if "posterior" not in idata.groups() or not idata.posterior.data_vars or not idata.posterior.sizes.get("draw"):
+        return 0
+    first = np.asarray(next(iter(idata.posterior.data_vars.values())))
+    done = ~np.isnan(first.reshape(first.shape[0], first.shape[1], -1)).any(axis=2)
+    return int(done.sum(axis=1).min())
+
+
+def _first_draws(idata: az.InferenceData, n: int) -> az.InferenceData:
+    groups = {g: getattr(idata, g).isel(draw=slice(0, n)) for g in ("posterior", "sample_stats") if g in idata.groups()}
+    return az.InferenceData(**groups)
+
+
+def check_points(min_draws: int, max_draws: int) -> list[int]:
+    """The draws per chain at which ``sample_until`` asks its rule: from ``min_draws``, each a multiple of 50
+    about ``CHECK_GROWTH`` times the last, below ``max_draws``."""
+    points, n = [], min_draws
+    while n < max_draws:
+        points.append(n)
+        n = max(n + 50, int(np.ceil(n * CHECK_GROWTH / 50)) * 50)
+    return points
+
+
+def sample_until(compiled, stop: Callable[[az.InferenceData], bool], *, seed: int,
+                 min_draws: int = MIN_DRAWS_BEFORE_STOP, **settings) -> tuple[az.InferenceData, bool]:
+    """``nutpie.sample`` in the background, stopped at the first of :func:`check_points` whose draws pass ``stop``.
+
+    nutpie's chains run at their own pace; the draws so far are read when the slowest chain should have
+    reached the next check point (``MIN_WAIT``, ``CHECK_SECONDS``, ``CHECK_FRACTION``), and ``stop`` is
+    asked, in order, of the first ``n`` draws of every chain for each check point ``n`` all chains have
+    reached. At the first that passes, sampling is
+    aborted and those ``n`` draws are returned; otherwise all of ``settings["draws"]``. The answer is a
+    function of the draws alone, never of how fast they came: with the same seed, the same draws are
+    kept on any machine. Returns (draws, stopped early).
+    """
+    import nutpie
+
+    points = iter(check_points(min_draws, settings["draws"]))
+    due = next(points, None)
+
+    def first_passing(idata: az.InferenceData, reached: int) -> int | None:
+        nonlocal due
+        while due is not None and due <= reached:
+            if stop(_first_draws(idata, due)):
+                return due
+            due = next(points, None)
+        return None
+
+    with single_blas_thread():
+        sampler = nutpie.sample(compiled, seed=seed, blocking=False, **settings)
+        start = time.perf_counter()
+        wait, last = CHECK_SECONDS, None
+        while due is not None and not _finished(sampler):
+            time.sleep(wait)
+            so_far = sampler.inspect()
+            now, reached = time.perf_counter(), _common_draws(so_far)
+            n = first_passing(so_far, reached)
+            if n is not None:
+                return _first_draws(sampler.abort(), n), True
+            wait = max(CHECK_SECONDS, CHECK_FRACTION * (now - start))
+            if last is not None and due is not None and reached > last[1]:  # the slowest chain's pace
+                wait = max(MIN_WAIT, (due - reached) * (now - last[0]) / (reached - last[1]))
+            last = (now, reached) if reached else None
+        trace = sampler.wait()
+    n = first_passing(trace, _common_draws(trace))  # the check points reached after the last look
+    return (trace, False) if n is None else (_first_draws(trace, n), True)
+
+
+def _finished(sampler) -> bool:
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:  # nutpie 0.16 raises instead of answering False while chains still run
+        return False
+
+
 def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: int, random_seed: int,
              target_accept: float, sampler: str = "auto", backend: str = "auto", progressbar: bool = False,
              keep_vars: tuple[str, ...] = KEEP_VARS,
              jitter_vars: tuple[str, ...] | None = JITTER_VARS,
+             stop: Callable[[az.InferenceData], bool] | None = None,
              ) -> tuple[az.InferenceData, dict]:
     """Sample ``model``; returns the InferenceData (posterior, sample_stats) and sampler info.
 
@@ -79,7 +169,9 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     correlation parameters (``jitter_vars``; None: nutpie's default, every variable) so that chains still
     start apart. ``keep_vars``: the posterior
     variables kept. ``backend``: nutpie's compile backend, ``"auto"``, ``"numba"`` or ``"jax"``
-    (:func:`.compile_cache.resolve_backend`).
+    (:func:`.compile_cache.resolve_backend`). ``stop``: a rule on the draws so far (e.g. "converged") that
+    ends sampling before ``draws`` (:func:`sample_until`; nutpie only, PyMC's sampler runs all draws);
+    ``info["stopped_early"]`` says whether it did and ``info["draws"]`` how many draws per chain were kept.
     """
     which = available_sampler(sampler)
     jitter = None if jitter_vars is None else {model[n] for n in jitter_vars if n in model.named_vars}
@@ -94,8 +186,13 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
         t1 = time.perf_counter()
         kw = nutpie_settings(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
                              progressbar=progressbar)
+        def run(compiled):
+            if stop is None:
+                return sample_nutpie(compiled, seed=random_seed, **kw), False
+            return sample_until(compiled, stop, seed=random_seed, **kw)
+
         try:
-            idata = sample_nutpie(compiled, seed=random_seed, **kw)
+            idata, stopped = run(compiled)
         except RuntimeError as exc:
             if "initialization points failed" not in str(exc) or jitter is None:
                 raise
@@ -103,10 +200,11 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
             # single small family): start again with nutpie's own jitter of every variable
             compiled, source, used = compile_nutpie(model, initvals, None, backend)
             t1 = time.perf_counter()
-            idata = sample_nutpie(compiled, seed=random_seed, **kw)
+            idata, stopped = run(compiled)
             init_retry = True
     else:
         t1 = time.perf_counter()
+        stopped = False
         with single_blas_thread():  # forked chain processes inherit the limit
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), model=model,
                               random_seed=random_seed, initvals=initvals, target_accept=target_accept,
@@ -115,7 +213,9 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     keep = [v for v in keep_vars if v in idata.posterior]
     post = idata.posterior[keep]
     stats = idata.sample_stats
-    info = {"sampler": which, "compile_seconds": t1 - t0, "sampling_seconds": t2 - t1, "draws": draws,
+    info = {"sampler": which, "compile_seconds": t1 - t0, "sampling_seconds": t2 - t1,
+            "draws": int(idata.posterior.sizes["draw"]), "max_draws": draws, "stopped_early": stopped,
             "tune": tune, "chains": chains, "random_seed": random_seed, "target_accept": target_accept,
-            "init_retry": init_retry, "compile_cache_hit": source in ("memory", "disk"), "compile_source": source, "backend": used}
+            "init_retry": init_retry, "compile_cache_hit": source in ("memory", "disk"), "compile_source": source,
+            "backend": used}
     return az.InferenceData(posterior=post, sample_stats=stats), info
