@@ -112,10 +112,9 @@ def sample_until(compiled, stop: Callable[[az.InferenceData], bool], *, seed: in
     nutpie's chains run at their own pace; the draws so far are read when the slowest chain should have
     reached the next check point (``MIN_WAIT``, ``CHECK_SECONDS``, ``CHECK_FRACTION``), and ``stop`` is
     asked, in order, of the first ``n`` draws of every chain for each check point ``n`` all chains have
-    reached. At the first that passes, sampling is
-    aborted and those ``n`` draws are returned; otherwise all of ``settings["draws"]``. The answer is a
-    function of the draws alone, never of how fast they came: with the same seed, the same draws are
-    kept on any machine. Returns (draws, stopped early).
+    reached. At the first that passes, sampling is aborted and those ``n`` draws are returned; otherwise
+    all of ``settings["draws"]``. The answer is a function of the draws alone, never of how fast they
+    came: with the same seed, the same draws are kept on any machine. Returns (draws, stopped early).
     """
     import nutpie
 
