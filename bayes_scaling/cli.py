@@ -158,6 +158,27 @@ def cmd_predict(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(a: argparse.Namespace) -> int:
+    import time
+
+    from .inference import compile_store
+
+    folder = compile_store.directory()
+    if folder is None:
+        print("the disk cache of compiled models is off (BAYES_SCALING_COMPILE_CACHE_DIR)")
+        return 0
+    if a.clear:
+        print(f"removed {compile_store.clear(folder)} compiled models from {folder}")
+        return 0
+    found = compile_store.entries(folder)
+    print(f"{len(found)} compiled models in {folder} ({sum(e['megabytes'] for e in found):.1f} MB; "
+          f"at most {compile_store.MAX_ENTRIES} are kept)")
+    for e in found:
+        print(f"  {Path(e['path']).name}  {e['megabytes']:.1f} MB  last used "
+              f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(e['last_used']))}")
+    return 0
+
+
 def cmd_summary(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
@@ -505,6 +526,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", type=Path, default=None, help="write ARE heatmaps into this folder")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_grid)
+
+    p = sub.add_parser("cache", help="list (or --clear) the compiled models kept on disk for later processes")
+    p.add_argument("--clear", action="store_true", help="remove them: the next fit of each structure compiles again")
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("demo", help="fit a bundled real dataset and write a report")
     p.add_argument("--out", default=Path("demo_output"), type=Path)

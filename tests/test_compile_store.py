@@ -107,3 +107,18 @@ def test_prune_keeps_the_most_recently_used_files(tmp_path):
         os.utime(path, (1000 + i, 1000 + i))
     compile_store.prune(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.glob("*.nutpie")) == ["3.nutpie", "4.nutpie"]
+
+
+def test_cli_lists_and_clears_the_disk_cache(tmp_path, monkeypatch, capsys):
+    from bayes_scaling.cli import main
+
+    for i in range(3):
+        (tmp_path / f"{i}.nutpie").write_bytes(b"x" * 1000)
+    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", str(tmp_path))
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"3 compiled models in {tmp_path}") and "2.nutpie" in out
+    assert main(["cache", "--clear"]) == 0
+    assert "removed 3 compiled models" in capsys.readouterr().out and not list(tmp_path.glob("*.nutpie"))
+    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", "off")
+    assert main(["cache"]) == 0 and "is off" in capsys.readouterr().out

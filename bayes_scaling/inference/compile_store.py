@@ -21,6 +21,7 @@ off this cache with the in-process one. At most ``MAX_ENTRIES`` files (2-5 MB ea
 least recently used removed first. A file that cannot be read back (truncated, another format) is
 removed with a :class:`CompileStoreWarning` and the model compiled again. Like numba's own cache,
 the files are machine code this process will run: keep the folder private to the user.
+:func:`entries` lists the files, :func:`clear` removes them (CLI ``bayes-scaling cache [--clear]``).
 """
 
 from __future__ import annotations
@@ -165,11 +166,28 @@ def save(key: str, compiled: Any, model: Any) -> Path | None:
     return path
 
 
+def entries(folder: Path | None = None) -> list[dict[str, Any]]:
+    """The compiled models on disk (path, MB, last used), most recently used first."""
+    folder = directory() if folder is None else folder
+    if folder is None or not folder.exists():
+        return []
+    found = sorted(folder.glob("*.nutpie"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [{"path": str(p), "megabytes": p.stat().st_size / 1e6, "last_used": p.stat().st_mtime} for p in found]
+
+
+def clear(folder: Path | None = None) -> int:
+    """Remove every compiled model from the disk cache (the next fit of each structure compiles again);
+    returns how many were removed."""
+    found = entries(folder)
+    for entry in found:
+        Path(entry["path"]).unlink(missing_ok=True)
+    return len(found)
+
+
 def prune(folder: Path, keep: int = MAX_ENTRIES) -> None:
     """Remove all but the ``keep`` most recently used files of ``folder``."""
-    entries = sorted(folder.glob("*.nutpie"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for path in entries[keep:]:
-        path.unlink(missing_ok=True)
+    for entry in entries(folder)[keep:]:
+        Path(entry["path"]).unlink(missing_ok=True)
 
 
 def stored(key: str) -> bool:
