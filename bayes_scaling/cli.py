@@ -112,7 +112,8 @@ def _output_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
 
 def _fit_kwargs(a: argparse.Namespace) -> dict:
     return dict(law=a.law, min_tokens=a.min_tokens, fraction=a.fraction, draws=a.draws, tune=a.tune,
-                until_converged=a.until_converged, chains=a.chains, random_seed=a.random_seed, sampler=a.sampler, likelihood=a.likelihood,
+                until_converged=a.until_converged, chains=a.chains, random_seed=a.random_seed, sampler=a.sampler,
+                likelihood=a.likelihood,
                 checkpoint_noise=a.checkpoint_noise, backend=a.backend,
                 whiten=True if a.whiten is None else False if a.whiten == "none" else a.whiten,
                 extrapolation=None if a.no_extrapolation else "learn")

@@ -121,8 +121,8 @@ def test_the_model_potential_is_the_numpy_log_likelihood():
 
 
 def test_ou_fit_recovers_the_correlation_length_and_checkpoint_noise(tmp_path, monkeypatch):
-    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", str(tmp_path))  # no model compiled by an earlier test
     """End to end on synthetic OU drift plus jitter (truth: ou_length 0.3 decades, ou_share 0.8, sigma_obs 0.01)."""
+    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", str(tmp_path))  # no model compiled by an earlier test
     data = _data(ou_length=0.3, ou_share=0.8, checkpoints=20)
     compile_cache.clear()  # no model of this structure compiled by an earlier test
     with warnings.catch_warnings():

@@ -171,8 +171,9 @@ def entries(folder: Path | None = None) -> list[dict[str, Any]]:
     folder = directory() if folder is None else folder
     if folder is None or not folder.exists():
         return []
-    found = sorted(folder.glob("*.nutpie"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [{"path": str(p), "megabytes": p.stat().st_size / 1e6, "last_used": p.stat().st_mtime} for p in found]
+    found = [(p, p.stat()) for p in folder.glob("*.nutpie")]
+    found.sort(key=lambda item: item[1].st_mtime, reverse=True)
+    return [{"path": str(p), "megabytes": st.st_size / 1e6, "last_used": st.st_mtime} for p, st in found]
 
 
 def clear(folder: Path | None = None) -> int:

@@ -185,6 +185,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
         t1 = time.perf_counter()
         kw = nutpie_settings(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
                              progressbar=progressbar)
+
         def run(compiled):
             if stop is None:
                 return sample_nutpie(compiled, seed=random_seed, **kw), False
