@@ -40,6 +40,11 @@ Parts (``--parts``, default all):
               convergence, and a checksum of the draws (the same in both: the same computation).
               ``--configs default`` (the converged draws above) or ``until`` (``until_converged=True``,
               at most ``UNTIL_MAX_DRAWS`` draws per chain, the tuning steps of ``STORE_DRAWS``).
+``fused``     the rows' likelihood as one kernel (``bayes_scaling.model.fused_rows``, the default) against
+              PyTensor's elementwise graph (``fit(fused=False)``), per dataset: one log density + gradient
+              call of nutpie's compiled function, the two models timed in alternation in one process
+              (best of ``FUSED_ROUNDS`` rounds of ``FUSED_CALLS`` calls each), and their values at one point.
+              Configurations ``unfused`` and ``A+B`` (e.g. ``until+unfused``) compare whole fits.
 ``plot``      redraw docs/figures/cost_curve.png from the stored ``cost`` part.
 
 Usage::
@@ -67,7 +72,7 @@ from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_ru
 from bayes_scaling.errors import SamplingWarning
 from bayes_scaling.grid.config import DATASETS
 from bayes_scaling.inference.diagnostics import ESS_MIN, diagnose
-from bayes_scaling.inference.sampling import sample_nutpie
+from bayes_scaling.inference.sampling import sample_nutpie, single_blas_thread
 
 def synthetic40(seed: int = 0) -> bs.ScalingData:
     """The guide's 40 families x 6 sizes x 10 checkpoints (2,400 rows), known truth."""
@@ -110,7 +115,9 @@ def naive_model(data: bs.ScalingData):
 
 def config_kwargs(config: str) -> dict:
     """``bs.fit`` keywords of a named configuration; ``nc:PARAM=DEGREE[,PARAM=DEGREE]@TARGET_ACCEPT`` sets
-    (partial) non-centring by hand, e.g. ``nc:log_alpha=0.3@0.9``."""
+    (partial) non-centring by hand, e.g. ``nc:log_alpha=0.3@0.9``; ``A+B`` joins two configurations."""
+    if "+" in config:  # several configurations' keywords together, e.g. ``until+conditional``
+        return {k: v for part in config.split("+") for k, v in config_kwargs(part).items()}
     if config.startswith("nc:"):
         spec, _, accept = config[3:].partition("@")
         degrees = {k: float(v) for k, v in (item.split("=") for item in spec.split(","))}
@@ -119,7 +126,7 @@ def config_kwargs(config: str) -> dict:
             "pymc_nuts": dict(sampler="pymc"), "jax": dict(backend="jax"), "unwhitened": dict(whiten=False),
             "whitened_0.9": dict(target_accept=0.9), "conditional": dict(whiten="conditional"),
             "conditional_0.9": dict(whiten="conditional", target_accept=0.9),
-            "until": dict(until_converged=True)}[config]
+            "until": dict(until_converged=True), "unfused": dict(fused=False)}[config]
 
 
 def run_config(data: bs.ScalingData, config: str, draws: int, seed: int, tune: int | None = None) -> dict:
@@ -192,14 +199,15 @@ UNTIL_MAX_DRAWS = 4000
 def part_store(datasets: list[str], seed: int, config: str = "default") -> list[dict]:
     """A cold process (empty disk cache: compiles) then a warm one (reads the model back) per dataset.
 
-    ``config="until"``: ``bs.fit(until_converged=True)`` with at most ``UNTIL_MAX_DRAWS`` draws per chain."""
+    ``config="until"`` (or ``until+...``): ``bs.fit(until_converged=True)`` with at most ``UNTIL_MAX_DRAWS``
+    draws per chain."""
     import subprocess
     import tempfile
 
     rows = []
     for name in datasets:
         draws, tune = STORE_DRAWS[name]
-        draws = UNTIL_MAX_DRAWS if config == "until" else draws
+        draws = UNTIL_MAX_DRAWS if "until" in config.split("+") else draws
         with tempfile.TemporaryDirectory() as folder:
             env = {**os.environ, "BAYES_SCALING_COMPILE_CACHE_DIR": str(Path(folder) / "compiled")}
             for label in ("cold", "warm"):
@@ -212,6 +220,60 @@ def part_store(datasets: list[str], seed: int, config: str = "default") -> list[
                 r.update(dataset=name, process=label, process_wall_seconds=time.perf_counter() - t0)
                 print(json.dumps(r), flush=True)
                 rows.append(r)
+    return rows
+
+
+#: rounds and calls per round of the ``fused`` part's gradient timing
+FUSED_ROUNDS, FUSED_CALLS = 7, 2000
+
+
+def _nutpie_gradient_call(compiled):
+    """One call of nutpie's compiled log density + gradient (its numba ``cfunc``, as the sampler calls it)."""
+    import ctypes
+
+    ptr = ctypes.POINTER(ctypes.c_double)
+    fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ptr, ptr, ptr, ctypes.c_void_p)(
+        compiled.compiled_logp_func.address)
+    x = 0.01 * np.random.default_rng(0).standard_normal(compiled.n_dim)
+    grad, logp = np.zeros(compiled.n_dim), np.zeros(())
+    args = (compiled.n_dim, x.ctypes.data_as(ptr), grad.ctypes.data_as(ptr), logp.ctypes.data_as(ptr),
+            compiled.user_data.ctypes.data)
+
+    def call():
+        fn(*args)
+        return float(logp), grad.copy()
+    return call
+
+
+def part_fused(datasets: list[str]) -> list[dict]:
+    from bayes_scaling.inference.compile_cache import compile_nutpie
+    from bayes_scaling.inference.fit import model_spec, sampled_model
+
+    rows = []
+    for name in datasets:
+        data = load(name)
+        spec, estimates = model_spec(data, "chinchilla", None)
+        calls, out = {}, {"dataset": name, "rows": len(data.frame), "families": len(data.families)}
+        for fused in (True, False):
+            model, init, _ = sampled_model(data, spec, estimates, fused=fused)
+            t0 = time.perf_counter()
+            compiled, source, _ = compile_nutpie(model, init, None, "numba")
+            out[f"{'fused' if fused else 'graph'}_compile"] = {"seconds": time.perf_counter() - t0, "source": source}
+            calls[fused] = _nutpie_gradient_call(compiled)
+        values = {k: c() for k, c in calls.items()}
+        best = {True: np.inf, False: np.inf}
+        with single_blas_thread():
+            for _ in range(FUSED_ROUNDS):
+                for fused, call in calls.items():
+                    t0 = time.perf_counter()
+                    for _ in range(FUSED_CALLS):
+                        call()
+                    best[fused] = min(best[fused], (time.perf_counter() - t0) / FUSED_CALLS)
+        out.update(fused_gradient_ms=best[True] * 1e3, graph_gradient_ms=best[False] * 1e3,
+                   speedup=best[False] / best[True], logp_difference=abs(values[True][0] - values[False][0]),
+                   gradient_max_difference=float(np.abs(values[True][1] - values[False][1]).max()))
+        print(json.dumps(out), flush=True)
+        rows.append(out)
     return rows
 
 
@@ -596,6 +658,9 @@ def main(argv: list[str] | None = None) -> int:
     if "store" in parts:
         result["store"] = [r for config in args.configs.split(",")
                            for r in part_store(args.datasets.split(","), args.seed, config)]
+        save()
+    if "fused" in parts:
+        result["fused"] = part_fused(args.datasets.split(","))
         save()
     if "advi" in parts:
         result["advi"] = part_advi("kempner", args.draws, args.seed)

@@ -285,3 +285,17 @@ def test_hand_built_priors_get_the_default_treatment_scales(frame):
     spec = ModelSpec.from_data(data, priors=hand, treatments={"b": "a"})
     assert treatment_params(spec) == ["log_B_ref", "log_beta"]
     assert spec.treated == ["b"] and spec.untreated == ["a"]
+
+
+def test_the_compute_law_has_default_priors_and_its_treatment_shifts_its_only_term(frame):
+    """The compute law's default priors validate (its treatment shifts log_A_ref and log_alpha, the data term's
+    counterparts); before, every shift was 0 for it and ``bs.fit(law="compute")`` raised PriorError."""
+    from bayes_scaling.model.hierarchical import treatment_params
+
+    data = ScalingData.from_frame(frame.assign(flops=6.0 * frame["params"] * frame["tokens"]), family="family",
+                                  params="params", tokens="tokens", loss="loss", flops="flops")
+    spec = ModelSpec.from_data(data, "compute", treatments={"b": "a"})
+    assert spec.priors.treatment_scale == {"log_E": 0.0, "log_A_ref": 0.4, "log_alpha": 0.15}
+    assert treatment_params(spec) == ["log_A_ref", "log_alpha"]
+    assert Priors.default(bs.laws.CHINCHILLA, 3.0).treatment_scale == {
+        "log_E": 0.0, "log_A_ref": 0.0, "log_alpha": 0.0, "log_B_ref": 0.4, "log_beta": 0.15}

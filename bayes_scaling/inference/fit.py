@@ -13,7 +13,7 @@ from ..data import ScalingData, apply_filters
 from ..errors import PriorDataConflictWarning, SamplingWarning
 from ..laws import Law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
-from ..model.hierarchical import whitens
+from ..model.hierarchical import uses_fused_rows, whitens
 from ..model.population_prior import CONFLICT_P_VALUE, size_spans
 from ..model.spec import checkpoint_noise_for
 from .diagnostics import diagnose, warn_if_problems
@@ -49,6 +49,7 @@ def fit(
     whiten: bool | str = True,
     sampler: str = "auto",
     backend: str = "auto",
+    fused: bool = True,
     extrapolation: str | float | None = "learn",
     holdout_decades: float = 0.3,
     progressbar: bool = False,
@@ -115,6 +116,11 @@ def fit(
         for the same structure; else JAX, when installed, for a small model with the OU checkpoint
         noise, whose numba compile is most of the fit; else numba), ``"numba"`` or ``"jax"``
         (:func:`bayes_scaling.inference.compile_cache.resolve_backend`; docs/benchmarks.md, issue 4).
+    fused:
+        True (default): with the normal likelihood and independent checkpoint noise, the rows' log density
+        and its gradient are one numba kernel (:mod:`bayes_scaling.model.fused_rows`), the same density
+        2-2.5x faster to differentiate than PyTensor's elementwise graph; False builds that graph (for
+        comparison; the JAX backend always does). Recorded in ``fit.sampler_info["fused_rows"]``.
     extrapolation:
         ``"learn"`` (default): learn the extrapolation discrepancy by leave-largest-out
         (:mod:`.extrapolation`); a number: a fixed kappa (log-loss sd per decade of compute);
@@ -146,7 +152,7 @@ def fit(
     weak_exponent = _weak_borrowed_exponent(prior, data, spec) if prior is not None else None
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, backend=backend, progressbar=progressbar,
-                    whiten=whiten, until_converged=until_converged)
+                    whiten=whiten, until_converged=until_converged, fused=fused)
     fitted = _fit_spec(data, spec, settings, estimates=estimates)
 
     rng = np.random.default_rng(random_seed + 7919)
@@ -221,11 +227,13 @@ def model_spec(data: ScalingData, law: str | Law, priors: Priors | None, *, like
 def _fit_spec(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], what: str = "fit",
               estimates: np.ndarray | None = None) -> ScalingFit:
     settings = dict(settings)
-    model, init, whitened = sampled_model(data, spec, estimates, whiten=settings.pop("whiten", True))
+    fused = settings.pop("fused", True) and settings.get("backend", "auto") != "jax" and uses_fused_rows(spec)
+    model, init, whitened = sampled_model(data, spec, estimates, whiten=settings.pop("whiten", True), fused=fused)
     if settings.pop("until_converged", False):
         settings["stop"] = _converged
     idata, info = run_nuts(model, init, **settings)
     info["whitened"] = whitened
+    info["fused_rows"] = fused
     diag = diagnose(idata, list(POPULATION_VARS), info["sampling_seconds"])
     warn_if_problems(diag, what)
     return ScalingFit(build_idata(idata, data, spec, info, diag), spec)
@@ -243,18 +251,19 @@ def check_whiten(whiten: bool | str) -> None:
 
 
 def sampled_model(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | None = None, *,
-                  whiten: bool | str = True) -> tuple[Any, dict[str, np.ndarray], str | None]:
+                  whiten: bool | str = True, fused: bool = True) -> tuple[Any, dict[str, np.ndarray], str | None]:
     """The PyMC model a fit samples, its initial values, and how its family layer is whitened (None: not).
 
     ``whiten``: whiten a centred family layer of several families (:func:`.parameterisation.family_whitening`):
     True for ``DEFAULT_WHITENING``, or a mode of ``WHITENING_MODES``; False: not.
     ``estimates``: :func:`.initial.family_point_estimates` of ``data`` and ``spec`` when already computed.
+    ``fused``: the rows' likelihood as one kernel (:mod:`..model.fused_rows`); False for PyTensor's JAX backend.
     """
     whitening = None
     if whiten and whitens(spec):
         estimates = family_point_estimates(data, spec) if estimates is None else estimates
         whitening = family_whitening(data, spec, estimates, DEFAULT_WHITENING if whiten is True else whiten)
-    return (build_model(data, spec, whitening), initial_values(data, spec, estimates, whitening),
+    return (build_model(data, spec, whitening, fused=fused), initial_values(data, spec, estimates, whitening),
             None if whitening is None else whitening["mode"])
 
 

@@ -60,6 +60,7 @@ from ..data import ScalingData
 from ..laws import standardized_inputs
 from .checkpoint_noise import layout as ou_layout
 from .checkpoint_noise import run_loglik_pytensor as ou_run_loglik
+from .fused_rows import rows_loglik
 from .likelihood import run_marginal_loglik
 from .spec import ModelSpec
 
@@ -85,7 +86,7 @@ def model_arrays(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
             "n_per_run": n_per_run, **{f"z_{k}": v for k, v in z.items()}, **{f"ou_{k}": v for k, v in ou.items()}}
 
 
-def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = None) -> pm.Model:
+def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = None, *, fused: bool = True) -> pm.Model:
     """Build the PyMC model of ``data`` as described in the module docstring.
 
     ``whitening``: the untreated families' map from a sampled ``theta_whitened`` to ``theta``
@@ -94,6 +95,10 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
     Only a centred family layer of several families is whitened; elsewhere it is ignored. A whitened
     model has no generative prior for ``theta_whitened`` (a flat variable whose prior is a potential),
     so prior sampling (:mod:`..inference.prior_check`, :mod:`..evaluate.sbc`) builds the model without it.
+
+    ``fused`` (default): with Gaussian, independent checkpoint noise, the rows' log density and its gradient
+    are one kernel (:mod:`.fused_rows`); False builds the same density from PyTensor's elementwise
+    operations (what ``fit`` compiles for the JAX backend, whose XLA fuses them itself; the tests compare the two).
     """
     law = spec.law_obj
     pri = spec.priors
@@ -147,13 +152,13 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
         sigma_seed = pm.Deterministic("sigma_seed", sigma_total * pt.sqrt(seed_share))
         sigma_obs = pm.Deterministic("sigma_obs", sigma_total * pt.sqrt(1.0 - seed_share))
 
-        th = theta[pm.Data("family_index", arr["family_index"])]
-        theta_obs = {p: th[:, k] for k, p in enumerate(params)}
+        fam_idx = pm.Data("family_index", arr["family_index"])
         z_in = {inp: pm.Data(f"z_{inp}", arr[f"z_{inp}"]) for inp in law.inputs}
         # the observations are a data container: a compiled model can be refitted to new losses at the
         # same design without recompiling (nutpie's with_data; simulation-based calibration does)
         log_loss = pm.Data("log_loss_obs", arr["log_loss"], dims="obs")
-        resid = log_loss - law.log_loss(theta_obs, z_in, xp=pt)
+        th = theta[fam_idx]
+        resid = log_loss - law.log_loss({p: th[:, k] for k, p in enumerate(params)}, z_in, xp=pt)
         if spec.checkpoint_noise == "ou":  # drift + jitter along each run: a Kalman filter (checkpoint_noise.py)
             if bor is not None and "ou_length_lognormal" in bor:  # the source fit's drift, moment-matched
                 ln = pm.Data("borrowed_ou_length", np.asarray(bor["ou_length_lognormal"], float))
@@ -165,6 +170,9 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
                 ou_share = pm.Beta("ou_share", pri.ou_share_a, pri.ou_share_b)
             ll = ou_run_loglik(resid, *(pm.Data(f"ou_{k}", arr[f"ou_{k}"]) for k in OU_GRID), sigma_seed, sigma_obs,
                                ou_share, length)
+        elif fused and uses_fused_rows(spec):  # the same, rows and gradient in one kernel (fused_rows.py)
+            ll = rows_loglik(law, theta, sigma_seed, sigma_obs, log_loss, [z_in[inp] for _, _, inp in law.terms],
+                             fam_idx, pm.Data("run_index", arr["run_index"]), pm.Data("n_per_run", arr["n_per_run"]))
         else:  # independent checkpoint noise: each run's residual sums (likelihood.py)
             idx = pm.Data("run_index", arr["run_index"])
             n_per_run = pm.Data("n_per_run", arr["n_per_run"])
@@ -174,6 +182,11 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
                                      n_per_run, sigma_seed, sigma_obs, xp=pt, nu=nu)
         pm.Potential("log_likelihood_runs", ll.sum())
     return model
+
+
+def uses_fused_rows(spec: ModelSpec) -> bool:
+    """Whether ``build_model(fused=True)`` computes the rows with :mod:`.fused_rows` (normal, independent noise)."""
+    return spec.likelihood == "normal" and spec.checkpoint_noise == "independent"
 
 
 def treatment_params(spec: ModelSpec) -> list[str]:

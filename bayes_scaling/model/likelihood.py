@@ -60,6 +60,25 @@ def run_marginal_loglik(s1: Any, s2: Any, n: Any, sigma_seed: Any, sigma_obs: An
             - 0.5 * (nu + n) * xp.log1p(quad / nu))
 
 
+def gaussian_run_terms(s1: Any, s2: Any, n: Any, ss2: Any, so2: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """The Gaussian :func:`run_marginal_loglik` and its derivatives, from the variances ``ss2 = sigma_seed^2``,
+    ``so2 = sigma_obs^2``: ``(log p, d/dS1, d/dS2, d/d ss2, d/d so2)``.
+
+    Arithmetic and ``np.log`` only, so that numba compiles it for scalars (:mod:`.fused_rows`) and numpy
+    runs it on arrays of runs. With ``denom = so2 + n ss2`` and ``Q`` the quadratic form::
+
+        d/dS1  = ss2 S1 / (denom so2)          d/dS2 = -1 / (2 so2)
+        d/dss2 = -(n / denom - S1^2 / denom^2) / 2
+        d/dso2 = -((n - 1) / so2 + 1 / denom - S2 / so2^2 + ss2 S1^2 (denom + so2) / (denom so2)^2) / 2
+    """
+    denom = so2 + n * ss2
+    quad = (s2 - ss2 * s1**2 / denom) / so2
+    loglik = -0.5 * (n * LOG_2PI + (n - 1) * np.log(so2) + np.log(denom) + quad)
+    d_ss2 = -0.5 * (n / denom - s1**2 / denom**2)
+    d_so2 = -0.5 * ((n - 1) / so2 + 1 / denom - s2 / so2**2 + ss2 * s1**2 * (denom + so2) / (denom * so2) ** 2)
+    return loglik, ss2 * s1 / (denom * so2), -0.5 / so2, d_ss2, d_so2
+
+
 def run_sums_numpy(residual: np.ndarray, run_index: np.ndarray, n_runs: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-run S1, S2 of residuals with a leading sample axis: ``residual`` (..., obs)."""
     lead = residual.shape[:-1]

@@ -36,7 +36,8 @@ ou_share (OU only)     Beta(2, 2)                      share of the checkpoint v
                                                        (the rest is each evaluation's own jitter)
 =====================  ==============================  =============================================
 
-The compute law uses the same rows for ``log_E``, ``log_A_ref`` and ``log_alpha``.
+The compute law uses the same rows for ``log_E``, ``log_A_ref`` and ``log_alpha``; a treatment shifts its
+only term (``log_A_ref`` by Normal(0, 0.4), ``log_alpha`` by Normal(0, 0.15)).
 """
 
 from __future__ import annotations
@@ -52,8 +53,16 @@ _LOC_FRACTION = {"log_E": 0.6, "log_A_ref": 0.2, "log_B_ref": 0.2}
 _EXPONENT_LOC = math.log(0.35)
 _MU_SCALE = {"log_E": 0.5, "log_A_ref": 1.0, "log_B_ref": 1.0, "log_alpha": 0.5, "log_beta": 0.5}
 _TAU_SCALE = {"log_E": 0.4, "log_A_ref": 0.4, "log_B_ref": 0.4, "log_alpha": 0.15, "log_beta": 0.15}
-#: a treatment (e.g. model growth) moves the data term only by default: 0 = not shifted
-_TREATMENT_SCALE = {"log_E": 0.0, "log_A_ref": 0.0, "log_B_ref": 0.4, "log_alpha": 0.0, "log_beta": 0.15}
+#: a treatment (e.g. model growth) moves the law's last term only by default (the Chinchilla law's data term,
+#: the compute law's only term): its amplitude and its exponent; other parameters 0 = not shifted
+_TREATMENT_AMPLITUDE, _TREATMENT_EXPONENT = 0.4, 0.15
+
+
+def _default_treatment_scale(law: Law) -> dict[str, float]:
+    amp, expo, _ = law.terms[-1]
+    scale = {p: 0.0 for p in law.sampling}
+    scale.update({f"log_{amp}_ref": _TREATMENT_AMPLITUDE, f"log_{expo}": _TREATMENT_EXPONENT})
+    return scale
 
 
 @dataclass
@@ -99,7 +108,7 @@ class Priors:
             mu_loc=loc,
             mu_scale={p: _MU_SCALE[p] for p in law.sampling},
             tau_scale={p: _TAU_SCALE[p] for p in law.sampling},
-            treatment_scale={p: _TREATMENT_SCALE[p] for p in law.sampling},
+            treatment_scale=_default_treatment_scale(law),
             notes=[f"locations scaled by the data's median loss {median_loss:.4g}"],
         )
 
@@ -135,7 +144,7 @@ class Priors:
 
     def treatment_scales(self, law: Law) -> dict[str, float]:
         """The treatment-shift sd per sampling parameter (the defaults when none were given)."""
-        return dict(self.treatment_scale) or {p: _TREATMENT_SCALE[p] for p in law.sampling}
+        return dict(self.treatment_scale) or _default_treatment_scale(law)
 
     def to_dict(self) -> dict:
         return asdict(self)
