@@ -119,8 +119,9 @@ def fit(
     fused:
         True (default): with the normal likelihood and independent checkpoint noise, the rows' log density
         and its gradient are one numba kernel (:mod:`bayes_scaling.model.fused_rows`), the same density
-        2-2.5x faster to differentiate than PyTensor's elementwise graph; False builds that graph (for
-        comparison; the JAX backend always does). Recorded in ``fit.sampler_info["fused_rows"]``.
+        2-3.4x faster to differentiate than PyTensor's elementwise graph (docs/benchmarks.md, issue 4);
+        False builds that graph (for comparison; ``backend="jax"`` always does). Recorded in
+        ``fit.sampler_info["fused_rows"]``.
     extrapolation:
         ``"learn"`` (default): learn the extrapolation discrepancy by leave-largest-out
         (:mod:`.extrapolation`); a number: a fixed kappa (log-loss sd per decade of compute);

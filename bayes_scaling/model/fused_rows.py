@@ -15,8 +15,11 @@ the gradient. Its output also carries the gradient, so that PyTensor's gradient
 of the log density reuses it (:meth:`RowsLoglik.L_op`); a log density evaluated without the gradient pays for it
 anyway, which the sampler never does.
 
-The law enters through its sampling-scale layout: ``L = exp(log_E) + sum_k exp(log_amp_k - exp(log_expo_k) z_k)``
-over its terms ``k`` (summed as :mod:`..laws.forms` sums them) (:attr:`..laws.Law.terms`), which covers the Chinchilla and the compute law.
+The law enters through its sampling-scale layout (:func:`law_layout`)::
+
+    L = exp(log_E) + sum_k exp(log_amp_k - exp(log_expo_k) z_k)     over the law's terms k (Law.terms)
+
+summed as :mod:`..laws.forms` sums it; this covers the Chinchilla and the compute law.
 Three implementations of one computation: numba for nutpie (:func:`_numba_rows`), numpy for PyMC's own
 sampler and the tests (:func:`rows_value_and_grad`), both with the same formulas per run
 (:func:`.likelihood.gaussian_run_terms`), and ``jax.numpy`` differentiated by JAX for PyTensor's JAX backend
@@ -101,8 +104,9 @@ class RowsLoglik(Op):
         self.kernel = kernel or KERNEL_DIGEST
 
     def make_node(self, theta, sigma_seed, sigma_obs, log_loss, z, family_index, run_index, n_per_run) -> Apply:
-        theta, sigma_seed, sigma_obs, log_loss, z, n_per_run = (
-            pt.cast(pt.as_tensor_variable(x), "float64") for x in (theta, sigma_seed, sigma_obs, log_loss, z, n_per_run))
+        floats = (theta, sigma_seed, sigma_obs, log_loss, z, n_per_run)
+        theta, sigma_seed, sigma_obs, log_loss, z, n_per_run = (pt.cast(pt.as_tensor_variable(x), "float64")
+                                                                for x in floats)
         family_index, run_index = (pt.cast(pt.as_tensor_variable(x), "int64") for x in (family_index, run_index))
         if theta.ndim != 2 or z.ndim != 2 or sigma_seed.ndim or sigma_obs.ndim:
             raise TypeError("RowsLoglik takes theta (family, param), z (term, row) and scalar noise scales")

@@ -37,7 +37,8 @@ Parameters listed in ``spec.noncentering`` are non-centred *given the others* (t
 :func:`_block_noncentred`; fully at degree 1, partially at a degree in (0, 1)): the same prior on
 ``theta``, a geometry without the funnel for a parameter the families' data barely identify. ``fit`` chooses them from the data (:mod:`..inference.parameterisation`).
 
-The run effects ``u_j`` are integrated out exactly (:mod:`.likelihood`). With a single family the
+The run effects ``u_j`` are integrated out exactly (:mod:`.likelihood`); with the normal likelihood and
+independent checkpoint noise one kernel computes the rows' part and its gradient (:mod:`.fused_rows`). With a single family the
 family layer is dropped (theta = mu): one family carries no information on family-to-family spread.
 ``v`` (:attr:`Law.level_vector`) is 1 on ``log_E`` and the anchored amplitudes and 0 on the exponents:
 moving along it multiplies a family's loss by the same factor at every scale, which is how families
@@ -157,8 +158,11 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
         # the observations are a data container: a compiled model can be refitted to new losses at the
         # same design without recompiling (nutpie's with_data; simulation-based calibration does)
         log_loss = pm.Data("log_loss_obs", arr["log_loss"], dims="obs")
-        th = theta[fam_idx]
-        resid = log_loss - law.log_loss({p: th[:, k] for k, p in enumerate(params)}, z_in, xp=pt)
+
+        def residual():  # log y - log L per row, for the likelihoods written with PyTensor's operations
+            th = theta[fam_idx]
+            return log_loss - law.log_loss({p: th[:, k] for k, p in enumerate(params)}, z_in, xp=pt)
+
         if spec.checkpoint_noise == "ou":  # drift + jitter along each run: a Kalman filter (checkpoint_noise.py)
             if bor is not None and "ou_length_lognormal" in bor:  # the source fit's drift, moment-matched
                 ln = pm.Data("borrowed_ou_length", np.asarray(bor["ou_length_lognormal"], float))
@@ -168,9 +172,9 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
             else:
                 length = pm.LogNormal("ou_length", np.log(pri.ou_length_median), pri.ou_length_log_sd)
                 ou_share = pm.Beta("ou_share", pri.ou_share_a, pri.ou_share_b)
-            ll = ou_run_loglik(resid, *(pm.Data(f"ou_{k}", arr[f"ou_{k}"]) for k in OU_GRID), sigma_seed, sigma_obs,
-                               ou_share, length)
-        elif fused and uses_fused_rows(spec):  # the same, rows and gradient in one kernel (fused_rows.py)
+            ll = ou_run_loglik(residual(), *(pm.Data(f"ou_{k}", arr[f"ou_{k}"]) for k in OU_GRID), sigma_seed,
+                               sigma_obs, ou_share, length)
+        elif fused and uses_fused_rows(spec):  # normal, independent noise: one kernel (fused_rows.py)
             ll = rows_loglik(law, theta, sigma_seed, sigma_obs, log_loss, [z_in[inp] for _, _, inp in law.terms],
                              fam_idx, pm.Data("run_index", arr["run_index"]), pm.Data("n_per_run", arr["n_per_run"]))
         else:  # independent checkpoint noise: each run's residual sums (likelihood.py)
@@ -178,6 +182,7 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
             n_per_run = pm.Data("n_per_run", arr["n_per_run"])
             zeros = pt.zeros(n_per_run.shape[0])  # one sum per run
             nu = pm.Gamma("nu", pri.nu_alpha, pri.nu_beta) if spec.likelihood == "student_t" else None
+            resid = residual()
             ll = run_marginal_loglik(pt.inc_subtensor(zeros[idx], resid), pt.inc_subtensor(zeros[idx], resid**2),
                                      n_per_run, sigma_seed, sigma_obs, xp=pt, nu=nu)
         pm.Potential("log_likelihood_runs", ll.sum())
