@@ -14,13 +14,10 @@ Prints JSON (one line). Run it alone: the figures are wall seconds on a shared m
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import time
 import warnings
-
-import numpy as np
 
 
 def main() -> None:
@@ -67,20 +64,16 @@ def main() -> None:
             out[f"{label}_cfunc_seconds"] = sum(s for k, s in parts if k == "cfunc")
     finally:
         cp._make_functions, numba.cfunc = make_functions, cfunc
-    P = ctypes.POINTER(ctypes.c_double)
-    proto = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, P, P, P, ctypes.c_void_p)
-    fn = proto(compiled.compiled_logp_func.address)
-    n = compiled._n_dim
-    x = 0.01 * np.random.default_rng(0).standard_normal(n)
-    grad, logp = np.zeros(n), np.zeros(())
-    args = (n, x.ctypes.data_as(P), grad.ctypes.data_as(P), logp.ctypes.data_as(P), compiled.user_data.ctypes.data)
-    fn(*args)
+    from sampling import nutpie_gradient_call  # this folder's sampling benchmark
+
+    call, _, _ = nutpie_gradient_call(compiled)
+    call()
     reps = 2000
     t = time.perf_counter()
     for _ in range(reps):
-        fn(*args)
+        call()
     out["logp_grad_ms"] = (time.perf_counter() - t) / reps * 1e3
-    out["rows"], out["dim"] = len(data), int(n)
+    out["rows"], out["dim"] = len(data), int(compiled.n_dim)
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}))
 
 

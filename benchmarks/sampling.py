@@ -227,8 +227,9 @@ def part_store(datasets: list[str], seed: int, config: str = "default") -> list[
 FUSED_ROUNDS, FUSED_CALLS = 7, 2000
 
 
-def _nutpie_gradient_call(compiled):
-    """One call of nutpie's compiled log density + gradient (its numba ``cfunc``, as the sampler calls it)."""
+def nutpie_gradient_call(compiled):
+    """One call of nutpie's compiled log density + gradient (its numba ``cfunc``, as the sampler calls it) at a
+    fixed point near zero: ``(call, logp, grad)``, ``call()`` filling the ``logp`` and ``grad`` buffers."""
     import ctypes
 
     ptr = ctypes.POINTER(ctypes.c_double)
@@ -241,8 +242,7 @@ def _nutpie_gradient_call(compiled):
 
     def call():
         fn(*args)
-        return float(logp), grad.copy()
-    return call
+    return call, logp, grad
 
 
 def part_fused(datasets: list[str]) -> list[dict]:
@@ -259,12 +259,15 @@ def part_fused(datasets: list[str]) -> list[dict]:
             t0 = time.perf_counter()
             compiled, source, _ = compile_nutpie(model, init, None, "numba")
             out[f"{'fused' if fused else 'graph'}_compile"] = {"seconds": time.perf_counter() - t0, "source": source}
-            calls[fused] = _nutpie_gradient_call(compiled)
-        values = {k: c() for k, c in calls.items()}
+            calls[fused] = nutpie_gradient_call(compiled)
+        values = {}
+        for fused, (call, logp, grad) in calls.items():
+            call()
+            values[fused] = (float(logp), grad.copy())
         best = {True: np.inf, False: np.inf}
         with single_blas_thread():
             for _ in range(FUSED_ROUNDS):
-                for fused, call in calls.items():
+                for fused, (call, _, _) in calls.items():
                     t0 = time.perf_counter()
                     for _ in range(FUSED_CALLS):
                         call()
