@@ -129,3 +129,51 @@ def test_auto_noncentring_picks_the_weakly_identified_exponent():
     assert "log_alpha" in chosen and "log_beta" not in chosen
     one = data.select_families([data.families[0]])
     assert choose_noncentering(one, ModelSpec.from_data(one)) == {}
+
+
+def test_noise_split_recovers_run_and_checkpoint_sd():
+    from bayes_scaling.inference.parameterisation import residual_noise_split
+
+    rng = np.random.default_rng(0)
+    runs = [np.arange(10 * j, 10 * j + 10) for j in range(400)]
+    resid = np.concatenate([0.02 * rng.standard_normal() + 0.005 * rng.standard_normal(10) for _ in runs])
+    seed, obs = residual_noise_split(resid, runs)
+    assert abs(seed - 0.02) < 0.002 and abs(obs - 0.005) < 0.0003
+    # runs of one row: the two cannot be told apart, everything is run noise
+    single = [np.array([j]) for j in range(50)]
+    assert residual_noise_split(resid[:50], single) == (pytest.approx(np.sqrt(np.mean(resid[:50] ** 2))), 0.0)
+
+
+def test_run_information_is_the_shared_deviation_covariance():
+    from bayes_scaling.inference.parameterisation import run_information
+
+    rng = np.random.default_rng(1)
+    runs = [np.arange(0, 4), np.arange(4, 5), np.arange(5, 12)]
+    jac = rng.standard_normal((12, 3))
+    expected = sum(jac[r].T @ np.linalg.inv(0.01**2 * np.eye(len(r)) + 0.03**2 * np.ones((len(r), len(r)))) @ jac[r]
+                   for r in runs)
+    np.testing.assert_allclose(run_information(jac, runs, 0.03, 0.01), expected, rtol=1e-10)
+    np.testing.assert_allclose(run_information(jac, runs, 0.03, 0.0), jac.T @ jac / 0.03**2, rtol=1e-12)
+
+
+def test_laplace_counts_a_runs_checkpoints_once_for_the_n_term():
+    """Ten checkpoints of one run share its deviation: the N-exponent's data sd is wider than if every row
+    were independent, the D-exponent's narrower (it is informed at the checkpoint noise). The conditional
+    whitening uses the shared count; the fixed one keeps the independent count."""
+    from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
+    from bayes_scaling.inference.parameterisation import family_gauss_newton
+
+    rng = np.random.default_rng(4)
+    df = simulate_runs(simulate_family_parameters(4, rng), rng, checkpoints=10, sigma_seed=0.01, sigma_obs=0.005)
+    data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run")
+    spec = ModelSpec.from_data(data)
+    names = list(spec.law_obj.sampling)
+    theta, iid, s = family_gauss_newton(data, spec)
+    _, shared, s_shared = family_gauss_newton(data, spec, theta, shared_runs=True)
+    assert s_shared == s
+    prior = np.eye(len(names)) / 4.0  # a weak prior keeps the single-row directions finite
+    sd = np.sqrt(np.diagonal(np.linalg.inv(shared + prior), axis1=1, axis2=2))
+    sd_iid = np.sqrt(np.diagonal(np.linalg.inv(iid + prior), axis1=1, axis2=2))
+    ratio = np.median(sd / sd_iid, axis=0)
+    assert ratio[names.index("log_alpha")] > 1.5 and ratio[names.index("log_beta")] < 0.8
+    assert np.array_equal(family_whitening(data, spec, theta, "conditional")["hessian"], shared)

@@ -10,6 +10,7 @@ Starting NUTS there shortens warm-up and avoids starting in regions where the la
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize
 
 from ..data import ScalingData
@@ -52,6 +53,16 @@ def family_inputs(data: ScalingData, spec: ModelSpec) -> list[tuple[dict[str, np
         sub = df[df["family"] == fam]
         out.append((standardized_inputs(law, {c: sub[c].to_numpy() for c in law.inputs}, spec.reference),
                     np.log(sub["loss"].to_numpy())))
+    return out
+
+
+def family_runs(data: ScalingData, spec: ModelSpec) -> list[list[np.ndarray]]:
+    """Per family of the spec (in its order): each run's row positions within :func:`family_inputs`' rows."""
+    df = data.frame
+    out = []
+    for fam in spec.families:
+        codes = pd.factorize(df.loc[df["family"] == fam, "run"])[0]
+        out.append([np.flatnonzero(codes == c) for c in range(codes.max() + 1)])
     return out
 
 

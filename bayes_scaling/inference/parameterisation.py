@@ -15,7 +15,8 @@ A family parameter that the family's own data pin down much more tightly than th
 has a few model sizes) sits in a funnel with ``tau`` and samples best non-centred (Papaspiliopoulos,
 Roberts & Sköld 2007; Gorinova, Moore & Hoffman 2020 choose per parameter the same way). The rule here
 compares, per parameter, the median over families of the data's posterior sd (a Gauss–Newton Laplace
-approximation of each family's penalised least-squares fit, residual sd estimated from the fits) with
+approximation of each family's penalised least-squares fit, its checkpoints sharing their run's
+deviation as in the model, run and checkpoint sd estimated from the fits' residuals) with
 the prior mean of ``tau``: ``sd > ratio * tau_scale`` -> non-centred. Measured in
 ``benchmarks/sampling.py`` (docs/benchmarks.md, issue 4).
 """
@@ -26,7 +27,7 @@ import numpy as np
 
 from ..data import ScalingData
 from ..model.spec import ModelSpec
-from .initial import family_inputs, family_point_estimates
+from .initial import family_inputs, family_point_estimates, family_runs
 
 #: a parameter is non-centred when its data sd exceeds this fraction of the prior mean of its tau
 NONCENTRING_RATIO = 0.5
@@ -34,24 +35,74 @@ NONCENTRING_RATIO = 0.5
 MIN_RESIDUAL_SD = 0.005
 
 
-def family_gauss_newton(data: ScalingData, spec: ModelSpec,
-                        estimates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+def residual_noise_split(resid: np.ndarray, runs: list[np.ndarray]) -> tuple[float, float]:
+    """Moment estimates of the run (seed) sd and the checkpoint sd from residuals grouped by run.
+
+    ``runs``: the row indices of each run. The checkpoint variance is the pooled within-run variance
+    (degrees of freedom: rows minus runs); the run variance is the mean squared run mean less its
+    checkpoint share, at least 0. Without a run of two or more rows the two cannot be told apart: the
+    result is then ``(sqrt(mean(resid^2)), 0.0)``, all of it counted as run noise.
+    """
+    within = sum(float(np.sum((resid[r] - resid[r].mean()) ** 2)) for r in runs)
+    dof = sum(len(r) - 1 for r in runs)
+    if dof == 0:
+        return float(np.sqrt(np.mean(resid**2))), 0.0
+    obs2 = within / dof
+    seed2 = float(np.mean([resid[r].mean() ** 2 - obs2 / len(r) for r in runs]))
+    return float(np.sqrt(max(seed2, 0.0))), float(np.sqrt(obs2))
+
+
+def run_information(jac: np.ndarray, runs: list[np.ndarray], sigma_seed: float, sigma_obs: float) -> np.ndarray:
+    """Gauss–Newton information ``sum_r J_r' C_r^-1 J_r`` of rows whose runs share a deviation.
+
+    ``C_r = sigma_obs^2 I + sigma_seed^2 11'`` is a run's covariance in the model (its checkpoints share
+    the run's deviation, :mod:`..model.likelihood`), so ``C_r^-1 = (I - c 11') / sigma_obs^2`` with
+    ``c = sigma_seed^2 / (sigma_obs^2 + n sigma_seed^2)``. ``sigma_obs = 0`` (runs of one row) counts every
+    row as independent with variance ``sigma_seed^2``.
+    """
+    if sigma_obs == 0.0:
+        return jac.T @ jac / sigma_seed**2
+    info = np.zeros((jac.shape[1], jac.shape[1]))
+    for r in runs:
+        g = jac[r].sum(axis=0)
+        c = sigma_seed**2 / (sigma_obs**2 + len(r) * sigma_seed**2)
+        info += jac[r].T @ jac[r] - c * np.outer(g, g)
+    return info / sigma_obs**2
+
+
+def family_gauss_newton(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | None = None,
+                        shared_runs: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
     """Each family's estimates (family, param), the Gauss–Newton Hessian of its data's negative log
-    likelihood there (family, param, param), and the residual sd that scales it (pooled over families, at
-    least ``MIN_RESIDUAL_SD``)."""
+    likelihood there (family, param, param), and the residual sd (run and checkpoint noise together, at
+    least ``MIN_RESIDUAL_SD``).
+
+    ``shared_runs=False``: every row counts as independent with the pooled residual sd.
+    ``shared_runs=True``: a run's checkpoints share its deviation, as in the model
+    (:func:`run_information`, with the noise split of the pooled residuals, :func:`residual_noise_split`):
+    ten checkpoints of one run then inform a family's N-term about as much as one row does, while the
+    D-term is informed at the checkpoint noise. On the synthetic 40-family set the independent count
+    overstates the N-term's information and understates the D-term's, each about twofold.
+    """
     law = spec.law_obj
     names = list(law.sampling)
     theta = family_point_estimates(data, spec) if estimates is None else estimates
     inputs = family_inputs(data, spec)
-    resid = np.concatenate([y - law.log_loss(dict(zip(names, th)), z) for th, (z, y) in zip(theta, inputs)])
-    s = max(float(np.sqrt(np.mean(resid**2))), MIN_RESIDUAL_SD)
+    runs = family_runs(data, spec)
+    resid = [y - law.log_loss(dict(zip(names, th)), z) for th, (z, y) in zip(theta, inputs)]
+    s = max(float(np.sqrt(np.mean(np.concatenate(resid) ** 2))), MIN_RESIDUAL_SD)
+    sigma_seed, sigma_obs = s, 0.0
+    if shared_runs:
+        offsets = np.cumsum([0] + [len(r) for r in resid])
+        seed, obs = residual_noise_split(np.concatenate(resid), [r + o for rf, o in zip(runs, offsets) for r in rf])
+        if obs > 0.0:  # runs of two or more rows: the two noise scales are told apart
+            sigma_seed, sigma_obs = seed, max(obs, MIN_RESIDUAL_SD)
     eye = np.eye(len(names))
     hess = np.empty((len(theta), len(names), len(names)))
     for f_i, (th, (z, _)) in enumerate(zip(theta, inputs)):
         h = 1e-5
         jac = np.stack([(law.log_loss(dict(zip(names, th + h * e)), z) - law.log_loss(dict(zip(names, th - h * e)), z))
                         / (2 * h) for e in eye], axis=1)
-        hess[f_i] = jac.T @ jac / s**2
+        hess[f_i] = run_information(jac, runs[f_i], sigma_seed, sigma_obs)
     return theta, hess, s
 
 
@@ -106,7 +157,7 @@ def family_whitening(data: ScalingData, spec: ModelSpec, estimates: np.ndarray |
         raise ValueError(f"whitening mode must be one of {WHITENING_MODES}, got {mode!r}")
     keep = [spec.families.index(f) for f in spec.untreated]
     if mode == "conditional":
-        theta, hess, _ = family_gauss_newton(data, spec, estimates)
+        theta, hess, _ = family_gauss_newton(data, spec, estimates, shared_runs=True)
         return {"mode": mode, "shift": theta[keep], "hessian": hess[keep]}
     t = np.array([spec.priors.tau_scale[p] for p in spec.law_obj.sampling])
     theta, cov, _ = family_laplace_covariances(data, spec, t, estimates)
