@@ -122,3 +122,22 @@ def test_cli_lists_and_clears_the_disk_cache(tmp_path, monkeypatch, capsys):
     assert "removed 3 compiled models" in capsys.readouterr().out and not list(tmp_path.glob("*.nutpie"))
     monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", "off")
     assert main(["cache"]) == 0 and "is off" in capsys.readouterr().out
+
+
+def test_a_model_that_cannot_be_serialised_is_not_stored_and_says_so(model_and_key, tmp_path, monkeypatch):
+    """Only OSError was caught before: any other failure to pack the compiled code would have ended the fit."""
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", str(tmp_path))
+    model, key = model_and_key
+    function = SimpleNamespace(_library=SimpleNamespace(has_dynamic_globals=False))
+    compiled = SimpleNamespace(compiled_logp_func=function, compiled_expand_func=function, n_dim=3, n_expanded=3,
+                               shape_info=(), shared_data={})
+
+    def refuse(cfunc):
+        raise TypeError("cannot pickle this")
+
+    monkeypatch.setattr(compile_store, "_pack_function", refuse)
+    with pytest.warns(compile_store.CompileStoreWarning, match="could not serialise.*TypeError"):
+        assert compile_store.save(key, compiled, model) is None
+    assert list(tmp_path.iterdir()) == []

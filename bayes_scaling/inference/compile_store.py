@@ -143,27 +143,41 @@ def save(key: str, compiled: Any, model: Any) -> Path | None:
     if any(f._library.has_dynamic_globals for f in functions):
         return None  # e.g. a constant array over 1 MB: numba embeds its address, valid in this process only
     data_names = {v.name for v in model.data_vars}
-    payload = {
-        "format": FORMAT, "environment": environment_key(), "structure": key,
-        "n_dim": compiled.n_dim, "n_expanded": compiled.n_expanded, "shape_info": compiled.shape_info,
-        "shared": [(name, value.dtype.str, value.ndim) for name, value in compiled.shared_data.items()],
-        "fixed": {name: value for name, value in compiled.shared_data.items() if name not in data_names},
-        "logp": _pack_function(compiled.compiled_logp_func),
-        "expand": _pack_function(compiled.compiled_expand_func),
-    }
     path = entry_path(key, folder)
+    handle = None
     try:
+        payload = {
+            "format": FORMAT, "environment": environment_key(), "structure": key,
+            "n_dim": compiled.n_dim, "n_expanded": compiled.n_expanded, "shape_info": compiled.shape_info,
+            "shared": [(name, value.dtype.str, value.ndim) for name, value in compiled.shared_data.items()],
+            "fixed": {name: value for name, value in compiled.shared_data.items() if name not in data_names},
+            "logp": _pack_function(compiled.compiled_logp_func),
+            "expand": _pack_function(compiled.compiled_expand_func),
+        }
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as handle:
             pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(handle.name, path)  # atomic: a concurrent reader sees the old file or the whole new one
     except OSError as exc:
+        _discard(handle)
         warnings.warn(f"could not write the compiled model to {folder} ({exc}); the next process compiles "
                       "it again (set BAYES_SCALING_COMPILE_CACHE_DIR to a writable folder)",
                       CompileStoreWarning, stacklevel=2)
         return None
+    except Exception as exc:  # the cache only saves time: a model numba cannot serialise must not end the fit
+        _discard(handle)
+        warnings.warn(f"could not serialise the compiled model ({type(exc).__name__}: {exc}); it is not "
+                      "stored and the next process compiles it again (please report this with the model's "
+                      "options)", CompileStoreWarning, stacklevel=2)
+        return None
     prune(folder)
     return path
+
+
+def _discard(handle) -> None:
+    """Remove a half-written temporary file, if any."""
+    if handle is not None:
+        Path(handle.name).unlink(missing_ok=True)
 
 
 def entries(folder: Path | None = None) -> list[dict[str, Any]]:
