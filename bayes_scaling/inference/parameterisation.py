@@ -6,7 +6,8 @@ amplitude against its exponent), and those correlations differ from family to fa
 matrix cannot undo. Each family's parameters are sampled as ``u_f`` with ``theta_f = shift_f + chol_f
 u_f``, an affine map from the family's own Laplace approximation; the prior on ``theta`` is unchanged.
 The opt-in ``"conditional"`` mode combines that approximation with the sampled population prior at
-every step, which also non-centres what the family's data barely identify.
+every step, which also non-centres what the family's data barely identify; its data information counts
+a run's checkpoints as sharing the run's deviation, as the model does (:func:`family_gauss_newton`).
 
 **Non-centring**:
 
@@ -15,8 +16,7 @@ A family parameter that the family's own data pin down much more tightly than th
 has a few model sizes) sits in a funnel with ``tau`` and samples best non-centred (Papaspiliopoulos,
 Roberts & Sköld 2007; Gorinova, Moore & Hoffman 2020 choose per parameter the same way). The rule here
 compares, per parameter, the median over families of the data's posterior sd (a Gauss–Newton Laplace
-approximation of each family's penalised least-squares fit, its checkpoints sharing their run's
-deviation as in the model, run and checkpoint sd estimated from the fits' residuals) with
+approximation of each family's penalised least-squares fit, residual sd estimated from the fits) with
 the prior mean of ``tau``: ``sd > ratio * tau_scale`` -> non-centred. Measured in
 ``benchmarks/sampling.py`` (docs/benchmarks.md, issue 4).
 """
