@@ -35,7 +35,6 @@ def test_diagnostics_reported(small_fit):
     assert set(s["parameters"]["families"]) == {"fam0", "fam1", "fam2"}
 
 
-
 def test_a_slowly_mixing_spread_under_the_fixed_whitening_points_to_the_conditional_one():
     from bayes_scaling.inference.diagnostics import Diagnostics
     from bayes_scaling.inference.fit import whitening_hint
@@ -50,6 +49,7 @@ def test_a_slowly_mixing_spread_under_the_fixed_whitening_points_to_the_conditio
     assert whitening_hint(diag(120.0, "sigma_seed"), "fixed") is None  # not the spread
     assert whitening_hint(diag(120.0, "tau[log_alpha]"), "conditional") is None  # already conditional
     assert whitening_hint(diag(120.0, "tau[log_alpha]"), None) is None  # no family layer whitened
+
 
 def test_predict_seen_and_new_family(small_fit):
     p = small_fit.predict("fam0", [1e8, 1e9], [2e9, 2e10], interval=0.9, keep_draws=True)

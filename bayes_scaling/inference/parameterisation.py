@@ -87,13 +87,14 @@ def family_gauss_newton(data: ScalingData, spec: ModelSpec, estimates: np.ndarra
     names = list(law.sampling)
     theta = family_point_estimates(data, spec) if estimates is None else estimates
     inputs = family_inputs(data, spec)
-    runs = family_runs(data, spec)
     resid = [y - law.log_loss(dict(zip(names, th)), z) for th, (z, y) in zip(theta, inputs)]
-    s = max(float(np.sqrt(np.mean(np.concatenate(resid) ** 2))), MIN_RESIDUAL_SD)
+    pooled = np.concatenate(resid)
+    s = max(float(np.sqrt(np.mean(pooled**2))), MIN_RESIDUAL_SD)
     sigma_seed, sigma_obs = s, 0.0
+    runs = family_runs(data, spec) if shared_runs else [[] for _ in resid]  # unused at sigma_obs = 0
     if shared_runs:
         offsets = np.cumsum([0] + [len(r) for r in resid])
-        seed, obs = residual_noise_split(np.concatenate(resid), [r + o for rf, o in zip(runs, offsets) for r in rf])
+        seed, obs = residual_noise_split(pooled, [r + o for rf, o in zip(runs, offsets) for r in rf])
         if obs > 0.0:  # runs of two or more rows: the two noise scales are told apart
             sigma_seed, sigma_obs = seed, max(obs, MIN_RESIDUAL_SD)
     eye = np.eye(len(names))
