@@ -83,8 +83,24 @@ def synthetic40(seed: int = 0) -> bs.ScalingData:
                                      run="run", seed="seed", source="synthetic 40 families")
 
 
+#: the real sets pooled by :func:`pooled_real`, each thinned to ``POOLED_PER_RUN`` checkpoints per run
+POOLED_SETS, POOLED_PER_RUN = ("kempner", "porian", "colpret", "gemstone"), 12
+
+
+def pooled_real() -> bs.ScalingData:
+    """A real many-family zoo: Kempner, Porian, ColPret and Gemstone (by width) as one set of 36 families,
+    each family and run named after its set, checkpoints thinned to 12 per run (2,679 rows)."""
+    parts = []
+    for name in POOLED_SETS:
+        df = bs.thin_checkpoints(DATASETS[name](), POOLED_PER_RUN).frame
+        df = df.assign(family=name + ":" + df["family"].astype(str), run=name + ":" + df["run"].astype(str))
+        parts.append(bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
+                                               run="run", seed="seed", flops="flops", source=name))
+    return bs.ScalingData.concat(parts, source="pooled real sets: " + ", ".join(POOLED_SETS))
+
+
 def load(name: str) -> bs.ScalingData:
-    return synthetic40() if name == "synthetic40" else DATASETS[name]()
+    return {"synthetic40": synthetic40, "pooled_real": pooled_real}.get(name, lambda: DATASETS[name]())()
 
 
 # ------------------------------------------------------------------ the naive reference model

@@ -24,7 +24,8 @@ from .parameterisation import WHITENING_MODES, choose_noncentering, family_white
 from .sampling import run_nuts
 
 #: the whitening of a centred family layer that ``whiten=True`` means: ``"conditional"`` samples the
-#: 40-family set faster but compiles for 76-121 s and diverged on Porian (docs/benchmarks.md, issue 4)
+#: synthetic 40-family set faster but compiles longer and diverged on Porian, ColPret and a real zoo of
+#: 36 families where this one converged (docs/benchmarks.md, issue 4)
 DEFAULT_WHITENING = "fixed"
 
 
@@ -248,8 +249,8 @@ def whitening_hint(diag: Diagnostics, whitened: str | None) -> str | None:
 
     With many families the spread is pinned by the data and the fixed map, built at its prior mean, no
     longer matches each family's conditional posterior; the conditional whitening rebuilds the map at
-    every step (:func:`.parameterisation.family_whitening`). Not the default: with a few families it
-    diverged on real sets (docs/benchmarks.md, issue 4).
+    every step (:func:`.parameterisation.family_whitening`). Not the default: it diverged on real sets of
+    4-15 families and on a real zoo of 36 (docs/benchmarks.md, issue 4), so the hint asks to check that.
     """
     short = [k for k in ("ess_bulk", "ess_tail")
              if getattr(diag, f"min_{k}") < ESS_MIN and diag.worst.get(k, "").startswith("tau[")]
@@ -257,7 +258,8 @@ def whitening_hint(diag: Diagnostics, whitened: str | None) -> str | None:
         return None
     return (f"the population spread mixes slowly ({diag.worst[short[0]]}); with many families "
             "whiten='conditional' samples it better (the 40-family synthetic set converged in 1,650-2,000 "
-            "draws per chain where the default had not after 4,000; docs/benchmarks.md, issue 4)")
+            "draws per chain where the default had not after 4,000; docs/benchmarks.md, issue 4); check its "
+            "divergences, it diverged on some real zoos")
 
 
 def _converged(idata: az.InferenceData) -> bool:
