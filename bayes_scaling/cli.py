@@ -67,7 +67,8 @@ def _sampling_args(p: argparse.ArgumentParser, draws: int = 1000, tune: int = 10
     p.add_argument("--draws", type=int, default=draws)
     p.add_argument("--tune", type=int, default=tune)
     p.add_argument("--until-converged", action="store_true",
-                   help="stop sampling as soon as the draws pass the convergence checks (--draws is then the most)")
+                   help="stop sampling as soon as the draws pass the R-hat and ESS checks (--draws is then the most; "
+                        "divergences are reported, not waited on)")
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--random-seed", type=int, default=0)
     p.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"])

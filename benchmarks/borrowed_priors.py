@@ -22,8 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 from bayes_scaling.data import ScalingData, loaders
-from bayes_scaling.evaluate import HarnessSettings, calibration_table, evaluate_borrowing, summary_table
+from bayes_scaling.evaluate import HarnessSettings, calibration_table, evaluate_borrowing, paired_table, summary_table
 from bayes_scaling.model.population_prior import DEFAULT_POPULATION, POPULATIONS
+from bayes_scaling.report.format import markdown_table
 from bayes_scaling.model.spec import CHECKPOINT_NOISES
 
 DATASETS = {
@@ -42,24 +43,32 @@ DATASETS = {
 }
 
 
+def _pct(v: float, fmt: str) -> str:
+    return "—" if pd.isna(v) else format(v, fmt)
+
+
 def markdown(summary: pd.DataFrame) -> str:
-    lines = ["| k | method | tasks | median ARE | mean ARE | 50% covers | 90% covers | 90% width |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in summary.itertuples():
-        cov = (lambda v: "—" if pd.isna(v) else f"{v:.0%}")
-        lines.append(f"| {r.k} | {r.method} | {r.tasks} | {r.median_are:.2%} | {r.mean_are:.2%} | {cov(r.cover50)} "
-                     f"| {cov(r.cover90)} | {'—' if pd.isna(r.width90) else f'{r.width90:.1%}'} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["k", "method", "tasks", "median ARE", "mean ARE", "50% covers", "90% covers", "90% width"],
+        ([r.k, r.method, r.tasks, f"{r.median_are:.2%}", f"{r.mean_are:.2%}", _pct(r.cover50, ".0%"),
+          _pct(r.cover90, ".0%"), _pct(r.width90, ".1%")] for r in summary.itertuples()))
 
 
 def calibration_markdown(tab: pd.DataFrame) -> str:
-    lines = ["| k | tasks | datasets | mean 90% coverage | tasks fully inside | calibrated range (90%) | median ARE "
-             "| median log bias |", "|---|---|---|---|---|---|---|---|"]
-    for r in tab.itertuples():
-        lo, hi = r.calibrated_range
-        lines.append(f"| {r.k} | {r.tasks} | {r.datasets} | {r.coverage:.0%} | {r.all_inside:.0%} | {lo:.0%}–{hi:.0%} "
-                     f"| {r.median_are:.2%} | {'—' if pd.isna(r.median_log_bias) else f'{r.median_log_bias:+.3f}'} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["k", "tasks", "datasets", "mean 90% coverage", "tasks fully inside", "calibrated range (90%)", "median ARE",
+         "median log bias"],
+        ([r.k, r.tasks, r.datasets, f"{r.coverage:.0%}", f"{r.all_inside:.0%}",
+          f"{r.calibrated_range[0]:.0%}–{r.calibrated_range[1]:.0%}", f"{r.median_are:.2%}",
+          _pct(r.median_log_bias, "+.3f")] for r in tab.itertuples()))
+
+
+def paired_markdown(tab: pd.DataFrame) -> str:
+    return markdown_table(
+        ["baseline", "k", "tasks", "ours better", "baseline better", "sign test p",
+         "median log(ARE ours / ARE baseline)", "median ARE, ours / baseline"],
+        ([r.baseline, r.k, r.tasks, r.wins, r.losses, f"{r.sign_test_p:.2g}", f"{r.median_log_ratio:+.2f}",
+          f"{r.median_are:.2%} / {r.baseline_median_are:.2%}"] for r in tab.itertuples()))
 
 
 def main() -> None:
@@ -79,12 +88,14 @@ def main() -> None:
                     help="checkpoint noise of every Bayesian fit (population and borrowed)")
     ap.add_argument("--tag", default="", help="suffix of the output files")
     ap.add_argument("--out-dir", default="benchmarks/results")
-    ap.add_argument("--tables", action="store_true", help="only print the markdown tables of saved results")
+    ap.add_argument("--tables", action="store_true", help="only print the markdown tables of saved results "
+                    "(--only may then name DATASET:TAG, that dataset's rows of the run tagged TAG)")
     a = ap.parse_args()
     if a.tables:
         pooled = []
-        for name in a.only.split(","):
-            csv = Path(a.out_dir) / f"borrowed_priors_{name}{a.tag}.csv"
+        for item in a.only.split(","):  # DATASET or DATASET:TAG (that dataset's rows of another run)
+            name, _, tag = item.partition(":")
+            csv = Path(a.out_dir) / f"borrowed_priors_{name}{tag or a.tag}.csv"
             if csv.exists():
                 rows = pd.read_csv(csv)
                 pooled.append(rows)
@@ -95,6 +106,8 @@ def main() -> None:
         if pooled:
             print(f"\n### Pooled calibration of bayes_borrowed ({', '.join(a.only.split(','))})\n\n"
                   f"{calibration_markdown(calibration_table(pd.concat(pooled)))}")
+            print(f"\n### Paired with each baseline, task by task ({', '.join(a.only.split(','))})\n\n"
+                  f"{paired_markdown(paired_table(pd.concat(pooled)))}")
         return
     warnings.simplefilter("ignore", FutureWarning)
     settings = HarnessSettings(ks=tuple(int(k) for k in a.ks.split(",")), fraction=a.fraction,

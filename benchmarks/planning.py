@@ -31,6 +31,7 @@ from bayes_scaling.evaluate.planning import (BacktestSettings, backtest_matches,
                                              backtest_table, matches_table)
 from bayes_scaling.grid.config import DATASETS
 from bayes_scaling.model.spec import CHECKPOINT_NOISES
+from bayes_scaling.report.format import markdown_table
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -47,23 +48,21 @@ def planner_timing(prior: bs.PopulationPrior, target: dict, seed: int = 0) -> di
 
 
 def markdown(table: pd.DataFrame) -> str:
-    lines = ["| budget | method | families | compute spent (median, x target) | runs (median) | median ARE | "
-             "mean ARE | 90% covers | plan's expected ARE |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in table.itertuples():
-        lines.append(f"| {r.budget_label} | {r.method} | {r.families} | {r.spent_fraction:.3f} | {r.runs:g} | "
-                     f"{r.median_are:.2%} | {r.mean_are:.2%} | {r.cover90:.0%} | {r.expected_are:.2%} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["budget", "method", "families", "compute spent (median, x target)", "runs (median)", "median ARE", "mean ARE",
+         "90% covers", "plan's expected ARE"],
+        ([r.budget_label, r.method, r.families, f"{r.spent_fraction:.3f}", f"{r.runs:g}", f"{r.median_are:.2%}",
+          f"{r.mean_are:.2%}", f"{r.cover90:.0%}", f"{r.expected_are:.2%}"] for r in table.itertuples()))
 
 
 def markdown_matches(table: pd.DataFrame) -> str:
-    lines = ["| dataset | heuristic | budget | families | plan matched its ARE within its compute | median compute "
-             "ratio (plan / heuristic) | plan's ARE lower at the same budget | median ARE: heuristic / plan |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in table.itertuples():
-        ratio = "–" if np.isnan(r.median_ratio) else f"{r.median_ratio:.2f}"
-        lines.append(f"| {r.dataset} | {r.heuristic} | {r.budget} | {r.families} | {r.matched}/{r.families} | {ratio} | "
-                     f"{r.lower_at_same_budget}/{r.families} | {r.heuristic_median_are:.2%} / {r.plan_median_are:.2%} |")
-    return "\n".join(lines)
+    return markdown_table(
+        ["dataset", "heuristic", "budget", "families", "plan matched its ARE within its compute",
+         "median compute ratio (plan / heuristic)", "plan's ARE lower at the same budget",
+         "median ARE: heuristic / plan"],
+        ([r.dataset, r.heuristic, r.budget, r.families, f"{r.matched}/{r.families}",
+          "–" if np.isnan(r.median_ratio) else f"{r.median_ratio:.2f}", f"{r.lower_at_same_budget}/{r.families}",
+          f"{r.heuristic_median_are:.2%} / {r.plan_median_are:.2%}"] for r in table.itertuples()))
 
 
 def plot(results: pd.DataFrame, path: Path) -> None:

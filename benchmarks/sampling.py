@@ -16,7 +16,8 @@ Parts (``--parts``, default all):
               (raw log A, alpha, log B, beta, log E per family, non-centred, explicit run effects; the
               issue's reference model), ``pymc_nuts`` (the default model with PyMC's own NUTS), ``jax``
               (the default model compiled by nutpie's JAX backend), ``until`` (the default model with
-              ``until_converged=True``: sampling stops once the draws pass the convergence checks).
+              ``until_converged=True``: sampling stops once the draws pass the R-hat and ESS checks;
+              divergences are reported, not waited on).
 ``advi``      the fast approximate path (``bs.fit_approximate``) against NUTS on the same data:
               posterior means and 90% widths of the population parameters and of the target prediction.
 ``cost``      log-density + gradient time and peak memory against rows (10^3 ... 10^6) and families,

@@ -27,6 +27,7 @@ from borrowed_priors import DATASETS  # noqa: E402
 from bayes_scaling.data import apply_filters  # noqa: E402
 from bayes_scaling.evaluate.protocol import family_sizes  # noqa: E402
 from bayes_scaling.model.population_prior import MIN_EXPONENT_SPAN_DECADES, exponent_support, size_spans  # noqa: E402
+from bayes_scaling.report.format import markdown_table  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 #: (results file tag, dataset, early-checkpoint cut) of the harness runs whose rows are checked
@@ -59,13 +60,14 @@ def main() -> None:
     args = ap.parse_args()
     wanted = args.runs.split(",")
     tab = pd.concat([flags(t, d, c) for t, d, c in RUNS if t in wanted], ignore_index=True)
-    print("| harness run | predictions | flagged | median ARE flagged | median ARE not flagged | flagged (family, k: ARE) |")
-    print("|---|---|---|---|---|---|")
+    med = lambda x: f"{100 * x['are'].median():.1f}%" if len(x) else "–"  # noqa: E731
+    rows = []
     for tag, g in tab.groupby("run", sort=False):
         f, u = g[g["flagged"]], g[~g["flagged"]]
-        med = lambda x: f"{100 * x['are'].median():.1f}%" if len(x) else "–"  # noqa: E731
         which = "; ".join(f"{r.family}, {r.k}: {100 * r.are:.1f}%" for r in f.itertuples()) or "–"
-        print(f"| {tag} | {len(g)} | {len(f)} | {med(f)} | {med(u)} | {which} |")
+        rows.append([tag, len(g), len(f), med(f), med(u), which])
+    print(markdown_table(["harness run", "predictions", "flagged", "median ARE flagged", "median ARE not flagged",
+                          "flagged (family, k: ARE)"], rows))
 
 
 if __name__ == "__main__":

@@ -143,6 +143,33 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     assert rc == 2 and "zero or negative" in capsys.readouterr().err
 
 
+def test_the_stop_rule_does_not_wait_on_divergences_that_more_draws_cannot_remove():
+    import importlib
+
+    import arviz as az
+
+    rule = importlib.import_module("bayes_scaling.inference.fit")._converged
+    rng = np.random.default_rng(0)
+
+    def draws(n, diverging=0, sticky=False):
+        mu = rng.standard_normal((2, n, 3))
+        if sticky:  # a random walk: chains that have not mixed
+            mu = np.cumsum(mu, axis=1)
+        div = np.zeros((2, n), bool)
+        div[0, :diverging] = True
+        return az.from_dict(posterior={"mu": mu, "sigma_seed": np.abs(rng.standard_normal((2, n)))},
+                            sample_stats={"diverging": div})
+
+    assert rule(draws(1000))
+    mixed_but_divergent = draws(1000, diverging=2)
+    assert rule(mixed_but_divergent)  # stops: every later set of first-n draws holds the same divergences
+    from bayes_scaling.inference.diagnostics import diagnose
+
+    assert not diagnose(mixed_but_divergent, ["mu", "sigma_seed"]).ok  # and the fit still reports them
+    assert not rule(draws(150))  # too few draws for ESS 400
+    assert not rule(draws(1000, sticky=True))  # R-hat and ESS fail
+
+
 def test_until_converged_stops_when_the_draws_pass_and_keeps_chains_of_one_length(synthetic_truth, monkeypatch):
     from bayes_scaling.inference.fit import model_spec, sampled_model
     from bayes_scaling.inference.sampling import check_points, run_nuts

@@ -51,6 +51,22 @@ def test_calibration_table_pools_tasks_against_the_binomial_range():
     assert tab.loc["all", "median_log_bias"] == -0.01
 
 
+def test_paired_table_compares_the_same_tasks_with_a_sign_test():
+    from bayes_scaling.evaluate import paired_table
+
+    fams = [f"f{i}" for i in range(8)]
+    ours = pd.DataFrame({"dataset": "a", "family": fams, "k": 1, "method": "bayes_borrowed", "are": 0.01})
+    worse = ours.assign(method="huber", are=[0.04] * 7 + [0.005])  # ours closer on 7 of 8 tasks
+    extra = pd.DataFrame({"dataset": ["a"], "family": ["only_huber"], "k": [1], "method": ["huber"], "are": [9.0]})
+    tab = paired_table(pd.concat([ours, worse, extra])).set_index(["baseline", "k"])
+    row = tab.loc[("huber", "all")]
+    assert row["tasks"] == 8 and row["wins"] == 7 and row["losses"] == 1  # the unpaired task is left out
+    assert np.isclose(row["sign_test_p"], 18 / 256)  # two-sided binomial(8, 1/2): P(<= 1) + P(>= 7)
+    assert np.isclose(row["median_log_ratio"], np.log(0.25))
+    assert np.isclose(row["median_are"], 0.01) and np.isclose(row["baseline_median_are"], 0.04)
+    assert list(tab.index.get_level_values("baseline").unique()) == ["huber"]
+
+
 def test_ou_request_on_one_point_runs_fits_the_identical_independent_model(small_fit, synthetic_truth):
     """Runs revealed at a single checkpoint (a planning backtest's early stops) have nothing to correlate:
     the scorer fits the independent model, which is the same model there, and says so in the row."""

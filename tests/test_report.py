@@ -22,7 +22,7 @@ from bayes_scaling.report.document import (
     to_markdown,
 )
 from bayes_scaling.report.figures import new_figure, to_png
-from bayes_scaling.report.format import human, sci
+from bayes_scaling.report.format import human, markdown_table, sci
 
 SECTIONS = ["Summary", "Data", "Model and priors", "Diagnostics", "Fitted curves", "Parameters",
             "Noise: seeds and checkpoints", "Posterior predictive check", "Targets", "Compute-optimal frontier"]
@@ -53,6 +53,11 @@ def report_dir(porian_fit, targets, tmp_path_factory):
         argv += ["--target", f"family={t['family']},params={t['params']:g},tokens={t['tokens']:g}"]
     assert main(argv) == 0
     return out
+
+
+def test_markdown_table_formats_a_header_and_rows():
+    assert markdown_table(["a", "b"], [[1, "x"], [2.5, "y"]]) == "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 | y |"
+    assert markdown_table(["only"], []) == "| only |\n|---|"
 
 
 def test_report_has_every_section_and_figure(report_dir, porian_fit):

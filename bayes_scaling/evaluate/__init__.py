@@ -4,10 +4,10 @@ from .baselines import (donor_fit, fixed_n_term_fit, huber_fit, last_checkpoint_
                         predict_natural)
 from .mixing import evaluate_heldout, fit_least_squares, predict_least_squares
 from .harness import (METHODS, HarnessSettings, calibration_table, eligible_families, evaluate_borrowing,
-                      summary_table)
+                      paired_table, summary_table)
 from .protocol import TARGET_LAST_FRACTION, Split, family_sizes, max_k, score, split_family
 
 __all__ = ["METHODS", "TARGET_LAST_FRACTION", "HarnessSettings", "Split", "donor_fit", "eligible_families",
            "evaluate_borrowing", "family_sizes", "fixed_n_term_fit", "huber_fit", "last_checkpoint_mean",
-           "log_residual_scale", "max_k", "predict_natural", "score", "split_family", "summary_table", "calibration_table",
+           "log_residual_scale", "max_k", "paired_table", "predict_natural", "score", "split_family", "summary_table", "calibration_table",
            "evaluate_heldout", "fit_least_squares", "predict_least_squares"]

@@ -16,7 +16,7 @@ from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_m
 from ..model.hierarchical import uses_fused_rows, whitens
 from ..model.population_prior import CONFLICT_P_VALUE, size_spans
 from ..model.spec import checkpoint_noise_for
-from .diagnostics import ESS_MIN, Diagnostics, diagnose, warn_if_problems
+from .diagnostics import ESS_MIN, RHAT_MAX, Diagnostics, diagnose, warn_if_problems
 from .extrapolation import discrepancy_posterior, holdout_split
 from .fitted import ScalingFit, build_idata
 from .initial import family_point_estimates, initial_values
@@ -108,8 +108,9 @@ def fit(
     until_converged:
         False (default): sample ``draws`` per chain. True: ``draws`` is the most; sampling stops as soon
         as the draws so far pass the convergence checks of ``fit.diagnostics`` (R-hat <= 1.01, bulk and
-        tail ESS >= 400 on the population parameters and noise scales, no divergences), asked every few
-        seconds once each chain has 200 draws (nutpie only; :func:`.sampling.sample_until`).
+        tail ESS >= 400 on the population parameters and noise scales), asked every few seconds once each
+        chain has 200 draws (nutpie only; :func:`.sampling.sample_until`). Divergences, which more draws
+        of the same chains cannot remove, do not keep it sampling; they are reported as in any fit.
         ``fit.sampler_info`` records ``stopped_early`` and the ``draws`` kept. The inner calibration
         fit of ``extrapolation="learn"`` stops by the same rule.
     backend:
@@ -263,8 +264,14 @@ def whitening_hint(diag: Diagnostics, whitened: str | None) -> str | None:
 
 
 def _converged(idata: az.InferenceData) -> bool:
-    """The stop rule of ``until_converged``: the draws pass every check of :func:`.diagnostics.diagnose`."""
-    return diagnose(idata, list(POPULATION_VARS)).ok
+    """The stop rule of ``until_converged``: the draws pass the R-hat and ESS checks of :func:`.diagnostics.diagnose`.
+
+    Divergences do not keep the sampler going: the rule is asked of the first ``n`` draws of every chain
+    for growing ``n``, so a divergence among them stays in every later set and more draws cannot remove
+    it. The fit's diagnostics still report it (a ``SamplingWarning``, ``fit.diagnostics.ok`` False).
+    """
+    d = diagnose(idata, list(POPULATION_VARS))
+    return d.max_rhat <= RHAT_MAX and min(d.min_ess_bulk, d.min_ess_tail) >= ESS_MIN
 
 
 def check_whiten(whiten: bool | str) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .format import markdown_table
+
 
 @dataclass(frozen=True)
 class Text:
@@ -105,11 +107,8 @@ def to_html(doc: Document) -> str:
 
 
 def _md_table(df: pd.DataFrame) -> str:
-    cols = [str(c) for c in df.columns]
-    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in df.itertuples(index=False):
-        rows.append("| " + " | ".join(_fmt(v).replace("|", "/") for v in r) + " |")
-    return "\n".join(rows)
+    return markdown_table([str(c) for c in df.columns],
+                          ([_fmt(v).replace("|", "/") for v in r] for r in df.itertuples(index=False)))
 
 
 def to_markdown(doc: Document, figure_dir: Path, link_prefix: str) -> str:

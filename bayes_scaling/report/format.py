@@ -1,8 +1,9 @@
-"""Numbers for humans: 1.3B params, 50B tokens, 2.1e21 FLOPs."""
+"""Numbers for humans: 1.3B params, 50B tokens, 2.1e21 FLOPs; markdown tables of them."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 
 def human(x: float) -> str:
@@ -24,3 +25,11 @@ def sci(x: float, digits: int = 2) -> str:
         return text
     mant, exp = text.split("e")
     return f"{mant}e{int(exp)}"
+
+
+def markdown_table(header: list[str], rows: Iterable[list[object]]) -> str:
+    """A markdown table: ``header`` and each row's cells (already formatted, or printed with ``str``)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
