@@ -9,5 +9,6 @@ from .protocol import TARGET_LAST_FRACTION, Split, family_sizes, max_k, score, s
 
 __all__ = ["METHODS", "TARGET_LAST_FRACTION", "HarnessSettings", "Split", "donor_fit", "eligible_families",
            "evaluate_borrowing", "family_sizes", "fixed_n_term_fit", "huber_fit", "last_checkpoint_mean",
-           "log_residual_scale", "max_k", "paired_table", "predict_natural", "score", "split_family", "summary_table", "calibration_table",
+           "log_residual_scale", "max_k", "paired_table", "predict_natural", "score", "split_family", "summary_table",
+           "calibration_table",
            "evaluate_heldout", "fit_least_squares", "predict_least_squares"]

@@ -245,8 +245,9 @@ def paired_table(results: pd.DataFrame, method: str = "bayes_borrowed") -> pd.Da
         for k, grp in [*pair.groupby("k"), ("all", pair)]:
             wins, losses = int((grp["ours"] < grp["theirs"]).sum()), int((grp["ours"] > grp["theirs"]).sum())
             p = binomtest(wins, wins + losses).pvalue if wins + losses else np.nan
+            ratio = np.log(grp["ours"] / grp["theirs"])
             out.append({"baseline": base, "k": k, "tasks": len(grp), "wins": wins, "losses": losses,
-                        "sign_test_p": float(p), "median_log_ratio": float(np.median(np.log(grp["ours"] / grp["theirs"]))),
-                        "median_are": float(grp["ours"].median()), "baseline_median_are": float(grp["theirs"].median())})
+                        "sign_test_p": float(p), "median_log_ratio": float(np.median(ratio)),
+                        "median_are": float(grp["ours"].median()),
+                        "baseline_median_are": float(grp["theirs"].median())})
     return pd.DataFrame(out)
-
