@@ -1,6 +1,7 @@
 """The borrowed-priors harness end to end on synthetic data with a known law (small NUTS settings)."""
 
 import numpy as np
+import pytest
 import bayes_scaling as bs
 import pandas as pd
 
@@ -65,6 +66,8 @@ def test_paired_table_compares_the_same_tasks_with_a_sign_test():
     assert np.isclose(row["median_log_ratio"], np.log(0.25))
     assert np.isclose(row["median_are"], 0.01) and np.isclose(row["baseline_median_are"], 0.04)
     assert list(tab.index.get_level_values("baseline").unique()) == ["huber"]
+    with pytest.raises(ValueError, match="scored twice"):  # one dataset's rows of two runs pooled by mistake
+        paired_table(pd.concat([ours, worse, ours]))
 
 
 def test_ou_request_on_one_point_runs_fits_the_identical_independent_model(small_fit, synthetic_truth):

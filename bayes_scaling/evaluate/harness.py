@@ -232,11 +232,17 @@ def paired_table(results: pd.DataFrame, method: str = "bayes_borrowed") -> pd.Da
     baseline: ``tasks`` scored by both, ``wins`` (``method``'s ARE lower) and ``losses``, the two-sided
     sign-test p-value of wins against losses (ties left out), the median per-task log ratio of the two
     AREs (< 0: ``method`` closer to the target; a ratio is robust to the baselines' degenerate fits, whose
-    ARE can run to 10^18 %), and each one's median ARE over these tasks.
+    ARE can run to 10^18 %), and each one's median ARE over these tasks. Raises ValueError when a task is
+    scored twice for one method (two runs of one dataset pooled).
     """
     from scipy.stats import binomtest
 
     key = ["dataset", "family", "k"]
+    twice = results.duplicated(key + ["method"])
+    if twice.any():
+        first = ", ".join(str(v) for v in results.loc[twice, key + ["method"]].iloc[0])
+        raise ValueError(f"{int(twice.sum())} tasks are scored twice for one method (first: {first}); pass one run "
+                         "of each dataset")
     ours = results[results["method"] == method].set_index(key)["are"]
     out = []
     for base in [m for m in results["method"].unique() if m != method]:
