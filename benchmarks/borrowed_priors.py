@@ -24,8 +24,8 @@ import pandas as pd
 from bayes_scaling.data import ScalingData, loaders
 from bayes_scaling.evaluate import HarnessSettings, calibration_table, evaluate_borrowing, paired_table, summary_table
 from bayes_scaling.model.population_prior import DEFAULT_POPULATION, POPULATIONS
-from bayes_scaling.report.format import markdown_table
 from bayes_scaling.model.spec import CHECKPOINT_NOISES
+from bayes_scaling.report.format import markdown_table
 
 DATASETS = {
     "kempner": lambda: loaders.load_kempner(),
@@ -43,15 +43,15 @@ DATASETS = {
 }
 
 
-def _pct(v: float, fmt: str) -> str:
+def _or_dash(v: float, fmt: str) -> str:
     return "—" if pd.isna(v) else format(v, fmt)
 
 
 def markdown(summary: pd.DataFrame) -> str:
     return markdown_table(
         ["k", "method", "tasks", "median ARE", "mean ARE", "50% covers", "90% covers", "90% width"],
-        ([r.k, r.method, r.tasks, f"{r.median_are:.2%}", f"{r.mean_are:.2%}", _pct(r.cover50, ".0%"),
-          _pct(r.cover90, ".0%"), _pct(r.width90, ".1%")] for r in summary.itertuples()))
+        ([r.k, r.method, r.tasks, f"{r.median_are:.2%}", f"{r.mean_are:.2%}", _or_dash(r.cover50, ".0%"),
+          _or_dash(r.cover90, ".0%"), _or_dash(r.width90, ".1%")] for r in summary.itertuples()))
 
 
 def calibration_markdown(tab: pd.DataFrame) -> str:
@@ -60,7 +60,7 @@ def calibration_markdown(tab: pd.DataFrame) -> str:
          "median log bias"],
         ([r.k, r.tasks, r.datasets, f"{r.coverage:.0%}", f"{r.all_inside:.0%}",
           f"{r.calibrated_range[0]:.0%}–{r.calibrated_range[1]:.0%}", f"{r.median_are:.2%}",
-          _pct(r.median_log_bias, "+.3f")] for r in tab.itertuples()))
+          _or_dash(r.median_log_bias, "+.3f")] for r in tab.itertuples()))
 
 
 def paired_markdown(tab: pd.DataFrame) -> str:
@@ -104,10 +104,10 @@ def main() -> None:
                 print(f"\n### {name} ({fams} held-out families; borrowed fit median {secs.median():.1f} s, "
                       f"max {secs.max():.1f} s)\n\n{markdown(summary_table(rows))}")
         if pooled:
-            print(f"\n### Pooled calibration of bayes_borrowed ({', '.join(a.only.split(','))})\n\n"
-                  f"{calibration_markdown(calibration_table(pd.concat(pooled)))}")
-            print(f"\n### Paired with each baseline, task by task ({', '.join(a.only.split(','))})\n\n"
-                  f"{paired_markdown(paired_table(pd.concat(pooled)))}")
+            rows, names = pd.concat(pooled), ", ".join(a.only.split(","))
+            print(f"\n### Pooled calibration of bayes_borrowed ({names})\n\n"
+                  f"{calibration_markdown(calibration_table(rows))}")
+            print(f"\n### Paired with each baseline, task by task ({names})\n\n{paired_markdown(paired_table(rows))}")
         return
     warnings.simplefilter("ignore", FutureWarning)
     settings = HarnessSettings(ks=tuple(int(k) for k in a.ks.split(",")), fraction=a.fraction,

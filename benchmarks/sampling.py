@@ -101,7 +101,8 @@ def pooled_real() -> bs.ScalingData:
 
 
 def load(name: str) -> bs.ScalingData:
-    return {"synthetic40": synthetic40, "pooled_real": pooled_real}.get(name, lambda: DATASETS[name]())()
+    built_here = {"synthetic40": synthetic40, "pooled_real": pooled_real}
+    return built_here[name]() if name in built_here else DATASETS[name]()
 
 
 # ------------------------------------------------------------------ the naive reference model
