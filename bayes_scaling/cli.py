@@ -422,9 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prior", help="extract the population prior of a fit into a small file")
     p.add_argument("fit", type=Path)
     p.add_argument("--draws", type=int, default=4000)
-    p.add_argument("--population", default=None, metavar="{blend,model,families}",
+    p.add_argument("--population", default=None, metavar="{blend,model,families,mixture}",
                    help="what a new family is like: a Polya-urn blend of the model's population and the fitted "
-                        "families (default), the model's population alone, or the fitted families alone")
+                        "families (default), the model's population alone, the fitted families alone, or the urn "
+                        "kept as a mixture that a borrowed fit averages by evidence (a fit per component)")
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_prior)
 

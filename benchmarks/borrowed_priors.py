@@ -90,6 +90,9 @@ def main() -> None:
     ap.add_argument("--out-dir", default="benchmarks/results")
     ap.add_argument("--tables", action="store_true", help="only print the markdown tables of saved results "
                     "(--only may then name DATASET:TAG, that dataset's rows of the run tagged TAG)")
+    ap.add_argument("--versus", default=None, metavar="TAG", help="with --tables: add ours from the run tagged TAG "
+                    "('' for the untagged run) as one more method, bayes_borrowed[TAG] (bayes_borrowed[untagged]), to "
+                    "compare two runs of ours")
     a = ap.parse_args()
     if a.tables:
         pooled = []
@@ -98,6 +101,12 @@ def main() -> None:
             csv = Path(a.out_dir) / f"borrowed_priors_{name}{tag or a.tag}.csv"
             if csv.exists():
                 rows = pd.read_csv(csv)
+                other = Path(a.out_dir) / f"borrowed_priors_{name}{a.versus}.csv"
+                if a.versus is not None and other.exists():
+                    theirs = pd.read_csv(other)
+                    label = f"bayes_borrowed[{a.versus or 'untagged'}]"
+                    theirs = theirs[theirs["method"] == "bayes_borrowed"].assign(method=label)
+                    rows = pd.concat([rows, theirs], ignore_index=True)
                 pooled.append(rows)
                 fams = rows["family"].nunique()
                 secs = rows.loc[rows.method == "bayes_borrowed", "seconds"]

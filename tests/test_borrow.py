@@ -185,3 +185,52 @@ def test_ou_checkpoint_noise_is_borrowed(small_fit, synthetic_truth, tmp_path):
     share = pm.draw(build_model(data, ModelSpec.from_data(data, borrow=back, checkpoint_noise="ou"))["ou_share"],
                     draws=4000, random_seed=1)
     assert share.mean() == pytest.approx(0.8, abs=0.03)
+
+
+@pytest.fixture(scope="module")
+def mixture_prior(small_fit):
+    return bs.PopulationPrior.from_fit(small_fit, draws=300, population="mixture")
+
+
+def test_mixture_prior_keeps_its_components(mixture_prior, small_fit, tmp_path):
+    """One component per fitted family (its own draws, a loss floor of the new family's own) plus the model's
+    population, equal in size; the labels survive save/load; a moment-matched prior has no components."""
+    from bayes_scaling.predict import posterior_arrays
+
+    prior = mixture_prior
+    comps = prior.components()
+    assert list(comps) == [*small_fit.spec.families, "(population)"]
+    assert {len(c.sigma_seed) for c in comps.values()} == {300}
+    law = small_fit.law
+    theta = posterior_arrays(small_fit.idata.posterior)["theta"][:, 1, :]  # fam1's draws
+    own = law.to_natural({p: theta[:, k] for k, p in enumerate(law.sampling)}, small_fit.spec.reference)
+    alpha = comps["fam1"].natural[:, law.natural.index("alpha")]
+    assert np.isin(np.round(alpha, 12), np.round(own["alpha"], 12)).all()  # the family's exponents, exactly
+    e = comps["fam1"].natural[:, law.natural.index("E")]
+    assert not np.isin(np.round(e, 12), np.round(own["E"], 12)).any()  # its loss floor moved
+    back = bs.PopulationPrior.load(prior.save(tmp_path / "mixture.nc"))
+    assert np.array_equal(back.component, prior.component) and back.is_mixture
+    with pytest.raises(PriorError, match="not a mixture"):
+        bs.PopulationPrior.from_fit(small_fit, draws=100).components()
+
+
+def test_mixture_borrowed_fit_finds_the_family_its_data_come_from(mixture_prior, synthetic_truth, tmp_path):
+    """A new family whose single size is fam1's: the components are weighed by their evidence, fam1's wins,
+    every importance-sampling estimate is reliable, and the averaged fit predicts, notes and saves like any."""
+    _, df = synthetic_truth
+    one = df[(df["family"] == "fam1") & (df["params"] == df["params"].min())].assign(family="newfam")
+    data = bs.ScalingData.from_frame(one, family="family", params="params", tokens="tokens", loss="loss", run="run")
+    fit = bs.fit(data, borrow=mixture_prior, draws=300, tune=300, chains=2, random_seed=3)
+    table = fit.sampler_info["mixture"]
+    assert set(table) == {"fam0", "fam1", "fam2", "(population)"}
+    assert max(table, key=lambda n: table[n]["weight"]) == "fam1" and table["fam1"]["weight"] > 0.5
+    assert all(row["khat"] < 0.7 for row in table.values())
+    assert abs(sum(row["weight"] for row in table.values()) - 1) < 1e-9
+    post = fit.idata.posterior
+    assert (post.sizes["chain"], post.sizes["draw"]) == (2, 300) and "natural" in post
+    assert "most like fam1" in " ".join(fit.notes())
+    truth = df[(df["family"] == "fam1") & (df["params"] == df["params"].max())]
+    pred = fit.predict("newfam", truth["params"], truth["tokens"])
+    assert np.mean(np.abs(pred["run_median"].to_numpy() / truth["loss"].to_numpy() - 1)) < 0.05
+    back = bs.load(fit.save(tmp_path / "mixture_fit.nc"))
+    assert back.extrapolation["mixture_weights"] == fit.extrapolation["mixture_weights"]

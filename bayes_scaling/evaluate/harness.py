@@ -113,7 +113,9 @@ def bayes_scored(split: Split, prior: PopulationPrior | None, fit_kwargs: dict[s
     and score the held-out family's one-run predictive on the split's target points.
 
     ``train`` may hold other families too (a pooled fit); the prediction is always for ``split.family``.
-    The row carries the fit's diagnostics (divergences, R-hat, bulk ESS) and the sampling warnings it raised.
+    The row carries the fit's diagnostics (divergences, R-hat, bulk ESS) and the sampling warnings it raised;
+    with a mixture prior also the largest Pareto k-hat of its components' evidence and the three heaviest
+    components with their posterior weights.
     """
     train = split.train if train is None else train
     detail = ""
@@ -134,9 +136,15 @@ def bayes_scored(split: Split, prior: PopulationPrior | None, fit_kwargs: dict[s
     log_draws = np.log(pred["run_loss"].to_numpy())
     q = np.exp(np.quantile(log_draws, [0.5, 0.25, 0.75, 0.05, 0.95], axis=0))
     d = fitted.diagnostics
-    return {"method": method, **score(y, q[0], q[1], q[2], q[3], q[4]), "seconds": seconds,
-            "detail": detail, "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,
-            "sampling_warnings": len([w for w in caught if issubclass(w.category, SamplingWarning)])}
+    row = {"method": method, **score(y, q[0], q[1], q[2], q[3], q[4]), "seconds": seconds,
+           "detail": detail, "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,
+           "sampling_warnings": len([w for w in caught if issubclass(w.category, SamplingWarning)])}
+    mixture = fitted.sampler_info.get("mixture")
+    if mixture:  # a mixture prior: the components' evidence diagnostics and the three heaviest weights
+        top = sorted(mixture.items(), key=lambda kv: -kv[1]["weight"])[:3]
+        row.update(mixture_max_khat=max(c["khat"] for c in mixture.values()),
+                   mixture_top="; ".join(f"{n} {c['weight']:.2f}" for n, c in top))
+    return row
 
 
 def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,

@@ -150,6 +150,22 @@ def fit(
                 "those families'. The fit goes on, but its extrapolation rests on a prior that does not "
                 "describe this family; borrow from families with comparable losses.",
                 PriorDataConflictWarning, stacklevel=2)
+    if prior is not None and prior.is_mixture:  # fit each component, average them by evidence
+        from .model_averaging import fit_mixture
+
+        def component(sub: PopulationPrior) -> ScalingFit:
+            with warnings.catch_warnings():  # the combined fit reports its components' problems once
+                warnings.simplefilter("ignore", SamplingWarning)
+                warnings.simplefilter("ignore", PriorDataConflictWarning)  # checked above for the whole prior
+                return fit(data, law, priors, likelihood=likelihood, checkpoint_noise=checkpoint_noise, borrow=sub,
+                           noncentering=noncentering, treatments=treatments, draws=draws, tune=tune, chains=chains,
+                           until_converged=until_converged, random_seed=random_seed, target_accept=target_accept,
+                           whiten=whiten, sampler=sampler, backend=backend, fused=fused,
+                           extrapolation=extrapolation, holdout_decades=holdout_decades, progressbar=progressbar)
+
+        fitted = fit_mixture(prior, component, random_seed, {"prior_data_conflict": conflict})
+        warn_if_problems(fitted.diagnostics, "fit")
+        return fitted
     spec, estimates = model_spec(data, law, priors, likelihood=likelihood, borrow=prior, noncentering=noncentering,
                                  treatments=treatments, checkpoint_noise=checkpoint_noise)
     weak_exponent = _weak_borrowed_exponent(prior, data, spec) if prior is not None else None

@@ -281,6 +281,11 @@ class ScalingFit:
         elif len(self.spec.families) == 1:
             out.append("single family: no family-to-family spread is learned, so new families cannot be predicted")
         ex = self.extrapolation
+        weights = ex.get("mixture_weights")
+        if weights:
+            top = sorted(weights.items(), key=lambda kv: -kv[1])[:3]
+            out.append(f"the borrowed prior is a mixture of {len(weights)} components averaged by their evidence: "
+                       "this family's data make it most like " + ", ".join(f"{n} ({w:.0%})" for n, w in top))
         pdc = ex.get("prior_data_conflict")
         if pdc and pdc["p_value"] < CONFLICT_P_VALUE:
             out.append(f"prior-data conflict: this family's losses are {np.exp(pdc['log_ratio']):.3g}x what the "

@@ -41,9 +41,14 @@ CONFLICT_P_VALUE = 1e-3
 MIN_EXPONENT_SPAN_DECADES = 0.5
 #: a borrowed N-exponent needs at least this many source families that identify their own
 MIN_EXPONENT_SOURCES = 2
-#: what a new family is like: the model's population, the fitted families, or a Polya-urn blend of both
-POPULATIONS = ("blend", "model", "families")
+#: what a new family is like: the model's population, the fitted families, a Polya-urn blend of both, or the
+#: same urn kept as a mixture whose components a borrowed fit weighs by their evidence
+POPULATIONS = ("blend", "model", "families", "mixture")
 DEFAULT_POPULATION = "blend"
+#: the mixture component that is a fresh draw from the model's population
+POPULATION_COMPONENT = "(population)"
+#: draws per mixture component (each component is moment-matched on its own when a new family is fitted)
+MIXTURE_COMPONENT_DRAWS = 1000
 
 
 @dataclass
@@ -66,10 +71,36 @@ class PopulationPrior:
     #: decades of parameters spanned by each source family's model sizes (log10 of largest / smallest);
     #: None: unknown (a prior saved before this was recorded)
     size_spans: dict[str, float] | None = None
+    #: per draw, the mixture component it belongs to (``population="mixture"``: a source family's name or
+    #: :data:`POPULATION_COMPONENT`); None: one distribution, moment-matched as a whole
+    component: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if (self.ou_length is None) != (self.ou_share is None):
             raise PriorError("a population prior carries both ou_length and ou_share draws, or neither")
+        if self.component is not None:
+            self.component = np.asarray(self.component, dtype=str)
+            if self.component.shape != self.sigma_seed.shape:
+                raise PriorError(f"{self.component.shape[0]} component labels for {self.sigma_seed.shape[0]} draws")
+
+    @property
+    def is_mixture(self) -> bool:
+        return self.component is not None
+
+    def components(self) -> dict[str, "PopulationPrior"]:
+        """A mixture prior's components, each a prior of its own draws (in the order they first appear)."""
+        if self.component is None:
+            raise PriorError("this population prior is not a mixture (extract it with population='mixture')")
+        names = list(dict.fromkeys(self.component.tolist()))
+        return {name: self._subset(self.component == name, f"{name}, one component of {self.source}")
+                for name in names}
+
+    def _subset(self, keep: np.ndarray, source: str) -> "PopulationPrior":
+        return PopulationPrior(
+            law=self.law, natural=self.natural[keep], sigma_seed=self.sigma_seed[keep], sigma_obs=self.sigma_obs[keep],
+            kappa=self.kappa[keep], drift=self.drift[keep], source=source, max_log10_flops=self.max_log10_flops,
+            ou_length=None if self.ou_length is None else self.ou_length[keep],
+            ou_share=None if self.ou_share is None else self.ou_share[keep], size_spans=self.size_spans)
 
     @classmethod
     def from_fit(cls, fit: Any, draws: int = 4000, random_seed: int = 0,
@@ -92,9 +123,16 @@ class PopulationPrior:
             MacQueen 1973): with probability 1/(F+1) a new family is a fresh draw from the model's
             population, otherwise it is like one of the F fitted families. The fewer the families, the
             more weight the model's wider population keeps.
+        ``"mixture"``
+            the same urn kept as a mixture of F+1 components of equal prior weight: the model's population,
+            and for each fitted family its parameters with a loss floor ``log_E`` of the new family's own
+            (spread: the population's sd of ``log_E``; the guide's transfer assumption, which the ``donor``
+            baseline makes with point estimates). A borrowed fit fits each component and weighs them by
+            their marginal likelihood (:mod:`bayes_scaling.inference.model_averaging`), so a new family's
+            data choose which fitted families it is like.
 
-        The draws are moment-matched to one multivariate normal when a new family is fitted, so the
-        choice sets the mean and covariance of the borrowed prior.
+        Except for ``"mixture"``, the draws are moment-matched to one multivariate normal when a new family
+        is fitted, so the choice sets the mean and covariance of the borrowed prior.
         """
         from ..predict import new_family_theta, posterior_arrays
 
@@ -105,13 +143,22 @@ class PopulationPrior:
         theta = new_family_theta(arrays, rng, fit.law.level_vector)  # raises for single-family fits: nothing to borrow
         idx = rng.choice(theta.shape[0], size=min(draws, theta.shape[0]), replace=False)
         n_fam = arrays["theta"].shape[1]
-        fitted_family = arrays["theta"][idx, rng.integers(0, n_fam, len(idx)), :]
+        component = None
+        if population == "mixture":  # every component the same draws of the fit: equal prior weights
+            idx = np.tile(idx[:MIXTURE_COMPONENT_DRAWS], n_fam + 1)
+            which = np.repeat(np.arange(n_fam + 1), len(idx) // (n_fam + 1))
+            own = _own_loss_floor(arrays["theta"][idx, np.minimum(which, n_fam - 1), :], arrays, idx, fit.law, rng)
+            fresh = which == n_fam
+            theta = np.where(fresh[:, None], theta[idx], own)
+            component = np.append(np.asarray(fit.spec.families, dtype=str), POPULATION_COMPONENT)[which]
+        else:
+            fitted_family = arrays["theta"][idx, rng.integers(0, n_fam, len(idx)), :]
         if population == "families":
             theta = fitted_family
         elif population == "blend":
             fresh = rng.random(len(idx)) < 1.0 / (n_fam + 1)
             theta = np.where(fresh[:, None], theta[idx], fitted_family)
-        else:
+        elif population == "model":
             theta = theta[idx]
         law = fit.law
         nat = law.to_natural({p: theta[:, k] for k, p in enumerate(law.sampling)}, fit.spec.reference)
@@ -120,7 +167,7 @@ class PopulationPrior:
                    kappa=arrays["kappa"][idx], drift=arrays["drift"][idx],
                    source=f"{len(fit.spec.families)} families ({population}): {', '.join(fit.spec.families)}",
                    max_log10_flops=max(fit.spec.family_max_log10_flops.values()),
-                   size_spans=size_spans(fit.data),
+                   size_spans=size_spans(fit.data), component=component,
                    **{k: arrays[k][idx] for k in ("ou_length", "ou_share") if k in arrays})
 
     def exponent_support(self, new_span: float) -> dict[str, Any] | None:
@@ -158,6 +205,8 @@ class PopulationPrior:
         if self.ou_length is not None:
             ds["ou_length"] = ("sample", self.ou_length)
             ds["ou_share"] = ("sample", self.ou_share)
+        if self.component is not None:
+            ds["component"] = ("sample", self.component.astype(str))
         ds.attrs.update(kind=PRIOR_KIND, law=self.law, source=self.source)
         if self.max_log10_flops is not None:
             ds.attrs["max_log10_flops"] = float(self.max_log10_flops)
@@ -184,6 +233,7 @@ class PopulationPrior:
                            max_log10_flops=(float(ds.attrs["max_log10_flops"]) if "max_log10_flops" in ds.attrs
                                             else None),
                            size_spans=json.loads(ds.attrs["size_spans"]) if "size_spans" in ds.attrs else None,
+                           component=ds["component"].to_numpy().astype(str) if "component" in ds else None,
                            **{k: ds[k].to_numpy() for k in ("ou_length", "ou_share") if k in ds})
         from ..inference.fitted import load as load_fit
 
@@ -207,8 +257,9 @@ class PopulationPrior:
         For each prior draw, the mean log residual of the observations against that draw's law plus its
         noise; ``p_value`` is the two-sided tail probability of zero (no residual) under those draws and
         ``log_ratio`` the median of the observed loss over the prior predictive (log scale). A
-        ``p_value`` below :data:`CONFLICT_P_VALUE` (0.001) means the family's loss is on another scale than the families the prior
-        came from (a different loss, unit or evaluation): borrowing from them is not meaningful.
+        ``p_value`` below :data:`CONFLICT_P_VALUE` (0.001) means the family's loss is on another scale than
+        the families the prior came from (a different loss, unit or evaluation): borrowing from them is not
+        meaningful.
         """
         law = get_law(self.law)
         cols = {"params": np.asarray(params, float), "tokens": np.asarray(tokens, float)}
@@ -230,7 +281,25 @@ class PopulationPrior:
         if self.ou_length is not None:
             parts += (f"; checkpoint drift: ou_length~{np.median(self.ou_length):.3g} decades, "
                       f"ou_share~{np.median(self.ou_share):.3g}")
+        if self.component is not None:
+            parts += f"; a mixture of {len(set(self.component.tolist()))} components"
         return f"population prior ({self.source}): {parts}; {len(self.sigma_seed)} draws"
+
+
+def _own_loss_floor(theta: np.ndarray, arrays: dict[str, np.ndarray], idx: np.ndarray, law: Any,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Fitted families' draws with a ``log_E`` of the new family's own: each moved by the population's sd
+    of ``log_E`` (its family spread and the loss-level factor's share of it) at the same posterior draw."""
+    if "log_E" not in law.sampling:
+        raise PriorError(f"population='mixture' gives a new family its own loss floor log_E; the {law.name!r} "
+                         "law has none")
+    i_e = list(law.sampling).index("log_E")
+    var = arrays["tau"][idx, i_e] ** 2
+    if "tau_level" in arrays:
+        var = var + arrays["tau_level"][idx] ** 2 * law.level_vector[i_e] ** 2
+    out = theta.copy()
+    out[:, i_e] += np.sqrt(var) * rng.standard_normal(len(idx))
+    return out
 
 
 def exponent_support(source_spans: dict[str, float], new_span: float) -> dict[str, Any] | None:
