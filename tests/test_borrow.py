@@ -228,7 +228,7 @@ def test_mixture_borrowed_fit_finds_the_family_its_data_come_from(mixture_prior,
     assert abs(sum(row["weight"] for row in table.values()) - 1) < 1e-9
     post = fit.idata.posterior
     assert (post.sizes["chain"], post.sizes["draw"]) == (2, 300) and "natural" in post
-    assert "most like fam1" in " ".join(fit.notes())
+    assert list(fit.mixture_weights)[0] == "fam1" and "most like fam1" in " ".join(fit.notes())
     truth = df[(df["family"] == "fam1") & (df["params"] == df["params"].max())]
     pred = fit.predict("newfam", truth["params"], truth["tokens"])
     assert np.mean(np.abs(pred["run_median"].to_numpy() / truth["loss"].to_numpy() - 1)) < 0.05

@@ -139,11 +139,10 @@ def bayes_scored(split: Split, prior: PopulationPrior | None, fit_kwargs: dict[s
     row = {"method": method, **score(y, q[0], q[1], q[2], q[3], q[4]), "seconds": seconds,
            "detail": detail, "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,
            "sampling_warnings": len([w for w in caught if issubclass(w.category, SamplingWarning)])}
-    mixture = fitted.sampler_info.get("mixture")
-    if mixture:  # a mixture prior: the components' evidence diagnostics and the three heaviest weights
-        top = sorted(mixture.items(), key=lambda kv: -kv[1]["weight"])[:3]
-        row.update(mixture_max_khat=max(c["khat"] for c in mixture.values()),
-                   mixture_top="; ".join(f"{n} {c['weight']:.2f}" for n, c in top))
+    weights = fitted.mixture_weights
+    if weights:  # a mixture prior: the components' evidence diagnostics and the three heaviest weights
+        row.update(mixture_max_khat=max(c["khat"] for c in fitted.sampler_info["mixture"].values()),
+                   mixture_top="; ".join(f"{n} {w:.2f}" for n, w in list(weights.items())[:3]))
     return row
 
 

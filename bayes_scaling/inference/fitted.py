@@ -161,6 +161,12 @@ class ScalingFit:
         return ScalingData(frame=frame, dropped=tuple(DropRecord(**d) for d in self.spec.filters),
                            source=self.spec.source)
 
+    @property
+    def mixture_weights(self) -> dict[str, float] | None:
+        """A fit borrowed from a mixture prior: each component's posterior weight, heaviest first (else None)."""
+        weights = self.extrapolation.get("mixture_weights")
+        return None if weights is None else dict(sorted(weights.items(), key=lambda kv: -kv[1]))
+
     def set_extrapolation(self, kappa: np.ndarray, info: dict, drift: np.ndarray | None = None) -> None:
         """Store draws of the extrapolation discrepancy's scale ``kappa`` and direction ``drift``."""
         post = self.idata.posterior
@@ -281,11 +287,11 @@ class ScalingFit:
         elif len(self.spec.families) == 1:
             out.append("single family: no family-to-family spread is learned, so new families cannot be predicted")
         ex = self.extrapolation
-        weights = ex.get("mixture_weights")
+        weights = self.mixture_weights
         if weights:
-            top = sorted(weights.items(), key=lambda kv: -kv[1])[:3]
             out.append(f"the borrowed prior is a mixture of {len(weights)} components averaged by their evidence: "
-                       "this family's data make it most like " + ", ".join(f"{n} ({w:.0%})" for n, w in top))
+                       "this family's data make it most like "
+                       + ", ".join(f"{n} ({w:.0%})" for n, w in list(weights.items())[:3]))
         pdc = ex.get("prior_data_conflict")
         if pdc and pdc["p_value"] < CONFLICT_P_VALUE:
             out.append(f"prior-data conflict: this family's losses are {np.exp(pdc['log_ratio']):.3g}x what the "

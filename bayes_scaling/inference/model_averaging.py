@@ -78,16 +78,21 @@ def log_evidence(fit: ScalingFit, random_seed: int = 0, draws: int = EVIDENCE_DR
                                     fit.data, spec).to_numpy()[0].sum(-1)
         log_p = stats.multivariate_normal(np.asarray(bor["mean"]), np.asarray(bor["cov"])).logpdf(th)
         pri = spec.priors
+        # the model's priors (hierarchical.build_model): borrowed, or for OU noise the defaults when the source had none
+        lognormal = {"sigma_total": bor["sigma_total_lognormal"],
+                     "ou_length": bor.get("ou_length_lognormal", [np.log(pri.ou_length_median), pri.ou_length_log_sd])}
+        beta = {"seed_share": bor["seed_share_beta"],
+                "ou_share": bor.get("ou_share_beta", [pri.ou_share_a, pri.ou_share_b])}
         for v, _, _ in scalars:  # each prior as a density of the unconstrained value: + log |d value / d u|
             z = val[v]
-            if v in ("sigma_total", "ou_length"):
-                m, s = bor.get(f"{v}_lognormal", [np.log(pri.ou_length_median), pri.ou_length_log_sd])
+            if v in lognormal:
+                m, s = lognormal[v]
                 log_p += stats.lognorm(s=s, scale=np.exp(m)).logpdf(z) + np.log(z)
-            elif v == "nu":
-                log_p += stats.gamma(pri.nu_alpha, scale=1 / pri.nu_beta).logpdf(z) + np.log(z)
-            else:
-                a, b = bor.get(f"{v}_beta", [pri.ou_share_a, pri.ou_share_b])
+            elif v in beta:
+                a, b = beta[v]
                 log_p += stats.beta(a, b).logpdf(z) + np.log(z) + np.log1p(-z)
+            else:  # nu
+                log_p += stats.gamma(pri.nu_alpha, scale=1 / pri.nu_beta).logpdf(z) + np.log(z)
         log_w = loglik + log_p - q.logpdf(x)
     log_w = np.where(np.isfinite(log_w), log_w, -np.inf)
     _, khat = az.psislw(log_w.copy())
