@@ -53,19 +53,27 @@ def diagnose(idata: az.InferenceData, var_names: list[str], sampling_seconds: fl
         worst={"rhat": str(summ["r_hat"].idxmax()), "ess_bulk": str(summ["ess_bulk"].idxmin()),
                "ess_tail": str(summ["ess_tail"].idxmin())},
     )
-    if d.divergences:
+    failed = failed_checks(d, rhat_max, ess_min)
+    if failed["divergences"]:
         d.problems.append(f"{d.divergences} divergent transitions: the posterior may be biased; "
                           "raise target_accept or check the priors")
-    if d.max_rhat > rhat_max:
+    if failed["rhat"]:
         d.problems.append(f"max R-hat {d.max_rhat:.3f} > {rhat_max} (worst: {d.worst['rhat']}): "
                           "chains disagree; run more tuning/draws")
-    if d.min_ess_bulk < ess_min:
+    if failed["ess_bulk"]:
         d.problems.append(f"min bulk ESS {d.min_ess_bulk:.0f} < {ess_min} (worst: {d.worst['ess_bulk']}); "
                           "run more draws")
-    if d.min_ess_tail < ess_min:
+    if failed["ess_tail"]:
         d.problems.append(f"min tail ESS {d.min_ess_tail:.0f} < {ess_min} (worst: {d.worst['ess_tail']}); "
                           "intervals are unreliable; run more draws")
     return d
+
+
+def failed_checks(d: Diagnostics, rhat_max: float = RHAT_MAX, ess_min: float = ESS_MIN) -> dict[str, bool]:
+    """Which checks ``d`` fails, by name (``divergences``, ``rhat``, ``ess_bulk``, ``ess_tail``): the one
+    place the thresholds are compared, for :func:`diagnose`'s problems and the ``until_converged`` stop rule."""
+    return {"divergences": d.divergences > 0, "rhat": d.max_rhat > rhat_max,
+            "ess_bulk": d.min_ess_bulk < ess_min, "ess_tail": d.min_ess_tail < ess_min}
 
 
 def warn_if_problems(d: Diagnostics, what: str = "fit") -> None:

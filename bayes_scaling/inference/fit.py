@@ -16,7 +16,7 @@ from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_m
 from ..model.hierarchical import uses_fused_rows, whitens
 from ..model.population_prior import CONFLICT_P_VALUE, size_spans
 from ..model.spec import checkpoint_noise_for
-from .diagnostics import ESS_MIN, RHAT_MAX, Diagnostics, diagnose, warn_if_problems
+from .diagnostics import Diagnostics, diagnose, failed_checks, warn_if_problems
 from .extrapolation import discrepancy_posterior, holdout_split
 from .fitted import ScalingFit, build_idata
 from .initial import family_point_estimates, initial_values
@@ -269,8 +269,8 @@ def whitening_hint(diag: Diagnostics, whitened: str | None) -> str | None:
     every step (:func:`.parameterisation.family_whitening`). Not the default: it diverged on real sets of
     4-15 families and on a real zoo of 36 (docs/benchmarks.md, issue 4), so the hint asks to check that.
     """
-    short = [k for k in ("ess_bulk", "ess_tail")
-             if getattr(diag, f"min_{k}") < ESS_MIN and diag.worst.get(k, "").startswith("tau[")]
+    failed = failed_checks(diag)
+    short = [k for k in ("ess_bulk", "ess_tail") if failed[k] and diag.worst.get(k, "").startswith("tau[")]
     if whitened != "fixed" or not short:
         return None
     return (f"the population spread mixes slowly ({diag.worst[short[0]]}); with many families "
@@ -286,8 +286,8 @@ def _converged(idata: az.InferenceData) -> bool:
     for growing ``n``, so a divergence among them stays in every later set and more draws cannot remove
     it. The fit's diagnostics still report it (a ``SamplingWarning``, ``fit.diagnostics.ok`` False).
     """
-    d = diagnose(idata, list(POPULATION_VARS))
-    return d.max_rhat <= RHAT_MAX and min(d.min_ess_bulk, d.min_ess_tail) >= ESS_MIN
+    failed = failed_checks(diagnose(idata, list(POPULATION_VARS)))
+    return not (failed["rhat"] or failed["ess_bulk"] or failed["ess_tail"])
 
 
 def check_whiten(whiten: bool | str) -> None:
