@@ -54,6 +54,16 @@ def test_auto_picks_jax_for_a_small_kalman_scan_and_numba_otherwise(monkeypatch)
         compile_cache.resolve_backend("jax", ou, key)
 
 
+def test_a_mixture_fits_its_components_with_one_numba_model_unless_told_otherwise(monkeypatch):
+    """Several fits of one structure: "auto" compiles once with numba instead of JAX per fit."""
+    n = compile_cache.REPEATED_FITS_NUMBA
+    assert compile_cache.backend_for_fits("auto", n) == "numba"
+    assert compile_cache.backend_for_fits("auto", n - 1) == "auto"  # the single-fit rule decides
+    assert compile_cache.backend_for_fits("jax", n) == "jax" and compile_cache.backend_for_fits("numba", 1) == "numba"
+    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE", "0")  # nothing to reuse: a numba compile per fit
+    assert compile_cache.backend_for_fits("auto", n) == "auto"
+
+
 @pytest.mark.parametrize("noise", ["independent", "ou"])
 def test_jax_compiles_the_same_log_density_and_gradient(noise):
     """nutpie's JAX function equals PyTensor's own log density and gradient at two points."""

@@ -219,6 +219,25 @@ def resolve_backend(requested: str, model: pm.Model, key: str | None) -> str:
     return "numba"
 
 
+#: from this many fits of one structure in a row (a mixture prior's components), ``"auto"`` means numba
+REPEATED_FITS_NUMBA = 3
+
+
+def backend_for_fits(requested: str, n_fits: int) -> str:
+    """The backend of ``n_fits`` fits of one model structure in a row (a mixture prior's components).
+
+    ``"auto"`` (:func:`resolve_backend`) weighs the compile of one fit, and so gives a small OU model to
+    JAX. With several fits of one structure, numba compiles once and every later fit reuses the model
+    (this process's cache, then the disk), where JAX compiles each fit anew and samples several times
+    slower: Gemstone's one-model OU updates took 1.0-1.7 s each with a reused numba model against
+    8.7-14.6 s with JAX (docs/benchmarks.md, issue 3). Without the compile cache there is nothing to
+    reuse and ``requested`` stands.
+    """
+    if requested == "auto" and n_fits >= REPEATED_FITS_NUMBA and enabled():
+        return "numba"
+    return requested
+
+
 def compile_nutpie(model: pm.Model, initial_points: dict, jitter_rvs: set | None = None,
                    backend: str = "auto") -> tuple[Any, str, str]:
     """nutpie's compiled ``model``, reusing a compiled model of the same structure.

@@ -116,8 +116,10 @@ def fit(
     backend:
         nutpie's compile backend: ``"auto"`` (default: reuse a model this process compiled with numba
         for the same structure; else JAX, when installed, for a small model with the OU checkpoint
-        noise, whose numba compile is most of the fit; else numba), ``"numba"`` or ``"jax"``
-        (:func:`bayes_scaling.inference.compile_cache.resolve_backend`; docs/benchmarks.md, issue 4).
+        noise, whose numba compile is most of the fit; else numba; the components of a mixture prior,
+        one structure fitted several times, with numba: :func:`.compile_cache.backend_for_fits`),
+        ``"numba"`` or ``"jax"`` (:func:`bayes_scaling.inference.compile_cache.resolve_backend`;
+        docs/benchmarks.md, issue 4).
     fused:
         True (default): with the normal likelihood and independent checkpoint noise, the rows' log density
         and its gradient are one numba kernel (:mod:`bayes_scaling.model.fused_rows`), the same density
@@ -151,7 +153,11 @@ def fit(
                 "describe this family; borrow from families with comparable losses.",
                 PriorDataConflictWarning, stacklevel=2)
     if prior is not None and prior.is_mixture:  # fit each component, average them by evidence
+        from .compile_cache import backend_for_fits
         from .model_averaging import fit_mixture
+
+        # one structure fitted once per component: compiled once, by numba, where "auto" would pick JAX
+        component_backend = backend_for_fits(backend, len(set(prior.component.tolist())))
 
         def component(sub: PopulationPrior) -> ScalingFit:
             with warnings.catch_warnings():  # the combined fit reports its components' problems once
@@ -160,7 +166,7 @@ def fit(
                 return fit(data, law, priors, likelihood=likelihood, checkpoint_noise=checkpoint_noise, borrow=sub,
                            noncentering=noncentering, treatments=treatments, draws=draws, tune=tune, chains=chains,
                            until_converged=until_converged, random_seed=random_seed, target_accept=target_accept,
-                           whiten=whiten, sampler=sampler, backend=backend, fused=fused,
+                           whiten=whiten, sampler=sampler, backend=component_backend, fused=fused,
                            extrapolation=extrapolation, holdout_decades=holdout_decades, progressbar=progressbar)
 
         fitted = fit_mixture(prior, component, random_seed, {"prior_data_conflict": conflict})
