@@ -157,7 +157,7 @@ def fit(
         from .model_averaging import fit_mixture
 
         # one structure fitted once per component: compiled once, by numba, where "auto" would pick JAX
-        component_backend = backend_for_fits(backend, len(set(prior.component.tolist())))
+        component_backend = backend_for_fits(backend, len(prior.component_names))
 
         def component(sub: PopulationPrior) -> ScalingFit:
             with warnings.catch_warnings():  # the combined fit reports its components' problems once

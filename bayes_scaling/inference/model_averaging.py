@@ -25,7 +25,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 from scipy import stats
-from scipy.special import expit, logsumexp
+from scipy.special import expit, logit, logsumexp
 
 from ..model.population_prior import PopulationPrior
 from ..model.spec import ModelSpec
@@ -42,10 +42,6 @@ PROPOSAL_INFLATE = 1.2
 MIN_REPORTED_WEIGHT = 0.01
 
 
-def _logit(x: np.ndarray) -> np.ndarray:
-    return np.log(x) - np.log1p(-x)
-
-
 def log_evidence(fit: ScalingFit, random_seed: int = 0, draws: int = EVIDENCE_DRAWS) -> tuple[float, float]:
     """log p(data | the fit's borrowed prior) and the Pareto k-hat of the importance weights.
 
@@ -56,9 +52,9 @@ def log_evidence(fit: ScalingFit, random_seed: int = 0, draws: int = EVIDENCE_DR
     if bor is None or len(spec.families) != 1:
         raise ValueError("log_evidence needs a borrowed fit of one new family")
     n_par = post.sizes["param"]
-    scalars: list[tuple[str, Callable, Callable]] = [("sigma_total", np.log, np.exp), ("seed_share", _logit, expit)]
+    scalars: list[tuple[str, Callable, Callable]] = [("sigma_total", np.log, np.exp), ("seed_share", logit, expit)]
     if spec.checkpoint_noise == "ou":
-        scalars += [("ou_length", np.log, np.exp), ("ou_share", _logit, expit)]
+        scalars += [("ou_length", np.log, np.exp), ("ou_share", logit, expit)]
     if spec.likelihood == "student_t":
         scalars += [("nu", np.log, np.exp)]
     theta = post["theta"].to_numpy()[:, :, 0, :].reshape(-1, n_par)
@@ -139,18 +135,16 @@ def _combine(fits: dict[str, ScalingFit], weights: np.ndarray, table: dict, spec
     total = shape[0] * shape[1]
     counts = np.floor(weights * total).astype(int)
     counts[np.argsort(weights * total - counts)[::-1][: total - counts.sum()]] += 1  # largest remainders
-    post_parts, stat_parts = [], []
+    parts: dict[str, list[xr.Dataset]] = {"posterior": [], "sample_stats": []}
     for n, c in zip(names, counts):
         if not c:
             continue
         idata = fits[n].idata
         pick = np.sort(rng.choice(total, c, replace=c > total))
-        post = idata.posterior.drop_vars(["natural", "population_natural"]).stack(sample=("chain", "draw"))
-        post_parts.append(post.drop_vars(["sample", "chain", "draw"]).isel(sample=pick))
-        stats_ = idata.sample_stats.stack(sample=("chain", "draw"))
-        stat_parts.append(stats_.drop_vars(["sample", "chain", "draw"]).isel(sample=pick))
-    post = _unstack(xr.concat(post_parts, "sample", data_vars="all", coords="minimal", compat="override"), shape)
-    stats_ = _unstack(xr.concat(stat_parts, "sample", data_vars="all", coords="minimal", compat="override"), shape)
+        parts["posterior"].append(_picked(idata.posterior.drop_vars(["natural", "population_natural"]), pick))
+        parts["sample_stats"].append(_picked(idata.sample_stats, pick))
+    post, stats_ = (_unstack(xr.concat(parts[g], "sample", data_vars="all", coords="minimal", compat="override"),
+                             shape) for g in ("posterior", "sample_stats"))
     kappa, drift = post["kappa"].to_numpy(), post["drift"].to_numpy()
     post = post.drop_vars(["kappa", "drift"])
     relevant = [n for n, w in zip(names, weights) if w >= MIN_REPORTED_WEIGHT]
@@ -170,6 +164,11 @@ def _combine(fits: dict[str, ScalingFit], weights: np.ndarray, table: dict, spec
                                     diag), spec)
     fitted.set_extrapolation(kappa.ravel(), extrapolation, drift=drift.ravel())
     return fitted
+
+
+def _picked(ds: xr.Dataset, pick: np.ndarray) -> xr.Dataset:
+    """The draws ``pick`` (flat chain-major indices) of ``ds``, along one ``sample`` dimension."""
+    return ds.stack(sample=("chain", "draw")).drop_vars(["sample", "chain", "draw"]).isel(sample=pick)
 
 
 def _unstack(ds: xr.Dataset, shape: tuple[int, int]) -> xr.Dataset:

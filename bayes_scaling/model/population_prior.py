@@ -87,13 +87,17 @@ class PopulationPrior:
     def is_mixture(self) -> bool:
         return self.component is not None
 
-    def components(self) -> dict[str, "PopulationPrior"]:
-        """A mixture prior's components, each a prior of its own draws (in the order they first appear)."""
+    @property
+    def component_names(self) -> list[str]:
+        """A mixture prior's component names, in the order their draws first appear."""
         if self.component is None:
             raise PriorError("this population prior is not a mixture (extract it with population='mixture')")
-        names = list(dict.fromkeys(self.component.tolist()))
+        return list(dict.fromkeys(self.component.tolist()))
+
+    def components(self) -> dict[str, "PopulationPrior"]:
+        """A mixture prior's components, each a prior of its own draws (in the order they first appear)."""
         return {name: self._subset(self.component == name, f"{name}, one component of {self.source}")
-                for name in names}
+                for name in self.component_names}
 
     def _subset(self, keep: np.ndarray, source: str) -> "PopulationPrior":
         return PopulationPrior(
@@ -148,18 +152,17 @@ class PopulationPrior:
             idx = np.tile(idx[:MIXTURE_COMPONENT_DRAWS], n_fam + 1)
             which = np.repeat(np.arange(n_fam + 1), len(idx) // (n_fam + 1))
             own = _own_loss_floor(arrays["theta"][idx, np.minimum(which, n_fam - 1), :], arrays, idx, fit.law, rng)
-            fresh = which == n_fam
-            theta = np.where(fresh[:, None], theta[idx], own)
+            theta = np.where((which == n_fam)[:, None], theta[idx], own)
             component = np.append(np.asarray(fit.spec.families, dtype=str), POPULATION_COMPONENT)[which]
         else:
             fitted_family = arrays["theta"][idx, rng.integers(0, n_fam, len(idx)), :]
-        if population == "families":
-            theta = fitted_family
-        elif population == "blend":
-            fresh = rng.random(len(idx)) < 1.0 / (n_fam + 1)
-            theta = np.where(fresh[:, None], theta[idx], fitted_family)
-        elif population == "model":
-            theta = theta[idx]
+            if population == "families":
+                theta = fitted_family
+            elif population == "blend":
+                fresh = rng.random(len(idx)) < 1.0 / (n_fam + 1)
+                theta = np.where(fresh[:, None], theta[idx], fitted_family)
+            else:  # "model"
+                theta = theta[idx]
         law = fit.law
         nat = law.to_natural({p: theta[:, k] for k, p in enumerate(law.sampling)}, fit.spec.reference)
         return cls(law=law.name, natural=np.column_stack([nat[k] for k in law.natural]),
@@ -282,7 +285,7 @@ class PopulationPrior:
             parts += (f"; checkpoint drift: ou_length~{np.median(self.ou_length):.3g} decades, "
                       f"ou_share~{np.median(self.ou_share):.3g}")
         if self.component is not None:
-            parts += f"; a mixture of {len(set(self.component.tolist()))} components"
+            parts += f"; a mixture of {len(self.component_names)} components"
         return f"population prior ({self.source}): {parts}; {len(self.sigma_seed)} draws"
 
 
