@@ -20,6 +20,7 @@ from .data import MixingData, load_bimix
 from .decisions import (GrowthTiming, Plan, compare, compare_mixtures, compute_optimal, growth_speedup,
                         optimize_mixture, plan, win_probabilities)
 from .inference import Diagnostics, MixingFit, ScalingFit, fit, fit_approximate, fit_mixing, load, prior_check_table, prior_predictive_check
+from .evaluate.backtest import backtest
 from .model import ModelSpec, PopulationPrior, Priors
 from .predict import are
 
@@ -36,7 +37,7 @@ def write_report(fit, out_dir, targets=None, **kwargs):
 __all__ = [
     "GUIDE_MIN_TOKENS", "Diagnostics", "GrowthTiming", "compare", "compute_optimal", "decisions", "growth_speedup",
     "win_probabilities", "ModelSpec", "PopulationPrior", "Priors", "ScalingData", "ScalingFit", "__version__", "apply_filters",
-    "are", "drop_early_checkpoints", "errors", "fit", "fit_approximate", "thin_checkpoints", "keep_fraction_of_run", "laws", "load", "load_bundled",
+    "are", "backtest", "drop_early_checkpoints", "errors", "fit", "fit_approximate", "thin_checkpoints", "keep_fraction_of_run", "laws", "load", "load_bundled",
     "prior_check_table", "prior_predictive_check", "write_report", "MixingData", "MixingFit", "compare_mixtures",
     "fit_mixing", "load_bimix", "optimize_mixture", "Plan", "plan",
 ]

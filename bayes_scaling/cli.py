@@ -123,10 +123,7 @@ def _fit_kwargs(a: argparse.Namespace) -> dict:
 def cmd_fit(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
-    df = pd.read_csv(a.data)
-    data = bs.ScalingData.from_frame(df, family=a.family, params=a.params, tokens=a.tokens, loss=a.loss,
-                                     run=a.run, seed=a.seed, flops=a.flops, loss_kind=a.loss_kind,
-                                     source=str(a.data))
+    data = _read_data(a)
     fit = bs.fit(data, borrow=a.borrow, treatments=dict(a.treatment), **_fit_kwargs(a))
     path = fit.save(a.out)
     d = fit.diagnostics
@@ -134,6 +131,50 @@ def cmd_fit(a: argparse.Namespace) -> int:
           f"divergences={d.divergences} max_rhat={d.max_rhat:.3f} min_ess_bulk={d.min_ess_bulk:.0f}")
     for p in d.problems:
         print(f"WARNING: {p}", file=sys.stderr)
+    return 0
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    """The CSV and its columns, as ``fit`` and ``backtest`` read them."""
+    p.add_argument("data", type=Path, help="CSV with one row per checkpoint (or per run)")
+    p.add_argument("--family", default=None, help="family column (default: one family)")
+    p.add_argument("--params", required=True, help="column of model sizes N (parameters)")
+    p.add_argument("--tokens", required=True, help="column of training tokens D")
+    p.add_argument("--loss", required=True, help="column of validation loss (nats, or see --loss-kind)")
+    p.add_argument("--run", default=None, help="column of run ids (default: one run per family and size)")
+    p.add_argument("--seed", default=None, help="column of seeds")
+    p.add_argument("--flops", default=None, help="column of training FLOPs (default 6 N D)")
+    p.add_argument("--loss-kind", default="nats", choices=["nats", "perplexity"])
+
+
+def _read_data(a: argparse.Namespace):
+    import bayes_scaling as bs
+
+    return bs.ScalingData.from_frame(pd.read_csv(a.data), family=a.family, params=a.params, tokens=a.tokens,
+                                     loss=a.loss, run=a.run, seed=a.seed, flops=a.flops, loss_kind=a.loss_kind,
+                                     source=str(a.data))
+
+
+def cmd_backtest(a: argparse.Namespace) -> int:
+    import bayes_scaling as bs
+    from bayes_scaling.evaluate.backtest import backtest_markdown
+
+    directions = [d.strip() for d in a.directions.split(",") if d.strip()]
+    try:
+        depths = [int(k) for k in a.depths.split(",") if k.strip()]
+    except ValueError:
+        raise ValueError(f"--depths {a.depths!r}: give comma-separated positive integers, e.g. --depths 1,2") from None
+    if a.out is not None and a.out.exists() and not a.out.is_dir():
+        raise ValueError(f"--out {a.out} is a file; give a folder for the report")
+    data = _read_data(a)
+    kwargs = _fit_kwargs(a)
+    seed = kwargs.pop("random_seed")
+    result = bs.backtest(data, directions=directions, depths=depths, random_seed=seed,
+                         progress=lambda line: print(line, file=sys.stderr, flush=True), **kwargs)
+    print(result.to_json() if a.json else backtest_markdown(result))
+    if a.out is not None:
+        path = result.write_report(a.out, source=str(a.data))
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -401,15 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("fit", help="fit a CSV of runs and write FIT.nc")
-    p.add_argument("data", type=Path)
-    p.add_argument("--family", default=None, help="family column (default: one family)")
-    p.add_argument("--params", required=True)
-    p.add_argument("--tokens", required=True)
-    p.add_argument("--loss", required=True)
-    p.add_argument("--run", default=None)
-    p.add_argument("--seed", default=None)
-    p.add_argument("--flops", default=None)
-    p.add_argument("--loss-kind", default="nats", choices=["nats", "perplexity"])
+    _data_args(p)
     p.add_argument("--borrow", default=None, type=Path,
                    help="FIT.nc or PRIOR.nc: fit one new family with that population prior")
     p.add_argument("--treatment", type=_treatment, action="append", default=[],
@@ -516,6 +549,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mixing)
+
+    p = sub.add_parser(
+        "backtest", help="how far this zoo's forecasts can be trusted: nested hold-outs in every direction, ours "
+                         "beside point fits", description="Hold out each family's largest compute budgets, model "
+        "sizes and tokens-per-parameter levels (1, then 2 deep), fit the rest, and score the held-out runs: ARE, "
+        "50%% and 90%% coverage, interval width, for bayes_scaling and per-family Huber, fixed-N-term and "
+        "variable-projection fits. Example: bayes-scaling backtest runs.csv --family data --params params "
+        "--tokens tokens --loss val_loss --run id --out backtest/")
+    _data_args(p)
+    p.add_argument("--directions", default="flops,params,ratio",  # bayes_scaling.data.extent.DIRECTIONS
+                   help="comma-separated directions to hold out along: flops (compute budgets), params (model "
+                        "sizes), ratio (tokens per parameter); default all three")
+    p.add_argument("--depths", default="1,2", help="comma-separated depths: 1 holds out each family's largest "
+                                                    "level, 2 its two largest (default 1,2)")
+    _sampling_args(p, draws=1000, tune=1000)
+    p.add_argument("--json", action="store_true", help="print the summary and every task as JSON")
+    p.add_argument("--out", type=Path, default=None, help="also write an HTML report (with the calibration plot) "
+                                                          "into this folder")
+    p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("grid", help="run an experiment grid of fits (held-out family x k x fraction x early "
                                     "cut x prior) on a dask cluster; resumable")

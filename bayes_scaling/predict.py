@@ -4,10 +4,15 @@ For each posterior draw ``s`` and query point (family f, N, D)::
 
     m_s        = log L(theta_s,f; N, D)                  (theta of a seen family, or for a new family
                                                           theta = mu + chol(diag(tau) Omega diag(tau)) z)
-    delta_s    ~ Normal(drift_s Delta, kappa_s Delta)     extrapolation discrepancy, Delta = decades of compute
-                                                          beyond the family's largest fitted compute
-    expected   = exp(m_s + delta_s)                      expected loss of the configuration (no seed noise)
-    one run    = exp(m_s + delta_s + u + e)              loss of the one run you will train:
+    delta_s    = sum_d g(Delta_d) (drift_d + kappa_d z_fd)   extrapolation discrepancy: Delta the distance from
+                                                          the family's data in each direction d (compute,
+                                                          parameters, tokens per parameter;
+                                                          :mod:`bayes_scaling.data.extent`), g(x) = sign(x) |x|^growth,
+                                                          z_fd = sqrt(shared) z_d + sqrt(1 - shared) z'_fd
+    expected   = E_s + (L_s - E_s) exp(delta_s)           expected loss of the configuration (no seed noise):
+                                                          the discrepancy scales the reducible loss, so the
+                                                          expected loss stays above the irreducible E
+    one run    = expected * exp(u + e)                    loss of the one run you will train:
                                                           u ~ N(0, sigma_seed), e ~ N(0, sigma_obs)
                                                           (robust fits: (u + e) sqrt(w), w ~ InvGamma(nu/2, nu/2))
 
@@ -23,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 import xarray as xr
 
+from .data.extent import DIRECTIONS, distances, per_direction
 from .errors import UnknownFamilyError
 from .laws import Law, standardized_inputs
 
@@ -54,9 +60,20 @@ def posterior_arrays(post: xr.Dataset) -> dict[str, np.ndarray]:
     for name in ("nu", "ou_length", "ou_share"):
         if name in post:
             out[name] = _stack(post, name)
-    n_s = out["mu"].shape[0]
-    out["kappa"] = _stack(post, "kappa") if "kappa" in post else np.zeros(n_s)
-    out["drift"] = _stack(post, "drift") if "drift" in post else np.zeros(n_s)
+    out.update(discrepancy_arrays(post, out["mu"].shape[0]))
+    return out
+
+
+def discrepancy_arrays(post: xr.Dataset, n_samples: int) -> dict[str, np.ndarray]:
+    """The discrepancy's draws: ``kappa`` and ``drift`` (sample, direction), ``growth`` and ``shared`` (sample,).
+
+    A posterior without them has none (zeros); one whose ``kappa`` has no ``direction`` axis holds the
+    compute direction alone, growing linearly, with no shared component.
+    """
+    out = {name: per_direction(_stack(post, name)) if name in post else np.zeros((n_samples, len(DIRECTIONS)))
+           for name in ("kappa", "drift")}
+    out["growth"] = _stack(post, "discrepancy_growth") if "discrepancy_growth" in post else np.ones(n_samples)
+    out["shared"] = _stack(post, "discrepancy_shared") if "discrepancy_shared" in post else np.zeros(n_samples)
     return out
 
 
@@ -83,21 +100,36 @@ def new_family_theta(arrays: dict[str, np.ndarray], rng: np.random.Generator,
     return arrays["mu"] + np.einsum("sij,sj->si", chol, z)
 
 
-def discrepancy(arrays: dict[str, np.ndarray], decades: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Draws of the extrapolation discrepancy of log L, (sample, point): N(drift Delta, kappa Delta)."""
-    decades = np.asarray(decades, dtype=float)[None, :]
-    z = rng.standard_normal((arrays["kappa"].shape[0], decades.shape[1]))
-    return decades * (arrays["drift"][:, None] + arrays["kappa"][:, None] * z)
+def discrepancy(arrays: dict[str, np.ndarray], dist: np.ndarray, rng: np.random.Generator,
+                groups: Sequence[Any] | None = None) -> np.ndarray:
+    """Draws of the extrapolation discrepancy of the log reducible loss, (sample, point).
 
-
-def decades_beyond(family_max_log10_flops: dict[str, float], family: Sequence[str], flops: Any) -> np.ndarray:
-    """Decades of compute beyond each family's largest fitted compute (0 inside the data).
-
-    A new family is measured from the largest compute of any fitted family.
+    ``dist``: (point, direction) distances (:func:`bayes_scaling.data.extent.distances`). Points of one
+    group (a family) share their standard normal ``z`` per direction, partly shared with every other group
+    (``arrays["shared"]``); ``groups=None``: every point its own group.
     """
-    overall_max = max(family_max_log10_flops.values())
-    max_c = np.array([family_max_log10_flops.get(f, overall_max) for f in family])
-    return np.maximum(0.0, np.log10(np.asarray(flops, dtype=float)) - max_c)
+    dist = np.asarray(dist, dtype=float)
+    n_s, n_pts = arrays["kappa"].shape[0], dist.shape[0]
+    if not np.any(dist):
+        return np.zeros((n_s, n_pts))
+    codes = np.arange(n_pts) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
+    n_dir = dist.shape[1]
+    z_own = rng.standard_normal((n_s, int(codes.max()) + 1, n_dir))[:, codes, :]
+    z_all = rng.standard_normal((n_s, 1, n_dir))
+    share = arrays["shared"][:, None, None]
+    z = np.sqrt(share) * z_all + np.sqrt(1.0 - share) * z_own
+    g = np.sign(dist)[None] * np.abs(dist)[None] ** arrays["growth"][:, None, None]  # (S, p, d)
+    return np.einsum("spd,spd->sp", g, arrays["drift"][:, None, :] + arrays["kappa"][:, None, :] * z)
+
+
+def with_discrepancy(log_mu: np.ndarray, log_floor: np.ndarray | None, delta: np.ndarray) -> np.ndarray:
+    """log(E + (L - E) exp(delta)): the discrepancy scales the reducible loss L - E, so the result stays above
+    the irreducible loss E in every draw (``log_floor`` = log E; None: the whole loss is scaled)."""
+    if log_floor is None:
+        return log_mu + delta
+    with np.errstate(divide="ignore"):
+        log_reducible = log_mu + np.log1p(-np.minimum(np.exp(log_floor - log_mu), 1.0))
+    return np.logaddexp(log_floor, log_reducible + delta)
 
 
 def family_theta_draws(arrays: dict[str, np.ndarray], families: Sequence[str], family: str,
@@ -109,7 +141,7 @@ def family_theta_draws(arrays: dict[str, np.ndarray], families: Sequence[str], f
 
 
 def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[str], reference: dict,
-                  family_max_log10_flops: dict[str, float], family: np.ndarray, columns: dict[str, np.ndarray],
+                  extents: dict[str, dict[str, float]], family: np.ndarray, columns: dict[str, np.ndarray],
                   *, rng: np.random.Generator, interval: float, keep_draws: bool,
                   allow_new_family: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Predictive summaries (and draws) of expected and one-run loss at each point.
@@ -124,10 +156,12 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
         raise UnknownFamilyError(f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; the fit has "
                                  f"{list(families)}. Allow new families to predict from the population.")
     theta = arrays["theta"]  # (S, F, P)
+    names = law.sampling
     n_s = theta.shape[0]
     theta_new = new_family_theta(arrays, rng, law.level_vector) if new_mask.any() else None
     z = standardized_inputs(law, columns, reference)
-    delta = decades_beyond(family_max_log10_flops, family, columns["flops"])
+    dist = distances(extents, family, columns)
+    floor = names.index("log_E") if "log_E" in names else None
     lo_q, hi_q = (1 - interval) / 2, (1 + interval) / 2
     keys = ("mean", "median", "lower", "upper")
     res = {f"{kind}_{k}": np.empty(n_pts) for kind in ("expected", "run") for k in keys}
@@ -138,7 +172,6 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
     s_seed = arrays["sigma_seed"][:, None]
     s_obs = arrays["sigma_obs"][:, None]
     nu = arrays["nu"][:, None] if "nu" in arrays else None
-    names = law.sampling
     for start in range(0, n_pts, chunk):
         sl = slice(start, min(start + chunk, n_pts))
         idx = np.array([fam_index.get(f, 0) for f in family[sl]])
@@ -148,7 +181,8 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
             th[:, new_mask[sl], :] = theta_new[:, None, :]
         log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(names)}, {k: v[sl] for k, v in z.items()})
         shape = log_mu.shape
-        log_expected = log_mu + discrepancy(arrays, delta[sl], rng)
+        delta = discrepancy(arrays, dist[sl], rng, groups=family[sl])
+        log_expected = with_discrepancy(log_mu, None if floor is None else th[..., floor], delta)
         noise = s_seed * rng.standard_normal(shape) + s_obs * rng.standard_normal(shape)
         if nu is not None:  # robust likelihood: the run's noise is a scale mixture (multivariate t)
             noise = noise * np.sqrt(nu / rng.chisquare(np.broadcast_to(nu, shape)))

@@ -1,45 +1,75 @@
-"""The extrapolation discrepancy: leave-largest-out split, (kappa, drift) posterior, end to end."""
+"""The extrapolation discrepancy: distances in every direction, nested leave-out splits, the posterior of
+(kappa, drift, growth, shared), the expected loss above E, end to end."""
 
 import numpy as np
+import pandas as pd
+import pytest
 
 import bayes_scaling as bs
+from bayes_scaling.data.extent import DIRECTIONS, distances, family_extents
 from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
-from bayes_scaling.inference.extrapolation import discrepancy_posterior, holdout_split
+from bayes_scaling.inference.extrapolation import (HeldOut, discrepancy_posterior, grid_discrepancy_posterior,
+                                                   holdout_splits)
+from bayes_scaling.model import Priors
 
 from conftest import FAST
 
 
-def test_discrepancy_posterior_recovers_drift_and_scale():
+def _held(rng, n, dist, kappa, drift, share=0.5, var=0.002**2, families=None):
+    """Held-out runs whose log loss errs by share * dist * (drift + kappa z), z one per run."""
+    fam = np.arange(n) if families is None else families
+    z = rng.standard_normal(fam.max() + 1)[fam]
+    resid = share * (dist @ drift + (dist @ kappa) * z) + np.sqrt(var) * rng.standard_normal(n)
+    return HeldOut(resid=resid, var=np.full(n, var), share=np.full(n, share), dist=dist, family=fam)
+
+
+def test_discrepancy_posterior_recovers_scale_and_drift_and_keeps_the_prior_where_nothing_was_held_out():
     rng = np.random.default_rng(0)
-    n = 400
-    dist = rng.uniform(0.1, 1.0, n)
-    var = np.full(n, 0.002**2)
-    true_kappa, true_drift = 0.02, -0.03
-    resid = dist * (true_drift + true_kappa * rng.standard_normal(n)) + 0.002 * rng.standard_normal(n)
-    k, m = discrepancy_posterior(resid, var, dist, np.ones(n), 0.05, 0.05, 4000, rng)
-    assert abs(np.median(m) - true_drift) < 0.005
-    assert abs(np.median(k) - true_kappa) < 0.005
-    assert np.quantile(m, 0.05) < true_drift < np.quantile(m, 0.95)
+    n = 120
+    dist = np.zeros((n, len(DIRECTIONS)))
+    dist[:, 0] = rng.uniform(0.1, 1.0, n)  # compute only
+    kappa, drift = np.array([0.04, 0.0, 0.0]), np.array([-0.06, 0.0, 0.0])
+    split = _held(rng, n, dist, kappa, drift)
+    priors = Priors(mu_loc={}, mu_scale={}, tau_scale={})
+    d = discrepancy_posterior([split], priors, 4000, rng)
+    assert d["kappa"].shape == (4000, len(DIRECTIONS)) and d["growth"].shape == (4000,)
+    assert abs(np.median(d["drift"][:, 0]) - drift[0]) < 0.02
+    assert np.quantile(d["drift"][:, 0], 0.05) < drift[0] < np.quantile(d["drift"][:, 0], 0.95)
+    # one split cannot tell a drift from an error all runs share, so kappa (which holds the shared part too)
+    # leans high: it covers the truth and stays within a small factor of it
+    assert np.quantile(d["kappa"][:, 0], 0.01) < kappa[0] < np.median(d["kappa"][:, 0]) < 2.5 * kappa[0]
+    # the ratio direction was never reached: its kappa stays near its HalfNormal prior (median 0.674 sd)
+    assert 0.4 * priors.kappa_scale < np.median(d["kappa"][:, 2]) < 1.0 * priors.kappa_scale
 
 
-def test_discrepancy_posterior_without_signal_stays_near_zero():
-    rng = np.random.default_rng(1)
-    n = 200
-    dist = rng.uniform(0.1, 0.5, n)
-    var = np.full(n, 0.01**2)
-    resid = 0.01 * rng.standard_normal(n)
-    k, m = discrepancy_posterior(resid, var, dist, np.ones(n), 0.05, 0.05, 4000, rng)
-    assert np.quantile(k, 0.95) < 0.03 and abs(np.median(m)) < 0.01
+def test_discrepancy_posterior_learns_a_shared_error_when_families_err_together():
+    rng = np.random.default_rng(3)
+    dist = np.zeros((60, len(DIRECTIONS)))
+    dist[:, 0] = rng.uniform(0.3, 1.0, 60)
+    families = np.repeat(np.arange(6), 10)
+    priors = Priors(mu_loc={}, mu_scale={}, tau_scale={})
+    shared_z = rng.standard_normal()
+    together = []
+    for _ in range(8):  # several splits, in each of which every family errs the same way
+        h = _held(rng, 60, dist, np.zeros(3), np.zeros(3), families=families)
+        z = shared_z if _ == 0 else rng.standard_normal()
+        h.resid = h.resid + 0.5 * dist[:, 0] * 0.08 * z
+        together.append(h)
+    apart = [_held(rng, 60, dist, np.array([0.08, 0, 0]), np.zeros(3), families=families) for _ in range(8)]
+    s_together = discrepancy_posterior(together, priors, 2000, rng)["shared"]
+    s_apart = discrepancy_posterior(apart, priors, 2000, rng)["shared"]
+    assert np.median(s_together) > 0.6 > np.median(s_apart)
 
 
-def test_discrepancy_evidence_prefers_the_growth_law_that_made_the_residuals():
+def test_grid_discrepancy_evidence_prefers_the_growth_law_that_made_the_residuals():
+    """The one-distance grid posterior of the data-mixing law's discrepancy."""
     rng = np.random.default_rng(2)
     n = 300
     dist = rng.uniform(0.05, 1.0, n)
     var = np.full(n, 0.002**2)
     for true_power in (1.0, 2.0):
         resid = 0.05 * dist**true_power * rng.standard_normal(n) + 0.002 * rng.standard_normal(n)
-        ev = {q: discrepancy_posterior(resid, var, dist**q, np.ones(n), 0.25, 0.1, 100, rng,
+        ev = {q: grid_discrepancy_posterior(resid, var, dist**q, np.ones(n), 0.25, 0.1, 100, rng,
                                        return_evidence=True)[2] for q in (1.0, 2.0)}
         assert max(ev, key=ev.get) == true_power
     # the evidence is the normalised marginal likelihood: compare with an independent trapezoid quadrature
@@ -47,7 +77,7 @@ def test_discrepancy_evidence_prefers_the_growth_law_that_made_the_residuals():
     from scipy.stats import halfnorm, norm
 
     d, r, v = np.array([0.2, 0.5, 1.0]), np.array([0.01, -0.03, 0.08]), np.full(3, 0.01**2)
-    ev = discrepancy_posterior(r, v, d, np.ones(3), 0.25, 0.1, 10, rng, n_grid=601, return_evidence=True)[2]
+    ev = grid_discrepancy_posterior(r, v, d, np.ones(3), 0.25, 0.1, 10, rng, n_grid=601, return_evidence=True)[2]
     k, m = np.linspace(0.0, 2.5, 2001), np.linspace(-0.6, 0.6, 2001)
     kk, mm = np.meshgrid(k, m, indexing="ij")
     dens = halfnorm.pdf(kk, scale=0.25) * norm.pdf(mm, scale=0.1)
@@ -56,7 +86,7 @@ def test_discrepancy_evidence_prefers_the_growth_law_that_made_the_residuals():
     exact = np.trapezoid(np.trapezoid(dens, m, axis=1), k)
     assert abs(ev - np.log(exact)) < 0.02
     # centred (drift_scale=None): drift is 0 in every draw, and the evidence integrates over kappa alone
-    kc, mc, evc = discrepancy_posterior(r, v, d, np.ones(3), 0.25, None, 50, rng, n_grid=601, return_evidence=True)
+    kc, mc, evc = grid_discrepancy_posterior(r, v, d, np.ones(3), 0.25, None, 50, rng, n_grid=601, return_evidence=True)
     assert np.all(mc == 0.0) and np.all(kc >= 0)
     dens = halfnorm.pdf(k, scale=0.25)
     for di, ri, vi in zip(d, r, v):
@@ -64,42 +94,94 @@ def test_discrepancy_evidence_prefers_the_growth_law_that_made_the_residuals():
     assert abs(evc - np.log(np.trapezoid(dens, k))) < 0.02
 
 
-def test_holdout_split_takes_whole_top_runs_per_family(synthetic_truth):
+def test_distances_in_every_direction():
+    frame = pd.DataFrame({"family": ["a", "a", "b"], "params": [1e8, 4e8, 1e8], "tokens": [2e9, 8e9, 1e10],
+                          "flops": [1.2e18, 1.92e19, 6e18]})
+    ext = family_extents(frame)
+    assert ext["a"]["params"] == pytest.approx(np.log10(4e8)) and ext["a"]["ratio_max"] == pytest.approx(np.log10(20))
+    cols = {"params": np.array([1e8, 4e9, 1e8, 1e9]), "tokens": np.array([2e9, 8e10, 2e11, 2e9])}
+    cols["flops"] = 6 * cols["params"] * cols["tokens"]
+    d = distances(ext, ["a"] * 4, cols)
+    assert np.allclose(d[0], 0)  # a fitted point
+    assert d[1, 0] == pytest.approx(2.0) and d[1, 1] == pytest.approx(1.0) and d[1, 2] == pytest.approx(0)
+    assert d[2, 2] == pytest.approx(np.log10(2000 / 20))  # over-trained: positive
+    assert d[3, 2] == pytest.approx(np.log10(2 / 20))  # under-trained: negative
+    # a new family is measured from the union of the families' extents (b trained to 100 tokens/param)
+    assert distances(ext, ["new"], {k: v[2:3] for k, v in cols.items()})[0, 2] == pytest.approx(np.log10(2000 / 100))
+
+
+def test_holdout_splits_take_the_largest_levels_of_each_direction(synthetic_truth):
     _, df = synthetic_truth
-    data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
-                                     run="run", seed="seed")
-    held, desc = holdout_split(data, 0.3)
-    f = data.frame.assign(held=held)
-    assert f.groupby("run")["held"].nunique().max() == 1  # whole runs
-    for fam, g in f.groupby("family"):
-        assert g["held"].any() and not g["held"].all()
-        assert g.loc[g["held"], "params"].min() == g["params"].max()  # the largest models go
-    assert "held out" in desc
+    # a second token multiplier per size, so that the tokens-per-parameter direction has levels
+    more = df.assign(tokens=df["tokens"] * 4, run=df["run"] + "/4x", loss=df["loss"] * 0.97)
+    data = bs.ScalingData.from_frame(pd.concat([df, more]), family="family", params="params", tokens="tokens",
+                                     loss="loss", run="run", seed="seed")
+    splits = holdout_splits(data, (1, 2))
+    f = data.frame
+    key = {"flops": np.log10(f.groupby("run")["flops"].transform("max")), "params": np.log10(f["params"]),
+           "ratio": np.log10((f["tokens"] / f["params"]).groupby(f["run"]).transform("max"))}
+    for s in splits:  # each split holds out whole runs at its direction's `depth` largest levels, in every family
+        held = f.assign(held=s.held, key=key[s.direction])
+        assert held.groupby("run")["held"].nunique().max() == 1
+        for fam, g in held.groupby("family"):
+            levels = np.sort(g["key"].round(3).unique())[::-1]
+            assert set(g.loc[g["held"], "key"].round(3)) == set(levels[:s.depth])
+    assert {s.direction for s in splits} == set(DIRECTIONS)
+    largest = (f["params"] == f.groupby("family")["params"].transform("max")).to_numpy()
+    assert any(np.array_equal(s.held, largest) for s in splits)  # the largest size of every family
+    over = f["run"].str.endswith("/4x").to_numpy()
+    assert any(np.array_equal(s.held, over) for s in splits)  # the largest token multiplier
 
 
-def test_learned_discrepancy_end_to_end():
-    """A law whose form is wrong beyond the data (an extra bend) is caught by leave-largest-out."""
+@pytest.fixture(scope="module")
+def bent_fit():
+    """A law whose form is wrong beyond the data: the loss bends below it as compute grows."""
     rng = np.random.default_rng(5)
     fams = simulate_family_parameters(4, rng)
     df = simulate_runs(fams, rng, sizes=(3e7, 6e7, 1.2e8, 2.4e8, 4.8e8), checkpoints=4, sigma_seed=0.003,
                        sigma_obs=0.002)
     c = 6 * df["params"] * df["tokens"]
-    df["loss"] = df["loss"] * np.exp(-0.05 * (np.log10(c) - np.log10(c.min())) ** 2)  # bends below the law
+    df["loss"] = df["loss"] * np.exp(-0.02 * (np.log10(c) - np.log10(c.min())) ** 2)
     data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run")
-    fit = bs.fit(data, extrapolation="learn", **FAST)
+    return data, bs.fit(data, extrapolation="learn", **FAST)
+
+
+def test_learned_discrepancy_end_to_end(bent_fit):
+    data, fit = bent_fit
     ex = fit.extrapolation
-    assert ex["mode"] == "learn" and ex["calibrated"] and ex["heldout_runs"] >= 3
-    assert ex["heldout_are"] > 0.02  # the bend shows in the held-out runs ...
-    assert ex["drift_median"] < 0  # ... which sit below the law: a downward drift is learned
-    assert "kappa" in fit.idata.posterior and "drift" in fit.idata.posterior
-    fam = data.families[0]
-    far = float(fit.predict(fam, 4e9, 8e10)["expected_median"][0])
-    inside = float(fit.predict(fam, 3e7, 6e8)["expected_median"][0])
+    assert ex["mode"] == "learn" and ex["calibrated"] and "flops" in ex["directions_calibrated"]
+    depths = {(r["direction"], r["depth"]) for r in ex["splits"]}
+    assert ("flops", 1) in depths and ("flops", 2) in depths  # nested: two depths
+    assert max(r["heldout_are"] for r in ex["splits"] if "heldout_are" in r) > 0.01  # the bend shows ...
+    assert ex["drift_flops"]["median"] + ex["drift_params"]["median"] < 0  # ... below the law: drift down
     post = fit.idata.posterior
-    kappa = post["kappa"].to_numpy().ravel()
-    fit.set_extrapolation(kappa, ex, drift=np.zeros_like(kappa))  # the same fit without the drift
-    assert float(fit.predict(fam, 4e9, 8e10)["expected_median"][0]) > far  # drift pulls far predictions down
-    assert np.isclose(float(fit.predict(fam, 3e7, 6e8)["expected_median"][0]), inside)  # not inside the data
-    fit.set_extrapolation(kappa, ex, drift=np.full_like(kappa, ex["drift_median"]))
+    assert post["kappa"].dims == ("chain", "draw", "direction") and "discrepancy_growth" in post
+    fam = data.families[0]
+    inside = float(fit.predict(fam, 3e7, 6e8)["expected_median"][0])
+    far = fit.predict(fam, 4e9, 8e10)
     s = fit.summary()
-    assert s["parameters"]["drift"]["median"] < 0
+    assert "kappa[flops]" in s["parameters"] and "drift[ratio]" in s["parameters"]
+    # without the discrepancy the far prediction is higher, and inside the data nothing changes
+    fit.set_extrapolation(np.zeros(post.sizes["chain"] * post.sizes["draw"]), ex)
+    assert float(fit.predict(fam, 4e9, 8e10)["expected_median"][0]) > float(far["expected_median"][0])
+    assert np.isclose(float(fit.predict(fam, 3e7, 6e8)["expected_median"][0]), inside)
+
+
+def test_expected_loss_stays_above_the_irreducible_loss_far_beyond_the_data(bent_fit):
+    data, fit = bent_fit
+    post = fit.idata.posterior
+    n = post.sizes["chain"] * post.sizes["draw"]
+    # a strong downward drift in every direction, 3.5+ decades out: log L + delta would fall below E
+    fit.set_extrapolation(np.full((n, 3), 0.2), fit.extrapolation, drift=np.full((n, 3), -0.5))
+    fam = data.families[1]
+    p = fit.predict(fam, [7e10, 2e11], [1.4e12, 2e14], keep_draws=True)
+    assert np.all(np.log10(p["flops"].to_numpy()) - fit.spec.extents[fam]["flops"] > 3)
+    E = fit.law_draws(fam)["E"].to_numpy()
+    expected = p["expected_loss"].to_numpy()
+    assert np.all(expected > E[:, None])
+    assert np.all(p["expected_lower"].to_numpy() > np.quantile(E, 0.05))
+    # over-training alone (same compute distance 0 in params) widens the interval with tokens per parameter
+    fit.set_extrapolation(np.tile([0.0, 0.0, 0.2], (n, 1)), fit.extrapolation)
+    q = fit.predict(fam, 3e7, np.array([6e8, 6e9, 6e10]))
+    width = (q["expected_upper"] - q["expected_lower"]).to_numpy()
+    assert width[0] < width[1] < width[2]

@@ -17,9 +17,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import xarray as xr
 
+from ..data.extent import distances
 from ..errors import NonPositiveValueError, UnsupportedLawError
 from ..laws import solve
-from ..predict import decades_beyond, discrepancy, posterior_arrays
+from ..predict import discrepancy, posterior_arrays, with_discrepancy
 
 FlopsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -63,13 +64,18 @@ def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | Non
         per = [solve.numeric_optimum(**nat, budget=c, flops_fn=flops) for c in budgets]
         opt = {k: np.stack([p[k] for p in per]) for k in ("params", "tokens", "loss")}
     arrays = posterior_arrays(fit.idata.posterior)
-    decades = decades_beyond(fit.spec.family_max_log10_flops, [family] * len(budgets), budgets)
-    log_delta = discrepancy(arrays, decades, np.random.default_rng(random_seed + 1)).T  # (budget, sample)
+    # the distance of each budget's median optimum from the family's data; one family: one shared draw of z
+    cols = {k: np.median(opt[k], axis=1) for k in ("params", "tokens")}
+    cols["flops"] = budgets
+    dist = distances(fit.spec.extents, [family] * len(budgets), cols)
+    log_delta = discrepancy(arrays, dist, np.random.default_rng(random_seed + 1), groups=[family] * len(budgets)).T
+    log_floor = np.log(nat["E"])[None, :] if "E" in nat else None
+    expected = np.exp(with_discrepancy(np.log(opt["loss"]), log_floor, log_delta))  # (budget, sample)
     dims = ("budget", "sample")
     ds = xr.Dataset(
         {"params": (dims, opt["params"]), "tokens": (dims, opt["tokens"]),
          "tokens_per_param": (dims, opt["tokens"] / opt["params"]), "loss": (dims, opt["loss"]),
-         "expected_loss": (dims, opt["loss"] * np.exp(log_delta))},
+         "expected_loss": (dims, expected)},
         coords={"budget": budgets, "sample": draws["sample"].to_numpy()})
     ds.attrs.update(family=family, new_family=draws.attrs["new_family"],
                     flops="6 N D" if flops is None else getattr(flops, "__name__", "user function"),

@@ -44,6 +44,7 @@ import numpy as np
 from ..laws import Law, get_law, sampling_moments
 from ..model.checkpoint_noise import layout as ou_layout
 from ..model.checkpoint_noise import run_covariance, run_loglik_numpy
+from ..predict import with_discrepancy
 
 #: the central interval whose relative width the planner narrows
 DEFAULT_INTERVAL = 0.9
@@ -57,6 +58,8 @@ class FamilyDraws:
     natural: dict[str, np.ndarray]
     sigma_seed: np.ndarray
     sigma_obs: np.ndarray
+    #: the discrepancy along the compute direction (planning measures a target's distance in compute: the
+    #: runs it proposes change how far the target lies beyond the family's largest compute)
     kappa: np.ndarray
     drift: np.ndarray
     #: log10 of the family's largest trained compute (None: nothing trained yet)
@@ -88,8 +91,8 @@ class FamilyDraws:
         new = bool(ds.attrs["new_family"])
         observed = None if new else fit.spec.family_max_log10_flops.get(family)
         return cls(law=fit.law, natural={k: ds[k].to_numpy() for k in fit.law.natural},
-                   sigma_seed=arrays["sigma_seed"], sigma_obs=arrays["sigma_obs"], kappa=arrays["kappa"],
-                   drift=arrays["drift"], observed_log10_flops=observed,
+                   sigma_seed=arrays["sigma_seed"], sigma_obs=arrays["sigma_obs"], kappa=arrays["kappa"][:, 0],
+                   drift=arrays["drift"][:, 0], observed_log10_flops=observed,
                    population_log10_flops=max(fit.spec.family_max_log10_flops.values()),
                    ou_length=arrays.get("ou_length"), ou_share=arrays.get("ou_share"),
                    source=f"{'population predictive of a new family' if new else 'posterior of ' + repr(family)} "
@@ -102,7 +105,7 @@ class FamilyDraws:
         law = get_law(prior.law)
         return cls(law=law, natural={k: prior.natural[:, i] for i, k in enumerate(law.natural)},
                    sigma_seed=np.asarray(prior.sigma_seed, float), sigma_obs=np.asarray(prior.sigma_obs, float),
-                   kappa=np.hypot(prior.kappa, prior.drift), drift=np.zeros(len(prior.kappa)),
+                   kappa=np.hypot(prior.kappa[:, 0], prior.drift[:, 0]), drift=np.zeros(len(prior.kappa)),
                    observed_log10_flops=None, source=f"borrowed population prior ({prior.source})",
                    population_log10_flops=prior.max_log10_flops, ou_length=prior.ou_length, ou_share=prior.ou_share)
 
@@ -221,6 +224,10 @@ class _PreposteriorBase:
         self.reference = {"params": float(target_params), "tokens": float(target_tokens), "flops": self.target_flops}
         self.target_log = draws.log_loss(np.array([target_params]), np.array([target_tokens]),
                                          np.array([self.target_flops]))[:, 0]
+        # the discrepancy scales the reducible loss (bayes_scaling.predict.with_discrepancy)
+        self.target_log_floor = np.log(draws.natural["E"]) if "E" in draws.natural else None
+        self.target_share = (1.0 - np.exp(self.target_log_floor - self.target_log)
+                             if self.target_log_floor is not None else np.ones(draws.size))
         ss = np.random.SeedSequence(random_seed)
         rng = np.random.default_rng(ss)
         picks = rng.integers(0, draws.size, fantasies)
@@ -302,7 +309,8 @@ class ImportancePreposterior(_PreposteriorBase):
         """Expected relative interval width, expected ARE and median ESS after observing ``runs``."""
         d = self.draws
         delta = self.decades(runs)
-        log_t = self.target_log + delta * (d.drift + d.kappa * self.crn.disc_z)
+        log_t = with_discrepancy(self.target_log, self.target_log_floor,
+                                 delta * (d.drift + d.kappa * self.crn.disc_z))
         log_w = np.zeros((len(self.crn.picks), d.size))
         for r in runs:
             log_w = log_w + r.extra
@@ -324,8 +332,9 @@ class LaplacePreposterior(_PreposteriorBase):
         self.prior_mean, cov = sampling_moments(self.draws.law, self.draws.natural, self.reference)
         self.prior_prec = np.linalg.inv(cov)
         d = self.draws
-        self._disc_var = float(np.mean(d.kappa**2) + np.var(d.drift))
-        self._drift = float(np.mean(d.drift))
+        share = self.target_share  # a change of the log reducible loss moves the log loss by about this share
+        self._disc_var = float(np.mean((share * d.kappa) ** 2) + np.var(share * d.drift))
+        self._drift = float(np.mean(share * d.drift))
         self._modes: dict[tuple, np.ndarray] = {}
 
     def _prepare(self, y: np.ndarray, mean: np.ndarray, log10_tokens: np.ndarray) -> np.ndarray:

@@ -9,6 +9,9 @@ the Chinchilla law (or, for :func:`last_checkpoint_mean`, a constant loss):
   (Muennighoff et al. 2023), log B, log E and beta fitted with the same Huber objective.
 * :func:`donor_fit` — borrowing another family's point estimates: its Huber fit with E refitted to
   the new family's data, from the donor that fits those data best.
+* :func:`variable_projection_fit` — a grid over the exponents (alpha, beta) with E, A, B, which enter
+  linearly, solved by non-negative least squares on the relative loss at each grid point, the best
+  point refined by L-BFGS over the exponents (the inner problem re-solved at every step).
 * :func:`last_checkpoint_mean` — the mean loss of the last checkpoints of the largest trained model.
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import minimize, nnls
 from scipy.special import logsumexp
 
 from ..laws import CHINCHILLA
@@ -100,6 +103,30 @@ def fixed_n_term_fit(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
     log_e, log_b, beta = _fit(obj, grid)
     return {"E": float(np.exp(log_e)), "A": float(np.exp(MUENNIGHOFF_LOG_A)), "alpha": MUENNIGHOFF_ALPHA,
             "B": float(np.exp(log_b)), "beta": float(beta)}
+
+
+#: the exponent grid of :func:`variable_projection_fit`
+VARPRO_EXPONENTS = np.linspace(0.02, 1.5, 38)
+
+
+def variable_projection_fit(params: np.ndarray, tokens: np.ndarray, loss: np.ndarray) -> dict[str, float]:
+    """Chinchilla parameters by variable projection: for exponents (alpha, beta), E, A and B are the
+    non-negative least-squares solution of ``L = E + A N^-alpha + B D^-beta`` on relative errors (each row
+    divided by its loss); the exponents minimise the remaining residual, on :data:`VARPRO_EXPONENTS` and then
+    by L-BFGS from the best grid point."""
+    n, d, y = (np.asarray(v, float) for v in (params, tokens, loss))
+    w = 1.0 / y
+
+    def inner(alpha: float, beta: float) -> tuple[float, np.ndarray]:
+        design = np.column_stack([np.ones_like(n), n ** -alpha, d ** -beta]) * w[:, None]
+        coef, rnorm = nnls(design, y * w)
+        return rnorm, coef
+
+    best = min(((inner(a, b)[0], a, b) for a in VARPRO_EXPONENTS for b in VARPRO_EXPONENTS), key=lambda t: t[0])
+    res = minimize(lambda x: inner(*x)[0], np.array(best[1:]), method="L-BFGS-B", bounds=[(1e-3, 3.0)] * 2)
+    alpha, beta = (res.x if res.fun <= best[0] else np.array(best[1:]))
+    e, a, b = inner(alpha, beta)[1]
+    return {"E": float(e), "A": float(a), "alpha": float(alpha), "B": float(b), "beta": float(beta)}
 
 
 def predict_natural(p: dict[str, float], params: np.ndarray, tokens: np.ndarray) -> np.ndarray:

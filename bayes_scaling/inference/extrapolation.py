@@ -1,64 +1,243 @@
-"""The extrapolation-discrepancy term, learned by leave-largest-out inside the training data.
+"""The extrapolation discrepancy, learned by nested leave-out inside the training data.
 
-A law fitted on small runs is used 10-100x beyond them in compute, where its form, not only its
-parameters, may be wrong. The predictive therefore adds a discrepancy to the log loss::
+A law fitted on small runs is used far beyond them, where its form, not only its parameters, may be
+wrong. The predictive (:mod:`bayes_scaling.predict`) therefore scales the reducible loss ``L - E`` by
+``exp(delta)``::
 
-    delta ~ Normal(drift * Delta, kappa * Delta),   Delta = max(0, log10 C - log10 C_max(family))
+    delta = sum_d g(Delta_d) (drift_d + kappa_d z_fd),   g(x) = sign(x) |x|^growth,
+    z_fd  = sqrt(shared) z_d + sqrt(1 - shared) z'_fd
 
-that grows linearly with the decades of compute ``Delta`` beyond the largest compute fitted for that
-family (zero inside the data). ``kappa`` (log-loss sd per decade) is the size of the law's
-extrapolation error; ``drift`` (log-loss per decade) its systematic direction: a law that keeps
-over-predicting the loss of larger runs (the usual case when the loss curve still bends down) does so
-in the held-out data too. Both are learned by leave-largest-out:
+with ``Delta`` the distance of the point from its family's data in each direction ``d``
+(:mod:`bayes_scaling.data.extent`: compute beyond the largest run, parameters beyond the largest
+model, tokens per parameter outside the trained range), ``kappa_d`` the sd and ``drift_d`` the
+systematic bias of the log reducible loss per unit distance, ``growth`` how the error grows with
+distance, and ``shared`` the share of it common to every family of the fit (their laws err together:
+the same optimiser, tokenizer or evaluation) beside each family's own ``z'_fd``. Acting on the
+reducible part keeps every draw of the expected loss above the family's irreducible loss E.
 
-1. In each family, hold out the runs whose largest compute lies within ``holdout_decades`` of the
-   family's largest compute (a family that would lose every run holds out the late checkpoints
-   of its runs instead).
-2. Fit the same hierarchical model to the rest (a shorter NUTS run).
-3. For each held-out point ``i``, take the residual ``r_i`` of the log loss against the inner
-   predictive mean, the inner predictive variance ``v_i`` (parameters + seed + checkpoint noise)
-   and its distance ``Delta_i`` from the inner fit's data.
-4. The joint posterior of (kappa, drift) on a grid:
-   ``prod_i N(r_i | drift Delta_i, v_i + kappa^2 Delta_i^2)^(w_i) x HalfNormal(kappa | s_k) x Normal(drift | 0, s_d)``,
-   each run weighted ``w_i = 1 / checkpoints`` so that a long curve counts as one run.
+All of them are learned from the fit's own data by **nested leave-out** (:func:`holdout_splits`):
 
-Draws of (kappa, drift) from that posterior enter the final predictive. With nothing held out at a
-positive distance, both keep their priors (and the fit says so).
+1. For each direction and depth ``k`` (1, 2, ...), hold out in each family the runs at its ``k``
+   largest levels: compute budgets (a run's largest compute), model sizes, or tokens-per-parameter
+   multipliers (a run's final D / N). Levels closer than :data:`LEVEL_GAP` decades are one level. A
+   family with too few levels keeps all its runs; a family of one compute level holds out its late
+   checkpoints instead (compute direction, depth 1).
+2. Fit the same hierarchical model to the rest (a shorter NUTS run, checked like any fit).
+3. For each held-out run take the mean residual of its log loss against the inner predictive, the
+   inner predictive variance, the reducible share ``1 - E / L`` (a residual on the log loss is
+   ``(1 - E / L)`` times one on the log reducible loss) and its distance from the inner fit's data.
+4. Sample the joint posterior of ``(kappa_d, drift_d, growth, shared)`` given every split's residuals
+   (each split a multivariate normal over its held-out runs: runs of one family share their ``z``, all
+   runs share the common part) with an affine-invariant ensemble sampler (:func:`discrepancy_posterior`).
+
+A direction no split reaches keeps its priors, and the fit's notes say so.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..data import ScalingData
+from ..data.extent import DIRECTIONS
+from ..model import Priors
+
+#: run levels (log10 of a run's largest compute, its size, or its final tokens per parameter) closer than
+#: this many decades are one level: sizes or budgets read off a figure differ in the third digit
+LEVEL_GAP = 0.05
+#: depths of the nested leave-out: hold out the largest 1 and 2 levels of each direction
+DEFAULT_DEPTHS = (1, 2)
+#: the run key of each direction: a run's level in it
+_RUN_KEY = {"flops": "log_flops", "params": "log_params", "ratio": "log_ratio"}
 
 
-def holdout_split(data: ScalingData, holdout_decades: float = 0.3) -> tuple[np.ndarray, str]:
-    """Boolean mask of held-out rows for leave-largest-out, and a description."""
+@dataclass
+class Holdout:
+    """One nested leave-out split: the rows held out, in which direction, how deep."""
+
+    direction: str
+    depth: int
+    held: np.ndarray
+    description: str
+
+
+def _levels(values: np.ndarray) -> np.ndarray:
+    """Level index of each value, 0 for the largest; values closer than :data:`LEVEL_GAP` share a level."""
+    order = np.argsort(-values)
+    level = np.zeros(len(values), dtype=int)
+    current, last = 0, None
+    for i in order:
+        if last is not None and last - values[i] > LEVEL_GAP:
+            current += 1
+        level[i] = current
+        last = values[i]
+    return level
+
+
+def _run_keys(data: ScalingData) -> pd.DataFrame:
     df = data.frame
+    g = df.assign(log_flops=np.log10(df["flops"]), log_params=np.log10(df["params"]),
+                  log_ratio=np.log10(df["tokens"] / df["params"])).groupby("run", sort=False)
+    return pd.DataFrame({"family": g["family"].first(), "log_flops": g["log_flops"].max(),
+                         "log_params": g["log_params"].first(), "log_ratio": g["log_ratio"].max()})
+
+
+def holdout_splits(data: ScalingData, depths: tuple[int, ...] = DEFAULT_DEPTHS,
+                   directions: tuple[str, ...] = DIRECTIONS) -> list[Holdout]:
+    """The nested leave-out splits of ``data``: one per direction (of ``directions``) and depth that holds
+    something out in some family, splits identical to an earlier one dropped."""
+    df = data.frame
+    runs = _run_keys(data)
+    row_run = df["run"].to_numpy()
+    splits: list[Holdout] = []
+    seen: list[np.ndarray] = []
+    for direction in directions:
+        for depth in depths:
+            held_runs: set = set()
+            late_rows = np.zeros(len(df), dtype=bool)
+            for fam, part in runs.groupby("family", sort=False):
+                level = _levels(part[_RUN_KEY[direction]].to_numpy())
+                if level.max() >= depth:  # the family keeps at least one level
+                    held_runs.update(part.index[level < depth])
+                elif direction == "flops" and depth == 1:
+                    late_rows |= _late_checkpoints(df, fam)
+            held = np.isin(row_run, list(held_runs)) | late_rows
+            if not held.any() or held.all() or any(np.array_equal(held, s) for s in seen):
+                continue
+            seen.append(held)
+            what = {"flops": "compute budgets", "params": "model sizes", "ratio": "tokens-per-parameter levels"}
+            splits.append(Holdout(direction, depth, held,
+                                  f"{direction}, depth {depth}: held out each family's {depth} largest "
+                                  f"{what[direction]} ({int(held.sum())} of {len(held)} rows)"))
+    return splits
+
+
+def _late_checkpoints(df: pd.DataFrame, family: str, decades: float = 0.3) -> np.ndarray:
+    """Rows of ``family`` within ``decades`` of its largest compute, when each of its runs keeps two earlier
+    checkpoints (a family of one compute level: the late part of its curves)."""
+    in_fam = (df["family"] == family).to_numpy()
     lc = np.log10(df["flops"].to_numpy())
-    run_max = pd.Series(lc).groupby(df["run"].to_numpy()).transform("max").to_numpy()
-    fam_max = pd.Series(lc).groupby(df["family"].to_numpy()).transform("max").to_numpy()
-    held = run_max >= fam_max - holdout_decades  # whole runs near the top of the family
-    for fam in df["family"].unique():
-        in_fam = (df["family"] == fam).to_numpy()
-        if held[in_fam].all():  # the family would vanish: hold out late checkpoints instead
-            late = in_fam & (lc >= fam_max - holdout_decades)
-            runs_left = pd.Series(~late[in_fam]).groupby(df.loc[in_fam, "run"].to_numpy()).sum()
-            if (runs_left >= 2).all() and late.any():
-                held[in_fam] = late[in_fam]
-            else:
-                held[in_fam] = False
-    desc = (f"held out runs within {holdout_decades} decades of each family's largest compute "
-            f"({int(held.sum())} of {len(held)} rows)")
-    return held, desc
+    late = in_fam & (lc > lc[in_fam].max() - decades)
+    left = pd.Series((~late)[in_fam]).groupby(df.loc[in_fam, "run"].to_numpy()).sum()
+    return late if (left >= 2).all() and late.any() else np.zeros(len(df), dtype=bool)
 
 
-def discrepancy_posterior(resid: np.ndarray, var: np.ndarray, dist: np.ndarray, weight: np.ndarray,
+@dataclass
+class HeldOut:
+    """The held-out runs of one split, aggregated per run (their checkpoints share the run's seed effect)."""
+
+    resid: np.ndarray  # mean residual of log loss against the inner predictive mean
+    var: np.ndarray  # mean inner predictive variance of log loss
+    share: np.ndarray  # reducible share 1 - E / L (converts log reducible loss to log loss)
+    dist: np.ndarray  # (run, direction) mean distance from the inner fit's data
+    family: np.ndarray  # family code of each run
+
+
+def aggregate_runs(run: np.ndarray, family: np.ndarray, resid: np.ndarray, var: np.ndarray, share: np.ndarray,
+                   dist: np.ndarray) -> HeldOut:
+    """Per-run means of held-out rows."""
+    keys, inv = np.unique(np.asarray(run, dtype=str), return_inverse=True)
+    inv = inv.ravel()
+    count = np.bincount(inv, minlength=len(keys)).astype(float)
+
+    def mean(v: np.ndarray) -> np.ndarray:
+        return np.bincount(inv, weights=v, minlength=len(keys)) / count
+
+    fam_of_run = np.empty(len(keys), dtype=object)
+    fam_of_run[inv] = np.asarray(family, dtype=str)
+    codes = np.unique(fam_of_run.astype(str), return_inverse=True)[1].ravel()
+    return HeldOut(resid=mean(resid), var=mean(var), share=mean(share),
+                   dist=np.column_stack([mean(dist[:, d]) for d in range(dist.shape[1])]), family=codes)
+
+
+def _log_density(phi: np.ndarray, splits: list[HeldOut], kappa_scale: float, drift_scale: float,
+                 growth_log_sd: float) -> np.ndarray:
+    """Log posterior density (up to a constant) of walkers ``phi`` (W, 2 D + 2): log kappa_d, drift_d,
+    log growth, logit shared; with the Jacobians of the log and logit transforms."""
+    n_dir = len(DIRECTIONS)
+    log_kappa, drift = phi[:, :n_dir], phi[:, n_dir:2 * n_dir]
+    log_growth, logit_shared = phi[:, 2 * n_dir], phi[:, 2 * n_dir + 1]
+    kappa, growth = np.exp(log_kappa), np.exp(log_growth)
+    shared = 1.0 / (1.0 + np.exp(-logit_shared))
+    # HalfNormal(kappa_scale) on kappa (+ log kappa, the Jacobian); Normal(0, drift_scale) on drift;
+    # LogNormal(0, growth_log_sd) on growth (its density on log growth); Uniform(0, 1) on shared
+    lp = (-0.5 * (kappa / kappa_scale) ** 2 + log_kappa).sum(axis=1)
+    lp += (-0.5 * (drift / drift_scale) ** 2).sum(axis=1)
+    lp += -0.5 * (log_growth / growth_log_sd) ** 2
+    lp += np.log(shared) + np.log1p(-shared)
+    for h in splits:
+        mag = np.abs(h.dist)[None, :, :] ** growth[:, None, None]  # (W, n, d)
+        a = h.share[None, :, None] * np.sign(h.dist)[None] * mag  # effect on log loss per unit discrepancy
+        mean = np.einsum("wnd,wd->wn", a, drift)
+        ak = a * kappa[:, None, :]
+        same = (h.family[:, None] == h.family[None, :]).astype(float)
+        corr = shared[:, None, None] + (1.0 - shared)[:, None, None] * same[None]
+        cov = np.einsum("wnd,wmd->wnm", ak, ak) * corr
+        cov[:, np.arange(len(h.var)), np.arange(len(h.var))] += h.var[None, :]
+        chol = np.linalg.cholesky(cov)
+        r = h.resid[None, :] - mean
+        sol = np.linalg.solve(chol, r[..., None])[..., 0]
+        lp += -0.5 * (sol**2).sum(axis=1) - np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    return np.where(np.isfinite(lp), lp, -np.inf)
+
+
+def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng: np.random.Generator, *,
+                          walkers: int = 32, steps: int = 1200, burn: int = 400) -> dict[str, np.ndarray]:
+    """Draws of the discrepancy's parameters given the held-out runs of every split.
+
+    Returns ``kappa``, ``drift`` (size, direction), ``growth`` and ``shared`` (size,). An affine-invariant
+    ensemble sampler (Goodman and Weare 2010, the stretch move) on (log kappa_d, drift_d, log growth,
+    logit shared): no step size to tune, and ``walkers`` x ``steps`` evaluations of a density that is
+    cheap (one Cholesky factor per split and walker).
+    """
+    n_dir = len(DIRECTIONS)
+    dim = 2 * n_dir + 2
+    scales = (priors.kappa_scale, priors.drift_scale, priors.growth_log_sd)
+    kappa_scale, drift_scale = scales[0], scales[1]
+    start = np.concatenate([np.log(kappa_scale * 0.5) + 0.5 * rng.standard_normal((walkers, n_dir)),
+                            0.1 * drift_scale * rng.standard_normal((walkers, n_dir)),
+                            0.1 * rng.standard_normal((walkers, 1)), 0.5 * rng.standard_normal((walkers, 1))], axis=1)
+    x = start
+    lp = _log_density(x, splits, *scales)
+    half = walkers // 2
+    kept = []
+    a = 2.0
+    for step in range(steps):
+        for first in (True, False):
+            move = slice(0, half) if first else slice(half, walkers)
+            other = slice(half, walkers) if first else slice(0, half)
+            xs, xo = x[move], x[other]
+            z = ((a - 1.0) * rng.random(len(xs)) + 1.0) ** 2 / a
+            partner = xo[rng.integers(0, len(xo), len(xs))]
+            prop = partner + z[:, None] * (xs - partner)
+            lp_prop = _log_density(prop, splits, *scales)
+            accept = np.log(rng.random(len(xs))) < (dim - 1) * np.log(z) + lp_prop - lp[move]
+            xs = np.where(accept[:, None], prop, xs)
+            x[move] = xs
+            lp[move] = np.where(accept, lp_prop, lp[move])
+        if step >= burn:
+            kept.append(x.copy())
+    chain = np.concatenate(kept)
+    pick = chain[rng.choice(len(chain), size=size, replace=size > len(chain))]
+    return {"kappa": np.exp(pick[:, :n_dir]), "drift": pick[:, n_dir:2 * n_dir],
+            "growth": np.exp(pick[:, 2 * n_dir]), "shared": 1.0 / (1.0 + np.exp(-pick[:, 2 * n_dir + 1]))}
+
+
+def prior_draws(priors: Priors, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Draws of the discrepancy's priors (nothing held out)."""
+    n_dir = len(DIRECTIONS)
+    return {"kappa": np.abs(rng.normal(0, priors.kappa_scale, (size, n_dir))),
+            "drift": rng.normal(0, priors.drift_scale, (size, n_dir)),
+            "growth": np.exp(priors.growth_log_sd * rng.standard_normal(size)), "shared": rng.random(size)}
+
+
+def grid_discrepancy_posterior(resid: np.ndarray, var: np.ndarray, dist: np.ndarray, weight: np.ndarray,
                           kappa_scale: float, drift_scale: float | None, size: int, rng: np.random.Generator,
                           n_grid: int = 241, return_evidence: bool = False):
-    """Draws of (kappa, drift) from their grid posterior given held-out residuals.
+    """Draws of (kappa, drift) of a discrepancy along one distance, from their grid posterior given held-out
+    residuals (the data-mixing law's discrepancy, :mod:`bayes_scaling.inference.mixing`).
 
     ``r_i ~ Normal(drift * Delta_i, sqrt(v_i + kappa^2 Delta_i^2))`` with weights ``w_i``;
     priors ``kappa ~ HalfNormal(kappa_scale)``, ``drift ~ Normal(0, drift_scale)``;

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import ScalingData, apply_filters
+from ..data.extent import DIRECTIONS, distances
 from ..errors import PriorDataConflictWarning, SamplingWarning
 from ..laws import Law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
@@ -17,7 +18,8 @@ from ..model.hierarchical import uses_fused_rows, whitens
 from ..model.population_prior import CONFLICT_P_VALUE, size_spans
 from ..model.spec import checkpoint_noise_for
 from .diagnostics import Diagnostics, diagnose, failed_checks, warn_if_problems
-from .extrapolation import discrepancy_posterior, holdout_split
+from .extrapolation import (DEFAULT_DEPTHS, HeldOut, Holdout, aggregate_runs, discrepancy_posterior, holdout_splits,
+                            prior_draws)
 from .fitted import ScalingFit, build_idata
 from .initial import family_point_estimates, initial_values
 from .parameterisation import WHITENING_MODES, choose_noncentering, family_whitening
@@ -52,7 +54,7 @@ def fit(
     backend: str = "auto",
     fused: bool = True,
     extrapolation: str | float | None = "learn",
-    holdout_decades: float = 0.3,
+    holdout_depths: tuple[int, ...] = DEFAULT_DEPTHS,
     progressbar: bool = False,
 ) -> ScalingFit:
     """Fit the hierarchical scaling law of :mod:`bayes_scaling.model` to ``data`` with NUTS.
@@ -127,9 +129,13 @@ def fit(
         False builds that graph (for comparison; ``backend="jax"`` always does). Recorded in
         ``fit.sampler_info["fused_rows"]``.
     extrapolation:
-        ``"learn"`` (default): learn the extrapolation discrepancy by leave-largest-out
-        (:mod:`.extrapolation`); a number: a fixed kappa (log-loss sd per decade of compute);
-        ``None``: no discrepancy term.
+        ``"learn"`` (default): learn the extrapolation discrepancy, in every direction a prediction can
+        leave the data (compute, model size, tokens per parameter), by nested leave-out
+        (:mod:`.extrapolation`); a number: a fixed kappa (sd of the log reducible loss per decade of
+        compute beyond the data); ``None``: no discrepancy term.
+    holdout_depths:
+        The depths of the nested leave-out: ``(1, 2)`` (default) holds out each family's largest, then its
+        two largest, compute budgets, model sizes and tokens-per-parameter levels, one calibration fit each.
 
     Notes
     -----
@@ -167,45 +173,49 @@ def fit(
                            noncentering=noncentering, treatments=treatments, draws=draws, tune=tune, chains=chains,
                            until_converged=until_converged, random_seed=random_seed, target_accept=target_accept,
                            whiten=whiten, sampler=sampler, backend=component_backend, fused=fused,
-                           extrapolation=extrapolation, holdout_decades=holdout_decades, progressbar=progressbar)
+                           extrapolation=extrapolation, holdout_depths=holdout_depths, progressbar=progressbar)
 
         fitted = fit_mixture(prior, component, random_seed, {"prior_data_conflict": conflict})
         warn_if_problems(fitted.diagnostics, "fit")
         return fitted
     spec, estimates = model_spec(data, law, priors, likelihood=likelihood, borrow=prior, noncentering=noncentering,
                                  treatments=treatments, checkpoint_noise=checkpoint_noise)
-    weak_exponent = _weak_borrowed_exponent(prior, data, spec) if prior is not None else None
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, backend=backend, progressbar=progressbar,
                     whiten=whiten, until_converged=until_converged, fused=fused)
     fitted = _fit_spec(data, spec, settings, estimates=estimates)
+    weak_exponent = _weak_borrowed_exponent(prior, data, spec) if prior is not None else None
 
     rng = np.random.default_rng(random_seed + 7919)
     posterior = fitted.idata.posterior
     n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
-    drift = np.zeros(n_samples)
+    zeros = np.zeros((n_samples, len(DIRECTIONS)))
     if extrapolation is None:
-        kappa, info = np.zeros(n_samples), {"mode": "none"}
+        draws, info = {"kappa": zeros}, {"mode": "none"}
     elif isinstance(extrapolation, (int, float)) and not isinstance(extrapolation, bool):
-        kappa, info = np.full(n_samples, float(extrapolation)), {"mode": "fixed", "kappa": float(extrapolation)}
+        draws = {"kappa": np.full(n_samples, float(extrapolation))}
+        info = {"mode": "fixed", "kappa": float(extrapolation)}
     elif extrapolation == "learn" and prior is not None:
-        # how the source families' laws extrapolated beyond their largest runs; their shared drift is a
-        # trend of *their* fitted laws, whose sign need not carry over to a new family's law fitted on
-        # a few small models, so it widens the new family's discrepancy instead of shifting it
+        # how the source families' laws extrapolated beyond their data; their drift is a trend of *their*
+        # fitted laws, whose sign need not carry over to a new family's law fitted on a few small models,
+        # so it widens the new family's discrepancy instead of shifting it
         pick = rng.integers(0, len(prior.kappa), n_samples)
-        kappa = np.hypot(prior.kappa[pick], prior.drift[pick])
+        draws = {"kappa": np.hypot(prior.kappa[pick], prior.drift[pick]), "growth": prior.growth[pick],
+                 "shared": prior.shared[pick]}
         info = {"mode": "borrowed", "source": prior.source, "calibrated": True,
-                "kappa_median": float(np.median(kappa)), "source_drift_median": float(np.median(prior.drift)),
+                "kappa_median": float(np.median(draws["kappa"][:, 0])),
+                "source_drift_median": float(np.median(prior.drift[:, 0])),
                 "note": "the source fit's kappa and |drift| together set this family's discrepancy scale"}
     elif extrapolation == "learn":
-        kappa, drift, info = _learn_discrepancy(data, spec, settings, holdout_decades, rng, n_samples)
+        draws, info = _learn_discrepancy(data, spec, settings, tuple(holdout_depths), rng, n_samples)
     else:
         raise ValueError(f"extrapolation must be 'learn', a number or None, got {extrapolation!r}")
     if conflict is not None:
         info["prior_data_conflict"] = conflict
     if weak_exponent is not None:
         info["weak_borrowed_exponent"] = weak_exponent
-    fitted.set_extrapolation(kappa, info, drift=drift)
+    fitted.set_extrapolation(draws["kappa"], info, drift=draws.get("drift"), growth=draws.get("growth"),
+                             shared=draws.get("shared"))
     return fitted
 
 
@@ -334,52 +344,82 @@ def _predictive_moments(log_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(finite, mean, q50), np.where(finite, var, ((q75 - q25) / 1.349) ** 2)
 
 
-def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], holdout_decades: float,
-                       rng: np.random.Generator, n_samples: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    held, desc = holdout_split(data, holdout_decades)
+def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], depths: tuple[int, ...],
+                       rng: np.random.Generator, n_samples: int) -> tuple[dict[str, np.ndarray], dict]:
+    """The discrepancy's draws by nested leave-out (:mod:`.extrapolation`), and what was held out."""
     k_scale, d_scale = spec.priors.kappa_scale, spec.priors.drift_scale
-    info: dict[str, Any] = {"mode": "learn", "holdout": desc, "prior_scale": k_scale, "drift_prior_scale": d_scale}
-    if not held.any():
+    info: dict[str, Any] = {"mode": "learn", "prior_scale": k_scale, "drift_prior_scale": d_scale,
+                            "depths": list(depths), "splits": []}
+    splits = holdout_splits(data, depths)
+    if not splits:
         info["calibrated"] = False
-        info["note"] = "nothing could be held out (each family has one run); kappa and drift keep their priors"
-        return np.abs(rng.normal(0, k_scale, n_samples)), rng.normal(0, d_scale, n_samples), info
-    train = data.subset(~held, name="leave_largest_out", reason=desc)
+        info["holdout"] = "nothing could be held out"
+        info["note"] = ("nothing could be held out (no family has two levels of compute, size or tokens per "
+                        "parameter, nor a curve to cut); the discrepancy keeps its priors")
+        return prior_draws(spec.priors, n_samples, rng), info
+    held_out = []
+    for split in splits:
+        held_run, record = _held_out_residuals(data, spec, settings, split, rng)
+        info["splits"].append(record)
+        if held_run is not None:
+            held_out.append(held_run)
+    reached = [d for i, d in enumerate(DIRECTIONS) if any(np.any(h.dist[:, i] != 0) for h in held_out)]
+    info["holdout"] = "; ".join(r["description"] for r in info["splits"])
+    info["directions_calibrated"] = reached
+    info["calibrated"] = bool(reached)
+    draws = discrepancy_posterior(held_out, spec.priors, n_samples, rng) if held_out else \
+        prior_draws(spec.priors, n_samples, rng)
+    for i, d in enumerate(DIRECTIONS):
+        for name in ("kappa", "drift"):
+            v = draws[name][:, i]
+            info[f"{name}_{d}"] = {"median": float(np.median(v)), "q05": float(np.quantile(v, 0.05)),
+                                   "q95": float(np.quantile(v, 0.95))}
+    for name in ("growth", "shared"):
+        info[f"{name}_median"] = float(np.median(draws[name]))
+    info["kappa_median"], info["drift_median"] = info["kappa_flops"]["median"], info["drift_flops"]["median"]
+    missing = [d for d in DIRECTIONS if d not in reached]
+    if missing:
+        info["note"] = (f"no held-out run lay beyond the rest in {', '.join(missing)}: the discrepancy keeps its "
+                        "prior there")
+    return draws, info
+
+
+def _held_out_residuals(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], split: Holdout,
+                        rng: np.random.Generator) -> tuple[HeldOut | None, dict]:
+    """Fit the rows ``split`` keeps, predict those it holds out; their per-run residuals and a record."""
+    train = data.subset(~split.held, name="nested_leave_out", reason=split.description)
     inner_spec = ModelSpec.from_data(train, spec.law, spec.priors, likelihood=spec.likelihood,
                                      noncentering=spec.noncentering,
                                      checkpoint_noise=checkpoint_noise_for(spec.checkpoint_noise, train),
                                      treatments={g: t for g, t in spec.treatments.items()
                                                  if g in train.families and t in train.families})
+    record: dict[str, Any] = {"direction": split.direction, "depth": split.depth, "description": split.description,
+                              "heldout_rows": int(split.held.sum())}
+    if inner_spec.families != spec.families:  # a family would vanish: its runs cannot be predicted as its own
+        record["skipped"] = "a family would lose every run"
+        return None, record
     inner_settings = dict(settings, draws=min(settings["draws"], 500), tune=min(settings["tune"], 500))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)  # the inner fit's diagnostics are stored, not shouted
         inner = _fit_spec(train, inner_spec, inner_settings, what="extrapolation calibration fit")
-    test = data.frame.loc[held]
-    pred = inner.predict(family=test["family"].to_numpy(), params=test["params"].to_numpy(),
-                         tokens=test["tokens"].to_numpy(), flops=test["flops"].to_numpy(), keep_draws=True,
-                         random_seed=int(rng.integers(2**31)))
+    test = data.frame.loc[split.held]
+    cols = {c: test[c].to_numpy() for c in ("params", "tokens", "flops")}
+    fam = test["family"].to_numpy().astype(str)
+    pred = inner.predict(family=fam, **cols, keep_draws=True, random_seed=int(rng.integers(2**31)))
     log_draws = np.log(pred["run_loss"].to_numpy())
     centre, var = _predictive_moments(log_draws)
     resid = np.log(test["loss"].to_numpy()) - centre
-    lc = np.log10(test["flops"].to_numpy())
-    fam_max = np.array([inner_spec.family_max_log10_flops[f] for f in test["family"]])
-    dist = np.maximum(0.0, lc - fam_max)
-    weight = 1.0 / test.groupby("run")["loss"].transform("size").to_numpy()
-    kappa, drift = discrepancy_posterior(resid, var, dist, weight, k_scale, d_scale, n_samples, rng)
-    info.update(
-        calibrated=bool((dist > 0).any()),
-        heldout_rows=int(held.sum()),
-        heldout_runs=int(test["run"].nunique()),
-        max_distance_decades=float(dist.max()),
-        heldout_are=float(np.mean(np.abs(np.expm1(-resid)))),
-        heldout_z_rms=float(np.sqrt(np.mean(resid**2 / var))),
-        kappa_median=float(np.median(kappa)),
-        kappa_q05=float(np.quantile(kappa, 0.05)),
-        kappa_q95=float(np.quantile(kappa, 0.95)),
-        drift_median=float(np.median(drift)),
-        drift_q05=float(np.quantile(drift, 0.05)),
-        drift_q95=float(np.quantile(drift, 0.95)),
-        inner_diagnostics=inner.diagnostics.to_dict(),
-    )
-    if not info["calibrated"]:
-        info["note"] = "held-out points lie inside the fitted compute range; kappa and drift keep their priors"
-    return kappa, drift, info
+    if "E" in inner.law.natural:
+        e_median = inner.idata.posterior["natural"].sel(law_param="E").median(("chain", "draw")).to_series()
+        floor = e_median.reindex(fam).to_numpy()
+    else:
+        floor = np.zeros(len(fam))
+    share = np.clip(1.0 - floor / np.exp(centre), 0.05, 1.0)
+    dist = distances(inner_spec.extents, fam, cols)
+    held = aggregate_runs(test["run"].to_numpy(), fam, resid, var, share, dist)
+    record.update(heldout_runs=int(len(held.resid)),
+                  max_distance={d: float(np.abs(dist[:, i]).max()) for i, d in enumerate(DIRECTIONS)},
+                  heldout_are=float(np.mean(np.abs(np.expm1(-resid)))),
+                  heldout_z_rms=float(np.sqrt(np.mean(resid**2 / var))),
+                  inner_diagnostics=inner.diagnostics.to_dict())
+    return held, record

@@ -31,6 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from ..data import DropRecord, ScalingData
+from ..data.extent import DIRECTIONS, per_direction
 from ..errors import FitFileError
 from ..model.checkpoint_noise import run_loglik_numpy as ou_run_loglik_numpy
 from ..model.likelihood import run_marginal_loglik, run_sums_numpy
@@ -167,13 +168,21 @@ class ScalingFit:
         weights = self.extrapolation.get("mixture_weights")
         return None if weights is None else dict(sorted(weights.items(), key=lambda kv: -kv[1]))
 
-    def set_extrapolation(self, kappa: np.ndarray, info: dict, drift: np.ndarray | None = None) -> None:
-        """Store draws of the extrapolation discrepancy's scale ``kappa`` and direction ``drift``."""
+    def set_extrapolation(self, kappa: np.ndarray, info: dict, drift: np.ndarray | None = None,
+                          growth: np.ndarray | None = None, shared: np.ndarray | None = None) -> None:
+        """Store draws of the extrapolation discrepancy (:mod:`bayes_scaling.predict`): its scale ``kappa`` and
+        direction ``drift`` per direction of :data:`~bayes_scaling.data.extent.DIRECTIONS` (sample, direction),
+        or of the compute direction alone (sample,); its ``growth`` with distance (default linear, 1) and the
+        ``shared`` share of it common to every family (default 0)."""
         post = self.idata.posterior
         shape = (post.sizes["chain"], post.sizes["draw"])
-        post["kappa"] = (("chain", "draw"), np.asarray(kappa, dtype=float).reshape(shape))
-        drift = np.zeros(shape) if drift is None else np.asarray(drift, dtype=float).reshape(shape)
-        post["drift"] = (("chain", "draw"), drift)
+        coords = {"direction": list(DIRECTIONS)}
+        for name, value in (("kappa", kappa), ("drift", np.zeros(shape[0] * shape[1]) if drift is None else drift)):
+            post[name] = xr.DataArray(per_direction(value).reshape(shape + (len(DIRECTIONS),)),
+                                      dims=("chain", "draw", "direction"), coords=coords)
+        for name, value, default in (("discrepancy_growth", growth, 1.0), ("discrepancy_shared", shared, 0.0)):
+            v = np.full(shape, default) if value is None else np.asarray(value, dtype=float).reshape(shape)
+            post[name] = (("chain", "draw"), v)
         post.attrs[EXTRAP_ATTR] = json.dumps(info)
 
     # ------------------------------------------------------------------ prediction
@@ -195,7 +204,7 @@ class ScalingFit:
             raise ValueError(f"{len(fam)} family names for {len(cols['params'])} points")
         arrays = posterior_arrays(self.idata.posterior)
         res, new_mask = predict_draws(self.law, arrays, self.spec.families, self.spec.reference,
-                                      self.spec.family_max_log10_flops, fam.astype(str), cols,
+                                      self.spec.extents, fam.astype(str), cols,
                                       rng=np.random.default_rng(random_seed), interval=interval,
                                       keep_draws=keep_draws, allow_new_family=allow_new_family)
         return as_dataset(res, fam.astype(str), cols, new_mask, interval)
@@ -239,8 +248,14 @@ class ScalingFit:
         for f in self.spec.families:
             for p in self.law.natural:
                 add(f, p, post["natural"].sel(family=f, law_param=p))
-        for s in ("tau_level", "sigma_seed", "sigma_obs", "ou_length", "ou_share", "kappa", "drift", "nu"):
-            if s in post:
+        for s in ("tau_level", "sigma_seed", "sigma_obs", "ou_length", "ou_share", "kappa", "drift",
+                  "discrepancy_growth", "discrepancy_shared", "nu"):
+            if s not in post:
+                continue
+            if "direction" in post[s].dims:
+                for d in post[s]["direction"].to_numpy():
+                    add("noise", f"{s}[{d}]", post[s].sel(direction=d))
+            else:
                 add("noise", s, post[s])
         return pd.DataFrame(rows)
 

@@ -24,7 +24,7 @@ from ..laws import mixing as law
 from ..model.mixing import MixingPriors, build_mixing_model, reference_scales
 from ..storage import read_idata, write_netcdf
 from .diagnostics import Diagnostics, diagnose, warn_if_problems
-from .extrapolation import discrepancy_posterior
+from .extrapolation import grid_discrepancy_posterior
 from .sampling import run_nuts
 
 MIXING_VARS = ("mu", "tau", "pooled", "log_level", "mu_sigma", "tau_sigma", "sigma", "sigma_mix", "nu", "kappa")
@@ -85,7 +85,7 @@ def calibrate_mixture_extrapolation(data: MixingData, priors: MixingPriors, sett
     curve of the left-out mixture is predicted: its log-loss residual against the inner one-run
     predictive, that predictive's variance, and the left-out mixture's distance ``Delta`` from the
     others (:func:`mixture_distance`) raised to ``priors.distance_power`` go into the grid posterior of
-    :func:`bayes_scaling.inference.extrapolation.discrepancy_posterior` (one curve counts once). The
+    :func:`bayes_scaling.inference.extrapolation.grid_discrepancy_posterior` (one curve counts once). The
     info records the log marginal likelihood of the residuals for p = 1 and p = 2 (and the chosen p),
     so a fit says whether its data support the power it used.
     """
@@ -112,8 +112,8 @@ def calibrate_mixture_extrapolation(data: MixingData, priors: MixingPriors, sett
     # sign of the law's error along one departure says nothing of its sign along another
     evidence = {}
     for q in sorted({1.0, 2.0, float(power)}):  # how well each growth law explains the residuals
-        k, _, evidence[f"p={q:g}"] = discrepancy_posterior(resid, var, dist ** q, weight, priors.kappa_scale, None,
-                                                           size, rng, return_evidence=True)
+        k, _, evidence[f"p={q:g}"] = grid_discrepancy_posterior(resid, var, dist ** q, weight, priors.kappa_scale,
+                                                                None, size, rng, return_evidence=True)
         if q == power:
             kappa = k
     info = {"mode": "learn", "holdout": f"leave-one-mixture-out over {data.mixtures}",

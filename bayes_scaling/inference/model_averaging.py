@@ -145,8 +145,9 @@ def _combine(fits: dict[str, ScalingFit], weights: np.ndarray, table: dict, spec
         parts["sample_stats"].append(_picked(idata.sample_stats, pick))
     post, stats_ = (_unstack(xr.concat(parts[g], "sample", data_vars="all", coords="minimal", compat="override"),
                              shape) for g in ("posterior", "sample_stats"))
-    kappa, drift = post["kappa"].to_numpy(), post["drift"].to_numpy()
-    post = post.drop_vars(["kappa", "drift"])
+    names_d = ["kappa", "drift", "discrepancy_growth", "discrepancy_shared"]
+    disc = {k: post[k].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy() for k in names_d}
+    post = post.drop_vars(names_d)
     relevant = [n for n, w in zip(names, weights) if w >= MIN_REPORTED_WEIGHT]
     diags = {n: fits[n].diagnostics for n in relevant}
     diag = Diagnostics(divergences=sum(d.divergences for d in diags.values()),
@@ -162,7 +163,8 @@ def _combine(fits: dict[str, ScalingFit], weights: np.ndarray, table: dict, spec
     info = {**first.sampler_info, "mixture": table}
     fitted = ScalingFit(build_idata(az.InferenceData(posterior=post, sample_stats=stats_), first.data, spec, info,
                                     diag), spec)
-    fitted.set_extrapolation(kappa.ravel(), extrapolation, drift=drift.ravel())
+    fitted.set_extrapolation(disc["kappa"], extrapolation, drift=disc["drift"], growth=disc["discrepancy_growth"],
+                             shared=disc["discrepancy_shared"])
     return fitted
 
 

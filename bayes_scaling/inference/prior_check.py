@@ -45,7 +45,7 @@ def prior_predictive_check(data: ScalingData, law: str | Law = "chinchilla", pri
     cols = {c: df[c].to_numpy(dtype=float) for c in ("params", "tokens", "flops")}
     fam = df["family"].to_numpy(dtype=str)
     res, new_mask = predict_draws(spec.law_obj, arrays, spec.families, spec.reference,
-                                  spec.family_max_log10_flops, fam, cols, rng=np.random.default_rng(random_seed),
+                                  spec.extents, fam, cols, rng=np.random.default_rng(random_seed),
                                   interval=interval, keep_draws=False)
     ds = as_dataset(res, fam, cols, new_mask, interval)
     loss = df["loss"].to_numpy(dtype=float)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..data.extent import DIRECTIONS, per_direction
 from ..errors import FitFileError, PriorError
 from ..laws import get_law, sampling_moments
 from ..storage import write_netcdf
@@ -71,11 +72,19 @@ class PopulationPrior:
     #: decades of parameters spanned by each source family's model sizes (log10 of largest / smallest);
     #: None: unknown (a prior saved before this was recorded)
     size_spans: dict[str, float] | None = None
+    #: the discrepancy's growth exponent with distance and the share of it common to all families, per draw
+    #: (None: linear growth, nothing shared)
+    growth: np.ndarray | None = None
+    shared: np.ndarray | None = None
     #: per draw, the mixture component it belongs to (``population="mixture"``: a source family's name or
     #: :data:`POPULATION_COMPONENT`); None: one distribution, moment-matched as a whole
     component: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        self.kappa, self.drift = per_direction(self.kappa), per_direction(self.drift)
+        n = len(self.sigma_seed)
+        self.growth = np.ones(n) if self.growth is None else np.asarray(self.growth, dtype=float)
+        self.shared = np.zeros(n) if self.shared is None else np.asarray(self.shared, dtype=float)
         if (self.ou_length is None) != (self.ou_share is None):
             raise PriorError("a population prior carries both ou_length and ou_share draws, or neither")
         if self.component is not None:
@@ -102,7 +111,8 @@ class PopulationPrior:
     def _subset(self, keep: np.ndarray, source: str) -> "PopulationPrior":
         return PopulationPrior(
             law=self.law, natural=self.natural[keep], sigma_seed=self.sigma_seed[keep], sigma_obs=self.sigma_obs[keep],
-            kappa=self.kappa[keep], drift=self.drift[keep], source=source, max_log10_flops=self.max_log10_flops,
+            kappa=self.kappa[keep], drift=self.drift[keep], growth=self.growth[keep], shared=self.shared[keep],
+            source=source, max_log10_flops=self.max_log10_flops,
             ou_length=None if self.ou_length is None else self.ou_length[keep],
             ou_share=None if self.ou_share is None else self.ou_share[keep], size_spans=self.size_spans)
 
@@ -167,7 +177,8 @@ class PopulationPrior:
         nat = law.to_natural({p: theta[:, k] for k, p in enumerate(law.sampling)}, fit.spec.reference)
         return cls(law=law.name, natural=np.column_stack([nat[k] for k in law.natural]),
                    sigma_seed=arrays["sigma_seed"][idx], sigma_obs=arrays["sigma_obs"][idx],
-                   kappa=arrays["kappa"][idx], drift=arrays["drift"][idx],
+                   kappa=arrays["kappa"][idx], drift=arrays["drift"][idx], growth=arrays["growth"][idx],
+                   shared=arrays["shared"][idx],
                    source=f"{len(fit.spec.families)} families ({population}): {', '.join(fit.spec.families)}",
                    max_log10_flops=max(fit.spec.family_max_log10_flops.values()),
                    size_spans=size_spans(fit.data), component=component,
@@ -203,8 +214,10 @@ class PopulationPrior:
         law = get_law(self.law)
         ds = xr.Dataset(
             {"natural": (("sample", "law_param"), self.natural), "sigma_seed": ("sample", self.sigma_seed),
-             "sigma_obs": ("sample", self.sigma_obs), "kappa": ("sample", self.kappa), "drift": ("sample", self.drift)},
-            coords={"law_param": list(law.natural)})
+             "sigma_obs": ("sample", self.sigma_obs), "kappa": (("sample", "direction"), self.kappa),
+             "drift": (("sample", "direction"), self.drift), "discrepancy_growth": ("sample", self.growth),
+             "discrepancy_shared": ("sample", self.shared)},
+            coords={"law_param": list(law.natural), "direction": list(DIRECTIONS)})
         if self.ou_length is not None:
             ds["ou_length"] = ("sample", self.ou_length)
             ds["ou_share"] = ("sample", self.ou_share)
@@ -232,6 +245,8 @@ class PopulationPrior:
                 return cls(law=ds.attrs["law"], natural=ds["natural"].to_numpy(),
                            sigma_seed=ds["sigma_seed"].to_numpy(), sigma_obs=ds["sigma_obs"].to_numpy(),
                            kappa=ds["kappa"].to_numpy(), drift=ds["drift"].to_numpy(),
+                           growth=ds["discrepancy_growth"].to_numpy() if "discrepancy_growth" in ds else None,
+                           shared=ds["discrepancy_shared"].to_numpy() if "discrepancy_shared" in ds else None,
                            source=str(ds.attrs.get("source", "")),
                            max_log10_flops=(float(ds.attrs["max_log10_flops"]) if "max_log10_flops" in ds.attrs
                                             else None),

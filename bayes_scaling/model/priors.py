@@ -23,8 +23,12 @@ sigma_total            HalfNormal(0.05)                residual sd of log loss (
 seed_share             Beta(2, 2)                      share of that variance due to seeds:
                                                        sigma_seed = sigma_total sqrt(seed_share),
                                                        sigma_obs = sigma_total sqrt(1 - seed_share)
-kappa (extrapolation)  HalfNormal(0.05)                discrepancy sd per decade of compute
-drift (extrapolation)  Normal(0, 0.05)                 systematic discrepancy per decade of compute
+kappa (extrapolation)  HalfNormal(0.15) per direction  sd of the log reducible loss L - E per decade
+                                                       beyond the data (compute, size, tokens/param);
+                                                       at a reducible third of the loss, 0.05 of log L
+drift (extrapolation)  Normal(0, 0.15) per direction   systematic bias of the log reducible loss per decade
+discrepancy growth     LogNormal(0, 0.35)              exponent of the distance (1: linear growth)
+discrepancy shared     Uniform(0, 1)                   share of the discrepancy common to all families
 treatment_shift        Normal(0, 0.4) on log_B_ref,    a treated family (e.g. grown from a smaller model)
                        Normal(0, 0.15) on log_beta;    differs from its from-scratch twin in the data term
                        other parameters not shifted    only, unless treatment_scale says otherwise
@@ -84,8 +88,9 @@ class Priors:
     sigma_total_scale: float = 0.05
     seed_share_a: float = 2.0
     seed_share_b: float = 2.0
-    kappa_scale: float = 0.05
-    drift_scale: float = 0.05
+    kappa_scale: float = 0.15
+    drift_scale: float = 0.15
+    growth_log_sd: float = 0.35
     nu_alpha: float = 2.0
     nu_beta: float = 0.1
     #: median and log-scale sd of the OU checkpoint noise's correlation length (decades of tokens)
@@ -135,7 +140,8 @@ class Priors:
                 raise PriorError(f"priors.treatment_scale {bad}: each must be >= 0 (0: not shifted)")
             if not any(float(v) > 0 for v in self.treatment_scale.values()):
                 raise PriorError("priors.treatment_scale is 0 everywhere: a treatment would shift nothing")
-        for name in ("lkj_eta", "level_scale", "sigma_total_scale", "seed_share_a", "seed_share_b", "kappa_scale", "drift_scale", "nu_alpha", "nu_beta",
+        for name in ("lkj_eta", "level_scale", "sigma_total_scale", "seed_share_a", "seed_share_b", "kappa_scale", "drift_scale", "growth_log_sd",
+                     "nu_alpha", "nu_beta",
                      "ou_length_median", "ou_length_log_sd", "ou_share_a", "ou_share_b"):
             v = float(getattr(self, name))
             if not (math.isfinite(v) and v > 0):
@@ -161,8 +167,11 @@ class Priors:
                   f"tau_level (common loss-level factor of a family) ~ Gamma(2, 2 / {self.level_scale:g})",
                   f"sigma_total ~ HalfNormal({self.sigma_total_scale:g})",
                   f"seed_share ~ Beta({self.seed_share_a:g}, {self.seed_share_b:g})",
-                  f"kappa (extrapolation, per decade of compute) ~ HalfNormal({self.kappa_scale:g})",
-                  f"drift (extrapolation, per decade of compute) ~ Normal(0, {self.drift_scale:g})",
+                  f"kappa (extrapolation, log reducible loss per decade beyond the data, each direction) ~ "
+                  f"HalfNormal({self.kappa_scale:g})",
+                  f"drift (extrapolation, same units) ~ Normal(0, {self.drift_scale:g})",
+                  f"discrepancy growth with distance ~ LogNormal(0, {self.growth_log_sd:g}); its share common to all "
+                  "families ~ Uniform(0, 1)",
                   f"nu (robust likelihood only) ~ Gamma({self.nu_alpha:g}, {self.nu_beta:g})",
                   f"ou_length (OU checkpoint noise only, decades of tokens) ~ "
                   f"LogNormal(log {self.ou_length_median:g}, {self.ou_length_log_sd:g})",

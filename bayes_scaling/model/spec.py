@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..data import ScalingData
+from ..data.extent import family_extents
 from ..errors import PriorError
 from ..laws import Law, get_law, reference_scales
 from .population_prior import PopulationPrior
@@ -44,7 +45,15 @@ class ModelSpec:
     #: treated family -> its untreated twin (e.g. a grown family -> its from-scratch family)
     treatments: dict[str, str] = field(default_factory=dict)
     checkpoint_noise: str = "independent"
+    #: each family's extent in every extrapolation direction (:mod:`bayes_scaling.data.extent`)
+    family_extent: dict[str, dict[str, float]] = field(default_factory=dict)
     version: int = SPEC_VERSION
+
+    @property
+    def extents(self) -> dict[str, dict[str, float]]:
+        """Each family's extent, the distances of predictions are measured from (a fit stored before the
+        extent was kept has the compute direction alone)."""
+        return self.family_extent or {f: {"flops": v} for f, v in self.family_max_log10_flops.items()}
 
     @property
     def law_obj(self) -> Law:
@@ -93,6 +102,7 @@ class ModelSpec:
             noncentering=noncentering,
             treatments=treatments,
             checkpoint_noise=checkpoint_noise,
+            family_extent=family_extents(df),
         )
 
     @property

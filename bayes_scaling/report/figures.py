@@ -187,3 +187,22 @@ def frontier(table: pd.DataFrame, interval: float) -> bytes:
     fig.suptitle(f"Compute-optimal frontier: medians and {interval:.0%} intervals", fontsize=10)
     fig.tight_layout()
     return to_png(fig)
+
+
+def pit_curves(points: pd.DataFrame, methods: list[str], directions: list[str]) -> bytes:
+    """Calibration plot of held-out points: the share below each quantile of their predictive, per method
+    (calibrated: the diagonal), one panel per direction. ``points`` has columns direction, method, pit."""
+    fig, axes = _grid(max(len(directions), 1), width=4.0, height=3.4)
+    grid = np.linspace(0, 1, 101)
+    for ax, d in zip(axes, directions):
+        sub = points[points["direction"] == d]
+        for i, m in enumerate(methods):
+            pit = np.sort(sub.loc[sub["method"] == m, "pit"].to_numpy())
+            if len(pit):
+                ax.plot(grid, np.searchsorted(pit, grid, side="right") / len(pit), label=m, color=FAMILY_COLORS(i))
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+        ax.set_title(f"held out by {d}", fontsize=10)
+        ax.set_xlabel("predictive quantile")
+        ax.set_ylabel("share of held-out points below")
+    axes[0].legend(fontsize=8)
+    return to_png(fig)

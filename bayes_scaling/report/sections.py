@@ -13,6 +13,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from ..data.extent import DIRECTIONS, distances
 from ..model import POPULATION_VARS, hierarchical
 from . import figures
 from .document import Figure, Items, Section, Table, Text
@@ -227,9 +228,16 @@ NOISE_MEANING = {
     "ou_share": "share of the checkpoint variance that drifts along the run (OU noise only)",
     "nu": "degrees of freedom of the robust (Student-t) noise; small = heavy tails",
     "tau_level": "family-to-family spread of a common loss-level factor",
-    "kappa": "extrapolation discrepancy: sd of log loss per decade of compute beyond the data",
-    "drift": "extrapolation drift: mean log-loss bias per decade of compute beyond the data",
+    "kappa": "extrapolation discrepancy: sd of the log reducible loss per decade beyond the data",
+    "drift": "extrapolation drift: mean bias of the log reducible loss per decade beyond the data",
+    "discrepancy_growth": "how the discrepancy grows with distance (1: linearly)",
+    "discrepancy_shared": "share of the discrepancy common to every family of the fit",
 }
+#: the unit of a target's distance in each direction
+DIRECTION_UNIT = {"flops": "compute", "params": "params", "ratio": "tokens/param"}
+#: how each direction of the discrepancy is measured (:mod:`bayes_scaling.data.extent`)
+DIRECTION_MEANING = {"flops": "compute beyond the largest run", "params": "parameters beyond the largest model",
+                     "ratio": "tokens per parameter outside the trained range"}
 
 
 def noise_section(fit: Any, interval: float) -> Section:
@@ -238,15 +246,21 @@ def noise_section(fit: Any, interval: float) -> Section:
     for name, meaning in NOISE_MEANING.items():
         if name not in post:
             continue
-        v = post[name].to_numpy()
-        if name in ("kappa", "drift") and fit.extrapolation.get("mode") != "learn":
+        if name in ("kappa", "drift", "discrepancy_growth", "discrepancy_shared") and \
+                fit.extrapolation.get("mode") != "learn":
             continue
-        q = _quantiles(v, interval)
-        row = {"scale": name, "median": q[0], "lower": q[1], "upper": q[2], "meaning": meaning}
-        if name in ("sigma_seed", "sigma_obs"):
-            row["as % of loss (1 sd)"] = f"±{100 * np.expm1(q[0]):.2g}%"
-            draws[name] = v
-        rows.append(row)
+        if "direction" in post[name].dims:
+            parts = [(f"{name}[{d}]", post[name].sel(direction=d).to_numpy(), f"{meaning}: {DIRECTION_MEANING[d]}")
+                     for d in post[name]["direction"].to_numpy()]
+        else:
+            parts = [(name, post[name].to_numpy(), meaning)]
+        for label, v, what in parts:
+            q = _quantiles(v, interval)
+            row = {"scale": label, "median": q[0], "lower": q[1], "upper": q[2], "meaning": what}
+            if name in ("sigma_seed", "sigma_obs"):
+                row["as % of loss (1 sd)"] = f"±{100 * np.expm1(q[0]):.2g}%"
+                draws[name] = v
+            rows.append(row)
     table = pd.DataFrame(rows).fillna("")
     s = Section("Noise: seeds and checkpoints", [Table(table, caption=f"Medians and {interval:.0%} intervals.")])
     if draws:
@@ -290,19 +304,25 @@ def predictive_check_section(fit: Any, interval: float, random_seed: int = 0) ->
 def target_table(fit: Any, targets: list[dict], interval: float) -> pd.DataFrame:
     """Numeric predictions at each requested target (one row per target)."""
     rows = []
-    maxc = fit.spec.family_max_log10_flops
-    top = max(maxc.values()) if maxc else float("nan")
     for t in targets:
         p = fit.predict(t["family"], t["params"], t["tokens"], interval=interval)
         r = {k: float(p[k].values[0]) for k in ("expected_median", "expected_lower", "expected_upper",
                                                    "run_median", "run_lower", "run_upper")}
         c = float(p["flops"].values[0])
+        dist = distances(fit.spec.extents, [t["family"]], {"params": [float(t["params"])],
+                                                           "tokens": [float(t["tokens"])], "flops": [c]})[0]
         r.update(family=t["family"], params=float(t["params"]), tokens=float(t["tokens"]), flops=c,
                  new_family=bool(p["new_family"].values[0]),
-                 decades=max(0.0, np.log10(c) - maxc.get(t["family"], top)),
+                 **{f"beyond_{d}": float(v) for d, v in zip(DIRECTIONS, dist)},
                  label=f"{t['family']} {human(t['params'])} / {human(t['tokens'])}")
         rows.append(r)
     return pd.DataFrame(rows)
+
+
+def _beyond_text(row: pd.Series) -> str:
+    """How far a target lies from its family's data, in the directions it leaves them (decades)."""
+    parts = [f"{row[f'beyond_{d}']:+.2f} {DIRECTION_UNIT[d]}" for d in DIRECTIONS if row[f"beyond_{d}"] != 0]
+    return "; ".join(parts) if parts else "inside"
 
 
 def targets_section(fit: Any, targets: list[dict] | None, interval: float) -> Section:
@@ -316,7 +336,7 @@ def targets_section(fit: Any, targets: list[dict] | None, interval: float) -> Se
         "family": tt["family"] + np.where(tt["new_family"], " (new)", ""),
         "params": tt["params"].map(human), "tokens": tt["tokens"].map(human),
         "compute (FLOPs)": tt["flops"].map(sci),
-        "decades beyond data": tt["decades"].round(2),
+        "beyond the data (decades)": tt.apply(_beyond_text, axis=1),
         "expected loss": [_interval_text(q) for q in tt[["expected_median", "expected_lower", "expected_upper"]]
                           .to_numpy()],
         "one-run loss": [_interval_text(q) for q in tt[["run_median", "run_lower", "run_upper"]].to_numpy()]})

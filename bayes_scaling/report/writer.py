@@ -51,10 +51,20 @@ def write_report(fit: Any, out_dir: str | os.PathLike, targets: Sequence[dict] |
     to 1000x its largest). ``formats``: any of "html" (self-contained, figures embedded) and "md"
     (Markdown with the figures in ``figures/``).
     """
+    _check_formats(formats)
+    doc = build_report(fit, targets, title=title, interval=interval, budgets=budgets, random_seed=random_seed)
+    return write_document(doc, out_dir, formats)
+
+
+def _check_formats(formats: Sequence[str]) -> None:
     unknown = set(formats) - set(FORMATS)
     if unknown or not formats:
         raise ValueError(f"report formats must be among {FORMATS}, got {list(formats)}")
-    doc = build_report(fit, targets, title=title, interval=interval, budgets=budgets, random_seed=random_seed)
+
+
+def write_document(doc: Document, out_dir: str | os.PathLike, formats: Sequence[str] = ("html",)) -> Path:
+    """Write ``doc`` as ``report.html`` and/or ``report.md`` into ``out_dir``; the path of the first format."""
+    _check_formats(formats)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []

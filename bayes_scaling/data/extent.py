@@ -1,0 +1,84 @@
+"""How far a point lies from a family's data, in each direction users extrapolate.
+
+A family's *extent* is the box its fitted rows span, in decades (log10):
+
+- ``flops``: the largest training compute C;
+- ``params``: the largest model N;
+- ``ratio``: the range of tokens per parameter D / N (its smallest and largest).
+
+The distance of a query point from that box has one coordinate per direction (:data:`DIRECTIONS`):
+
+- ``flops``: decades of compute beyond the largest fitted compute (0 inside);
+- ``params``: decades of parameters beyond the largest fitted model (0 inside);
+- ``ratio``: decades of tokens per parameter outside the trained range, signed: positive beyond the
+  largest (over-training), negative below the smallest (under-training), 0 inside.
+
+An allocation away from the compute optimum at a new budget leaves the box in ``params`` (a model
+larger than any trained) or in ``ratio`` (a small model trained on more tokens per parameter than
+any run), so the three directions also measure it. A new family is measured from the union of the
+fitted families' boxes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+#: the directions of the extrapolation distance, in the order of its columns
+DIRECTIONS = ("flops", "params", "ratio")
+
+
+def family_extents(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Each family's extent (log10 scale): ``{family: {flops, params, ratio_min, ratio_max}}``."""
+    lc = np.log10(frame["flops"].to_numpy(dtype=float))
+    ln = np.log10(frame["params"].to_numpy(dtype=float))
+    lr = np.log10(frame["tokens"].to_numpy(dtype=float)) - ln
+    g = pd.DataFrame({"family": frame["family"].to_numpy(), "flops": lc, "params": ln, "ratio": lr}).groupby("family")
+    out = {}
+    for fam, part in g:
+        out[str(fam)] = {"flops": float(part["flops"].max()), "params": float(part["params"].max()),
+                         "ratio_min": float(part["ratio"].min()), "ratio_max": float(part["ratio"].max())}
+    return out
+
+
+def union_extent(extents: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """The box that holds every family's extent (where a new family is measured from)."""
+    vals = list(extents.values())
+    return {"flops": max(e["flops"] for e in vals), "params": max(e["params"] for e in vals),
+            "ratio_min": min(e["ratio_min"] for e in vals), "ratio_max": max(e["ratio_max"] for e in vals)}
+
+
+def distances(extents: Mapping[str, Mapping[str, float]], family: Sequence[str],
+              columns: Mapping[str, Any]) -> np.ndarray:
+    """Distance of each point from its family's extent: (point, direction) in decades (see :data:`DIRECTIONS`).
+
+    ``columns`` holds ``params``, ``tokens`` and ``flops`` per point. A family the extents do not hold
+    (a new family) is measured from their union. An extent without a key (a fit stored with the
+    compute extent only) contributes no distance in that direction.
+    """
+    union = union_extent(extents)
+    fam = list(family)
+    box = [extents.get(f, union) for f in fam]
+
+    def bound(key: str, default: float) -> np.ndarray:
+        return np.array([b.get(key, default) for b in box], dtype=float)
+
+    lc = np.log10(np.asarray(columns["flops"], dtype=float))
+    ln = np.log10(np.asarray(columns["params"], dtype=float))
+    lr = np.log10(np.asarray(columns["tokens"], dtype=float)) - ln
+    out = np.zeros((len(fam), len(DIRECTIONS)))
+    out[:, 0] = np.maximum(0.0, lc - bound("flops", np.inf))
+    out[:, 1] = np.maximum(0.0, ln - bound("params", np.inf))
+    out[:, 2] = np.maximum(0.0, lr - bound("ratio_max", np.inf)) - np.maximum(0.0, bound("ratio_min", -np.inf) - lr)
+    return out
+
+
+def per_direction(draws: Any) -> np.ndarray:
+    """Draws of a per-direction quantity as (sample, direction); draws of the compute direction alone
+    (sample,) get zeros in the other directions."""
+    v = np.asarray(draws, dtype=float)
+    if v.ndim == 1:
+        v = np.column_stack([v] + [np.zeros(len(v))] * (len(DIRECTIONS) - 1))
+    return v

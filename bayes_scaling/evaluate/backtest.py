@@ -1,0 +1,208 @@
+"""Backtest a zoo before trusting its forecasts: nested hold-outs in every direction, ours beside point fits.
+
+:func:`backtest` holds out, in each direction users extrapolate and at several depths, the runs at each
+family's largest levels (:func:`bayes_scaling.inference.extrapolation.holdout_splits`: the largest 1, 2, ...
+compute budgets, model sizes, or tokens-per-parameter multipliers), fits the rest, and scores the
+held-out runs' last ``last_fraction`` of training (the Hitchhiker's target points) side by side:
+
+``bayes``
+    ours: :func:`bayes_scaling.fit` on the rows kept (its own nested leave-out included), the one-run
+    posterior predictive of each held-out point.
+``huber``
+    per family, all five Chinchilla parameters by Huber loss on log loss from a grid of starts with
+    L-BFGS (Hoffmann et al.; the Epoch refit).
+``fixed_n_term``
+    per family, the guide's fit with Muennighoff's N-term fixed.
+``varpro``
+    per family, variable projection: a grid over the exponents, E, A, B by non-negative least squares.
+
+A point fit gets the interval a hand-fitter would quote: log-normal with the robust sd of its training
+residuals. Scores per task (split x family x method): ARE, signed log bias, 50% and 90% coverage, the
+90% interval's width relative to the median, and the distance of the targets from the kept data in each
+direction; the PIT of every target point (where in its predictive the truth fell) for a calibration plot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from ..data import ScalingData
+from ..data.extent import DIRECTIONS, distances
+from ..errors import SamplingWarning
+from ..inference import fit as fit_law
+from ..inference.extrapolation import DEFAULT_DEPTHS, holdout_splits
+from .baselines import fixed_n_term_fit, huber_fit, log_residual_scale, predict_natural, variable_projection_fit
+from .protocol import TARGET_LAST_FRACTION, last_fraction_mask, lognormal_interval, score
+
+#: the point-fit baselines, each a function of (params, tokens, loss) -> natural Chinchilla parameters
+POINT_FITS: dict[str, Callable[..., dict[str, float]]] = {
+    "huber": lambda n, d, y: huber_fit(n, d, y, grid_stride=5),
+    "fixed_n_term": fixed_n_term_fit,
+    "varpro": variable_projection_fit,
+}
+METHODS = ("bayes", *POINT_FITS)
+
+
+@dataclass
+class BacktestSettings:
+    """What one backtest does; recorded with its results."""
+
+    directions: tuple[str, ...] = DIRECTIONS
+    depths: tuple[int, ...] = DEFAULT_DEPTHS
+    last_fraction: float = TARGET_LAST_FRACTION
+    fit_kwargs: dict[str, Any] = field(default_factory=dict)
+    random_seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.directions) - set(DIRECTIONS))
+        if unknown or not self.directions:
+            raise ValueError(f"backtest directions must be among {list(DIRECTIONS)}, got {list(self.directions)}")
+        if not self.depths or any(int(k) < 1 for k in self.depths):
+            raise ValueError(f"backtest depths must be positive integers (1: each family's largest level), "
+                             f"got {list(self.depths)}")
+        if not 0 < self.last_fraction <= 1:
+            raise ValueError(f"last_fraction must be in (0, 1], got {self.last_fraction}")
+
+
+@dataclass
+class BacktestResult:
+    """The scores of a backtest: ``tasks`` (one row per split x family x method) and ``points`` (one row
+    per target point and method, with its PIT)."""
+
+    tasks: pd.DataFrame
+    points: pd.DataFrame
+    settings: BacktestSettings
+
+    def summary(self) -> pd.DataFrame:
+        """Per direction and method: mean ARE over tasks, 50% / 90% coverage over points, median 90% width
+        (relative to the median), the largest distance of a target from the kept data, and the counts."""
+        if self.tasks.empty:
+            return pd.DataFrame()
+        pts = self.points.assign(in50=lambda f: (f["pit"] >= 0.25) & (f["pit"] <= 0.75),
+                                 in90=lambda f: (f["pit"] >= 0.05) & (f["pit"] <= 0.95))
+        cov = pts.groupby(["direction", "method"]).agg(cover50=("in50", "mean"), cover90=("in90", "mean"),
+                                                       points=("pit", "size"))
+        t = self.tasks.groupby(["direction", "method"]).agg(
+            are=("are", "mean"), median_are=("are", "median"), width90=("width90", "median"),
+            log_bias=("log_bias", "mean"), tasks=("are", "size"), max_distance=("distance", "max"))
+        out = t.join(cov).reset_index()
+        order = {m: i for i, m in enumerate(METHODS)}
+        return out.sort_values(["direction", "method"], key=lambda s: s.map(order) if s.name == "method" else s)
+
+    @property
+    def methods(self) -> list[str]:
+        """The methods scored, ours first."""
+        present = set(self.tasks["method"]) if not self.tasks.empty else set()
+        return [m for m in METHODS if m in present]
+
+    def write_report(self, out_dir: str | os.PathLike, formats: Sequence[str] = ("html",), source: str = "") -> Path:
+        """Write the backtest's report (``report.html`` and/or ``report.md``) into ``out_dir``."""
+        from ..report.backtest import backtest_document
+        from ..report.writer import write_document
+
+        return write_document(backtest_document(self, source), out_dir, formats)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"settings": {**asdict(self.settings), "directions": list(self.settings.directions),
+                             "depths": list(self.settings.depths)},
+                "summary": self.summary().to_dict(orient="records"), "tasks": self.tasks.to_dict(orient="records")}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), default=float)
+
+
+def backtest(data: ScalingData, *, directions: Sequence[str] = DIRECTIONS, depths: Sequence[int] = DEFAULT_DEPTHS,
+             last_fraction: float = TARGET_LAST_FRACTION, random_seed: int = 0,
+             progress: Callable[[str], None] | None = None, **fit_kwargs: Any) -> BacktestResult:
+    """Nested hold-outs of ``data`` in each of ``directions`` at each of ``depths`` (see the module docstring).
+
+    ``fit_kwargs`` go to every :func:`bayes_scaling.fit` (law, likelihood, draws, chains, ...); ``progress``
+    is called with one line per split. ``data`` may be a :class:`ScalingData` or a DataFrame with the
+    canonical columns.
+    """
+    from ..inference.fit import as_scaling_data
+
+    settings = BacktestSettings(tuple(directions), tuple(int(k) for k in depths), last_fraction, dict(fit_kwargs),
+                                random_seed)
+    data = as_scaling_data(data)
+    splits = holdout_splits(data, settings.depths, settings.directions)
+    tasks, points = [], []
+    for i, split in enumerate(splits):
+        if progress:
+            progress(f"[{i + 1}/{len(splits)}] {split.description}")
+        t, p = _score_split(data, split, settings)
+        tasks += t
+        points += p
+    return BacktestResult(pd.DataFrame(tasks), pd.DataFrame(points), settings)
+
+
+def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> tuple[list[dict], list[dict]]:
+    train = data.subset(~split.held, name="backtest_train", reason=split.description)
+    df = data.frame
+    held = df[split.held]
+    target = held[last_fraction_mask(held["tokens"], settings.last_fraction, held["run"])]
+    target = target[target["family"].isin(train.families)]
+    if target.empty:
+        return [], []
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SamplingWarning)
+        fitted = fit_law(train, random_seed=settings.random_seed, **settings.fit_kwargs)
+    fit_seconds = time.perf_counter() - t0
+    problems = "; ".join(sorted({str(w.message) for w in caught if issubclass(w.category, SamplingWarning)}))
+    tasks, points = [], []
+    base = {"direction": split.direction, "depth": split.depth}
+    for fam, tgt in target.groupby("family", sort=False):
+        cols = {c: tgt[c].to_numpy(float) for c in ("params", "tokens", "flops")}
+        y = tgt["loss"].to_numpy(float)
+        dist = distances(fitted.spec.extents, [fam] * len(tgt), cols)
+        reach = float(np.abs(dist).max(axis=1).mean())
+        pred = fitted.predict(fam, cols["params"], cols["tokens"], cols["flops"], keep_draws=True,
+                              random_seed=settings.random_seed, allow_new_family=False)
+        log_draws = np.log(pred["run_loss"].to_numpy())
+        q = np.exp(np.quantile(log_draws, [0.5, 0.25, 0.75, 0.05, 0.95], axis=0))
+        pit = (log_draws <= np.log(y)[None, :]).mean(axis=0)
+        d = fitted.diagnostics
+        rows = {"bayes": (q, pit, {"seconds": fit_seconds, "divergences": d.divergences, "max_rhat": d.max_rhat,
+                                   "problems": problems})}
+        fam_train = train.frame[train.frame["family"] == fam]
+        n, dd, yy = (fam_train[c].to_numpy(float) for c in ("params", "tokens", "loss"))
+        for method, fitter in POINT_FITS.items():
+            t1 = time.perf_counter()
+            nat = fitter(n, dd, yy)
+            med = predict_natural(nat, cols["params"], cols["tokens"])
+            sd = max(log_residual_scale(yy, predict_natural(nat, n, dd)), 1e-6)
+            lo50, hi50 = lognormal_interval(med, sd, 0.5)
+            lo90, hi90 = lognormal_interval(med, sd, 0.9)
+            rows[method] = (np.vstack([med, lo50, hi50, lo90, hi90]), norm.cdf(np.log(y / med) / sd),
+                            {"seconds": time.perf_counter() - t1})
+        for method, (qq, pp, extra) in rows.items():
+            tasks.append({**base, "family": fam, "method": method, "distance": reach, "train_runs":
+                          int(fam_train["run"].nunique()), "target_runs": int(tgt["run"].nunique()),
+                          **score(y, *qq), **extra})
+            for j in range(len(y)):
+                points.append({**base, "family": fam, "method": method, "run": tgt["run"].iloc[j], "loss": y[j],
+                               "median": qq[0][j], "lower90": qq[3][j], "upper90": qq[4][j], "pit": pp[j],
+                               **{f"distance_{k}": dist[j, i] for i, k in enumerate(DIRECTIONS)}})
+    return tasks, points
+
+
+def backtest_markdown(result: BacktestResult) -> str:
+    """The summary as a Markdown table (the CLI's plain output)."""
+    from ..report.backtest import summary_table
+    from ..report.format import markdown_table
+
+    shown = summary_table(result)
+    if shown.empty:
+        return "nothing could be held out: no family has two levels of compute, size or tokens per parameter"
+    return markdown_table(list(shown.columns), shown.to_numpy().tolist())

@@ -1,0 +1,92 @@
+"""The backtest on the real zoos in ../shared/data: ours beside the point fits, per direction, in one run.
+
+    python benchmarks/backtest.py --only kempner --out benchmarks/results/backtest_kempner.json
+    python benchmarks/backtest.py --tables benchmarks/results/backtest_*.json   # pooled tables, Markdown
+
+Each zoo goes through :func:`bayes_scaling.backtest` with the default fit (nested leave-out at depths 1
+and 2 in compute, size and tokens per parameter) and the per-family Huber, fixed-N-term and
+variable-projection fits on the same rows. ``--tables`` pools the stored results per direction (coverage
+over points, ARE over tasks) and prints one table per dataset and one pooled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+import bayes_scaling as bs
+from bayes_scaling.data import load_datablations, load_gemstone, load_kempner, load_olmo, load_porian
+from bayes_scaling.data.filters import thin_checkpoints
+from bayes_scaling.evaluate.backtest import BacktestResult, BacktestSettings, backtest_markdown
+
+warnings.simplefilter("ignore", FutureWarning)
+
+#: the zoos with at least three sizes or budgets per family; dense checkpoint logs thinned to 12 per run
+ZOOS = {
+    "kempner": lambda: load_kempner(),
+    "porian": lambda: load_porian(),
+    "gemstone": lambda: thin_checkpoints(load_gemstone(), 12),
+    "olmo": lambda: thin_checkpoints(load_olmo(), 12),
+    "datablations": lambda: thin_checkpoints(load_datablations(), 12),
+}
+
+
+def run(name: str, depths: tuple[int, ...], draws: int) -> dict:
+    data = ZOOS[name]()
+    t = time.perf_counter()
+    result = bs.backtest(data, depths=depths, draws=draws, tune=draws, chains=2,
+                         progress=lambda line: print(f"{name}: {line}", flush=True))
+    return {"dataset": name, "seconds": time.perf_counter() - t, "families": len(data.families), "rows": len(data),
+            **result.to_dict(), "points": result.points.to_dict(orient="records")}
+
+
+def load_result(record: dict) -> BacktestResult:
+    s = record["settings"]
+    settings = BacktestSettings(tuple(s["directions"]), tuple(s["depths"]), s["last_fraction"], s["fit_kwargs"],
+                                s["random_seed"])
+    return BacktestResult(pd.DataFrame(record["tasks"]), pd.DataFrame(record["points"]), settings)
+
+
+def tables(paths: list[str]) -> str:
+    records = [r for p in paths for r in json.loads(Path(p).read_text())]
+    out = []
+    pooled = []
+    for r in records:
+        res = load_result(r)
+        out.append(f"### {r['dataset']} ({r['families']} families, {r['rows']} rows, {r['seconds'] / 60:.0f} min)\n")
+        out.append(backtest_markdown(res) + "\n")
+        pooled.append(res)
+    if len(pooled) > 1:
+        both = BacktestResult(pd.concat([p.tasks for p in pooled]), pd.concat([p.points for p in pooled]),
+                              pooled[0].settings)
+        out.append("### pooled over datasets\n")
+        out.append(backtest_markdown(both) + "\n")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default=",".join(ZOOS), help=f"comma-separated among {sorted(ZOOS)}")
+    ap.add_argument("--depths", default="1,2")
+    ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--tables", nargs="*", default=None, help="print the tables of stored results instead")
+    a = ap.parse_args()
+    if a.tables is not None:
+        print(tables(sorted(p for pat in a.tables for p in glob.glob(pat))))
+        return
+    depths = tuple(int(k) for k in a.depths.split(","))
+    records = [run(name, depths, a.draws) for name in a.only.split(",")]
+    if a.out:
+        a.out.write_text(json.dumps(records, default=float))
+    print(tables([str(a.out)]) if a.out else "\n".join(backtest_markdown(load_result(r)) for r in records))
+
+
+if __name__ == "__main__":
+    main()
