@@ -82,9 +82,11 @@ def main() -> None:
         print(tables(sorted(p for pat in a.tables for p in glob.glob(pat))))
         return
     depths = tuple(int(k) for k in a.depths.split(","))
-    records = [run(name, depths, a.draws) for name in a.only.split(",")]
-    if a.out:
-        a.out.write_text(json.dumps(records, default=float))
+    records = []
+    for name in a.only.split(","):
+        records.append(run(name, depths, a.draws))
+        if a.out:  # after each dataset, so that a long run keeps what it finished
+            a.out.write_text(json.dumps(records, default=float))
     print(tables([str(a.out)]) if a.out else "\n".join(backtest_markdown(load_result(r)) for r in records))
 
 

@@ -76,7 +76,7 @@ def fit_approximate(data: ScalingData | pd.DataFrame, law: str | Law = "chinchil
                     noncentering: dict[str, float] | str | None = None, whiten: bool | str = True) -> ScalingFit:
     """Approximate posterior by ADVI (``method="advi"``, mean-field) or full-rank ADVI.
 
-    ``extrapolation``: a fixed discrepancy sd per decade of compute (None: none); the learned
+    ``extrapolation``: a fixed discrepancy sd of the log reducible loss per decade of compute (None: none); the learned
     discrepancy of :func:`fit` needs a second (inner) fit and is left to it. ``whiten``: as in :func:`fit`
     (in whitened coordinates a mean-field approximation no longer ignores the within-family correlations).
     """

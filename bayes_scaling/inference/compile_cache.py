@@ -3,7 +3,7 @@
 Compiling a model for nutpie costs 10-30 s on 2 cores (graph rewrites, numba, and the ``cfunc`` that
 numba will not cache on disk itself; :mod:`.compile_store` does), often more than sampling it: a
 borrowed fit of one small model spent 9.6 of its 10 s compiling. Yet most fits in one process share a
-structure: the leave-largest-out calibration fit inside every ``bs.fit``, the population fits of a
+structure: the nested leave-out calibration fits inside every ``bs.fit``, the population fits of a
 leave-one-family-out evaluation, every borrowed fit of a new family, the cells of a grid. The data enter the model as data containers
 (``pm.Data``: losses, standardised inputs, indices, data-scaled prior locations; see
 :mod:`bayes_scaling.model.hierarchical`), so one compiled model serves all of them with its data

@@ -176,11 +176,34 @@ def _log_density(phi: np.ndarray, splits: list[HeldOut], kappa_scale: float, dri
         corr = shared[:, None, None] + (1.0 - shared)[:, None, None] * same[None]
         cov = np.einsum("wnd,wmd->wnm", ak, ak) * corr
         cov[:, np.arange(len(h.var)), np.arange(len(h.var))] += h.var[None, :]
-        chol = np.linalg.cholesky(cov)
-        r = h.resid[None, :] - mean
-        sol = np.linalg.solve(chol, r[..., None])[..., 0]
-        lp += -0.5 * (sol**2).sum(axis=1) - np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+        lp += _mvn_logpdf(h.resid[None, :] - mean, cov)
     return np.where(np.isfinite(lp), lp, -np.inf)
+
+
+def _mvn_logpdf(r: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """log N(r_w | 0, cov_w) up to a constant for each walker w; -inf where ``cov_w`` is not a finite positive
+    definite matrix (a proposal far out in the tails: huge kappa overflows)."""
+    out = np.full(len(r), -np.inf)
+    ok = np.all(np.isfinite(cov), axis=(1, 2))
+    if not ok.any():
+        return out
+    try:
+        chol = np.linalg.cholesky(cov[ok])
+    except np.linalg.LinAlgError:  # one bad walker fails the batch: factor them one by one
+        good = np.zeros(int(ok.sum()), dtype=bool)
+        chol = np.zeros_like(cov[ok])
+        for i, c in enumerate(cov[ok]):
+            try:
+                chol[i] = np.linalg.cholesky(c)
+                good[i] = True
+            except np.linalg.LinAlgError:
+                pass
+        idx = np.flatnonzero(ok)
+        ok[idx[~good]] = False
+        chol = chol[good]
+    sol = np.linalg.solve(chol, r[ok][..., None])[..., 0]
+    out[ok] = -0.5 * (sol**2).sum(axis=1) - np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    return out
 
 
 def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng: np.random.Generator, *,

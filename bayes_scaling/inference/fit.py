@@ -377,6 +377,14 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, A
     for name in ("growth", "shared"):
         info[f"{name}_median"] = float(np.median(draws[name]))
     info["kappa_median"], info["drift_median"] = info["kappa_flops"]["median"], info["drift_flops"]["median"]
+    unconverged = [f"{r['direction']} depth {r['depth']}: {r['inner_diagnostics']['problems'][0]}"
+                   for r in info["splits"] if r.get("inner_diagnostics", {}).get("problems")]
+    if unconverged:  # said once for all the calibration fits; the draws of kappa rest on them
+        info["inner_problems"] = unconverged
+        warnings.warn(f"{len(unconverged)} of {len(info['splits'])} extrapolation calibration fits did not pass the "
+                      f"convergence checks ({'; '.join(unconverged)}); the discrepancy learned from them is "
+                      "less certain than it looks: run more draws (draws=, CLI --draws)", SamplingWarning,
+                      stacklevel=3)
     missing = [d for d in DIRECTIONS if d not in reached]
     if missing:
         info["note"] = (f"no held-out run lay beyond the rest in {', '.join(missing)}: the discrepancy keeps its "

@@ -319,6 +319,9 @@ class ScalingFit:
                        f"prior's source families span at least {weak['min_span']}: the borrowed exponent, and its "
                        "spread, come from families that barely identify their own, so extrapolation in N leans on "
                        "the population prior's defaults")
+        if ex.get("inner_problems"):
+            out.append(f"{len(ex['inner_problems'])} extrapolation calibration fit(s) did not converge: "
+                       + "; ".join(ex["inner_problems"]))
         if ex.get("mode") == "learn" and not ex.get("calibrated", False):
             out.append("extrapolation discrepancy could not be calibrated: " + ex.get("note", ""))
         return out
