@@ -113,8 +113,9 @@ def fit(
         tail ESS >= 400 on the population parameters and noise scales), asked every few seconds once each
         chain has 200 draws (nutpie only; :func:`.sampling.sample_until`). Divergences, which more draws
         of the same chains cannot remove, do not keep it sampling; they are reported as in any fit.
-        ``fit.sampler_info`` records ``stopped_early`` and the ``draws`` kept. The inner calibration
-        fit of ``extrapolation="learn"`` stops by the same rule.
+        ``fit.sampler_info`` records ``stopped_early`` and the ``draws`` kept. The calibration fits of
+        ``extrapolation="learn"`` sample by the same rule, within the same ``draws`` (without it, at most 500
+        draws each).
     backend:
         nutpie's compile backend: ``"auto"`` (default: reuse a model this process compiled with numba
         for the same structure; else JAX, when installed, for a small model with the OU checkpoint
@@ -383,8 +384,8 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, A
         info["inner_problems"] = unconverged
         warnings.warn(f"{len(unconverged)} of {len(info['splits'])} extrapolation calibration fits did not pass the "
                       f"convergence checks ({'; '.join(unconverged)}); the discrepancy learned from them is "
-                      "less certain than it looks: run more draws (draws=, CLI --draws)", SamplingWarning,
-                      stacklevel=3)
+                      "less certain than it looks: fit with until_converged=True (CLI --until-converged) and "
+                      "enough draws, and they sample until they pass too", SamplingWarning, stacklevel=3)
     missing = [d for d in DIRECTIONS if d not in reached]
     if missing:
         info["note"] = (f"no held-out run lay beyond the rest in {', '.join(missing)}: the discrepancy keeps its "
@@ -406,7 +407,9 @@ def _held_out_residuals(data: ScalingData, spec: ModelSpec, settings: dict[str, 
     if inner_spec.families != spec.families:  # a family would vanish: its runs cannot be predicted as its own
         record["skipped"] = "a family would lose every run"
         return None, record
-    inner_settings = dict(settings, draws=min(settings["draws"], 500), tune=min(settings["tune"], 500))
+    # shorter runs, unless the fit samples until converged: then the calibration fits do too, within its draws
+    inner_settings = settings if settings.get("until_converged") else \
+        dict(settings, draws=min(settings["draws"], 500), tune=min(settings["tune"], 500))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)  # the inner fit's diagnostics are stored, not shouted
         inner = _fit_spec(train, inner_spec, inner_settings, what="extrapolation calibration fit")
