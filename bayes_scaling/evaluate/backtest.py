@@ -42,7 +42,7 @@ from ..errors import SamplingWarning
 from ..inference import fit as fit_law
 from ..inference.extrapolation import DEFAULT_DEPTHS, holdout_splits
 from .baselines import fixed_n_term_fit, huber_fit, log_residual_scale, predict_natural, variable_projection_fit
-from .protocol import TARGET_LAST_FRACTION, last_fraction_mask, lognormal_interval, score
+from .protocol import TARGET_LAST_FRACTION, draw_bands, last_fraction_mask, lognormal_bands, score
 
 #: the point-fit baselines, each a function of (params, tokens, loss) -> natural Chinchilla parameters
 POINT_FITS: dict[str, Callable[..., dict[str, float]]] = {
@@ -170,7 +170,7 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
         pred = fitted.predict(fam, cols["params"], cols["tokens"], cols["flops"], keep_draws=True,
                               random_seed=settings.random_seed, allow_new_family=False)
         log_draws = np.log(pred["run_loss"].to_numpy())
-        q = np.exp(np.quantile(log_draws, [0.5, 0.25, 0.75, 0.05, 0.95], axis=0))
+        q = draw_bands(log_draws)
         pit = (log_draws <= np.log(y)[None, :]).mean(axis=0)
         d = fitted.diagnostics
         rows = {"bayes": (q, pit, {"seconds": fit_seconds, "divergences": d.divergences, "max_rhat": d.max_rhat,
@@ -182,9 +182,7 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
             nat = fitter(n, dd, yy)
             med = predict_natural(nat, cols["params"], cols["tokens"])
             sd = max(log_residual_scale(yy, predict_natural(nat, n, dd)), 1e-6)
-            lo50, hi50 = lognormal_interval(med, sd, 0.5)
-            lo90, hi90 = lognormal_interval(med, sd, 0.9)
-            rows[method] = (np.vstack([med, lo50, hi50, lo90, hi90]), norm.cdf(np.log(y / med) / sd),
+            rows[method] = (lognormal_bands(med, sd), norm.cdf(np.log(y / med) / sd),
                             {"seconds": time.perf_counter() - t1})
         for method, (qq, pp, extra) in rows.items():
             tasks.append({**base, "family": fam, "method": method, "distance": reach, "train_runs":

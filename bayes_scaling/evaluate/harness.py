@@ -41,7 +41,7 @@ from ..model.population_prior import DEFAULT_POPULATION
 from ..model.spec import checkpoint_noise_for
 from .baselines import (donor_fit, fixed_n_term_fit, huber_fit, last_checkpoint_mean, log_residual_scale,
                         predict_natural)
-from .protocol import (TARGET_LAST_FRACTION, Split, last_fraction_mask, lognormal_interval, max_k, score,
+from .protocol import (TARGET_LAST_FRACTION, Split, draw_bands, last_fraction_mask, lognormal_bands, max_k, score,
                        split_family)
 
 METHODS = ("bayes_borrowed", "huber", "fixed_n_term", "donor", "last_checkpoint")
@@ -77,9 +77,7 @@ def _arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _point_row(split: Split, method: str, pred: np.ndarray, log_sd: float) -> dict[str, Any]:
     y = split.target["loss"].to_numpy(float)
-    lo50, hi50 = lognormal_interval(pred, log_sd, 0.5)
-    lo90, hi90 = lognormal_interval(pred, log_sd, 0.9)
-    return {"method": method, **score(y, pred, lo50, hi50, lo90, hi90)}
+    return {"method": method, **score(y, *lognormal_bands(pred, log_sd))}
 
 
 def point_baselines(split: Split, donors: dict[str, dict[str, float]], grid_stride: int = 5,
@@ -133,10 +131,8 @@ def bayes_scored(split: Split, prior: PopulationPrior | None, fit_kwargs: dict[s
     flops = split.target["flops"].to_numpy(float)
     pred = fitted.predict(split.family, tn, td, flops, keep_draws=True, random_seed=random_seed,
                           allow_new_family=False)
-    log_draws = np.log(pred["run_loss"].to_numpy())
-    q = np.exp(np.quantile(log_draws, [0.5, 0.25, 0.75, 0.05, 0.95], axis=0))
     d = fitted.diagnostics
-    row = {"method": method, **score(y, q[0], q[1], q[2], q[3], q[4]), "seconds": seconds,
+    row = {"method": method, **score(y, *draw_bands(np.log(pred["run_loss"].to_numpy()))), "seconds": seconds,
            "detail": detail, "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,
            "sampling_warnings": len([w for w in caught if issubclass(w.category, SamplingWarning)])}
     weights = fitted.mixture_weights

@@ -116,3 +116,19 @@ def lognormal_interval(median: np.ndarray, log_sd: float, level: float) -> tuple
     z = norm.ppf(0.5 + level / 2)
     median = np.asarray(median, float)
     return median * np.exp(-z * log_sd), median * np.exp(z * log_sd)
+
+
+#: the quantiles :func:`score` takes, in its order: median, then the 50% and the 90% interval's ends
+SCORED_QUANTILES = (0.5, 0.25, 0.75, 0.05, 0.95)
+
+
+def draw_bands(log_draws: np.ndarray) -> np.ndarray:
+    """(5, point): :data:`SCORED_QUANTILES` of predictive log-loss draws (sample, point), as losses."""
+    return np.exp(np.quantile(log_draws, SCORED_QUANTILES, axis=0))
+
+
+def lognormal_bands(median: np.ndarray, log_sd: float) -> np.ndarray:
+    """(5, point): the median and the 50% and 90% log-normal intervals around it, in :func:`score`'s order."""
+    median = np.asarray(median, float)
+    return np.vstack([median, *lognormal_interval(median, log_sd, 0.5), *lognormal_interval(median, log_sd, 0.9)])
+
