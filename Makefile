@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test docs install clean
+.PHONY: demo test test-slow docs install clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,13 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/bayes-scaling demo --out demo_output
 
+# unit tests and small end-to-end fits (a few minutes on 2 cores)
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
+
+# the slower end-to-end tests on real data, the notebooks and the command line in new processes (CI runs both)
+test-slow: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -m slow --durations=15
 
 # the documentation site (mkdocs-material + mkdocstrings), warnings are errors
 docs: $(VENV)/.installed

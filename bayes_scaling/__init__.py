@@ -4,27 +4,45 @@
 >>> data = bs.load_bundled("porian")                    # doctest: +SKIP
 >>> fit = bs.fit(data, law="chinchilla")                # doctest: +SKIP
 >>> fit.predict(family="rw-tuned-short-const-standard-val", params=7e9, tokens=2e12)   # doctest: +SKIP
+
+The names below are imported when first used, so ``import bayes_scaling`` (and the command line's
+``--help``) does not load PyMC, ArviZ or pandas until something needs them.
 """
 
-from . import decisions, errors, laws
-from .data import (
-    GUIDE_MIN_TOKENS,
-    ScalingData,
-    apply_filters,
-    drop_early_checkpoints,
-    keep_fraction_of_run,
-    load_bundled,
-    thin_checkpoints,
-)
-from .data import MixingData, load_bimix
-from .decisions import (GrowthTiming, Plan, compare, compare_mixtures, compute_optimal, growth_speedup,
-                        optimize_mixture, plan, win_probabilities)
-from .inference import Diagnostics, MixingFit, ScalingFit, fit, fit_approximate, fit_mixing, load, prior_check_table, prior_predictive_check
-from .evaluate.backtest import backtest
-from .model import ModelSpec, PopulationPrior, Priors
-from .predict import are
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    **dict.fromkeys(["GUIDE_MIN_TOKENS", "ScalingData", "apply_filters", "drop_early_checkpoints",
+                     "keep_fraction_of_run", "load_bundled", "thin_checkpoints", "MixingData", "load_bimix"], ".data"),
+    **dict.fromkeys(["GrowthTiming", "Plan", "compare", "compare_mixtures", "compute_optimal", "growth_speedup",
+                     "optimize_mixture", "plan", "win_probabilities"], ".decisions"),
+    **dict.fromkeys(["Diagnostics", "MixingFit", "ScalingFit", "fit", "fit_approximate", "fit_mixing", "load",
+                     "prior_check_table", "prior_predictive_check"], ".inference"),
+    "backtest": ".evaluate.backtest",
+    **dict.fromkeys(["ModelSpec", "PopulationPrior", "Priors"], ".model"),
+    "are": ".predict",
+}
+_SUBMODULES = ("decisions", "errors", "laws", "data", "evaluate", "grid", "inference", "model", "report")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'bayes_scaling' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))
 
 
 def write_report(fit, out_dir, targets=None, **kwargs):
@@ -34,10 +52,4 @@ def write_report(fit, out_dir, targets=None, **kwargs):
     return _write(fit, out_dir, targets, **kwargs)
 
 
-__all__ = [
-    "GUIDE_MIN_TOKENS", "Diagnostics", "GrowthTiming", "compare", "compute_optimal", "decisions", "growth_speedup",
-    "win_probabilities", "ModelSpec", "PopulationPrior", "Priors", "ScalingData", "ScalingFit", "__version__", "apply_filters",
-    "are", "backtest", "drop_early_checkpoints", "errors", "fit", "fit_approximate", "thin_checkpoints", "keep_fraction_of_run", "laws", "load", "load_bundled",
-    "prior_check_table", "prior_predictive_check", "write_report", "MixingData", "MixingFit", "compare_mixtures",
-    "fit_mixing", "load_bimix", "optimize_mixture", "Plan", "plan",
-]
+__all__ = sorted([*_EXPORTS, "__version__", "decisions", "errors", "laws", "write_report"])

@@ -1,51 +1,124 @@
-"""The ``bayes-scaling`` command: a thin layer over the library (no logic of its own)."""
+"""The ``bayes-scaling`` command: a thin layer over the library (no logic of its own).
+
+The heavy libraries (PyMC, ArviZ, pandas) are imported inside the commands, so ``--help`` answers at once.
+Errors end in one line in the command line's words and exit code 2; an interrupt ends in one line and exit
+code 130, leaving every earlier output as it was (files are written whole or not at all).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
+import os
+import re
 import sys
+import tempfile
+import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from .errors import OutputPathError
+
+#: one interval convention for every command: central (equal-tailed) posterior intervals of this mass
+INTERVAL = 0.9
 
 
+# ------------------------------------------------------------------ argument types (errors in flag words)
 def _float(text: str) -> float:
-    return float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
-def _key_values(text: str) -> dict[str, str]:
-    """``a=1,b=2`` -> {"a": "1", "b": "2"}."""
-    out = {}
+def _positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+def _count(least: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {least}")
+        return value
+    parse.__name__ = "whole number"
+    return parse
+
+
+def _fraction(text: str) -> float:
+    value = _float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must lie in (0, 1], e.g. 0.3 for the first 30% of each run")
+    return value
+
+
+def _interval(text: str) -> float:
+    value = _float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must lie in (0, 1), e.g. 0.9 for a 90% interval")
+    return value
+
+
+def _key_values(text: str, flag: str, required: set[str], optional: set[str] = frozenset()) -> dict[str, str]:
+    """``a=1,b=2`` -> {"a": "1", "b": "2"}; unknown, repeated, empty or missing keys are errors."""
+    out: dict[str, str] = {}
     for part in text.split(","):
-        k, _, v = part.partition("=")
-        out[k.strip()] = v.strip()
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: {part!r} is not KEY=VALUE")
+        if key in out:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: {key} is given twice")
+        if not value:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: {key} is empty")
+        out[key] = value
+    unknown = set(out) - required - set(optional)
+    missing = required - set(out)
+    if unknown or missing:
+        keys = ",".join(f"{k}=.." for k in sorted(required)) + "".join(f"[,{k}=..]" for k in sorted(optional))
+        raise argparse.ArgumentTypeError(
+            f"{flag} {text!r}: " + "; ".join(([f"unknown {sorted(unknown)}"] if unknown else [])
+                                             + ([f"missing {sorted(missing)}"] if missing else []))
+            + f". Give {keys}")
     return out
 
 
+_YES, _NO = ("yes", "true", "1"), ("no", "false", "0")
+
+
 def _target(text: str) -> dict:
-    """``family=NAME,params=N,tokens=D`` -> dict."""
-    out = _key_values(text)
-    missing = {"family", "params", "tokens"} - set(out)
-    if missing:
-        raise argparse.ArgumentTypeError(f"--target needs family=..,params=..,tokens=..; missing {sorted(missing)}")
-    return {"family": out["family"], "params": float(out["params"]), "tokens": float(out["tokens"])}
+    """``family=NAME,params=N,tokens=D[,new_family=yes]`` -> dict."""
+    out = _key_values(text, "--target", {"family", "params", "tokens"}, {"new_family"})
+    target: dict = {"family": out["family"]}
+    for key in ("params", "tokens"):
+        try:
+            target[key] = _positive_float(out[key])
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"--target {text!r}: {key} {exc}") from None
+    flag = out.get("new_family", "no").lower()
+    if flag not in _YES + _NO:
+        raise argparse.ArgumentTypeError(f"--target {text!r}: new_family must be yes or no")
+    target["new_family"] = flag in _YES
+    return target
 
 
 def _plan_target(text: str) -> dict:
-    """``params=N,tokens=D[,family=NAME][,flops=C]`` -> dict."""
-    out = _key_values(text)
-    missing = {"params", "tokens"} - set(out)
-    unknown = set(out) - {"params", "tokens", "family", "flops"}
-    if missing or unknown:
-        raise argparse.ArgumentTypeError(f"--target needs params=..,tokens=.. (optionally family=..,flops=..); "
-                                         f"missing {sorted(missing)}, unknown {sorted(unknown)}")
+    """``params=N,tokens=D[,flops=C]`` -> dict."""
+    out = _key_values(text, "--target", {"params", "tokens"}, {"flops"})
     try:
-        return {k: (v if k == "family" else float(v)) for k, v in out.items()}
-    except ValueError as exc:
+        return {k: _positive_float(v) for k, v in out.items()}
+    except argparse.ArgumentTypeError as exc:
         raise argparse.ArgumentTypeError(f"--target {text!r}: {exc}") from None
 
 
@@ -60,42 +133,179 @@ def _clean(obj):
     return obj
 
 
+# ------------------------------------------------------------------ talking to people
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks and adds each option's default (where it has one) to its help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" not in text and action.option_strings and not action.required
+                and default is not None and default is not False and default != []
+                and default is not argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _in_cli_words(text: str) -> str:
+    """A library message in the command line's words: Python arguments become flags."""
+    text = re.sub(r"ScalingData\.from_frame\([^)]*\)", "the column flags (--family, --params, --tokens, --loss, --run)",
+                  text)
+
+    def flag(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        option = "--" + name.replace("_", "-")
+        if value is None or value == "True":
+            return option
+        return f"{option} {value.strip(chr(39) + chr(34))}"
+
+    value = r"=('[^']*'|\"[^\"]*\"|True|[\w.+-]+|\.\.\.)"
+    # an argument with an underscore is a Python name wherever it appears; a plain word only before "="
+    text = re.sub(rf"\b({'|'.join(_FLAG_NAMES)})\b(?:{value})?", flag, text)
+    return re.sub(rf"(?<![\w.'\"-])({'|'.join(_FLAG_WORDS)}){value}", flag, text)
+
+
+#: Python argument names the library's messages use that are flags of the command line
+_FLAG_NAMES = ("loss_kind", "new_family", "target_accept", "until_converged", "min_tokens", "checkpoint_noise")
+_FLAG_WORDS = ("whiten", "likelihood", "borrow", "fraction", "draws", "tune", "chains", "run", "family")
+
+
+class _Messages:
+    """Warnings said once each, on stderr, in the command line's words (``--quiet`` keeps them: they matter)."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def say(self, text: str, kind: str = "warning") -> None:
+        text = _in_cli_words(text)
+        if text not in self.seen:
+            self.seen.add(text)
+            print(f"{kind}: {text}", file=sys.stderr, flush=True)
+
+    def showwarning(self, message, category, filename, lineno, file=None, line=None) -> None:
+        self.say(str(message))
+
+
+_MESSAGES = _Messages()
+
+
+def _progress(quiet: bool) -> None:
+    """Phases of the work (compile, sampling, calibration fits, components) on stderr, unless quiet."""
+    logger = logging.getLogger("bayes_scaling")
+    logger.handlers.clear()
+    if not quiet:
+        handler = logging.StreamHandler(sys.stderr)
+        start = time.perf_counter()
+
+        class Elapsed(logging.Formatter):
+            def format(self, record):
+                return f"[{time.perf_counter() - start:6.1f} s] {record.getMessage()}"
+
+        handler.setFormatter(Elapsed())
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _show_bar(a: argparse.Namespace) -> bool:
+    """nutpie's live progress bar (draws/s, divergences so far) when a person watches the terminal."""
+    return not getattr(a, "quiet", False) and sys.stderr.isatty()
+
+
+# ------------------------------------------------------------------ outputs: checked before any work
+def _writable_folder(folder: Path, flag: str) -> None:
+    """Raise unless ``folder`` exists as a folder we can write into, or can be created."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise OutputPathError(f"{flag} {folder}: {probe} is a file, not a folder; choose another path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{flag} {folder}: cannot write into {probe} (permission denied); choose a folder "
+                              "you can write to")
+
+
+def _check_out_file(path: Path, flag: str = "--out") -> None:
+    if path.is_dir():
+        raise OutputPathError(f"{flag} {path} is a folder; give a file name, e.g. {path / 'fit.nc'}")
+    _writable_folder(path.parent if str(path.parent) else Path("."), flag)
+
+
+def _check_out_folder(path: Path, flag: str = "--out") -> None:
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{flag} {path} is a file; give a folder for the outputs")
+    _writable_folder(path, flag)
+
+
+def _save(obj, path: Path, what: str) -> Path:
+    """Save a finished result; if that fails, save it to a fallback file and say where (never lose it)."""
+    try:
+        return obj.save(path)
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / f"bayes_scaling-{what}-{time.strftime('%Y%m%d-%H%M%S')}.nc"
+        saved = obj.save(fallback)
+        raise OutputPathError(f"could not write {path} ({exc}); the {what} was saved to {saved} instead") from None
+
+
 def _sampling_args(p: argparse.ArgumentParser, draws: int = 1000, tune: int = 1000) -> None:
-    p.add_argument("--law", default="chinchilla", choices=["chinchilla", "compute"])
-    p.add_argument("--min-tokens", type=_float, default=None, help="drop checkpoints before this many tokens")
-    p.add_argument("--fraction", type=_float, default=None, help="keep only this first fraction of each run")
-    p.add_argument("--draws", type=int, default=draws)
-    p.add_argument("--tune", type=int, default=tune)
-    p.add_argument("--until-converged", action="store_true",
+    g = p.add_argument_group("model and sampler")
+    g.add_argument("--law", default="chinchilla", choices=["chinchilla", "compute"],
+                   help="chinchilla: L = E + A/N^alpha + B/D^beta; compute: L = E + A/C^alpha")
+    g.add_argument("--min-tokens", type=_positive_float, default=None, metavar="TOKENS",
+                   help="drop checkpoints before this many training tokens, e.g. 1e10 (the guide's cut); "
+                        "default: keep all")
+    g.add_argument("--fraction", type=_fraction, default=None, metavar="F",
+                   help="keep only the first fraction F in (0, 1] of each run's checkpoints; default: all")
+    g.add_argument("--draws", type=_count(1), default=draws, metavar="N", help="posterior draws per chain")
+    g.add_argument("--tune", type=_count(0), default=tune, metavar="N", help="tuning steps per chain")
+    g.add_argument("--until-converged", action="store_true",
                    help="stop sampling as soon as the draws pass the R-hat and ESS checks (--draws is then the most; "
                         "divergences are reported, not waited on)")
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--random-seed", type=int, default=0)
-    p.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"])
-    p.add_argument("--backend", default="auto", choices=["auto", "numba", "jax"],
+    g.add_argument("--chains", type=_count(1), default=4, metavar="N",
+                   help="Markov chains, run in parallel up to the machine's cores")
+    g.add_argument("--target-accept", type=_float, default=0.98, metavar="P",
+                   help="NUTS target acceptance in [0.5, 1): higher takes smaller steps and diverges less")
+    g.add_argument("--random-seed", type=_count(0), default=0, metavar="SEED", help="seed of the sampler")
+    g.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"],
+                   help="NUTS implementation; auto: nutpie when installed")
+    g.add_argument("--backend", default="auto", choices=["auto", "numba", "jax"],
                    help="nutpie's compile backend; auto: JAX for a small OU model when installed, else numba")
-    p.add_argument("--likelihood", default="normal", choices=["normal", "student_t"],
-                   help="student_t: robust run likelihood that down-weights outlying runs/points")
-    p.add_argument("--checkpoint-noise", default="independent", choices=["independent", "ou"],
+    g.add_argument("--likelihood", default="auto", choices=["auto", "normal", "student_t"],
+                   help="auto: normal, refitted with student_t when some run is an outlier (the fit's notes name "
+                        "them); student_t: robust run likelihood that down-weights outlying runs and points")
+    g.add_argument("--checkpoint-noise", default="independent", choices=["independent", "ou"],
                    help="ou: checkpoint noise correlated along each run in log tokens (dense checkpoint curves)")
-    p.add_argument("--no-extrapolation", action="store_true", help="no extrapolation-discrepancy term")
-    p.add_argument("--whiten", default=None, choices=["fixed", "conditional", "none"],
-                   help="how a centred family layer is whitened for sampling (the same posterior); default: the "
-                        "package's default (fixed); none: not whitened")
+    g.add_argument("--no-extrapolation", action="store_true",
+                   help="no extrapolation-discrepancy term (intervals then leave out the law's error beyond the data)")
+    g.add_argument("--whiten", default=None, choices=["fixed", "conditional", "none"],
+                   help="how a centred family layer is whitened for sampling (the same posterior); none: not "
+                        "whitened; default: fixed")
 
 
 def _target_size_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", required=True, type=_float, help="target model size N (parameters)")
-    p.add_argument("--tokens", required=True, type=_float, help="target training tokens D (C = 6 N D)")
+    p.add_argument("--params", required=True, type=_positive_float, metavar="N",
+                   help="target model size in parameters, a plain count (7e9 for 7B)")
+    p.add_argument("--tokens", required=True, type=_positive_float, metavar="D",
+                   help="target training tokens, a plain count (2e12 for 2T); compute C = 6 N D")
 
 
-def _fit_question(sub, name: str, help: str, func, names: tuple[str, ...] = (), *, sizes: bool = True,
-                  seed: bool = True) -> argparse.ArgumentParser:
+def _subcommand(sub, name: str, help: str, example: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand with its description, an example, and the options every subcommand has."""
+    p = sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".",
+                       epilog="example:\n  " + example, formatter_class=_Formatter)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages (warnings and errors still show)")
+    return p
+
+
+def _fit_question(sub, name: str, help: str, func, example: str, names: dict[str, str] | None = None, *,
+                  sizes: bool = True, seed: bool = True) -> argparse.ArgumentParser:
     """A subcommand that asks a fitted model one question: FIT.nc, required names, target size, output."""
-    p = sub.add_parser(name, help=help)
-    p.add_argument("fit", type=Path)
-    for n in names:
-        p.add_argument(f"--{n}", required=True)
+    p = _subcommand(sub, name, help, example)
+    p.add_argument("fit", type=Path, help="a fit written by bayes-scaling fit (FIT.nc)")
+    for n, text in (names or {}).items():
+        p.add_argument(f"--{n}", required=True, help=text)
     if sizes:
         _target_size_args(p)
     _output_args(p, seed)
@@ -105,54 +315,81 @@ def _fit_question(sub, name: str, help: str, func, names: tuple[str, ...] = (), 
 
 def _output_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
     """--interval, --random-seed and --json of the commands that answer a question about a fit."""
-    p.add_argument("--interval", type=_float, default=0.9)
+    p.add_argument("--interval", type=_interval, default=INTERVAL, metavar="MASS",
+                   help="mass of the central posterior intervals printed")
     if seed:
-        p.add_argument("--random-seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+        p.add_argument("--random-seed", type=_count(0), default=0, metavar="SEED",
+                       help="seed of the predictive draws")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
 def _fit_kwargs(a: argparse.Namespace) -> dict:
     return dict(law=a.law, min_tokens=a.min_tokens, fraction=a.fraction, draws=a.draws, tune=a.tune,
                 until_converged=a.until_converged, chains=a.chains, random_seed=a.random_seed, sampler=a.sampler,
-                likelihood=a.likelihood,
+                likelihood=a.likelihood, target_accept=a.target_accept,
                 checkpoint_noise=a.checkpoint_noise, backend=a.backend,
                 whiten=True if a.whiten is None else False if a.whiten == "none" else a.whiten,
-                extrapolation=None if a.no_extrapolation else "learn")
+                extrapolation=None if a.no_extrapolation else "learn", progressbar=_show_bar(a))
+
+
+def _interval_words(interval: float) -> str:
+    return f"median [{interval:.0%} central interval]"
 
 
 def cmd_fit(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
+    _check_out_file(a.out)
     data = _read_data(a)
     fit = bs.fit(data, borrow=a.borrow, treatments=dict(a.treatment), **_fit_kwargs(a))
-    path = fit.save(a.out)
+    path = _save(fit, a.out, "fit")
     d = fit.diagnostics
     print(f"wrote {path}: {len(fit.spec.families)} families, {len(fit.spec.runs)} runs, {len(data)} rows; "
           f"divergences={d.divergences} max_rhat={d.max_rhat:.3f} min_ess_bulk={d.min_ess_bulk:.0f}")
     for p in d.problems:
-        print(f"WARNING: {p}", file=sys.stderr)
+        _MESSAGES.say(f"fit: {p}")
+    for n in fit.notes():
+        print(f"note: {_in_cli_words(n)}")
     return 0
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
     """The CSV and its columns, as ``fit`` and ``backtest`` read them."""
+    g = p.add_argument_group("data (column names of the CSV)")
     p.add_argument("data", type=Path, help="CSV with one row per checkpoint (or per run)")
-    p.add_argument("--family", default=None, help="family column (default: one family)")
-    p.add_argument("--params", required=True, help="column of model sizes N (parameters)")
-    p.add_argument("--tokens", required=True, help="column of training tokens D")
-    p.add_argument("--loss", required=True, help="column of validation loss (nats, or see --loss-kind)")
-    p.add_argument("--run", default=None, help="column of run ids (default: one run per family and size)")
-    p.add_argument("--seed", default=None, help="column of seeds")
-    p.add_argument("--flops", default=None, help="column of training FLOPs (default 6 N D)")
-    p.add_argument("--loss-kind", default="nats", choices=["nats", "perplexity"])
+    g.add_argument("--family", default=None, metavar="COLUMN",
+                   help="column of family names (architecture, recipe, data set); default: one family")
+    g.add_argument("--params", required=True, metavar="COLUMN", help="column of model sizes N, in parameters (counts)")
+    g.add_argument("--tokens", required=True, metavar="COLUMN", help="column of training tokens D (counts)")
+    g.add_argument("--loss", required=True, metavar="COLUMN",
+                   help="column of validation loss, a cross-entropy in nats per token (or see --loss-kind)")
+    g.add_argument("--run", default=None, metavar="COLUMN",
+                   help="column of run ids; default: one run per family and model size (rows of one size are "
+                        "its checkpoints)")
+    g.add_argument("--seed", default=None, metavar="COLUMN", help="column of seeds (repeated runs of one size)")
+    g.add_argument("--flops", default=None, metavar="COLUMN", help="column of training FLOPs; default: 6 N D")
+    g.add_argument("--loss-kind", default="nats", choices=["nats", "perplexity"],
+                   help="what the loss column holds; perplexity is converted with log")
 
 
 def _read_data(a: argparse.Namespace):
+    import pandas as pd
+
     import bayes_scaling as bs
 
-    return bs.ScalingData.from_frame(pd.read_csv(a.data), family=a.family, params=a.params, tokens=a.tokens,
+    if not a.data.is_file():
+        raise FileNotFoundError(f"no CSV at {a.data}")
+    names = {c: str for c in (a.family, a.run, a.seed) if c is not None}  # names as written, "1" not 1.0
+    try:
+        frame = pd.read_csv(a.data, dtype=names)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise bs.errors.DataValidationError(f"{a.data} is not a readable CSV: {exc}") from None
+    data = bs.ScalingData.from_frame(frame, family=a.family, params=a.params, tokens=a.tokens,
                                      loss=a.loss, run=a.run, seed=a.seed, flops=a.flops, loss_kind=a.loss_kind,
                                      source=str(a.data))
+    for note in data.assumptions:
+        logging.getLogger("bayes_scaling").info("assumed: %s", _in_cli_words(note))
+    return data
 
 
 def cmd_backtest(a: argparse.Namespace) -> int:
@@ -164,13 +401,14 @@ def cmd_backtest(a: argparse.Namespace) -> int:
         depths = [int(k) for k in a.depths.split(",") if k.strip()]
     except ValueError:
         raise ValueError(f"--depths {a.depths!r}: give comma-separated positive integers, e.g. --depths 1,2") from None
-    if a.out is not None and a.out.exists() and not a.out.is_dir():
-        raise ValueError(f"--out {a.out} is a file; give a folder for the report")
+    if a.out is not None:
+        _check_out_folder(a.out)
     data = _read_data(a)
     kwargs = _fit_kwargs(a)
     seed = kwargs.pop("random_seed")
+    say = logging.getLogger("bayes_scaling").info
     result = bs.backtest(data, directions=directions, depths=depths, random_seed=seed,
-                         progress=lambda line: print(line, file=sys.stderr, flush=True), **kwargs)
+                         progress=lambda line: say("%s", line), **kwargs)
     print(result.to_json() if a.json else backtest_markdown(result))
     if a.out is not None:
         path = result.write_report(a.out, source=str(a.data))
@@ -182,7 +420,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
     fit = bs.load(a.fit)
-    p = fit.predict(a.family, a.params, a.tokens, interval=a.interval, random_seed=a.random_seed)
+    p = fit.predict(a.family, a.params, a.tokens, interval=a.interval, random_seed=a.random_seed,
+                    new_family=a.new_family)
     out = {"family": a.family, "params": a.params, "tokens": a.tokens,
            "median": float(p["run_median"].values[0]), "mean": float(p["run_mean"].values[0]),
            "lower": float(p["run_lower"].values[0]), "upper": float(p["run_upper"].values[0]),
@@ -195,15 +434,15 @@ def cmd_predict(a: argparse.Namespace) -> int:
         print(json.dumps(_clean(out)))
     else:
         kind = "new family (drawn from the population)" if out["new_family"] else "family"
-        print(f"{kind} {a.family}, N={a.params:.3g}, D={a.tokens:.3g}: one-run loss {out['median']:.4f} "
-              f"[{out['lower']:.4f}, {out['upper']:.4f}] ({a.interval:.0%}); expected loss "
-              f"[{out['expected_lower']:.4f}, {out['expected_upper']:.4f}]")
+        print(f"{kind} {a.family}, N={a.params:.3g}, D={a.tokens:.3g}, {_interval_words(a.interval)}:\n"
+              f"  one-run loss   {out['median']:.4f} [{out['lower']:.4f}, {out['upper']:.4f}]  "
+              "(the run you will train: seed noise included)\n"
+              f"  expected loss  {out['expected_median']:.4f} [{out['expected_lower']:.4f}, "
+              f"{out['expected_upper']:.4f}]  (the configuration, without seed noise)")
     return 0
 
 
 def cmd_cache(a: argparse.Namespace) -> int:
-    import time
-
     from .inference import compile_store
 
     folder = compile_store.directory()
@@ -225,18 +464,21 @@ def cmd_cache(a: argparse.Namespace) -> int:
 def cmd_summary(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
-    s = bs.load(a.fit).summary()
+    s = bs.load(a.fit).summary(interval=a.interval)
     if a.json:
         print(json.dumps(_clean(s)))
     else:
         keys = ("divergences", "max_rhat", "min_ess_bulk", "min_ess_tail", "chains", "draws", "sampling_seconds")
         for k in keys:
             print(f"{k:>18}: {s[k]}")
+        print(f"{'parameters':>18}: {_interval_words(a.interval)}")
         for name, v in s["parameters"].items():
             if name != "families" and v:
                 print(f"{name:>18}: {v['median']:.4g} [{v['lower']:.4g}, {v['upper']:.4g}]")
-        for n in s["notes"] + s["problems"]:
-            print(f"note: {n}")
+        for n in s["notes"]:
+            print(f"note: {_in_cli_words(n)}")
+        for n in s["problems"]:
+            print(f"problem: {_in_cli_words(n)}")
     return 0
 
 
@@ -244,11 +486,13 @@ def cmd_report(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
     from bayes_scaling.report import write_report
 
+    _check_out_folder(a.out)
     fit = bs.load(a.fit)
     formats = ("html", "md") if a.markdown else ("html",)
     path = write_report(fit, a.out, targets=a.target, title=a.title, interval=a.interval,
                         budgets=a.budget or None, formats=formats)
-    print(f"report written to {path}" + (f" and {path.with_suffix('.md')}" if a.markdown else ""))
+    print(f"report written to {path}" + (f" and {path.with_suffix('.md')}" if a.markdown else "")
+          + f" ({_interval_words(a.interval)} throughout)")
     return 0
 
 
@@ -260,6 +504,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
     from bayes_scaling.report import write_report
 
+    out = Path(a.out)
+    _check_out_folder(out)
     data = bs.load_bundled(a.dataset)
     if a.families != "all":
         keep = data.families if a.families is None else a.families.split(",")
@@ -269,29 +515,33 @@ def cmd_demo(a: argparse.Namespace) -> int:
     print(f"fitting the bundled {a.dataset!r} data: {bs.data.BUNDLED[a.dataset]}")
     print(f"{len(data)} rows, {len(data.families)} families, {len(data.runs)} runs")
     fit = bs.fit(data, **_fit_kwargs(a))
-    out = Path(a.out)
-    fit_path = fit.save(out / "fit.nc")
+    fit_path = _save(fit, out / "fit.nc", "fit")
     run_table = data.run_table()
     big = run_table.sort_values("max_flops").iloc[-1]
-    targets = [{"family": big["family"], "params": float(big["params"]) * 10, "tokens": float(big["max_tokens"]) * 10},
-               {"family": "a new family", "params": float(big["params"]) * 10, "tokens": float(big["max_tokens"]) * 10}]
+    size = {"params": float(big["params"]) * 10, "tokens": float(big["max_tokens"]) * 10}
+    targets = [{"family": big["family"], **size}, {"family": "a new family", "new_family": True, **size}]
     report = write_report(fit, out, targets=targets, title=f"bayes_scaling demo: {bs.data.BUNDLED[a.dataset]}")
     print(f"fit saved to {fit_path}")
-    print(f"report written to {report}")
+    print(f"report written to {report} ({_interval_words(INTERVAL)} throughout)")
     return 0
 
 
 def cmd_mixing(a: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
     import bayes_scaling as bs
 
+    out = Path(a.out)
+    _check_out_folder(out)
     data = bs.MixingData.from_frames(pd.read_csv(a.losses), pd.read_csv(a.proportions), loss=a.loss_column,
                                      share=a.share_column, source=f"{a.losses} + {a.proportions}")
     train = a.train.split(",") if a.train else data.mixtures
     fit = bs.fit_mixing(data.select(train), draws=a.draws, tune=a.tune, chains=a.chains, random_seed=a.random_seed,
                         sampler=a.sampler, extrapolation=not a.no_extrapolation, deviation=a.deviation)
-    out = Path(a.out)
-    path = fit.save(out / "mixing_fit.nc")
-    result: dict = {"fit": str(path), "diagnostics": fit.diagnostics.to_dict(), "extrapolation": fit.extrapolation}
+    path = _save(fit, out / "mixing_fit.nc", "mixing fit")
+    result: dict = {"fit": str(path), "diagnostics": fit.diagnostics.to_dict(), "extrapolation": fit.extrapolation,
+                    "interval": a.interval}
     steps = np.sort(data.frame["step"].unique())
     if a.predict:
         names = a.predict.split(",")
@@ -299,41 +549,54 @@ def cmd_mixing(a: argparse.Namespace) -> int:
         p["mixture"] = p["mixture"].astype(str)
         obs = data.frame[["mixture", "domain", "step", "loss"]]
         p = p.merge(obs, on=["mixture", "domain", "step"], how="left")
-        p.to_csv(out / "predictions.csv", index=False)
+        from .storage import write_atomically
+
+        write_atomically(out / "predictions.csv", p.to_csv(index=False))
         result["predictions"] = str(out / "predictions.csv")
         dist = fit.mixture_distance(data.proportions().loc[names])
         result["distance_from_trained"] = {n: float(d) for n, d in zip(names, dist)}
         if p["loss"].notna().any():
-            re = (p["run_median"] - p["loss"]).abs() / p["loss"]
+            re_ = (p["run_median"] - p["loss"]).abs() / p["loss"]
             inside = (p["loss"] >= p["run_lower"]) & (p["loss"] <= p["run_upper"])
-            result["heldout"] = {"mean_relative_error": float(re.mean()), f"coverage_{a.interval:g}": float(inside.mean())}
+            result["heldout"] = {"mean_relative_error": float(re_.mean()),
+                                 f"coverage_{a.interval:g}": float(inside.mean())}
     if a.optimize_step:
         opt = bs.optimize_mixture(fit, a.optimize_step)
         result["optimal_mixture"] = {"step": a.optimize_step, "shares": opt.to_dict(),
                                      "average_loss": opt.attrs["objective"], "converged": opt.attrs["converged"],
                                      "distance_from_trained": float(fit.mixture_distance(opt)[0])}
-    (out / "mixing.json").write_text(json.dumps(_clean(result), indent=1))
+    from .storage import write_atomically
+
+    write_atomically(out / "mixing.json", json.dumps(_clean(result), indent=1))
     print(json.dumps(_clean(result)) if a.json else f"mixing fit saved to {path}; summary in {out / 'mixing.json'}")
     return 0
 
 
-def _print_table(table: pd.DataFrame, as_json: bool, extra: dict | None = None) -> None:
+def _print_table(table, as_json: bool, extra: dict | None = None, legend: str = "") -> None:
     if as_json:
         print(json.dumps(_clean({**(extra or {}), "rows": json.loads(table.to_json(orient="records"))})))
     else:
         for k, v in (extra or {}).items():
             print(f"{k}: {v}")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if legend:
+            print(legend)
+
+
+_SUMMARY_LEGEND = "median, lower, upper: {interval:.0%} central interval over the posterior draws; mean: their mean"
 
 
 def cmd_optimal(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
     fit = bs.load(a.fit)
-    opt = bs.compute_optimal(fit, a.budget, family=a.family, random_seed=a.random_seed)
+    opt = bs.compute_optimal(fit, a.budget, family=a.family, new_family=a.new_family, random_seed=a.random_seed)
     table = bs.decisions.summarize(opt, interval=a.interval)
     _print_table(table, a.json, {"family": opt.attrs["family"], "new_family": bool(opt.attrs["new_family"]),
-                                 "flops": opt.attrs["flops"], "interval": a.interval})
+                                 "flops": opt.attrs["flops"], "interval": a.interval},
+                 legend=_SUMMARY_LEGEND.format(interval=a.interval) + ".\nparams, tokens: the compute-optimal N* "
+                 "and D*; loss: the fitted law's loss there; expected_loss: the same with the extrapolation "
+                 "discrepancy beyond the data (what to plan on).")
     return 0
 
 
@@ -345,7 +608,9 @@ def cmd_compare(a: argparse.Namespace) -> int:
     extra = {"a": a.a, "b": a.b, "params": a.params, "tokens": a.tokens, "interval": a.interval,
              "p_a_better": float(cmp["p_a_better"].values[0]),
              "p_a_better_one_run": float(cmp["p_a_better_one_run"].values[0])}
-    _print_table(table.drop(columns="target"), a.json, extra)
+    _print_table(table.drop(columns="target"), a.json, extra,
+                 legend=_SUMMARY_LEGEND.format(interval=a.interval) + ". Differences are loss(a) - loss(b): "
+                 "negative means a is better.")
     return 0
 
 
@@ -355,11 +620,14 @@ def cmd_speedup(a: argparse.Namespace) -> int:
     sp = bs.growth_speedup(bs.load(a.fit), a.grown, a.scratch, a.params, tokens=a.tokens, loss=a.loss)
     table = bs.decisions.summarize(sp, interval=a.interval)
     _print_table(table, a.json, {"grown": a.grown, "scratch": a.scratch, "params": a.params,
-                                 "tokens": a.tokens, "loss": a.loss, "interval": a.interval})
+                                 "tokens": a.tokens, "loss": a.loss, "interval": a.interval},
+                 legend=_SUMMARY_LEGEND.format(interval=a.interval) + ".")
     return 0
 
 
 def cmd_growth_timing(a: argparse.Namespace) -> int:
+    import pandas as pd
+
     from bayes_scaling.decisions import GrowthTiming
 
     model = GrowthTiming.paper()
@@ -374,7 +642,7 @@ def cmd_growth_timing(a: argparse.Namespace) -> int:
         print(json.dumps(out))
     else:
         source = "the paper's constants" if model.n_obs == 0 else f"updated with {model.n_obs} observations"
-        print(f"grow after {out['growth_tokens'] / 1e9:.2f}B tokens ({a.interval:.0%} interval "
+        print(f"grow after {out['growth_tokens'] / 1e9:.2f}B tokens ({a.interval:.0%} central interval "
               f"{out['lower'] / 1e9:.2f}B-{out['upper'] / 1e9:.2f}B), growth factor g = {out['growth_factor']} "
               f"[{source}]")
     return 0
@@ -382,20 +650,21 @@ def cmd_growth_timing(a: argparse.Namespace) -> int:
 
 def _treatment(text: str) -> tuple[str, str]:
     grown, sep, twin = text.partition("=")
-    if not sep or not grown or not twin:
+    if not sep or not grown.strip() or not twin.strip():
         raise argparse.ArgumentTypeError(f"--treatment needs TREATED=TWIN (e.g. 7b-stacked=7b-scratch), got {text!r}")
     return grown.strip(), twin.strip()
 
 
 def cmd_plan(a: argparse.Namespace) -> int:
+    import pandas as pd
+
     import bayes_scaling as bs
 
-    target = dict(a.target)
-    family = target.pop("family", None)
     candidates = pd.read_csv(a.candidates) if a.candidates is not None else None
-    p = bs.plan(a.posterior, target, a.budget, family=family, candidates=candidates, accuracy=a.accuracy,
-                interval=a.interval, checkpoints=a.checkpoints, min_tokens=a.min_tokens, fantasies=a.fantasies,
-                method=a.method, stop_at_accuracy=not a.spend_budget, random_seed=a.random_seed)
+    p = bs.plan(a.posterior, a.target, a.budget, family=a.family, new_family=a.new_family, candidates=candidates,
+                accuracy=a.accuracy, interval=a.interval, checkpoints=a.checkpoints, min_tokens=a.min_tokens,
+                fantasies=a.fantasies, method=a.method, stop_at_accuracy=not a.spend_budget,
+                random_seed=a.random_seed)
     if a.json:
         print(json.dumps(_clean(p.to_dict())))
     else:
@@ -406,9 +675,10 @@ def cmd_plan(a: argparse.Namespace) -> int:
 def cmd_prior(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
+    _check_out_file(a.out)
     kw = {} if a.population is None else {"population": a.population}
     prior = bs.PopulationPrior.from_fit(bs.load(a.fit), draws=a.draws, **kw)
-    path = prior.save(a.out)
+    path = _save(prior, a.out, "prior")
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB): {prior.describe()}")
     return 0
 
@@ -416,10 +686,11 @@ def cmd_prior(a: argparse.Namespace) -> int:
 def cmd_grid(a: argparse.Namespace) -> int:
     from bayes_scaling.grid import GridConfig, GridRunError, counts, run_grid
 
+    _check_out_file(a.out)
     config = GridConfig.load(a.config)
     try:
         ds = run_grid(config, a.out, scheduler=a.scheduler, workers=a.workers, restart=a.restart,
-                      progress=not a.no_progress)
+                      progress=not (a.no_progress or a.quiet))
         code = 0
     except GridRunError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -437,161 +708,215 @@ def cmd_grid(a: argparse.Namespace) -> int:
     return code
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="bayes-scaling", description="Bayesian hierarchical scaling laws")
-    sub = ap.add_subparsers(dest="command", required=True)
+_DATA_EXAMPLE = "runs.csv --family data --params params --tokens tokens --loss val_loss --run id"
 
-    p = sub.add_parser("fit", help="fit a CSV of runs and write FIT.nc")
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="bayes-scaling", formatter_class=_Formatter,
+        description="Bayesian hierarchical scaling laws: fit L(N, D) = E + A/N^alpha + B/D^beta to a zoo of "
+                    "model families with partial pooling, then predict large runs with intervals you can check. "
+                    f"Every interval printed is a central posterior interval ({INTERVAL:.0%} unless --interval "
+                    "says otherwise); sizes and tokens are plain counts (7e9, not 7B).",
+        epilog="examples:\n  bayes-scaling demo --out demo_output\n  bayes-scaling fit " + _DATA_EXAMPLE
+               + " --out fit.nc\n  bayes-scaling predict fit.nc --family c4 --params 7e9 --tokens 2e12\n"
+               "  bayes-scaling report fit.nc --target family=c4,params=7e9,tokens=2e12 --out report/")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _subcommand(sub, "fit", "fit a CSV of runs and write FIT.nc", "bayes-scaling fit " + _DATA_EXAMPLE
+                    + " --out fit.nc")
     _data_args(p)
-    p.add_argument("--borrow", default=None, type=Path,
+    p.add_argument("--borrow", default=None, type=Path, metavar="FILE",
                    help="FIT.nc or PRIOR.nc: fit one new family with that population prior")
-    p.add_argument("--treatment", type=_treatment, action="append", default=[],
-                   help="TREATED=TWIN: the treated family (e.g. grown by stacking) is its twin plus a shift "
-                        "(repeatable)")
+    p.add_argument("--treatment", type=_treatment, action="append", default=[], metavar="TREATED=TWIN",
+                   help="the treated family (e.g. grown by stacking) is its twin plus a shift (repeatable)")
     _sampling_args(p)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="where to write the fit (NetCDF); checked before sampling")
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("prior", help="extract the population prior of a fit into a small file")
-    p.add_argument("fit", type=Path)
-    p.add_argument("--draws", type=int, default=4000)
+    p = _subcommand(sub, "prior", "extract the population prior of a fit into a small file",
+                    "bayes-scaling prior zoo.nc --out population.nc")
+    p.add_argument("fit", type=Path, help="a fit of several families (FIT.nc)")
+    p.add_argument("--draws", type=_count(1), default=4000, metavar="N", help="draws kept in the prior")
     p.add_argument("--population", default=None, metavar="{blend,model,families,mixture}",
                    help="what a new family is like: a Polya-urn blend of the model's population and the fitted "
                         "families (default), the model's population alone, the fitted families alone, or the urn "
                         "kept as a mixture that a borrowed fit averages by evidence (a fit per component)")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, metavar="FILE", help="where to write the prior (NetCDF)")
     p.set_defaults(func=cmd_prior)
 
-    _fit_question(sub, "predict", "posterior predictive loss at one point", cmd_predict, ("family",))
+    p = _fit_question(sub, "predict", "posterior predictive loss of one run at one size and token count",
+                      cmd_predict, "bayes-scaling predict fit.nc --family c4 --params 7e9 --tokens 2e12",
+                      {"family": "the family to predict (a fitted one, or a new one with --new-family)"})
+    p.add_argument("--new-family", action="store_true",
+                   help="--family names a family the fit has not seen: draw it from the population of families")
 
-    p = sub.add_parser("plan", help="plan the next runs: which small models to train to predict a target "
-                                    "within an accuracy at the least compute")
+    p = _subcommand(sub, "plan", "plan the next runs: which small models to train to predict a target within an "
+                                 "accuracy at the least compute",
+                    "bayes-scaling plan fit.nc --family c4 --target params=7e9,tokens=2e12 --budget 1e21")
     p.add_argument("posterior", type=Path, help="FIT.nc (a fitted family, or a new one) or PRIOR.nc (nothing trained)")
-    p.add_argument("--target", type=_plan_target, required=True,
-                   help="params=N,tokens=D[,family=NAME][,flops=C]: the run whose loss is to be predicted")
-    p.add_argument("--budget", type=_float, required=True, help="FLOPs available for the planned runs")
-    p.add_argument("--candidates", type=Path, default=None,
+    p.add_argument("--target", type=_plan_target, required=True, metavar="params=N,tokens=D[,flops=C]",
+                   help="the run whose loss is to be predicted (plain counts)")
+    p.add_argument("--family", default=None, help="the family of the target (default: the fit's only family)")
+    p.add_argument("--new-family", action="store_true",
+                   help="--family names a family the fit has not seen: plan from the population of families")
+    p.add_argument("--budget", type=_positive_float, required=True, metavar="FLOPS",
+                   help="FLOPs available for the planned runs")
+    p.add_argument("--candidates", type=Path, default=None, metavar="CSV",
                    help="CSV of candidate runs (params, tokens; optional flops, checkpoints, label); "
                         "default: 10 sizes x 5 token budgets")
-    p.add_argument("--accuracy", type=_float, default=0.04, help="expected ARE wanted (default 0.04)")
-    p.add_argument("--interval", type=_float, default=0.9)
-    p.add_argument("--checkpoints", type=int, default=10, help="checkpoints used per run (evenly spaced)")
-    p.add_argument("--min-tokens", type=_float, default=None, help="checkpoints before this many tokens are not used")
-    p.add_argument("--fantasies", type=int, default=256)
-    p.add_argument("--method", default="laplace", choices=["laplace", "importance"])
+    p.add_argument("--accuracy", type=_interval, default=0.04, metavar="ARE", help="expected ARE wanted")
+    p.add_argument("--interval", type=_interval, default=INTERVAL, metavar="MASS",
+                   help="mass of the central predictive interval planned for")
+    p.add_argument("--checkpoints", type=_count(1), default=10, metavar="N",
+                   help="checkpoints used per run (evenly spaced)")
+    p.add_argument("--min-tokens", type=_positive_float, default=None, metavar="TOKENS",
+                   help="checkpoints before this many tokens are not used; default: all are")
+    p.add_argument("--fantasies", type=_count(1), default=256, metavar="N",
+                   help="simulated outcomes per candidate")
+    p.add_argument("--method", default="laplace", choices=["laplace", "importance"],
+                   help="how a simulated outcome updates the posterior")
     p.add_argument("--spend-budget", action="store_true",
                    help="keep planning after the accuracy is expected to be reached, up to the budget")
-    p.add_argument("--random-seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--random-seed", type=_count(0), default=0, metavar="SEED", help="seed of the simulations")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("summary", help="diagnostics and parameters of a fit")
-    p.add_argument("fit", type=Path)
-    p.add_argument("--json", action="store_true")
+    p = _subcommand(sub, "summary", "diagnostics and parameters of a fit", "bayes-scaling summary fit.nc")
+    p.add_argument("fit", type=Path, help="a fit written by bayes-scaling fit (FIT.nc)")
+    p.add_argument("--interval", type=_interval, default=INTERVAL, metavar="MASS",
+                   help="mass of the central posterior intervals printed")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("report", help="write a self-contained HTML report of a fit")
-    p.add_argument("fit", type=Path)
+    p = _subcommand(sub, "report", "write a self-contained HTML report of a fit that opens with the answer",
+                    "bayes-scaling report fit.nc --target family=c4,params=7e9,tokens=2e12 --out report/")
+    p.add_argument("fit", type=Path, help="a fit written by bayes-scaling fit (FIT.nc)")
     p.add_argument("--target", type=_target, action="append", default=[],
-                   help="family=NAME,params=N,tokens=D (repeatable; an unseen family name is a new family)")
-    p.add_argument("--budget", type=_float, action="append", default=[],
-                   help="FLOPs for the compute-optimal frontier (repeatable; default: the data's compute to 1000x)")
-    p.add_argument("--interval", type=_float, default=0.9)
-    p.add_argument("--title", default=None)
+                   metavar="family=NAME,params=N,tokens=D[,new_family=yes]",
+                   help="a run to predict (repeatable); new_family=yes for a family the fit has not seen")
+    p.add_argument("--budget", type=_positive_float, action="append", default=[], metavar="FLOPS",
+                   help="FLOPs for the compute-optimal frontier (repeatable); default: the data's compute to 1000x")
+    p.add_argument("--interval", type=_interval, default=INTERVAL, metavar="MASS",
+                   help="mass of the central intervals in the report")
+    p.add_argument("--title", default=None, help="the report's title")
     p.add_argument("--markdown", action="store_true", help="also write report.md with figures/*.png")
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, metavar="FOLDER", help="folder to write report.html into")
     p.set_defaults(func=cmd_report)
 
     p = _fit_question(sub, "optimal", "compute-optimal N*, D* and tokens per parameter at FLOPs budgets",
-                      cmd_optimal, sizes=False)
-    p.add_argument("--budget", type=_float, action="append", required=True, help="FLOPs (repeatable)")
-    p.add_argument("--family", default=None, help="a fitted family, or a new name for a new family")
+                      cmd_optimal, "bayes-scaling optimal fit.nc --family c4 --budget 1e22 --budget 1e23", sizes=False)
+    p.add_argument("--budget", type=_positive_float, action="append", required=True, metavar="FLOPS",
+                   help="training compute in FLOPs (repeatable)")
+    p.add_argument("--family", default=None, help="a fitted family (default: the fit's only family)")
+    p.add_argument("--new-family", action="store_true",
+                   help="--family names a family the fit has not seen: draw it from the population of families")
 
     _fit_question(sub, "compare", "recipe A vs B: loss difference at a target and P(A beats B)", cmd_compare,
-                  ("a", "b"))
+                  "bayes-scaling compare fit.nc --a recipe-a --b recipe-b --params 7e9 --tokens 2e12",
+                  {"a": "family A (fitted)", "b": "family B (fitted)"})
 
     p = _fit_question(sub, "speedup", "model growth: D_scratch(L) / D_grown(L) - 1 at size N", cmd_speedup,
-                      ("grown", "scratch"), sizes=False, seed=False)
-    p.add_argument("--params", required=True, type=_float)
+                      "bayes-scaling speedup fit.nc --grown 7b-stacked --scratch 7b-scratch --params 7e9 --tokens 3e11",
+                      {"grown": "the grown family (fitted)", "scratch": "its from-scratch twin (fitted)"},
+                      sizes=False, seed=False)
+    p.add_argument("--params", required=True, type=_positive_float, metavar="N",
+                   help="model size in parameters (plain count)")
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--tokens", type=_float, help="the target loss is the scratch model's after these tokens")
-    target.add_argument("--loss", type=_float, help="the target loss")
+    target.add_argument("--tokens", type=_positive_float, metavar="D",
+                        help="the target loss is the scratch model's after these tokens")
+    target.add_argument("--loss", type=_positive_float, metavar="NATS", help="the target loss")
 
-    p = sub.add_parser("growth-timing", help="G_stack: tokens to train the small model before growing it")
+    p = _subcommand(sub, "growth-timing", "G_stack: tokens to train the small model before growing it",
+                    "bayes-scaling growth-timing --params 7e9 --tokens 3e11")
     _target_size_args(p)
-    p.add_argument("--interval", type=_float, default=0.9)
-    p.add_argument("--data", type=Path, default=None,
+    p.add_argument("--interval", type=_interval, default=INTERVAL, metavar="MASS",
+                   help="mass of the central interval printed")
+    p.add_argument("--data", type=Path, default=None, metavar="CSV",
                    help="CSV of your own growth experiments (one row per target: size, tokens, best growth tokens)")
-    p.add_argument("--params-column", default="params")
-    p.add_argument("--tokens-column", default="tokens")
-    p.add_argument("--growth-tokens-column", default="growth_tokens")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--params-column", default="params", metavar="COLUMN", help="column of sizes in --data")
+    p.add_argument("--tokens-column", default="tokens", metavar="COLUMN", help="column of tokens in --data")
+    p.add_argument("--growth-tokens-column", default="growth_tokens", metavar="COLUMN",
+                   help="column of the best growth tokens in --data")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=cmd_growth_timing)
 
-    p = sub.add_parser("mixing", help="BiMix data-mixing law: fit per-domain losses of several mixtures, "
-                                      "predict others, optimise the mixture")
+    p = _subcommand(sub, "mixing", "BiMix data-mixing law: fit per-domain losses of several mixtures, predict "
+                                   "others, optimise the mixture",
+                    "bayes-scaling mixing losses.csv proportions.csv --predict DoReMi --out mixing/")
     p.add_argument("losses", type=Path, help="CSV: mixture, domain, step, and the loss column")
     p.add_argument("proportions", type=Path, help="CSV: mixture, domain, and the share column")
-    p.add_argument("--loss-column", default="val_loss")
-    p.add_argument("--share-column", default="proportion")
-    p.add_argument("--train", default=None, help="comma-separated mixtures to fit (default: all)")
-    p.add_argument("--predict", default=None, help="comma-separated mixtures to predict (held out or not)")
-    p.add_argument("--optimize-step", type=_float, default=None, help="optimise the mixture for this step")
-    p.add_argument("--interval", type=_float, default=0.9)
-    p.add_argument("--draws", type=int, default=1000)
-    p.add_argument("--tune", type=int, default=1000)
-    p.add_argument("--chains", type=int, default=4)
-    p.add_argument("--random-seed", type=int, default=0)
-    p.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"])
+    p.add_argument("--loss-column", default="val_loss", metavar="COLUMN", help="loss column of LOSSES (nats)")
+    p.add_argument("--share-column", default="proportion", metavar="COLUMN",
+                   help="share column of PROPORTIONS (fractions summing to 1 per mixture)")
+    p.add_argument("--train", default=None, metavar="NAMES", help="comma-separated mixtures to fit; default: all")
+    p.add_argument("--predict", default=None, metavar="NAMES",
+                   help="comma-separated mixtures to predict (held out or not)")
+    p.add_argument("--optimize-step", type=_positive_float, default=None, metavar="STEP",
+                   help="optimise the mixture for this training step")
+    p.add_argument("--interval", type=_interval, default=INTERVAL, metavar="MASS",
+                   help="mass of the central predictive intervals")
+    p.add_argument("--draws", type=_count(1), default=1000, metavar="N", help="posterior draws per chain")
+    p.add_argument("--tune", type=_count(0), default=1000, metavar="N", help="tuning steps per chain")
+    p.add_argument("--chains", type=_count(1), default=4, metavar="N", help="Markov chains")
+    p.add_argument("--random-seed", type=_count(0), default=0, metavar="SEED", help="seed of the sampler")
+    p.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"],
+                   help="NUTS implementation; auto: nutpie when installed")
     p.add_argument("--no-extrapolation", action="store_true", help="no share-extrapolation term")
     p.add_argument("--deviation", default="normal", choices=["normal", "student_t"],
                    help="a run's deviation from the law: normal, or heavy-tailed student_t")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", required=True, type=Path, metavar="FOLDER", help="folder for the fit and summary")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_mixing)
 
-    p = sub.add_parser(
-        "backtest", help="how far this zoo's forecasts can be trusted: nested hold-outs in every direction, ours "
-                         "beside point fits", description="Hold out each family's largest compute budgets, model "
-        "sizes and tokens-per-parameter levels (1, then 2 deep), fit the rest, and score the held-out runs: ARE, "
-        "50%% and 90%% coverage, interval width, for bayes_scaling and per-family Huber, fixed-N-term and "
-        "variable-projection fits. Example: bayes-scaling backtest runs.csv --family data --params params "
-        "--tokens tokens --loss val_loss --run id --out backtest/")
+    p = _subcommand(
+        sub, "backtest", "how far this zoo's forecasts can be trusted: nested hold-outs in every direction, ours "
+                         "beside point fits", "bayes-scaling backtest " + _DATA_EXAMPLE + " --out backtest/",
+        description="Hold out each family's largest compute budgets, model sizes and tokens-per-parameter levels "
+                    "(1, then 2 deep), fit the rest, and score the held-out runs: ARE, 50% and 90% coverage, "
+                    "interval width, for bayes_scaling and per-family Huber, fixed-N-term and variable-projection "
+                    "fits.")
     _data_args(p)
     p.add_argument("--directions", default="flops,params,ratio",  # bayes_scaling.data.extent.DIRECTIONS
                    help="comma-separated directions to hold out along: flops (compute budgets), params (model "
-                        "sizes), ratio (tokens per parameter); default all three")
+                        "sizes), ratio (tokens per parameter)")
     p.add_argument("--depths", default="1,2", help="comma-separated depths: 1 holds out each family's largest "
-                                                    "level, 2 its two largest (default 1,2)")
+                                                    "level, 2 its two largest")
     _sampling_args(p, draws=1000, tune=1000)
     p.add_argument("--json", action="store_true", help="print the summary and every task as JSON")
-    p.add_argument("--out", type=Path, default=None, help="also write an HTML report (with the calibration plot) "
-                                                          "into this folder")
+    p.add_argument("--out", type=Path, default=None, metavar="FOLDER",
+                   help="also write an HTML report (with the calibration plot) into this folder")
     p.set_defaults(func=cmd_backtest)
 
-    p = sub.add_parser("grid", help="run an experiment grid of fits (held-out family x k x fraction x early "
-                                    "cut x prior) on a dask cluster; resumable")
+    p = _subcommand(sub, "grid", "run an experiment grid of fits (held-out family x k x fraction x early cut x "
+                                 "prior) on a dask cluster; resumable",
+                    "bayes-scaling grid grid.toml --out results.nc --figures figures/")
     p.add_argument("config", type=Path, help="grid config, .toml or .yaml (see bayes_scaling.grid.config)")
-    p.add_argument("--out", required=True, type=Path, help="results NetCDF, rewritten after every cell; "
-                                                            "an existing one from the same config is resumed")
-    p.add_argument("--scheduler", default=None,
-                   help="tcp://HOST:PORT of a running dask scheduler, or a scheduler file (default: a LocalCluster)")
-    p.add_argument("--workers", type=int, default=None, help="LocalCluster worker processes (default: one per core)")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="results NetCDF, rewritten after every cell; an existing one from the same config is resumed")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="tcp://HOST:PORT of a running dask scheduler, or a scheduler file; default: a LocalCluster")
+    p.add_argument("--workers", type=_count(1), default=None, metavar="N",
+                   help="LocalCluster worker processes; default: one per core")
     p.add_argument("--restart", action="store_true", help="discard the results at --out and start over")
-    p.add_argument("--figures", type=Path, default=None, help="write ARE heatmaps into this folder")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--figures", type=Path, default=None, metavar="FOLDER", help="write ARE heatmaps into this folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (same as --quiet)")
     p.set_defaults(func=cmd_grid)
 
-    p = sub.add_parser("cache", help="list (or --clear) the compiled models kept on disk for later processes")
+    p = _subcommand(sub, "cache", "list (or --clear) the compiled models kept on disk for later processes",
+                    "bayes-scaling cache --clear")
     p.add_argument("--clear", action="store_true", help="remove them: the next fit of each structure compiles again")
     p.set_defaults(func=cmd_cache)
 
-    p = sub.add_parser("demo", help="fit a bundled real dataset and write a report")
-    p.add_argument("--out", default=Path("demo_output"), type=Path)
-    p.add_argument("--dataset", default="porian", choices=["porian", "opt"])
-    p.add_argument("--families", default=None,
-                   help="comma-separated families to fit, or 'all' (default for porian: its four RefinedWeb "
-                        "validation-loss recipes, to keep the demo near a minute on 2 cores)")
+    p = _subcommand(sub, "demo", "fit a bundled real dataset and write a report",
+                    "bayes-scaling demo --out demo_output")
+    p.add_argument("--out", default=Path("demo_output"), type=Path, metavar="FOLDER",
+                   help="folder for fit.nc and report.html")
+    p.add_argument("--dataset", default="porian", choices=["porian", "opt"], help="which bundled dataset")
+    p.add_argument("--families", default=None, metavar="NAMES",
+                   help="comma-separated families to fit, or 'all'; default for porian: its four RefinedWeb "
+                        "validation-loss recipes, to keep the demo near a minute on 2 cores")
     _sampling_args(p, draws=1000, tune=1000)
     p.set_defaults(func=cmd_demo)
     return ap
@@ -599,15 +924,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from bayes_scaling.errors import BayesScalingError, SamplingWarning
-
-    warnings.simplefilter("ignore", FutureWarning)
+    _progress(getattr(args, "quiet", False))
+    warnings.simplefilter("always")  # said once each by _MESSAGES, whatever the place that raised them
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
-    warnings.simplefilter("always", SamplingWarning)
+    warnings.showwarning = _MESSAGES.showwarning
+    from .errors import BayesScalingError
+
     try:
         return args.func(args)
-    except (BayesScalingError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted: stopped before finishing; files written earlier are as they were", file=sys.stderr)
+        return 130
+    except (BayesScalingError, FileNotFoundError, ValueError, PermissionError, IsADirectoryError) as exc:
+        print(f"error: {_in_cli_words(str(exc))}", file=sys.stderr)
         return 2
 
 

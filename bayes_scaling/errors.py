@@ -62,8 +62,25 @@ class SeedSpreadWarning(UserWarning):
     """Repeated runs of one configuration differ far more than seed noise can explain."""
 
 
+class OutputPathError(BayesScalingError, ValueError):
+    """An output path that cannot be written (a file where a folder is needed, no permission, ...)."""
+
+
 class FitFileError(BayesScalingError, OSError):
     """A file that is not a bayes_scaling fit, or was written by an incompatible version."""
+
+
+class UnitWarning(UserWarning):
+    """Sizes, token counts or losses at scales that suggest another unit (millions of parameters, billions of
+    tokens, nats read as perplexity)."""
+
+
+class DataAssumptionWarning(UserWarning):
+    """Something the input did not say was assumed, and the data suggest the assumption may be wrong."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A prediction far outside the data it rests on."""
 
 
 class PriorDataConflictWarning(UserWarning):

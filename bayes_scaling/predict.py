@@ -23,13 +23,15 @@ optionally, their draws over ``sample``.
 
 from __future__ import annotations
 
+import difflib
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
 import xarray as xr
 
 from .data.extent import DIRECTIONS, distances, per_direction
-from .errors import UnknownFamilyError
+from .errors import ExtrapolationWarning, UnknownFamilyError
 from .laws import Law, standardized_inputs
 
 #: at most this many (sample x point) values are held in memory at once
@@ -132,10 +134,42 @@ def with_discrepancy(log_mu: np.ndarray, log_floor: np.ndarray | None, delta: np
     return np.logaddexp(log_floor, log_reducible + delta)
 
 
+def closest_names(name: str, names: Sequence[str], n: int = 3) -> list[str]:
+    """The names most like ``name``, ignoring case: the same name in other case alone, else up to ``n``."""
+    lower = {f.lower(): f for f in names}
+    if name.lower() in lower:
+        return [lower[name.lower()]]
+    return [lower[h] for h in difflib.get_close_matches(name.lower(), list(lower), n=n, cutoff=0.6)]
+
+
+def new_family_mask(families: Sequence[str], asked: Sequence[str], new_family: bool) -> np.ndarray:
+    """Which of the ``asked`` family names are new families. A name the fit has not seen is an error unless
+    ``new_family`` (a misspelt family would otherwise be predicted as a new one, with a far wider interval);
+    ``new_family`` with a name the fit has seen is an error too."""
+    known = set(families)
+    is_new = np.array([f not in known for f in asked], dtype=bool)
+    if new_family:
+        seen = sorted(set(np.asarray(asked, dtype=object)[~is_new]))
+        if seen:
+            raise ValueError(f"new_family=True, but {seen} {'is a family' if len(seen) == 1 else 'are families'} of "
+                             "the fit; drop new_family to predict a fitted family, or give the new one another name")
+    elif is_new.any():
+        unknown = sorted(set(np.asarray(asked, dtype=object)[is_new]))
+        close = {u: closest_names(u, families) for u in unknown}
+        hints = "; ".join(f"{u!r}: closest {c}" if c else f"{u!r}: nothing close" for u, c in close.items())
+        raise UnknownFamilyError(
+            f"famil{'y' if len(unknown) == 1 else 'ies'} {unknown} {'is' if len(unknown) == 1 else 'are'} not in the "
+            f"fit ({hints}; the fit has {len(families)}: {list(families)[:12]}"
+            f"{' ...' if len(families) > 12 else ''}). Check the spelling, or pass new_family=True to predict a family "
+            "the fit has not seen from the population of families.")
+    return is_new
+
+
 def family_theta_draws(arrays: dict[str, np.ndarray], families: Sequence[str], family: str,
-                       rng: np.random.Generator, level_vector: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
-    """Sampling-scale draws (sample, param) of one family; a family the fit has not seen is new."""
-    if family in families:
+                       rng: np.random.Generator, level_vector: np.ndarray | None = None, *,
+                       new_family: bool = False) -> tuple[np.ndarray, bool]:
+    """Sampling-scale draws (sample, param) of one family, or of a new family drawn from the population."""
+    if not new_family_mask(families, [family], new_family)[0]:
         return arrays["theta"][:, list(families).index(family), :], False
     return new_family_theta(arrays, rng, level_vector), True
 
@@ -143,18 +177,15 @@ def family_theta_draws(arrays: dict[str, np.ndarray], families: Sequence[str], f
 def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[str], reference: dict,
                   extents: dict[str, dict[str, float]], family: np.ndarray, columns: dict[str, np.ndarray],
                   *, rng: np.random.Generator, interval: float, keep_draws: bool,
-                  allow_new_family: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
+                  new_family: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Predictive summaries (and draws) of expected and one-run loss at each point.
 
-    Returns (result arrays, is_new_family per point).
+    Returns (result arrays, is_new_family per point). A family the fit has not seen must be asked for with
+    ``new_family`` (:func:`new_family_mask`).
     """
     n_pts = len(family)
     fam_index = {f: i for i, f in enumerate(families)}
-    new_mask = np.array([f not in fam_index for f in family])
-    if new_mask.any() and not allow_new_family:
-        unknown = sorted(set(np.asarray(family)[new_mask]))
-        raise UnknownFamilyError(f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; the fit has "
-                                 f"{list(families)}. Allow new families to predict from the population.")
+    new_mask = new_family_mask(families, family, new_family)
     theta = arrays["theta"]  # (S, F, P)
     names = law.sampling
     n_s = theta.shape[0]
@@ -189,7 +220,10 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
         log_run = log_expected + noise
         for kind, lg in (("expected", log_expected), ("run", log_run)):
             val = np.exp(lg)
-            res[f"{kind}_mean"][sl] = val.mean(axis=0)
+            # a run's loss under the robust likelihood is exp of a Student-t: its mean does not exist (the
+            # draws' average is dominated by a few huge values), so it is NaN; the median is the summary
+            heavy = kind == "run" and nu is not None
+            res[f"{kind}_mean"][sl] = np.nan if heavy else val.mean(axis=0)
             q = np.quantile(lg, [0.5, lo_q, hi_q], axis=0)  # quantiles commute with exp
             res[f"{kind}_median"][sl], res[f"{kind}_lower"][sl], res[f"{kind}_upper"][sl] = np.exp(q)
             if keep_draws:
@@ -209,8 +243,38 @@ def as_dataset(res: dict[str, np.ndarray], family: np.ndarray, columns: dict[str
             data_vars[f"{kind}_loss"] = (("sample", "point"), res[f"{kind}_draws"])
     ds = xr.Dataset(data_vars, coords=coords)
     ds.attrs.update(interval=interval, description="expected_*: loss of the configuration without seed noise; "
-                    "run_*: loss of one new training run (seed and checkpoint noise included)")
+                    "run_*: loss of one new training run (seed and checkpoint noise included); run_mean is NaN "
+                    "under the Student-t likelihood, where a run's loss has no mean")
     return ds
+
+
+#: a prediction this many decades beyond its family's data in any direction gets a warning: the discrepancy is
+#: calibrated on hold-outs of a decade or two, and three decades is past where any backtest can vouch for it
+FAR_DECADES = 3.0
+
+
+def warn_far_beyond(extents: dict[str, dict[str, float]], family: Sequence[str], columns: dict[str, np.ndarray],
+                    new_mask: np.ndarray | None = None) -> None:
+    """Warn once when some points lie :data:`FAR_DECADES` or more beyond their family's data, naming the
+    farthest and the likely unit mistake when the query's scale is implausible."""
+    dist = np.abs(distances(extents, family, columns))
+    far = dist.max(axis=1) >= FAR_DECADES
+    if not far.any():
+        return
+    i = int(np.argmax(dist.max(axis=1)))
+    k = int(np.argmax(dist[i]))
+    where = {"flops": "of compute beyond the largest run", "params": "of parameters beyond the largest model",
+             "ratio": "of tokens per parameter outside the trained range"}[DIRECTIONS[k]]
+    n, d = float(columns["params"][i]), float(columns["tokens"][i])
+    unit = ""
+    if n < 1e4 or d < 1e6 or not 1e-2 <= d / n <= 1e5:
+        unit = (" Check the units: params and tokens are plain counts (7e9, not 7; 2e12, not 2000), and this point "
+                f"has N={n:.3g}, D={d:.3g} ({d / n:.3g} tokens per parameter).")
+    warnings.warn(
+        f"{int(far.sum())} of {len(far)} predicted point(s) lie {FAR_DECADES:g} or more decades beyond their family's "
+        f"data; the farthest (family {family[i]!r}, N={n:.3g}, D={d:.3g}) is {dist[i, k]:.1f} decades {where}. The "
+        "interval there rests on the law's form alone, which no hold-out has tested that far." + unit,
+        ExtrapolationWarning, stacklevel=3)
 
 
 def query_columns(params: Any, tokens: Any, flops: Any | None = None) -> dict[str, np.ndarray]:

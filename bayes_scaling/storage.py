@@ -27,6 +27,20 @@ def write_netcdf(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+def write_atomically(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file beside it, then renamed over it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
 def read_idata(path: str | os.PathLike, what: str = "fit"):
     """Read an InferenceData fully into memory; a missing file raises FileNotFoundError, a bad one FitFileError."""
     import arviz as az

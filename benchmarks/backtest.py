@@ -2,6 +2,7 @@
 
     python benchmarks/backtest.py --only kempner --out benchmarks/results/backtest_kempner.json
     python benchmarks/backtest.py --tables benchmarks/results/backtest_*.json   # pooled tables, Markdown
+    python benchmarks/backtest.py --only kempner --likelihood normal --out ...  # the Gaussian likelihood throughout
 
 Each zoo goes through :func:`bayes_scaling.backtest` with the default fit (nested leave-out at depths 1
 and 2 in compute, size and tokens per parameter) and the per-family Huber, fixed-N-term and
@@ -37,10 +38,10 @@ ZOOS = {
 }
 
 
-def run(name: str, depths: tuple[int, ...], draws: int) -> dict:
+def run(name: str, depths: tuple[int, ...], draws: int, likelihood: str = "auto") -> dict:
     data = ZOOS[name]()
     t = time.perf_counter()
-    result = bs.backtest(data, depths=depths, draws=draws, tune=draws, chains=2,
+    result = bs.backtest(data, depths=depths, draws=draws, tune=draws, chains=2, likelihood=likelihood,
                          progress=lambda line: print(f"{name}: {line}", flush=True))
     return {"dataset": name, "seconds": time.perf_counter() - t, "families": len(data.families), "rows": len(data),
             **result.to_dict(), "points": result.points.to_dict(orient="records")}
@@ -75,6 +76,7 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(ZOOS), help=f"comma-separated among {sorted(ZOOS)}")
     ap.add_argument("--depths", default="1,2")
     ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--likelihood", default="auto", choices=["auto", "normal", "student_t"])
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--tables", nargs="*", default=None, help="print the tables of stored results instead")
     a = ap.parse_args()
@@ -84,7 +86,7 @@ def main() -> None:
     depths = tuple(int(k) for k in a.depths.split(","))
     records = []
     for name in a.only.split(","):
-        records.append(run(name, depths, a.draws))
+        records.append(run(name, depths, a.draws, a.likelihood))
         if a.out:  # after each dataset, so that a long run keeps what it finished
             a.out.write_text(json.dumps(records, default=float))
     print(tables([str(a.out)]) if a.out else "\n".join(backtest_markdown(load_result(r)) for r in records))

@@ -56,6 +56,8 @@ class PageCheck:
     failed_requests: list[str] = field(default_factory=list)
     images: list[dict] = field(default_factory=list)
     screenshot: Path | None = None
+    #: the text of the headings, paragraphs and table cells visible without scrolling
+    first_screen_text: str = ""
 
     @property
     def problems(self) -> list[str]:
@@ -73,8 +75,21 @@ class PageCheck:
         return out
 
 
-def check_page(path: Path, screenshot: Path, width: int = 1200) -> PageCheck:
-    """Open ``path`` (a local HTML file) offline, collect errors and image statistics, screenshot it."""
+FIRST_SCREEN_JS = """
+() => {
+  const h = window.innerHeight, out = [];
+  for (const el of document.querySelectorAll('h1,h2,p,th,td')) {
+    const r = el.getBoundingClientRect();
+    if (r.top < h && r.bottom > 0) out.push(el.innerText);
+  }
+  return out.join('\\n');
+}
+"""
+
+
+def check_page(path: Path, screenshot: Path, width: int = 1200, first_screen: Path | None = None) -> PageCheck:
+    """Open ``path`` (a local HTML file) offline, collect errors and image statistics, screenshot it (the whole
+    page; ``first_screen``: also what shows before any scrolling, with its text)."""
     from playwright.sync_api import sync_playwright
 
     exe = find_chromium()
@@ -91,6 +106,9 @@ def check_page(path: Path, screenshot: Path, width: int = 1200) -> PageCheck:
             page.on("requestfailed", lambda r: res.failed_requests.append(r.url))
             page.goto(Path(path).resolve().as_uri(), wait_until="load")
             res.images = page.evaluate(IMAGE_STATS_JS)
+            res.first_screen_text = page.evaluate(FIRST_SCREEN_JS)
+            if first_screen is not None:
+                page.screenshot(path=str(first_screen), full_page=False)
             page.screenshot(path=str(screenshot), full_page=True)
             res.screenshot = Path(screenshot)
         finally:

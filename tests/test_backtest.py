@@ -12,6 +12,9 @@ from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_ru
 from bayes_scaling.evaluate import variable_projection_fit
 from bayes_scaling.evaluate.backtest import BacktestSettings, backtest_markdown
 
+#: every test here fits several times over (a backtest is a fit per split)
+pytestmark = pytest.mark.slow
+
 
 def test_variable_projection_recovers_a_noiseless_law():
     n = np.repeat([5e7, 1e8, 2e8, 4e8, 8e8], 6)

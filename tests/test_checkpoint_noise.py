@@ -120,6 +120,7 @@ def test_the_model_potential_is_the_numpy_log_likelihood():
     assert float(run_log_likelihood(post, data, spec).sum()) == pytest.approx(float(pot), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_ou_fit_recovers_the_correlation_length_and_checkpoint_noise(tmp_path, monkeypatch):
     """End to end on synthetic OU drift plus jitter (truth: ou_length 0.3 decades, ou_share 0.8, sigma_obs 0.01)."""
     monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", str(tmp_path))  # no model compiled by an earlier test

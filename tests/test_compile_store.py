@@ -1,7 +1,6 @@
 """A model compiled by one process is read back from disk by the next, which draws exactly the same."""
 
 import os
-import pickle
 import subprocess
 import sys
 import textwrap
@@ -25,6 +24,7 @@ _FIT = textwrap.dedent("""
     from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
 
     warnings.simplefilter("ignore")
+    warnings.simplefilter("always", bs.inference.compile_store.CompileStoreWarning)
     rng = np.random.default_rng(int(sys.argv[2]))
     df = simulate_runs(simulate_family_parameters(1, rng), rng, sizes=(5e7, 2e8), checkpoints=4, seeds=1)
     data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
@@ -38,6 +38,7 @@ _FIT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_new_process_reads_the_compiled_model_back_and_draws_as_a_fresh_compile(tmp_path):
     script = tmp_path / "fit.py"
     script.write_text(_FIT)
@@ -49,10 +50,19 @@ def test_a_new_process_reads_the_compiled_model_back_and_draws_as_a_fresh_compil
         assert out.returncode == 0, out.stderr[-3000:]
         sources += out.stdout.split()
     assert sources == ["compiled", "disk", "compiled"]
-    assert len(list((tmp_path / "compiled").glob("*.nutpie"))) == 1
+    stored = list((tmp_path / "compiled").glob("*.nutpie"))
+    assert len(stored) == 1
     loaded = np.load(tmp_path / "second_cached.npy")
     np.testing.assert_array_equal(loaded, np.load(tmp_path / "second_fresh.npy"))
     assert not np.allclose(loaded, np.load(tmp_path / "first_cached.npy"))  # its own data, not the first's
+    # bytes damaged in the middle of the machine code: caught by the checksum, removed, compiled again
+    raw = bytearray(stored[0].read_bytes())
+    raw[len(raw) // 2: len(raw) // 2 + 64] = bytes(64)
+    stored[0].write_bytes(bytes(raw))
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "third"), "3"], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["compiled"] and "checksum does not match" in out.stderr
 
 
 @pytest.fixture
@@ -63,14 +73,19 @@ def model_and_key(frame):
     return model, structure_key(model)
 
 
-@pytest.mark.parametrize("content", [b"not a pickle", "other environment"])
+@pytest.mark.parametrize("content", [b"not a pickle", "other environment", "damaged"])
 def test_an_unreadable_file_is_removed_with_a_warning_and_the_model_compiled_again(content, model_and_key,
                                                                                    tmp_path, monkeypatch):
     monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", str(tmp_path))
     model, key = model_and_key
     path = compile_store.entry_path(key, tmp_path)
     if content == "other environment":  # e.g. written by another numba version
-        content = pickle.dumps({"format": compile_store.FORMAT, "environment": "numba 0.0", "structure": key})
+        content = compile_store.framed({"format": compile_store.FORMAT, "environment": "numba 0.0", "structure": key})
+    elif content == "damaged":  # bytes changed mid-file: it would still unpickle, and its code could abort
+        whole = bytearray(compile_store.framed({"format": compile_store.FORMAT, "environment": "x" * 200,
+                                                "structure": key}))
+        whole[len(whole) // 2] ^= 0x55
+        content = bytes(whole)
     path.write_bytes(content)
     assert compile_store.stored(key)
     with pytest.warns(compile_store.CompileStoreWarning, match="could not be read back"):

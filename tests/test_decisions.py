@@ -195,6 +195,7 @@ def chinchilla_fit(shared_root):
     return bs.fit(data, likelihood="student_t", **dict(FAST, draws=500, tune=500))
 
 
+@pytest.mark.slow
 def test_compute_optimal_on_the_chinchilla_points(chinchilla_fit, tmp_path):
     opt = bs.compute_optimal(chinchilla_fit, [1e21, CHINCHILLA_COMPUTE])
     assert opt["tokens_per_param"].dims == ("budget", "sample")
@@ -217,11 +218,14 @@ def test_compute_optimal_on_the_chinchilla_points(chinchilla_fit, tmp_path):
     assert out["family"] == "chinchilla" and len(out["rows"]) == 5
 
 
+@pytest.mark.slow
 def test_compute_optimal_errors(chinchilla_fit):
     with pytest.raises(ValueError, match="positive"):
         bs.compute_optimal(chinchilla_fit, [0.0])
-    with pytest.raises(UnknownFamilyError, match="single family"):
+    with pytest.raises(UnknownFamilyError, match="not in the fit"):
         bs.compute_optimal(chinchilla_fit, 1e22, family="a new family")
+    with pytest.raises(UnknownFamilyError, match="single family"):
+        bs.compute_optimal(chinchilla_fit, 1e22, family="a new family", new_family=True)
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +234,7 @@ def porian_pair():
     return a, b, bs.fit(bs.load_bundled("porian").select_families([a, b]), extrapolation=None, **FAST)
 
 
+@pytest.mark.slow
 def test_recipe_comparison_on_porian(porian_pair, tmp_path):
     a, b, fit = porian_pair
     cmp = bs.compare(fit, a, b, params=[1e8, 9e8, 7e9], tokens=[2e9, 2e10, 1.4e11])

@@ -44,6 +44,7 @@ def test_discrepancy_posterior_recovers_scale_and_drift_and_keeps_the_prior_wher
     assert 0.4 * priors.kappa_scale < np.median(d["kappa"][:, 2]) < 1.0 * priors.kappa_scale
 
 
+@pytest.mark.slow
 def test_discrepancy_posterior_learns_a_shared_error_when_families_err_together():
     rng = np.random.default_rng(3)
     dist = np.zeros((60, len(DIRECTIONS)))

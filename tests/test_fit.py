@@ -60,13 +60,16 @@ def test_predict_seen_and_new_family(small_fit):
     width_exp = p["expected_upper"] - p["expected_lower"]
     assert (width_run > width_exp).all()
     assert p["run_loss"].dims == ("sample", "point")
-    new = small_fit.predict("brand-new", 1e9, 2e10)
+    new = small_fit.predict("brand-new", 1e9, 2e10, new_family=True)
     assert bool(new["new_family"].values[0])
     seen = small_fit.predict("fam0", 1e9, 2e10)
     width = lambda p: (p["run_upper"] - p["run_lower"]).values[0]  # noqa: E731
     assert width(new) > width(seen)
-    with pytest.raises(UnknownFamilyError):
-        small_fit.predict("brand-new", 1e9, 2e10, allow_new_family=False)
+    # a name the fit has not seen must be asked for as a new family; a misspelling names the closest family
+    with pytest.raises(UnknownFamilyError, match=r"'Fam0': closest \['fam0'.*new_family=True"):
+        small_fit.predict("Fam0", 1e9, 2e10)
+    with pytest.raises(ValueError, match="is a family of the fit"):
+        small_fit.predict("fam0", 1e9, 2e10, new_family=True)
 
 
 def test_extrapolation_term_widens_far_predictions(small_fit):
@@ -107,7 +110,8 @@ def test_cli_predict_and_summary(small_fit, tmp_path, capsys):
     assert {"family", "params", "tokens", "median", "mean", "lower", "upper", "interval", "expected_lower",
             "expected_upper", "new_family"} <= set(out)
     assert out["lower"] < out["median"] < out["upper"] and out["new_family"] is False
-    assert main(["predict", str(path), "--family", "zzz", "--params", "1e9", "--tokens", "2e10", "--json"]) == 0
+    assert main(["predict", str(path), "--family", "zzz", "--params", "1e9", "--tokens", "2e10", "--new-family",
+                 "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["new_family"] is True
     assert main(["summary", str(path), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)

@@ -10,6 +10,7 @@ from bayes_scaling.evaluate import METHODS, HarnessSettings, calibration_table, 
 from conftest import FAST
 
 
+@pytest.mark.slow
 def test_harness_scores_ours_and_every_baseline(synthetic_truth):
     _, df = synthetic_truth
     data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",

@@ -30,7 +30,9 @@ from ..errors import (
     NonFiniteValueError,
     NonPositiveValueError,
     PerplexityLikeLossError,
+    DataAssumptionWarning,
     SeedSpreadWarning,
+    UnitWarning,
 )
 
 #: canonical column names of the container's frame
@@ -39,6 +41,17 @@ COLUMNS = ("family", "run", "seed", "params", "tokens", "flops", "loss")
 #: a cross-entropy in nats above this median looks like a perplexity
 #: (uniform guessing over a 160k-token vocabulary gives ln(160000) = 12.0 nats)
 PERPLEXITY_MEDIAN_THRESHOLD = 12.0
+
+#: no cross-entropy of a language model in nats reaches this: uniform guessing over a million-token
+#: vocabulary is 13.8 nats, and an early checkpoint is not e^6 times worse than uniform guessing
+MAX_NATS = 20.0
+
+#: scales below which a column is almost surely in other units: no scaling zoo trains a whole ladder of
+#: models under 10k parameters or to under a million tokens, and a median of under 0.01 or over 100,000
+#: tokens per parameter means tokens and parameters are in different units
+MIN_LARGEST_PARAMS = 1e4
+MIN_LARGEST_TOKENS = 1e6
+TOKENS_PER_PARAM_RANGE = (1e-2, 1e5)
 
 
 @dataclass(frozen=True)
@@ -62,12 +75,15 @@ class ScalingData:
     ``frame`` has the columns ``family, run, seed, params, tokens, flops, loss`` (strings for
     the first three, floats for the rest), sorted by family, run and tokens.
     ``dropped`` lists the rows that filters removed, in the order they were applied.
-    ``source`` is a free-text provenance note (file, citation).
+    ``source`` is a free-text provenance note (file, citation); ``assumptions`` says what was assumed
+    where the input did not say.
     """
 
     frame: pd.DataFrame
     dropped: tuple[DropRecord, ...] = field(default_factory=tuple)
     source: str = ""
+    #: what was assumed about the input where it did not say (e.g. which rows make one run)
+    assumptions: tuple[str, ...] = field(default_factory=tuple)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -119,7 +135,7 @@ class ScalingData:
             raise ValueError(f"loss_kind must be 'nats' or 'perplexity', got {loss_kind!r}")
 
         out = pd.DataFrame(index=pd.RangeIndex(len(df)))
-        out["family"] = (df[family].astype(str).to_numpy() if family is not None
+        out["family"] = (key_column(df[family], "family", family) if family is not None
                          else np.full(len(df), default_family, dtype=object))
         for role, col in (("params", params), ("tokens", tokens), ("loss", loss)):
             out[role] = _numeric(df[col], role, col)
@@ -127,18 +143,18 @@ class ScalingData:
             out["flops"] = _numeric(df[flops], "flops", flops)
         else:
             out["flops"] = 6.0 * out["params"] * out["tokens"]
-        out["seed"] = df[seed].astype(str).to_numpy() if seed is not None else ""
+        out["seed"] = key_column(df[seed], "seed", seed) if seed is not None else ""
         if loss_kind == "perplexity":
-            _check_positive(out, ["loss"])
+            check_finite_positive(out, ["loss"])
+            _check_perplexity(out["loss"].to_numpy(dtype=float), loss)
             out["loss"] = np.log(out["loss"])
+        assumptions: tuple[str, ...] = ()
         if run is not None:
-            out["run"] = df[run].astype(str).to_numpy()
+            out["run"] = key_column(df[run], "run", run)
         else:
-            size = out["params"].map(lambda n: f"{n:.6g}")
-            out["run"] = out["family"] + "/N=" + size
-            if seed is not None:
-                out["run"] = out["run"] + "/seed=" + out["seed"]
-        data = cls(frame=out[list(COLUMNS)], source=source)
+            out["run"] = default_run_keys(out, with_seed=seed is not None)
+            assumptions = _assumed_runs(out, seed is not None)
+        data = cls(frame=out[list(COLUMNS)], source=source, assumptions=assumptions)
         return data.validated(loss_kind=loss_kind)
 
     def validated(self, *, loss_kind: str = "nats") -> "ScalingData":
@@ -148,14 +164,17 @@ class ScalingData:
             raise EmptyFamilyError("the data has no rows; pass a non-empty DataFrame")
         check_finite_positive(df, ["params", "tokens", "flops", "loss"])
         if loss_kind == "nats":
-            med = float(np.median(df["loss"]))
-            if med > PERPLEXITY_MEDIAN_THRESHOLD:
+            med, top = float(np.median(df["loss"])), float(df["loss"].max())
+            if med > PERPLEXITY_MEDIAN_THRESHOLD or top > MAX_NATS:
+                what = (f"median {med:.3g}" if med > PERPLEXITY_MEDIAN_THRESHOLD
+                        else f"values up to {top:.4g} (median {med:.3g})")
                 raise PerplexityLikeLossError(
-                    f"the loss column has median {med:.3g}, which looks like a perplexity rather than "
-                    f"a cross-entropy in nats (a loss above {PERPLEXITY_MEDIAN_THRESHOLD} nats is worse than "
-                    "uniform guessing over 160k tokens). If it is a perplexity, pass loss_kind='perplexity' "
-                    "(it is converted with log); if it is really nats, convert it to a per-token loss."
+                    f"the loss column has {what}, impossible for a cross-entropy in nats (uniform guessing over "
+                    f"a million-token vocabulary is 13.8 nats; no loss reaches {MAX_NATS:g}). It looks like a "
+                    "perplexity: pass loss_kind='perplexity' (it is converted with log); if it is a loss summed "
+                    "over a sequence, divide it by the number of tokens first."
                 )
+        _warn_on_implausible_units(df)
         for col in ("family", "run"):
             if (df[col].astype(str).str.len() == 0).any():
                 raise DataValidationError(f"column {col!r} has empty names; give every row a non-empty {col}")
@@ -183,7 +202,7 @@ class ScalingData:
             )
         _warn_on_implausible_seed_spread(df)
         clean = df.sort_values(["family", "run", "tokens"], kind="mergesort").reset_index(drop=True)
-        return ScalingData(frame=clean, dropped=self.dropped, source=self.source)
+        return replace(self, frame=clean)
 
     # ------------------------------------------------------------------ views
     @property
@@ -238,8 +257,7 @@ class ScalingData:
             )
         runs_emptied = int(df["run"].nunique() - kept["run"].nunique())
         rec = DropRecord(filter=name, rows=int((~mask).sum()), runs_emptied=runs_emptied, reason=reason)
-        return ScalingData(frame=kept.reset_index(drop=True), dropped=self.dropped + (rec,),
-                           source=self.source)
+        return replace(self, frame=kept.reset_index(drop=True), dropped=self.dropped + (rec,))
 
     @classmethod
     def concat(cls, parts: "list[ScalingData]", source: str = "") -> "ScalingData":
@@ -259,7 +277,8 @@ class ScalingData:
         frame = pd.concat([p.frame for p in parts], ignore_index=True)
         data = cls.from_frame(frame, family="family", params="params", tokens="tokens", loss="loss", run="run",
                               seed="seed", flops="flops", source=source or " + ".join(p.source for p in parts))
-        return replace(data, dropped=tuple(r for p in parts for r in p.dropped))
+        return replace(data, dropped=tuple(r for p in parts for r in p.dropped),
+                       assumptions=tuple(a for p in parts for a in p.assumptions))
 
     def select_families(self, families: list[str]) -> "ScalingData":
         """Keep only the named families (recorded as a drop, like any filter)."""
@@ -272,6 +291,102 @@ class ScalingData:
         keep = self.frame["family"].isin(families).to_numpy()
         return self.subset(keep, name="select_families", reason=f"kept families {sorted(families)}",
                            drops_families=True)
+
+
+def key_column(series: pd.Series, role: str, col: str) -> np.ndarray:
+    """Names of families, runs or seeds as strings, one per row; a blank cell, or two values that would become
+    one name (the number 1 and the text "1"), is an error. Whole numbers stored as floats (1.0, as a
+    spreadsheet writes them) are the same name as the integer. A blank seed is a run whose seed was not
+    recorded (the empty name)."""
+    values = series.to_numpy(dtype=object)
+    blank = pd.isna(series).to_numpy() | np.array([isinstance(v, str) and not v.strip() for v in values])
+    if role == "seed":
+        values = np.where(blank, "", values)
+    elif blank.any():
+        rows = np.flatnonzero(blank)[:5].tolist()
+        raise DataValidationError(
+            f"column {col!r} (the {role} names) has {int(blank.sum())} blank cell(s), rows {rows}. Every row needs "
+            f"a {role}: fill those cells, or drop the rows first (nothing is dropped silently).")
+
+    def name(v):
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            return str(int(v))
+        return str(v).strip() if isinstance(v, str) else str(v)
+
+    names = np.array([name(v) for v in values], dtype=object)
+    kinds: dict[str, set] = {}
+    for v, n in zip(values, names):
+        kinds.setdefault(n, set()).add("text" if isinstance(v, str) else "number")
+    mixed = sorted(n for n, k in kinds.items() if len(k) > 1)
+    if mixed:
+        raise DataValidationError(
+            f"column {col!r} (the {role} names) holds {mixed[0]!r} both as a number and as text; they would "
+            f"become one {role}. Make the column one type, e.g. df[{col!r}] = df[{col!r}].astype(str), after "
+            "checking that they are meant to be the same.")
+    return names
+
+
+def default_run_keys(frame: pd.DataFrame, with_seed: bool) -> np.ndarray:
+    """One run per family and exact model size (and seed): ``family/N=1.01796312e+09``. The size is written
+    with every digit it has, so models whose sizes differ in any digit are different runs."""
+    size = [np.format_float_scientific(float(n), unique=True, trim="-") for n in frame["params"]]
+    keys = frame["family"].astype(str) + "/N=" + pd.Series(size, index=frame.index)
+    if with_seed:
+        keys = keys + "/seed=" + frame["seed"].astype(str)
+    return keys.to_numpy(dtype=object)
+
+
+def _assumed_runs(frame: pd.DataFrame, with_seed: bool) -> tuple[str, ...]:
+    """Say which rows were taken as one run when no run column was given; warn when the rows look like one
+    row per run: most rows share their compute budget with two or more other model sizes, as in IsoFLOP sweeps
+    (a full grid of sizes x token counts looks the same, and a run column settles it either way)."""
+    n_runs, n_rows = frame["run"].nunique(), len(frame)
+    if n_runs == n_rows:
+        return (f"no run column: each of the {n_rows} rows is its own run (one per family and model size"
+                f"{' and seed' if with_seed else ''})",)
+    note = (f"no run column: rows of the same family and model size{' and seed' if with_seed else ''} were taken "
+            f"as checkpoints of one run ({n_rows} rows became {n_runs} runs)")
+    level = np.round(np.log10(frame["flops"].to_numpy(dtype=float)), 2)
+    sizes_at_level = frame.assign(level=level).groupby(["family", "level"])["params"].transform("nunique")
+    if float((sizes_at_level >= 3).mean()) > 0.5:
+        warnings.warn(
+            note + "; but several model sizes share one compute budget, as in an IsoFLOP sweep where every row "
+            "is a separate run. If so, name a column that is unique per run (run=..., or add one: "
+            "df['run'] = range(len(df))).", DataAssumptionWarning, stacklevel=4)
+    return (note,)
+
+
+def _check_perplexity(values: np.ndarray, col: str) -> None:
+    """Perplexities are at least 1; a column whose values all sit where losses in nats do is probably nats."""
+    if (values < 1).any():
+        raise PerplexityLikeLossError(
+            f"column {col!r} is read as perplexity but has values below 1 (smallest {values.min():.3g}); a "
+            "perplexity is at least 1. If it holds a cross-entropy in nats, read it as nats (loss_kind='nats').")
+    if float(np.median(values)) < np.e ** 2 and values.max() < PERPLEXITY_MEDIAN_THRESHOLD:
+        warnings.warn(
+            f"column {col!r} is read as perplexity, but its values ({values.min():.3g} to {values.max():.3g}) are "
+            "where cross-entropies in nats lie; perplexities of language models are rarely all below 12. If they "
+            "are nats, read them as nats (loss_kind='nats').", UnitWarning, stacklevel=4)
+
+
+def _warn_on_implausible_units(df: pd.DataFrame) -> None:
+    """Warn, naming the likely unit, when model sizes or token counts sit at scales no scaling zoo has."""
+    n_max, d_max = float(df["params"].max()), float(df["tokens"].max())
+    ratio = float(np.median(df["tokens"] / df["params"]))
+    lo, hi = TOKENS_PER_PARAM_RANGE
+    found = []
+    if n_max < MIN_LARGEST_PARAMS:
+        found.append(f"the largest model has {n_max:.4g} parameters: are sizes in millions or billions "
+                     f"({n_max:.4g} -> {n_max * 1e6:.3g} or {n_max * 1e9:.3g})?")
+    if d_max < MIN_LARGEST_TOKENS:
+        found.append(f"the longest run saw {d_max:.4g} tokens: are tokens in millions or billions "
+                     f"({d_max:.4g} -> {d_max * 1e6:.3g} or {d_max * 1e9:.3g})?")
+    if not found and not lo <= ratio <= hi:
+        found.append(f"the median run sees {ratio:.3g} tokens per parameter (compute-optimal is about 20): are "
+                     "parameters and tokens in the same unit (counts, not millions or billions)?")
+    if found:
+        warnings.warn("implausible units: " + " ".join(found) + " The law needs plain counts; convert the column "
+                      "(e.g. df['params'] * 1e6) and fit again.", UnitWarning, stacklevel=4)
 
 
 def _numeric(series: pd.Series, role: str, col: str) -> np.ndarray:

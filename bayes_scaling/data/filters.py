@@ -78,6 +78,8 @@ def thin_checkpoints(data: ScalingData, max_per_run: int) -> ScalingData:
 def apply_filters(data: ScalingData, *, min_tokens: float | None = None, fraction: float | None = None,
                   max_checkpoints: int | None = None) -> ScalingData:
     """Apply the optional filters in a fixed order (fraction of run, min tokens, thinning)."""
+    if fraction is not None and not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r} (e.g. 0.3 keeps each run's first 30%)")
     if fraction is not None and fraction < 1:
         data = keep_fraction_of_run(data, fraction)
     if min_tokens is not None and min_tokens > 0:

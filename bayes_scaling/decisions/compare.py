@@ -34,7 +34,7 @@ def _joint_draws(fit: Any, families: Sequence[str], params: Any, tokens: Any, ra
     n_pts = n[0].size
     fam = np.repeat(np.asarray(families, dtype=object), n_pts)
     p = fit.predict(fam, np.tile(n[0].ravel(), len(families)), np.tile(n[1].ravel(), len(families)),
-                    keep_draws=True, random_seed=random_seed, allow_new_family=False)
+                    keep_draws=True, random_seed=random_seed)
     return p, n_pts
 
 

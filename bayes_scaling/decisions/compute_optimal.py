@@ -30,7 +30,8 @@ def _one_family(fit: Any, family: str | None) -> str:
         return family
     if len(fit.families) == 1:
         return fit.families[0]
-    raise ValueError(f"the fit has several families {fit.families}; name one (or a new family's name) with family=")
+    raise ValueError(f"the fit has several families {fit.families}; name one with family= (or a new family's name "
+                     "with family=NAME, new_family=True)")
 
 
 def require_tokens_law(fit: Any, what: str) -> None:
@@ -41,11 +42,12 @@ def require_tokens_law(fit: Any, what: str) -> None:
 
 
 def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | None = None, *,
-                    flops: FlopsFn | None = None, random_seed: int = 0) -> xr.Dataset:
+                    new_family: bool = False, flops: FlopsFn | None = None, random_seed: int = 0) -> xr.Dataset:
     """Posterior draws of the compute-optimal allocation at each ``budget`` (FLOPs).
 
     ``flops(N, D)``: the training FLOPs of N parameters on D tokens (default ``6 N D``, solved in
-    closed form); it must increase with D. Returns a Dataset over (``budget``, ``sample``) with
+    closed form); it must increase with D. ``new_family=True``: ``family`` is a family the fit has not seen,
+    drawn from the population. Returns a Dataset over (``budget``, ``sample``) with
     ``params``, ``tokens``, ``tokens_per_param``, ``loss`` (the law at the optimum) and
     ``expected_loss`` (with the extrapolation discrepancy). Summarise with
     :func:`bayes_scaling.decisions.summarize`.
@@ -55,7 +57,7 @@ def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | Non
     budgets = np.atleast_1d(np.asarray(budget, dtype=float))
     if np.any(~np.isfinite(budgets)) or np.any(budgets <= 0):
         raise NonPositiveValueError(f"budgets must be positive finite FLOPs, got {budgets.tolist()}")
-    draws = fit.law_draws(family, random_seed=random_seed)
+    draws = fit.law_draws(family, new_family=new_family, random_seed=random_seed)
     nat = {k: draws[k].to_numpy() for k in fit.law.natural}
     if flops is None:
         col = {k: v[None, :] for k, v in nat.items()}

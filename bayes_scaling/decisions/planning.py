@@ -37,7 +37,8 @@ MIN_ESS = 30
 
 
 # ------------------------------------------------------------------ inputs
-def family_draws(posterior: Any, family: str | None = None, random_seed: int = 0) -> FamilyDraws:
+def family_draws(posterior: Any, family: str | None = None, random_seed: int = 0, *,
+                 new_family: bool = False) -> FamilyDraws:
     """The current uncertainty about the target's family from a fit, a population prior, or a path to either."""
     from ..inference.fitted import ScalingFit, load as load_fit
     from ..model import PopulationPrior
@@ -54,7 +55,7 @@ def family_draws(posterior: Any, family: str | None = None, random_seed: int = 0
     if isinstance(posterior, ScalingFit):
         from .compute_optimal import _one_family
 
-        return FamilyDraws.from_fit(posterior, _one_family(posterior, family), random_seed)
+        return FamilyDraws.from_fit(posterior, _one_family(posterior, family), random_seed, new_family=new_family)
     raise TypeError(f"plan needs a ScalingFit, a PopulationPrior or a path to either, got {type(posterior).__name__}")
 
 
@@ -219,7 +220,7 @@ def expected_outcomes(pre: Any, cand: pd.DataFrame, indices: Sequence[int], *, c
 
 
 def plan(posterior: Any, target: Mapping[str, float], budget: float, *, family: str | None = None,
-         candidates: pd.DataFrame | None = None, accuracy: float = DEFAULT_ACCURACY,
+         new_family: bool = False, candidates: pd.DataFrame | None = None, accuracy: float = DEFAULT_ACCURACY,
          interval: float = DEFAULT_INTERVAL, checkpoints: int = 10, min_tokens: float | None = None,
          fantasies: int = 256, method: str = "laplace", stop_at_accuracy: bool = True, max_steps: int = 20,
          random_seed: int = 0) -> Plan:
@@ -228,8 +229,8 @@ def plan(posterior: Any, target: Mapping[str, float], budget: float, *, family: 
     Parameters
     ----------
     posterior:
-        A :class:`~bayes_scaling.ScalingFit` (its posterior for ``family``, or a new family's population
-        predictive when the fit has not seen ``family``), a :class:`~bayes_scaling.PopulationPrior`
+        A :class:`~bayes_scaling.ScalingFit` (its posterior for ``family``, or with ``new_family=True`` the
+        population predictive of a family it has not seen), a :class:`~bayes_scaling.PopulationPrior`
         (nothing trained yet), or the path to either.
     target:
         ``{"params": N, "tokens": D}`` (optionally ``"flops"``): the run whose loss is to be predicted.
@@ -270,7 +271,7 @@ def plan(posterior: Any, target: Mapping[str, float], budget: float, *, family: 
     tn, td = float(target["params"]), float(target["tokens"])
     if not (tn > 0 and td > 0 and math.isfinite(tn) and math.isfinite(td)):
         raise NonPositiveValueError(f"target params and tokens must be positive and finite, got {tn!r}, {td!r}")
-    draws = family_draws(posterior, family, random_seed)
+    draws = family_draws(posterior, family, random_seed, new_family=new_family)
     if not {"params", "tokens"} <= set(draws.law.inputs) and candidates is None:
         raise UnsupportedLawError("the default candidate grid is in N and D; with the compute law pass candidates")
     cand = validate_candidates(candidates if candidates is not None else default_candidates(tn, td))

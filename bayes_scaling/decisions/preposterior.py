@@ -82,11 +82,11 @@ class FamilyDraws:
         return len(self.sigma_seed)
 
     @classmethod
-    def from_fit(cls, fit: Any, family: str, random_seed: int = 0) -> "FamilyDraws":
-        """A fitted family's posterior, or a new family's population predictive when the fit has not seen it."""
+    def from_fit(cls, fit: Any, family: str, random_seed: int = 0, *, new_family: bool = False) -> "FamilyDraws":
+        """A fitted family's posterior, or (``new_family``) the population predictive of a family it has not seen."""
         from ..predict import posterior_arrays
 
-        ds = fit.law_draws(family, random_seed=random_seed)
+        ds = fit.law_draws(family, new_family=new_family, random_seed=random_seed)
         arrays = posterior_arrays(fit.idata.posterior)
         new = bool(ds.attrs["new_family"])
         observed = None if new else fit.spec.family_max_log10_flops.get(family)

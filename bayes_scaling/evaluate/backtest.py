@@ -168,7 +168,7 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
         dist = distances(fitted.spec.extents, [fam] * len(tgt), cols)
         reach = float(np.abs(dist).max(axis=1).mean())
         pred = fitted.predict(fam, cols["params"], cols["tokens"], cols["flops"], keep_draws=True,
-                              random_seed=settings.random_seed, allow_new_family=False)
+                              random_seed=settings.random_seed)
         log_draws = np.log(pred["run_loss"].to_numpy())
         q = draw_bands(log_draws)
         pit = (log_draws <= np.log(y)[None, :]).mean(axis=0)

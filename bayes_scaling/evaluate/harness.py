@@ -130,7 +130,7 @@ def bayes_scored(split: Split, prior: PopulationPrior | None, fit_kwargs: dict[s
     tn, td, y = _arrays(split.target)
     flops = split.target["flops"].to_numpy(float)
     pred = fitted.predict(split.family, tn, td, flops, keep_draws=True, random_seed=random_seed,
-                          allow_new_family=False)
+                          )
     d = fitted.diagnostics
     row = {"method": method, **score(y, *draw_bands(np.log(pred["run_loss"].to_numpy()))), "seconds": seconds,
            "detail": detail, "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 from collections import OrderedDict
 from typing import Any
@@ -43,11 +44,13 @@ MAX_ENTRIES = 8
 BACKENDS = ("auto", "numba", "jax")
 #: the most rows for which ``"auto"`` compiles a model with a scan by JAX: a new family's one-run update
 #: (6-40 rows) takes 8 s with JAX against 40 s with numba; a 10-family population (220 rows) samples
-#: 1.5-2x slower with JAX, more than numba's compile costs (docs/benchmarks.md, issue 4)
+#: 1.5-2x slower with JAX, more than numba's compile costs (docs/benchmarks.md)
 JAX_MAX_ROWS = 120
 
 _CACHE: "OrderedDict[str, Any]" = OrderedDict()
 _STATS = {"hits": 0, "disk_hits": 0, "misses": 0}
+
+log = logging.getLogger("bayes_scaling")
 
 
 def enabled() -> bool:
@@ -197,7 +200,7 @@ def _rows(model: pm.Model) -> int:
 def resolve_backend(requested: str, model: pm.Model, key: str | None) -> str:
     """The backend a fit compiles with: ``"numba"`` or ``"jax"``.
 
-    ``"auto"`` picks by measured cost (docs/benchmarks.md, issue 4, "Two compile backends"). numba's
+    ``"auto"`` picks by measured cost (docs/benchmarks.md, "Two compile backends"). numba's
     gradient is 1.4-2.5x faster than JAX's (which nutpie calls back through Python, holding the GIL;
     measured before sampling ran with one BLAS thread, which made numba's steps 3x faster still),
     but numba compiles in 10-20 s, and in 35-60 s a model with a ``Scan`` (``checkpoint_noise="ou"``),
@@ -230,7 +233,7 @@ def backend_for_fits(requested: str, n_fits: int) -> str:
     JAX. With several fits of one structure, numba compiles once and every later fit reuses the model
     (this process's cache, then the disk), where JAX compiles each fit anew and samples several times
     slower: Gemstone's one-model OU updates took 1.0-1.7 s each with a reused numba model against
-    8.7-14.6 s with JAX (docs/benchmarks.md, issue 3). Without the compile cache there is nothing to
+    8.7-14.6 s with JAX (docs/benchmarks.md). Without the compile cache there is nothing to
     reuse and ``requested`` stands.
     """
     if requested == "auto" and n_fits >= REPEATED_FITS_NUMBA and enabled():
@@ -260,6 +263,7 @@ def compile_nutpie(model: pm.Model, initial_points: dict, jitter_rvs: set | None
         source = "disk"
         if compiled is None:
             _STATS["misses"] += 1
+            log.info("compiling the model with numba (a new structure; later fits of it reuse the compile)")
             compiled = nutpie.compile_pymc_model(model, initial_points=initial_points, jitter_rvs=jitter_rvs)
             compile_store.save(key, compiled, model)
             source = "compiled"

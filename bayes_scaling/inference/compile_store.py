@@ -19,7 +19,9 @@ Where: ``BAYES_SCALING_COMPILE_CACHE_DIR`` (``""``, ``0`` or ``off``: no disk ca
 ``$XDG_CACHE_HOME/bayes_scaling/compiled`` (``~/.cache/...``). ``BAYES_SCALING_COMPILE_CACHE=0`` turns
 off this cache with the in-process one. At most ``MAX_ENTRIES`` files (2-5 MB each) are kept, the
 least recently used removed first. A file that cannot be read back (truncated, another format) is
-removed with a :class:`CompileStoreWarning` and the model compiled again. Like numba's own cache,
+removed with a :class:`CompileStoreWarning` and the model compiled again; each file carries the SHA-256
+of its bytes, checked before anything in it is unpickled or run, so a file damaged anywhere is caught there
+instead of aborting the process when its code runs. Like numba's own cache,
 the files are machine code this process will run: keep the folder private to the user.
 :func:`entries` lists the files, :func:`clear` removes them (CLI ``bayes-scaling cache [--clear]``).
 """
@@ -40,7 +42,10 @@ from typing import Any
 import numpy as np
 
 #: version of the file layout below; a file of another version is ignored and replaced
-FORMAT = 1
+FORMAT = 2
+#: a file starts with this tag and the SHA-256 of the pickled payload after it: a file damaged anywhere (not
+#: only truncated) is detected before its machine code is loaded, which could otherwise abort the process
+MAGIC = b"bayes_scaling compiled model\n"
 #: compiled models kept on disk (least recently used removed first)
 MAX_ENTRIES = 25
 _OFF = ("", "0", "off", "false", "no", "none")
@@ -156,7 +161,7 @@ def save(key: str, compiled: Any, model: Any) -> Path | None:
         }
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as handle:
-            pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.write(framed(payload))
         os.replace(handle.name, path)  # atomic: a concurrent reader sees the old file or the whole new one
     except OSError as exc:
         _discard(handle)
@@ -221,8 +226,7 @@ def load(key: str, model: Any, initial_points: dict, jitter_rvs: set | None) -> 
     if not path.exists():
         return None
     try:
-        with open(path, "rb") as handle:
-            payload = pickle.load(handle)
+        payload = pickle.loads(_checked_body(path.read_bytes()))
         if payload.get("format") != FORMAT or payload.get("environment") != environment_key() \
                 or payload.get("structure") != key:
             raise ValueError("written for another model, environment or file format")
@@ -237,6 +241,22 @@ def load(key: str, model: Any, initial_points: dict, jitter_rvs: set | None) -> 
         return None
     os.utime(path)  # recently used: pruned last
     return compiled
+
+
+def framed(payload: dict) -> bytes:
+    """A file's bytes: the tag, the SHA-256 of the pickled ``payload``, then the pickle."""
+    body = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    return MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body
+
+
+def _checked_body(raw: bytes) -> bytes:
+    """The pickled payload of a file's bytes, after checking its tag and checksum (ValueError if they fail)."""
+    if not raw.startswith(MAGIC):
+        raise ValueError("not a compiled-model file of this format")
+    digest, sep, body = raw[len(MAGIC):].partition(b"\n")
+    if not sep or hashlib.sha256(body).hexdigest().encode() != digest:
+        raise ValueError("its checksum does not match its bytes (the file is damaged)")
+    return body
 
 
 def _assemble(payload: dict, logp: LoadedFunction, expand: LoadedFunction, model: Any, initial_points: dict,

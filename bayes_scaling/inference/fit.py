@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
@@ -11,24 +12,28 @@ import pandas as pd
 
 from ..data import ScalingData, apply_filters
 from ..data.extent import DIRECTIONS, distances
-from ..errors import PriorDataConflictWarning, SamplingWarning
-from ..laws import Law
+from ..errors import DataValidationError, PriorDataConflictWarning, SamplingWarning
+from ..laws import Law, get_law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
 from ..model.hierarchical import uses_fused_rows, whitens
 from ..model.population_prior import CONFLICT_P_VALUE, size_spans
-from ..model.spec import checkpoint_noise_for
+from ..model.spec import LIKELIHOOD_CHOICES, checkpoint_noise_for
 from .diagnostics import Diagnostics, diagnose, failed_checks, warn_if_problems
 from .extrapolation import (DEFAULT_DEPTHS, HeldOut, Holdout, aggregate_runs, discrepancy_posterior, holdout_splits,
                             prior_draws)
 from .fitted import ScalingFit, build_idata
 from .initial import family_point_estimates, initial_values
+from .outliers import choose_likelihood
 from .parameterisation import WHITENING_MODES, choose_noncentering, family_whitening
 from .sampling import run_nuts
 
 #: the whitening of a centred family layer that ``whiten=True`` means: ``"conditional"`` samples the
 #: synthetic 40-family set faster but compiles longer and diverged on Porian, ColPret and a real zoo of
-#: 36 families where this one converged (docs/benchmarks.md, issue 4)
+#: 36 families where this one converged (docs/benchmarks.md)
 DEFAULT_WHITENING = "fixed"
+
+#: progress of fits (phases, calibration fits) at INFO; the command line shows it unless --quiet
+log = logging.getLogger("bayes_scaling")
 
 
 def fit(
@@ -36,7 +41,7 @@ def fit(
     law: str | Law = "chinchilla",
     priors: Priors | None = None,
     *,
-    likelihood: str = "normal",
+    likelihood: str = "auto",
     checkpoint_noise: str = "independent",
     borrow: Any = None,
     noncentering: dict[str, float] | str | None = None,
@@ -84,22 +89,24 @@ def fit(
         True (default): sample a centred family layer of several families in whitened coordinates
         (:func:`.parameterisation.family_whitening`, mode ``DEFAULT_WHITENING``): an exact
         reparameterisation that removes the strong within-family correlations of the law's parameters
-        (docs/benchmarks.md, issue 4). ``"fixed"`` or ``"conditional"`` choose the mode; False samples
+        (docs/benchmarks.md). ``"fixed"`` or ``"conditional"`` choose the mode; False samples
         ``theta`` itself. Recorded in ``fit.sampler_info["whitened"]`` (the mode, or None).
     treatments:
         ``{treated family: untreated twin}``, e.g. ``{"7b-stacked": "7b-scratch"}``: a treated family's
         law parameters are its twin's plus a shift (the treatment effect, ``treatment_shift`` in the
         posterior) instead of a draw from the population; see :mod:`bayes_scaling.decisions.growth`.
     likelihood:
-        ``"normal"`` (default) or ``"student_t"``: a robust multivariate-t run marginal that
-        down-weights runs or points far off the law (the Bayesian counterpart of a Huber fit); use it
-        for data read off figures or zoos with a few broken runs.
+        ``"auto"`` (default): fit with ``"normal"``, and refit with ``"student_t"`` when some run is an
+        outlier under it (:func:`.outliers.choose_likelihood`; the choice, and the runs, are in
+        ``fit.spec.likelihood_choice`` and the notes). ``"normal"``, or ``"student_t"``: a robust
+        multivariate-t run marginal that down-weights runs or points far off the law (the Bayesian
+        counterpart of a Huber fit); the notes name the runs it down-weights.
     checkpoint_noise:
         ``"independent"`` (default): each checkpoint scatters on its own around its run's curve.
         ``"ou"``: an Ornstein-Uhlenbeck drift along each run in log tokens (correlation length
         ``ou_length``, decades) plus each evaluation's white jitter (``ou_share``: the drift's share of
         the checkpoint variance): densely logged curves then count as the fewer independent points
-        they are, so thinning them moves the posterior less (docs/benchmarks.md, issue 4). The
+        they are, so thinning them moves the posterior less (docs/benchmarks.md). The
         likelihood stays exact and linear in the rows, a Kalman filter
         (:mod:`bayes_scaling.model.checkpoint_noise`). Needs runs with several checkpoints.
     min_tokens, fraction:
@@ -122,11 +129,11 @@ def fit(
         noise, whose numba compile is most of the fit; else numba; the components of a mixture prior,
         one structure fitted several times, with numba: :func:`.compile_cache.backend_for_fits`),
         ``"numba"`` or ``"jax"`` (:func:`bayes_scaling.inference.compile_cache.resolve_backend`;
-        docs/benchmarks.md, issue 4).
+        docs/benchmarks.md).
     fused:
         True (default): with the normal likelihood and independent checkpoint noise, the rows' log density
         and its gradient are one numba kernel (:mod:`bayes_scaling.model.fused_rows`), the same density
-        2-3.4x faster to differentiate than PyTensor's elementwise graph (docs/benchmarks.md, issue 4);
+        2-3.4x faster to differentiate than PyTensor's elementwise graph (docs/benchmarks.md);
         False builds that graph (for comparison; ``backend="jax"`` always does). Recorded in
         ``fit.sampler_info["fused_rows"]``.
     extrapolation:
@@ -144,8 +151,14 @@ def fit(
     raise :class:`SamplingWarning` warnings and are kept in ``fit.diagnostics``.
     """
     check_whiten(whiten)
+    if likelihood not in LIKELIHOOD_CHOICES:
+        raise ValueError(f"likelihood must be one of {LIKELIHOOD_CHOICES}, got {likelihood!r}")
+    check_sampler_settings(draws=draws, tune=tune, chains=chains, target_accept=target_accept)
     data = apply_filters(as_scaling_data(data), min_tokens=min_tokens, fraction=fraction)
     prior = PopulationPrior.coerce(borrow) if borrow is not None else None
+    check_identifiable(data, get_law(law), borrowed=prior is not None, priors=priors)
+    log.info("fitting %d rows, %d runs, %d families (%s law)", len(data), len(data.runs), len(data.families),
+             get_law(law).name)
     conflict = None
     if prior is not None:
         df = data.frame
@@ -170,7 +183,9 @@ def fit(
             with warnings.catch_warnings():  # the combined fit reports its components' problems once
                 warnings.simplefilter("ignore", SamplingWarning)
                 warnings.simplefilter("ignore", PriorDataConflictWarning)  # checked above for the whole prior
-                return fit(data, law, priors, likelihood=likelihood, checkpoint_noise=checkpoint_noise, borrow=sub,
+                # one likelihood for every component, so that their evidences compare the same model
+                return fit(data, law, priors, likelihood="normal" if likelihood == "auto" else likelihood,
+                           checkpoint_noise=checkpoint_noise, borrow=sub,
                            noncentering=noncentering, treatments=treatments, draws=draws, tune=tune, chains=chains,
                            until_converged=until_converged, random_seed=random_seed, target_accept=target_accept,
                            whiten=whiten, sampler=sampler, backend=component_backend, fused=fused,
@@ -179,12 +194,24 @@ def fit(
         fitted = fit_mixture(prior, component, random_seed, {"prior_data_conflict": conflict})
         warn_if_problems(fitted.diagnostics, "fit")
         return fitted
-    spec, estimates = model_spec(data, law, priors, likelihood=likelihood, borrow=prior, noncentering=noncentering,
-                                 treatments=treatments, checkpoint_noise=checkpoint_noise)
+    specs = dict(law=law, priors=priors, borrow=prior, noncentering=noncentering, treatments=treatments,
+                 checkpoint_noise=checkpoint_noise)
+    spec, estimates = model_spec(data, likelihood="normal" if likelihood == "auto" else likelihood, **specs)
     settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                     target_accept=target_accept, sampler=sampler, backend=backend, progressbar=progressbar,
                     whiten=whiten, until_converged=until_converged, fused=fused)
-    fitted = _fit_spec(data, spec, settings, estimates=estimates)
+    with warnings.catch_warnings(record=likelihood == "auto") as held:  # said only if this fit is kept
+        fitted = _fit_spec(data, spec, settings, estimates=estimates)
+    if likelihood == "auto":
+        choice = choose_likelihood(fitted)
+        if choice["chosen"] != spec.likelihood:
+            log.info("refitting with the Student-t likelihood: %s", choice["reason"])
+            spec, estimates = model_spec(data, likelihood=choice["chosen"], **specs)
+            fitted = _fit_spec(data, spec, settings, estimates=estimates)
+        else:
+            for w in held:
+                warnings.warn(w.message, w.category, stacklevel=2)
+        fitted.record_likelihood_choice(choice)
     weak_exponent = _weak_borrowed_exponent(prior, data, spec) if prior is not None else None
 
     rng = np.random.default_rng(random_seed + 7919)
@@ -242,7 +269,8 @@ def as_scaling_data(data: ScalingData | pd.DataFrame) -> ScalingData:
                                   flops="flops" if "flops" in data.columns else None)
 
 
-def model_spec(data: ScalingData, law: str | Law, priors: Priors | None, *, likelihood: str = "normal",
+def model_spec(data: ScalingData, law: str | Law = "chinchilla", priors: Priors | None = None, *,
+               likelihood: str = "normal",
                borrow: PopulationPrior | None = None, noncentering: dict[str, float] | str | None = None,
                treatments: dict[str, str] | None = None,
                checkpoint_noise: str = "independent") -> tuple[ModelSpec, np.ndarray]:
@@ -267,7 +295,10 @@ def _fit_spec(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], what
     model, init, whitened = sampled_model(data, spec, estimates, whiten=settings.pop("whiten", True), fused=fused)
     if settings.pop("until_converged", False):
         settings["stop"] = _converged
+    log.info("sampling %s: %d chains x (%d tuning + up to %d draws)", what, settings.get("chains", 4),
+             settings.get("tune", 1000), settings.get("draws", 1000))
     idata, info = run_nuts(model, init, **settings)
+    log.info("sampled %s in %.1f s", what, info["sampling_seconds"])
     info["whitened"] = whitened
     info["fused_rows"] = fused
     diag = diagnose(idata, list(POPULATION_VARS), info["sampling_seconds"])
@@ -284,16 +315,15 @@ def whitening_hint(diag: Diagnostics, whitened: str | None) -> str | None:
     With many families the spread is pinned by the data and the fixed map, built at its prior mean, no
     longer matches each family's conditional posterior; the conditional whitening rebuilds the map at
     every step (:func:`.parameterisation.family_whitening`). Not the default: it diverged on real sets of
-    4-15 families and on a real zoo of 36 (docs/benchmarks.md, issue 4), so the hint asks to check that.
+    4-15 families and on a real zoo of 36 (docs/benchmarks.md), so the hint asks to check that.
     """
     failed = failed_checks(diag)
     short = [k for k in ("ess_bulk", "ess_tail") if failed[k] and diag.worst.get(k, "").startswith("tau[")]
     if whitened != "fixed" or not short:
         return None
     return (f"the population spread mixes slowly ({diag.worst[short[0]]}); with many families "
-            "whiten='conditional' samples it better (the 40-family synthetic set converged in 1,650-2,000 "
-            "draws per chain where the default had not after 4,000; docs/benchmarks.md, issue 4); check its "
-            "divergences, it diverged on some real zoos")
+            "whiten='conditional' usually samples it better (it rebuilds the whitening at every step); check "
+            "that fit's divergences, as it can diverge on zoos of few families")
 
 
 def _converged(idata: az.InferenceData) -> bool:
@@ -305,6 +335,31 @@ def _converged(idata: az.InferenceData) -> bool:
     """
     failed = failed_checks(diagnose(idata, list(POPULATION_VARS)))
     return not (failed["rhat"] or failed["ess_bulk"] or failed["ess_tail"])
+
+
+def check_sampler_settings(*, draws: int, tune: int, chains: int, target_accept: float) -> None:
+    """Raise ValueError, naming the argument, on sampler settings that cannot run."""
+    for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{name} must be a whole number of at least {least}, got {value!r}")
+    if not 0.5 <= float(target_accept) < 1.0:
+        raise ValueError(f"target_accept must lie in [0.5, 1), got {target_accept!r} (higher: smaller steps, "
+                         "fewer divergences)")
+
+
+def check_identifiable(data: ScalingData, law: Law, *, borrowed: bool, priors: Priors | None) -> None:
+    """Raise when the data hold a single configuration (one size at one token count) and nothing else informs
+    the law: one point has no curve, and the fit would return the default prior, with divergences, as if it
+    were a posterior. With two or more, the priors carry what the data cannot identify and the fit's notes
+    say which."""
+    configurations = len(data.frame[list(law.inputs)].drop_duplicates())
+    if borrowed or priors is not None or configurations >= 2:
+        return
+    raise DataValidationError(
+        f"the data hold a single configuration ({len(data)} row(s) at one size and token count), which cannot "
+        f"identify the {len(law.sampling)} parameters of the {law.name!r} law ({law.formula}). Add runs of "
+        "other sizes or checkpoints at other token counts, or fit this family with a population prior borrowed "
+        "from other families (borrow=...).")
 
 
 def check_whiten(whiten: bool | str) -> None:
@@ -359,7 +414,8 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, A
                         "parameter, nor a curve to cut); the discrepancy keeps its priors")
         return prior_draws(spec.priors, n_samples, rng), info
     held_out = []
-    for split in splits:
+    for i, split in enumerate(splits):
+        log.info("calibration fit %d of %d: %s", i + 1, len(splits), split.description)
         held_run, record = _held_out_residuals(data, spec, settings, split, rng)
         info["splits"].append(record)
         if held_run is not None:
@@ -384,7 +440,7 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, A
         info["inner_problems"] = unconverged
         warnings.warn(f"{len(unconverged)} of {len(info['splits'])} extrapolation calibration fits did not pass the "
                       f"convergence checks ({'; '.join(unconverged)}); the discrepancy learned from them is "
-                      "less certain than it looks: fit with until_converged=True (CLI --until-converged) and "
+                      "less certain than it looks: fit with until_converged=True and "
                       "enough draws, and they sample until they pass too", SamplingWarning, stacklevel=3)
     missing = [d for d in DIRECTIONS if d not in reached]
     if missing:

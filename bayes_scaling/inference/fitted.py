@@ -37,7 +37,8 @@ from ..model.checkpoint_noise import run_loglik_numpy as ou_run_loglik_numpy
 from ..model.likelihood import run_marginal_loglik, run_sums_numpy
 from ..model.population_prior import CONFLICT_P_VALUE
 from ..model.spec import ModelSpec
-from ..predict import as_dataset, family_theta_draws, posterior_arrays, predict_draws, query_columns
+from ..predict import (as_dataset, family_theta_draws, posterior_arrays, predict_draws, query_columns,
+                       warn_far_beyond)
 from ..storage import read_idata, write_netcdf
 from .diagnostics import Diagnostics
 
@@ -60,9 +61,10 @@ def _natural(post: xr.Dataset, spec: ModelSpec) -> tuple[xr.DataArray, xr.DataAr
     return fam, pop
 
 
-def run_log_likelihood(post: xr.Dataset, data: ScalingData, spec: ModelSpec) -> xr.DataArray:
-    """Each run's marginal log density for every posterior draw: (chain, draw, run)."""
-    from ..model.hierarchical import OU_GRID, model_arrays
+def row_residuals(post: xr.Dataset, data: ScalingData, spec: ModelSpec) -> tuple[np.ndarray, dict]:
+    """Each row's log loss minus the law's, for every posterior draw: (chain, draw, row), with the model's
+    arrays of ``data`` (row order, run index, checkpoints per run)."""
+    from ..model.hierarchical import model_arrays
 
     law = spec.law_obj
     arr = model_arrays(data, spec)
@@ -70,7 +72,14 @@ def run_log_likelihood(post: xr.Dataset, data: ScalingData, spec: ModelSpec) -> 
     th = theta[:, :, arr["family_index"], :]
     z = {inp: arr[f"z_{inp}"] for inp in law.inputs}
     log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(law.sampling)}, z)
-    resid = arr["log_loss"] - log_mu
+    return arr["log_loss"] - log_mu, arr
+
+
+def run_log_likelihood(post: xr.Dataset, data: ScalingData, spec: ModelSpec) -> xr.DataArray:
+    """Each run's marginal log density for every posterior draw: (chain, draw, run)."""
+    from ..model.hierarchical import OU_GRID
+
+    resid, arr = row_residuals(post, data, spec)
     scales = [post[v].to_numpy()[..., None] for v in ("sigma_seed", "sigma_obs")]
     if spec.checkpoint_noise == "ou":
         grid = {k: arr[f"ou_{k}"] for k in OU_GRID}
@@ -160,7 +169,7 @@ class ScalingFit:
         for k in ("family", "run", "seed"):
             frame[k] = frame[k].astype(str)
         return ScalingData(frame=frame, dropped=tuple(DropRecord(**d) for d in self.spec.filters),
-                           source=self.spec.source)
+                           source=self.spec.source, assumptions=tuple(self.spec.assumptions))
 
     @property
     def mixture_weights(self) -> dict[str, float] | None:
@@ -185,14 +194,21 @@ class ScalingFit:
             post[name] = (("chain", "draw"), v)
         post.attrs[EXTRAP_ATTR] = json.dumps(info)
 
+    def record_likelihood_choice(self, choice: dict) -> None:
+        """Store how ``likelihood="auto"`` chose this fit's likelihood (in the spec, saved with the fit)."""
+        self.spec.likelihood_choice = choice
+        self.idata.posterior.attrs[SPEC_ATTR] = self.spec.to_json()
+
     # ------------------------------------------------------------------ prediction
     def predict(self, family: str | Any, params: Any, tokens: Any, flops: Any | None = None, *,
                 interval: float = 0.9, keep_draws: bool = False, random_seed: int = 0,
-                allow_new_family: bool = True) -> xr.Dataset:
+                new_family: bool = False) -> xr.Dataset:
         """Posterior predictive loss at (family, params, tokens) points (see :mod:`bayes_scaling.predict`).
 
-        ``family`` is one name for every point or one per point; a name the fit has not seen is a
-        **new family** drawn from the population (``allow_new_family=False`` raises instead).
+        ``family`` is one name for every point or one per point. ``new_family=True`` predicts a family the
+        fit has not seen, drawn from the population of families; without it, such a name raises
+        :class:`~bayes_scaling.errors.UnknownFamilyError` naming the closest fitted families. Points far
+        beyond the data raise an :class:`~bayes_scaling.errors.ExtrapolationWarning`.
         """
         if not 0 < interval < 1:
             raise ValueError(f"interval must be in (0, 1), got {interval!r}")
@@ -206,19 +222,20 @@ class ScalingFit:
         res, new_mask = predict_draws(self.law, arrays, self.spec.families, self.spec.reference,
                                       self.spec.extents, fam.astype(str), cols,
                                       rng=np.random.default_rng(random_seed), interval=interval,
-                                      keep_draws=keep_draws, allow_new_family=allow_new_family)
+                                      keep_draws=keep_draws, new_family=new_family)
+        warn_far_beyond(self.spec.extents, fam.astype(str), cols, new_mask)
         return as_dataset(res, fam.astype(str), cols, new_mask, interval)
 
-    def law_draws(self, family: str, *, random_seed: int = 0) -> xr.Dataset:
+    def law_draws(self, family: str, *, new_family: bool = False, random_seed: int = 0) -> xr.Dataset:
         """Posterior draws of one family's law parameters in natural units (E, A, alpha, ...) over ``sample``.
 
-        A family the fit has not seen is a **new family** drawn from the population (attribute
+        ``new_family=True``: a family the fit has not seen, drawn from the population (attribute
         ``new_family``). Draws of different families share the posterior draw index, so functions of two
         families' parameters (a loss difference, a speedup) keep their posterior correlation.
         """
         arrays = posterior_arrays(self.idata.posterior)
         theta, new = family_theta_draws(arrays, self.spec.families, family, np.random.default_rng(random_seed),
-                                        self.law.level_vector)
+                                        self.law.level_vector, new_family=new_family)
         nat = self.law.to_natural({p: theta[:, k] for k, p in enumerate(self.law.sampling)}, self.spec.reference)
         ds = xr.Dataset({k: ("sample", np.asarray(nat[k], dtype=float)) for k in self.law.natural},
                         coords={"sample": np.arange(theta.shape[0])})
@@ -232,7 +249,7 @@ class ScalingFit:
                             df["flops"].to_numpy(), interval=interval)
 
     # ------------------------------------------------------------------ summaries
-    def parameter_table(self, interval: float = 0.95) -> pd.DataFrame:
+    def parameter_table(self, interval: float = 0.9) -> pd.DataFrame:
         """Natural-unit parameters: median and interval, population and per family (long format)."""
         post = self.idata.posterior
         lo, hi = (1 - interval) / 2, (1 + interval) / 2
@@ -259,7 +276,7 @@ class ScalingFit:
                 add("noise", s, post[s])
         return pd.DataFrame(rows)
 
-    def summary(self, interval: float = 0.95) -> dict:
+    def summary(self, interval: float = 0.9) -> dict:
         """Diagnostics and parameters as one JSON-ready dict (the CLI's ``summary --json``)."""
         d = self.diagnostics
         tab = self.parameter_table(interval)
@@ -287,7 +304,8 @@ class ScalingFit:
 
     def notes(self) -> list[str]:
         """Plain-language caveats about what the data could and could not identify."""
-        out = []
+        out = [f"assumed: {a}" for a in self.spec.assumptions]
+        out += self._run_notes()
         rt = self.data.run_table()
         for fam, g in rt.groupby("family"):
             if g["params"].nunique() == 1 and "params" in self.law.inputs:
@@ -324,6 +342,28 @@ class ScalingFit:
                        + "; ".join(ex["inner_problems"]))
         if ex.get("mode") == "learn" and not ex.get("calibrated", False):
             out.append("extrapolation discrepancy could not be calibrated: " + ex.get("note", ""))
+        return out
+
+    def _run_notes(self) -> list[str]:
+        """What the runs say about the likelihood: the Student-t's down-weighted runs, or the normal's
+        outliers, and how ``likelihood="auto"`` chose."""
+        from .outliers import describe_runs, outlier_table
+
+        table = outlier_table(self)
+        if table is None:
+            return []
+        choice = self.spec.likelihood_choice
+        out = []
+        if self.spec.likelihood == "student_t":
+            why = f" ({choice['reason']})" if choice else ""
+            low = table["downweighted"].sum()
+            out.append(f"robust (Student-t) likelihood{why}: " + (
+                f"it down-weights {low} run(s) below half weight: {describe_runs(table, 'downweighted')}" if low
+                else "no run is down-weighted below half weight"))
+        elif table["outlier"].any():
+            out.append(f"{int(table['outlier'].sum())} run(s) are outliers under the normal likelihood and pull "
+                       f"the law towards them: {describe_runs(table, 'outlier')}; likelihood='auto' or 'student_t' "
+                       "would down-weight them")
         return out
 
     # ------------------------------------------------------------------ I/O

@@ -19,6 +19,7 @@ components' draws resampled by ``w_c``.
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Callable
 
 import arviz as az
@@ -40,6 +41,8 @@ PROPOSAL_DF = 5.0
 PROPOSAL_INFLATE = 1.2
 #: components with less posterior weight than this do not enter the combined fit's diagnostics
 MIN_REPORTED_WEIGHT = 0.01
+
+log = logging.getLogger("bayes_scaling")
 
 
 def log_evidence(fit: ScalingFit, random_seed: int = 0, draws: int = EVIDENCE_DRAWS) -> tuple[float, float]:
@@ -107,7 +110,10 @@ def fit_mixture(prior: PopulationPrior, fit_component: Callable[[PopulationPrior
     one of its problems. ``extrapolation_info`` is added to the combined fit's ``extrapolation`` record.
     """
     comps = prior.components()
-    fits = {name: fit_component(sub) for name, sub in comps.items()}
+    fits = {}
+    for i, (name, sub) in enumerate(comps.items()):
+        log.info("mixture component %d of %d: %s", i + 1, len(comps), name)
+        fits[name] = fit_component(sub)
     names = list(fits)
     prior_w = np.array([len(comps[n].sigma_seed) for n in names], float)
     prior_w /= prior_w.sum()

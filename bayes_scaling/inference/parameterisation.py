@@ -18,7 +18,7 @@ Roberts & Sköld 2007; Gorinova, Moore & Hoffman 2020 choose per parameter the s
 compares, per parameter, the median over families of the data's posterior sd (a Gauss–Newton Laplace
 approximation of each family's penalised least-squares fit, residual sd estimated from the fits) with
 the prior mean of ``tau``: ``sd > ratio * tau_scale`` -> non-centred. Measured in
-``benchmarks/sampling.py`` (docs/benchmarks.md, issue 4).
+``benchmarks/sampling.py`` (docs/benchmarks.md).
 """
 
 from __future__ import annotations

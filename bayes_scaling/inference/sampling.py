@@ -10,6 +10,7 @@ the background and is stopped as soon as the draws so far pass it (:func:`sample
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,9 +53,18 @@ def available_sampler(requested: str = "auto") -> str:
 
 def nutpie_settings(*, draws: int, tune: int, chains: int, target_accept: float,
                     progressbar: bool = False) -> dict:
-    """The keyword arguments of ``nutpie.sample`` every fit uses (low-rank mass matrix, a core per chain)."""
+    """The keyword arguments of ``nutpie.sample`` every fit uses (low-rank mass matrix, the chains in parallel
+    up to the cores available)."""
     return dict(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
-                low_rank_modified_mass_matrix=True, progress_bar=progressbar, cores=min(chains, 2))
+                low_rank_modified_mass_matrix=True, progress_bar=progressbar, cores=min(chains, available_cores()))
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @contextmanager
@@ -73,12 +83,16 @@ def single_blas_thread() -> Iterator[None]:
 def sample_nutpie(compiled, *, seed: int, **settings):
     """``nutpie.sample`` of a compiled model with one BLAS thread (:func:`single_blas_thread`).
 
-    ``settings``: the keywords of :func:`nutpie_settings`.
+    ``settings``: the keywords of :func:`nutpie_settings`. nutpie answers Ctrl-C by returning the draws so far;
+    here it stays an interrupt (``KeyboardInterrupt``), so that no caller mistakes them for a finished fit.
     """
     import nutpie
 
     with single_blas_thread():
-        return nutpie.sample(compiled, seed=seed, **settings)
+        idata = nutpie.sample(compiled, seed=seed, **settings)
+    if _common_draws(idata) < settings.get("draws", 0):
+        raise KeyboardInterrupt("sampling was interrupted")
+    return idata
 
 
 def _common_draws(idata: az.InferenceData) -> int:
@@ -206,7 +220,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
         t1 = time.perf_counter()
         stopped = False
         with single_blas_thread():  # forked chain processes inherit the limit
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), model=model,
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, available_cores()), model=model,
                               random_seed=random_seed, initvals=initvals, target_accept=target_accept,
                               progressbar=progressbar, compute_convergence_checks=False)
     t2 = time.perf_counter()

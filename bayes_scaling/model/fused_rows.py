@@ -8,8 +8,8 @@ For Gaussian, independent checkpoint noise the log density's rows are (:mod:`.li
 
 Built from PyTensor's elementwise operations, a gradient of this part makes a dozen passes over the rows
 (gathering each family's parameters, the law's terms, the residual sums, then each of those backwards), and
-those passes are 85-88% of a gradient's time on Porian's and the synthetic 40-family set (docs/benchmarks.md,
-issue 4). :class:`RowsLoglik` computes the same quantity and its gradient in three passes: one over the rows (the
+those passes are 85-88% of a gradient's time on Porian's and the synthetic 40-family set (docs/benchmarks.md).
+:class:`RowsLoglik` computes the same quantity and its gradient in three passes: one over the rows (the
 law's terms, the residual, the run sums; each term kept), one over the runs, and one more over the rows for
 the gradient. Its output also carries the gradient, so that PyTensor's gradient
 of the log density reuses it (:meth:`RowsLoglik.L_op`); a log density evaluated without the gradient pays for it

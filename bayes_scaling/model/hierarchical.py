@@ -269,7 +269,7 @@ def _conditional_map(shift, hess, mu, chol, u, n: int):
 
     The batched ``P x P`` Cholesky factor and triangular solves are unrolled over the (few) parameters,
     each step a vector over families. numba still compiles this graph for 76-121 s (a batched
-    ``pt.linalg`` version took longer), which is why the mode is opt-in (docs/benchmarks.md, issue 4).
+    ``pt.linalg`` version took longer), which is why the mode is opt-in (docs/benchmarks.md).
     """
     inv_chol = pt.linalg.solve_triangular(chol, pt.eye(n), lower=True)
     prec = inv_chol.T @ inv_chol

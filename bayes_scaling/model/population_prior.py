@@ -35,6 +35,8 @@ from ..laws import get_law, sampling_moments
 from ..storage import write_netcdf
 
 PRIOR_KIND = "bayes_scaling.population_prior"
+#: version of the prior file's layout; a file written by a newer layout is refused with what to do
+PRIOR_VERSION = 1
 #: prior predictive tail probability below which a new family's data conflict with a borrowed prior
 CONFLICT_P_VALUE = 1e-3
 #: a family identifies its own N-exponent when its model sizes span at least this many decades of parameters
@@ -223,7 +225,7 @@ class PopulationPrior:
             ds["ou_share"] = ("sample", self.ou_share)
         if self.component is not None:
             ds["component"] = ("sample", self.component.astype(str))
-        ds.attrs.update(kind=PRIOR_KIND, law=self.law, source=self.source)
+        ds.attrs.update(kind=PRIOR_KIND, law=self.law, source=self.source, version=PRIOR_VERSION)
         if self.max_log10_flops is not None:
             ds.attrs["max_log10_flops"] = float(self.max_log10_flops)
         if self.size_spans is not None:
@@ -239,8 +241,18 @@ class PopulationPrior:
         path = Path(path)
         if not path.exists():
             raise FitFileError(f"{path}: no such file; pass a population prior or a fit saved by bayes_scaling")
-        with xr.open_dataset(path) as ds:
+        try:
+            opened = xr.open_dataset(path)
+        except Exception as exc:  # noqa: BLE001 - any reader error means the same thing to the user
+            raise FitFileError(f"{path} is not a readable NetCDF prior or fit ({type(exc).__name__}: {exc}); "
+                               "write it again with bayes-scaling prior or fit") from None
+        with opened as ds:
             if ds.attrs.get("kind") == PRIOR_KIND:
+                if int(ds.attrs.get("version", 1)) > PRIOR_VERSION:
+                    raise FitFileError(f"{path} was written by a newer bayes_scaling (prior file version "
+                                       f"{ds.attrs['version']}; this version reads up to {PRIOR_VERSION}). Upgrade "
+                                       "bayes_scaling (pip install -U bayes_scaling), or extract the prior again "
+                                       "with this version (bayes-scaling prior FIT.nc --out PRIOR.nc).")
                 ds = ds.load()
                 return cls(law=ds.attrs["law"], natural=ds["natural"].to_numpy(),
                            sigma_seed=ds["sigma_seed"].to_numpy(), sigma_obs=ds["sigma_obs"].to_numpy(),

@@ -6,7 +6,7 @@ A :class:`ModelSpec` is plain data; it is stored as JSON inside the fit's NetCDF
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -20,6 +20,8 @@ from .priors import Priors
 SPEC_VERSION = 1
 #: ``normal``: Gaussian seed and checkpoint noise; ``student_t``: robust multivariate-t run marginal
 LIKELIHOODS = ("normal", "student_t")
+#: what ``bs.fit(likelihood=...)`` accepts: a likelihood, or "auto" (chosen from the runs, see inference/outliers.py)
+LIKELIHOOD_CHOICES = ("auto", *LIKELIHOODS)
 #: ``independent``: each checkpoint's noise on its own; ``ou``: an Ornstein-Uhlenbeck drift along each run in
 #: log tokens plus white jitter (dense checkpoints of one run are correlated; see :mod:`.checkpoint_noise`)
 CHECKPOINT_NOISES = ("independent", "ou")
@@ -47,6 +49,10 @@ class ModelSpec:
     checkpoint_noise: str = "independent"
     #: each family's extent in every extrapolation direction (:mod:`bayes_scaling.data.extent`)
     family_extent: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: what was assumed about the input data where it did not say (:attr:`ScalingData.assumptions`)
+    assumptions: list[str] = field(default_factory=list)
+    #: how the likelihood was chosen with ``likelihood="auto"`` (:func:`..inference.outliers.choose_likelihood`)
+    likelihood_choice: dict | None = None
     version: int = SPEC_VERSION
 
     @property
@@ -103,6 +109,7 @@ class ModelSpec:
             treatments=treatments,
             checkpoint_noise=checkpoint_noise,
             family_extent=family_extents(df),
+            assumptions=list(data.assumptions),
         )
 
     @property
@@ -126,7 +133,18 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "ModelSpec":
+        """Read a stored spec; a spec written by a newer version of the package, or one with fields this
+        version does not know, is refused with what to do."""
+        from ..errors import FitFileError
+
         d = json.loads(text)
+        version = int(d.get("version", 0))
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if version > SPEC_VERSION or unknown:
+            raise FitFileError(
+                f"this fit was written by a newer bayes_scaling (model spec version {version}"
+                + (f", with fields {unknown}" if unknown else "") + f"; this version reads up to {SPEC_VERSION}). "
+                "Upgrade bayes_scaling (pip install -U bayes_scaling), or fit the data again with this version.")
         d["priors"] = Priors.from_dict(d["priors"])
         return cls(**d)
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..data.extent import DIRECTIONS, distances
 from ..model import POPULATION_VARS, hierarchical
+from ..model.population_prior import CONFLICT_P_VALUE
 from . import figures
 from .document import Figure, Items, Section, Table, Text
 from .format import human, sci
@@ -305,7 +306,8 @@ def target_table(fit: Any, targets: list[dict], interval: float) -> pd.DataFrame
     """Numeric predictions at each requested target (one row per target)."""
     rows = []
     for t in targets:
-        p = fit.predict(t["family"], t["params"], t["tokens"], interval=interval)
+        p = fit.predict(t["family"], t["params"], t["tokens"], interval=interval,
+                        new_family=bool(t.get("new_family", False)))
         r = {k: float(p[k].values[0]) for k in ("expected_median", "expected_lower", "expected_upper",
                                                    "run_median", "run_lower", "run_upper")}
         c = float(p["flops"].values[0])
@@ -325,11 +327,53 @@ def _beyond_text(row: pd.Series) -> str:
     return "; ".join(parts) if parts else "inside"
 
 
+def tested_reach(fit: Any) -> dict[str, float] | None:
+    """How far, per direction, the hold-outs that calibrated the discrepancy predicted beyond their data
+    (decades); None when the discrepancy was not learned from this data's hold-outs."""
+    ex = fit.extrapolation
+    if ex.get("mode") != "learn" or not ex.get("calibrated", False):
+        return None
+    reach = dict.fromkeys(DIRECTIONS, 0.0)
+    for split in ex.get("splits", []):
+        for d, v in split.get("max_distance", {}).items():
+            reach[d] = max(reach.get(d, 0.0), float(v))
+    return reach
+
+
+#: a target this little beyond the hold-outs' reach (decades) still counts as tested
+REACH_TOLERANCE = 0.1
+
+
+def trust_text(fit: Any, row: pd.Series, reach: dict[str, float] | None) -> str:
+    """Whether to trust one target's interval, and why not, in a few words."""
+    ex = fit.extrapolation
+    if not fit.diagnostics.ok:
+        return "no: sampling failed its checks (see Diagnostics)"
+    pdc = ex.get("prior_data_conflict")
+    if pdc and pdc["p_value"] < CONFLICT_P_VALUE:
+        return "doubtful: the borrowed prior conflicts with this family's data"
+    if ex.get("mode") == "none":
+        return "partly: no discrepancy term, so the interval leaves out the law's error beyond the data"
+    if ex.get("mode") == "fixed":
+        return "partly: the discrepancy scale was fixed by hand, not calibrated"
+    if ex.get("mode") == "borrowed":
+        return "as far as the source families: the discrepancy is borrowed from them"
+    if reach is None:
+        return "partly: the discrepancy could not be calibrated on this data (priors only)"
+    beyond = [f"{DIRECTION_UNIT[d]}, {abs(row[f'beyond_{d}']):.1f} decades (hold-outs reached {reach[d]:.1f})"
+              for d in DIRECTIONS if abs(row[f"beyond_{d}"]) > reach[d] + REACH_TOLERANCE]
+    if beyond:
+        return "untested: beyond what the hold-outs checked in " + "; ".join(beyond)
+    if row["new_family"]:
+        return "yes, as a new family: its parameters come from the spread of the fitted families"
+    return "yes: within the range the hold-outs checked"
+
+
 def targets_section(fit: Any, targets: list[dict] | None, interval: float) -> Section:
-    s = Section("Targets")
+    s = Section("Answer: the targets")
     if not targets:
         s.blocks.append(Text("No targets requested. Ask for some with --target family=NAME,params=N,tokens=D "
-                             "(a family name the fit has not seen is predicted as a new family)."))
+                             "(add new_family=yes to predict a family the fit has not seen)."))
         return s
     tt = target_table(fit, targets, interval)
     shown = pd.DataFrame({
@@ -340,9 +384,13 @@ def targets_section(fit: Any, targets: list[dict] | None, interval: float) -> Se
         "expected loss": [_interval_text(q) for q in tt[["expected_median", "expected_lower", "expected_upper"]]
                           .to_numpy()],
         "one-run loss": [_interval_text(q) for q in tt[["run_median", "run_lower", "run_upper"]].to_numpy()]})
+    reach = tested_reach(fit)
+    shown["trust"] = [trust_text(fit, row, reach) for _, row in tt.iterrows()]
     s.blocks += [Table(shown, caption=f"Median [{interval:.0%} interval]. Expected loss: the configuration's "
                        "loss without seed noise; one-run loss: what the one run you train will show. Beyond the "
-                       "data, both carry the learned extrapolation discrepancy."),
+                       "data, both carry the learned extrapolation discrepancy. Trust: whether the sampler "
+                       "passed its checks and the target lies within the distances the hold-outs tested "
+                       "(a prediction beyond them rests on the law's form alone)."),
                  Figure(figures.targets_plot(tt), "targets", "Predicted loss at the targets (dots: medians).")]
     return s
 
@@ -362,12 +410,13 @@ def frontier_section(fit: Any, interval: float, budgets: Any | None = None, rand
         return s
     budgets = frontier_budgets(fit) if budgets is None else np.sort(np.asarray(budgets, dtype=float))
     fams = list(fit.families[:6])
+    new = "new family" if "new family" not in fit.families else "(a new family)"
     if len(fit.families) > 1:
-        fams.append("new family")
+        fams.append(new)
     lo, hi = (1 - interval) / 2, (1 + interval) / 2
     rows, marks = [], []
     for fam in fams:
-        opt = compute_optimal(fit, budgets, family=fam, random_seed=random_seed)
+        opt = compute_optimal(fit, budgets, family=fam, new_family=fam == new, random_seed=random_seed)
         for q in ("params", "tokens", "expected_loss", "tokens_per_param"):
             v = opt[q].to_numpy()
             qs = np.quantile(v, [0.5, lo, hi], axis=1)

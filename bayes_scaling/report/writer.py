@@ -33,11 +33,12 @@ def build_report(fit: Any, targets: Sequence[dict] | None = None, *, title: str 
         title=title or "Scaling-law posterior report",
         subtitle=f"bayes_scaling {__version__}, written {stamp}. Intervals are {interval:.0%} posterior intervals "
                  "unless said otherwise.",
-        sections=[sections.summary_section(fit, interval), sections.data_section(fit), sections.model_section(fit),
+        # the answer first: the targets, their intervals and whether to trust them; then how it was reached
+        sections=[sections.targets_section(fit, targets, interval), sections.summary_section(fit, interval),
+                  sections.data_section(fit), sections.model_section(fit),
                   sections.diagnostics_section(fit), sections.curves_section(fit, interval),
                   sections.parameters_section(fit, interval), sections.noise_section(fit, interval),
                   sections.predictive_check_section(fit, interval, random_seed),
-                  sections.targets_section(fit, targets, interval),
                   sections.frontier_section(fit, interval, budgets, random_seed)])
 
 
@@ -46,9 +47,10 @@ def write_report(fit: Any, out_dir: str | os.PathLike, targets: Sequence[dict] |
                  formats: Sequence[str] = ("html",), random_seed: int = 0) -> Path:
     """Write the report into ``out_dir`` and return the path of ``report.html`` (or of the first format).
 
-    ``targets``: dicts with ``family``, ``params``, ``tokens`` (a family the fit has not seen is a new
-    family). ``budgets``: FLOPs for the compute-optimal frontier (default: the data's smallest compute
-    to 1000x its largest). ``formats``: any of "html" (self-contained, figures embedded) and "md"
+    ``targets``: dicts with ``family``, ``params``, ``tokens`` and optionally ``new_family`` (True: a family
+    the fit has not seen, drawn from the population; a name the fit has not seen without it is an error).
+    ``budgets``: FLOPs for the compute-optimal frontier (default: the data's smallest compute to 1000x its
+    largest). ``formats``: any of "html" (self-contained, figures embedded) and "md"
     (Markdown with the figures in ``figures/``).
     """
     _check_formats(formats)
