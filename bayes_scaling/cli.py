@@ -272,9 +272,9 @@ def _sampling_args(p: argparse.ArgumentParser, draws: int = 1000, tune: int = 10
                    help="NUTS implementation; auto: nutpie when installed")
     g.add_argument("--backend", default="auto", choices=["auto", "numba", "jax"],
                    help="nutpie's compile backend; auto: JAX for a small OU model when installed, else numba")
-    g.add_argument("--likelihood", default="auto", choices=["auto", "normal", "student_t"],
-                   help="auto: normal, refitted with student_t when some run is an outlier (the fit's notes name "
-                        "them); student_t: robust run likelihood that down-weights outlying runs and points")
+    g.add_argument("--likelihood", default="normal", choices=["normal", "student_t", "auto"],
+                   help="student_t: robust run likelihood that down-weights outlying runs and points; auto: normal, "
+                        "refitted with student_t when some run is an outlier (the fit's notes name the runs)")
     g.add_argument("--checkpoint-noise", default="independent", choices=["independent", "ou"],
                    help="ou: checkpoint noise correlated along each run in log tokens (dense checkpoint curves)")
     g.add_argument("--no-extrapolation", action="store_true",

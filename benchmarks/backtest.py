@@ -2,7 +2,7 @@
 
     python benchmarks/backtest.py --only kempner --out benchmarks/results/backtest_kempner.json
     python benchmarks/backtest.py --tables benchmarks/results/backtest_*.json   # pooled tables, Markdown
-    python benchmarks/backtest.py --only kempner --likelihood normal --out ...  # the Gaussian likelihood throughout
+    python benchmarks/backtest.py --only kempner --likelihood auto --out ...  # the likelihood chosen from the runs
 
 Each zoo goes through :func:`bayes_scaling.backtest` with the default fit (nested leave-out at depths 1
 and 2 in compute, size and tokens per parameter) and the per-family Huber, fixed-N-term and
@@ -38,7 +38,7 @@ ZOOS = {
 }
 
 
-def run(name: str, depths: tuple[int, ...], draws: int, likelihood: str = "auto") -> dict:
+def run(name: str, depths: tuple[int, ...], draws: int, likelihood: str = "normal") -> dict:
     data = ZOOS[name]()
     t = time.perf_counter()
     result = bs.backtest(data, depths=depths, draws=draws, tune=draws, chains=2, likelihood=likelihood,
@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--only", default=",".join(ZOOS), help=f"comma-separated among {sorted(ZOOS)}")
     ap.add_argument("--depths", default="1,2")
     ap.add_argument("--draws", type=int, default=500)
-    ap.add_argument("--likelihood", default="auto", choices=["auto", "normal", "student_t"])
+    ap.add_argument("--likelihood", default="normal", choices=["normal", "student_t", "auto"])
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--tables", nargs="*", default=None, help="print the tables of stored results instead")
     a = ap.parse_args()

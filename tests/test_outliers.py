@@ -33,14 +33,14 @@ def zoo_with_a_broken_run():
 
 
 @pytest.mark.slow
-def test_the_default_fit_finds_the_broken_run_refits_robustly_and_names_it(zoo_with_a_broken_run):
+def test_a_broken_run_is_named_and_the_auto_likelihood_refits_robustly(zoo_with_a_broken_run):
     data, broken = zoo_with_a_broken_run
     normal = bs.fit(data, likelihood="normal", extrapolation=None, **FAST)
     table = outlier_table(normal).set_index("run")
     assert table["outlier"].tolist().count(True) == 1 and table.loc[broken, "outlier"]
     assert any(broken in n and "outliers under the normal likelihood" in n for n in normal.notes())
 
-    auto = bs.fit(data, extrapolation=None, **FAST)  # likelihood="auto", the default
+    auto = bs.fit(data, likelihood="auto", extrapolation=None, **FAST)
     assert auto.spec.likelihood == "student_t" and auto.spec.likelihood_choice["outliers"] == [broken]
     weights = outlier_table(auto).set_index("run")["weight"]
     assert weights[broken] < 0.5 and (weights.drop(broken) > 0.5).all()

@@ -41,7 +41,7 @@ def fit(
     law: str | Law = "chinchilla",
     priors: Priors | None = None,
     *,
-    likelihood: str = "auto",
+    likelihood: str = "normal",
     checkpoint_noise: str = "independent",
     borrow: Any = None,
     noncentering: dict[str, float] | str | None = None,
@@ -96,11 +96,12 @@ def fit(
         law parameters are its twin's plus a shift (the treatment effect, ``treatment_shift`` in the
         posterior) instead of a draw from the population; see :mod:`bayes_scaling.decisions.growth`.
     likelihood:
-        ``"auto"`` (default): fit with ``"normal"``, and refit with ``"student_t"`` when some run is an
-        outlier under it (:func:`.outliers.choose_likelihood`; the choice, and the runs, are in
-        ``fit.spec.likelihood_choice`` and the notes). ``"normal"``, or ``"student_t"``: a robust
-        multivariate-t run marginal that down-weights runs or points far off the law (the Bayesian
-        counterpart of a Huber fit); the notes name the runs it down-weights.
+        ``"normal"`` (default; the notes name the runs that are outliers under it), ``"student_t"``: a
+        robust multivariate-t run marginal that down-weights runs or points far off the law (the Bayesian
+        counterpart of a Huber fit; the notes name the runs it down-weights), or ``"auto"``: fit with
+        ``"normal"``, and refit with ``"student_t"`` when some run is an outlier under it
+        (:func:`.outliers.choose_likelihood`; the choice and the runs are in ``fit.spec.likelihood_choice``
+        and the notes).
     checkpoint_noise:
         ``"independent"`` (default): each checkpoint scatters on its own around its run's curve.
         ``"ou"``: an Ornstein-Uhlenbeck drift along each run in log tokens (correlation length

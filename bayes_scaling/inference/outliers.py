@@ -14,9 +14,9 @@ chi-square with ``n`` degrees of freedom when the run follows the model. Each ru
 
 A run is an **outlier** when its tail probability is below :data:`FAMILY_WISE_LEVEL` divided by the
 number of runs (Bonferroni: across all runs of a model that fits, one false alarm in twenty fits), and
-**down-weighted** when its weight is below one half. :func:`outlier_table` lists them; ``bs.fit``'s
-``likelihood="auto"`` (the default) refits with the Student-t likelihood when the normal fit has
-outliers and names the runs in the fit's notes (:func:`choose_likelihood`).
+**down-weighted** when its weight is below one half. :func:`outlier_table` lists them, and the fit's
+notes name them; ``bs.fit(likelihood="auto")`` refits with the Student-t likelihood when the normal fit
+has outliers (:func:`choose_likelihood`).
 """
 
 from __future__ import annotations
