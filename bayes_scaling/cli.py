@@ -930,6 +930,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
     warnings.showwarning = _MESSAGES.showwarning
+    _MESSAGES.seen.clear()
     from .errors import BayesScalingError
 
     try:

@@ -27,13 +27,14 @@ def write_netcdf(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def write_atomically(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` whole or not at all (a temporary file beside it, then renamed over it)."""
+def write_atomically(path: str | os.PathLike, content: str | bytes) -> Path:
+    """Write ``content`` (text as UTF-8, or bytes) to ``path`` whole or not at all (a temporary file beside
+    it, then renamed over it): an interrupted write leaves the earlier file as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

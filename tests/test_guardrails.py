@@ -143,6 +143,45 @@ def test_checkpoint_rows_say_what_was_assumed_without_a_warning(frame, recwarn):
     assert not [w for w in recwarn if issubclass(w.category, DataAssumptionWarning)]
 
 
+@pytest.fixture
+def data_of_the_cli(monkeypatch):
+    """The ScalingData the ``fit`` command would sample, caught before any sampling."""
+    seen = {}
+
+    def caught(data, **kwargs):
+        seen["data"] = data
+        raise DataValidationError("stopped before sampling")
+
+    monkeypatch.setattr(bs, "fit", caught)
+    return seen
+
+
+def test_the_cli_warns_about_units_naming_the_likely_one(frame, tmp_path, capsys, data_of_the_cli):
+    frame["tokens"] = frame["tokens"] / 1e9  # billions
+    code, err = cli(tmp_path, frame, capsys=capsys)
+    assert code == 2 and "warning: implausible units" in err and "tokens in millions or billions" in err
+
+
+def test_the_cli_says_what_it_assumed_and_warns_on_isoflop_rows(tmp_path, capsys, data_of_the_cli):
+    sizes = np.geomspace(1e7, 1e9, 7)
+    df = pd.DataFrame([{"family": "f", "params": n, "tokens": c / (6 * n), "loss": 3.0 + 1e6 / n}
+                       for c in (1e17, 1e18, 1e19) for n in sizes])
+    code, err = cli(tmp_path, df, capsys=capsys)
+    assert "assumed: no run column" in err and "IsoFLOP sweep" in err and "(--run ..." in err
+    assert len(data_of_the_cli["data"].runs) == 7
+
+
+def test_the_cli_keeps_sizes_that_differ_in_the_seventh_digit_apart(frame, tmp_path, capsys, data_of_the_cli):
+    frame["params"] = [1017960000.0, 1017960000.0, 1017961234.0, 1017961234.0] * 2
+    cli(tmp_path, frame, capsys=capsys)
+    assert len(data_of_the_cli["data"].runs) == 4
+
+
+def test_the_cli_refuses_a_single_configuration_before_sampling(frame, tmp_path, capsys):
+    code, err = cli(tmp_path, frame.iloc[:1], capsys=capsys)
+    assert code == 2 and "single configuration" in err and "--borrow" in err
+
+
 # ------------------------------------------------------------------ families
 def test_a_misspelt_family_is_an_error_naming_the_closest(small_fit, tmp_path, capsys):
     with pytest.raises(UnknownFamilyError, match=r"'FAM0': closest \['fam0'\]"):

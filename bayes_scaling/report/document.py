@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..storage import write_atomically
 from .format import markdown_table
 
 
@@ -127,6 +128,6 @@ def to_markdown(doc: Document, figure_dir: Path, link_prefix: str) -> str:
             elif isinstance(b, Table):
                 out += [_md_table(b.frame), ""] + ([f"_{b.caption}_", ""] if b.caption else [])
             elif isinstance(b, Figure):
-                (figure_dir / f"{b.name}.png").write_bytes(b.png)
+                write_atomically(figure_dir / f"{b.name}.png", b.png)
                 out += [f"![{b.name}]({link_prefix}/{b.name}.png)", "", f"_{b.caption}_", ""]
     return "\n".join(out)

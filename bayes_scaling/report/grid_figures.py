@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..storage import write_atomically
 from .figures import new_figure, to_png
 
 
@@ -83,5 +84,5 @@ def write_grid_figures(ds: xr.Dataset, out_dir: str | Path) -> list[Path]:
     files = {"are_heatmaps.png": are_heatmaps(ds), "coverage90_heatmaps.png": are_heatmaps(ds, "cover90"),
              "are_by_k.png": are_by_k(ds)}
     for name, png in files.items():
-        (out / name).write_bytes(png)
+        write_atomically(out / name, png)
     return [out / n for n in files]

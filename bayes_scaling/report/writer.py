@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..storage import write_atomically
 from . import sections
 from .document import Document, to_html, to_markdown
 
@@ -73,9 +74,9 @@ def write_document(doc: Document, out_dir: str | os.PathLike, formats: Sequence[
     for fmt in formats:
         if fmt == "html":
             path = out / "report.html"
-            path.write_text(to_html(doc), encoding="utf-8")
+            write_atomically(path, to_html(doc))
         else:
             path = out / "report.md"
-            path.write_text(to_markdown(doc, out / "figures", "figures"), encoding="utf-8")
+            write_atomically(path, to_markdown(doc, out / "figures", "figures"))
         paths.append(path)
     return paths[0]
