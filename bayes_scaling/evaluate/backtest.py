@@ -169,7 +169,8 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
         reach = float(np.abs(dist).max(axis=1).mean())
         pred = fitted.predict(fam, cols["params"], cols["tokens"], cols["flops"], keep_draws=True,
                               random_seed=settings.random_seed)
-        log_draws = np.log(pred["run_loss"].to_numpy())
+        with np.errstate(divide="ignore"):  # a heavy-tailed (Student-t) draw can underflow to 0: log -inf
+            log_draws = np.log(pred["run_loss"].to_numpy())
         q = draw_bands(log_draws)
         pit = (log_draws <= np.log(y)[None, :]).mean(axis=0)
         d = fitted.diagnostics
