@@ -15,6 +15,7 @@ import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.cli import build_parser, main
+from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
 from bayes_scaling.errors import (
     DataAssumptionWarning,
     DataValidationError,
@@ -129,6 +130,13 @@ def test_isoflop_rows_without_a_run_column_warn_and_say_what_was_assumed():
     assert data.assumptions == ("no run column: rows of the same family and model size were taken as checkpoints "
                                 "of one run (21 rows became 7 runs)",)
     assert len(build(df.assign(run=range(len(df))), run="run").runs) == 21
+
+
+def test_dense_checkpoint_curves_without_a_run_column_are_not_taken_for_a_sweep(recwarn):
+    rng = np.random.default_rng(0)
+    df = simulate_runs(simulate_family_parameters(2, rng), rng, sizes=(5e7, 1e8, 2e8, 4e8), checkpoints=40)
+    data = build(df.drop(columns=["run"]))
+    assert len(data.runs) == 8 and not [w for w in recwarn if issubclass(w.category, DataAssumptionWarning)]
 
 
 def test_the_default_run_key_keeps_every_digit_of_the_size(frame):

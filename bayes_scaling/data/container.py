@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from .extent import levels
 from ..errors import (
     DataValidationError,
     DuplicateRowError,
@@ -338,17 +339,23 @@ def default_run_keys(frame: pd.DataFrame, with_seed: bool) -> np.ndarray:
 
 def _assumed_runs(frame: pd.DataFrame, with_seed: bool) -> tuple[str, ...]:
     """Say which rows were taken as one run when no run column was given; warn when the rows look like one
-    row per run: most rows share their compute budget with two or more other model sizes, as in IsoFLOP sweeps
-    (a full grid of sizes x token counts looks the same, and a run column settles it either way)."""
+    row per run: most rows share their compute budget (:func:`.extent.levels`) with two or more other model
+    sizes, each size about once, as in IsoFLOP sweeps (a full grid of sizes x token counts looks the same, and a run
+    column settles it either way)."""
     n_runs, n_rows = frame["run"].nunique(), len(frame)
     if n_runs == n_rows:
         return (f"no run column: each of the {n_rows} rows is its own run (one per family and model size"
                 f"{' and seed' if with_seed else ''})",)
     note = (f"no run column: rows of the same family and model size{' and seed' if with_seed else ''} were taken "
             f"as checkpoints of one run ({n_rows} rows became {n_runs} runs)")
-    level = np.round(np.log10(frame["flops"].to_numpy(dtype=float)), 2)
-    sizes_at_level = frame.assign(level=level).groupby(["family", "level"])["params"].transform("nunique")
-    if float((sizes_at_level >= 3).mean()) > 0.5:
+    level = np.empty(len(frame), dtype=int)
+    for _, rows in frame.groupby("family").indices.items():
+        level[rows] = levels(np.log10(frame["flops"].to_numpy(dtype=float)[rows]))
+    by_level = frame.assign(level=level).groupby(["family", "level"])["params"]
+    sizes_at_level, rows_at_level = by_level.transform("nunique"), by_level.transform("size")
+    # a sweep: three or more sizes at one budget, each about once (budgets read off a figure merge into levels
+    # where a size can appear twice); dense checkpoint curves chain into levels that hold many rows of each size
+    if float(((sizes_at_level >= 3) & (rows_at_level <= 2 * sizes_at_level)).mean()) > 0.5:
         warnings.warn(
             note + "; but several model sizes share one compute budget, as in an IsoFLOP sweep where every row "
             "is a separate run. If so, name a column that is unique per run (run=..., or add one: "

@@ -28,6 +28,23 @@ import pandas as pd
 
 #: the directions of the extrapolation distance, in the order of its columns
 DIRECTIONS = ("flops", "params", "ratio")
+#: levels (log10 of a run's compute, its size, or its tokens per parameter) closer than this many decades are
+#: one level: sizes or budgets read off a figure differ in the third digit
+LEVEL_GAP = 0.05
+
+
+def levels(values: np.ndarray) -> np.ndarray:
+    """Level index of each value (log10 scale), 0 for the largest; values closer than :data:`LEVEL_GAP` to
+    the next larger one share its level."""
+    order = np.argsort(-np.asarray(values, dtype=float))
+    level = np.zeros(len(order), dtype=int)
+    current, last = 0, None
+    for i in order:
+        if last is not None and last - values[i] > LEVEL_GAP:
+            current += 1
+        level[i] = current
+        last = values[i]
+    return level
 
 
 def family_extents(frame: pd.DataFrame) -> dict[str, dict[str, float]]:

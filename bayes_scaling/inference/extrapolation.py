@@ -19,8 +19,8 @@ All of them are learned from the fit's own data by **nested leave-out** (:func:`
 
 1. For each direction and depth ``k`` (1, 2, ...), hold out in each family the runs at its ``k``
    largest levels: compute budgets (a run's largest compute), model sizes, or tokens-per-parameter
-   multipliers (a run's final D / N). Levels closer than :data:`LEVEL_GAP` decades are one level. A
-   family with too few levels keeps all its runs; a family of one compute level holds out its late
+   multipliers (a run's final D / N). Levels closer than :data:`~bayes_scaling.data.extent.LEVEL_GAP`
+   decades are one level. A family with too few levels keeps all its runs; a family of one compute level holds out its late
    checkpoints instead (compute direction, depth 1).
 2. Fit the same hierarchical model to the rest (a shorter NUTS run, checked like any fit).
 3. For each held-out run take the mean residual of its log loss against the inner predictive, the
@@ -41,12 +41,9 @@ import numpy as np
 import pandas as pd
 
 from ..data import ScalingData
-from ..data.extent import DIRECTIONS
+from ..data.extent import DIRECTIONS, levels
 from ..model import Priors
 
-#: run levels (log10 of a run's largest compute, its size, or its final tokens per parameter) closer than
-#: this many decades are one level: sizes or budgets read off a figure differ in the third digit
-LEVEL_GAP = 0.05
 #: depths of the nested leave-out: hold out the largest 1 and 2 levels of each direction
 DEFAULT_DEPTHS = (1, 2)
 #: the run key of each direction: a run's level in it
@@ -61,19 +58,6 @@ class Holdout:
     depth: int
     held: np.ndarray
     description: str
-
-
-def _levels(values: np.ndarray) -> np.ndarray:
-    """Level index of each value, 0 for the largest; values closer than :data:`LEVEL_GAP` share a level."""
-    order = np.argsort(-values)
-    level = np.zeros(len(values), dtype=int)
-    current, last = 0, None
-    for i in order:
-        if last is not None and last - values[i] > LEVEL_GAP:
-            current += 1
-        level[i] = current
-        last = values[i]
-    return level
 
 
 def _run_keys(data: ScalingData) -> pd.DataFrame:
@@ -98,7 +82,7 @@ def holdout_splits(data: ScalingData, depths: tuple[int, ...] = DEFAULT_DEPTHS,
             held_runs: set = set()
             late_rows = np.zeros(len(df), dtype=bool)
             for fam, part in runs.groupby("family", sort=False):
-                level = _levels(part[_RUN_KEY[direction]].to_numpy())
+                level = levels(part[_RUN_KEY[direction]].to_numpy())
                 if level.max() >= depth:  # the family keeps at least one level
                     held_runs.update(part.index[level < depth])
                 elif direction == "flops" and depth == 1:
