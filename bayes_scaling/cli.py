@@ -532,6 +532,8 @@ def cmd_mixing(a: argparse.Namespace) -> int:
 
     import bayes_scaling as bs
 
+    from .storage import write_atomically
+
     out = Path(a.out)
     _check_out_folder(out)
     data = bs.MixingData.from_frames(pd.read_csv(a.losses), pd.read_csv(a.proportions), loss=a.loss_column,
@@ -549,8 +551,6 @@ def cmd_mixing(a: argparse.Namespace) -> int:
         p["mixture"] = p["mixture"].astype(str)
         obs = data.frame[["mixture", "domain", "step", "loss"]]
         p = p.merge(obs, on=["mixture", "domain", "step"], how="left")
-        from .storage import write_atomically
-
         write_atomically(out / "predictions.csv", p.to_csv(index=False))
         result["predictions"] = str(out / "predictions.csv")
         dist = fit.mixture_distance(data.proportions().loc[names])
@@ -565,8 +565,6 @@ def cmd_mixing(a: argparse.Namespace) -> int:
         result["optimal_mixture"] = {"step": a.optimize_step, "shares": opt.to_dict(),
                                      "average_loss": opt.attrs["objective"], "converged": opt.attrs["converged"],
                                      "distance_from_trained": float(fit.mixture_distance(opt)[0])}
-    from .storage import write_atomically
-
     write_atomically(out / "mixing.json", json.dumps(_clean(result), indent=1))
     print(json.dumps(_clean(result)) if a.json else f"mixing fit saved to {path}; summary in {out / 'mixing.json'}")
     return 0

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 import xarray as xr
 
+from .data.container import MIN_LARGEST_PARAMS, MIN_LARGEST_TOKENS, TOKENS_PER_PARAM_RANGE
 from .data.extent import DIRECTIONS, distances, per_direction
 from .errors import ExtrapolationWarning, UnknownFamilyError
 from .laws import Law, standardized_inputs
@@ -192,6 +193,7 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
     theta_new = new_family_theta(arrays, rng, law.level_vector) if new_mask.any() else None
     z = standardized_inputs(law, columns, reference)
     dist = distances(extents, family, columns)
+    warn_far_beyond(dist, family, columns)
     floor = names.index("log_E") if "log_E" in names else None
     lo_q, hi_q = (1 - interval) / 2, (1 + interval) / 2
     keys = ("mean", "median", "lower", "upper")
@@ -253,11 +255,11 @@ def as_dataset(res: dict[str, np.ndarray], family: np.ndarray, columns: dict[str
 FAR_DECADES = 3.0
 
 
-def warn_far_beyond(extents: dict[str, dict[str, float]], family: Sequence[str], columns: dict[str, np.ndarray],
-                    new_mask: np.ndarray | None = None) -> None:
-    """Warn once when some points lie :data:`FAR_DECADES` or more beyond their family's data, naming the
-    farthest and the likely unit mistake when the query's scale is implausible."""
-    dist = np.abs(distances(extents, family, columns))
+def warn_far_beyond(dist: np.ndarray, family: Sequence[str], columns: dict[str, np.ndarray]) -> None:
+    """Warn once when some points lie :data:`FAR_DECADES` or more beyond their family's data (``dist``: the
+    points' :func:`~bayes_scaling.data.extent.distances`), naming the farthest, and the likely unit mistake
+    when the query's scale is one no scaling zoo has (the data checks' bounds)."""
+    dist = np.abs(dist)
     far = dist.max(axis=1) >= FAR_DECADES
     if not far.any():
         return
@@ -267,14 +269,15 @@ def warn_far_beyond(extents: dict[str, dict[str, float]], family: Sequence[str],
              "ratio": "of tokens per parameter outside the trained range"}[DIRECTIONS[k]]
     n, d = float(columns["params"][i]), float(columns["tokens"][i])
     unit = ""
-    if n < 1e4 or d < 1e6 or not 1e-2 <= d / n <= 1e5:
+    lo, hi = TOKENS_PER_PARAM_RANGE
+    if n < MIN_LARGEST_PARAMS or d < MIN_LARGEST_TOKENS or not lo <= d / n <= hi:
         unit = (" Check the units: params and tokens are plain counts (7e9, not 7; 2e12, not 2000), and this point "
                 f"has N={n:.3g}, D={d:.3g} ({d / n:.3g} tokens per parameter).")
     warnings.warn(
         f"{int(far.sum())} of {len(far)} predicted point(s) lie {FAR_DECADES:g} or more decades beyond their family's "
         f"data; the farthest (family {family[i]!r}, N={n:.3g}, D={d:.3g}) is {dist[i, k]:.1f} decades {where}. The "
         "interval there rests on the law's form alone, which no hold-out has tested that far." + unit,
-        ExtrapolationWarning, stacklevel=3)
+        ExtrapolationWarning, stacklevel=4)  # the caller of ScalingFit.predict
 
 
 def query_columns(params: Any, tokens: Any, flops: Any | None = None) -> dict[str, np.ndarray]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,31 +17,32 @@ def write_netcdf(obj: Any, path: str | os.PathLike) -> Path:
     Atomic: the file is written beside ``path`` and renamed over it, so a crash or kill while writing
     leaves the previous file whole (the experiment grid rewrites its results after every cell).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with _replacing(path) as tmp:
         obj.to_netcdf(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 def write_atomically(path: str | os.PathLike, content: str | bytes) -> Path:
     """Write ``content`` (text as UTF-8, or bytes) to ``path`` whole or not at all (a temporary file beside
     it, then renamed over it): an interrupted write leaves the earlier file as it was."""
+    with _replacing(path) as tmp:
+        tmp.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return Path(path)
+
+
+@contextmanager
+def _replacing(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` (parent folders created) that replaces ``path`` when the block ends
+    without an error, and is removed in any case."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+        yield tmp
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return path
 
 
 def read_idata(path: str | os.PathLike, what: str = "fit"):

@@ -16,7 +16,7 @@ def test_the_quadratic_form_of_a_run_that_follows_the_model_is_chi_square():
     n, ss, so, runs = 6, 0.03, 0.01, 20000
     r = ss * rng.standard_normal((runs, 1)) + so * rng.standard_normal((runs, n))
     s1, s2 = run_sums_numpy(r.ravel()[None], np.repeat(np.arange(runs), n), runs)
-    q = run_quadratic(s1[0], s2[0], n, ss, so)
+    q = run_quadratic(s1[0], s2[0], n, ss**2, so**2)
     assert stats.kstest(q, stats.chi2(n).cdf).pvalue > 0.01
 
 

@@ -36,7 +36,8 @@ LEVEL_GAP = 0.05
 def levels(values: np.ndarray) -> np.ndarray:
     """Level index of each value (log10 scale), 0 for the largest; values closer than :data:`LEVEL_GAP` to
     the next larger one share its level."""
-    order = np.argsort(-np.asarray(values, dtype=float))
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(-values)
     level = np.zeros(len(order), dtype=int)
     current, last = 0, None
     for i in order:

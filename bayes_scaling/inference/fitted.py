@@ -37,8 +37,7 @@ from ..model.checkpoint_noise import run_loglik_numpy as ou_run_loglik_numpy
 from ..model.likelihood import run_marginal_loglik, run_sums_numpy
 from ..model.population_prior import CONFLICT_P_VALUE
 from ..model.spec import ModelSpec
-from ..predict import (as_dataset, family_theta_draws, posterior_arrays, predict_draws, query_columns,
-                       warn_far_beyond)
+from ..predict import as_dataset, family_theta_draws, posterior_arrays, predict_draws, query_columns
 from ..storage import read_idata, write_netcdf
 from .diagnostics import Diagnostics
 
@@ -223,7 +222,6 @@ class ScalingFit:
                                       self.spec.extents, fam.astype(str), cols,
                                       rng=np.random.default_rng(random_seed), interval=interval,
                                       keep_draws=keep_draws, new_family=new_family)
-        warn_far_beyond(self.spec.extents, fam.astype(str), cols, new_mask)
         return as_dataset(res, fam.astype(str), cols, new_mask, interval)
 
     def law_draws(self, family: str, *, new_family: bool = False, random_seed: int = 0) -> xr.Dataset:

@@ -51,7 +51,8 @@ def outlier_table(fit: Any) -> pd.DataFrame | None:
     resid, arr = row_residuals(post, fit.data, spec)
     s1, s2 = run_sums_numpy(resid, arr["run_index"], len(spec.runs))
     n = arr["n_per_run"]
-    q = run_quadratic(s1, s2, n, post["sigma_seed"].to_numpy()[..., None], post["sigma_obs"].to_numpy()[..., None])
+    q = run_quadratic(s1, s2, n, post["sigma_seed"].to_numpy()[..., None] ** 2,
+                      post["sigma_obs"].to_numpy()[..., None] ** 2)
     q = q.reshape(-1, len(spec.runs))
     loglik = fit.idata.log_likelihood["runs"].to_numpy().reshape(-1, len(spec.runs))
     with warnings.catch_warnings():  # a k-hat above 0.7 is reported in the table, not warned about

@@ -51,7 +51,7 @@ def run_marginal_loglik(s1: Any, s2: Any, n: Any, sigma_seed: Any, sigma_obs: An
     so2 = sigma_obs**2
     ss2 = sigma_seed**2
     denom = so2 + n * ss2
-    quad = run_quadratic(s1, s2, n, sigma_seed, sigma_obs)
+    quad = run_quadratic(s1, s2, n, ss2, so2)
     log_det = (n - 1) * xp.log(so2) + xp.log(denom)
     if nu is None:
         return -0.5 * (n * LOG_2PI + log_det + quad)
@@ -60,11 +60,10 @@ def run_marginal_loglik(s1: Any, s2: Any, n: Any, sigma_seed: Any, sigma_obs: An
             - 0.5 * (nu + n) * xp.log1p(quad / nu))
 
 
-def run_quadratic(s1: Any, s2: Any, n: Any, sigma_seed: Any, sigma_obs: Any) -> Any:
-    """``Q = r^T Sigma^-1 r`` of each run's residuals from their sums: chi-square with ``n`` degrees of freedom
-    when the run follows the Gaussian model (the quadratic form of the module doc)."""
-    so2 = sigma_obs**2
-    ss2 = sigma_seed**2
+def run_quadratic(s1: Any, s2: Any, n: Any, ss2: Any, so2: Any) -> Any:
+    """``Q = r^T Sigma^-1 r`` of each run's residuals from their sums and the variances ``ss2 = sigma_seed^2``,
+    ``so2 = sigma_obs^2``: chi-square with ``n`` degrees of freedom when the run follows the Gaussian model
+    (the quadratic form of the module doc)."""
     return (s2 - ss2 * s1**2 / (so2 + n * ss2)) / so2
 
 
