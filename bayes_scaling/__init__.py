@@ -25,6 +25,8 @@ _EXPORTS = {
     **dict.fromkeys(["Diagnostics", "MixingFit", "ScalingFit", "fit", "fit_approximate", "fit_mixing", "load",
                      "prior_check_table", "prior_predictive_check"], ".inference"),
     "backtest": ".evaluate.backtest",
+    **dict.fromkeys(["DownstreamFit", "fit_downstream", "load_downstream"], ".inference.downstream"),
+    "TaskData": ".data.tasks",
     **dict.fromkeys(["ModelSpec", "PopulationPrior", "Priors"], ".model"),
     "are": ".predict",
 }

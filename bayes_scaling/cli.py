@@ -151,6 +151,8 @@ def _in_cli_words(text: str) -> str:
     """A library message in the command line's words: Python arguments become flags."""
     text = re.sub(r"ScalingData\.from_frame\([^)]*\)", "the column flags (--family, --params, --tokens, --loss, --run)",
                   text)
+    text = re.sub(r"fit_downstream\([^)]*\)", "the column flags (--family, --run, --params, --tokens, --task, "
+                  "--accuracy, --chance, --task-loss)", text)
 
     def flag(match: re.Match) -> str:
         name, value = match.group(1), match.group(2)
@@ -313,6 +315,14 @@ def _fit_question(sub, name: str, help: str, func, example: str, names: dict[str
     return p
 
 
+def _downstream_question(sub, name: str, help: str, example: str, func) -> argparse.ArgumentParser:
+    """A ``downstream`` step that reads a downstream fit (FIT.nc)."""
+    p = _subcommand(sub, name, help, "bayes-scaling downstream " + example)
+    p.add_argument("fit", type=Path, help="a fit written by bayes-scaling downstream fit (FIT.nc)")
+    p.set_defaults(func=func)
+    return p
+
+
 def _output_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
     """--interval, --random-seed and --json of the commands that answer a question about a fit."""
     p.add_argument("--interval", type=_interval, default=INTERVAL, metavar="MASS",
@@ -439,6 +449,69 @@ def cmd_predict(a: argparse.Namespace) -> int:
               "(the run you will train: seed noise included)\n"
               f"  expected loss  {out['expected_median']:.4f} [{out['expected_lower']:.4f}, "
               f"{out['expected_upper']:.4f}]  (the configuration, without seed noise)")
+    return 0
+
+
+def cmd_downstream_fit(a: argparse.Namespace) -> int:
+    import pandas as pd
+
+    import bayes_scaling as bs
+
+    _check_out_file(a.out)
+    if not a.data.is_file():
+        raise FileNotFoundError(f"no CSV at {a.data}")
+    names = {c: str for c in (a.family, a.run, a.task) if c is not None}
+    try:
+        frame = pd.read_csv(a.data, dtype=names)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise bs.errors.DataValidationError(f"{a.data} is not a readable CSV: {exc}") from None
+    data = bs.TaskData.from_frame(frame, family=a.family, run=a.run, params=a.params, tokens=a.tokens, task=a.task,
+                                  accuracy=a.accuracy, chance=a.chance, task_loss=a.task_loss, source=str(a.data))
+    law = {"extrapolation": None if a.no_extrapolation else "learn", "likelihood": a.likelihood}
+    fit = bs.fit_downstream(data, method=a.method, law_tail=a.law_tail, burn=a.burn, draws=a.draws, tune=a.tune,
+                            chains=a.chains, random_seed=a.random_seed, law_options=law, progressbar=_show_bar(a))
+    path = _save(fit, a.out, "downstream fit")
+    print(f"wrote {path}: {len(fit.tasks)} task(s), {len(fit.families)} family(ies), {fit.kind} link")
+    for n in fit.notes():
+        print(f"note: {_in_cli_words(n)}")
+    return 0
+
+
+def cmd_downstream_predict(a: argparse.Namespace) -> int:
+    import bayes_scaling as bs
+
+    fit = bs.load_downstream(a.fit)
+    p = fit.predict(a.family, a.task, a.params, a.tokens, interval=a.interval, random_seed=a.random_seed,
+                    new_family=a.new_family)
+    out = {"task": a.task, "family": a.family, "params": a.params, "tokens": a.tokens,
+           "median": float(p["median"][0]), "lower": float(p["lower"][0]), "upper": float(p["upper"][0]),
+           "interval": a.interval, "expected_median": float(p["expected_median"][0]),
+           "expected_lower": float(p["expected_lower"][0]), "expected_upper": float(p["expected_upper"][0]),
+           "chance": p.attrs["chance"], "at_chance": bool(p.attrs["at_chance"])}
+    if "task_loss_median" in p:
+        out.update({f"task_loss_{k}": float(p[f"task_loss_{k}"][0]) for k in ("median", "lower", "upper")})
+    if a.json:
+        print(json.dumps(_clean(out)))
+        return 0
+    print(f"task {a.task}, family {a.family}, N={a.params:.3g}, D={a.tokens:.3g}, {_interval_words(a.interval)}:\n"
+          f"  accuracy of one run  {out['median']:.3f} [{out['lower']:.3f}, {out['upper']:.3f}]  (chance "
+          f"{out['chance']:.3g})")
+    if "task_loss_median" in out:
+        print(f"  task loss            {out['task_loss_median']:.4f} [{out['task_loss_lower']:.4f}, "
+              f"{out['task_loss_upper']:.4f}]")
+    if out["at_chance"]:
+        print("  held at chance: the fitted data show no rise above chance on this task")
+    return 0
+
+
+def cmd_downstream_report(a: argparse.Namespace) -> int:
+    import bayes_scaling as bs
+    from bayes_scaling.report.downstream import write_downstream_report
+
+    _check_out_folder(a.out)
+    fit = bs.load_downstream(a.fit)
+    path = write_downstream_report(fit, a.out, targets=a.target, interval=a.interval, source=str(a.fit))
+    print(f"wrote {path}")
     return 0
 
 
@@ -707,6 +780,8 @@ def cmd_grid(a: argparse.Namespace) -> int:
 
 
 _DATA_EXAMPLE = "runs.csv --family data --params params --tokens tokens --loss val_loss --run id"
+_TASKS_EXAMPLE = ("tasks.csv --family family --run run --params params --tokens tokens --task task --accuracy accuracy "
+                  "--chance chance --task-loss task_bpb")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -901,6 +976,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", type=Path, default=None, metavar="FOLDER", help="write ARE heatmaps into this folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (same as --quiet)")
     p.set_defaults(func=cmd_grid)
+
+    p = _subcommand(sub, "downstream", "forecast task accuracy in two steps: size and tokens -> task loss -> "
+                                       "accuracy", "bayes-scaling downstream fit " + _TASKS_EXAMPLE + " --out tasks.nc")
+    dsub = p.add_subparsers(dest="downstream_command", required=True, metavar="STEP")
+    p = _subcommand(dsub, "fit", "fit a CSV of task evaluations (one row per checkpoint and task) and write FIT.nc",
+                    "bayes-scaling downstream fit " + _TASKS_EXAMPLE + " --out tasks.nc")
+    p.add_argument("data", type=Path, help="CSV with one row per checkpoint and task")
+    g = p.add_argument_group("data (column names of the CSV)")
+    g.add_argument("--family", default=None, metavar="COLUMN", help="column of family names; default: one family")
+    g.add_argument("--run", required=True, metavar="COLUMN", help="column of run ids (one training run each)")
+    g.add_argument("--params", required=True, metavar="COLUMN", help="column of model sizes N (counts)")
+    g.add_argument("--tokens", required=True, metavar="COLUMN", help="column of training tokens D (counts)")
+    g.add_argument("--task", required=True, metavar="COLUMN",
+                   help="column of task names (a task evaluated on two splits is two tasks: 'arc_easy/test')")
+    g.add_argument("--accuracy", required=True, metavar="COLUMN", help="column of accuracies, shares in [0, 1]")
+    g.add_argument("--chance", required=True, metavar="COLUMN",
+                   help="column of each task's random-guess accuracy (0.25 for four choices)")
+    g.add_argument("--task-loss", default=None, metavar="COLUMN",
+                   help="column of the task loss (bits per byte of the right answer, or cross-entropy over the "
+                        "choices); without it the first step is a latent law fitted from the accuracies")
+    p.add_argument("--method", default="two_step", choices=["two_step", "direct"],
+                   help="two_step: (N, D) -> task loss -> accuracy; direct: accuracy against compute 6ND")
+    p.add_argument("--law-tail", type=_fraction, default=0.1, metavar="SHARE",
+                   help="the task-loss law is fitted on each run's checkpoints in its last SHARE of tokens")
+    p.add_argument("--burn", type=_fraction, default=0.1, metavar="SHARE",
+                   help="the accuracy link ignores each run's checkpoints in its first SHARE of tokens")
+    p.add_argument("--likelihood", default="normal", choices=["normal", "student_t", "auto"],
+                   help="likelihood of the task-loss law")
+    p.add_argument("--no-extrapolation", action="store_true",
+                   help="no extrapolation-discrepancy term in the task-loss law (faster; intervals then leave out "
+                        "the law's error beyond the data)")
+    p.add_argument("--draws", type=_count(1), default=1000, metavar="N", help="draws per chain of each step")
+    p.add_argument("--tune", type=_count(1), default=1000, metavar="N", help="tuning steps per chain")
+    p.add_argument("--chains", type=_count(1), default=4, metavar="N", help="chains")
+    p.add_argument("--random-seed", type=_count(0), default=0, metavar="SEED", help="sampler seed")
+    p.add_argument("--out", required=True, type=Path, metavar="FILE",
+                   help="where to write the fit (NetCDF); checked before sampling")
+    p.set_defaults(func=cmd_downstream_fit)
+
+    p = _downstream_question(dsub, "predict", "posterior predictive accuracy of one task at one size and token count",
+                             "predict tasks.nc --family olmo2 --task hellaswag/val --params 13e9 --tokens 5e12 --json",
+                             cmd_downstream_predict)
+    p.add_argument("--family", required=True, help="the family to predict")
+    p.add_argument("--task", required=True, help="the task to predict")
+    _target_size_args(p)
+    _output_args(p)
+    p.add_argument("--new-family", action="store_true",
+                   help="--family has no data on --task: draw its task-loss law from the population")
+
+    p = _downstream_question(dsub, "report", "write the downstream report: accuracy against compute per task, the "
+                             "targets", "report tasks.nc --target family=olmo2,params=13e9,tokens=5e12 --out "
+                             "tasks_report/", cmd_downstream_report)
+    p.add_argument("--target", type=_target, action="append", default=[],
+                   metavar="family=NAME,params=N,tokens=D", help="a target run forecast on every task (repeatable)")
+    p.add_argument("--interval", type=_interval, default=INTERVAL, metavar="MASS", help="mass of the intervals")
+    p.add_argument("--out", required=True, type=Path, metavar="FOLDER", help="folder for report.html")
 
     p = _subcommand(sub, "cache", "list (or --clear) the compiled models kept on disk for later processes",
                     "bayes-scaling cache --clear")

@@ -275,7 +275,7 @@ def warn_far_beyond(dist: np.ndarray, family: Sequence[str], columns: dict[str, 
                 f"has N={n:.3g}, D={d:.3g} ({d / n:.3g} tokens per parameter).")
     warnings.warn(
         f"{int(far.sum())} of {len(far)} predicted point(s) lie {FAR_DECADES:g} or more decades beyond their family's "
-        f"data; the farthest (family {family[i]!r}, N={n:.3g}, D={d:.3g}) is {dist[i, k]:.1f} decades {where}. The "
+        f"data; the farthest (family {str(family[i])!r}, N={n:.3g}, D={d:.3g}) is {dist[i, k]:.1f} decades {where}. The "
         "interval there rests on the law's form alone, which no hold-out has tested that far." + unit,
         ExtrapolationWarning, stacklevel=4)  # the caller of ScalingFit.predict
 

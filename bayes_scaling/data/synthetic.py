@@ -61,3 +61,32 @@ def checkpoint_noise(log10_tokens: np.ndarray, sigma_obs: float, ou_length: floa
         drift[i] = phi[i - 1] * drift[i - 1] + np.sqrt(1.0 - phi[i - 1] ** 2) * z[i]
     jitter = rng.standard_normal(len(z))
     return sigma_obs * (np.sqrt(ou_share) * drift + np.sqrt(1.0 - ou_share) * jitter)
+
+
+def simulate_tasks(tasks: Mapping[str, Mapping[str, float]], rng: np.random.Generator, *,
+                   sizes: Sequence[float] = (2e7, 5e7, 1.2e8, 3e8), tokens_per_param: Sequence[float] = (20.0, 60.0),
+                   checkpoints: int = 6, sigma_seed: float = 0.01, sigma_loss: float = 0.004,
+                   sigma_acc: float = 0.008, family: str = "synthetic") -> pd.DataFrame:
+    """A long table of task evaluations (one row per checkpoint and task) from known laws.
+
+    ``tasks`` maps a task name to its truth: ``E, A, alpha, B, beta`` of the task-loss law, and ``chance``,
+    ``upper``, ``slope``, ``midpoint`` of the link (:mod:`bayes_scaling.laws.accuracy`). Each run is one size
+    trained to ``tokens_per_param`` x its size, evaluated at ``checkpoints`` points over its last half; a run's
+    seed shifts its log task loss on every task by the same draw.
+    """
+    from ..laws.accuracy import accuracy
+
+    rows = []
+    for n in sizes:
+        for r in tokens_per_param:
+            run = f"N={n:.3g}-x{r:g}"
+            seed = sigma_seed * rng.standard_normal()
+            for d in np.linspace(0.5, 1.0, checkpoints) * n * r:
+                for name, t in tasks.items():
+                    loss = (t["E"] + t["A"] * n ** -t["alpha"] + t["B"] * d ** -t["beta"]) * np.exp(
+                        seed + sigma_loss * rng.standard_normal())
+                    acc = accuracy(loss, t["chance"], t["upper"], t["slope"], t["midpoint"], np)
+                    rows.append({"family": family, "run": run, "params": n, "tokens": d, "task": name,
+                                 "chance": t["chance"], "task_loss": loss,
+                                 "accuracy": float(np.clip(acc + sigma_acc * rng.standard_normal(), 0, 1))})
+    return pd.DataFrame(rows)

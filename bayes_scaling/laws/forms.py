@@ -95,7 +95,7 @@ class Law:
         return total
 
 
-def _sum_exp(parts: list[Any], xp: Any) -> Any:
+def log_sum_exp(parts: list[Any], xp: Any) -> Any:
     total = xp.exp(parts[0])
     for p in parts[1:]:
         total = total + xp.exp(p)
@@ -103,7 +103,7 @@ def _sum_exp(parts: list[Any], xp: Any) -> Any:
 
 
 def _chinchilla_log_loss(theta, z, xp):
-    return _sum_exp([
+    return log_sum_exp([
         theta["log_E"],
         theta["log_A_ref"] - xp.exp(theta["log_alpha"]) * z["params"],
         theta["log_B_ref"] - xp.exp(theta["log_beta"]) * z["tokens"],
@@ -111,7 +111,7 @@ def _chinchilla_log_loss(theta, z, xp):
 
 
 def _compute_log_loss(theta, z, xp):
-    return _sum_exp([
+    return log_sum_exp([
         theta["log_E"],
         theta["log_A_ref"] - xp.exp(theta["log_alpha"]) * z["flops"],
     ], xp)

@@ -206,3 +206,30 @@ def pit_curves(points: pd.DataFrame, methods: list[str], directions: list[str]) 
         ax.set_ylabel("share of held-out points below")
     axes[0].legend(fontsize=8)
     return to_png(fig)
+
+
+def accuracy_curves(curves: pd.DataFrame, points: pd.DataFrame, targets: pd.DataFrame, interval: float) -> bytes:
+    """Accuracy against compute per task: the runs' final checkpoints (dots), the forecast along each path
+    (median line and one-run band) and the targets (bars), chance dashed."""
+    tasks = list(dict.fromkeys(curves["task"]))
+    fig, axes = _grid(len(tasks), width=3.8, height=3.0, ncol_max=4)
+    for ax, task in zip(axes, tasks):
+        cur = curves[curves["task"] == task]
+        for k, (path, c) in enumerate(cur.groupby("path", sort=False)):
+            color = FAMILY_COLORS(k % 10)
+            ax.fill_between(c["flops"], c["lower"], c["upper"], color=color, alpha=0.2, lw=0)
+            ax.plot(c["flops"], c["median"], color=color, lw=1.2, label=str(path))
+        pts = points[points["task"] == task]
+        ax.scatter(pts["flops"], pts["accuracy"], s=10, color="k", zorder=3, label="runs (final)")
+        tg = targets[targets["task"] == task] if len(targets) else targets
+        if len(tg):
+            ax.errorbar(tg["flops"], tg["median"], yerr=[tg["median"] - tg["lower"], tg["upper"] - tg["median"]],
+                        fmt="D", color="crimson", ms=4, capsize=2, label="targets")
+        ax.axhline(float(cur["chance"].iloc[0]), color="grey", ls="--", lw=0.8)
+        _log_x(ax, flops=True)
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("compute 6ND (FLOPs)")
+        ax.set_ylabel(f"accuracy (median, {interval:.0%} one-run band)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return to_png(fig)
