@@ -85,6 +85,8 @@ def run(method: str, seed: int) -> dict:
                    "lower50": float(p50["lower"][0]), "upper50": float(p50["upper"][0]),
                    "paper": PAPER[target][t], "at_chance": bool(p90.attrs["at_chance"]),
                    "actual_task_bpb": actual[target][t]["task_bpb"]}
+            if f.kind == "task_loss":  # step 2 alone, at the actual task loss
+                row["step2_at_actual_bpb"] = float(f.accuracy_at(t, actual[target][t]["task_bpb"])["median"][0])
             if "task_loss_median" in p90:
                 row.update(task_bpb_median=float(p90["task_loss_median"][0]),
                            task_bpb_lower90=float(p90["task_loss_lower"][0]),

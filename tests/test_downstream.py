@@ -113,6 +113,14 @@ def test_two_step_forecast_covers_the_truth_and_holds_a_flat_task_at_chance(two_
     assert any("'flat' shows no rise above chance" in n for n in two_step.notes())
 
 
+def test_step_two_alone_reads_the_link_at_a_given_task_loss(two_step):
+    t = TRUTH["rises"]
+    x = np.array([0.7, 0.8])
+    p = two_step.accuracy_at("rises", x)
+    truth = accuracy(x, t["chance"], t["upper"], t["slope"], t["midpoint"], np)
+    assert np.all((p["lower"] <= truth) & (truth <= p["upper"])) and float(p["median"][0]) > float(p["median"][1])
+
+
 def test_unknown_names_are_refused_with_the_way_out(two_step):
     with pytest.raises(UnknownFamilyError, match="closest"):
         two_step.predict("synthetic", "rise", 1e9, 1e10)

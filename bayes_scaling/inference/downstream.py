@@ -305,11 +305,14 @@ class DownstreamFit:
         return latent_difficulty(n, d, self._draws("alpha")[:, g, None], self._draws("beta")[:, g, None],
                                  self._draws("b")[:, g, None], np)
 
-    def _check_names(self, family: str, task: str, new_family: bool) -> None:
+    def _check_task(self, task: str) -> None:
         if task not in self.tasks:
             raise UnknownFamilyError(f"task {task!r} was not fitted; fitted tasks: {self.tasks}"
                                      + (f"; closest: {closest_names(task, self.tasks)}"
                                         if closest_names(task, self.tasks) else ""))
+
+    def _check_names(self, family: str, task: str, new_family: bool) -> None:
+        self._check_task(task)
         pairs = [tuple(p) for p in self.spec["pairs"]]
         if (family, task) in pairs:
             return
@@ -388,6 +391,26 @@ class DownstreamFit:
                                     "task loss of one run")
         return ds
 
+    def accuracy_at(self, task: str, task_loss: Any, *, interval: float = 0.9, random_seed: int = 0) -> xr.Dataset:
+        """Step 2 alone: the expected accuracy of ``task`` at given task losses (e.g. a model already
+        evaluated), with the link's error beyond the fitted losses; ``median``, ``lower``, ``upper`` over
+        ``point``. Only for fits with a task-loss column."""
+        if self.kind != "task_loss":
+            raise ValueError(f"accuracy_at needs a fit with a task-loss column; this fit's link is {self.kind!r}")
+        self._check_task(task)
+        x = np.atleast_1d(np.asarray(task_loss, dtype=float))
+        rng = np.random.default_rng(random_seed)
+        pick = np.arange(self._n_draws)
+        z = rng.standard_normal((len(pick), 1))
+        j = self.tasks.index(task)
+        acc = (self._draws("floor")[pick, j, None] * np.ones((1, len(x))) if task in self.at_chance
+               else self._link_mean(task, np.broadcast_to(x, (len(pick), len(x))), pick, None, z))
+        qs = np.quantile(acc, [0.5, (1 - interval) / 2, (1 + interval) / 2], axis=0)
+        ds = xr.Dataset({k: ("point", v) for k, v in zip(("median", "lower", "upper"), qs)},
+                        coords={"point": np.arange(len(x)), "task_loss": ("point", x)})
+        ds.attrs.update(task=task, interval=interval, at_chance=int(task in self.at_chance))
+        return ds
+
     # ------------------------------------------------------------------ summaries
     def link_table(self, interval: float = 0.9) -> pd.DataFrame:
         """Per task: chance, the link's parameters (median and interval) and whether the data show a rise."""
@@ -417,7 +440,8 @@ class DownstreamFit:
                        "forecast has no extrapolation-discrepancy term")
         elif self.kind == "compute":
             out.append("direct link (accuracy against compute 6ND): the allocation of compute between size and "
-                       "tokens does not enter, and the forecast has no extrapolation-discrepancy term")
+                       "tokens does not enter, and the link's ceiling is fitted from the accuracies alone (no task "
+                       "loss to anchor it at accuracy 1)")
         else:
             out += [f"task-loss law: {n}" for n in self.law_fit.notes()]
         ext = self.spec.get("link_extrapolation")
