@@ -118,13 +118,12 @@ def fit_downstream(frame: pd.DataFrame | TaskData, *, family: str | None = "fami
     if kind != "latent":
         spec["extent"] = _extent(rows, tasks, kind)
         spec["run_sd"] = run_spread(_task_draws(idata), rows, link_x(rows, kind))
-        kappa, spec["link_extrapolation"] = _learn_link_kappa(rows, tasks, chance_by_task, kind, pairs, sampling,
-                                                               size=idata.posterior.sizes["chain"]
-                                                               * idata.posterior.sizes["draw"])
         post = idata.posterior
         shape = (post.sizes["chain"], post.sizes["draw"])
-        post["link_kappa"] = (("chain", "draw"), kappa[0].reshape(shape))
-        post["link_growth"] = (("chain", "draw"), kappa[1].reshape(shape))
+        (kappa, growth), spec["link_extrapolation"] = _learn_link_kappa(rows, tasks, chance_by_task, kind, pairs,
+                                                                         sampling, size=shape[0] * shape[1])
+        post["link_kappa"] = (("chain", "draw"), kappa.reshape(shape))
+        post["link_growth"] = (("chain", "draw"), growth.reshape(shape))
     const = rows[["family", "run", "task", "params", "tokens", "flops", "chance", "task_loss"]]
     idata.add_groups(
         observed_data=xr.Dataset({"accuracy": ("row", rows["accuracy"].to_numpy(dtype=float))}),
@@ -164,8 +163,9 @@ def _extent(rows: pd.DataFrame, tasks: list[str], kind: str) -> dict[str, dict[s
 
 
 def _learn_link_kappa(rows: pd.DataFrame, tasks: list[str], chance: dict, kind: str, pairs: list, sampling: dict,
-                      size: int) -> tuple[np.ndarray, dict]:
-    """The link's extrapolation scale by nested leave-out (:mod:`.link_extrapolation`): draws and a summary."""
+                      size: int) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    """The link's extrapolation scale and growth by nested leave-out (:mod:`.link_extrapolation`): their draws
+    and a summary."""
     resid, splits, problems = [], [], []
     inner_sampling = {**sampling, "draws": max(sampling["draws"] // 2, 100)}
     for depth in LINK_DEPTHS:
@@ -189,7 +189,7 @@ def _learn_link_kappa(rows: pd.DataFrame, tasks: list[str], chance: dict, kind: 
     kappa, growth = kappa_posterior(table, size, np.random.default_rng(sampling["random_seed"]))
     info = {"splits": splits, "kappa_median": float(np.median(kappa)), "growth_median": float(np.median(growth)),
             "calibrated": bool(len(table)), "inner_problems": problems}
-    return np.stack([kappa, growth]), info
+    return (kappa, growth), info
 
 
 def _fit_law(data: TaskData, tail: float, pairs: list, options: dict, **sampling) -> ScalingFit:
