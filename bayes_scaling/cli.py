@@ -363,14 +363,20 @@ def cmd_fit(a: argparse.Namespace) -> int:
     return 0
 
 
-def _data_args(p: argparse.ArgumentParser) -> None:
-    """The CSV and its columns, as ``fit`` and ``backtest`` read them."""
+def _csv_columns(p: argparse.ArgumentParser, rows: str) -> argparse._ArgumentGroup:
+    """The CSV and the columns every command that reads runs names: family, size and tokens."""
+    p.add_argument("data", type=Path, help=f"CSV with one row per {rows}")
     g = p.add_argument_group("data (column names of the CSV)")
-    p.add_argument("data", type=Path, help="CSV with one row per checkpoint (or per run)")
     g.add_argument("--family", default=None, metavar="COLUMN",
                    help="column of family names (architecture, recipe, data set); default: one family")
     g.add_argument("--params", required=True, metavar="COLUMN", help="column of model sizes N, in parameters (counts)")
     g.add_argument("--tokens", required=True, metavar="COLUMN", help="column of training tokens D (counts)")
+    return g
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    """The CSV and its columns, as ``fit`` and ``backtest`` read them."""
+    g = _csv_columns(p, "checkpoint (or per run)")
     g.add_argument("--loss", required=True, metavar="COLUMN",
                    help="column of validation loss, a cross-entropy in nats per token (or see --loss-kind)")
     g.add_argument("--run", default=None, metavar="COLUMN",
@@ -982,12 +988,8 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = p.add_subparsers(dest="downstream_command", required=True, metavar="STEP")
     p = _subcommand(dsub, "fit", "fit a CSV of task evaluations (one row per checkpoint and task) and write FIT.nc",
                     "bayes-scaling downstream fit " + _TASKS_EXAMPLE + " --out tasks.nc")
-    p.add_argument("data", type=Path, help="CSV with one row per checkpoint and task")
-    g = p.add_argument_group("data (column names of the CSV)")
-    g.add_argument("--family", default=None, metavar="COLUMN", help="column of family names; default: one family")
+    g = _csv_columns(p, "checkpoint and task")
     g.add_argument("--run", required=True, metavar="COLUMN", help="column of run ids (one training run each)")
-    g.add_argument("--params", required=True, metavar="COLUMN", help="column of model sizes N (counts)")
-    g.add_argument("--tokens", required=True, metavar="COLUMN", help="column of training tokens D (counts)")
     g.add_argument("--task", required=True, metavar="COLUMN",
                    help="column of task names (a task evaluated on two splits is two tasks: 'arc_easy/test')")
     g.add_argument("--accuracy", required=True, metavar="COLUMN", help="column of accuracies, shares in [0, 1]")

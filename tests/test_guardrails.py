@@ -2,6 +2,7 @@
 the command line's words (CLI); doubtful inputs warn, naming the likely cause; outputs are checked before any
 work, written whole, and never lost; an interrupt stops cleanly."""
 
+import argparse
 import json
 import os
 import signal
@@ -334,14 +335,19 @@ def test_ctrl_c_during_a_fit_stops_with_one_line_and_leaves_the_earlier_output(s
 
 # ------------------------------------------------------------------ the command line talks
 def test_every_option_has_help_and_every_subcommand_an_example():
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    for name, p in sub.choices.items():
-        assert "example:" in (p.epilog or ""), name
-        assert p.description, name
-        for action in p._actions:
-            if action.option_strings and action.dest != "help":
-                assert action.help, f"{name} {action.option_strings}"
+    def check(parser, path):
+        checked = []
+        for sub in (a for a in parser._actions if isinstance(a, argparse._SubParsersAction)):
+            for name, p in sub.choices.items():
+                assert "example:" in (p.epilog or ""), path + name
+                assert p.description, path + name
+                for action in p._actions:
+                    if action.option_strings and action.dest != "help":
+                        assert action.help, f"{path}{name} {action.option_strings}"
+                checked += [path + name] + check(p, f"{path}{name} ")  # and the steps of a nested command
+        return checked
+
+    assert {"fit", "downstream fit", "downstream predict", "downstream report"} <= set(check(build_parser(), ""))
 
 
 def test_help_does_not_load_the_heavy_libraries():
