@@ -388,18 +388,24 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    help="what the loss column holds; perplexity is converted with log")
 
 
-def _read_data(a: argparse.Namespace):
+def _read_csv(path: Path, name_columns: tuple[str | None, ...]):
+    """The CSV at ``path``, its name columns (those given) read as written text ("1", not 1.0)."""
     import pandas as pd
 
+    from .errors import DataValidationError
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no CSV at {path}")
+    try:
+        return pd.read_csv(path, dtype={c: str for c in name_columns if c is not None})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataValidationError(f"{path} is not a readable CSV: {exc}") from None
+
+
+def _read_data(a: argparse.Namespace):
     import bayes_scaling as bs
 
-    if not a.data.is_file():
-        raise FileNotFoundError(f"no CSV at {a.data}")
-    names = {c: str for c in (a.family, a.run, a.seed) if c is not None}  # names as written, "1" not 1.0
-    try:
-        frame = pd.read_csv(a.data, dtype=names)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise bs.errors.DataValidationError(f"{a.data} is not a readable CSV: {exc}") from None
+    frame = _read_csv(a.data, (a.family, a.run, a.seed))
     data = bs.ScalingData.from_frame(frame, family=a.family, params=a.params, tokens=a.tokens,
                                      loss=a.loss, run=a.run, seed=a.seed, flops=a.flops, loss_kind=a.loss_kind,
                                      source=str(a.data))
@@ -459,18 +465,10 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 
 def cmd_downstream_fit(a: argparse.Namespace) -> int:
-    import pandas as pd
-
     import bayes_scaling as bs
 
     _check_out_file(a.out)
-    if not a.data.is_file():
-        raise FileNotFoundError(f"no CSV at {a.data}")
-    names = {c: str for c in (a.family, a.run, a.task) if c is not None}
-    try:
-        frame = pd.read_csv(a.data, dtype=names)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise bs.errors.DataValidationError(f"{a.data} is not a readable CSV: {exc}") from None
+    frame = _read_csv(a.data, (a.family, a.run, a.task))
     data = bs.TaskData.from_frame(frame, family=a.family, run=a.run, params=a.params, tokens=a.tokens, task=a.task,
                                   accuracy=a.accuracy, chance=a.chance, task_loss=a.task_loss, source=str(a.data))
     law = {"extrapolation": None if a.no_extrapolation else "learn", "likelihood": a.likelihood}

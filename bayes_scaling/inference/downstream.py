@@ -59,6 +59,12 @@ BURN = 0.1
 _LAW_PREFIX = "law_"
 
 
+def _summary(draws: np.ndarray, interval: float) -> dict[str, np.ndarray]:
+    """Median and central interval over the draws (axis 0)."""
+    return dict(zip(("median", "lower", "upper"), np.quantile(draws, [0.5, (1 - interval) / 2, (1 + interval) / 2],
+                                                              axis=0)))
+
+
 def _pair_name(family: str, task: str) -> str:
     return f"{family}:{task}"
 
@@ -116,7 +122,6 @@ def fit_downstream(frame: pd.DataFrame | TaskData, *, family: str | None = "fami
                                              "compile_seconds")},
             "diagnostics": diag.to_dict()}
     if kind != "latent":
-        spec["extent"] = _extent(rows, tasks, kind)
         spec["run_sd"] = run_spread(_task_draws(idata), rows, link_x(rows, kind))
         post = idata.posterior
         shape = (post.sizes["chain"], post.sizes["draw"])
@@ -154,14 +159,6 @@ def _task_draws(idata: az.InferenceData):
                                                                         "sigma_acc")}
 
 
-def _extent(rows: pd.DataFrame, tasks: list[str], kind: str) -> dict[str, dict[str, float]]:
-    """Per task, the lowest fitted link input and the spread of the inputs (the unit of distance)."""
-    x = link_x(rows, kind)
-    scale = standardisation(rows, tasks, kind)
-    return {t: {"x_min": float(x[rows["task"].to_numpy() == t].min()), "spread": scale["spread"][j]}
-            for j, t in enumerate(tasks)}
-
-
 def _learn_link_kappa(rows: pd.DataFrame, tasks: list[str], chance: dict, kind: str, pairs: list, sampling: dict,
                       size: int) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
     """The link's extrapolation scale and growth by nested leave-out (:mod:`.link_extrapolation`): their draws
@@ -175,13 +172,12 @@ def _learn_link_kappa(rows: pd.DataFrame, tasks: list[str], chance: dict, kind: 
         inner_rows = rows[~held].reset_index(drop=True)
         inner_tasks = [t for t in tasks if (inner_rows["task"] == t).any()]
         log.info("link calibration: fitting without each family's %d largest size(s)", depth)
-        idata, _, diag, _, _ = _sample_link(inner_rows, inner_tasks, chance, kind, pairs, inner_sampling)
+        idata, _, diag, scale, _ = _sample_link(inner_rows, inner_tasks, chance, kind, pairs, inner_sampling)
         problems += [f"depth {depth}: {p}" for p in diag.problems]
         inner = _task_draws(idata)
-        ext = _extent(inner_rows, inner_tasks, kind)
         out = rows[held & rows["task"].isin(inner_tasks).to_numpy()].reset_index(drop=True)
-        r = split_residuals(inner, out, link_x(out, kind), inner_tasks, {t: e["x_min"] for t, e in ext.items()},
-                            {t: e["spread"] for t, e in ext.items()}, run_spread(inner, inner_rows, link_x(inner_rows, kind)))
+        r = split_residuals(inner, out, link_x(out, kind), dict(zip(inner_tasks, scale["lowest"])),
+                            dict(zip(inner_tasks, scale["spread"])), run_spread(inner, inner_rows, link_x(inner_rows, kind)))
         resid.append(r.assign(depth=depth))
         splits.append({"depth": depth, "runs_held_out": int(out["run"].nunique()), "residuals": len(r),
                        "max_distance": float(r["distance"].max()) if len(r) else 0.0})
@@ -223,6 +219,11 @@ class DownstreamFit:
     @property
     def families(self) -> list[str]:
         return sorted({f for f, _ in self.spec["pairs"]})
+
+    @property
+    def _pairs(self) -> list[tuple[str, str]]:
+        """The fitted (family, task) pairs."""
+        return [tuple(p) for p in self.spec["pairs"]]
 
     @property
     def kind(self) -> str:
@@ -272,10 +273,17 @@ class DownstreamFit:
             return link_accuracy(x, floor, upper, 1.0, mid, np)
         logit = self._draws("slope")[pick, j, None] * (self._draws("midpoint")[pick, j, None] - x)
         if z is not None and "link_kappa" in self.idata.posterior:
-            ext = self.spec["extent"][task]
-            dist = distance_below(x, ext["x_min"], ext["spread"]) ** self._draws("link_growth")[pick, None]
+            scale = self.spec["scale"]
+            dist = distance_below(x, scale["lowest"][j], scale["spread"][j]) ** self._draws("link_growth")[pick, None]
             logit = logit + self._draws("link_kappa")[pick, None] * dist * z
         return floor + (upper - floor) * sigmoid(logit, np)
+
+    def _expected_accuracy(self, task: str, x: np.ndarray, pick: np.ndarray, family: str | None,
+                           z: np.ndarray) -> np.ndarray:
+        """The forecast's accuracy without noise: the link, or its floor for a task whose data show no rise."""
+        if task in self.at_chance:  # flat at its floor (chance, or the level the data sit at)
+            return np.broadcast_to(self._draws("floor")[pick, self.tasks.index(task), None], x.shape)
+        return self._link_mean(task, x, pick, family, z)
 
     def _rise_table(self) -> dict[str, dict]:
         sigma = self._draws("sigma_acc")
@@ -294,7 +302,7 @@ class DownstreamFit:
 
     # ------------------------------------------------------------------ prediction
     def _pair_index(self, family: str, task: str) -> int:
-        return [tuple(p) for p in self.spec["pairs"]].index((family, task))
+        return self._pairs.index((family, task))
 
     def _latent_x(self, family: str, task: str, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Draws (sample, point) of the latent task loss of one pair at (params, tokens), without seed noise."""
@@ -313,10 +321,9 @@ class DownstreamFit:
 
     def _check_names(self, family: str, task: str, new_family: bool) -> None:
         self._check_task(task)
-        pairs = [tuple(p) for p in self.spec["pairs"]]
-        if (family, task) in pairs:
+        if (family, task) in self._pairs:
             return
-        fitted = sorted(f for f, t in pairs if t == task)
+        fitted = sorted(f for f, t in self._pairs if t == task)
         if not new_family:
             raise UnknownFamilyError(
                 f"family {family!r} has no fitted data on task {task!r} (fitted there: {fitted}); pass "
@@ -362,20 +369,11 @@ class DownstreamFit:
         # one evaluation's noise, and a new run's lasting offset from the link (the fitted runs' spread)
         noise = (self._draws("sigma_acc")[pick, j, None] * rng.standard_normal((n_s, n_pts))
                  + self.spec.get("run_sd", {}).get(task, 0.0) * rng.standard_normal((n_s, 1)))
-        if task in self.at_chance:  # flat at its floor (chance, or the level the data sit at)
-            expected = np.broadcast_to(self._draws("floor")[pick, j, None], (n_s, n_pts))
-            mean_run = expected
-        else:
-            z = rng.standard_normal((n_s, 1))  # the link's error beyond the data, shared by the points of a draw
-            expected = self._link_mean(task, x_exp, pick, family, z)
-            mean_run = self._link_mean(task, x_run, pick, family, z)
-        run = np.clip(mean_run + noise, 0.0, 1.0)
-        q = [0.5, (1 - interval) / 2, (1 + interval) / 2]
-        data_vars = {}
-        for prefix, draws in (("", run), ("expected_", expected)):
-            qs = np.quantile(draws, q, axis=0)
-            for k, v in zip(("median", "lower", "upper"), qs):
-                data_vars[f"{prefix}{k}"] = ("point", v)
+        z = rng.standard_normal((n_s, 1))  # the link's error beyond the data, shared by the points of a draw
+        expected = self._expected_accuracy(task, x_exp, pick, family, z)
+        run = np.clip(self._expected_accuracy(task, x_run, pick, family, z) + noise, 0.0, 1.0)
+        data_vars = {f"{prefix}{k}": ("point", v) for prefix, draws in (("", run), ("expected_", expected))
+                     for k, v in _summary(draws, interval).items()}
         if loss is not None:
             for k in ("median", "lower", "upper"):
                 data_vars[f"task_loss_{k}"] = ("point", loss[f"run_{k}"].to_numpy())
@@ -385,7 +383,7 @@ class DownstreamFit:
                   "tokens": ("point", cols["tokens"]), "flops": ("point", cols["flops"])}
         ds = xr.Dataset(data_vars, coords=coords)
         ds.attrs.update(family=family, task=task, interval=interval, chance=ch, at_chance=int(task in self.at_chance),
-                        new_family=int(new_family and (family, task) not in [tuple(p) for p in self.spec["pairs"]]),
+                        new_family=int((family, task) not in self._pairs),
                         description="median/lower/upper: accuracy of one run you will train (seed and evaluation "
                                     "noise included); expected_*: of the configuration; task_loss_*: the step-1 "
                                     "task loss of one run")
@@ -402,11 +400,8 @@ class DownstreamFit:
         rng = np.random.default_rng(random_seed)
         pick = np.arange(self._n_draws)
         z = rng.standard_normal((len(pick), 1))
-        j = self.tasks.index(task)
-        acc = (self._draws("floor")[pick, j, None] * np.ones((1, len(x))) if task in self.at_chance
-               else self._link_mean(task, np.broadcast_to(x, (len(pick), len(x))), pick, None, z))
-        qs = np.quantile(acc, [0.5, (1 - interval) / 2, (1 + interval) / 2], axis=0)
-        ds = xr.Dataset({k: ("point", v) for k, v in zip(("median", "lower", "upper"), qs)},
+        acc = self._expected_accuracy(task, np.broadcast_to(x, (len(pick), len(x))), pick, None, z)
+        ds = xr.Dataset({k: ("point", v) for k, v in _summary(acc, interval).items()},
                         coords={"point": np.arange(len(x)), "task_loss": ("point", x)})
         ds.attrs.update(task=task, interval=interval, at_chance=int(task in self.at_chance))
         return ds
@@ -414,14 +409,13 @@ class DownstreamFit:
     # ------------------------------------------------------------------ summaries
     def link_table(self, interval: float = 0.9) -> pd.DataFrame:
         """Per task: chance, the link's parameters (median and interval) and whether the data show a rise."""
-        q = [0.5, (1 - interval) / 2, (1 + interval) / 2]
         rows = []
         names = ("floor", "upper", "sigma_acc") + (("slope", "midpoint") if self.kind != "latent" else ())
         for j, t in enumerate(self.tasks):
             row = {"task": t, "chance": self.spec["chance"][t]}
             for n in names:
-                m, lo, hi = np.quantile(self._draws(n)[:, j], q)
-                row.update({n: m, f"{n}_lower": lo, f"{n}_upper": hi})
+                q = _summary(self._draws(n)[:, j], interval)
+                row.update({n: q["median"], f"{n}_lower": q["lower"], f"{n}_upper": q["upper"]})
             r = self.spec["rise"][t]
             row.update(rise_shown=r["shown"], rise_probability=r["probability"])
             rows.append(row)

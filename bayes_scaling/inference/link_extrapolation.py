@@ -80,8 +80,8 @@ def run_spread(params: "Callable[[str], dict]", rows: pd.DataFrame, x: np.ndarra
     return out
 
 
-def split_residuals(inner: "Callable[[str], dict]", held: pd.DataFrame, x: np.ndarray, tasks: list[str],
-                    x_min: dict[str, float], spread: dict[str, float], runs: dict[str, float]) -> pd.DataFrame:
+def split_residuals(inner: "Callable[[str], dict]", held: pd.DataFrame, x: np.ndarray, x_min: dict[str, float],
+                    spread: dict[str, float], runs: dict[str, float]) -> pd.DataFrame:
     """Per held-out run and task, the mean residual beyond the inner fit's inputs and what it is compared with.
 
     ``inner(task)`` returns the inner fit's draws of that task's ``floor``, ``upper``, ``slope``, ``midpoint``

@@ -1,19 +1,22 @@
 """The PyMC model of the downstream link: accuracy against task loss (or a latent law), tasks partially pooled.
 
-Per task ``t``, run ``r`` and checkpoint ``i`` (:mod:`bayes_scaling.laws.accuracy` for the curves)::
+Per task ``t`` and checkpoint ``i`` (:func:`~bayes_scaling.laws.accuracy.accuracy` for the curve)::
 
-    acc_i ~ Normal(f_t(x_i) + sigma_run_t z_rt, sigma_t)
+    acc_i ~ Normal(f_t + (u_t - f_t) sigmoid(k_t (m_t - x_i)), sigma_t)
 
-- ``"task_loss"``: ``x`` is the task loss and ``f_t`` the sigmoid anchored at (0, 1)
-  (:func:`~bayes_scaling.laws.accuracy.anchored_accuracy`); ``"compute"``: ``x`` is minus the log compute
-  (the direct link) and ``f_t`` a sigmoid with a free upper asymptote ``u_t = c_t + (1 - c_t) v_t``,
-  ``v_t ~ Beta(8, 1)`` (most of the way from chance to 1, room below it for ambiguous answers).
+- ``"task_loss"``: ``x`` is the task loss, and each task also observes accuracy 1 at ``x = 0`` (a right
+  answer with all the probability is always chosen); ``"compute"``: ``x`` is minus the log compute (the
+  direct link), with no such point.
+- the ceiling ``u_t = c_t + (1 - c_t) v_t``, ``v_t ~ Beta(8, 1)`` (most of the way from chance ``c_t`` to 1,
+  room below it for ambiguous answers); the floor ``f_t = c_t + (u_t - c_t) w_t``, ``w_t ~ Beta(1, 4)``
+  (near chance, above it when small models exploit an answer-length bias or a majority class).
 - ``x`` is standardised per task by its median and sd in the data, so the priors are in units of the task's
   observed spread: ``m_t = centre_t + spread_t m*_t``, ``m*_t ~ N(0, 5)`` (:data:`MIDPOINT_SD`).
 - the steepness is partially pooled across tasks (how sharply accuracy rises with the task loss is alike
   across tasks once the loss is in units of its spread): ``log k*_t ~ N(mu_k, tau_k)``, ``k_t = k*_t / spread_t``.
-- ``sigma_run_t ~ HalfNormal(0.02)``: a run's lasting offset from the curve (its checkpoints are not
-  independent evidence about the link); ``sigma_t ~ HalfNormal(0.05)``: one evaluation's noise.
+- ``sigma_t ~ HalfNormal(0.05)``: one evaluation's noise. A run's lasting offset from the curve is not a
+  model term (with many checkpoints per run it trades against the curve's shape); the forecast adds the
+  fitted runs' spread about the curve instead (:func:`bayes_scaling.inference.link_extrapolation.run_spread`).
 
 ``"latent"`` (no task-loss column): ``x`` is the latent law
 :func:`~bayes_scaling.laws.accuracy.latent_difficulty` of each (family, task) pair, its exponents partially
@@ -52,15 +55,16 @@ def link_x(rows: pd.DataFrame, kind: str) -> np.ndarray:
 
 
 def standardisation(rows: pd.DataFrame, tasks: list[str], kind: str) -> dict[str, list[float]]:
-    """Per task, the centre (median) and spread (sd) of the link input in the data."""
+    """Per task, the centre (median), spread (sd) and lowest value of the link input in the data."""
     x = link_x(rows, kind)
-    centre, spread = [], []
+    out: dict[str, list[float]] = {"centre": [], "spread": [], "lowest": []}
     for t in tasks:
         xt = x[rows["task"].to_numpy() == t]
-        centre.append(float(np.median(xt)))
         sd = float(np.std(xt))
-        spread.append(sd if sd > 0 else 1.0)
-    return {"centre": centre, "spread": spread}
+        out["centre"].append(float(np.median(xt)))
+        out["spread"].append(sd if sd > 0 else 1.0)
+        out["lowest"].append(float(xt.min()))
+    return out
 
 
 def latent_reference(rows: pd.DataFrame) -> dict[str, float]:
@@ -80,12 +84,10 @@ def build_link_model(rows: pd.DataFrame, tasks: list[str], chance: dict[str, flo
     if kind not in LINK_INPUTS:
         raise ValueError(f"kind must be one of {LINK_INPUTS}, got {kind!r}")
     t_idx = pd.Categorical(rows["task"], categories=tasks).codes
-    run_task = pd.Categorical(rows["run"].astype(str) + "\x00" + rows["task"].astype(str))
-    coords = {"task": tasks, "run_task": list(run_task.categories)}
+    coords = {"task": tasks}
     c = np.array([chance[t] for t in tasks])
     with pm.Model(coords=coords) as model:
         ti = pm.Data("task_index", t_idx.astype("int64"))
-        ri = pm.Data("run_task_index", run_task.codes.astype("int64"))
         obs = pm.Data("accuracy_observed", rows["accuracy"].to_numpy(dtype=float))
         sigma = pm.HalfNormal("sigma_acc", SIGMA_ACC_PRIOR, dims="task")
         upper = pm.Deterministic("upper", c + (1 - c) * pm.Beta("upper_share", *UPPER_PRIOR, dims="task"),
@@ -93,7 +95,7 @@ def build_link_model(rows: pd.DataFrame, tasks: list[str], chance: dict[str, flo
         floor = pm.Deterministic("floor", c + (upper - c) * pm.Beta("floor_share", *FLOOR_PRIOR, dims="task"),
                                  dims="task")
         if kind == "latent":
-            mean = _latent_mean(rows, groups, reference, floor[ti], upper[ti], ri, model)
+            mean = _latent_mean(rows, groups, reference, floor[ti], upper[ti], model)
         else:
             centre, spread = np.asarray(scale["centre"]), np.asarray(scale["spread"])
             x = pm.Data("x", link_x(rows, kind))
@@ -112,8 +114,11 @@ def build_link_model(rows: pd.DataFrame, tasks: list[str], chance: dict[str, flo
     return model
 
 
-def _latent_mean(rows, groups, reference, floor, upper, ri, model):
+def _latent_mean(rows, groups, reference, floor, upper, model):
     """The latent law's accuracy mean (inside ``model``'s context)."""
+    run_task = pd.Categorical(rows["run"].astype(str) + "\x00" + rows["task"].astype(str))
+    model.add_coord("run_task", list(run_task.categories))
+    ri = pm.Data("run_task_index", run_task.codes.astype("int64"))
     pair = list(zip(rows["family"], rows["task"]))
     g_index = {g: i for i, g in enumerate(groups)}
     model.add_coord("pair", [f"{f}:{t}" for f, t in groups])
