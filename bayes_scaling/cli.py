@@ -253,8 +253,9 @@ def _save(obj, path: Path, what: str) -> Path:
 
 def _sampling_args(p: argparse.ArgumentParser, draws: int = 1000, tune: int = 1000) -> None:
     g = p.add_argument_group("model and sampler")
-    g.add_argument("--law", default="chinchilla", choices=["chinchilla", "compute"],
-                   help="chinchilla: L = E + A/N^alpha + B/D^beta; compute: L = E + A/C^alpha")
+    g.add_argument("--law", default="chinchilla", choices=["chinchilla", "compute", "data_constrained"],
+                   help="chinchilla: L = E + A/N^alpha + B/D^beta; compute: L = E + A/C^alpha; data_constrained: "
+                        "Chinchilla at the effective data and size of repeated tokens (needs --unique-tokens)")
     g.add_argument("--min-tokens", type=_positive_float, default=None, metavar="TOKENS",
                    help="drop checkpoints before this many training tokens, e.g. 1e10 (the guide's cut); "
                         "default: keep all")
@@ -384,6 +385,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                         "its checkpoints)")
     g.add_argument("--seed", default=None, metavar="COLUMN", help="column of seeds (repeated runs of one size)")
     g.add_argument("--flops", default=None, metavar="COLUMN", help="column of training FLOPs; default: 6 N D")
+    g.add_argument("--unique-tokens", default=None, metavar="COLUMN",
+                   help="column of distinct tokens seen (at most --tokens; tokens / unique tokens = epochs), read by "
+                        "--law data_constrained")
     g.add_argument("--loss-kind", default="nats", choices=["nats", "perplexity"],
                    help="what the loss column holds; perplexity is converted with log")
 
@@ -407,8 +411,8 @@ def _read_data(a: argparse.Namespace):
 
     frame = _read_csv(a.data, (a.family, a.run, a.seed))
     data = bs.ScalingData.from_frame(frame, family=a.family, params=a.params, tokens=a.tokens,
-                                     loss=a.loss, run=a.run, seed=a.seed, flops=a.flops, loss_kind=a.loss_kind,
-                                     source=str(a.data))
+                                     loss=a.loss, run=a.run, seed=a.seed, flops=a.flops,
+                                     unique_tokens=a.unique_tokens, loss_kind=a.loss_kind, source=str(a.data))
     for note in data.assumptions:
         logging.getLogger("bayes_scaling").info("assumed: %s", _in_cli_words(note))
     return data
@@ -443,6 +447,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
     fit = bs.load(a.fit)
     p = fit.predict(a.family, a.params, a.tokens, interval=a.interval, random_seed=a.random_seed,
+                    inputs=None if a.unique_tokens is None else {"unique_tokens": a.unique_tokens},
                     new_family=a.new_family)
     out = {"family": a.family, "params": a.params, "tokens": a.tokens,
            "median": float(p["run_median"].values[0]), "mean": float(p["run_mean"].values[0]),
@@ -828,6 +833,8 @@ def build_parser() -> argparse.ArgumentParser:
                       {"family": "the family to predict (a fitted one, or a new one with --new-family)"})
     p.add_argument("--new-family", action="store_true",
                    help="--family names a family the fit has not seen: draw it from the population of families")
+    p.add_argument("--unique-tokens", type=_positive_float, default=None, metavar="U",
+                   help="distinct tokens the run sees (a fit with --law data_constrained needs it; epochs = D / U)")
 
     p = _subcommand(sub, "plan", "plan the next runs: which small models to train to predict a target within an "
                                  "accuracy at the least compute",

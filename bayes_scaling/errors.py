@@ -91,6 +91,11 @@ class PlanningWarning(UserWarning):
     """A run plan rests on few effective draws, or no candidate run fits the budget."""
 
 
+class LawError(BayesScalingError, ValueError):
+    """A law that cannot be built: a formula that is not arithmetic, a parameter or input it does not declare, a
+    name used twice, a law file that cannot be rebuilt."""
+
+
 class UnsupportedLawError(BayesScalingError, ValueError):
     """The question asked needs another law (e.g. compute-optimal N and D need a law in N and D)."""
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -33,7 +33,7 @@ import xarray as xr
 from .data.container import MIN_LARGEST_PARAMS, MIN_LARGEST_TOKENS, TOKENS_PER_PARAM_RANGE
 from .data.extent import DIRECTIONS, distances, per_direction
 from .errors import ExtrapolationWarning, UnknownFamilyError
-from .laws import Law, standardized_inputs
+from .laws import INPUTS, Law, standardized_inputs
 
 #: at most this many (sample x point) values are held in memory at once
 _CHUNK_VALUES = 4_000_000
@@ -194,7 +194,7 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
     z = standardized_inputs(law, columns, reference)
     dist = distances(extents, family, columns)
     warn_far_beyond(dist, family, columns)
-    floor = names.index("log_E") if "log_E" in names else None
+    floor = names.index(law.sampling_name(law.irreducible)) if law.irreducible else None
     lo_q, hi_q = (1 - interval) / 2, (1 + interval) / 2
     keys = ("mean", "median", "lower", "upper")
     res = {f"{kind}_{k}": np.empty(n_pts) for kind in ("expected", "run") for k in keys}
@@ -212,7 +212,8 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
         if theta_new is not None and new_mask[sl].any():
             th = th.copy()
             th[:, new_mask[sl], :] = theta_new[:, None, :]
-        log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(names)}, {k: v[sl] for k, v in z.items()})
+        log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(names)}, {k: v[sl] for k, v in z.items()},
+                              ref=reference)
         shape = log_mu.shape
         delta = discrepancy(arrays, dist[sl], rng, groups=family[sl])
         log_expected = with_discrepancy(log_mu, None if floor is None else th[..., floor], delta)
@@ -237,8 +238,7 @@ def as_dataset(res: dict[str, np.ndarray], family: np.ndarray, columns: dict[str
                new_mask: np.ndarray, interval: float) -> xr.Dataset:
     """Wrap predictive arrays in a labelled Dataset (dims ``point`` and ``sample``)."""
     coords = {"point": np.arange(len(family)), "family": ("point", np.asarray(family, dtype=str)),
-              "params": ("point", columns["params"]), "tokens": ("point", columns["tokens"]),
-              "flops": ("point", columns["flops"]), "new_family": ("point", new_mask)}
+              **{k: ("point", v) for k, v in columns.items()}, "new_family": ("point", new_mask)}
     data_vars = {k: ("point", v) for k, v in res.items() if not k.endswith("_draws")}
     for kind in ("expected", "run"):
         if f"{kind}_draws" in res:
@@ -280,17 +280,34 @@ def warn_far_beyond(dist: np.ndarray, family: Sequence[str], columns: dict[str, 
         ExtrapolationWarning, stacklevel=4)  # the caller of ScalingFit.predict
 
 
-def query_columns(params: Any, tokens: Any, flops: Any | None = None) -> dict[str, np.ndarray]:
-    """Broadcast query inputs to 1-D arrays; FLOPs default to 6 N D."""
-    n, d = np.broadcast_arrays(np.atleast_1d(np.asarray(params, dtype=float)),
-                               np.atleast_1d(np.asarray(tokens, dtype=float)))
-    n, d = n.ravel(), d.ravel()
-    if np.any(~np.isfinite(n)) or np.any(n <= 0) or np.any(~np.isfinite(d)) or np.any(d <= 0):
-        from .errors import NonPositiveValueError
+def query_columns(params: Any, tokens: Any, flops: Any | None = None, inputs: Mapping[str, Any] | None = None,
+                  law: Law | None = None) -> dict[str, np.ndarray]:
+    """Broadcast query inputs to 1-D arrays; FLOPs default to 6 N D. ``inputs``: the law's further inputs by
+    name (e.g. ``unique_tokens``); with ``law`` given, each input it reads must be there."""
+    from .errors import MissingColumnError, NonPositiveValueError
 
-        raise NonPositiveValueError("params and tokens of a prediction must be positive and finite")
+    extra = dict(inputs or {})
+    unknown = sorted(set(extra) - set(INPUTS) | set(extra) & {"params", "tokens", "flops"})
+    if unknown:
+        raise ValueError(f"inputs= takes a law's further inputs {[i for i in INPUTS if i not in ('params', 'tokens', 'flops')]}; "
+                         f"got {unknown} (params, tokens and flops are arguments of their own)")
+    arrays = np.broadcast_arrays(np.atleast_1d(np.asarray(params, dtype=float)),
+                                 np.atleast_1d(np.asarray(tokens, dtype=float)),
+                                 *(np.atleast_1d(np.asarray(v, dtype=float)) for v in extra.values()))
+    n, d = arrays[0].ravel(), arrays[1].ravel()
+    more = {k: a.ravel().copy() for k, a in zip(extra, arrays[2:])}
+    for name, v in {"params": n, "tokens": d, **more}.items():
+        if np.any(~np.isfinite(v)) or np.any(v <= 0):
+            raise NonPositiveValueError(f"{name} of a prediction must be positive and finite")
+    if "unique_tokens" in more and np.any(more["unique_tokens"] > d * (1 + 1e-9)):
+        raise ValueError("unique_tokens of a prediction cannot exceed its tokens (a run sees each unique token at "
+                         "least once)")
     c = 6.0 * n * d if flops is None else np.broadcast_to(np.asarray(flops, dtype=float), n.shape).copy()
-    return {"params": n, "tokens": d, "flops": c}
+    missing = [] if law is None else [i for i in law.further_inputs if i not in more]
+    if missing:
+        raise MissingColumnError(f"the {law.name!r} law reads {missing}: pass them with inputs={{{missing[0]!r}: ...}} "
+                                 f"(CLI: --{missing[0].replace('_', '-')} VALUE)")
+    return {"params": n, "tokens": d, "flops": c, **more}
 
 
 def expected_loss_moments(law: Law, theta: dict[str, np.ndarray], reference: dict, columns: dict[str, np.ndarray],

@@ -99,6 +99,7 @@ class ScalingData:
         run: str | None = None,
         seed: str | None = None,
         flops: str | None = None,
+        unique_tokens: str | None = None,
         loss_kind: str = "nats",
         default_family: str = "all",
         source: str = "",
@@ -117,13 +118,16 @@ class ScalingData:
             to tell runs apart when ``run`` is not given).
         flops:
             Column with training FLOPs (optional; default ``6 * params * tokens``).
+        unique_tokens:
+            Column with the distinct tokens a checkpoint has seen (optional; for repeated data, read by the
+            data-constrained law): at most ``tokens``, and ``tokens / unique_tokens`` is its epochs.
         loss_kind:
             ``"nats"`` (cross-entropy, the default) or ``"perplexity"`` (converted with log).
         """
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"ScalingData.from_frame needs a pandas DataFrame, got {type(df).__name__}")
         named = {"family": family, "params": params, "tokens": tokens, "loss": loss,
-                 "run": run, "seed": seed, "flops": flops}
+                 "run": run, "seed": seed, "flops": flops, "unique_tokens": unique_tokens}
         missing = [f"{role}={col!r}" for role, col in named.items()
                    if col is not None and col not in df.columns]
         if missing:
@@ -144,6 +148,9 @@ class ScalingData:
             out["flops"] = _numeric(df[flops], "flops", flops)
         else:
             out["flops"] = 6.0 * out["params"] * out["tokens"]
+        if unique_tokens is not None:
+            out["unique_tokens"] = _numeric(df[unique_tokens], "unique_tokens", unique_tokens)
+            _check_unique_tokens(out, unique_tokens)
         out["seed"] = key_column(df[seed], "seed", seed) if seed is not None else ""
         if loss_kind == "perplexity":
             check_finite_positive(out, ["loss"])
@@ -155,7 +162,8 @@ class ScalingData:
         else:
             out["run"] = default_run_keys(out, with_seed=seed is not None)
             assumptions = _assumed_runs(out, seed is not None)
-        data = cls(frame=out[list(COLUMNS)], source=source, assumptions=assumptions)
+        data = cls(frame=out[list(COLUMNS) + (["unique_tokens"] if unique_tokens is not None else [])],
+                   source=source, assumptions=assumptions)
         return data.validated(loss_kind=loss_kind)
 
     def validated(self, *, loss_kind: str = "nats") -> "ScalingData":
@@ -163,7 +171,8 @@ class ScalingData:
         df = self.frame
         if len(df) == 0:
             raise EmptyFamilyError("the data has no rows; pass a non-empty DataFrame")
-        check_finite_positive(df, ["params", "tokens", "flops", "loss"])
+        check_finite_positive(df, ["params", "tokens", "flops", "loss"]
+                              + (["unique_tokens"] if "unique_tokens" in df else []))
         if loss_kind == "nats":
             med, top = float(np.median(df["loss"])), float(df["loss"].max())
             if med > PERPLEXITY_MEDIAN_THRESHOLD or top > MAX_NATS:
@@ -276,8 +285,13 @@ class ScalingData:
                                             "(each part must bring its own families)")
                 seen[fam] = i
         frame = pd.concat([p.frame for p in parts], ignore_index=True)
+        has_unique = [("unique_tokens" in p.frame) for p in parts]
+        if any(has_unique) and not all(has_unique):
+            raise DataValidationError("some parts have a unique_tokens column and some do not; give it to every part "
+                                      "(unique_tokens = tokens for data seen once)")
         data = cls.from_frame(frame, family="family", params="params", tokens="tokens", loss="loss", run="run",
-                              seed="seed", flops="flops", source=source or " + ".join(p.source for p in parts))
+                              seed="seed", flops="flops", unique_tokens="unique_tokens" if all(has_unique) else None,
+                              source=source or " + ".join(p.source for p in parts))
         return replace(data, dropped=tuple(r for p in parts for r in p.dropped),
                        assumptions=tuple(a for p in parts for a in p.assumptions))
 
@@ -361,6 +375,18 @@ def _assumed_runs(frame: pd.DataFrame, with_seed: bool) -> tuple[str, ...]:
             "is a separate run. If so, name a column that is unique per run (run=..., or add one: "
             "df['run'] = range(len(df))).", DataAssumptionWarning, stacklevel=4)
     return (note,)
+
+
+def _check_unique_tokens(out: pd.DataFrame, col: str) -> None:
+    """Raise when a checkpoint has seen more distinct tokens than tokens."""
+    check_finite_positive(out, ["tokens", "unique_tokens"])
+    bad = out["unique_tokens"] > out["tokens"] * (1 + 1e-9)
+    if bad.any():
+        ex = out.loc[bad, ["params", "tokens", "unique_tokens"]].head(3).to_dict("records")
+        raise DataValidationError(
+            f"{int(bad.sum())} rows have more unique tokens ({col!r}) than tokens, e.g. {ex}. A checkpoint sees each "
+            "distinct token at least once: pass the distinct tokens seen so far (min(tokens, tokens per epoch)), not "
+            "the size of the corpus")
 
 
 def _check_perplexity(values: np.ndarray, col: str) -> None:

@@ -213,6 +213,8 @@ def load_datablations(root: str | os.PathLike | None = None, family_by: str = "d
     ``family_by="data"`` (c4, oscar) or ``"data_epochs"`` (one family per data set and epoch count).
     A run is one (data, size, epochs, tokens-per-epoch) setting. ``epochs=1`` keeps only the runs on
     unique data (the Chinchilla law has no term for repetition); the other runs are recorded as dropped.
+    With repeated runs kept, ``unique_tokens`` holds the distinct tokens each checkpoint has seen,
+    ``min(tokens, tokens per epoch)``, for the data-constrained law.
     """
     path = data_root(root) / "colpret" / "datablations_losses.csv"
     df = pd.read_csv(path)
@@ -228,8 +230,11 @@ def load_datablations(root: str | os.PathLike | None = None, family_by: str = "d
         raise ValueError(f"family_by must be 'data' or 'data_epochs', got {family_by!r}")
     df["run_id"] = (df["data"] + "/" + df["num_params"] + "/ep" + df["epochs"].astype(str) + "/tpe"
                     + df["tokens_per_epoch"].astype(str))
+    repeated = epochs != 1
+    df["unique_tokens"] = np.minimum(df["token_num"], df["tokens_per_epoch"])
     data = ScalingData.from_frame(df, family="family", params="params", tokens="token_num", loss="loss",
-                                  run="run_id", source=f"datablations via IBM/ColPret ({path})")
+                                  run="run_id", unique_tokens="unique_tokens" if repeated else None,
+                                  source=f"datablations via IBM/ColPret ({path})")
     return _with_drop(data, "epochs", n_repeat, f"runs with an epoch count other than {epochs}")
 
 

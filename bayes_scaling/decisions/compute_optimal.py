@@ -2,8 +2,8 @@
 
 For each posterior draw of a family's law parameters (or of a new family drawn from the
 population), the allocation that minimises the expected loss at budget C
-(:mod:`bayes_scaling.laws.solve`: closed form for C = 6 N D, a numeric search for any other FLOPs
-function). The loss at the optimum carries the fit's extrapolation discrepancy when C lies beyond the
+(:mod:`bayes_scaling.laws.solve`: closed form for C = 6 N D and the Chinchilla form, a numeric search for
+any other FLOPs function or law). The loss at the optimum carries the fit's extrapolation discrepancy when C lies beyond the
 family's largest fitted compute; the discrepancy is a function of C only, so it does not move N*.
 
 >>> opt = bs.compute_optimal(fit, budget=[1e21, 5.76e23])          # doctest: +SKIP
@@ -34,11 +34,22 @@ def _one_family(fit: Any, family: str | None) -> str:
                      "with family=NAME, new_family=True)")
 
 
-def require_tokens_law(fit: Any, what: str) -> None:
-    """Decisions about N and D need a law in N and D."""
-    if not {"params", "tokens"} <= set(fit.law.inputs):
-        raise UnsupportedLawError(f"{what} needs a law in parameters and tokens; this fit uses the "
-                                  f"{fit.law.name!r} law ({fit.law.formula}). Refit with law='chinchilla'.")
+def require_tokens_law(fit: Any, what: str, *, chinchilla_form: bool = False) -> None:
+    """Decisions about N and D need a law of N and D alone (and, with ``chinchilla_form``, one of the form
+    E + A N^-alpha + B D^-beta, which they solve in closed form)."""
+    law = fit.law
+    if not {"params", "tokens"} <= set(law.inputs) or not set(law.inputs) <= {"params", "tokens", "flops"}:
+        raise UnsupportedLawError(f"{what} needs a law of parameters and tokens alone; this fit uses the "
+                                  f"{law.name!r} law ({law.formula}), which reads {list(law.inputs)}. Refit with "
+                                  "law='chinchilla'.")
+    if chinchilla_form and not is_chinchilla_form(law):
+        raise UnsupportedLawError(f"{what} is solved for laws of the form E + A N^-alpha + B D^-beta (parameters "
+                                  f"named E, A, alpha, B, beta); the {law.name!r} law is {law.formula}")
+
+
+def is_chinchilla_form(law: Any) -> bool:
+    """Whether ``law`` is E + A N^-alpha + B D^-beta under these names (the closed forms of :mod:`..laws.solve`)."""
+    return law.irreducible == "E" and law.terms == (("A", "alpha", "params"), ("B", "beta", "tokens"))
 
 
 def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | None = None, *,
@@ -59,11 +70,17 @@ def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | Non
         raise NonPositiveValueError(f"budgets must be positive finite FLOPs, got {budgets.tolist()}")
     draws = fit.law_draws(family, new_family=new_family, random_seed=random_seed)
     nat = {k: draws[k].to_numpy() for k in fit.law.natural}
-    if flops is None:
+    if flops is None and is_chinchilla_form(fit.law):
         col = {k: v[None, :] for k, v in nat.items()}
         opt = solve.closed_form_optimum(**col, flops=budgets[:, None])
-    else:
-        per = [solve.numeric_optimum(**nat, budget=c, flops_fn=flops) for c in budgets]
+    else:  # any other FLOPs function or law: a search over N per draw
+        flops_fn = flops or (lambda n, d: 6.0 * n * d)
+        law_nat = {k: v[:, None] for k, v in nat.items()}
+
+        def loss_fn(n: np.ndarray, d: np.ndarray) -> np.ndarray:
+            return fit.law.natural_loss(law_nat, {"params": n, "tokens": d, "flops": flops_fn(n, d)})
+
+        per = [solve.optimum_search(loss_fn, c, flops_fn) for c in budgets]
         opt = {k: np.stack([p[k] for p in per]) for k in ("params", "tokens", "loss")}
     arrays = posterior_arrays(fit.idata.posterior)
     # the distance of each budget's median optimum from the family's data; one family: one shared draw of z
@@ -71,7 +88,7 @@ def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | Non
     cols["flops"] = budgets
     dist = distances(fit.spec.extents, [family] * len(budgets), cols)
     log_delta = discrepancy(arrays, dist, np.random.default_rng(random_seed + 1), groups=[family] * len(budgets)).T
-    log_floor = np.log(nat["E"])[None, :] if "E" in nat else None
+    log_floor = np.log(nat[fit.law.irreducible])[None, :] if fit.law.irreducible else None
     expected = np.exp(with_discrepancy(np.log(opt["loss"]), log_floor, log_delta))  # (budget, sample)
     dims = ("budget", "sample")
     ds = xr.Dataset(

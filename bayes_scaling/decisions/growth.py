@@ -32,7 +32,7 @@ def growth_speedup(fit: Any, grown: str, scratch: str, params: float, *, tokens:
     ``loss``. A draw where the grown model never reaches the loss has ``speedup = -1``; where only the
     scratch model never does, ``inf`` (see ``share_infinite`` in :func:`summarize`).
     """
-    require_tokens_law(fit, "a growth speedup")
+    require_tokens_law(fit, "a growth speedup", chinchilla_form=True)
     _known(fit, [grown, scratch])
     if (tokens is None) == (loss is None):
         raise ValueError("give exactly one of tokens= (scratch tokens that define the target loss) or loss=")

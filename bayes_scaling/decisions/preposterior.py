@@ -41,7 +41,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..laws import Law, get_law, sampling_moments
+from ..laws import Law, sampling_moments
 from ..model.checkpoint_noise import layout as ou_layout
 from ..model.checkpoint_noise import run_covariance, run_loglik_numpy
 from ..predict import with_discrepancy
@@ -102,7 +102,7 @@ class FamilyDraws:
     def from_prior(cls, prior: Any) -> "FamilyDraws":
         """A population prior (nothing trained yet). Its discrepancy is used as a borrowed fit uses it:
         the source's kappa and |drift| together set the scale, with no direction (see :func:`bayes_scaling.fit`)."""
-        law = get_law(prior.law)
+        law = prior.law_obj
         return cls(law=law, natural={k: prior.natural[:, i] for i, k in enumerate(law.natural)},
                    sigma_seed=np.asarray(prior.sigma_seed, float), sigma_obs=np.asarray(prior.sigma_obs, float),
                    kappa=np.hypot(prior.kappa[:, 0], prior.drift[:, 0]), drift=np.zeros(len(prior.kappa)),
@@ -162,16 +162,29 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: Sequence[flo
     return v[np.minimum(idx, len(v) - 1)]
 
 
-def law_jacobian(law: Law, theta: np.ndarray, z: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """log L and its gradient in the sampling parameters: theta (J, P), z inputs (K,) -> (J, K), (J, K, P)."""
+def law_jacobian(law: Law, theta: np.ndarray, z: dict[str, np.ndarray], ref: dict[str, float] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """log L and its gradient in the sampling parameters: theta (J, P), z inputs (K,) -> (J, K), (J, K, P).
+
+    Exact for a power-sum law (:attr:`Law.terms`); central differences for any other (which needs ``ref``)."""
     idx = {p: i for i, p in enumerate(law.sampling)}
     j, k = theta.shape[0], len(next(iter(z.values())))
-    terms = [np.broadcast_to(theta[:, idx["log_E"], None], (j, k))]
-    dterms = [{idx["log_E"]: 1.0}]
+    if not law.terms:
+        def f_at(th: np.ndarray) -> np.ndarray:
+            return law.log_loss({p: th[:, i, None] for p, i in idx.items()}, {q: v[None, :] for q, v in z.items()},
+                                ref=ref)
+        h = 1e-5
+        steps = [h * np.eye(theta.shape[1])[i] for i in range(theta.shape[1])]
+        jac = np.stack([(f_at(theta + s) - f_at(theta - s)) / (2 * h) for s in steps], axis=-1)
+        return np.broadcast_to(f_at(theta), (j, k)), jac
+    e_col = idx[law.sampling_name(law.irreducible)]
+    terms = [np.broadcast_to(theta[:, e_col, None], (j, k))]
+    dterms = [{e_col: 1.0}]
     for amp, expo, inp in law.terms:
-        e = np.exp(theta[:, idx[f"log_{expo}"], None])
-        terms.append(theta[:, idx[f"log_{amp}_ref"], None] - e * z[inp][None, :])
-        dterms.append({idx[f"log_{amp}_ref"]: 1.0, idx[f"log_{expo}"]: -e * z[inp][None, :]})
+        a_col, x_col = idx[law.sampling_name(amp)], idx[law.sampling_name(expo)]
+        e = np.exp(theta[:, x_col, None])
+        terms.append(theta[:, a_col, None] - e * z[inp][None, :])
+        dterms.append({a_col: 1.0, x_col: -e * z[inp][None, :]})
     t = np.stack(terms)  # (T, J, K)
     top = t.max(axis=0)
     ex = np.exp(t - top)
@@ -225,7 +238,7 @@ class _PreposteriorBase:
         self.target_log = draws.log_loss(np.array([target_params]), np.array([target_tokens]),
                                          np.array([self.target_flops]))[:, 0]
         # the discrepancy scales the reducible loss (bayes_scaling.predict.with_discrepancy)
-        self.target_log_floor = np.log(draws.natural["E"]) if "E" in draws.natural else None
+        self.target_log_floor = np.log(draws.natural[draws.law.irreducible]) if draws.law.irreducible else None
         self.target_share = (1.0 - np.exp(self.target_log_floor - self.target_log)
                              if self.target_log_floor is not None else np.ones(draws.size))
         ss = np.random.SeedSequence(random_seed)
@@ -356,7 +369,7 @@ class LaplacePreposterior(_PreposteriorBase):
         return z, y, prec
 
     def _objective(self, theta, z, y, prec):
-        f, _ = law_jacobian(self.draws.law, theta, z)
+        f, _ = law_jacobian(self.draws.law, theta, z, self.reference)
         r = y - f
         dev = theta - self.prior_mean
         return 0.5 * np.einsum("jk,jkl,jl->j", r, prec, r) + 0.5 * np.einsum("jp,pq,jq->j", dev, self.prior_prec, dev)
@@ -372,7 +385,7 @@ class LaplacePreposterior(_PreposteriorBase):
         z, y, prec = self._stack(runs)
         obj = self._objective(theta, z, y, prec)
         for _ in range(self.iterations):
-            f, jac = law_jacobian(self.draws.law, theta, z)
+            f, jac = law_jacobian(self.draws.law, theta, z, self.reference)
             rj = prec @ jac
             h = np.einsum("jkp,jkq->jpq", jac, rj) + self.prior_prec
             grad = np.einsum("jkp,jk->jp", rj, y - f) - (theta - self.prior_mean) @ self.prior_prec
@@ -394,7 +407,7 @@ class LaplacePreposterior(_PreposteriorBase):
         if len(self._modes) > 4096:
             self._modes.clear()
         self._modes[tuple(id(r) for r in runs)] = theta
-        _, jac = law_jacobian(self.draws.law, theta, z)
+        _, jac = law_jacobian(self.draws.law, theta, z, self.reference)
         h = np.einsum("jkp,jkq->jpq", jac, prec @ jac) + self.prior_prec
         return theta, np.linalg.inv(h)
 
@@ -404,7 +417,7 @@ class LaplacePreposterior(_PreposteriorBase):
 
         theta, cov = self.refit(runs)
         zt = {inp: np.zeros(1) for inp in self.draws.law.inputs}  # the target is the reference point
-        f, g = law_jacobian(self.draws.law, theta, zt)
+        f, g = law_jacobian(self.draws.law, theta, zt, self.reference)
         delta = self.decades(runs)
         var = np.einsum("jp,jpq,jq->j", g[:, 0], cov, g[:, 0]) + delta**2 * self._disc_var
         centre = f[:, 0] + delta * self._drift

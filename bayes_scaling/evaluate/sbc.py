@@ -58,7 +58,7 @@ def simulate_losses(design: ScalingData, spec: ModelSpec, theta: np.ndarray, sig
     df = design.frame
     fam = df["family"].map({f: i for i, f in enumerate(spec.families)}).to_numpy()
     z = standardized_inputs(law, {c: df[c].to_numpy(dtype=float) for c in law.inputs}, spec.reference)
-    log_mu = law.log_loss({p: theta[fam, k] for k, p in enumerate(law.sampling)}, z)
+    log_mu = law.log_loss({p: theta[fam, k] for k, p in enumerate(law.sampling)}, z, ref=spec.reference)
     runs, run_idx = np.unique(df["run"].to_numpy(), return_inverse=True)
     u = sigma_seed * rng.standard_normal(len(runs))
     y = np.exp(log_mu + u[run_idx] + sigma_obs * rng.standard_normal(len(df)))

@@ -17,7 +17,7 @@ from ..laws import Law, get_law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
 from ..model.hierarchical import uses_fused_rows, whitens
 from ..model.population_prior import CONFLICT_P_VALUE, size_spans
-from ..model.spec import LIKELIHOOD_CHOICES, checkpoint_noise_for
+from ..model.spec import LIKELIHOOD_CHOICES, check_law_inputs, checkpoint_noise_for
 from .diagnostics import Diagnostics, diagnose, failed_checks, warn_if_problems
 from .extrapolation import (DEFAULT_DEPTHS, HeldOut, Holdout, aggregate_runs, discrepancy_posterior, holdout_splits,
                             prior_draws)
@@ -70,7 +70,9 @@ def fit(
         A :class:`ScalingData` (or a DataFrame with the canonical columns family, params, tokens,
         loss and optionally run, seed, flops).
     law:
-        ``"chinchilla"`` (L = E + A N^-alpha + B D^-beta) or ``"compute"`` (L = E + A C^-alpha).
+        ``"chinchilla"`` (L = E + A N^-alpha + B D^-beta), ``"compute"`` (L = E + A C^-alpha),
+        ``"data_constrained"`` (repeated tokens; the data need ``unique_tokens``), or your own
+        :class:`~bayes_scaling.laws.Law` (docs/howto/your_own_law.md).
     priors:
         A :class:`Priors`; default :meth:`Priors.default` scaled by the data's median loss.
     borrow:
@@ -157,6 +159,7 @@ def fit(
     check_sampler_settings(draws=draws, tune=tune, chains=chains, target_accept=target_accept)
     data = apply_filters(as_scaling_data(data), min_tokens=min_tokens, fraction=fraction)
     prior = PopulationPrior.coerce(borrow) if borrow is not None else None
+    check_law_inputs(get_law(law), data)
     check_identifiable(data, get_law(law), borrowed=prior is not None, priors=priors)
     log.info("fitting %d rows, %d runs, %d families (%s law)", len(data), len(data.runs), len(data.families),
              get_law(law).name)
@@ -473,12 +476,14 @@ def _held_out_residuals(data: ScalingData, spec: ModelSpec, settings: dict[str, 
     test = data.frame.loc[split.held]
     cols = {c: test[c].to_numpy() for c in ("params", "tokens", "flops")}
     fam = test["family"].to_numpy().astype(str)
-    pred = inner.predict(family=fam, **cols, keep_draws=True, random_seed=int(rng.integers(2**31)))
+    pred = inner.predict(family=fam, **cols, inputs={c: test[c].to_numpy() for c in inner.law.further_inputs},
+                         keep_draws=True, random_seed=int(rng.integers(2**31)))
     log_draws = np.log(pred["run_loss"].to_numpy())
     centre, var = _predictive_moments(log_draws)
     resid = np.log(test["loss"].to_numpy()) - centre
-    if "E" in inner.law.natural:
-        e_median = inner.idata.posterior["natural"].sel(law_param="E").median(("chain", "draw")).to_series()
+    if inner.law.irreducible:
+        e_median = (inner.idata.posterior["natural"].sel(law_param=inner.law.irreducible)
+                    .median(("chain", "draw")).to_series())
         floor = e_median.reindex(fam).to_numpy()
     else:
         floor = np.zeros(len(fam))

@@ -23,7 +23,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import arviz as az
 import numpy as np
@@ -70,7 +70,7 @@ def row_residuals(post: xr.Dataset, data: ScalingData, spec: ModelSpec) -> tuple
     theta = post["theta"].to_numpy()  # (C, D, F, P)
     th = theta[:, :, arr["family_index"], :]
     z = {inp: arr[f"z_{inp}"] for inp in law.inputs}
-    log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(law.sampling)}, z)
+    log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(law.sampling)}, z, ref=spec.reference)
     return arr["log_loss"] - log_mu, arr
 
 
@@ -200,18 +200,19 @@ class ScalingFit:
 
     # ------------------------------------------------------------------ prediction
     def predict(self, family: str | Any, params: Any, tokens: Any, flops: Any | None = None, *,
-                interval: float = 0.9, keep_draws: bool = False, random_seed: int = 0,
-                new_family: bool = False) -> xr.Dataset:
+                inputs: Mapping[str, Any] | None = None, interval: float = 0.9, keep_draws: bool = False,
+                random_seed: int = 0, new_family: bool = False) -> xr.Dataset:
         """Posterior predictive loss at (family, params, tokens) points (see :mod:`bayes_scaling.predict`).
 
         ``family`` is one name for every point or one per point. ``new_family=True`` predicts a family the
         fit has not seen, drawn from the population of families; without it, such a name raises
         :class:`~bayes_scaling.errors.UnknownFamilyError` naming the closest fitted families. Points far
-        beyond the data raise an :class:`~bayes_scaling.errors.ExtrapolationWarning`.
+        beyond the data raise an :class:`~bayes_scaling.errors.ExtrapolationWarning`. ``inputs``: the law's
+        further inputs by name, e.g. ``{"unique_tokens": 2e10}`` for the data-constrained law.
         """
         if not 0 < interval < 1:
             raise ValueError(f"interval must be in (0, 1), got {interval!r}")
-        cols = query_columns(params, tokens, flops)
+        cols = query_columns(params, tokens, flops, inputs, self.law)
         fam = np.asarray(family, dtype=object)
         if fam.ndim == 0:
             fam = np.full(len(cols["params"]), fam.item(), dtype=object)
@@ -244,7 +245,8 @@ class ScalingFit:
         """Predictive at every observed row (for posterior predictive checks and plots)."""
         df = self.data.frame
         return self.predict(df["family"].to_numpy(), df["params"].to_numpy(), df["tokens"].to_numpy(),
-                            df["flops"].to_numpy(), interval=interval)
+                            df["flops"].to_numpy(), inputs={c: df[c].to_numpy() for c in self.law.further_inputs},
+                            interval=interval)
 
     # ------------------------------------------------------------------ summaries
     def parameter_table(self, interval: float = 0.9) -> pd.DataFrame:

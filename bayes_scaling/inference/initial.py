@@ -35,7 +35,7 @@ def family_point_estimates(data: ScalingData, spec: ModelSpec, resid_scale: floa
         def objective(x: np.ndarray) -> float:
             th = dict(zip(names, x))
             with np.errstate(over="ignore", invalid="ignore"):
-                r = y - law.log_loss(th, z)
+                r = y - law.log_loss(th, z, ref=spec.reference)
             val = 0.5 * np.sum(r**2) / resid_scale**2 + 0.5 * np.sum(((x - m) / v) ** 2)
             return float(val) if np.isfinite(val) else 1e300
 

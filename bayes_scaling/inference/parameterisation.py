@@ -87,7 +87,7 @@ def family_gauss_newton(data: ScalingData, spec: ModelSpec, estimates: np.ndarra
     names = list(law.sampling)
     theta = family_point_estimates(data, spec) if estimates is None else estimates
     inputs = family_inputs(data, spec)
-    resid = [y - law.log_loss(dict(zip(names, th)), z) for th, (z, y) in zip(theta, inputs)]
+    resid = [y - law.log_loss(dict(zip(names, th)), z, ref=spec.reference) for th, (z, y) in zip(theta, inputs)]
     pooled = np.concatenate(resid)
     s = max(float(np.sqrt(np.mean(pooled**2))), MIN_RESIDUAL_SD)
     sigma_seed, sigma_obs = s, 0.0
@@ -101,7 +101,8 @@ def family_gauss_newton(data: ScalingData, spec: ModelSpec, estimates: np.ndarra
     hess = np.empty((len(theta), len(names), len(names)))
     for f_i, (th, (z, _)) in enumerate(zip(theta, inputs)):
         h = 1e-5
-        jac = np.stack([(law.log_loss(dict(zip(names, th + h * e)), z) - law.log_loss(dict(zip(names, th - h * e)), z))
+        jac = np.stack([(law.log_loss(dict(zip(names, th + h * e)), z, ref=spec.reference)
+                         - law.log_loss(dict(zip(names, th - h * e)), z, ref=spec.reference))
                         / (2 * h) for e in eye], axis=1)
         hess[f_i] = run_information(jac, runs[f_i], sigma_seed, sigma_obs)
     return theta, hess, s

@@ -1,5 +1,8 @@
-"""Pure scaling-law functional forms (numpy and pytensor) and their parameterisation."""
+"""Scaling-law functional forms: the law interface, the built-in laws and solving them for decisions."""
 
-from .forms import CHINCHILLA, COMPUTE, LAWS, Law, get_law, reference_scales, sampling_moments, standardized_inputs
+from .expression import Expression
+from .forms import (CHINCHILLA, COMPUTE, DATA_CONSTRAINED, INPUTS, LAWS, Law, Parameter, get_law, log_sum_exp,
+                    reference_scales, register, sampling_moments, standardized_inputs)
 
-__all__ = ["CHINCHILLA", "COMPUTE", "LAWS", "Law", "get_law", "reference_scales", "sampling_moments", "standardized_inputs"]
+__all__ = ["CHINCHILLA", "COMPUTE", "DATA_CONSTRAINED", "INPUTS", "LAWS", "Expression", "Law", "Parameter", "get_law",
+           "log_sum_exp", "reference_scales", "register", "sampling_moments", "standardized_inputs"]

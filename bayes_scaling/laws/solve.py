@@ -9,8 +9,8 @@ Compute-optimal allocation (Hoffmann et al. 2022, eq. 4) with C = 6 N D: minimis
     N* = G (C/6)^(beta / (alpha + beta)),   D* = G^-1 (C/6)^(alpha / (alpha + beta)),
     G  = (alpha A / (beta B))^(1 / (alpha + beta))
 
-For any other FLOPs function ``flops(N, D)`` (increasing in D), :func:`numeric_optimum` searches
-log N on a grid (D solved from the budget at each grid size, the same for every draw) and refines
+For any other FLOPs function ``flops(N, D)`` (increasing in D), or any other law of N and D,
+:func:`optimum_search` searches log N on a grid (D solved from the budget at each grid size, the same for every draw) and refines
 the minimum of each draw by a parabola through the three grid points around it.
 
 Tokens to reach a loss at size N::
@@ -69,12 +69,23 @@ def tokens_for_budget(flops_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], 
 def numeric_optimum(E: np.ndarray, A: np.ndarray, alpha: np.ndarray, B: np.ndarray, beta: np.ndarray,
                     budget: float, flops_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
     """N*, D* and the loss there for one budget and any FLOPs function; parameters are 1-D draws."""
+    col = (lambda v: np.asarray(v, dtype=float)[:, None])
+    return optimum_search(lambda n, d: chinchilla_loss(col(E), col(A), col(alpha), col(B), col(beta), n, d),
+                          budget, flops_fn)
+
+
+def optimum_search(loss_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], budget: float,
+                   flops_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
+    """N*, D* and the loss there for one budget, any law and any FLOPs function.
+
+    ``loss_fn(n, d)`` returns each draw's loss (draw, G) at sizes and tokens (1, G), or (draw, 1) at (draw, 1)."""
     guess = np.sqrt(budget / (6.0 * 20.0))  # 20 tokens per parameter, only to centre the grid
     log_n = np.log10(guess) + np.linspace(-_GRID_DECADES, _GRID_DECADES, _GRID_POINTS)
     n_grid = 10.0**log_n
     d_grid = tokens_for_budget(flops_fn, n_grid, budget)
-    col = (lambda v: np.asarray(v, dtype=float)[:, None])
-    loss = chinchilla_loss(col(E), col(A), col(alpha), col(B), col(beta), n_grid[None, :], d_grid[None, :])
+    with np.errstate(over="ignore", invalid="ignore"):
+        loss = loss_fn(n_grid[None, :], d_grid[None, :])
+    loss = np.where(np.isfinite(loss), loss, np.inf)
     k = np.argmin(loss, axis=1)
     if np.any((k == 0) | (k == len(log_n) - 1)):
         raise ValueError(f"the optimum of some draws lies beyond {_GRID_DECADES:g} decades of N from "
@@ -86,7 +97,7 @@ def numeric_optimum(E: np.ndarray, A: np.ndarray, alpha: np.ndarray, B: np.ndarr
     shift = np.where(denom > 0, 0.5 * (y0 - y2) / np.where(denom > 0, denom, 1.0), 0.0)
     n = 10.0 ** (log_n[k] + np.clip(shift, -1, 1) * step)
     d = tokens_for_budget(flops_fn, n, budget)
-    return {"params": n, "tokens": d, "loss": chinchilla_loss(E, A, alpha, B, beta, n, d)}
+    return {"params": n, "tokens": d, "loss": loss_fn(n[:, None], d[:, None])[:, 0]}
 
 
 def tokens_to_loss(E: Any, A: Any, alpha: Any, B: Any, beta: Any, params: Any, loss: Any) -> np.ndarray:

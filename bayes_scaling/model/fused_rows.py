@@ -19,7 +19,8 @@ The law enters through its sampling-scale layout (:func:`law_layout`)::
 
     L = exp(log_E) + sum_k exp(log_amp_k - exp(log_expo_k) z_k)     over the law's terms k (Law.terms)
 
-summed as :mod:`..laws.forms` sums it; this covers the Chinchilla and the compute law.
+summed as :mod:`..laws.forms` sums it; this covers every power-sum law (the Chinchilla and the compute law,
+and the same forms declared by a user). Other laws take PyTensor's operations.
 Three implementations of one computation: numba for nutpie (:func:`_numba_rows`), numpy for PyMC's own
 sampler and the tests (:func:`rows_value_and_grad`), both with the same formulas per run
 (:func:`.likelihood.gaussian_run_terms`), and ``jax.numpy`` differentiated by JAX for PyTensor's JAX backend
@@ -50,11 +51,13 @@ KERNEL_DIGEST = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (
 
 
 def law_layout(law: Law) -> dict[str, Any]:
-    """Column positions of ``log_E`` and of each term's amplitude and exponent in the law's sampling parameters."""
+    """Column positions of the constant (``log_E``) and of each term's amplitude and exponent in the law's
+    sampling parameters (a power-sum law, :attr:`Law.terms`)."""
     params = list(law.sampling)
-    return {"e_col": params.index("log_E"),
-            "amp_cols": tuple(params.index(f"log_{amp}_ref") for amp, _, _ in law.terms),
-            "expo_cols": tuple(params.index(f"log_{expo}") for _, expo, _ in law.terms)}
+    col = (lambda name: params.index(law.sampling_name(name)))
+    return {"e_col": col(law.irreducible),
+            "amp_cols": tuple(col(amp) for amp, _, _ in law.terms),
+            "expo_cols": tuple(col(expo) for _, expo, _ in law.terms)}
 
 
 def rows_value_and_grad(theta: np.ndarray, sigma_seed: float, sigma_obs: float, log_loss: np.ndarray,

@@ -159,9 +159,14 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
         # same design without recompiling (nutpie's with_data; simulation-based calibration does)
         log_loss = pm.Data("log_loss_obs", arr["log_loss"], dims="obs")
 
+        # a law that is not a power sum reads the reference scales: data containers too, so a compiled model
+        # serves the nested calibration fits, whose data have other scales
+        ref_in = None if law.terms else {inp: pm.Data(f"reference_{inp}", np.float64(v))
+                                         for inp, v in spec.reference.items()}
+
         def residual():  # log y - log L per row, for the likelihoods written with PyTensor's operations
             th = theta[fam_idx]
-            return log_loss - law.log_loss({p: th[:, k] for k, p in enumerate(params)}, z_in, xp=pt)
+            return log_loss - law.log_loss({p: th[:, k] for k, p in enumerate(params)}, z_in, xp=pt, ref=ref_in)
 
         if spec.checkpoint_noise == "ou":  # drift + jitter along each run: a Kalman filter (checkpoint_noise.py)
             if bor is not None and "ou_length_lognormal" in bor:  # the source fit's drift, moment-matched
@@ -190,8 +195,9 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
 
 
 def uses_fused_rows(spec: ModelSpec) -> bool:
-    """Whether ``build_model(fused=True)`` computes the rows with :mod:`.fused_rows` (normal, independent noise)."""
-    return spec.likelihood == "normal" and spec.checkpoint_noise == "independent"
+    """Whether ``build_model(fused=True)`` computes the rows with :mod:`.fused_rows` (normal, independent noise,
+    a power-sum law)."""
+    return spec.likelihood == "normal" and spec.checkpoint_noise == "independent" and bool(spec.law_obj.terms)
 
 
 def treatment_params(spec: ModelSpec) -> list[str]:
@@ -220,9 +226,10 @@ def _population_families(mu, spec: ModelSpec, params: list[str], families: list[
         compute_corr=True, store_in_trace=False)
     pm.Deterministic("tau", tau, dims="param")
     pm.Deterministic("corr", corr, dims=("param", "param_bis"))
-    tau_level = pm.Gamma("tau_level", alpha=2.0, beta=2.0 / pri.level_scale)
     v = law.level_vector
-    chol = pt.linalg.cholesky(chol @ chol.T + tau_level**2 * np.outer(v, v))
+    if v.any():  # a law without a level direction has no level factor
+        tau_level = pm.Gamma("tau_level", alpha=2.0, beta=2.0 / pri.level_scale)
+        chol = pt.linalg.cholesky(chol @ chol.T + tau_level**2 * np.outer(v, v))
     nc = [params.index(p) for p in spec.noncentred]
     if not nc and whitening is not None:
         return _whitened(mu, chol, whitening, name, dim)

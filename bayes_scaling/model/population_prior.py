@@ -31,7 +31,7 @@ import xarray as xr
 
 from ..data.extent import DIRECTIONS, per_direction
 from ..errors import FitFileError, PriorError
-from ..laws import get_law, sampling_moments
+from ..laws import Law, get_law, sampling_moments
 from ..storage import write_netcdf
 
 PRIOR_KIND = "bayes_scaling.population_prior"
@@ -81,6 +81,8 @@ class PopulationPrior:
     #: per draw, the mixture component it belongs to (``population="mixture"``: a source family's name or
     #: :data:`POPULATION_COMPONENT`); None: one distribution, moment-matched as a whole
     component: np.ndarray | None = None
+    #: the law's declaration when it is not built in (:attr:`ModelSpec.law_definition`)
+    law_definition: dict | None = None
 
     def __post_init__(self) -> None:
         self.kappa, self.drift = per_direction(self.kappa), per_direction(self.drift)
@@ -93,6 +95,10 @@ class PopulationPrior:
             self.component = np.asarray(self.component, dtype=str)
             if self.component.shape != self.sigma_seed.shape:
                 raise PriorError(f"{self.component.shape[0]} component labels for {self.sigma_seed.shape[0]} draws")
+
+    @property
+    def law_obj(self) -> Law:
+        return Law.from_dict(self.law_definition) if self.law_definition else get_law(self.law)
 
     @property
     def is_mixture(self) -> bool:
@@ -116,7 +122,8 @@ class PopulationPrior:
             kappa=self.kappa[keep], drift=self.drift[keep], growth=self.growth[keep], shared=self.shared[keep],
             source=source, max_log10_flops=self.max_log10_flops,
             ou_length=None if self.ou_length is None else self.ou_length[keep],
-            ou_share=None if self.ou_share is None else self.ou_share[keep], size_spans=self.size_spans)
+            ou_share=None if self.ou_share is None else self.ou_share[keep], size_spans=self.size_spans,
+            law_definition=self.law_definition)
 
     @classmethod
     def from_fit(cls, fit: Any, draws: int = 4000, random_seed: int = 0,
@@ -183,7 +190,7 @@ class PopulationPrior:
                    shared=arrays["shared"][idx],
                    source=f"{len(fit.spec.families)} families ({population}): {', '.join(fit.spec.families)}",
                    max_log10_flops=max(fit.spec.family_max_log10_flops.values()),
-                   size_spans=size_spans(fit.data), component=component,
+                   size_spans=size_spans(fit.data), component=component, law_definition=fit.spec.law_definition,
                    **{k: arrays[k][idx] for k in ("ou_length", "ou_share") if k in arrays})
 
     def exponent_support(self, new_span: float) -> dict[str, Any] | None:
@@ -193,7 +200,7 @@ class PopulationPrior:
     # ------------------------------------------------------------------ moments for a new fit
     def sampling_moments(self, reference: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and covariance of the parameters on the sampling scale at ``reference``."""
-        law = get_law(self.law)
+        law = self.law_obj
         return sampling_moments(law, {k: self.natural[:, i] for i, k in enumerate(law.natural)}, reference)
 
     def noise_moments(self) -> dict[str, list[float]]:
@@ -213,7 +220,7 @@ class PopulationPrior:
 
     # ------------------------------------------------------------------ I/O
     def to_dataset(self) -> xr.Dataset:
-        law = get_law(self.law)
+        law = self.law_obj
         ds = xr.Dataset(
             {"natural": (("sample", "law_param"), self.natural), "sigma_seed": ("sample", self.sigma_seed),
              "sigma_obs": ("sample", self.sigma_obs), "kappa": (("sample", "direction"), self.kappa),
@@ -226,6 +233,8 @@ class PopulationPrior:
         if self.component is not None:
             ds["component"] = ("sample", self.component.astype(str))
         ds.attrs.update(kind=PRIOR_KIND, law=self.law, source=self.source, version=PRIOR_VERSION)
+        if self.law_definition:
+            ds.attrs["law_definition"] = json.dumps(self.law_definition)
         if self.max_log10_flops is not None:
             ds.attrs["max_log10_flops"] = float(self.max_log10_flops)
         if self.size_spans is not None:
@@ -264,6 +273,8 @@ class PopulationPrior:
                                             else None),
                            size_spans=json.loads(ds.attrs["size_spans"]) if "size_spans" in ds.attrs else None,
                            component=ds["component"].to_numpy().astype(str) if "component" in ds else None,
+                           law_definition=(json.loads(ds.attrs["law_definition"]) if "law_definition" in ds.attrs
+                                           else None),
                            **{k: ds[k].to_numpy() for k in ("ou_length", "ou_share") if k in ds})
         from ..inference.fitted import load as load_fit
 
@@ -291,7 +302,7 @@ class PopulationPrior:
         the families the prior came from (a different loss, unit or evaluation): borrowing from them is not
         meaningful.
         """
-        law = get_law(self.law)
+        law = self.law_obj
         cols = {"params": np.asarray(params, float), "tokens": np.asarray(tokens, float)}
         cols["flops"] = 6 * cols["params"] * cols["tokens"] if flops is None else np.asarray(flops, float)
         nat = {k: self.natural[:, i, None] for i, k in enumerate(law.natural)}
@@ -305,7 +316,7 @@ class PopulationPrior:
         return {"p_value": min(1.0, 2 * tail), "log_ratio": float(np.median(resid))}
 
     def describe(self) -> str:
-        law = get_law(self.law)
+        law = self.law_obj
         med = np.median(self.natural, axis=0)
         parts = ", ".join(f"{k}~{v:.3g}" for k, v in zip(law.natural, med))
         if self.ou_length is not None:
@@ -320,10 +331,10 @@ def _own_loss_floor(theta: np.ndarray, arrays: dict[str, np.ndarray], idx: np.nd
                     rng: np.random.Generator) -> np.ndarray:
     """Fitted families' draws with a ``log_E`` of the new family's own: each moved by the population's sd
     of ``log_E`` (its family spread and the loss-level factor's share of it) at the same posterior draw."""
-    if "log_E" not in law.sampling:
-        raise PriorError(f"population='mixture' gives a new family its own loss floor log_E; the {law.name!r} "
-                         "law has none")
-    i_e = list(law.sampling).index("log_E")
+    if not law.irreducible:
+        raise PriorError(f"population='mixture' gives a new family its own loss floor (the irreducible loss); the "
+                         f"{law.name!r} law declares none (Law(..., irreducible=NAME))")
+    i_e = list(law.sampling).index(law.sampling_name(law.irreducible))
     var = arrays["tau"][idx, i_e] ** 2
     if "tau_level" in arrays:
         var = var + arrays["tau_level"][idx] ** 2 * law.level_vector[i_e] ** 2

@@ -2,7 +2,9 @@
 
 All location/scale numbers live on the sampling scale of the law (see :mod:`bayes_scaling.laws`).
 Defaults are weakly informative and scaled by the data in one place only, the median loss
-``Lm`` (like bambi's auto-scaled priors):
+``Lm`` (like bambi's auto-scaled priors). The rows of a law's own parameters (``mu``, ``tau`` and the
+treatment shift) are the law's declarations (:class:`~bayes_scaling.laws.Parameter`, printed by
+``Law.describe()``); for the built-in laws they read:
 
 =====================  ==============================  =============================================
 parameter              prior                           reading
@@ -53,20 +55,10 @@ from typing import Mapping
 from ..errors import PriorError
 from ..laws import Law
 
-_LOC_FRACTION = {"log_E": 0.6, "log_A_ref": 0.2, "log_B_ref": 0.2}
-_EXPONENT_LOC = math.log(0.35)
-_MU_SCALE = {"log_E": 0.5, "log_A_ref": 1.0, "log_B_ref": 1.0, "log_alpha": 0.5, "log_beta": 0.5}
-_TAU_SCALE = {"log_E": 0.4, "log_A_ref": 0.4, "log_B_ref": 0.4, "log_alpha": 0.15, "log_beta": 0.15}
-#: a treatment (e.g. model growth) moves the law's last term only by default (the Chinchilla law's data term,
-#: the compute law's only term): its amplitude and its exponent; other parameters 0 = not shifted
-_TREATMENT_AMPLITUDE, _TREATMENT_EXPONENT = 0.4, 0.15
-
 
 def _default_treatment_scale(law: Law) -> dict[str, float]:
-    amp, expo, _ = law.terms[-1]
-    scale = {p: 0.0 for p in law.sampling}
-    scale.update({f"log_{amp}_ref": _TREATMENT_AMPLITUDE, f"log_{expo}": _TREATMENT_EXPONENT})
-    return scale
+    """The treatment-shift sd each parameter of ``law`` declares (0: not shifted)."""
+    return {p.sampling: float(p.treatment) for p in law.parameters}
 
 
 @dataclass
@@ -106,14 +98,12 @@ class Priors:
     def default(cls, law: Law, median_loss: float) -> "Priors":
         if not (median_loss > 0 and math.isfinite(median_loss)):
             raise PriorError(f"median_loss must be positive and finite, got {median_loss!r}")
-        loc = {}
-        for p in law.sampling:
-            loc[p] = _EXPONENT_LOC if p in ("log_alpha", "log_beta") else math.log(_LOC_FRACTION[p] * median_loss)
+        treatment = _default_treatment_scale(law)
         return cls(
-            mu_loc=loc,
-            mu_scale={p: _MU_SCALE[p] for p in law.sampling},
-            tau_scale={p: _TAU_SCALE[p] for p in law.sampling},
-            treatment_scale=_default_treatment_scale(law),
+            mu_loc={p.sampling: p.default_loc(median_loss) for p in law.parameters},
+            mu_scale={p.sampling: float(p.scale) for p in law.parameters},
+            tau_scale={p.sampling: float(p.spread) for p in law.parameters},
+            treatment_scale=treatment if any(v > 0 for v in treatment.values()) else {},
             notes=[f"locations scaled by the data's median loss {median_loss:.4g}"],
         )
 

@@ -14,6 +14,7 @@ from ..data import ScalingData
 from ..data.extent import family_extents
 from ..errors import PriorError
 from ..laws import Law, get_law, reference_scales
+from ..laws.forms import BUILT_IN_LAWS
 from .population_prior import PopulationPrior
 from .priors import Priors
 
@@ -53,6 +54,8 @@ class ModelSpec:
     assumptions: list[str] = field(default_factory=list)
     #: how the likelihood was chosen with ``likelihood="auto"`` (:func:`..inference.outliers.choose_likelihood`)
     likelihood_choice: dict | None = None
+    #: the law's declaration (:meth:`Law.to_dict`) when it is not built in, so that the fit file rebuilds it
+    law_definition: dict | None = None
     version: int = SPEC_VERSION
 
     @property
@@ -63,7 +66,7 @@ class ModelSpec:
 
     @property
     def law_obj(self) -> Law:
-        return get_law(self.law)
+        return Law.from_dict(self.law_definition) if self.law_definition else get_law(self.law)
 
     @classmethod
     def from_data(cls, data: ScalingData, law: str | Law = "chinchilla", priors: Priors | None = None,
@@ -75,6 +78,7 @@ class ModelSpec:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         check_checkpoint_noise(checkpoint_noise, likelihood, data)
         lw = get_law(law)
+        check_law_inputs(lw, data)
         df = data.frame
         ref = reference_scales(lw, {c: df[c].to_numpy() for c in lw.inputs})
         if priors is None:
@@ -82,6 +86,9 @@ class ModelSpec:
         priors.validate(lw)
         noncentering = check_noncentering(dict(noncentering or {}), lw)
         treatments = check_treatments(dict(treatments or {}), data.families)
+        if treatments and not any(v > 0 for v in priors.treatment_scales(lw).values()):
+            raise PriorError(f"the {lw.name!r} law declares no parameter a treatment shifts (Parameter(..., "
+                             "treatment=sd)); set priors.treatment_scale to fit treated families")
         borrowed = None
         if borrow is not None:
             if borrow.law != lw.name:
@@ -110,6 +117,7 @@ class ModelSpec:
             checkpoint_noise=checkpoint_noise,
             family_extent=family_extents(df),
             assumptions=list(data.assumptions),
+            law_definition=None if lw.name in BUILT_IN_LAWS or not lw.storable else lw.to_dict(),
         )
 
     @property
@@ -147,6 +155,18 @@ class ModelSpec:
                 "Upgrade bayes_scaling (pip install -U bayes_scaling), or fit the data again with this version.")
         d["priors"] = Priors.from_dict(d["priors"])
         return cls(**d)
+
+
+def check_law_inputs(law: Law, data: ScalingData) -> None:
+    """Raise when the law reads a column the data do not have (``unique_tokens`` is optional in the data)."""
+    missing = [c for c in law.inputs if c not in data.frame.columns]
+    if missing:
+        from ..errors import MissingColumnError
+
+        raise MissingColumnError(
+            f"the {law.name!r} law reads {missing}, which the data do not have. Name the column when building the "
+            f"data, e.g. ScalingData.from_frame(df, ..., {missing[0]}='your column') (CLI: --{missing[0].replace('_', '-')} "
+            "COLUMN)")
 
 
 def checkpoint_noise_for(requested: str, data: ScalingData) -> str:

@@ -58,7 +58,8 @@ def size_colors(n: int) -> list:
 def fitted_curves(curves: pd.DataFrame, points: pd.DataFrame, x: str, interval: float, formula: str) -> bytes:
     """Loss against ``x`` ("tokens" or "flops") per family: data dots and expected-loss bands per size.
 
-    ``curves``: family, params, x, median, lower, upper (one row per grid point);
+    ``curves``: family, params, x, median, lower, upper (one row per grid point; with a ``run`` column, one line
+    per run);
     ``points``: family, params, x, loss (the observations).
     """
     fams = list(dict.fromkeys(points["family"]))
@@ -70,8 +71,9 @@ def fitted_curves(curves: pd.DataFrame, points: pd.DataFrame, x: str, interval: 
             c = sub[sub["params"] == n]
             pts = points[(points["family"] == fam) & (points["params"] == n)]
             ax.scatter(pts[x], pts["loss"], s=9, color=col, alpha=0.8, label=human(n))
-            ax.plot(c[x], c["median"], color=col, lw=1.2)
-            ax.fill_between(c[x], c["lower"], c["upper"], color=col, alpha=0.2, lw=0)
+            for _, line in (c.groupby("run", sort=False) if "run" in c else [(None, c)]):  # a line per run if given
+                ax.plot(line[x], line["median"], color=col, lw=1.2)
+                ax.fill_between(line[x], line["lower"], line["upper"], color=col, alpha=0.2, lw=0)
         _log_x(ax, flops=x == "flops")
         ax.set_title(fam, fontsize=9)
         ax.set_xlabel("training tokens D" if x == "tokens" else "training compute C (FLOPs)")

@@ -162,6 +162,9 @@ def _curve_grid(fit: Any, interval: float, max_sizes: int = 5) -> tuple[pd.DataF
             sizes = sizes[np.linspace(0, len(sizes) - 1, max_sizes).astype(int)]
         for n in sizes:
             pts = sub[sub["params"] == n]
+            if fit.law.further_inputs:  # inputs that vary along a run (unique tokens): each run at its own rows
+                rows += [_run_curve(fit, run, interval) for _, run in pts.groupby("run", sort=False)]
+                continue
             per_token = float(np.median(pts["flops"] / pts["tokens"]))
             t = np.geomspace(pts["tokens"].min(), pts["tokens"].max() * 1.5, CURVE_POINTS)
             p = fit.predict(fam, n, t, t * per_token, interval=interval)
@@ -173,6 +176,17 @@ def _curve_grid(fit: Any, interval: float, max_sizes: int = 5) -> tuple[pd.DataF
     points = df[df["params"].isin(curves["params"].unique())]
     points = points.merge(curves[["family", "params"]].drop_duplicates(), on=["family", "params"])
     return curves, points
+
+
+def _run_curve(fit: Any, run: pd.DataFrame, interval: float) -> pd.DataFrame:
+    """One run's expected-loss band at its own checkpoints (a law whose further inputs vary along a run)."""
+    run = run.sort_values("tokens")
+    p = fit.predict(run["family"].iloc[0], run["params"].to_numpy(), run["tokens"].to_numpy(), run["flops"].to_numpy(),
+                    inputs={c: run[c].to_numpy() for c in fit.law.further_inputs}, interval=interval)
+    return pd.DataFrame({"family": run["family"].to_numpy(), "params": run["params"].to_numpy(),
+                         "run": run["run"].to_numpy(), "tokens": run["tokens"].to_numpy(),
+                         "flops": run["flops"].to_numpy(), "median": p["expected_median"].to_numpy(),
+                         "lower": p["expected_lower"].to_numpy(), "upper": p["expected_upper"].to_numpy()})
 
 
 def curves_section(fit: Any, interval: float) -> Section:
@@ -277,7 +291,8 @@ def predictive_check_section(fit: Any, interval: float, random_seed: int = 0) ->
         df = df.iloc[np.linspace(0, len(df) - 1, PPC_MAX_ROWS).astype(int)]
         note = f" Shown on {PPC_MAX_ROWS} of {len(fit.data)} observations, evenly spaced."
     p = fit.predict(df["family"].to_numpy(), df["params"].to_numpy(), df["tokens"].to_numpy(),
-                    df["flops"].to_numpy(), interval=interval, keep_draws=True, random_seed=random_seed)
+                    df["flops"].to_numpy(), inputs={c: df[c].to_numpy() for c in fit.law.further_inputs},
+                    interval=interval, keep_draws=True, random_seed=random_seed)
     draws = p["run_loss"].to_numpy()
     y = df["loss"].to_numpy()
     pit = (draws <= y[None, :]).mean(axis=0)
@@ -307,6 +322,7 @@ def target_table(fit: Any, targets: list[dict], interval: float) -> pd.DataFrame
     rows = []
     for t in targets:
         p = fit.predict(t["family"], t["params"], t["tokens"], interval=interval,
+                        inputs={c: t[c] for c in fit.law.further_inputs if c in t},
                         new_family=bool(t.get("new_family", False)))
         r = {k: float(p[k].values[0]) for k in ("expected_median", "expected_lower", "expected_upper",
                                                    "run_median", "run_lower", "run_upper")}
