@@ -11,6 +11,7 @@ import pytest
 import bayes_scaling as bs
 from bayes_scaling.data import data_root
 from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
+from bayes_scaling.laws import Law, Parameter
 
 warnings.simplefilter("ignore", FutureWarning)
 
@@ -22,6 +23,16 @@ atexit.register(shutil.rmtree, _COMPILED, ignore_errors=True)
 
 #: small but real NUTS settings for end-to-end fits on 2 cores
 FAST = dict(draws=300, tune=300, chains=2, random_seed=1)
+
+#: Kaplan et al. 2020 written through the law interface (as docs/howto/your_own_law.md writes it)
+KAPLAN = Law(
+    name="kaplan_test",
+    formula="((N_c / params)**(alpha_N / alpha_D) + D_c / tokens)**alpha_D",
+    parameters=(Parameter("N_c", anchor=("params", 1.0), loc=12.0, scale=3.0),
+                Parameter("alpha_N", loc="log(0.08)", scale=0.5, spread=0.15),
+                Parameter("D_c", anchor=("tokens", 1.0), loc=8.0, scale=3.0),
+                Parameter("alpha_D", loc="log(0.1)", scale=0.5, spread=0.15)),
+)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
+from conftest import KAPLAN
+
 import bayes_scaling as bs
 from bayes_scaling.errors import LawError, MissingColumnError
 from bayes_scaling.laws import (CHINCHILLA, COMPUTE, DATA_CONSTRAINED, Expression, Law, Parameter, reference_scales,
@@ -97,15 +99,6 @@ def test_level_vector_multiplies_the_loss_at_every_scale(law):
 
 # ---------------------------------------------------------------------------- the law interface
 
-#: Kaplan et al. 2020, written through the interface (the how-to's law)
-KAPLAN = Law(
-    name="kaplan_test",
-    formula="((N_c / params)**(alpha_N / alpha_D) + D_c / tokens)**alpha_D",
-    parameters=(Parameter("N_c", anchor=("params", 1.0), loc=12.0, scale=3.0),
-                Parameter("alpha_N", loc="log(0.08)", scale=0.5, spread=0.15),
-                Parameter("D_c", anchor=("tokens", 1.0), loc=8.0, scale=3.0),
-                Parameter("alpha_D", loc="log(0.1)", scale=0.5, spread=0.15)),
-)
 KAPLAN_NAT = {"N_c": 8.8e13, "alpha_N": 0.076, "D_c": 5.4e13, "alpha_D": 0.095}
 
 

@@ -3,20 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FAST
+from conftest import FAST, KAPLAN
 
 import bayes_scaling as bs
-from bayes_scaling.laws import CHINCHILLA, DATA_CONSTRAINED, Law, Parameter
-
-KAPLAN = Law(
-    name="kaplan_e2e",
-    formula="((N_c / params)**(alpha_N / alpha_D) + D_c / tokens)**alpha_D",
-    parameters=(Parameter("N_c", anchor=("params", 1.0), loc=12.0, scale=3.0),
-                Parameter("alpha_N", loc="log(0.08)", scale=0.5, spread=0.15),
-                Parameter("D_c", anchor=("tokens", 1.0), loc=8.0, scale=3.0),
-                Parameter("alpha_D", loc="log(0.1)", scale=0.5, spread=0.15)),
-)
-
+from bayes_scaling.laws import CHINCHILLA, DATA_CONSTRAINED, Law
 
 def _data(df: pd.DataFrame, **kw) -> bs.ScalingData:
     return bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run", **kw)
