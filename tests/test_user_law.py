@@ -1,5 +1,6 @@
 """Laws written by a user go through the whole machinery: fit, predict, report, save and load, decisions."""
 
+import json
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,7 +35,8 @@ def test_a_kaplan_law_fits_predicts_reports_and_round_trips(tmp_path):
             loss = loss * np.exp(0.004 * rng.standard_normal() + 0.002 * rng.standard_normal(len(d)))
             rows += [{"family": fam, "run": f"{fam}/{n:g}", "params": n, "tokens": t, "loss": y} for t, y in zip(d, loss)]
     data = _data(pd.DataFrame(rows))
-    fit = bs.fit(data, law=KAPLAN, extrapolation=None, target_accept=0.95, **FAST)
+    fit = bs.fit(data, law=KAPLAN, target_accept=0.95, **FAST)  # with the discrepancy's nested leave-out
+    assert fit.extrapolation["calibrated"] and len(fit.extrapolation["splits"]) >= 2
     tab = fit.parameter_table().query("level == 'population'").set_index("parameter")
     assert list(tab.index) == ["N_c", "alpha_N", "D_c", "alpha_D"]
     pred = fit.predict("a", 3e9, 6e10)
@@ -52,7 +54,9 @@ def test_a_kaplan_law_fits_predicts_reports_and_round_trips(tmp_path):
     assert KAPLAN.formula in text and "alpha_N" in text
 
 
-def test_a_data_constrained_fit_needs_unique_tokens_to_predict():
+def test_a_data_constrained_fit_from_the_command_line_needs_unique_tokens_to_predict(tmp_path, capsys):
+    from bayes_scaling.cli import main
+
     rng = np.random.default_rng(7)
     nat = {"E": 1.8, "A": 480.0, "alpha": 0.35, "B": 2000.0, "beta": 0.37, "R_D": 10.0, "R_N": 5.0}
     rows = []
@@ -62,14 +66,26 @@ def test_a_data_constrained_fit_needs_unique_tokens_to_predict():
             u = np.minimum(d, 8e9 / epochs)
             loss = DATA_CONSTRAINED.natural_loss(nat, {"params": n, "tokens": d, "unique_tokens": u})
             loss = loss * np.exp(0.003 * rng.standard_normal(len(d)))
-            rows += [{"family": "f", "run": f"{n:g}/{epochs}", "params": n, "tokens": t, "unique_tokens": v, "loss": y}
+            rows += [{"family": "f", "run": f"{n:g}/{epochs}", "params": n, "tokens": t, "unique": v, "loss": y}
                      for t, v, y in zip(d, u, loss)]
-    data = _data(pd.DataFrame(rows), unique_tokens="unique_tokens")
-    fit = bs.fit(data, law="data_constrained", extrapolation=None, target_accept=0.95, **FAST)
-    with pytest.raises(bs.errors.MissingColumnError, match="unique_tokens"):
-        fit.predict("f", 3e8, 8e9)
-    more = fit.predict("f", 3e8, 8e9, inputs={"unique_tokens": 1e9})
-    fewer = fit.predict("f", 3e8, 8e9, inputs={"unique_tokens": 8e9})
-    assert float(more["expected_median"][0]) > float(fewer["expected_median"][0])  # repeated tokens are worth less
+    csv = tmp_path / "repeats.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    out = tmp_path / "dc.nc"
+    args = ["fit", str(csv), "--family", "family", "--params", "params", "--tokens", "tokens", "--loss", "loss",
+            "--run", "run", "--law", "data_constrained", "--draws", "300", "--tune", "300", "--chains", "2",
+            "--no-extrapolation", "--out", str(out)]
+    assert main(args) == 2
+    assert "--unique-tokens" in capsys.readouterr().err  # the law reads a column the flags did not name
+    assert main(args + ["--unique-tokens", "unique"]) == 0
+    capsys.readouterr()
+    ask = ["predict", str(out), "--family", "f", "--params", "3e8", "--tokens", "8e9", "--json"]
+    assert main(ask) == 2 and "--unique-tokens" in capsys.readouterr().err
+    medians = []
+    for u in ("1e9", "8e9"):
+        assert main(ask + ["--unique-tokens", u]) == 0
+        medians.append(json.loads(capsys.readouterr().out)["expected_median"])
+    assert medians[0] > medians[1]  # repeated tokens are worth less
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0  # curves drawn run by run
+    fit = bs.load(out)
     with pytest.raises(bs.errors.UnsupportedLawError, match="unique_tokens"):
         bs.compute_optimal(fit, 1e21)

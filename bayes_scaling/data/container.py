@@ -38,6 +38,8 @@ from ..errors import (
 
 #: canonical column names of the container's frame
 COLUMNS = ("family", "run", "seed", "params", "tokens", "flops", "loss")
+#: columns a frame has when the data gave them (distinct tokens seen, for repeated data)
+OPTIONAL_COLUMNS = ("unique_tokens",)
 
 #: a cross-entropy in nats above this median looks like a perplexity
 #: (uniform guessing over a 160k-token vocabulary gives ln(160000) = 12.0 nats)

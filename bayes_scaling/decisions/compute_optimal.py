@@ -40,11 +40,11 @@ def require_tokens_law(fit: Any, what: str, *, chinchilla_form: bool = False) ->
     law = fit.law
     if not {"params", "tokens"} <= set(law.inputs) or not set(law.inputs) <= {"params", "tokens", "flops"}:
         raise UnsupportedLawError(f"{what} needs a law of parameters and tokens alone; this fit uses the "
-                                  f"{law.name!r} law ({law.formula}), which reads {list(law.inputs)}. Refit with "
+                                  f"{law.name!r} law ({law.one_line}), which reads {list(law.inputs)}. Refit with "
                                   "law='chinchilla'.")
     if chinchilla_form and not is_chinchilla_form(law):
         raise UnsupportedLawError(f"{what} is solved for laws of the form E + A N^-alpha + B D^-beta (parameters "
-                                  f"named E, A, alpha, B, beta); the {law.name!r} law is {law.formula}")
+                                  f"named E, A, alpha, B, beta); the {law.name!r} law is {law.one_line}")
 
 
 def is_chinchilla_form(law: Any) -> bool:

@@ -361,7 +361,7 @@ def check_identifiable(data: ScalingData, law: Law, *, borrowed: bool, priors: P
         return
     raise DataValidationError(
         f"the data hold a single configuration ({len(data)} row(s) at one size and token count), which cannot "
-        f"identify the {len(law.sampling)} parameters of the {law.name!r} law ({law.formula}). Add runs of "
+        f"identify the {len(law.sampling)} parameters of the {law.name!r} law ({law.one_line}). Add runs of "
         "other sizes or checkpoints at other token counts, or fit this family with a population prior borrowed "
         "from other families (borrow=...).")
 
@@ -457,7 +457,7 @@ def _held_out_residuals(data: ScalingData, spec: ModelSpec, settings: dict[str, 
                         rng: np.random.Generator) -> tuple[HeldOut | None, dict]:
     """Fit the rows ``split`` keeps, predict those it holds out; their per-run residuals and a record."""
     train = data.subset(~split.held, name="nested_leave_out", reason=split.description)
-    inner_spec = ModelSpec.from_data(train, spec.law, spec.priors, likelihood=spec.likelihood,
+    inner_spec = ModelSpec.from_data(train, spec.law_obj, spec.priors, likelihood=spec.likelihood,
                                      noncentering=spec.noncentering,
                                      checkpoint_noise=checkpoint_noise_for(spec.checkpoint_noise, train),
                                      treatments={g: t for g, t in spec.treatments.items()

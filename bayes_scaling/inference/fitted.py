@@ -31,6 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from ..data import DropRecord, ScalingData
+from ..data.container import OPTIONAL_COLUMNS
 from ..data.extent import DIRECTIONS, per_direction
 from ..errors import FitFileError
 from ..model.checkpoint_noise import run_loglik_numpy as ou_run_loglik_numpy
@@ -105,7 +106,7 @@ def build_idata(idata: az.InferenceData, data: ScalingData, spec: ModelSpec, sam
     obs = np.arange(len(df))
     const = xr.Dataset(
         {c: ("obs", df[c].to_numpy(dtype=str if c in ("family", "run", "seed") else float))
-         for c in ("family", "run", "seed", "params", "tokens", "flops")},
+         for c in ("family", "run", "seed", "params", "tokens", "flops", *OPTIONAL_COLUMNS) if c in df},
         coords={"obs": obs})
     observed = xr.Dataset({"loss": ("obs", df["loss"].to_numpy(dtype=float))}, coords={"obs": obs})
     loglik = xr.Dataset({"runs": run_log_likelihood(post, data, spec)})
@@ -165,6 +166,9 @@ class ScalingFit:
         frame = pd.DataFrame({k: c[k].to_numpy() for k in ("family", "run", "seed", "params", "tokens", "flops")})
         frame["loss"] = self.idata.observed_data["loss"].to_numpy()
         frame = frame[["family", "run", "seed", "params", "tokens", "flops", "loss"]]
+        for k in OPTIONAL_COLUMNS:
+            if k in c:
+                frame[k] = c[k].to_numpy()
         for k in ("family", "run", "seed"):
             frame[k] = frame[k].astype(str)
         return ScalingData(frame=frame, dropped=tuple(DropRecord(**d) for d in self.spec.filters),
@@ -291,7 +295,7 @@ class ScalingFit:
         params.update(noise)
         info = self.sampler_info
         return {
-            "law": self.law.formula, "likelihood": self.spec.likelihood,
+            "law": self.law.one_line, "likelihood": self.spec.likelihood,
             "checkpoint_noise": self.spec.checkpoint_noise,
             "divergences": d.divergences, "max_rhat": d.max_rhat, "min_ess_bulk": d.min_ess_bulk,
             "min_ess_tail": d.min_ess_tail, "chains": d.chains, "draws": d.draws,

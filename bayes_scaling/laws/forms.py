@@ -199,6 +199,11 @@ class Law:
         return tuple(p.sampling for p in self.parameters)
 
     @property
+    def one_line(self) -> str:
+        """The formula on one line (its definitions separated by "; "), for titles and reports."""
+        return "; ".join(line.strip() for line in self.formula.strip().splitlines() if line.strip())
+
+    @property
     def further_inputs(self) -> tuple[str, ...]:
         """The inputs beyond parameters, tokens and FLOPs (each prediction must be given them)."""
         return tuple(i for i in self.inputs if i not in ("params", "tokens", "flops"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -84,8 +85,10 @@ def fitted_curves(curves: pd.DataFrame, points: pd.DataFrame, x: str, interval: 
     return to_png(fig)
 
 
-def parameter_forest(tab: pd.DataFrame, names: list[str], levels: list[str], interval: float) -> bytes:
-    """Population (black) and family (coloured) medians and intervals of each natural parameter."""
+def parameter_forest(tab: pd.DataFrame, names: list[str], levels: list[str], interval: float,
+                     log_scale: Sequence[str] = ()) -> bytes:
+    """Population (black) and family (coloured) medians and intervals of each natural parameter (on a log
+    axis for those in ``log_scale``: amplitudes that span decades)."""
     fig, axes = new_figure(1, len(names), figsize=(2.6 * len(names), 0.35 * (len(levels) + 1) + 1.2),
                            sharey=True, squeeze=False)
     y = np.arange(len(levels))[::-1]
@@ -96,7 +99,7 @@ def parameter_forest(tab: pd.DataFrame, names: list[str], levels: list[str], int
         ax.scatter(sub["median"], y, color=colors, s=16, zorder=3)
         ax.axvline(sub.loc[levels[0], "median"], color="black", lw=0.6, ls=":")
         ax.set_title(p)
-        if p in ("A", "B"):
+        if p in log_scale:
             ax.set_xscale("log")
     axes[0, 0].set_yticks(y, levels, fontsize=7)
     fig.suptitle(f"Population (black) and family parameters, medians and {interval:.0%} intervals", fontsize=10)

@@ -47,7 +47,7 @@ def summary_section(fit: Any, interval: float) -> Section:
     d = fit.diagnostics
     s = Section("Summary")
     s.blocks.append(Text(f"{len(fit.data)} observations of {len(fit.spec.runs)} runs in {len(fit.families)} "
-                         f"famil{'y' if len(fit.families) == 1 else 'ies'}; law {fit.law.formula}; "
+                         f"famil{'y' if len(fit.families) == 1 else 'ies'}; law {fit.law.one_line}; "
                          f"{fit.spec.likelihood} likelihood; {d.chains} chains x {d.draws} draws."))
     if d.ok:
         s.blocks.append(Text("Sampling diagnostics: all checks passed (no divergences, R-hat and ESS within "
@@ -85,7 +85,7 @@ def model_section(fit: Any) -> Section:
     spec = fit.spec
     ref = ", ".join(f"{k} = {human(v)}" for k, v in spec.reference.items())
     s = Section("Model and priors", [
-        Text(f"Law: {fit.law.formula}, written on the sampling scale {', '.join(fit.law.sampling)} and anchored at "
+        Text(f"Law: {fit.law.one_line}, written on the sampling scale {', '.join(fit.law.sampling)} and anchored at "
              f"the reference scales {ref}."),
         Text(model_equations(), "code"),
         Text(f"Likelihood: {spec.likelihood}; checkpoint noise: {spec.checkpoint_noise}"
@@ -193,17 +193,17 @@ def curves_section(fit: Any, interval: float) -> Section:
     s = Section("Fitted curves")
     if "tokens" not in fit.law.inputs:
         curves, points = _compute_only_curves(fit, interval)
-        s.blocks.append(Figure(figures.fitted_curves(curves, points, "flops", interval, fit.law.formula),
+        s.blocks.append(Figure(figures.fitted_curves(curves, points, "flops", interval, fit.law.one_line),
                                "loss_vs_compute", "Loss against compute per family."))
         return s
     curves, points = _curve_grid(fit, interval)
     shown = "" if curves["params"].nunique() == fit.data.frame["params"].nunique() else \
         " (up to five sizes per family, spread over its range)"
     s.blocks += [
-        Figure(figures.fitted_curves(curves, points, "tokens", interval, fit.law.formula), "loss_vs_tokens",
+        Figure(figures.fitted_curves(curves, points, "tokens", interval, fit.law.one_line), "loss_vs_tokens",
                f"Loss against training tokens, one colour per model size{shown}: observations (dots) and the "
                f"posterior median and {interval:.0%} band of the expected loss (no seed noise)."),
-        Figure(figures.fitted_curves(curves, points, "flops", interval, fit.law.formula), "loss_vs_compute",
+        Figure(figures.fitted_curves(curves, points, "flops", interval, fit.law.one_line), "loss_vs_compute",
                "The same curves against training compute: where sizes cross shows which is compute-optimal.")]
     return s
 
@@ -230,7 +230,8 @@ def parameters_section(fit: Any, interval: float) -> Section:
     wide = law_tab.pivot(index="level", columns="parameter", values="value").reindex(levels)[names].reset_index()
     wide.columns.name = None
     return Section("Parameters", [
-        Figure(figures.parameter_forest(tab, names, levels, interval), "parameter_forest",
+        Figure(figures.parameter_forest(tab, names, levels, interval,
+                                        log_scale=[p.name for p in fit.law.parameters if p.anchor]), "parameter_forest",
                "Population distribution of a new family (black, with its spread across families) and each "
                "family's posterior. A family far from the population is one the others would mispredict."),
         Table(wide, caption=f"Natural-unit parameters: median [{interval:.0%} interval].")])
@@ -423,6 +424,10 @@ def frontier_section(fit: Any, interval: float, budgets: Any | None = None, rand
     s = Section("Compute-optimal frontier")
     if not {"params", "tokens"} <= set(fit.law.inputs):
         s.blocks.append(Text(f"Not available: the {fit.law.name!r} law has no separate N and D."))
+        return s
+    if fit.law.further_inputs:
+        s.blocks.append(Text(f"Not available: the {fit.law.name!r} law also reads {', '.join(fit.law.further_inputs)}, "
+                             "which the allocation of a compute budget between N and D does not fix."))
         return s
     budgets = frontier_budgets(fit) if budgets is None else np.sort(np.asarray(budgets, dtype=float))
     fams = list(fit.families[:6])
