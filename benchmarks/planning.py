@@ -27,13 +27,22 @@ import numpy as np
 import pandas as pd
 
 import bayes_scaling as bs
-from bayes_scaling.evaluate.planning import (BacktestSettings, backtest_matches, backtest_planning,
-                                             backtest_table, matches_table)
+from bayes_scaling.evaluate.planning import (BacktestSettings, backtest_matches, backtest_planning, budget_labels,
+                                             matches_table)
 from bayes_scaling.grid.config import DATASETS
 from bayes_scaling.model.spec import CHECKPOINT_NOISES
 from bayes_scaling.report.format import markdown_table
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def backtest_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, budget and method: families, median compute spent, median and mean ARE, 90% coverage."""
+    r = results.assign(budget_label=budget_labels(results))
+    g = r.groupby(["dataset", "budget_label", "method"], sort=False)
+    return g.agg(families=("are", "size"), spent_fraction=("spent_fraction", "median"), runs=("runs", "median"),
+                 median_are=("are", "median"), mean_are=("are", "mean"), cover90=("cover90", "mean"),
+                 expected_are=("expected_are", "median")).reset_index()
 
 
 def planner_timing(prior: bs.PopulationPrior, target: dict, seed: int = 0) -> dict:

@@ -25,7 +25,7 @@ Parts (``--parts``, default all):
 ``thinning_noise``  the same with a reference of ``--dense`` checkpoints per run, under each checkpoint-noise
               model (``--checkpoint-noise independent,ou``): does the posterior stop moving with the density
               once the noise is correlated along the run?
-``predict``   :func:`bayes_scaling.predict.expected_loss_moments` on 10^5 (N, D) points x 4000 draws.
+``predict``   :func:`expected_loss_moments` (below) on 10^5 (N, D) points x 4000 draws.
 ``cache``     fits that share a structure (a fit and its calibration fit, leave-one-family-out population
               fits, borrowed fits) with the compiled-model cache off and on, side by side; the same draws.
 ``backends``  nutpie's two compile backends (numba, JAX) side by side on the same fits, the compiled-model
@@ -65,6 +65,7 @@ import time
 import tracemalloc
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -590,9 +591,51 @@ def part_blas(datasets: list[str], draws: int, seed: int) -> list[dict]:
     return rows
 
 
-def part_predict(seed: int, n_points: int = 100_000, n_draws: int = 4000) -> dict:
-    from bayes_scaling.predict import expected_loss_moments
+def expected_loss_moments(law: bs.laws.Law, theta: dict[str, np.ndarray], reference: dict, columns: dict[str, np.ndarray],
+                          *, dtype: Any = np.float32, threads: int | None = None,
+                          chunk_values: int = 8_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and sd of the expected loss L(theta; x) at many points, with no PyMC graph.
 
+    ``theta`` maps the law's sampling parameters to draws (sample,); ``columns`` its inputs (point,).
+    Each term ``exp(log_amp_ref - exponent * z)`` is evaluated as an outer product over (sample, point)
+    in ``dtype`` (float32 by default: ~7 significant digits, far below posterior spread) in chunks of
+    ``chunk_values`` on ``threads`` threads (numpy releases the GIL). 10^5 points x 4000 draws took
+    1.2 s on 2 cores (part ``predict``). Summaries accumulate in float64.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    z = bs.laws.standardized_inputs(law, columns, reference)
+    n_pts = len(next(iter(z.values())))
+    name = law.sampling_name  # a power-sum law (Law.terms): the constant and each term's amplitude and exponent
+    level = np.exp(np.asarray(theta[name(law.irreducible)], dtype=float)).astype(dtype)[:, None]
+    terms = [(np.exp(np.asarray(theta[name(amp)], dtype=float)).astype(dtype)[:, None],
+              (-np.exp(np.asarray(theta[name(expo)], dtype=float))).astype(dtype), z[inp].astype(dtype))
+             for amp, expo, inp in law.terms]
+    n_s = level.shape[0]
+    mean, sd = np.empty(n_pts), np.empty(n_pts)
+    step = max(1, int(chunk_values) // max(n_s, 1))
+
+    def work(start: int) -> None:
+        sl = slice(start, min(start + step, n_pts))
+        total = None
+        for amp, neg_expo, zi in terms:
+            x = np.multiply.outer(neg_expo, zi[sl])
+            np.exp(x, out=x)
+            x *= amp
+            total = x if total is None else np.add(total, x, out=total)
+        total += level
+        m = total.mean(axis=0, dtype=np.float64)
+        mean[sl] = m
+        total -= m.astype(dtype)[None, :]
+        np.square(total, out=total)
+        sd[sl] = np.sqrt(total.mean(axis=0, dtype=np.float64))
+
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        list(pool.map(work, range(0, n_pts, step)))
+    return mean, sd
+
+
+def part_predict(seed: int, n_points: int = 100_000, n_draws: int = 4000) -> dict:
     law = bs.laws.get_law("chinchilla")
     rng = np.random.default_rng(seed)
     theta = {p: rng.normal(m, 0.05, n_draws) for p, m in

@@ -223,15 +223,6 @@ def budget_labels(results: pd.DataFrame) -> pd.Series:
                      index=results.index)
 
 
-def backtest_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per dataset, budget and method: families, median compute spent, median and mean ARE, 90% coverage."""
-    r = results.assign(budget_label=budget_labels(results))
-    g = r.groupby(["dataset", "budget_label", "method"], sort=False)
-    return g.agg(families=("are", "size"), spent_fraction=("spent_fraction", "median"), runs=("runs", "median"),
-                 median_are=("are", "median"), mean_are=("are", "mean"), cover90=("cover90", "mean"),
-                 expected_are=("expected_are", "median")).reset_index()
-
-
 def backtest_matches(results: pd.DataFrame, *, slack: float = 0.05) -> pd.DataFrame:
     """Per family and heuristic run set: the least compute at which the plan did at least as well.
 
