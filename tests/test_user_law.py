@@ -49,6 +49,11 @@ def test_a_kaplan_law_fits_predicts_reports_and_round_trips(tmp_path):
     np.testing.assert_allclose(again.predict("a", 3e9, 6e10)["expected_median"], pred["expected_median"])
     opt = bs.compute_optimal(fit, 1e21, family="a")  # a numeric optimum for any law of N and D
     assert np.all(opt["params"] > 0) and np.all(opt["tokens"] > 0)
+    prior_path = bs.PopulationPrior.from_fit(fit).save(tmp_path / "kaplan_prior.nc")  # borrowed by a new family
+    one = data.frame[(data.frame["family"] == "b") & (data.frame["params"] == 1e8)].assign(family="new")
+    borrowed = bs.fit(one, borrow=prior_path, **FAST)  # the prior's law, rebuilt from its file
+    assert borrowed.law == KAPLAN and borrowed.spec.borrowed is not None
+    assert np.isfinite(borrowed.predict("new", 1e9, 2e10)["expected_median"]).all()
     bs.write_report(fit, tmp_path / "report", formats=("md",))
     text = (tmp_path / "report" / "report.md").read_text()
     assert KAPLAN.formula in text and "alpha_N" in text

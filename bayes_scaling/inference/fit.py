@@ -38,7 +38,7 @@ log = logging.getLogger("bayes_scaling")
 
 def fit(
     data: ScalingData | pd.DataFrame,
-    law: str | Law = "chinchilla",
+    law: str | Law | None = None,
     priors: Priors | None = None,
     *,
     likelihood: str = "normal",
@@ -72,7 +72,8 @@ def fit(
     law:
         ``"chinchilla"`` (L = E + A N^-alpha + B D^-beta), ``"compute"`` (L = E + A C^-alpha),
         ``"data_constrained"`` (repeated tokens; the data need ``unique_tokens``), or your own
-        :class:`~bayes_scaling.laws.Law` (docs/howto/your_own_law.md).
+        :class:`~bayes_scaling.laws.Law` (docs/howto/your_own_law.md). Default: the law of the prior given
+        with ``borrow``, else ``"chinchilla"``.
     priors:
         A :class:`Priors`; default :meth:`Priors.default` scaled by the data's median loss.
     borrow:
@@ -159,6 +160,7 @@ def fit(
     check_sampler_settings(draws=draws, tune=tune, chains=chains, target_accept=target_accept)
     data = apply_filters(as_scaling_data(data), min_tokens=min_tokens, fraction=fraction)
     prior = PopulationPrior.coerce(borrow) if borrow is not None else None
+    law = law if law is not None else (prior.law_obj if prior is not None else "chinchilla")
     check_law_inputs(get_law(law), data)
     check_identifiable(data, get_law(law), borrowed=prior is not None, priors=priors)
     log.info("fitting %d rows, %d runs, %d families (%s law)", len(data), len(data.runs), len(data.families),
@@ -167,7 +169,8 @@ def fit(
     if prior is not None:
         df = data.frame
         conflict = prior.conflict(df["params"].to_numpy(), df["tokens"].to_numpy(), df["loss"].to_numpy(),
-                                  df["flops"].to_numpy())
+                                  df["flops"].to_numpy(), {c: df[c].to_numpy() for c in prior.law_obj.further_inputs
+                                                           if c in df})
         if conflict["p_value"] < CONFLICT_P_VALUE:
             warnings.warn(
                 f"the new family's losses are {np.exp(conflict['log_ratio']):.3g}x what the borrowed population "

@@ -292,7 +292,7 @@ class PopulationPrior:
         raise PriorError(f"borrow must be a PopulationPrior, a ScalingFit or a path, got {type(borrow).__name__}")
 
     def conflict(self, params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
-                 flops: np.ndarray | None = None) -> dict[str, float]:
+                 flops: np.ndarray | None = None, inputs: dict[str, np.ndarray] | None = None) -> dict[str, float]:
         """How surprising a new family's observed losses are under this prior (a prior predictive check).
 
         For each prior draw, the mean log residual of the observations against that draw's law plus its
@@ -300,11 +300,12 @@ class PopulationPrior:
         ``log_ratio`` the median of the observed loss over the prior predictive (log scale). A
         ``p_value`` below :data:`CONFLICT_P_VALUE` (0.001) means the family's loss is on another scale than
         the families the prior came from (a different loss, unit or evaluation): borrowing from them is not
-        meaningful.
+        meaningful. ``inputs``: the law's further inputs (``unique_tokens``), when it reads any.
         """
         law = self.law_obj
         cols = {"params": np.asarray(params, float), "tokens": np.asarray(tokens, float)}
         cols["flops"] = 6 * cols["params"] * cols["tokens"] if flops is None else np.asarray(flops, float)
+        cols.update({k: np.asarray(v, float) for k, v in (inputs or {}).items()})
         nat = {k: self.natural[:, i, None] for i, k in enumerate(law.natural)}
         with np.errstate(over="ignore", invalid="ignore"):
             log_pred = np.log(law.natural_loss(nat, {k: v[None, :] for k, v in cols.items()}))
