@@ -30,10 +30,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-from .data.container import MIN_LARGEST_PARAMS, MIN_LARGEST_TOKENS, TOKENS_PER_PARAM_RANGE
+from .data.container import MIN_LARGEST_PARAMS, MIN_LARGEST_TOKENS, TOKENS_PER_PARAM_RANGE, more_unique_than_tokens
 from .data.extent import DIRECTIONS, distances, per_direction
 from .errors import ExtrapolationWarning, UnknownFamilyError
-from .laws import INPUTS, Law, standardized_inputs
+from .laws import BASE_INPUTS, INPUTS, Law, standardized_inputs
 
 #: at most this many (sample x point) values are held in memory at once
 _CHUNK_VALUES = 4_000_000
@@ -287,10 +287,11 @@ def query_columns(params: Any, tokens: Any, flops: Any | None = None, inputs: Ma
     from .errors import MissingColumnError, NonPositiveValueError
 
     extra = dict(inputs or {})
-    unknown = sorted(set(extra) - set(INPUTS) | set(extra) & {"params", "tokens", "flops"})
+    further = [i for i in INPUTS if i not in BASE_INPUTS]
+    unknown = sorted(set(extra) - set(further))
     if unknown:
-        raise ValueError(f"inputs= takes a law's further inputs {[i for i in INPUTS if i not in ('params', 'tokens', 'flops')]}; "
-                         f"got {unknown} (params, tokens and flops are arguments of their own)")
+        raise ValueError(f"inputs= takes a law's further inputs {further}; got {unknown} (params, tokens and flops "
+                         "are arguments of their own)")
     arrays = np.broadcast_arrays(np.atleast_1d(np.asarray(params, dtype=float)),
                                  np.atleast_1d(np.asarray(tokens, dtype=float)),
                                  *(np.atleast_1d(np.asarray(v, dtype=float)) for v in extra.values()))
@@ -299,7 +300,7 @@ def query_columns(params: Any, tokens: Any, flops: Any | None = None, inputs: Ma
     for name, v in {"params": n, "tokens": d, **more}.items():
         if np.any(~np.isfinite(v)) or np.any(v <= 0):
             raise NonPositiveValueError(f"{name} of a prediction must be positive and finite")
-    if "unique_tokens" in more and np.any(more["unique_tokens"] > d * (1 + 1e-9)):
+    if "unique_tokens" in more and more_unique_than_tokens(more["unique_tokens"], d).any():
         raise ValueError("unique_tokens of a prediction cannot exceed its tokens (a run sees each unique token at "
                          "least once)")
     c = 6.0 * n * d if flops is None else np.broadcast_to(np.asarray(flops, dtype=float), n.shape).copy()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -379,10 +380,16 @@ def _assumed_runs(frame: pd.DataFrame, with_seed: bool) -> tuple[str, ...]:
     return (note,)
 
 
+def more_unique_than_tokens(unique_tokens: Any, tokens: Any) -> np.ndarray:
+    """Where more distinct tokens than tokens were seen (impossible: each is seen at least once); a relative
+    tolerance of 1e-9 for values written with rounding."""
+    return np.asarray(unique_tokens, dtype=float) > np.asarray(tokens, dtype=float) * (1 + 1e-9)
+
+
 def _check_unique_tokens(out: pd.DataFrame, col: str) -> None:
     """Raise when a checkpoint has seen more distinct tokens than tokens."""
     check_finite_positive(out, ["tokens", "unique_tokens"])
-    bad = out["unique_tokens"] > out["tokens"] * (1 + 1e-9)
+    bad = more_unique_than_tokens(out["unique_tokens"], out["tokens"])
     if bad.any():
         ex = out.loc[bad, ["params", "tokens", "unique_tokens"]].head(3).to_dict("records")
         raise DataValidationError(

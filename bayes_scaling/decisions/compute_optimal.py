@@ -38,7 +38,7 @@ def require_tokens_law(fit: Any, what: str, *, chinchilla_form: bool = False) ->
     """Decisions about N and D need a law of N and D alone (and, with ``chinchilla_form``, one of the form
     E + A N^-alpha + B D^-beta, which they solve in closed form)."""
     law = fit.law
-    if not {"params", "tokens"} <= set(law.inputs) or not set(law.inputs) <= {"params", "tokens", "flops"}:
+    if not {"params", "tokens"} <= set(law.inputs) or law.further_inputs:
         raise UnsupportedLawError(f"{what} needs a law of parameters and tokens alone; this fit uses the "
                                   f"{law.name!r} law ({law.one_line}), which reads {list(law.inputs)}. Refit with "
                                   "law='chinchilla'.")

@@ -272,10 +272,9 @@ def plan(posterior: Any, target: Mapping[str, float], budget: float, *, family: 
     if not (tn > 0 and td > 0 and math.isfinite(tn) and math.isfinite(td)):
         raise NonPositiveValueError(f"target params and tokens must be positive and finite, got {tn!r}, {td!r}")
     draws = family_draws(posterior, family, random_seed, new_family=new_family)
-    other = sorted(set(draws.law.inputs) - {"params", "tokens", "flops"})
-    if other:
+    if draws.law.further_inputs:
         raise UnsupportedLawError(f"planning runs fantasises runs in parameters, tokens and FLOPs; the {draws.law.name!r} "
-                                  f"law also reads {other}")
+                                  f"law also reads {list(draws.law.further_inputs)}")
     if not {"params", "tokens"} <= set(draws.law.inputs) and candidates is None:
         raise UnsupportedLawError("the default candidate grid is in N and D; with the compute law pass candidates")
     cand = validate_candidates(candidates if candidates is not None else default_candidates(tn, td))

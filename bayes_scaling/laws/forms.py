@@ -50,8 +50,10 @@ import numpy as np
 from ..errors import LawError
 from .expression import FUNCTIONS, Expression
 
+#: the inputs every prediction has (FLOPs default to 6 N D)
+BASE_INPUTS = ("params", "tokens", "flops")
 #: the data columns a law may read (``unique_tokens``: distinct tokens seen, for repeated data)
-INPUTS = ("params", "tokens", "flops", "unique_tokens")
+INPUTS = (*BASE_INPUTS, "unique_tokens")
 TRANSFORMS = ("log", "identity")
 
 
@@ -186,6 +188,7 @@ class Law:
             raise LawError(f"law {self.name!r}: irreducible={irreducible!r} must name a positive (transform='log'), "
                            "unanchored parameter")
         object.__setattr__(self, "irreducible", irreducible)
+        object.__setattr__(self, "_sampling_of", {p.name: p.sampling for p in params})
         object.__setattr__(self, "_expression", expr)
         object.__setattr__(self, "_terms", terms)
 
@@ -206,10 +209,10 @@ class Law:
     @property
     def further_inputs(self) -> tuple[str, ...]:
         """The inputs beyond parameters, tokens and FLOPs (each prediction must be given them)."""
-        return tuple(i for i in self.inputs if i not in ("params", "tokens", "flops"))
+        return tuple(i for i in self.inputs if i not in BASE_INPUTS)
 
     def sampling_name(self, natural: str) -> str:
-        return {p.name: p.sampling for p in self.parameters}[natural]
+        return self._sampling_of[natural]  # type: ignore[attr-defined]
 
     @property
     def terms(self) -> tuple[tuple[str, str, str], ...]:
@@ -271,8 +274,7 @@ class Law:
             if p.transform == "identity":
                 out[p.name] = s
             elif p.anchor:
-                inp, e = p.anchor
-                out[p.name] = xp.exp(s + (out[e] if isinstance(e, str) else float(e)) * xp.log(ref[inp]))
+                out[p.name] = xp.exp(s + _anchor_exponent(p, out) * xp.log(ref[p.anchor[0]]))
             else:
                 out[p.name] = xp.exp(s)
         return {k: out[k] for k in self.natural}
@@ -285,8 +287,7 @@ class Law:
             if p.transform == "identity":
                 out[p.sampling] = v
             elif p.anchor:
-                inp, e = p.anchor
-                out[p.sampling] = np.log(v) - (natural[e] if isinstance(e, str) else float(e)) * np.log(ref[inp])
+                out[p.sampling] = np.log(v) - _anchor_exponent(p, natural) * np.log(ref[p.anchor[0]])
             else:
                 out[p.sampling] = np.log(v)
         return {k: out[k] for k in self.sampling}
@@ -307,6 +308,12 @@ class Law:
     @classmethod
     def from_dict(cls, d: Mapping) -> "Law":
         return _law_from_json(json.dumps(dict(d), sort_keys=True))
+
+
+def _anchor_exponent(p: Parameter, natural: Mapping[str, Any]) -> Any:
+    """The exponent of an anchored parameter: a number, or the natural value of the parameter it names."""
+    e = p.anchor[1]  # type: ignore[index]
+    return natural[e] if isinstance(e, str) else float(e)
 
 
 @functools.lru_cache(maxsize=64)

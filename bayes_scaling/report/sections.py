@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.extent import DIRECTIONS, distances
+from ..errors import UnsupportedLawError
 from ..model import POPULATION_VARS, hierarchical
 from ..model.population_prior import CONFLICT_P_VALUE
 from . import figures
@@ -420,14 +421,13 @@ def frontier_budgets(fit: Any, n: int = 25) -> np.ndarray:
 
 def frontier_section(fit: Any, interval: float, budgets: Any | None = None, random_seed: int = 0) -> Section:
     from ..decisions import compute_optimal
+    from ..decisions.compute_optimal import require_tokens_law
 
     s = Section("Compute-optimal frontier")
-    if not {"params", "tokens"} <= set(fit.law.inputs):
-        s.blocks.append(Text(f"Not available: the {fit.law.name!r} law has no separate N and D."))
-        return s
-    if fit.law.further_inputs:
-        s.blocks.append(Text(f"Not available: the {fit.law.name!r} law also reads {', '.join(fit.law.further_inputs)}, "
-                             "which the allocation of a compute budget between N and D does not fix."))
+    try:
+        require_tokens_law(fit, "the compute-optimal frontier")
+    except UnsupportedLawError as err:
+        s.blocks.append(Text(f"Not available: {err}"))
         return s
     budgets = frontier_budgets(fit) if budgets is None else np.sort(np.asarray(budgets, dtype=float))
     fams = list(fit.families[:6])
