@@ -28,9 +28,10 @@ _EXPORTS = {
     **dict.fromkeys(["DownstreamFit", "fit_downstream", "load_downstream"], ".inference.downstream"),
     "TaskData": ".data.tasks",
     **dict.fromkeys(["ModelSpec", "PopulationPrior", "Priors"], ".model"),
+    "published_prior": ".model.population_prior",
     "are": ".predict",
 }
-_SUBMODULES = ("decisions", "errors", "laws", "data", "evaluate", "grid", "inference", "model", "report")
+_SUBMODULES = ("decisions", "errors", "laws", "data", "evaluate", "grid", "inference", "model", "priors", "report")
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .errors import OutputPathError
+from .errors import OutputPathError, UsageError
 
 #: one interval convention for every command: central (equal-tailed) posterior intervals of this mass
 INTERVAL = 0.9
@@ -754,12 +754,39 @@ def cmd_plan(a: argparse.Namespace) -> int:
 
 def cmd_prior(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
+    from bayes_scaling.model.population_prior import PUBLISHED
 
-    _check_out_file(a.out)
-    kw = {} if a.population is None else {"population": a.population}
-    prior = bs.PopulationPrior.from_fit(bs.load(a.fit), draws=a.draws, **kw)
-    path = _save(prior, a.out, "prior")
-    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB): {prior.describe()}")
+    published = a.source == PUBLISHED
+    if a.without and not (published and a.rebuild):
+        raise UsageError("--without ZOO leaves a zoo out of a rebuilt published prior: use it with "
+                         "bayes-scaling prior published --rebuild --out FILE")
+    if published and a.population is not None:
+        raise UsageError("--population chooses how a fit's families become a prior; the published prior is "
+                         "always the blend of its source fit (drop --population)")
+    if a.out is None and not a.describe:
+        raise UsageError("say where to write the prior (--out FILE), or print what it holds (--describe)")
+    if a.out is not None:
+        _check_out_file(a.out)
+    if published and a.rebuild:
+        from bayes_scaling.priors.published import build_published_prior
+
+        prior = build_published_prior(exclude=a.without, random_seed=a.random_seed, draws=a.draws)
+    elif a.rebuild:
+        raise UsageError(f"--rebuild rebuilds the published prior: bayes-scaling prior published --rebuild --out FILE "
+                         f"(got {a.source})")
+    elif published:
+        prior = bs.PopulationPrior.published()
+    else:
+        kw = {} if a.population is None else {"population": a.population}
+        path = Path(a.source)
+        # a prior file, or a fit extracted with the defaults, when only described
+        prior = (bs.PopulationPrior.load(path) if a.out is None and not kw
+                 else bs.PopulationPrior.from_fit(bs.load(path), draws=a.draws, **kw))
+    if a.out is not None:
+        path = _save(prior, a.out, "prior")
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB): {prior.describe()}")
+    if a.describe:
+        print(prior.summary())
     return 0
 
 
@@ -808,8 +835,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _subcommand(sub, "fit", "fit a CSV of runs and write FIT.nc", "bayes-scaling fit " + _DATA_EXAMPLE
                     + " --out fit.nc")
     _data_args(p)
-    p.add_argument("--borrow", default=None, type=Path, metavar="FILE",
-                   help="FIT.nc or PRIOR.nc: fit one new family with that population prior")
+    p.add_argument("--borrow", default=None, metavar="FILE|published",
+                   help="FIT.nc or PRIOR.nc: fit one new family with that population prior; 'published': the prior "
+                        "shipped with the package, fitted on every public zoo it bundles (the loss level is left "
+                        "to this family's data)")
     p.add_argument("--treatment", type=_treatment, action="append", default=[], metavar="TREATED=TWIN",
                    help="the treated family (e.g. grown by stacking) is its twin plus a shift (repeatable)")
     _sampling_args(p)
@@ -817,15 +846,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the fit (NetCDF); checked before sampling")
     p.set_defaults(func=cmd_fit)
 
-    p = _subcommand(sub, "prior", "extract the population prior of a fit into a small file",
-                    "bayes-scaling prior zoo.nc --out population.nc")
-    p.add_argument("fit", type=Path, help="a fit of several families (FIT.nc)")
+    p = _subcommand(sub, "prior", "extract the population prior of a fit, or use the published prior",
+                    "bayes-scaling prior zoo.nc --out population.nc\n  bayes-scaling prior published --describe\n"
+                    "  bayes-scaling prior published --rebuild --out published.nc")
+    p.add_argument("source", metavar="FIT|published",
+                   help="a fit of several families (FIT.nc), or 'published': the prior shipped with the package, "
+                        "fitted on every public zoo it bundles")
+    p.add_argument("--describe", action="store_true",
+                   help="print what the prior holds: its parameters, noise and, for the published prior, the "
+                        "families it was fitted on")
+    p.add_argument("--rebuild", action="store_true",
+                   help="with 'published': fit the bundled zoos again (minutes) and write the prior to --out")
+    p.add_argument("--without", action="append", default=[], metavar="ZOO",
+                   help="with --rebuild: leave this zoo out (repeatable; colpret, porian, gemstone, olmo_ladder)")
+    p.add_argument("--random-seed", type=_count(0), default=0, metavar="SEED", help="seed of a rebuild")
     p.add_argument("--draws", type=_count(1), default=4000, metavar="N", help="draws kept in the prior")
     p.add_argument("--population", default=None, metavar="{blend,model,families,mixture}",
                    help="what a new family is like: a Polya-urn blend of the model's population and the fitted "
                         "families (default), the model's population alone, the fitted families alone, or the urn "
                         "kept as a mixture that a borrowed fit averages by evidence (a fit per component)")
-    p.add_argument("--out", required=True, type=Path, metavar="FILE", help="where to write the prior (NetCDF)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE", help="where to write the prior (NetCDF)")
     p.set_defaults(func=cmd_prior)
 
     p = _fit_question(sub, "predict", "posterior predictive loss of one run at one size and token count",

@@ -62,6 +62,10 @@ class SeedSpreadWarning(UserWarning):
     """Repeated runs of one configuration differ far more than seed noise can explain."""
 
 
+class UsageError(BayesScalingError, ValueError):
+    """Command-line flags that do not go together; the message says which and what to use instead."""
+
+
 class OutputPathError(BayesScalingError, ValueError):
     """An output path that cannot be written (a file where a folder is needed, no permission, ...)."""
 

@@ -7,6 +7,7 @@ removed and why; a family emptied by a filter raises :class:`EmptyFamilyError`.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .container import ScalingData
 
@@ -30,11 +31,24 @@ def keep_fraction_of_run(data: ScalingData, fraction: float) -> ScalingData:
     """
     if not (0 < fraction <= 1):
         raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
-    df = data.frame
-    run_max = df.groupby("run")["tokens"].transform("max").to_numpy()
-    keep = df["tokens"].to_numpy() <= fraction * run_max * (1 + 1e-12)
+    keep = share_of_run(data.frame) <= fraction * (1 + 1e-12)
     return data.subset(keep, name="fraction_of_run",
                        reason=f"checkpoints beyond the first {fraction:.0%} of each run's tokens")
+
+
+def drop_start_of_run(data: ScalingData, share: float) -> ScalingData:
+    """Drop each run's checkpoints within the first ``share`` of its tokens (its warm-up and the steep
+    early phase, which sit off a law fitted to the rest); a run's last checkpoint is always kept."""
+    if not (0 <= share < 1):
+        raise ValueError(f"share must be in [0, 1), got {share!r}")
+    keep = share_of_run(data.frame) >= share
+    return data.subset(keep, name="start_of_run", reason=f"checkpoints within the first {share:.0%} of each run's tokens")
+
+
+def share_of_run(frame: pd.DataFrame, by: tuple[str, ...] = ("run",)) -> np.ndarray:
+    """Each row's tokens as a share of its run's last checkpoint's (runs keyed by the columns ``by``)."""
+    final = frame.groupby(list(by))["tokens"].transform("max")
+    return (frame["tokens"] / final).to_numpy(dtype=float)
 
 
 def keep_final_checkpoint(data: ScalingData) -> ScalingData:

@@ -282,6 +282,32 @@ def load_gemstone(root: str | os.PathLike | None = None, which: str = "hot", fam
                                   loss="final_loss", run="run_name", source=f"Gemstone ({path})")
 
 
+# ---------------------------------------------------------------------------- OLMo 2 ladder
+#: the OLMo 2 target runs whose last checkpoint is a finished run (the 7B after its anneal, the 13B's last)
+OLMO_LADDER_TARGETS = ("OLMo2-7B-anneal", "OLMo2-13B-stage1")
+
+
+def load_olmo_ladder(root: str | os.PathLike | None = None, loss: str = "loss_c4_en") -> ScalingData:
+    """The OLMo 2 ladder's validation loss (Bhagia et al. 2025): one family, 190M-3.2B x 0.5-10xC and the
+    7B and 13B targets, the final checkpoint of each run.
+
+    Each ladder run has its own cosine schedule, so only its last checkpoint is the loss of a finished
+    run of that length (the paper fits run ends too); the intermediate checkpoints and the 7B's
+    un-annealed runs are recorded as dropped. ``params`` is the paper's non-embedding N; the repeat of each
+    1xC run is seed 1. ``loss`` names a validation cross-entropy column of ``checkpoints.csv``.
+    """
+    path = data_root(root) / "downstream" / "olmo_ladder" / "checkpoints.csv"
+    df = pd.read_csv(path)
+    if loss not in df.columns or not loss.startswith("loss_"):
+        raise KeyError(f"no validation loss {loss!r} in {path}; choose one of "
+                       f"{[c for c in df.columns if c.startswith('loss_')]}")
+    finished = (df["is_final"] == 1) & ((df["role"] == "ladder") | df["run"].isin(OLMO_LADDER_TARGETS))
+    df, n_bad = _drop_rows(df, ~finished)
+    data = ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss=loss, run="run",
+                                  seed="replicate", source=f"OLMo 2 ladder, Bhagia et al. 2025 ({path})")
+    return _with_drop(data, "unfinished", n_bad, "checkpoints before the end of their run's schedule")
+
+
 #: every shared-data loader by name (used by the CLI's --dataset and by tests)
 LOADERS = {
     "kempner": load_kempner,
@@ -293,4 +319,5 @@ LOADERS = {
     "datablations_code": load_datablations_code,
     "porian": load_porian,
     "gemstone": load_gemstone,
+    "olmo_ladder": load_olmo_ladder,
 }

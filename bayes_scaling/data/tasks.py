@@ -24,6 +24,7 @@ import pandas as pd
 
 from ..errors import DataValidationError, DuplicateRowError, EmptyFamilyError, MissingColumnError
 from .container import _numeric, check_finite_positive, key_column
+from .filters import share_of_run
 
 #: canonical columns of the container's frame (``task_loss`` may be all NaN: not given)
 TASK_COLUMNS = ("family", "run", "task", "params", "tokens", "flops", "accuracy", "chance", "task_loss")
@@ -143,8 +144,7 @@ class TaskData:
 
     def _share_of_run(self) -> np.ndarray:
         """Each row's tokens as a share of its run's final tokens (per task)."""
-        final = self.frame.groupby(["run", "task"])["tokens"].transform("max")
-        return (self.frame["tokens"] / final).to_numpy(dtype=float)
+        return share_of_run(self.frame, by=("run", "task"))
 
     def link_rows(self, burn: float) -> pd.DataFrame:
         """Rows the accuracy link is fitted on: every checkpoint past the first ``burn`` share of its run's

@@ -16,7 +16,7 @@ from ..errors import DataValidationError, PriorDataConflictWarning, SamplingWarn
 from ..laws import Law, get_law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
 from ..model.hierarchical import uses_fused_rows, whitens
-from ..model.population_prior import CONFLICT_P_VALUE, size_spans
+from ..model.population_prior import CONFLICT_P_VALUE, conflict_message, size_spans
 from ..model.spec import LIKELIHOOD_CHOICES, check_law_inputs, checkpoint_noise_for
 from .diagnostics import Diagnostics, diagnose, failed_checks, warn_if_problems
 from .extrapolation import (DEFAULT_DEPTHS, HeldOut, Holdout, aggregate_runs, discrepancy_posterior, holdout_splits,
@@ -172,13 +172,7 @@ def fit(
                                   df["flops"].to_numpy(), {c: df[c].to_numpy() for c in prior.law_obj.further_inputs
                                                            if c in df})
         if conflict["p_value"] < CONFLICT_P_VALUE:
-            warnings.warn(
-                f"the new family's losses are {np.exp(conflict['log_ratio']):.3g}x what the borrowed population "
-                f"prior ({prior.source}) predicts at the same sizes (prior predictive tail probability "
-                f"{conflict['p_value']:.1g}): its loss is probably another quantity, unit or evaluation than "
-                "those families'. The fit goes on, but its extrapolation rests on a prior that does not "
-                "describe this family; borrow from families with comparable losses.",
-                PriorDataConflictWarning, stacklevel=2)
+            warnings.warn(conflict_message(conflict, prior.source), PriorDataConflictWarning, stacklevel=2)
     if prior is not None and prior.is_mixture:  # fit each component, average them by evidence
         from .compile_cache import backend_for_fits
         from .model_averaging import fit_mixture

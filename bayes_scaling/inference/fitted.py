@@ -36,7 +36,7 @@ from ..data.extent import DIRECTIONS, per_direction
 from ..errors import FitFileError
 from ..model.checkpoint_noise import run_loglik_numpy as ou_run_loglik_numpy
 from ..model.likelihood import run_marginal_loglik, run_sums_numpy
-from ..model.population_prior import CONFLICT_P_VALUE
+from ..model.population_prior import CONFLICT_P_VALUE, conflict_summary
 from ..model.spec import ModelSpec
 from ..predict import as_dataset, family_theta_draws, posterior_arrays, predict_draws, query_columns
 from ..storage import read_idata, write_netcdf
@@ -319,8 +319,15 @@ class ScalingFit:
             out.append("every run has one observation: only the total noise is identified; the split into "
                        "seed noise and checkpoint noise follows the prior")
         if self.spec.borrowed is not None:
-            out.append("parameters and noise scales have a borrowed population prior (" + self.spec.borrowed.get(
-                "source", "") + "); what this family's data cannot identify comes from those families")
+            bor = self.spec.borrowed
+            out.append("parameters and noise scales have a borrowed population prior (" + bor.get("source", "")
+                       + "); what this family's data cannot identify comes from those families")
+            if bor.get("free_level"):
+                out.append("the loss level is this family's own: the borrowed prior carries the shape of the curve, "
+                           "not its level (losses on other evaluation sets and tokenizers are not comparable)")
+            if bor.get("not_supplied"):
+                out.append(f"the borrowed prior does not carry {', '.join(bor['not_supplied'])} (not parameters of "
+                           "its law): their priors are this law's defaults, widened by the family spread")
         elif len(self.spec.families) == 1:
             out.append("single family: no family-to-family spread is learned, so new families cannot be predicted")
         ex = self.extrapolation
@@ -331,9 +338,8 @@ class ScalingFit:
                        + ", ".join(f"{n} ({w:.0%})" for n, w in list(weights.items())[:3]))
         pdc = ex.get("prior_data_conflict")
         if pdc and pdc["p_value"] < CONFLICT_P_VALUE:
-            out.append(f"prior-data conflict: this family's losses are {np.exp(pdc['log_ratio']):.3g}x what the "
-                       f"borrowed prior predicts (tail probability {pdc['p_value']:.1g}); its predictions rest on "
-                       "a prior that does not describe it")
+            out.append(f"prior-data conflict: {conflict_summary(pdc)}; its predictions rest on a prior that does "
+                       "not describe it")
         weak = ex.get("weak_borrowed_exponent")
         if weak:
             out.append(f"weakly supported borrowed N-exponent: this family's sizes span {weak['new_span']:.2f} decades "

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ..data.extent import DIRECTIONS, per_direction
@@ -52,6 +53,11 @@ DEFAULT_POPULATION = "blend"
 POPULATION_COMPONENT = "(population)"
 #: draws per mixture component (each component is moment-matched on its own when a new family is fitted)
 MIXTURE_COMPONENT_DRAWS = 1000
+#: what ``borrow="published"`` (``--borrow published``) names: the prior shipped with the package
+PUBLISHED = "published"
+#: sd (log loss) of the loss level a level-free prior leaves to the new family's data, around the level
+#: its data put each prior draw at: wide (a factor of 1.65 per sd), so that the data set it
+FREE_LEVEL_SD = 0.5
 
 
 @dataclass
@@ -83,6 +89,20 @@ class PopulationPrior:
     component: np.ndarray | None = None
     #: the law's declaration when it is not built in (:attr:`ModelSpec.law_definition`)
     law_definition: dict | None = None
+    #: True: the prior does not carry the loss level (its families' losses are on other evaluation sets and
+    #: tokenizers than a new family's); a borrowed fit puts each draw at the level of the new family's data
+    #: and leaves it :data:`FREE_LEVEL_SD` wide (:meth:`as_spec_entry`), and the conflict check asks about
+    #: the trend of the losses, not their level
+    free_level: bool = False
+    #: one record per source family (zoo, family, sizes, tokens, loss, licence); the published prior's table
+    provenance: list[dict] | None = None
+    #: the published prior's version (None for a prior extracted from a user's fit)
+    version: str | None = None
+    #: a factor on the spread of the borrowed parameters (their covariance times its square, about their mean):
+    #: the published prior's is chosen by calibrating borrowed predictions on its source families; 1 otherwise
+    spread_scale: float = 1.0
+    #: how the spread scale and discrepancy were chosen: one record per candidate (the published prior)
+    calibration: list[dict] | None = None
 
     def __post_init__(self) -> None:
         self.kappa, self.drift = per_direction(self.kappa), per_direction(self.drift)
@@ -123,7 +143,8 @@ class PopulationPrior:
             source=source, max_log10_flops=self.max_log10_flops,
             ou_length=None if self.ou_length is None else self.ou_length[keep],
             ou_share=None if self.ou_share is None else self.ou_share[keep], size_spans=self.size_spans,
-            law_definition=self.law_definition)
+            law_definition=self.law_definition, free_level=self.free_level, provenance=self.provenance,
+            version=self.version, spread_scale=self.spread_scale, calibration=self.calibration)
 
     @classmethod
     def from_fit(cls, fit: Any, draws: int = 4000, random_seed: int = 0,
@@ -201,7 +222,77 @@ class PopulationPrior:
     def sampling_moments(self, reference: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and covariance of the parameters on the sampling scale at ``reference``."""
         law = self.law_obj
-        return sampling_moments(law, {k: self.natural[:, i] for i, k in enumerate(law.natural)}, reference)
+        return sampling_moments(law, self.natural_draws(law)[0], reference)
+
+    def supplies(self, law: Law) -> list[str]:
+        """The parameters of ``law`` this prior supplies: those its own law declares alike (same transform
+        and anchor), and an anchor's exponent only together with the amplitude it anchors (the compute law's
+        ``alpha``, an exponent of compute, is not the Chinchilla law's, an exponent of size)."""
+        own = {p.name: p for p in self.law_obj.parameters}
+        alike = {p.name for p in law.parameters if p.name in own and (p.transform, p.anchor)
+                 == (own[p.name].transform, own[p.name].anchor)}
+        for p in law.parameters:  # an exponent goes with its amplitude
+            if p.anchor and isinstance(p.anchor[1], str) and p.name not in alike:
+                alike.discard(p.anchor[1])
+        return [p.name for p in law.parameters if p.name in alike]
+
+    def natural_draws(self, law: Law, priors: Any = None, reference: dict[str, float] | None = None,
+                      random_seed: int = 0) -> tuple[dict[str, np.ndarray], list[str]]:
+        """This prior's draws of ``law``'s natural parameters, and the names it could not supply.
+
+        A parameter the prior does not carry (:meth:`supplies`) is drawn from ``priors`` (a :class:`Priors`
+        of ``law``), as a new family's value would be: the population mean's prior widened by the family
+        spread, independent of the rest.
+        """
+        own = {k: self.natural[:, i] for i, k in enumerate(self.law_obj.natural)}
+        supplied = self.supplies(law)
+        missing = [p.name for p in law.parameters if p.name not in supplied]
+        if not supplied:
+            raise PriorError(f"the borrowed prior ({self.law} law; parameters {list(self.law_obj.natural)}) supplies "
+                             f"none of the {law.name!r} law's parameters {list(law.natural)}; borrow a prior "
+                             f"extracted from a fit of the {law.name!r} law")
+        if not missing:
+            return {k: own[k] for k in law.natural}, []
+        if priors is None or reference is None:
+            raise PriorError(f"the {law.name!r} law's parameters {missing} are not in this prior; they need the "
+                             "fit's own priors and reference scales")
+        rng = np.random.default_rng(random_seed)
+        n = len(self.sigma_seed)
+        theta = {p.sampling: rng.normal(priors.mu_loc[p.sampling],
+                                        np.hypot(priors.mu_scale[p.sampling], priors.tau_scale[p.sampling]), n)
+                 for p in law.parameters}
+        fresh = law.to_natural(theta, reference)
+        return {p.name: own[p.name] if p.name in supplied else fresh[p.name] for p in law.parameters}, missing
+
+    def level_shifts(self, law: Law, natural: dict[str, np.ndarray], observed: dict[str, np.ndarray]) -> np.ndarray:
+        """Per draw, the log factor that puts its law at the observed losses' level: the median over the
+        observations of log(observed / predicted)."""
+        cols = {k: np.asarray(v, float)[None, :] for k, v in observed.items() if k != "loss"}
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            log_pred = np.log(law.natural_loss({k: v[:, None] for k, v in natural.items()}, cols))
+        return np.nanmedian(np.log(np.asarray(observed["loss"], float))[None, :] - log_pred, axis=1)
+
+    def as_spec_entry(self, reference: dict[str, float], *, law: Law | None = None, priors: Any = None,
+                      observed: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+        """The borrowed prior of a new family fitted with ``law`` (default: the prior's own) at ``reference``:
+        the moments of its parameters on the sampling scale, the noise priors, and the parameters it could
+        not supply (drawn from ``priors``). A level-free prior (:attr:`free_level`) needs ``observed`` (the
+        new family's ``params``, ``tokens``, ``flops``, further inputs and ``loss``): each draw is moved along
+        the law's level direction to the data's level, and that direction is left :data:`FREE_LEVEL_SD` wide."""
+        law = law or self.law_obj
+        natural, missing = self.natural_draws(law, priors, reference)
+        if self.free_level:
+            if observed is None:
+                raise PriorError("a level-free prior is moved to the new family's level: pass observed=")
+            shift = np.exp(self.level_shifts(law, natural, observed))
+            levels = {p.name for p in law.parameters if p.level}  # a level parameter scales the whole loss
+            natural = {k: v * shift if k in levels else v for k, v in natural.items()}
+        mean, cov = sampling_moments(law, natural, reference)
+        cov = self.spread_scale**2 * cov
+        if self.free_level:
+            cov = cov + FREE_LEVEL_SD**2 * np.outer(law.level_vector, law.level_vector)
+        return {"mean": mean.tolist(), "cov": cov.tolist(), **self.noise_moments(), "source": self.source,
+                "not_supplied": missing, "free_level": self.free_level, "provenance": self.provenance}
 
     def noise_moments(self) -> dict[str, list[float]]:
         """Moment-matched noise priors: LogNormal (mu, sigma) of sigma_total and Beta (a, b) of the seed
@@ -213,10 +304,6 @@ class PopulationPrior:
             out.update(ou_length_lognormal=_lognormal_moments(self.ou_length),
                        ou_share_beta=_beta_moments(self.ou_share))
         return out
-
-    def as_spec_entry(self, reference: dict[str, float]) -> dict[str, Any]:
-        mean, cov = self.sampling_moments(reference)
-        return {"mean": mean.tolist(), "cov": cov.tolist(), **self.noise_moments(), "source": self.source}
 
     # ------------------------------------------------------------------ I/O
     def to_dataset(self) -> xr.Dataset:
@@ -239,6 +326,14 @@ class PopulationPrior:
             ds.attrs["max_log10_flops"] = float(self.max_log10_flops)
         if self.size_spans is not None:
             ds.attrs["size_spans"] = json.dumps(self.size_spans)
+        ds.attrs["free_level"] = int(self.free_level)
+        if self.provenance is not None:
+            ds.attrs["provenance"] = json.dumps(self.provenance)
+        if self.version is not None:
+            ds.attrs["published_version"] = self.version
+        ds.attrs["spread_scale"] = float(self.spread_scale)
+        if self.calibration is not None:
+            ds.attrs["calibration"] = json.dumps(self.calibration)
         return ds
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -275,32 +370,55 @@ class PopulationPrior:
                            component=ds["component"].to_numpy().astype(str) if "component" in ds else None,
                            law_definition=(json.loads(ds.attrs["law_definition"]) if "law_definition" in ds.attrs
                                            else None),
+                           free_level=bool(int(ds.attrs.get("free_level", 0))),
+                           provenance=json.loads(ds.attrs["provenance"]) if "provenance" in ds.attrs else None,
+                           version=ds.attrs.get("published_version"),
+                           spread_scale=float(ds.attrs.get("spread_scale", 1.0)),
+                           calibration=json.loads(ds.attrs["calibration"]) if "calibration" in ds.attrs else None,
                            **{k: ds[k].to_numpy() for k in ("ou_length", "ou_share") if k in ds})
         from ..inference.fitted import load as load_fit
 
         return cls.from_fit(load_fit(path))
 
     @classmethod
+    def published(cls) -> "PopulationPrior":
+        """The population prior shipped with the package, fitted on every licence-clean published zoo it
+        bundles (:mod:`bayes_scaling.data.zoos`); level-free (:attr:`free_level`). Its families and how it
+        was made: :meth:`provenance_table`; rebuilt by ``bayes-scaling prior published --rebuild``."""
+        return cls.load(published_prior_path())
+
+    def provenance_table(self) -> pd.DataFrame:
+        """One row per source family: zoo, family, model sizes, tokens, loss and licence (empty when this
+        prior records none)."""
+        return pd.DataFrame(self.provenance or [])
+
+    @classmethod
     def coerce(cls, borrow: Any) -> "PopulationPrior":
-        """A PopulationPrior from a prior, a fit, or a path to either."""
+        """A PopulationPrior from a prior, a fit, a path to either, or ``"published"`` (:meth:`published`)."""
         if isinstance(borrow, PopulationPrior):
             return borrow
+        if isinstance(borrow, str) and borrow == PUBLISHED:
+            return cls.published()
         if isinstance(borrow, (str, os.PathLike)):
             return cls.load(borrow)
         if hasattr(borrow, "idata") and hasattr(borrow, "spec"):
             return cls.from_fit(borrow)
-        raise PriorError(f"borrow must be a PopulationPrior, a ScalingFit or a path, got {type(borrow).__name__}")
+        raise PriorError(f"borrow must be a PopulationPrior, a ScalingFit, a path or {PUBLISHED!r}, got "
+                         f"{type(borrow).__name__}")
 
     def conflict(self, params: np.ndarray, tokens: np.ndarray, loss: np.ndarray,
-                 flops: np.ndarray | None = None, inputs: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+                 flops: np.ndarray | None = None, inputs: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
         """How surprising a new family's observed losses are under this prior (a prior predictive check).
 
-        For each prior draw, the mean log residual of the observations against that draw's law plus its
-        noise; ``p_value`` is the two-sided tail probability of zero (no residual) under those draws and
-        ``log_ratio`` the median of the observed loss over the prior predictive (log scale). A
-        ``p_value`` below :data:`CONFLICT_P_VALUE` (0.001) means the family's loss is on another scale than
-        the families the prior came from (a different loss, unit or evaluation): borrowing from them is not
-        meaningful. ``inputs``: the law's further inputs (``unique_tokens``), when it reads any.
+        For each prior draw, the observations' log residuals against that draw's law plus its noise. For a
+        prior that carries the loss level, the statistic is their mean: ``log_ratio`` is its median (the
+        observed loss over the prior predictive, log scale). For a level-free prior (:attr:`free_level`),
+        whose level the new family's data set, it is their trend: the slope of the residuals in log loss
+        per decade of compute (``slope``, its median), which needs observations at two budgets or more
+        (else ``p_value`` is 1 and ``checked`` False). ``p_value`` is the two-sided tail probability of
+        zero under the draws; below :data:`CONFLICT_P_VALUE` (0.001) the family's losses are not like the
+        source families': another loss, unit or evaluation (level), or a curve no source family has (trend).
+        ``inputs``: the law's further inputs (``unique_tokens``), when it reads any.
         """
         law = self.law_obj
         cols = {"params": np.asarray(params, float), "tokens": np.asarray(tokens, float)}
@@ -308,13 +426,61 @@ class PopulationPrior:
         cols.update({k: np.asarray(v, float) for k, v in (inputs or {}).items()})
         nat = {k: self.natural[:, i, None] for i, k in enumerate(law.natural)}
         with np.errstate(over="ignore", invalid="ignore"):
-            log_pred = np.log(law.natural_loss(nat, {k: v[None, :] for k, v in cols.items()}))
+            resid = np.log(np.asarray(loss, float))[None, :] - np.log(
+                law.natural_loss(nat, {k: v[None, :] for k, v in cols.items()}))
         rng = np.random.default_rng(0)
-        noise = np.hypot(self.sigma_seed, self.sigma_obs) * rng.standard_normal(len(self.sigma_seed))
-        resid = np.nanmean(np.log(np.asarray(loss, float))[None, :] - log_pred, axis=1) - noise
-        resid = resid[np.isfinite(resid)]
-        tail = min(float(np.mean(resid <= 0)), float(np.mean(resid >= 0)))
-        return {"p_value": min(1.0, 2 * tail), "log_ratio": float(np.median(resid))}
+        z = rng.standard_normal(len(self.sigma_seed))
+        if self.free_level:
+            x = np.log10(cols["flops"]) - np.log10(cols["flops"]).mean()
+            sxx = float(np.sum(x**2))
+            if sxx < 1e-6:  # one budget: a level-free prior has nothing to check
+                return {"p_value": 1.0, "slope": float("nan"), "statistic": "trend", "checked": False}
+            stat = np.nansum(np.nan_to_num(resid) * x[None, :], axis=1) / sxx - self.sigma_obs * z / np.sqrt(sxx)
+            finite = np.all(np.isfinite(resid), axis=1)
+            stat = stat[finite]
+            key = "slope"
+        else:
+            stat = np.nanmean(resid, axis=1) - np.hypot(self.sigma_seed, self.sigma_obs) * z
+            stat = stat[np.isfinite(stat)]
+            key = "log_ratio"
+        tail = min(float(np.mean(stat <= 0)), float(np.mean(stat >= 0)))
+        return {"p_value": min(1.0, 2 * tail), key: float(np.median(stat)),
+                "statistic": "trend" if self.free_level else "level", "checked": True}
+
+    def summary(self) -> str:
+        """What the prior holds, for a person: a new family's parameters (median and 90% interval), the noise
+        and discrepancy scales, what a borrowed fit takes from it, and (a published prior) its source families."""
+        law = self.law_obj
+        q = np.quantile(self.natural, [0.05, 0.5, 0.95], axis=0)
+        lines = [self.describe(), "", f"a new family's {law.name} law parameters (median [90% interval]):"]
+        lines += [f"  {k:>8} {q[1, i]:.4g} [{q[0, i]:.4g}, {q[2, i]:.4g}]" for i, k in enumerate(law.natural)]
+        for name, x in (("seed noise sd (log loss)", self.sigma_seed), ("checkpoint noise sd (log loss)", self.sigma_obs),
+                        ("discrepancy kappa per decade of compute", self.kappa[:, 0])):
+            lo, mid, hi = np.quantile(x, [0.05, 0.5, 0.95])
+            lines.append(f"  {name}: {mid:.3g} [{lo:.3g}, {hi:.3g}]")
+        if self.calibration:
+            best = min(self.calibration, key=lambda r: r["crps"])
+            lines += ["", f"calibrated on {best['tasks']} borrowing tasks (a source family's smallest model, or two "
+                      f"smallest, borrowing it; its largest predicted): the parameters' spread x{self.spread_scale:g}, "
+                      f"a discrepancy of "
+                      f"{best['kappa']:g} per decade of distance; there, median ARE {best['median_are']:.1%}, 90% "
+                      f"coverage {best['cover90']:.0%}, median 90% width {best['width90']:.0%} of the loss"]
+        if self.free_level:
+            lines += ["", "carried to a new family: the exponents, the shape of the curve (how E, A and B relate), the "
+                      "seed and checkpoint noise relative to the loss, and the extrapolation discrepancy. Not carried: "
+                      "the loss level (E, A and B scaled together), which a borrowed fit takes from the new family's "
+                      "data, since losses on other evaluation sets and tokenizers are not comparable."]
+        tab = self.provenance_table()
+        if not tab.empty:
+            shown = tab.assign(params=[f"{lo:.3g}-{hi:.3g}" for lo, hi in zip(tab["min_params"], tab["max_params"])],
+                               tokens=[f"{lo:.3g}-{hi:.3g}" for lo, hi in zip(tab["min_tokens"], tab["max_tokens"])])
+            lines += ["", f"source families ({len(tab)}):",
+                      shown[["zoo", "family", "runs", "sizes", "params", "tokens", "rows"]].to_string(index=False),
+                      "", "zoos:"]
+            for zoo, g in tab.groupby("zoo", sort=False):
+                r = g.iloc[0]
+                lines.append(f"  {zoo}: {r['loss']}; {r['licence']}; {r['source']}")
+        return "\n".join(lines)
 
     def describe(self) -> str:
         law = self.law_obj
@@ -325,7 +491,44 @@ class PopulationPrior:
                       f"ou_share~{np.median(self.ou_share):.3g}")
         if self.component is not None:
             parts += f"; a mixture of {len(self.component_names)} components"
-        return f"population prior ({self.source}): {parts}; {len(self.sigma_seed)} draws"
+        if self.free_level:
+            parts += "; the loss level is left to the new family's data"
+        name = f"published population prior {self.version}" if self.version else "population prior"
+        return f"{name} ({self.source}): {parts}; {len(self.sigma_seed)} draws"
+
+
+def published_prior() -> PopulationPrior:
+    """The population prior shipped with the package (:meth:`PopulationPrior.published`); borrow it with
+    ``bs.fit(one_family, borrow="published")`` or ``bayes-scaling fit ... --borrow published``."""
+    return PopulationPrior.published()
+
+
+def published_prior_path() -> Path:
+    """Where the published prior is shipped inside the package."""
+    from importlib import resources
+
+    return Path(str(resources.files("bayes_scaling.data") / "bundled" / "published_prior" / "published_prior.nc"))
+
+
+def conflict_summary(conflict: dict[str, Any]) -> str:
+    """A prior-data conflict (:meth:`PopulationPrior.conflict`) in a few words."""
+    tail = f"prior predictive tail probability {conflict['p_value']:.1g}"
+    if conflict.get("statistic") == "trend":
+        return (f"this family's log loss falls {-conflict['slope']:+.3f} per decade of compute faster than the "
+                f"borrowed prior allows ({tail})")
+    return f"this family's losses are {np.exp(conflict['log_ratio']):.3g}x what the borrowed prior predicts ({tail})"
+
+
+def conflict_message(conflict: dict[str, Any], source: str) -> str:
+    """The warning of a prior-data conflict: what was found, what it means, what to do."""
+    if conflict.get("statistic") == "trend":
+        meaning = ("its curve is unlike every source family's (another quantity, or runs still in warm-up?). The fit "
+                   "goes on, but its extrapolation rests on a prior that does not describe this family.")
+    else:
+        meaning = ("its loss is probably another quantity, unit or evaluation than those families'. The fit goes on, "
+                   "but its extrapolation rests on a prior that does not describe this family; borrow from families "
+                   "with comparable losses, or from the level-free published prior (borrow='published').")
+    return f"prior-data conflict with the borrowed population prior ({source}): {conflict_summary(conflict)}; {meaning}"
 
 
 def _own_loss_floor(theta: np.ndarray, arrays: dict[str, np.ndarray], idx: np.ndarray, law: Any,

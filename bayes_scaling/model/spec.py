@@ -91,12 +91,12 @@ class ModelSpec:
                              "treatment=sd)); set priors.treatment_scale to fit treated families")
         borrowed = None
         if borrow is not None:
-            if borrow.law != lw.name:
-                raise PriorError(f"the borrowed prior is for the {borrow.law!r} law, but this fit uses {lw.name!r}")
             if len(data.families) != 1:
                 raise PriorError(f"a borrowed population prior fits one new family at a time; the data has "
                                  f"{len(data.families)} ({data.families}). Select one with data.select_families.")
-            borrowed = borrow.as_spec_entry(ref)
+            # a prior of another law supplies the parameters the two laws declare alike; the rest get priors
+            observed = {c: df[c].to_numpy(float) for c in ("loss", "flops", *lw.inputs)}
+            borrowed = borrow.as_spec_entry(ref, law=lw, priors=priors, observed=observed)
         runs = data.runs
         rt = data.run_table()
         fam_max = df.groupby("family")["flops"].max()

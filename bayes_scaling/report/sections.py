@@ -103,8 +103,21 @@ def model_section(fit: Any) -> Section:
                      if "ou_length_lognormal" in bor else
                      " The source fit had independent checkpoint noise, so ou_length and ou_share keep the "
                      "default priors listed above.")
+        level = (" It is level-free: each of its draws was moved to this family's loss level, which it leaves to "
+                 "this family's data (losses on other evaluation sets and tokenizers are not comparable)."
+                 if bor.get("free_level") else "")
+        missing = (f" It does not carry {', '.join(bor['not_supplied'])}, whose priors are this law's defaults."
+                   if bor.get("not_supplied") else "")
         s.blocks.append(Text(f"Borrowed population prior from {bor.get('source', 'another fit')}: it replaces the "
-                             f"priors of mu, sigma_total and seed_share above.{drift}"))
+                             f"priors of mu, sigma_total and seed_share above.{drift}{level}{missing}"))
+        if bor.get("provenance"):
+            tab = pd.DataFrame(bor["provenance"])
+            s.blocks.append(Table(pd.DataFrame({
+                "zoo": tab["zoo"], "family": tab["family"], "runs": tab["runs"], "sizes": tab["sizes"],
+                "params": [f"{human(a)}–{human(b)}" for a, b in zip(tab["min_params"], tab["max_params"])],
+                "tokens": [f"{human(a)}–{human(b)}" for a, b in zip(tab["min_tokens"], tab["max_tokens"])],
+                "loss": tab["loss"], "licence": tab["licence"]}), caption="The families the borrowed prior was "
+                                                                          "fitted on (its provenance)."))
     if spec.treatments:
         s.blocks.append(Text("Treatments (treated family = twin + shift): "
                              + ", ".join(f"{g} ← {t}" for g, t in spec.treatments.items())))
