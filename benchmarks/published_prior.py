@@ -44,6 +44,7 @@ from bayes_scaling.report.format import markdown_table
 
 RESULTS = Path(__file__).parent / "results"
 FIT_KWARGS = dict(draws=1000, tune=1000, chains=4)
+HUBER_GRID_STRIDE = 5  # the harness's: every fifth start of the Huber fit's grid
 GOALS = "median ARE <= 3%; 90% coverage 82-96%; 50% coverage 40-60%; median 90% width <= 20% of the loss"
 
 
@@ -51,17 +52,22 @@ def _arrays(frame: pd.DataFrame):
     return frame["params"].to_numpy(float), frame["tokens"].to_numpy(float), frame["loss"].to_numpy(float)
 
 
-def run_zoo(zoo: str, within: bool, seed: int, log) -> tuple[list[dict], dict]:
+def all_donors() -> dict[str, dict[str, float]]:
+    """Huber fits of every bundled family (the donor baseline's candidates), as the harness makes them."""
+    return {f: huber_fit(*_arrays(d.frame[d.frame["family"] == f]), grid_stride=HUBER_GRID_STRIDE)
+            for d in (prepared_zoo(z) for z in ZOOS) for f in d.families}
+
+
+def run_zoo(zoo: str, within: bool, seed: int, donors: dict, log) -> tuple[list[dict], dict]:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
         prior = build_published_prior(exclude=(zoo,), random_seed=seed)
     rebuild = time.perf_counter() - t0
-    log(f"[{zoo}] published prior without {zoo}: {rebuild:.0f} s ({prior.source})")
+    prior.save(RESULTS / f"published_prior_without_{zoo}.nc")
+    log(f"[{zoo}] published prior without {zoo}: {rebuild:.0f} s ({prior.source}; spread x{prior.spread_scale:g}, "
+        f"discrepancy {prior.kappa[0, 0]:g} per decade)")
     data = prepared_zoo(zoo)
-    # donors: every other family, of this zoo and the others (the published prior's sources and Z's own)
-    pool = [data, *(prepared_zoo(z) for z in ZOOS if z != zoo)]
-    donors = {f: huber_fit(*_arrays(d.frame[d.frame["family"] == f])) for d in pool for f in d.families}
     rows = []
     for i, fam in enumerate(eligible_families(data)):
         split = split_family(data, fam, 1)
@@ -71,7 +77,7 @@ def run_zoo(zoo: str, within: bool, seed: int, log) -> tuple[list[dict], dict]:
             warnings.simplefilter("always", PriorDataConflictWarning)
             ours = bayes_scored(split, prior, FIT_KWARGS, random_seed=seed + i, method="published")
         ours["conflict"] = any(issubclass(w.category, PriorDataConflictWarning) for w in caught)
-        found = [ours, *point_baselines(split, {f: p for f, p in donors.items() if f != fam})]
+        found = [ours, *point_baselines(split, {f: p for f, p in donors.items() if f != fam}, HUBER_GRID_STRIDE)]
         others = [f for f in data.families if f != fam]
         if within and len(others) >= 2:
             t1 = time.perf_counter()
@@ -117,8 +123,9 @@ def main() -> None:
     log = lambda msg: print(msg, flush=True)
     rows, meta = [], {"machine": {"cores": os.cpu_count(), "command": "published_prior.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())}, "goals": GOALS, "zoos": {}}
+    donors = all_donors()
     for zoo in args.only.split(","):
-        found, info = run_zoo(zoo, args.within, args.seed, log)
+        found, info = run_zoo(zoo, args.within, args.seed, donors, log)
         rows += found
         meta["zoos"][zoo] = info
         frame = pd.DataFrame(rows)

@@ -172,6 +172,11 @@ def test_one_small_model_borrows_the_published_prior(shared_root):
     pred = fit.predict(data.families[0], big["params"].to_numpy(), big["tokens"].to_numpy())
     rel = np.abs(pred["run_median"].to_numpy() / big["loss"].to_numpy() - 1)
     assert np.median(rel) < 0.2  # the guide's "still useful" bound: a level from nowhere would miss by far more
+    from bayes_scaling.report.document import Table
+    from bayes_scaling.report.sections import model_section
+
+    tables = [b for b in model_section(fit).blocks if isinstance(b, Table)]
+    assert any(set(t.frame["zoo"]) == set(ZOOS) for t in tables if "zoo" in t.frame)  # the provenance, in the report
 
 
 @pytest.mark.slow
@@ -191,3 +196,17 @@ def test_rebuilding_with_the_same_seed_gives_the_shipped_prior():
         lo, mid, hi = np.subtract(a[name], b[name])
         assert abs(mid) <= 0.35 * sd and max(abs(lo), abs(hi)) <= 0.6 * sd, (name, a[name], b[name], sd)
     assert rebuilt.provenance == shipped.provenance and rebuilt.version == shipped.version
+
+
+@pytest.mark.slow
+def test_the_data_constrained_law_borrows_what_the_published_prior_carries(shared_root):
+    """Repeated-data runs of one size fit the data-constrained law with the published (Chinchilla) prior:
+    E, A, alpha, B and beta come from it, R_D and R_N from the law's own priors, and the notes say so."""
+    data = bs.data.load_datablations(family_by="data")
+    df = data.frame[(data.frame["family"] == "c4") & (data.frame["params"] == data.frame["params"].min())]
+    one = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run",
+                                    unique_tokens="unique_tokens")
+    one = bs.thin_checkpoints(one, 6)
+    fit = bs.fit(one, law="data_constrained", borrow="published", draws=200, tune=300, chains=2, random_seed=0)
+    assert fit.spec.borrowed["not_supplied"] == ["R_D", "R_N"]
+    assert any("does not carry R_D, R_N" in n for n in fit.notes())
