@@ -452,10 +452,12 @@ class PopulationPrior:
         and discrepancy scales, what a borrowed fit takes from it, and (a published prior) its source families."""
         law = self.law_obj
         q = np.quantile(self.natural, [0.05, 0.5, 0.95], axis=0)
-        lines = [self.describe(), "", f"a new family's {law.name} law parameters (median [90% interval]):"]
+        spread = "" if self.spread_scale == 1 else f"; a borrowed fit narrows them x{self.spread_scale:g} about their mean"
+        lines = [self.describe(), "", f"a new family's {law.name} law parameters, the draws (median [90% interval]"
+                 f"{spread}):"]
         lines += [f"  {k:>8} {q[1, i]:.4g} [{q[0, i]:.4g}, {q[2, i]:.4g}]" for i, k in enumerate(law.natural)]
         for name, x in (("seed noise sd (log loss)", self.sigma_seed), ("checkpoint noise sd (log loss)", self.sigma_obs),
-                        ("discrepancy kappa per decade of compute", self.kappa[:, 0])):
+                        ("discrepancy kappa per decade of compute beyond the data", self.kappa[:, 0])):
             lo, mid, hi = np.quantile(x, [0.05, 0.5, 0.95])
             lines.append(f"  {name}: {mid:.3g} [{lo:.3g}, {hi:.3g}]")
         if self.calibration:
