@@ -123,6 +123,7 @@ def test_a_prior_supplies_the_parameters_another_law_declares_alike():
     priors = Priors.default(DATA_CONSTRAINED, 3.0)
     entry = prior.as_spec_entry(REF, law=DATA_CONSTRAINED, priors=priors)
     assert entry["not_supplied"] == ["R_D", "R_N"] and len(entry["mean"]) == len(DATA_CONSTRAINED.parameters)
+    assert entry["spread_scale"] == 1.0
     i = DATA_CONSTRAINED.sampling.index("log_R_D")
     assert abs(entry["mean"][i] - priors.mu_loc["log_R_D"]) < 0.15
     kaplan = bs.laws.Law("kaplan_test", "((N_c / params)**(a_N / a_D) + D_c / tokens)**a_D", parameters=(
@@ -210,3 +211,15 @@ def test_the_data_constrained_law_borrows_what_the_published_prior_carries(share
     fit = bs.fit(one, law="data_constrained", borrow="published", draws=200, tune=300, chains=2, random_seed=0)
     assert fit.spec.borrowed["not_supplied"] == ["R_D", "R_N"]
     assert any("does not carry R_D, R_N" in n for n in fit.notes())
+
+
+def test_a_family_with_several_sizes_is_told_the_published_prior_was_narrowed(synthetic_truth):
+    """The published prior's spread is calibrated on one or two sizes; a family with more is told so."""
+    _, df = synthetic_truth
+    fam = df[df["family"] == "fam0"]
+    fam = fam[fam["params"].isin(sorted(fam["params"].unique())[:3])]
+    data = bs.ScalingData.from_frame(fam, family="family", params="params", tokens="tokens", loss="loss", run="run")
+    prior = bs.published_prior()
+    assert prior.spread_scale < 1  # the shipped calibration narrowed it
+    fit = bs.fit(data, borrow=prior, draws=200, tune=200, chains=2, random_seed=0)
+    assert any("narrowed" in n and "3" in n for n in fit.notes())

@@ -325,6 +325,11 @@ class ScalingFit:
             if bor.get("free_level"):
                 out.append("the loss level is this family's own: the borrowed prior carries the shape of the curve, "
                            "not its level (losses on other evaluation sets and tokenizers are not comparable)")
+            sizes = int(self.data.frame["params"].nunique())
+            if bor.get("spread_scale", 1.0) < 1 and sizes > 2:
+                out.append(f"the borrowed prior's spread was narrowed x{bor['spread_scale']:g} by a calibration on "
+                           f"families with one or two model sizes; this family has {sizes}, whose data may identify "
+                           "what that prior holds nearly fixed: compare with a fit of your own zoo")
             if bor.get("not_supplied"):
                 out.append(f"the borrowed prior does not carry {', '.join(bor['not_supplied'])} (not parameters of "
                            "its law): their priors are this law's defaults, widened by the family spread")

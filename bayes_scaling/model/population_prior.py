@@ -292,7 +292,8 @@ class PopulationPrior:
         if self.free_level:
             cov = cov + FREE_LEVEL_SD**2 * np.outer(law.level_vector, law.level_vector)
         return {"mean": mean.tolist(), "cov": cov.tolist(), **self.noise_moments(), "source": self.source,
-                "not_supplied": missing, "free_level": self.free_level, "provenance": self.provenance}
+                "not_supplied": missing, "free_level": self.free_level, "provenance": self.provenance,
+                "spread_scale": float(self.spread_scale)}
 
     def noise_moments(self) -> dict[str, list[float]]:
         """Moment-matched noise priors: LogNormal (mu, sigma) of sigma_total and Beta (a, b) of the seed
