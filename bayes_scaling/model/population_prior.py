@@ -345,7 +345,8 @@ class PopulationPrior:
         """Read a saved prior, or extract one from a saved fit (a fit's NetCDF file works too)."""
         path = Path(path)
         if not path.exists():
-            raise FitFileError(f"{path}: no such file; pass a population prior or a fit saved by bayes_scaling")
+            raise FitFileError(f"{path}: no such file; pass a population prior or a fit saved by bayes_scaling, or "
+                               f"{PUBLISHED!r} for the prior shipped with the package")
         try:
             opened = xr.open_dataset(path)
         except Exception as exc:  # noqa: BLE001 - any reader error means the same thing to the user
