@@ -762,7 +762,7 @@ def cmd_prior(a: argparse.Namespace) -> int:
                          "bayes-scaling prior published --rebuild --out FILE")
     if published and a.population is not None:
         raise UsageError("--population chooses how a fit's families become a prior; the published prior is "
-                         "always the blend of its source fit (drop --population)")
+                         "always its source fit's model population (drop --population)")
     if a.out is None and not a.describe:
         raise UsageError("say where to write the prior (--out FILE), or print what it holds (--describe)")
     if a.out is not None:

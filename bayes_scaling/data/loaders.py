@@ -78,13 +78,17 @@ BUNDLED = {
 }
 
 
+def bundled_file(folder: str, file: str) -> Path:
+    """Path of a file shipped in the package under ``bayes_scaling/data/bundled/FOLDER/``."""
+    return Path(str(resources.files("bayes_scaling.data") / "bundled" / folder / file))
+
+
 def bundled_path(name: str) -> Path:
     """Path of a bundled file: ``porian`` or ``opt``."""
     files = {"porian": ("porian_rsld", "isoflop_points.csv"), "opt": ("colpret", "opt_trajectories.csv")}
     if name not in files:
         raise KeyError(f"no bundled dataset {name!r}; choose one of {sorted(files)}")
-    folder, file = files[name]
-    return Path(str(resources.files("bayes_scaling.data") / "bundled" / folder / file))
+    return bundled_file(*files[name])
 
 
 def load_bundled(name: str = "porian") -> ScalingData:

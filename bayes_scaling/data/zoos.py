@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +35,7 @@ import pandas as pd
 
 from .container import ScalingData
 from .filters import thin_checkpoints
-from .loaders import (load_bundled, load_datablations, load_gemstone, load_olmo, load_olmo_ladder)
+from .loaders import bundled_file, load_bundled, load_datablations, load_gemstone, load_olmo, load_olmo_ladder
 
 #: checkpoints per run kept in a bundled zoo file (evenly spread in log tokens; runs with fewer keep all)
 BUNDLED_CHECKPOINTS_PER_RUN = 24
@@ -61,7 +60,7 @@ class Zoo:
 
     @property
     def path(self) -> Path:
-        return Path(str(resources.files("bayes_scaling.data") / "bundled" / self.folder / self.file))
+        return bundled_file(self.folder, self.file)
 
 
 def _colpret(root: str | os.PathLike | None) -> ScalingData:

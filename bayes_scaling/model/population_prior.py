@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from ..data.extent import DIRECTIONS, per_direction
+from ..data.loaders import bundled_file
 from ..errors import FitFileError, PriorError
 from ..laws import Law, get_law, sampling_moments
 from ..storage import write_netcdf
@@ -137,14 +138,12 @@ class PopulationPrior:
                 for name in self.component_names}
 
     def _subset(self, keep: np.ndarray, source: str) -> "PopulationPrior":
-        return PopulationPrior(
-            law=self.law, natural=self.natural[keep], sigma_seed=self.sigma_seed[keep], sigma_obs=self.sigma_obs[keep],
-            kappa=self.kappa[keep], drift=self.drift[keep], growth=self.growth[keep], shared=self.shared[keep],
-            source=source, max_log10_flops=self.max_log10_flops,
-            ou_length=None if self.ou_length is None else self.ou_length[keep],
-            ou_share=None if self.ou_share is None else self.ou_share[keep], size_spans=self.size_spans,
-            law_definition=self.law_definition, free_level=self.free_level, provenance=self.provenance,
-            version=self.version, spread_scale=self.spread_scale, calibration=self.calibration)
+        """The draws in ``keep`` as a prior of their own (one distribution: no component labels)."""
+        pick = lambda x: None if x is None else x[keep]  # noqa: E731
+        return replace(self, natural=self.natural[keep], sigma_seed=self.sigma_seed[keep],
+                       sigma_obs=self.sigma_obs[keep], kappa=self.kappa[keep], drift=self.drift[keep],
+                       growth=self.growth[keep], shared=self.shared[keep], ou_length=pick(self.ou_length),
+                       ou_share=pick(self.ou_share), component=None, source=source)
 
     @classmethod
     def from_fit(cls, fit: Any, draws: int = 4000, random_seed: int = 0,
@@ -267,10 +266,8 @@ class PopulationPrior:
     def level_shifts(self, law: Law, natural: dict[str, np.ndarray], observed: dict[str, np.ndarray]) -> np.ndarray:
         """Per draw, the log factor that puts its law at the observed losses' level: the median over the
         observations of log(observed / predicted)."""
-        cols = {k: np.asarray(v, float)[None, :] for k, v in observed.items() if k != "loss"}
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            log_pred = np.log(law.natural_loss({k: v[:, None] for k, v in natural.items()}, cols))
-        return np.nanmedian(np.log(np.asarray(observed["loss"], float))[None, :] - log_pred, axis=1)
+        columns = {k: v for k, v in observed.items() if k != "loss"}
+        return np.nanmedian(log_residuals(law, natural, columns, observed["loss"]), axis=1)
 
     def as_spec_entry(self, reference: dict[str, float], *, law: Law | None = None, priors: Any = None,
                       observed: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
@@ -426,10 +423,7 @@ class PopulationPrior:
         cols = {"params": np.asarray(params, float), "tokens": np.asarray(tokens, float)}
         cols["flops"] = 6 * cols["params"] * cols["tokens"] if flops is None else np.asarray(flops, float)
         cols.update({k: np.asarray(v, float) for k, v in (inputs or {}).items()})
-        nat = {k: self.natural[:, i, None] for i, k in enumerate(law.natural)}
-        with np.errstate(over="ignore", invalid="ignore"):
-            resid = np.log(np.asarray(loss, float))[None, :] - np.log(
-                law.natural_loss(nat, {k: v[None, :] for k, v in cols.items()}))
+        resid = log_residuals(law, {k: self.natural[:, i] for i, k in enumerate(law.natural)}, cols, loss)
         rng = np.random.default_rng(0)
         z = rng.standard_normal(len(self.sigma_seed))
         if self.free_level:
@@ -437,9 +431,8 @@ class PopulationPrior:
             sxx = float(np.sum(x**2))
             if sxx < 1e-6:  # one budget: a level-free prior has nothing to check
                 return {"p_value": 1.0, "slope": float("nan"), "statistic": "trend", "checked": False}
-            stat = np.nansum(np.nan_to_num(resid) * x[None, :], axis=1) / sxx - self.sigma_obs * z / np.sqrt(sxx)
             finite = np.all(np.isfinite(resid), axis=1)
-            stat = stat[finite]
+            stat = resid[finite] @ x / sxx - self.sigma_obs[finite] * z[finite] / np.sqrt(sxx)
             key = "slope"
         else:
             stat = np.nanmean(resid, axis=1) - np.hypot(self.sigma_seed, self.sigma_obs) * z
@@ -501,6 +494,16 @@ class PopulationPrior:
         return f"{name} ({self.source}): {parts}; {len(self.sigma_seed)} draws"
 
 
+def log_residuals(law: Law, natural: dict[str, np.ndarray], columns: dict[str, np.ndarray],
+                  loss: np.ndarray) -> np.ndarray:
+    """log(observed / predicted) of each draw's law (``natural``: draws per parameter) at each observation
+    (``columns``: the law's inputs per point), (draw, point); NaN or inf where a draw's law is not finite."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        pred = law.natural_loss({k: np.asarray(v)[:, None] for k, v in natural.items()},
+                                {k: np.asarray(v, float)[None, :] for k, v in columns.items()})
+        return np.log(np.asarray(loss, float))[None, :] - np.log(pred)
+
+
 def published_prior() -> PopulationPrior:
     """The population prior shipped with the package (:meth:`PopulationPrior.published`); borrow it with
     ``bs.fit(one_family, borrow="published")`` or ``bayes-scaling fit ... --borrow published``."""
@@ -509,9 +512,7 @@ def published_prior() -> PopulationPrior:
 
 def published_prior_path() -> Path:
     """Where the published prior is shipped inside the package."""
-    from importlib import resources
-
-    return Path(str(resources.files("bayes_scaling.data") / "bundled" / "published_prior" / "published_prior.nc"))
+    return bundled_file("published_prior", "published_prior.nc")
 
 
 def conflict_summary(conflict: dict[str, Any]) -> str:
