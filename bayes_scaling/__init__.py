@@ -2,7 +2,7 @@
 
 >>> import bayes_scaling as bs
 >>> data = bs.load_bundled("porian")                    # doctest: +SKIP
->>> fit = bs.fit(data, law="chinchilla")                # doctest: +SKIP
+>>> fit = bs.fit(data, "chinchilla", {"draws": 500})     # doctest: +SKIP
 >>> fit.predict(family="rw-tuned-short-const-standard-val", params=7e9, tokens=2e12)   # doctest: +SKIP
 
 The names below are imported when first used, so ``import bayes_scaling`` (and the command line's
@@ -29,6 +29,8 @@ _EXPORTS = {
     "TaskData": ".data.tasks",
     **dict.fromkeys(["ModelSpec", "PopulationPrior", "Priors"], ".model"),
     "published_prior": ".model.population_prior",
+    "ModelConfig": ".model.config",
+    "SamplerConfig": ".inference.config",
     "are": ".predict",
 }
 _SUBMODULES = ("decisions", "errors", "laws", "data", "evaluate", "grid", "inference", "model", "priors", "report")

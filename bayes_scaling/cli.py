@@ -334,13 +334,17 @@ def _output_args(p: argparse.ArgumentParser, seed: bool = True) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
-def _fit_kwargs(a: argparse.Namespace) -> dict:
-    return dict(law=a.law, min_tokens=a.min_tokens, fraction=a.fraction, draws=a.draws, tune=a.tune,
-                until_converged=a.until_converged, chains=a.chains, random_seed=a.random_seed, sampler=a.sampler,
-                likelihood=a.likelihood, target_accept=a.target_accept,
-                checkpoint_noise=a.checkpoint_noise, backend=a.backend,
-                whiten=True if a.whiten is None else False if a.whiten == "none" else a.whiten,
-                extrapolation=None if a.no_extrapolation else "learn", progressbar=_show_bar(a))
+def _configs(a: argparse.Namespace, **model: object) -> tuple:
+    """The model and sampler configurations the fit flags ask for (``model``: further model settings)."""
+    from .inference.config import SamplerConfig
+    from .model.config import ModelConfig
+
+    return (ModelConfig(law=a.law, likelihood=a.likelihood, checkpoint_noise=a.checkpoint_noise,
+                        extrapolation=None if a.no_extrapolation else "learn", **model),
+            SamplerConfig(draws=a.draws, tune=a.tune, chains=a.chains, target_accept=a.target_accept,
+                          random_seed=a.random_seed, until_converged=a.until_converged,
+                          whiten=True if a.whiten is None else False if a.whiten == "none" else a.whiten,
+                          engine=a.sampler, backend=a.backend, progressbar=_show_bar(a)))
 
 
 def _interval_words(interval: float) -> str:
@@ -352,7 +356,8 @@ def cmd_fit(a: argparse.Namespace) -> int:
 
     _check_out_file(a.out)
     data = _read_data(a)
-    fit = bs.fit(data, borrow=a.borrow, treatments=dict(a.treatment), **_fit_kwargs(a))
+    fit = bs.fit(data, *_configs(a, treatments=dict(a.treatment)), borrow=a.borrow, min_tokens=a.min_tokens,
+                 fraction=a.fraction)
     path = _save(fit, a.out, "fit")
     d = fit.diagnostics
     print(f"wrote {path}: {len(fit.spec.families)} families, {len(fit.spec.runs)} runs, {len(data)} rows; "
@@ -430,11 +435,10 @@ def cmd_backtest(a: argparse.Namespace) -> int:
     if a.out is not None:
         _check_out_folder(a.out)
     data = _read_data(a)
-    kwargs = _fit_kwargs(a)
-    seed = kwargs.pop("random_seed")
+    model, sampler = _configs(a)
     say = logging.getLogger("bayes_scaling").info
-    result = bs.backtest(data, directions=directions, depths=depths, random_seed=seed,
-                         progress=lambda line: say("%s", line), **kwargs)
+    result = bs.backtest(data, directions=directions, depths=depths, model=model, sampler=sampler,
+                         min_tokens=a.min_tokens, fraction=a.fraction, progress=lambda line: say("%s", line))
     print(result.to_json() if a.json else backtest_markdown(result))
     if a.out is not None:
         path = result.write_report(a.out, source=str(a.data))
@@ -477,8 +481,9 @@ def cmd_downstream_fit(a: argparse.Namespace) -> int:
     data = bs.TaskData.from_frame(frame, family=a.family, run=a.run, params=a.params, tokens=a.tokens, task=a.task,
                                   accuracy=a.accuracy, chance=a.chance, task_loss=a.task_loss, source=str(a.data))
     law = {"extrapolation": None if a.no_extrapolation else "learn", "likelihood": a.likelihood}
-    fit = bs.fit_downstream(data, method=a.method, law_tail=a.law_tail, burn=a.burn, draws=a.draws, tune=a.tune,
-                            chains=a.chains, random_seed=a.random_seed, law_options=law, progressbar=_show_bar(a))
+    fit = bs.fit_downstream(data, method=a.method, law_tail=a.law_tail, burn=a.burn, model=law,
+                            sampler={"draws": a.draws, "tune": a.tune, "chains": a.chains,
+                                     "random_seed": a.random_seed, "progressbar": _show_bar(a)})
     path = _save(fit, a.out, "downstream fit")
     print(f"wrote {path}: {len(fit.tasks)} task(s), {len(fit.families)} family(ies), {fit.kind} link")
     for n in fit.notes():
@@ -596,7 +601,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
         data = data.select_families(keep)
     print(f"fitting the bundled {a.dataset!r} data: {bs.data.BUNDLED[a.dataset]}")
     print(f"{len(data)} rows, {len(data.families)} families, {len(data.runs)} runs")
-    fit = bs.fit(data, **_fit_kwargs(a))
+    fit = bs.fit(data, *_configs(a), min_tokens=a.min_tokens, fraction=a.fraction)
     fit_path = _save(fit, out / "fit.nc", "fit")
     run_table = data.run_table()
     big = run_table.sort_values("max_flops").iloc[-1]

@@ -104,6 +104,10 @@ class UnsupportedLawError(BayesScalingError, ValueError):
     """The question asked needs another law (e.g. compute-optimal N and D need a law in N and D)."""
 
 
+class ConfigError(BayesScalingError, ValueError):
+    """A model or sampler configuration (``model=``, ``sampler=``) has a setting it does not know or cannot use."""
+
+
 class GridConfigError(BayesScalingError, ValueError):
     """An experiment-grid configuration that cannot run (unknown axis or value, missing dataset, ...)."""
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 import bayes_scaling as bs
-from bayes_scaling.data import load_datablations, load_gemstone, load_kempner, load_olmo, load_porian
+from bayes_scaling.data import (load_datablations, load_gemstone, load_kempner, load_misfitting, load_olmo,
+                                load_olmo_ladder, load_porian)
 from bayes_scaling.data.filters import thin_checkpoints
 from bayes_scaling.evaluate.backtest import BacktestResult, BacktestSettings, backtest_markdown
 
@@ -35,22 +36,23 @@ ZOOS = {
     "gemstone": lambda: thin_checkpoints(load_gemstone(), 12),
     "olmo": lambda: thin_checkpoints(load_olmo(), 12),
     "datablations": lambda: thin_checkpoints(load_datablations(), 12),
+    "olmo_ladder": lambda: load_olmo_ladder(),
+    "misfitting": lambda: load_misfitting(),
 }
 
 
 def run(name: str, depths: tuple[int, ...], draws: int, likelihood: str = "normal") -> dict:
     data = ZOOS[name]()
     t = time.perf_counter()
-    result = bs.backtest(data, depths=depths, draws=draws, tune=draws, chains=2, likelihood=likelihood,
+    result = bs.backtest(data, depths=depths, model={"likelihood": likelihood},
+                         sampler={"draws": draws, "tune": draws, "chains": 2},
                          progress=lambda line: print(f"{name}: {line}", flush=True))
     return {"dataset": name, "seconds": time.perf_counter() - t, "families": len(data.families), "rows": len(data),
             **result.to_dict(), "points": result.points.to_dict(orient="records")}
 
 
 def load_result(record: dict) -> BacktestResult:
-    s = record["settings"]
-    settings = BacktestSettings(tuple(s["directions"]), tuple(s["depths"]), s["last_fraction"], s["fit_kwargs"],
-                                s["random_seed"])
+    settings = BacktestSettings.from_dict(record["settings"])
     return BacktestResult(pd.DataFrame(record["tasks"]), pd.DataFrame(record["points"]), settings)
 
 

@@ -41,8 +41,8 @@ def main() -> None:
     df = simulate_runs(fams, rng, sizes=(5e7, 1e8, 2e8, 4e8, 8e8), checkpoints=6, sigma_seed=0.01, sigma_obs=0.004)
     data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run")
     new = sorted(fams)[-1]
-    pop = bs.fit(data.select_families([f for f in data.families if f != new]), draws=500, tune=500, chains=2,
-                 random_seed=1, checkpoint_noise=noise)
+    pop = bs.fit(data.select_families([f for f in data.families if f != new]), dict(checkpoint_noise=noise),
+                 dict(draws=500, tune=500, chains=2, random_seed=1))
     with tempfile.TemporaryDirectory() as tmp:
         path = bs.PopulationPrior.from_fit(pop).save(Path(tmp) / "population.nc")
         size = path.stat().st_size
@@ -58,10 +58,12 @@ def main() -> None:
         for backend in a.backends.split(","):
             compile_cache.clear()
             t = time.perf_counter()
-            f1 = bs.fit(d1, borrow=path, draws=500, tune=500, chains=2, checkpoint_noise=noise, backend=backend)
+            f1 = bs.fit(d1, dict(checkpoint_noise=noise),
+                        dict(draws=500, tune=500, chains=2, backend=backend), borrow=path)
             wall = time.perf_counter() - t
             t = time.perf_counter()
-            f2 = bs.fit(d2, borrow=path, draws=500, tune=500, chains=2, checkpoint_noise=noise, backend=backend)
+            f2 = bs.fit(d2, dict(checkpoint_noise=noise),
+                        dict(draws=500, tune=500, chains=2, backend=backend), borrow=path)
             warm_wall = time.perf_counter() - t
             p = f1.predict(new, big.params.values, big.tokens.values, interval=0.9)
             runs[backend] = {

@@ -121,8 +121,8 @@ def main() -> None:
     warnings.simplefilter("ignore", FutureWarning)
     settings = HarnessSettings(ks=tuple(int(k) for k in a.ks.split(",")), fraction=a.fraction,
                                min_tokens=a.min_tokens, max_checkpoints=a.max_checkpoints,
-                               fit_kwargs=dict(draws=a.draws, tune=a.tune, chains=a.chains,
-                                               checkpoint_noise=a.checkpoint_noise),
+                               model=dict(checkpoint_noise=a.checkpoint_noise),
+                               sampler=dict(draws=a.draws, tune=a.tune, chains=a.chains),
                                population=a.population)
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)

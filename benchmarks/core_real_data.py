@@ -44,7 +44,7 @@ def epoch() -> dict:
     out = {}
     for likelihood in ("student_t", "normal"):
         t = time.perf_counter()
-        f = bs.fit(load_epoch_chinchilla(drop_highest_losses=5), likelihood=likelihood)
+        f = bs.fit(load_epoch_chinchilla(drop_highest_losses=5), dict(likelihood=likelihood))
         wall = time.perf_counter() - t
         s = f.summary(interval=0.95)
         rows = {}
@@ -93,7 +93,7 @@ def extrapolation() -> dict:
     out = {"heldout_runs": int(held.sum()), "train_runs": int((~held).sum())}
     for mode in ("learn", None):
         t = time.perf_counter()
-        f = bs.fit(train, extrapolation=mode)
+        f = bs.fit(train, dict(extrapolation=mode))
         wall = time.perf_counter() - t
         p = f.predict(test["family"].to_numpy(), test["params"].to_numpy(), test["tokens"].to_numpy(), interval=0.9)
         y = test["loss"].to_numpy()

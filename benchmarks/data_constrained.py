@@ -112,8 +112,8 @@ def main() -> None:
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", bs.errors.SamplingWarning)
-        fit = bs.fit(train, law="data_constrained", draws=a.draws, tune=a.tune, target_accept=a.target_accept,
-                     extrapolation=None, random_seed=a.seed)
+        fit = bs.fit(train, dict(law="data_constrained", extrapolation=None),
+                     dict(draws=a.draws, tune=a.tune, target_accept=a.target_accept, random_seed=a.seed))
     seconds = time.perf_counter() - t0
     pred = fit.predict(targets["family"].to_numpy(), targets["params"].to_numpy(), targets["tokens"].to_numpy(),
                        inputs={"unique_tokens": targets["unique_tokens"].to_numpy()}, interval=0.9)

@@ -68,7 +68,7 @@ def run(method: str, seed: int) -> dict:
         f = bs.fit_downstream(fit_rows, family="family", run="run", params="params", tokens="tokens",
                               task="task_name", accuracy="accuracy", chance="chance",
                               task_loss="task_bpb" if method != "latent" else None,
-                              method="direct" if method == "direct" else "two_step", random_seed=seed)
+                              method="direct" if method == "direct" else "two_step", sampler={"random_seed": seed})
     seconds = time.perf_counter() - t0
     actual = actual_values(df)
     rows = []

@@ -31,7 +31,7 @@ def _run(kwargs: dict, queue: mp.Queue) -> None:
     from bayes_scaling.data import load_kempner
 
     t = time.perf_counter()
-    f = bs.fit(load_kempner(), extrapolation=None, **kwargs)
+    f = bs.fit(load_kempner(), dict(extrapolation=None), kwargs)
     d = f.diagnostics
     queue.put({"wall_seconds": time.perf_counter() - t, "divergences": d.divergences, "max_rhat": d.max_rhat,
                "min_ess_bulk": d.min_ess_bulk, "min_ess_tail": d.min_ess_tail,

@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
     settings = BacktestSettings(budgets=tuple(float(b) for b in args.budgets.split(",")), method=args.method,
-                                fit_kwargs=dict(draws=args.draws, tune=args.tune, chains=2,
-                                                checkpoint_noise=args.checkpoint_noise), random_seed=args.seed)
+                                model=dict(checkpoint_noise=args.checkpoint_noise),
+                                sampler=dict(draws=args.draws, tune=args.tune, chains=2), random_seed=args.seed)
     summary: dict = {"machine": {"cores": os.cpu_count()},
                      "command": " ".join(["python benchmarks/planning.py", *sys.argv[1:]]),
                      "settings": settings.as_dict(), "tables": {}}
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     data = DATASETS[args.only.split(",")[0]]()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pop = bs.fit(data, draws=args.draws, tune=args.tune, chains=2, random_seed=args.seed)
+        pop = bs.fit(data, sampler=dict(draws=args.draws, tune=args.tune, chains=2, random_seed=args.seed))
     big = data.frame.loc[data.frame["params"].idxmax()]
     summary["planner"] = planner_timing(bs.PopulationPrior.from_fit(pop), {"params": float(big["params"]) * 10,
                                                                            "tokens": float(big["tokens"]) * 10})

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayes_scaling import fit
+from bayes_scaling import ModelConfig, SamplerConfig, fit
 from bayes_scaling.data.zoos import ZOOS
 from bayes_scaling.errors import PriorDataConflictWarning, SamplingWarning
 from bayes_scaling.evaluate.baselines import huber_fit
@@ -43,7 +43,7 @@ from bayes_scaling.model import PopulationPrior
 from bayes_scaling.report.format import markdown_table
 
 RESULTS = Path(__file__).parent / "results"
-FIT_KWARGS = dict(draws=1000, tune=1000, chains=4)
+FIT_SAMPLER = SamplerConfig(draws=1000, tune=1000, chains=4)
 HUBER_GRID_STRIDE = 5  # the harness's: every fifth start of the Huber fit's grid
 GOALS = "median ARE <= 3%; 90% coverage 82-96%; 50% coverage 40-60%; median 90% width <= 20% of the loss"
 
@@ -75,7 +75,7 @@ def run_zoo(zoo: str, within: bool, seed: int, donors: dict, log) -> tuple[list[
                 "target_size": split.target_size, "decades": split.decades, "target_points": len(split.target)}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", PriorDataConflictWarning)
-            ours = bayes_scored(split, prior, FIT_KWARGS, random_seed=seed + i, method="published")
+            ours = bayes_scored(split, prior, ModelConfig(), FIT_SAMPLER, random_seed=seed + i, method="published")
         ours["conflict"] = any(issubclass(w.category, PriorDataConflictWarning) for w in caught)
         found = [ours, *point_baselines(split, {f: p for f, p in donors.items() if f != fam}, HUBER_GRID_STRIDE)]
         others = [f for f in data.families if f != fam]
@@ -83,8 +83,8 @@ def run_zoo(zoo: str, within: bool, seed: int, donors: dict, log) -> tuple[list[
             t1 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", SamplingWarning)
-                pop = fit(data.select_families(others), random_seed=seed + i, **FIT_KWARGS)
-            own = bayes_scored(split, PopulationPrior.from_fit(pop, random_seed=seed + i), FIT_KWARGS,
+                pop = fit(data.select_families(others), sampler=FIT_SAMPLER.replace(random_seed=seed + i))
+            own = bayes_scored(split, PopulationPrior.from_fit(pop, random_seed=seed + i), ModelConfig(), FIT_SAMPLER,
                                random_seed=seed + i, method="within_zoo")
             own["population_seconds"] = time.perf_counter() - t1
             found.append(own)

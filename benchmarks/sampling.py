@@ -133,7 +133,7 @@ def naive_model(data: bs.ScalingData):
 
 
 def config_kwargs(config: str) -> dict:
-    """``bs.fit`` keywords of a named configuration; ``nc:PARAM=DEGREE[,PARAM=DEGREE]@TARGET_ACCEPT`` sets
+    """The sampler settings (``bs.fit``'s ``sampler=``) of a named configuration; ``nc:PARAM=DEGREE[,PARAM=DEGREE]@TARGET_ACCEPT`` sets
     (partial) non-centring by hand, e.g. ``nc:log_alpha=0.3@0.9``; ``A+B`` joins two configurations."""
     if "+" in config:  # several configurations' keywords together, e.g. ``until+conditional``
         return {k: v for part in config.split("+") for k, v in config_kwargs(part).items()}
@@ -142,7 +142,7 @@ def config_kwargs(config: str) -> dict:
         degrees = {k: float(v) for k, v in (item.split("=") for item in spec.split(","))}
         return dict(noncentering=degrees, **({"target_accept": float(accept)} if accept else {}))
     return {"default": {}, "auto": dict(noncentering="auto"), "auto_0.9": dict(noncentering="auto", target_accept=0.9),
-            "pymc_nuts": dict(sampler="pymc"), "jax": dict(backend="jax"), "unwhitened": dict(whiten=False),
+            "pymc_nuts": dict(engine="pymc"), "jax": dict(backend="jax"), "unwhitened": dict(whiten=False),
             "whitened_0.9": dict(target_accept=0.9), "conditional": dict(whiten="conditional"),
             "conditional_0.9": dict(whiten="conditional", target_accept=0.9),
             "until": dict(until_converged=True), "unfused": dict(fused=False)}[config]
@@ -166,7 +166,7 @@ def run_config(data: bs.ScalingData, config: str, draws: int, seed: int, tune: i
         kw = config_kwargs(config)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
-            fit = bs.fit(data, draws=draws, tune=tune, chains=2, random_seed=seed, extrapolation=None, **kw)
+            fit = bs.fit(data, dict(extrapolation=None), dict(draws=draws, tune=tune, chains=2, random_seed=seed, **kw))
         d = fit.diagnostics
         out = {"compile_seconds": fit.sampler_info["compile_seconds"], "noncentred": fit.spec.noncentred,
                "compile_source": fit.sampler_info.get("compile_source"),
@@ -305,7 +305,7 @@ def part_advi(dataset: str, draws: int, seed: int) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
         t0 = time.perf_counter()
-        nuts = bs.fit(data, draws=draws, tune=draws, chains=2, random_seed=seed, extrapolation=None)
+        nuts = bs.fit(data, dict(extrapolation=None), dict(draws=draws, tune=draws, chains=2, random_seed=seed))
         t_nuts = time.perf_counter() - t0
     out = {"dataset": dataset, "nuts_seconds": t_nuts, "nuts_diagnostics": nuts.diagnostics.to_dict(), "methods": {}}
     biggest = data.frame.loc[data.frame["flops"].idxmax()]
@@ -412,8 +412,8 @@ def part_thinning(dataset: str, draws: int, seed: int, per_run: int, dense: int 
             warnings.simplefilter("ignore", SamplingWarning)
             for label, d in (("all", data), ("thinned", thinned)):
                 t0 = time.perf_counter()
-                f = bs.fit(d, draws=draws, tune=draws, chains=2, random_seed=seed, extrapolation=None,
-                           checkpoint_noise=noise)
+                f = bs.fit(d, dict(extrapolation=None, checkpoint_noise=noise),
+                           dict(draws=draws, tune=draws, chains=2, random_seed=seed))
                 fits[label] = (f, time.perf_counter() - t0)
         a, b = fits["all"][0].idata.posterior, fits["thinned"][0].idata.posterior
         res = {"dataset": dataset, "checkpoint_noise": noise, "rows": len(data.frame), "dense_per_run": dense,
@@ -454,13 +454,13 @@ def part_cache(dataset: str, draws: int, seed: int) -> dict:
     kw = dict(draws=draws, tune=draws, chains=2, random_seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        prior = bs.PopulationPrior.from_fit(bs.fit(data.select_families(fams[:-1]), extrapolation=None, **kw))
+        prior = bs.PopulationPrior.from_fit(bs.fit(data.select_families(fams[:-1]), dict(extrapolation=None), kw))
     sequences = {
-        "default fit (with its calibration fit)": [lambda: bs.fit(data, **kw)],
+        "default fit (with its calibration fit)": [lambda: bs.fit(data, sampler=kw)],
         "3 leave-one-family-out population fits": [
-            (lambda f=f: bs.fit(data.select_families([g for g in fams if g != f]), **kw)) for f in fams[:3]],
+            (lambda f=f: bs.fit(data.select_families([g for g in fams if g != f]), sampler=kw)) for f in fams[:3]],
         f"{len(fams)} borrowed fits of one model size": [
-            (lambda f=f: bs.fit(split_family(data, f, 1).train, borrow=prior, **kw)) for f in fams],
+            (lambda f=f: bs.fit(split_family(data, f, 1).train, sampler=kw, borrow=prior)) for f in fams],
     }
     out = {"dataset": dataset, "draws": draws, "sequences": []}
     for label, fits in sequences.items():
@@ -531,8 +531,8 @@ def part_backends(draws: int, seed: int) -> list[dict]:
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", SamplingWarning)
-                fit = bs.fit(data, checkpoint_noise=noise, backend=backend, draws=draws, tune=draws, chains=2,
-                             random_seed=seed, extrapolation=None)
+                fit = bs.fit(data, dict(checkpoint_noise=noise, extrapolation=None),
+                             dict(backend=backend, draws=draws, tune=draws, chains=2, random_seed=seed))
             d = fit.diagnostics
             r = {"dataset": name, "checkpoint_noise": noise, "backend": backend, "rows": len(data.frame),
                  "wall_seconds": time.perf_counter() - t0, "compile_seconds": fit.sampler_info["compile_seconds"],

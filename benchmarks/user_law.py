@@ -65,11 +65,11 @@ def main() -> None:
     train = data.subset(~largest.to_numpy(), name="largest", reason="held out: each family's largest model")
     test = df[largest.to_numpy()]
     res = {"families": data.families, "train_rows": len(train), "test_rows": len(test), "laws": {}}
-    settings = dict(draws=a.draws, tune=a.tune, random_seed=a.seed, extrapolation=None)
+    sampler = dict(draws=a.draws, tune=a.tune, random_seed=a.seed)
     fits = {}
     for name, law in (("kaplan", KAPLAN), ("chinchilla", "chinchilla"), ("chinchilla_by_hand", CHINCHILLA_BY_HAND)):
         t0 = time.perf_counter()
-        fits[name] = fit = bs.fit(train, law=law, **settings)
+        fits[name] = fit = bs.fit(train, dict(law=law, extrapolation=None), sampler)
         d = fit.diagnostics
         tab = fit.parameter_table().query("level == 'population'").set_index("parameter")
         res["laws"][name] = {"seconds": time.perf_counter() - t0, **held_out_scores(fit, test),

@@ -73,4 +73,4 @@ def small_fit(synthetic_truth):
     _, df = synthetic_truth
     data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
                                      run="run", seed="seed")
-    return bs.fit(data, extrapolation=0.02, **FAST)
+    return bs.fit(data, dict(extrapolation=0.02), sampler=FAST)

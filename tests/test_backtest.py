@@ -45,7 +45,8 @@ def zoo(tmp_path_factory):
 
 def test_backtest_scores_ours_beside_the_point_fits(zoo, tmp_path):
     df, _ = zoo
-    r = bs.backtest(df, directions=["params"], depths=[1], draws=200, tune=200, chains=2, extrapolation=0.05)
+    r = bs.backtest(df, directions=["params"], depths=[1], model={"extrapolation": 0.05},
+                    sampler={"draws": 200, "tune": 200, "chains": 2})
     assert r.methods == ["bayes", "huber", "fixed_n_term", "varpro"]
     assert set(r.tasks["family"]) == set(df["family"])  # every family held out its largest size
     s = r.summary()

@@ -55,7 +55,7 @@ def test_one_size_new_family_borrows(population_prior, synthetic_truth):
     fams, df = synthetic_truth
     one = df[(df["family"] == "fam0") & (df["params"] == df["params"].min())].assign(family="newfam")
     data = bs.ScalingData.from_frame(one, family="family", params="params", tokens="tokens", loss="loss", run="run")
-    fit = bs.fit(data, borrow=path, draws=300, tune=300, chains=2, random_seed=2)
+    fit = bs.fit(data, sampler=dict(draws=300, tune=300, chains=2, random_seed=2), borrow=path)
     notes = " ".join(fit.notes())
     assert "single model size" in notes and "borrowed population prior" in notes
     assert fit.extrapolation["mode"] == "borrowed"
@@ -109,7 +109,7 @@ def test_prior_data_conflict_is_flagged(population_prior, synthetic_truth):
     data = bs.ScalingData.from_frame(one.assign(family="other", loss=one["loss"] / 50), family="family",
                                      params="params", tokens="tokens", loss="loss", run="run")
     with pytest.warns(bs.errors.PriorDataConflictWarning, match="another quantity"):
-        fit = bs.fit(data, borrow=path, draws=100, tune=100, chains=2)
+        fit = bs.fit(data, sampler=dict(draws=100, tune=100, chains=2), borrow=path)
     assert any("prior-data conflict" in n for n in fit.notes())
 
 
@@ -133,11 +133,11 @@ def test_weakly_identified_borrowed_exponent_is_noted(population_prior, syntheti
     _, df = synthetic_truth
     one = df[(df["family"] == "fam0") & (df["params"] == df["params"].min())].assign(family="newfam")
     data = bs.ScalingData.from_frame(one, family="family", params="params", tokens="tokens", loss="loss", run="run")
-    fit = bs.fit(data, borrow=narrow, draws=100, tune=100, chains=2)
+    fit = bs.fit(data, sampler=dict(draws=100, tune=100, chains=2), borrow=narrow)
     assert fit.extrapolation["weak_borrowed_exponent"]["identifying"] == weak["identifying"]
     assert any("weakly supported borrowed N-exponent" in n and "only 1 of the prior's source" in n
                for n in fit.notes())
-    fit = bs.fit(data, borrow=prior, draws=100, tune=100, chains=2)
+    fit = bs.fit(data, sampler=dict(draws=100, tune=100, chains=2), borrow=prior)
     assert "weak_borrowed_exponent" not in fit.extrapolation
     assert not any("weakly supported" in n for n in fit.notes())
 
@@ -220,7 +220,7 @@ def test_mixture_borrowed_fit_finds_the_family_its_data_come_from(mixture_prior,
     _, df = synthetic_truth
     one = df[(df["family"] == "fam1") & (df["params"] == df["params"].min())].assign(family="newfam")
     data = bs.ScalingData.from_frame(one, family="family", params="params", tokens="tokens", loss="loss", run="run")
-    fit = bs.fit(data, borrow=mixture_prior, draws=300, tune=300, chains=2, random_seed=3)
+    fit = bs.fit(data, sampler=dict(draws=300, tune=300, chains=2, random_seed=3), borrow=mixture_prior)
     table = fit.sampler_info["mixture"]
     assert set(table) == {"fam0", "fam1", "fam2", "(population)"}
     assert max(table, key=lambda n: table[n]["weight"]) == "fam1" and table["fam1"]["weight"] > 0.5

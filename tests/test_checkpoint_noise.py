@@ -128,7 +128,7 @@ def test_ou_fit_recovers_the_correlation_length_and_checkpoint_noise(tmp_path, m
     compile_cache.clear()  # no model of this structure compiled by an earlier test
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        fit = bs.fit(data, checkpoint_noise="ou", draws=300, tune=300, chains=2, extrapolation=None)
+        fit = bs.fit(data, dict(checkpoint_noise="ou", extrapolation=None), dict(draws=300, tune=300, chains=2))
     post = fit.idata.posterior
     lo, hi = post["ou_length"].quantile([0.05, 0.95]).values
     assert lo < 0.3 < hi
@@ -143,23 +143,23 @@ def test_ou_fit_recovers_the_correlation_length_and_checkpoint_noise(tmp_path, m
     assert fit.sampler_info["backend"] == ("jax" if compile_cache.jax_available() else "numba")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        numba = bs.fit(_data(checkpoints=14, seed=1), checkpoint_noise="ou", draws=50, tune=50, chains=2,
-                       extrapolation=None, backend="numba")
-        again = bs.fit(_data(checkpoints=9, seed=2), checkpoint_noise="ou", draws=50, tune=50, chains=2,
-                       extrapolation=None)
+        numba = bs.fit(_data(checkpoints=14, seed=1), dict(checkpoint_noise="ou", extrapolation=None),
+                       dict(draws=50, tune=50, chains=2, backend="numba"))
+        again = bs.fit(_data(checkpoints=9, seed=2), dict(checkpoint_noise="ou", extrapolation=None),
+                       dict(draws=50, tune=50, chains=2))
     assert numba.sampler_info["backend"] == "numba" and numba.sampler_info["compile_source"] == "compiled"
     assert again.sampler_info["backend"] == "numba" and again.sampler_info["compile_source"] == "memory"
     assert np.isfinite(numba.idata.posterior["ou_length"]).all()
 
 
 def test_cli_passes_the_checkpoint_noise_to_fit():
-    from bayes_scaling.cli import _fit_kwargs, build_parser
+    from bayes_scaling.cli import _configs, build_parser
 
     base = ["fit", "data.csv", "--params", "N", "--tokens", "D", "--loss", "L", "--out", "fit.nc"]
-    assert _fit_kwargs(build_parser().parse_args([*base, "--checkpoint-noise", "ou"]))["checkpoint_noise"] == "ou"
-    assert _fit_kwargs(build_parser().parse_args(base))["checkpoint_noise"] == "independent"
-    assert _fit_kwargs(build_parser().parse_args(base))["backend"] == "auto"
-    assert _fit_kwargs(build_parser().parse_args([*base, "--backend", "jax"]))["backend"] == "jax"
+    assert _configs(build_parser().parse_args([*base, "--checkpoint-noise", "ou"]))[0].checkpoint_noise == "ou"
+    assert _configs(build_parser().parse_args(base))[0].checkpoint_noise == "independent"
+    assert _configs(build_parser().parse_args(base))[1].backend == "auto"
+    assert _configs(build_parser().parse_args([*base, "--backend", "jax"]))[1].backend == "jax"
     with pytest.raises(SystemExit):
         build_parser().parse_args([*base, "--checkpoint-noise", "ar1"])
 

@@ -46,7 +46,7 @@ def test_reused_compiled_model_gives_the_same_posterior(small_fit, synthetic_tru
     def one(fam, name):
         return _data(small.assign(family=np.where(small["family"] == fam, name, small["family"])), [name])
 
-    settings = dict(borrow=prior, draws=100, tune=100, chains=2, random_seed=5)
+    settings = dict(borrow=prior, sampler=dict(draws=100, tune=100, chains=2, random_seed=5))
     compile_cache.clear()
     first = bs.fit(one("fam0", "new_a"), **settings)
     reused = bs.fit(one("fam2", "new_b"), **settings)

@@ -32,7 +32,8 @@ _FIT = textwrap.dedent("""
     for label in ["cached", "fresh"][:len(sys.argv) - 2]:
         if label == "fresh":
             os.environ["BAYES_SCALING_COMPILE_CACHE"] = "0"
-        fit = bs.fit(data, draws=40, tune=40, chains=2, random_seed=4, extrapolation=None, backend="numba")
+        fit = bs.fit(data, {"extrapolation": None}, {"draws": 40, "tune": 40, "chains": 2, "random_seed": 4,
+                                                      "backend": "numba"})
         np.save(f"{sys.argv[1]}_{label}.npy", fit.idata.posterior["theta"].to_numpy())
         print(fit.sampler_info["compile_source"])
 """)

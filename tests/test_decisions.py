@@ -160,7 +160,7 @@ def growth_fit():
     grown = dict(scratch, B=scratch["B"] * 1.546 ** (-scratch["beta"]))  # true speedup 54.6%, everywhere
     df = simulate_runs({"scratch": scratch, "grown": grown}, rng, sizes=(5e7, 1e8, 2e8, 4e8, 8e8),
                        sigma_seed=0.003, sigma_obs=0.002)
-    return bs.fit(df, treatments={"grown": "scratch"}, extrapolation=None, **dict(FAST, draws=500, tune=500))
+    return bs.fit(df, dict(treatments={"grown": "scratch"}, extrapolation=None), sampler=dict(FAST, draws=500, tune=500))
 
 
 def test_growth_treatment_model_recovers_a_known_speedup(growth_fit):
@@ -192,7 +192,7 @@ def test_growth_speedup_cli(growth_fit, tmp_path):
 @pytest.fixture(scope="module")
 def chinchilla_fit(shared_root):
     data = loaders.load_epoch_chinchilla(shared_root, drop_highest_losses=5)
-    return bs.fit(data, likelihood="student_t", **dict(FAST, draws=500, tune=500))
+    return bs.fit(data, dict(likelihood="student_t"), sampler=dict(FAST, draws=500, tune=500))
 
 
 @pytest.mark.slow
@@ -231,7 +231,7 @@ def test_compute_optimal_errors(chinchilla_fit):
 @pytest.fixture(scope="module")
 def porian_pair():
     a, b = "rw-tuned-short-const-standard-val", "rw-base-short-chinchilla-standard-val"
-    return a, b, bs.fit(bs.load_bundled("porian").select_families([a, b]), extrapolation=None, **FAST)
+    return a, b, bs.fit(bs.load_bundled("porian").select_families([a, b]), dict(extrapolation=None), sampler=FAST)
 
 
 @pytest.mark.slow

@@ -40,8 +40,8 @@ def tasks_frame() -> pd.DataFrame:
 def two_step(tasks_frame):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return bs.fit_downstream(tasks_frame, **COLUMNS, task_loss="task_loss", law_options={"extrapolation": None},
-                                 **FAST)
+        return bs.fit_downstream(tasks_frame, **COLUMNS, task_loss="task_loss", model={"extrapolation": None},
+                                 sampler=FAST)
 
 
 # ---------------------------------------------------------------------------------------------- the link
@@ -198,7 +198,7 @@ def test_cli_fit_then_predict(tasks_frame, tmp_path, capsys):
 def test_latent_and_direct_links_forecast_the_rise(tasks_frame, method, task_loss):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f = bs.fit_downstream(tasks_frame, **COLUMNS, task_loss=task_loss, method=method, **FAST)
+        f = bs.fit_downstream(tasks_frame, **COLUMNS, task_loss=task_loss, method=method, sampler=FAST)
     assert f.kind == ("latent" if task_loss is None else "compute")
     n, d = TARGET
     p = f.predict("synthetic", "rises", n, d)

@@ -161,7 +161,7 @@ def bent_fit():
     data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = bs.fit(data, extrapolation="learn", **FAST)
+        fit = bs.fit(data, dict(extrapolation="learn"), sampler=FAST)
     return data, fit, [str(w.message) for w in caught if issubclass(w.category, bs.errors.SamplingWarning)]
 
 

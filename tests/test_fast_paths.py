@@ -65,7 +65,7 @@ def test_chains_sample_with_one_blas_thread_and_the_limit_is_lifted_after(synthe
     monkeypatch.setattr(nutpie, "sample", spy)
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         assert set(_blas_threads()) == {2}  # BLAS is loaded (numpy's) and would use two threads
-        fit = bs.fit(df, extrapolation=None, **FAST)
+        fit = bs.fit(df, dict(extrapolation=None), sampler=FAST)
         assert set(_blas_threads()) == {2}  # restored after sampling
     assert seen and all(set(s) == {1} for s in seen)
     assert fit.idata.posterior.sizes["chain"] == FAST["chains"]

@@ -134,13 +134,13 @@ def test_cli_fit_and_report(synthetic_truth, tmp_path, capsys):
     fit = bs.load(out)
     assert fit.spec.filters[0]["filter"] == "min_tokens" and fit.spec.filters[0]["rows"] > 0
     assert fit.sampler_info["whitened"] == "fixed"  # two families, centred: whitened by default
-    from bayes_scaling.cli import _fit_kwargs, build_parser
+    from bayes_scaling.cli import _configs, build_parser
 
     base = ["fit", str(csv), "--family", "family", "--params", "params", "--tokens", "tokens", "--loss", "val_loss",
             "--out", str(out)]
-    assert [_fit_kwargs(build_parser().parse_args(base + extra))["whiten"]
+    assert [_configs(build_parser().parse_args(base + extra))[1].whiten
             for extra in ([], ["--whiten", "none"], ["--whiten", "conditional"])] == [True, False, "conditional"]
-    assert [_fit_kwargs(build_parser().parse_args(base + extra))["until_converged"]
+    assert [_configs(build_parser().parse_args(base + extra))[1].until_converged
             for extra in ([], ["--until-converged"])] == [False, True]
     assert main(["report", str(out), "--target", "family=fam0,params=1e9,tokens=2e10", "--out",
                  str(tmp_path / "rep")]) == 0
@@ -215,7 +215,8 @@ def test_until_converged_stops_when_the_draws_pass_and_keeps_chains_of_one_lengt
 
     assert fit_module._converged.__doc__ and "diagnose" in fit_module._converged.__doc__
     monkeypatch.setattr(fit_module, "_converged", lambda idata: True)
-    fit = bs.fit(data, draws=200_000, tune=200, chains=2, random_seed=2, extrapolation=0.02, until_converged=True)
+    fit = bs.fit(data, dict(extrapolation=0.02),
+                 dict(draws=200_000, tune=200, chains=2, random_seed=2, until_converged=True))
     kept = fit.sampler_info["draws"]
     assert fit.sampler_info["stopped_early"] and kept < 200_000
     assert fit.diagnostics.draws == fit.idata.posterior.sizes["draw"] == fit.idata.posterior["kappa"].sizes["draw"] == kept

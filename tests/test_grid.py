@@ -24,12 +24,15 @@ csv = "zoo.csv"
 heldout = ["fam0"]
 k = [1, 2]
 prior = ["none", "borrowed"]
-[fit]
+[model]
+extrapolation = "none"
+
+[sampler]
 draws = 80
 tune = 80
-chains = 2
+
+[protocol]
 max_checkpoints = 4
-extrapolation = "none"
 """
 
 
@@ -45,15 +48,15 @@ def zoo_dir(tmp_path_factory):
 
 def test_config_reads_toml_and_yaml_alike(zoo_dir):
     yaml_text = ("dataset: {csv: zoo.csv}\naxes: {heldout: [fam0], k: [1, 2], prior: [none, borrowed]}\n"
-                 "fit: {draws: 80, tune: 80, chains: 2, max_checkpoints: 4, extrapolation: none}\n")
+                 "model: {extrapolation: none}\nsampler: {draws: 80, tune: 80}\nprotocol: {max_checkpoints: 4}\n")
     (zoo_dir / "grid.yaml").write_text(yaml_text)
     a, b = GridConfig.load(zoo_dir / "grid.toml"), GridConfig.load(zoo_dir / "grid.yaml")
-    assert a.fingerprint() == b.fingerprint() and a.fit.extrapolation is None
+    assert a.fingerprint() == b.fingerprint() and a.fit.model.extrapolation is None
     data = a.load_data()
     axes = a.resolved_axes(data)
     assert axes["fraction"] == (1.0,) and axes["min_tokens"] == (0.0,)
     assert len(a.cells(axes)) == 4
-    changed = GridConfig.from_dict({**a.to_dict(), "fit": {**a.to_dict()["fit"], "draws": 81}}, base_dir=zoo_dir)
+    changed = GridConfig.from_dict({**a.to_dict(), "sampler": {**a.to_dict()["sampler"], "draws": 81}}, base_dir=zoo_dir)
     assert changed.fingerprint() != a.fingerprint()
 
 
@@ -66,7 +69,11 @@ def test_config_reads_toml_and_yaml_alike(zoo_dir):
     ({"dataset": {"csv": "x.csv"}, "axes": {"k": [1, 1]}}, "repeats"),
     ({"dataset": {"csv": "x.csv", "name": "kempner"}}, "exactly one of"),
     ({"dataset": {"name": "nope"}}, "unknown dataset name"),
-    ({"dataset": {"csv": "x.csv"}, "fit": {"draw": 10}}, r"unknown \[fit\] key"),
+    ({"dataset": {"csv": "x.csv"}, "sampler": {"draw": 10}}, r"unknown \[sampler\] key"),
+    ({"dataset": {"csv": "x.csv"}, "sampler": {"chains": 0}}, r"\[sampler\] chains must be"),
+    ({"dataset": {"csv": "x.csv"}, "model": {"likelihood": "cauchy"}}, r"\[model\] likelihood must be"),
+    ({"dataset": {"csv": "x.csv"}, "protocol": {"last_fraction": 2}}, r"last_fraction must be in"),
+    ({"dataset": {"csv": "x.csv"}, "fit": {"draws": 10}}, "unknown section"),
     ({"dataset": {"csv": "x.csv"}, "plots": {}}, "unknown section"),
 ])
 def test_bad_configs_say_what_is_wrong(raw, match):

@@ -157,7 +157,7 @@ def data_of_the_cli(monkeypatch):
     """The ScalingData the ``fit`` command would sample, caught before any sampling."""
     seen = {}
 
-    def caught(data, **kwargs):
+    def caught(data, *configs, **kwargs):
         seen["data"] = data
         raise DataValidationError("stopped before sampling")
 
@@ -215,7 +215,7 @@ def test_impossible_sampler_and_filter_flags_are_refused(flag, value, message, c
 
 def test_impossible_sampler_settings_are_refused_in_python(frame):
     with pytest.raises(ValueError, match="chains must be a whole number of at least 1"):
-        bs.fit(build(frame), chains=0)
+        bs.fit(build(frame), sampler=dict(chains=0))
     with pytest.raises(ValueError, match="fraction"):
         bs.fit(build(frame), fraction=1.5)
 

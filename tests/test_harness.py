@@ -15,8 +15,8 @@ def test_harness_scores_ours_and_every_baseline(synthetic_truth):
     _, df = synthetic_truth
     data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
                                      run="run", seed="seed")
-    settings = HarnessSettings(ks=(1, 2), huber_grid_stride=45, fit_kwargs={k: v for k, v in FAST.items()
-                                                                            if k != "random_seed"})
+    settings = HarnessSettings(ks=(1, 2), huber_grid_stride=45, sampler={k: v for k, v in FAST.items()
+                                                                         if k != "random_seed"})
     seen = []
     rows = evaluate_borrowing(data, families=["fam0"], settings=settings, dataset="synthetic",
                               on_family=lambda r: seen.append(len(r)))
@@ -87,6 +87,6 @@ def test_ou_request_on_one_point_runs_fits_the_identical_independent_model(small
     assert not train.has_checkpoint_curves
     split = Split(family="fam0", k=1, train=train, target=fam[fam["params"] == fam["params"].max()],
                   train_sizes=(float(small["params"].iloc[0]),), target_size=float(fam["params"].max()))
-    kwargs = {k: v for k, v in FAST.items() if k != "random_seed"}
-    row = bayes_scored(split, bs.PopulationPrior.from_fit(small_fit, draws=400), {**kwargs, "checkpoint_noise": "ou"})
+    row = bayes_scored(split, bs.PopulationPrior.from_fit(small_fit, draws=400), bs.ModelConfig(checkpoint_noise="ou"),
+                       bs.SamplerConfig(**FAST))
     assert "independent checkpoint noise" in row["detail"] and 0 <= row["are"] < 1

@@ -206,6 +206,6 @@ def test_unique_tokens_are_checked_and_required_by_the_law_that_reads_them(frame
         bs.ScalingData.from_frame(frame.assign(u=frame["tokens"] * 2), unique_tokens="u")
     data = bs.ScalingData.from_frame(frame)
     with pytest.raises(MissingColumnError, match="unique_tokens"):
-        bs.fit(data, law="data_constrained")
+        bs.fit(data, "data_constrained")
     ok = bs.ScalingData.from_frame(frame.assign(u=frame["tokens"] / 2), unique_tokens="u")
     assert (ok.frame["unique_tokens"] == ok.frame["tokens"] / 2).all()

@@ -15,6 +15,7 @@ EXPECTED = {  # rows, families, runs
     "datablations_code": (296, 9, 18),
     "porian": (1745, 15, 1745),
     "gemstone": (1100, 11, 22),
+    "misfitting": (255, 5, 255),  # run ends: 5 peak learning rates, 12M-1B, 100M-21B tokens; repeats are seeds
     "olmo_ladder": (32, 1, 32),  # run ends: 30 ladder runs (5 sizes x 5 multipliers + 5 repeats), the 7B and 13B
 }
 

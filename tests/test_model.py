@@ -69,7 +69,7 @@ def test_whitened_family_layer_is_the_centred_density_of_theta(synthetic_truth, 
     one = data.subset((data.frame["family"] == "fam0").to_numpy(), name="one family", reason="test", drops_families=True)
     assert sampled_model(one, ModelSpec.from_data(one), whiten=mode)[2] is None
     with pytest.raises(ValueError, match="whiten must be"):
-        bs.fit(data, whiten="partly")
+        bs.fit(data, sampler=dict(whiten="partly"))
 
 
 @pytest.mark.parametrize("degree", [1.0, 0.4])
@@ -110,7 +110,7 @@ def test_noncentering_rejects_unknown_parameters_and_degrees_outside_0_1(synthet
         ModelSpec.from_data(data, noncentering={"log_alpha": 1.5})
     assert ModelSpec.from_data(data, noncentering={"log_alpha": 0, "log_beta": 0.5}).noncentering == {"log_beta": 0.5}
     with pytest.raises(ValueError, match="'auto'"):
-        bs.fit(data, noncentering="yes")
+        bs.fit(data, sampler=dict(noncentering="yes"))
 
 
 def test_auto_noncentring_picks_the_weakly_identified_exponent():

@@ -35,12 +35,12 @@ def zoo_with_a_broken_run():
 @pytest.mark.slow
 def test_a_broken_run_is_named_and_the_auto_likelihood_refits_robustly(zoo_with_a_broken_run):
     data, broken = zoo_with_a_broken_run
-    normal = bs.fit(data, likelihood="normal", extrapolation=None, **FAST)
+    normal = bs.fit(data, dict(likelihood="normal", extrapolation=None), sampler=FAST)
     table = outlier_table(normal).set_index("run")
     assert table["outlier"].tolist().count(True) == 1 and table.loc[broken, "outlier"]
     assert any(broken in n and "outliers under the normal likelihood" in n for n in normal.notes())
 
-    auto = bs.fit(data, likelihood="auto", extrapolation=None, **FAST)
+    auto = bs.fit(data, dict(likelihood="auto", extrapolation=None), sampler=FAST)
     assert auto.spec.likelihood == "student_t" and auto.spec.likelihood_choice["outliers"] == [broken]
     weights = outlier_table(auto).set_index("run")["weight"]
     assert weights[broken] < 0.5 and (weights.drop(broken) > 0.5).all()

@@ -302,7 +302,7 @@ def test_backtest_on_a_small_synthetic_zoo_reveals_within_budget_and_scores_ever
     df = simulate_runs(simulate_family_parameters(3, rng), rng, sizes=(3e7, 1e8, 3e8), checkpoints=6)
     data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run",
                                      seed="seed")
-    s = BacktestSettings(budgets=(0.05,), fantasies=32, fit_kwargs=dict(draws=100, tune=150, chains=2),
+    s = BacktestSettings(budgets=(0.05,), fantasies=32, sampler=dict(draws=100, tune=150, chains=2),
                          random_seed=1)
     res = backtest_planning(data, families=["fam2"], settings=s, dataset="synthetic")
     assert set(res["method"]) == {"plan", "spread", "target_30pct"}

@@ -166,7 +166,7 @@ def test_one_small_model_borrows_the_published_prior(shared_root):
     df = data.frame[data.frame["family"] == data.families[0]]
     small = df[df["params"] == df["params"].min()]
     one = bs.ScalingData.from_frame(small, family="family", params="params", tokens="tokens", loss="loss", run="run")
-    fit = bs.fit(one, borrow="published", draws=300, tune=300, chains=2, random_seed=1)
+    fit = bs.fit(one, sampler=dict(draws=300, tune=300, chains=2, random_seed=1), borrow="published")
     notes = " ".join(fit.notes())
     assert "loss level is this family's own" in notes and "published" in fit.spec.borrowed["source"]
     big = df[df["params"] == df["params"].max()]
@@ -208,7 +208,7 @@ def test_the_data_constrained_law_borrows_what_the_published_prior_carries(share
     one = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run",
                                     unique_tokens="unique_tokens")
     one = bs.thin_checkpoints(one, 6)
-    fit = bs.fit(one, law="data_constrained", borrow="published", draws=200, tune=300, chains=2, random_seed=0)
+    fit = bs.fit(one, "data_constrained", dict(draws=200, tune=300, chains=2, random_seed=0), borrow="published")
     assert fit.spec.borrowed["not_supplied"] == ["R_D", "R_N"]
     assert any("does not carry R_D, R_N" in n for n in fit.notes())
 
@@ -221,5 +221,5 @@ def test_a_family_with_several_sizes_is_told_the_published_prior_was_narrowed(sy
     data = bs.ScalingData.from_frame(fam, family="family", params="params", tokens="tokens", loss="loss", run="run")
     prior = bs.published_prior()
     assert prior.spread_scale < 1  # the shipped calibration narrowed it
-    fit = bs.fit(data, borrow=prior, draws=200, tune=200, chains=2, random_seed=0)
+    fit = bs.fit(data, sampler=dict(draws=200, tune=200, chains=2, random_seed=0), borrow=prior)
     assert any("narrowed" in n and "3" in n for n in fit.notes())

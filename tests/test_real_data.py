@@ -12,7 +12,8 @@ EPOCH = {"E": 1.817, "A": 482.0, "alpha": 0.348, "B": 2085.4, "beta": 0.366}
 @pytest.fixture(scope="module")
 def epoch_summary(shared_root):
     data = load_epoch_chinchilla(shared_root, drop_highest_losses=5)
-    fit = bs.fit(data, draws=500, tune=500, chains=2, random_seed=0, extrapolation=None, likelihood="student_t")
+    fit = bs.fit(data, dict(extrapolation=None, likelihood="student_t"),
+                 dict(draws=500, tune=500, chains=2, random_seed=0))
     return fit.summary(interval=0.95)
 
 

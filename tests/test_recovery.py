@@ -19,7 +19,7 @@ def test_truth_inside_90_intervals_for_80_percent_of_parameters():
         df = simulate_runs(fams, rng, sizes=(5e7, 1.5e8, 4e8, 1e9), checkpoints=6, seeds=2,
                            sigma_seed=0.012, sigma_obs=0.004)
         data = bs.ScalingData.from_frame(df, run="run", seed="seed")
-        fit = bs.fit(data, extrapolation=None, **dict(FAST, random_seed=k))
+        fit = bs.fit(data, dict(extrapolation=None), sampler=dict(FAST, random_seed=k))
         tab = fit.parameter_table(interval=0.9).set_index(["level", "parameter"])
         for fam, nat in fams.items():
             for p, v in nat.items():

@@ -17,8 +17,8 @@ def test_chinchilla_through_the_interface_gives_the_built_in_posterior(synthetic
     _, df = synthetic_truth
     data = _data(df)
     mine = Law("chinchilla_by_hand", "E + A / params**alpha + B / tokens**beta", CHINCHILLA.parameters)
-    built_in = bs.fit(data, extrapolation=None, **FAST)
-    by_hand = bs.fit(data, law=mine, extrapolation=None, **FAST)
+    built_in = bs.fit(data, dict(extrapolation=None), sampler=FAST)
+    by_hand = bs.fit(data, dict(law=mine, extrapolation=None), sampler=FAST)
     np.testing.assert_allclose(by_hand.idata.posterior["theta"], built_in.idata.posterior["theta"], rtol=1e-9)
     assert by_hand.spec.law_definition["formula"] == mine.formula
 
@@ -35,7 +35,7 @@ def test_a_kaplan_law_fits_predicts_reports_and_round_trips(tmp_path):
             loss = loss * np.exp(0.004 * rng.standard_normal() + 0.002 * rng.standard_normal(len(d)))
             rows += [{"family": fam, "run": f"{fam}/{n:g}", "params": n, "tokens": t, "loss": y} for t, y in zip(d, loss)]
     data = _data(pd.DataFrame(rows))
-    fit = bs.fit(data, law=KAPLAN, target_accept=0.95, **FAST)  # with the discrepancy's nested leave-out
+    fit = bs.fit(data, KAPLAN, dict(FAST, target_accept=0.95))  # with the discrepancy's nested leave-out
     assert fit.extrapolation["calibrated"] and len(fit.extrapolation["splits"]) >= 2
     tab = fit.parameter_table().query("level == 'population'").set_index("parameter")
     assert list(tab.index) == ["N_c", "alpha_N", "D_c", "alpha_D"]
@@ -51,7 +51,7 @@ def test_a_kaplan_law_fits_predicts_reports_and_round_trips(tmp_path):
     assert np.all(opt["params"] > 0) and np.all(opt["tokens"] > 0)
     prior_path = bs.PopulationPrior.from_fit(fit).save(tmp_path / "kaplan_prior.nc")  # borrowed by a new family
     one = data.frame[(data.frame["family"] == "b") & (data.frame["params"] == 1e8)].assign(family="new")
-    borrowed = bs.fit(one, borrow=prior_path, **FAST)  # the prior's law, rebuilt from its file
+    borrowed = bs.fit(one, borrow=prior_path, sampler=FAST)  # the prior's law, rebuilt from its file
     assert borrowed.law == KAPLAN and borrowed.spec.borrowed is not None
     assert np.isfinite(borrowed.predict("new", 1e9, 2e10)["expected_median"]).all()
     bs.write_report(fit, tmp_path / "report", formats=("md",))

@@ -16,6 +16,7 @@ from .loaders import (
     load_epoch_chinchilla,
     load_gemstone,
     load_kempner,
+    load_misfitting,
     load_olmo,
     load_olmo_ladder,
     load_opt,
@@ -27,7 +28,7 @@ from .loaders import (
 __all__ = [
     "BUNDLED", "COLUMNS", "DropRecord", "GUIDE_MIN_TOKENS", "LOADERS", "ScalingData", "apply_filters", "keep_final_checkpoint",
     "data_root", "drop_early_checkpoints", "drop_start_of_run", "keep_fraction_of_run", "load_bundled", "load_datablations",
-    "load_datablations_code", "load_epoch_chinchilla", "load_gemstone", "load_kempner", "load_olmo",
+    "load_datablations_code", "load_epoch_chinchilla", "load_gemstone", "load_kempner", "load_misfitting", "load_olmo",
     "load_olmo_ladder", "load_opt", "load_porian", "load_t5_pile", "parse_size", "thin_checkpoints",
     "MixingData", "bigram_joint_entropy", "conditional_entropy", "domain_entropies", "load_bimix", "load_bimix_config",
     "proportions_from_entropy", "unigram_entropy",

@@ -312,6 +312,32 @@ def load_olmo_ladder(root: str | os.PathLike | None = None, loss: str = "loss_c4
     return _with_drop(data, "unfinished", n_bad, "checkpoints before the end of their run's schedule")
 
 
+
+# ---------------------------------------------------------------------------- (Mis)Fitting sweeps
+def load_misfitting(root: str | os.PathLike | None = None) -> ScalingData:
+    """The (Mis)Fitting survey's sweeps (Li et al. 2025): 11 sizes, 12M-1B, trained at 5 peak learning rates;
+    the end of each run.
+
+    family = peak learning rate (``lr=0.002``); a run is one model of one sweep at one learning rate and one
+    schedule length (``total_steps``). Its learning rate decays over that length, so only its last
+    checkpoint is the loss of a finished run of that many tokens (the intermediate ones are recorded as
+    dropped; some of their logs also restart with token counts that do not match their step). A run end
+    logged twice with the same loss is kept once; with different losses, the copies are repeats (seeds
+    0, 1, ...). ``params`` is N with embeddings (the survey's ``N``); ``loss`` the C4 evaluation loss.
+    """
+    path = data_root(root) / "misfitting" / "scaling_results.csv"
+    df = pd.read_csv(path)
+    df["family"] = "lr=" + df["peak_lr"].map(lambda v: f"{v:g}")
+    df["run_id"] = df["model"] + "/" + df["sweep"] + "/" + df["family"] + "/steps=" + df["total_steps"].astype(str)
+    df, n_bad = _drop_rows(df, df["current_steps"] < df["total_steps"])
+    df, n_copies = _drop_rows(df, df.duplicated(["run_id", "D", "C4 Eval Loss"]))
+    df["repeat"] = df.groupby("run_id").cumcount()
+    df["run_id"] = df["run_id"] + "/seed=" + df["repeat"].astype(str)
+    data = ScalingData.from_frame(df, family="family", params="N", tokens="D", loss="C4 Eval Loss", run="run_id",
+                                  seed="repeat", source=f"(Mis)Fitting sweeps, Li et al. 2025 ({path})")
+    data = _with_drop(data, "unfinished", n_bad, "checkpoints before the end of their run's schedule")
+    return _with_drop(data, "logged_twice", n_copies, "run ends logged twice with the same loss")
+
 #: every shared-data loader by name (used by the CLI's --dataset and by tests)
 LOADERS = {
     "kempner": load_kempner,
@@ -324,4 +350,5 @@ LOADERS = {
     "porian": load_porian,
     "gemstone": load_gemstone,
     "olmo_ladder": load_olmo_ladder,
+    "misfitting": load_misfitting,
 }

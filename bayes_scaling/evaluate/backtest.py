@@ -28,7 +28,7 @@ import json
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -40,7 +40,9 @@ from ..data import ScalingData
 from ..data.extent import DIRECTIONS, distances
 from ..errors import SamplingWarning
 from ..inference import fit as fit_law
-from ..inference.extrapolation import DEFAULT_DEPTHS, holdout_splits
+from ..inference.config import SamplerConfig
+from ..inference.extrapolation import holdout_splits
+from ..model.config import DEFAULT_DEPTHS, ModelConfig
 from .baselines import fixed_n_term_fit, huber_fit, log_residual_scale, predict_natural, variable_projection_fit
 from .protocol import TARGET_LAST_FRACTION, draw_bands, last_fraction_mask, lognormal_bands, score
 
@@ -60,10 +62,13 @@ class BacktestSettings:
     directions: tuple[str, ...] = DIRECTIONS
     depths: tuple[int, ...] = DEFAULT_DEPTHS
     last_fraction: float = TARGET_LAST_FRACTION
-    fit_kwargs: dict[str, Any] = field(default_factory=dict)
-    random_seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    #: the Hitchhiker's filters of each fit's training rows (``fit``'s ``min_tokens`` and ``fraction``)
+    filters: dict[str, float | None] = field(default_factory=lambda: {"min_tokens": None, "fraction": None})
 
     def __post_init__(self) -> None:
+        self.model, self.sampler = ModelConfig.coerce(self.model), SamplerConfig.coerce(self.sampler)
         unknown = sorted(set(self.directions) - set(DIRECTIONS))
         if unknown or not self.directions:
             raise ValueError(f"backtest directions must be among {list(DIRECTIONS)}, got {list(self.directions)}")
@@ -72,6 +77,17 @@ class BacktestSettings:
                              f"got {list(self.depths)}")
         if not 0 < self.last_fraction <= 1:
             raise ValueError(f"last_fraction must be in (0, 1], got {self.last_fraction}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"directions": list(self.directions), "depths": list(self.depths), "last_fraction": self.last_fraction,
+                "model": self.model.to_dict(), "sampler": self.sampler.to_dict(), "filters": dict(self.filters)}
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> "BacktestSettings":
+        """Read :meth:`to_dict` (the settings stored with a result)."""
+        return cls(tuple(stored["directions"]), tuple(stored["depths"]), stored["last_fraction"],
+                   ModelConfig.from_dict(stored["model"]), SamplerConfig.from_dict(stored["sampler"]),
+                   stored["filters"])
 
 
 @dataclass
@@ -113,8 +129,7 @@ class BacktestResult:
         return write_document(backtest_document(self, source), out_dir, formats)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"settings": {**asdict(self.settings), "directions": list(self.settings.directions),
-                             "depths": list(self.settings.depths)},
+        return {"settings": self.settings.to_dict(),
                 "summary": self.summary().to_dict(orient="records"), "tasks": self.tasks.to_dict(orient="records")}
 
     def to_json(self) -> str:
@@ -122,18 +137,20 @@ class BacktestResult:
 
 
 def backtest(data: ScalingData, *, directions: Sequence[str] = DIRECTIONS, depths: Sequence[int] = DEFAULT_DEPTHS,
-             last_fraction: float = TARGET_LAST_FRACTION, random_seed: int = 0,
-             progress: Callable[[str], None] | None = None, **fit_kwargs: Any) -> BacktestResult:
+             last_fraction: float = TARGET_LAST_FRACTION, model: ModelConfig | dict | str | None = None,
+             sampler: SamplerConfig | dict | None = None, min_tokens: float | None = None,
+             fraction: float | None = None, progress: Callable[[str], None] | None = None) -> BacktestResult:
     """Nested hold-outs of ``data`` in each of ``directions`` at each of ``depths`` (see the module docstring).
 
-    ``fit_kwargs`` go to every :func:`bayes_scaling.fit` (law, likelihood, draws, chains, ...); ``progress``
-    is called with one line per split. ``data`` may be a :class:`ScalingData` or a DataFrame with the
-    canonical columns.
+    ``model`` and ``sampler`` configure every :func:`bayes_scaling.fit`, as they do ``fit`` itself (the
+    sampler's ``random_seed`` also seeds the predictive draws), and ``min_tokens`` and ``fraction`` filter
+    each fit's training rows as in ``fit``; ``progress`` is called with one line per split. ``data`` may be a :class:`ScalingData` or a DataFrame with the canonical columns.
     """
     from ..inference.fit import as_scaling_data
 
-    settings = BacktestSettings(tuple(directions), tuple(int(k) for k in depths), last_fraction, dict(fit_kwargs),
-                                random_seed)
+    settings = BacktestSettings(tuple(directions), tuple(int(k) for k in depths), last_fraction,
+                                ModelConfig.coerce(model), SamplerConfig.coerce(sampler),
+                                {"min_tokens": min_tokens, "fraction": fraction})
     data = as_scaling_data(data)
     splits = holdout_splits(data, settings.depths, settings.directions)
     tasks, points = [], []
@@ -157,7 +174,7 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SamplingWarning)
-        fitted = fit_law(train, random_seed=settings.random_seed, **settings.fit_kwargs)
+        fitted = fit_law(train, settings.model, settings.sampler, **settings.filters)
     fit_seconds = time.perf_counter() - t0
     problems = "; ".join(sorted({str(w.message) for w in caught if issubclass(w.category, SamplingWarning)}))
     tasks, points = [], []
@@ -168,7 +185,7 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
         dist = distances(fitted.spec.extents, [fam] * len(tgt), cols)
         reach = float(np.abs(dist).max(axis=1).mean())
         pred = fitted.predict(fam, cols["params"], cols["tokens"], cols["flops"], keep_draws=True,
-                              random_seed=settings.random_seed)
+                              random_seed=settings.sampler.random_seed)
         with np.errstate(divide="ignore"):  # a heavy-tailed (Student-t) draw can underflow to 0: log -inf
             log_draws = np.log(pred["run_loss"].to_numpy())
         q = draw_bands(log_draws)

@@ -36,12 +36,14 @@ import pandas as pd
 from ..data import ScalingData, apply_filters
 from ..errors import SamplingWarning
 from ..inference import fit as fit_law
+from ..inference.config import SamplerConfig
 from ..model import PopulationPrior
+from ..model.config import ModelConfig
 from ..model.population_prior import DEFAULT_POPULATION
 from ..model.spec import checkpoint_noise_for
 from .baselines import (donor_fit, fixed_n_term_fit, huber_fit, last_checkpoint_mean, log_residual_scale,
                         predict_natural)
-from .protocol import (TARGET_LAST_FRACTION, Split, draw_bands, last_fraction_mask, lognormal_bands, max_k, score,
+from .protocol import (EVALUATION_SAMPLER, TARGET_LAST_FRACTION, Split, draw_bands, last_fraction_mask, lognormal_bands, max_k, score,
                        split_family)
 
 METHODS = ("bayes_borrowed", "huber", "fixed_n_term", "donor", "last_checkpoint")
@@ -57,13 +59,18 @@ class HarnessSettings:
     max_checkpoints: int | None = 12
     last_fraction: float = TARGET_LAST_FRACTION
     huber_grid_stride: int = 5
-    fit_kwargs: dict[str, Any] = field(default_factory=lambda: dict(draws=500, tune=500, chains=2))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    #: every fit's sampler; its seed is replaced by one per fit derived from ``random_seed``
+    sampler: SamplerConfig = EVALUATION_SAMPLER
     random_seed: int = 0
     #: what a new family is like when the population prior is extracted (PopulationPrior.from_fit)
     population: str = DEFAULT_POPULATION
 
+    def __post_init__(self) -> None:
+        self.model, self.sampler = ModelConfig.coerce(self.model), EVALUATION_SAMPLER.merged(self.sampler)
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ks": list(self.ks)}
+        return {**asdict(self), "ks": list(self.ks), "model": self.model.to_dict(), "sampler": self.sampler.to_dict()}
 
 
 def eligible_families(data: ScalingData, k: int = 1) -> list[str]:
@@ -105,10 +112,12 @@ def point_baselines(split: Split, donors: dict[str, dict[str, float]], grid_stri
     return rows
 
 
-def bayes_scored(split: Split, prior: PopulationPrior | None, fit_kwargs: dict[str, Any], random_seed: int = 0, *,
-                 train: ScalingData | None = None, method: str = "bayes_borrowed") -> dict[str, Any]:
-    """Fit ``train`` (default: the held-out family's k models), with the borrowed ``prior`` when given,
-    and score the held-out family's one-run predictive on the split's target points.
+def bayes_scored(split: Split, prior: PopulationPrior | None, model: ModelConfig, sampler: SamplerConfig,
+                 random_seed: int = 0, *, train: ScalingData | None = None,
+                 method: str = "bayes_borrowed") -> dict[str, Any]:
+    """Fit ``train`` (default: the held-out family's k models) with ``model`` and ``sampler`` (seeded by
+    ``random_seed``), with the borrowed ``prior`` when given, and score the held-out family's one-run
+    predictive on the split's target points.
 
     ``train`` may hold other families too (a pooled fit); the prediction is always for ``split.family``.
     The row carries the fit's diagnostics (divergences, R-hat, bulk ESS) and the sampling warnings it raised;
@@ -117,15 +126,14 @@ def bayes_scored(split: Split, prior: PopulationPrior | None, fit_kwargs: dict[s
     """
     train = split.train if train is None else train
     detail = ""
-    requested = fit_kwargs.get("checkpoint_noise", "independent")
-    used = checkpoint_noise_for(requested, train)
-    if used != requested:  # e.g. runs stopped at their first checkpoint
-        fit_kwargs = {**fit_kwargs, "checkpoint_noise": used}
+    used = checkpoint_noise_for(model.checkpoint_noise, train)
+    if used != model.checkpoint_noise:  # e.g. runs stopped at their first checkpoint
+        model = model.replace(checkpoint_noise=used)
         detail = "independent checkpoint noise: no run with two checkpoints (the same model)"
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SamplingWarning)
-        fitted = fit_law(train, borrow=prior, random_seed=random_seed, **fit_kwargs)
+        fitted = fit_law(train, model, sampler.replace(random_seed=random_seed), borrow=prior)
     seconds = time.perf_counter() - t0
     tn, td, y = _arrays(split.target)
     flops = split.target["flops"].to_numpy(float)
@@ -169,7 +177,7 @@ def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)  # stored in pop.diagnostics and reported below
-            pop = fit_law(pool.select_families(others), random_seed=s.random_seed + i, **s.fit_kwargs)
+            pop = fit_law(pool.select_families(others), s.model, s.sampler.replace(random_seed=s.random_seed + i))
         pop_seconds = time.perf_counter() - t0
         prior = PopulationPrior.from_fit(pop, random_seed=s.random_seed + i, population=s.population)
         log(f"[{dataset}] {fam}: population fit on {len(others)} families in {pop_seconds:.0f} s "
@@ -183,7 +191,7 @@ def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,
                     "train_rows": len(split.train), "target_size": split.target_size,
                     "population_seconds": pop_seconds, "population_divergences": pop.diagnostics.divergences,
                     "population_max_rhat": pop.diagnostics.max_rhat}
-            ours = bayes_scored(split, prior, s.fit_kwargs, random_seed=s.random_seed + 100 * i + k)
+            ours = bayes_scored(split, prior, s.model, s.sampler, random_seed=s.random_seed + 100 * i + k)
             others_donors = {f: p for f, p in donors.items() if f != fam}
             for row in [ours, *point_baselines(split, others_donors, s.huber_grid_stride, s.last_fraction)]:
                 rows.append({**task, **row})

@@ -36,9 +36,11 @@ from ..decisions.planning import PlanningWarning, expected_outcomes, plan, sprea
 from ..decisions.preposterior import METHODS as PREPOSTERIOR, FamilyDraws
 from ..errors import SamplingWarning
 from ..inference import fit as fit_law
+from ..inference.config import SamplerConfig
 from ..model import PopulationPrior
+from ..model.config import ModelConfig
 from .harness import bayes_scored
-from .protocol import TARGET_LAST_FRACTION, Split, last_fraction_mask
+from .protocol import EVALUATION_SAMPLER, TARGET_LAST_FRACTION, Split, last_fraction_mask
 
 METHODS = ("plan", "spread", "target_30pct")
 
@@ -59,11 +61,17 @@ class BacktestSettings:
     min_tokens: float | None = None
     fantasies: int = 256
     method: str = "laplace"
-    fit_kwargs: dict[str, Any] = field(default_factory=lambda: dict(draws=500, tune=500, chains=2))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    #: every fit's sampler; its seed is replaced by one per fit derived from ``random_seed``
+    sampler: SamplerConfig = EVALUATION_SAMPLER
     random_seed: int = 0
 
+    def __post_init__(self) -> None:
+        self.model, self.sampler = ModelConfig.coerce(self.model), EVALUATION_SAMPLER.merged(self.sampler)
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "budgets": list(self.budgets), "prefix_fractions": list(self.prefix_fractions)}
+        return {**asdict(self), "budgets": list(self.budgets), "prefix_fractions": list(self.prefix_fractions),
+                "model": self.model.to_dict(), "sampler": self.sampler.to_dict()}
 
 
 @dataclass
@@ -148,8 +156,8 @@ def backtest_planning(data: ScalingData, *, families: list[str] | None = None,
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
-            pop = fit_law(pool.select_families([f for f in pool.families if f != fam]),
-                          random_seed=s.random_seed + i, **s.fit_kwargs)
+            pop = fit_law(pool.select_families([f for f in pool.families if f != fam]), s.model,
+                          s.sampler.replace(random_seed=s.random_seed + i))
         prior = PopulationPrior.from_fit(pop, random_seed=s.random_seed + i)
         log(f"[{dataset}] {fam}: population fit in {time.perf_counter() - t0:.0f} s; "
             f"{len(task.candidates)} candidate runs; target {task.target_params:.3g} params, "
@@ -170,7 +178,7 @@ def backtest_planning(data: ScalingData, *, families: list[str] | None = None,
                 split = Split(family=fam, k=len(indices), train=train, target=task.target,
                               train_sizes=tuple(sorted(set(train.frame["params"].astype(float)))),
                               target_size=task.target_params)
-                scored[key] = bayes_scored(split, prior, s.fit_kwargs, random_seed=s.random_seed + 100 * i)
+                scored[key] = bayes_scored(split, prior, s.model, s.sampler, random_seed=s.random_seed + 100 * i)
             exp = expected_outcomes(pre, task.candidates, indices)
             r = scored[key]
             rows.append({"dataset": dataset, "family": fam, "method": method, "budget": budget,

@@ -20,7 +20,11 @@ import pandas as pd
 
 from ..data import ScalingData, apply_filters
 from ..errors import EmptyFamilyError, UnknownFamilyError
+from ..inference.config import SamplerConfig
 from ..predict import are
+
+#: the sampler of the evaluations' many fits unless their settings say otherwise: shorter than a user's fit
+EVALUATION_SAMPLER = SamplerConfig(draws=500, tune=500, chains=2)
 
 #: the guide scores the last 30% of the largest model's training
 TARGET_LAST_FRACTION = 0.3

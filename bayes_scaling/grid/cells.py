@@ -45,7 +45,7 @@ def population_prior(data: ScalingData, heldout: str, min_tokens: float, setting
     seed = cell_seed(settings, "population", heldout, float(min_tokens))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)  # its diagnostics travel with the prior's source
-        pop = fit_law(pool.select_families(others), random_seed=seed, **settings.fit_kwargs())
+        pop = fit_law(pool.select_families(others), settings.model, settings.seeded(seed))
     prior = PopulationPrior.from_fit(pop, random_seed=seed)
     d = pop.diagnostics
     prior.source += (f" (population fit: divergences {d.divergences}, max R-hat {d.max_rhat:.3f}, "
@@ -78,7 +78,7 @@ def run_cell(data: ScalingData, cell: Mapping[str, Any], settings: FitSettings,
                                                                      "other families")
         elif source == "borrowed" and prior is None:
             raise ValueError("a borrowed cell needs its population prior")
-        row = bayes_scored(split, prior if source == "borrowed" else None, settings.fit_kwargs(),
+        row = bayes_scored(split, prior if source == "borrowed" else None, settings.model, settings.sampler,
                            cell_seed(settings, *(cell[a] for a in sorted(cell))), train=train, method=source)
     except (BayesScalingError, ValueError) as exc:
         return {**out, "seconds": time.perf_counter() - t0, "status": f"failed: {type(exc).__name__}: {exc}"}

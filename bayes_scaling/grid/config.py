@@ -15,14 +15,16 @@ Hitchhiker's protocol (:mod:`bayes_scaling.evaluate.protocol`). Written in TOML 
     min_tokens = [0, 1e10]           # drop checkpoints before this many tokens (0: keep all)
     prior = ["none", "borrowed", "pooled"]
 
-    [fit]
+    [model]                          # every fit's ModelConfig: any of its settings
+    extrapolation = "learn"          # the extrapolation-discrepancy term, or "none"
+
+    [sampler]                        # every fit's SamplerConfig (defaults: 300 draws and tuning steps, 2 chains)
     draws = 300
-    tune = 300
-    chains = 2
+    random_seed = 0                  # each cell's seed is derived from it and the cell
+
+    [protocol]
     max_checkpoints = 12             # per run, evenly spread in log tokens
     last_fraction = 0.3              # the target is scored on the last 30% of its training
-    random_seed = 0
-    extrapolation = "learn"          # the fits' extrapolation-discrepancy term, or "none"
 
 Prior sources: ``none`` fits the held-out family's data alone with the default priors; ``borrowed``
 fits them with the population prior of a fit of the other families (:class:`PopulationPrior`);
@@ -35,12 +37,14 @@ import hashlib
 import itertools
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..data import ScalingData, loaders
-from ..errors import GridConfigError
+from ..errors import ConfigError, GridConfigError, LawError
+from ..inference.config import SamplerConfig
+from ..model.config import Config, ModelConfig
 
 #: axis name -> the default values (every axis of a grid, in this order)
 AXES = ("heldout", "k", "fraction", "min_tokens", "prior")
@@ -63,20 +67,30 @@ DATASETS: dict[str, Callable[[], ScalingData]] = {
 }
 
 
+#: the sampler of a grid's fits unless its [sampler] says otherwise: many small fits, each short
+GRID_SAMPLER = SamplerConfig(draws=300, tune=300, chains=2)
+
+
 @dataclass(frozen=True)
 class FitSettings:
-    """Sampler and protocol settings shared by every cell."""
+    """What every cell's fit uses: the model and sampler configurations and the protocol's settings."""
 
-    draws: int = 300
-    tune: int = 300
-    chains: int = 2
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampler: SamplerConfig = GRID_SAMPLER
     max_checkpoints: int | None = 12
     last_fraction: float = 0.3
-    random_seed: int = 0
-    extrapolation: str | None = "learn"
 
-    def fit_kwargs(self) -> dict[str, Any]:
-        return dict(draws=self.draws, tune=self.tune, chains=self.chains, extrapolation=self.extrapolation)
+    @property
+    def random_seed(self) -> int:
+        return self.sampler.random_seed
+
+    def seeded(self, seed: int) -> SamplerConfig:
+        """The sampler of one fit, seeded by ``seed``."""
+        return self.sampler.replace(random_seed=seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model.to_dict(), "sampler": self.sampler.to_dict(),
+                "protocol": {"max_checkpoints": self.max_checkpoints, "last_fraction": self.last_fraction}}
 
 
 @dataclass(frozen=True)
@@ -92,9 +106,10 @@ class GridConfig:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], base_dir: str | Path = ".") -> "GridConfig":
         """Validate a parsed TOML/YAML mapping; raises :class:`GridConfigError` naming what is wrong."""
-        unknown = set(raw) - {"dataset", "axes", "fit"}
+        unknown = set(raw) - set(SECTIONS)
         if unknown:
-            raise GridConfigError(f"unknown section(s) {sorted(unknown)}; a grid config has [dataset], [axes], [fit]")
+            raise GridConfigError(f"unknown section(s) {sorted(unknown)}; a grid config has "
+                                  f"{', '.join(f'[{k}]' for k in SECTIONS)}")
         ds = dict(raw.get("dataset") or {})
         if ("name" in ds) == ("csv" in ds):
             raise GridConfigError("[dataset] needs exactly one of name = one of "
@@ -122,17 +137,9 @@ class GridConfig:
         h = axes["heldout"]
         if h != "all":
             axes["heldout"] = _values(h, "heldout", str, lambda v: bool(v), "a family name")
-        fit_raw = dict(raw.get("fit") or {})
-        known = set(FitSettings.__dataclass_fields__)
-        if set(fit_raw) - known:
-            raise GridConfigError(f"unknown [fit] key(s) {sorted(set(fit_raw) - known)}; allowed: {sorted(known)}")
-        if str(fit_raw.get("extrapolation", "learn")).lower() in ("none", "false", "off"):
-            fit_raw["extrapolation"] = None  # TOML has no null: "none" turns the discrepancy term off
-        fit = FitSettings(**fit_raw)
-        if fit.draws < 10 or fit.tune < 0 or fit.chains < 1:
-            raise GridConfigError(f"[fit] needs draws >= 10, tune >= 0 and chains >= 1; got {fit}")
-        if not 0 < fit.last_fraction <= 1:
-            raise GridConfigError(f"[fit] last_fraction must be in (0, 1], got {fit.last_fraction}")
+        fit = FitSettings(model=_section(raw, "model", ModelConfig(), none_keys=("extrapolation",)),
+                          sampler=_section(raw, "sampler", GRID_SAMPLER),
+                          **_protocol(dict(raw.get("protocol") or {})))
         return cls(dataset=ds, axes=axes, fit=fit, base_dir=str(base_dir))
 
     @classmethod
@@ -196,7 +203,7 @@ class GridConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "axes": {a: list(v) if not isinstance(v, str) else v
-                                                 for a, v in self.axes.items()}, "fit": asdict(self.fit)}
+                                                 for a, v in self.axes.items()}, **self.fit.to_dict()}
 
     def fingerprint(self) -> str:
         """A hash of everything that changes a cell's result (a results file remembers it)."""
@@ -221,3 +228,32 @@ def _values(raw: Any, name: str, cast: type, ok: Callable[[Any], bool], what: st
     if len(set(out)) != len(out):
         raise GridConfigError(f"axis {name!r} repeats a value: {vals}")
     return tuple(out)
+
+
+#: the sections of a grid config
+SECTIONS = ("dataset", "axes", "model", "sampler", "protocol")
+
+
+def _section(raw: Mapping[str, Any], name: str, default: Config, none_keys: tuple[str, ...] = ()) -> Any:
+    """The [name] section as ``default`` changed by its keys; TOML has no null, so ``"none"`` stands for None
+    in ``none_keys``."""
+    given = dict(raw.get(name) or {})
+    for k in none_keys:
+        if str(given.get(k, "")).lower() in ("none", "false", "off"):
+            given[k] = None
+    unknown = sorted(set(given) - default.keys())
+    if unknown:
+        raise GridConfigError(f"unknown [{name}] key(s) {unknown}; allowed: {sorted(default.keys())}")
+    try:
+        return default.merged(given)
+    except (ConfigError, LawError) as e:
+        raise GridConfigError(f"[{name}] {e}") from None
+
+
+def _protocol(given: dict[str, Any]) -> dict[str, Any]:
+    allowed = {"max_checkpoints", "last_fraction"}
+    if set(given) - allowed:
+        raise GridConfigError(f"unknown [protocol] key(s) {sorted(set(given) - allowed)}; allowed: {sorted(allowed)}")
+    if not 0 < given.get("last_fraction", 0.3) <= 1:
+        raise GridConfigError(f"[protocol] last_fraction must be in (0, 1], got {given['last_fraction']}")
+    return given

@@ -33,7 +33,8 @@ from ..errors import SamplingWarning
 from ..laws import Law
 from ..model import Priors
 from .diagnostics import Diagnostics
-from .fit import as_scaling_data, check_whiten, model_spec, sampled_model
+from .config import SamplerConfig
+from .fit import as_scaling_data, model_spec, sampled_model
 from .fitted import ScalingFit, build_idata
 from .sampling import KEEP_VARS
 
@@ -82,7 +83,7 @@ def fit_approximate(data: ScalingData | pd.DataFrame, law: str | Law = "chinchil
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    check_whiten(whiten)
+    SamplerConfig(whiten=whiten, noncentering=noncentering)  # validates both as fit's sampler= does
     data = apply_filters(as_scaling_data(data), min_tokens=min_tokens, fraction=fraction)
     spec, estimates = model_spec(data, law, priors, likelihood=likelihood, noncentering=noncentering)
     model, init, whitened = sampled_model(data, spec, estimates, whiten=whiten)

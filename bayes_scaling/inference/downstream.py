@@ -37,9 +37,11 @@ from ..data.tasks import TaskData
 from ..errors import FitFileError, SamplingWarning, UnknownFamilyError
 from ..laws.accuracy import accuracy as link_accuracy
 from ..laws.accuracy import latent_difficulty, sigmoid
+from ..model.config import ModelConfig
 from ..model.accuracy_link import LATENT_VARS, LINK_VARS, build_link_model, latent_reference, link_x, standardisation
 from ..predict import closest_names, query_columns
 from ..storage import read_idata, write_netcdf
+from .config import SamplerConfig
 from .diagnostics import diagnose
 from .fitted import ScalingFit
 from .link_extrapolation import (LINK_DEPTHS, distance_below, held_out_runs, kappa_posterior, run_spread,
@@ -72,9 +74,8 @@ def _pair_name(family: str, task: str) -> str:
 def fit_downstream(frame: pd.DataFrame | TaskData, *, family: str | None = "family", run: str = "run",
                    params: str = "params", tokens: str = "tokens", task: str = "task", accuracy: str = "accuracy",
                    chance: str = "chance", task_loss: str | None = None, method: str = "two_step",
-                   law_tail: float = LAW_TAIL, burn: float = BURN, draws: int = 1000, tune: int = 1000,
-                   chains: int = 4, random_seed: int = 0, law_options: dict | None = None,
-                   progressbar: bool = False) -> "DownstreamFit":
+                   law_tail: float = LAW_TAIL, burn: float = BURN, model: ModelConfig | dict | None = None,
+                   sampler: SamplerConfig | dict | None = None) -> "DownstreamFit":
     """Fit the downstream accuracy of every task (and family) in ``frame``; see the module docstring.
 
     Parameters
@@ -90,12 +91,15 @@ def fit_downstream(frame: pd.DataFrame | TaskData, *, family: str | None = "fami
     law_tail, burn:
         The task-loss law is fitted on each run's checkpoints in its last ``law_tail`` share of tokens, the
         link on every checkpoint past the first ``burn`` share.
-    draws, tune, chains, random_seed, progressbar:
-        NUTS settings of both steps.
-    law_options:
-        Keyword arguments of :func:`bayes_scaling.fit` for the step-1 law (e.g. ``{"extrapolation": None}``
-        to skip the nested leave-out, or ``{"likelihood": "student_t"}``).
+    model:
+        The step-1 task-loss law's :class:`~bayes_scaling.ModelConfig` (or a dict of its settings), as in
+        :func:`bayes_scaling.fit`: e.g. ``{"extrapolation": None}`` to skip the nested leave-out, or
+        ``{"likelihood": "student_t"}``.
+    sampler:
+        The :class:`~bayes_scaling.SamplerConfig` of both steps (draws, tune, chains, random_seed,
+        progressbar; the link keeps its own target acceptance, 0.99).
     """
+    law_model, nuts = ModelConfig.coerce(model), SamplerConfig.coerce(sampler)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     for name, v in (("law_tail", law_tail), ("burn", burn)):
@@ -109,10 +113,10 @@ def fit_downstream(frame: pd.DataFrame | TaskData, *, family: str | None = "fami
     pairs = [tuple(p) for p in data.frame[["family", "task"]].drop_duplicates().itertuples(index=False)]
     law_fit = None
     if kind == "task_loss":
-        law_fit = _fit_law(data, law_tail, pairs, dict(law_options or {}), draws=draws, tune=tune, chains=chains,
-                           random_seed=random_seed, progressbar=progressbar)
+        law_fit = _fit_law(data, law_tail, pairs, law_model, nuts)
     rows = data.link_rows(burn)
-    sampling = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed, progressbar=progressbar)
+    sampling = dict(draws=nuts.draws, tune=nuts.tune, chains=nuts.chains, random_seed=nuts.random_seed,
+                    progressbar=nuts.progressbar)
     log.info("fitting the accuracy link of %d task(s) on %d checkpoints (%s)", len(tasks), len(rows), kind)
     idata, info, diag, scale, reference = _sample_link(rows, tasks, chance_by_task, kind, pairs, sampling)
     spec = {"version": DOWNSTREAM_VERSION, "kind": kind, "method": method, "tasks": tasks,
@@ -188,7 +192,7 @@ def _learn_link_kappa(rows: pd.DataFrame, tasks: list[str], chance: dict, kind: 
     return (kappa, growth), info
 
 
-def _fit_law(data: TaskData, tail: float, pairs: list, options: dict, **sampling) -> ScalingFit:
+def _fit_law(data: TaskData, tail: float, pairs: list, model: ModelConfig, sampler: SamplerConfig) -> ScalingFit:
     """Step 1: the hierarchical law of the task loss, each (family, task) pair one of its families."""
     from .fit import fit
 
@@ -200,9 +204,7 @@ def _fit_law(data: TaskData, tail: float, pairs: list, options: dict, **sampling
     law_data = ScalingData.from_frame(frame, family="family", params="params", tokens="tokens", loss="loss",
                                       run="run", source=data.source)
     log.info("fitting the task-loss law of %d (family, task) pair(s) on %d checkpoints", len(pairs), len(frame))
-    for k, v in sampling.items():
-        options.setdefault(k, v)
-    return fit(law_data, **options)
+    return fit(law_data, model, sampler)
 
 
 class DownstreamFit:

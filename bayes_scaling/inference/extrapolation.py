@@ -43,9 +43,8 @@ import pandas as pd
 from ..data import ScalingData
 from ..data.extent import DIRECTIONS, levels
 from ..model import Priors
+from ..model.config import DEFAULT_DEPTHS
 
-#: depths of the nested leave-out: hold out the largest 1 and 2 levels of each direction
-DEFAULT_DEPTHS = (1, 2)
 #: the run key of each direction: a run's level in it
 _RUN_KEY = {"flops": "log_flops", "params": "log_params", "ratio": "log_ratio"}
 

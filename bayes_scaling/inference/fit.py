@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
-from typing import Any
+from typing import Any, Mapping
 
 import arviz as az
 import numpy as np
@@ -17,14 +18,16 @@ from ..laws import Law, get_law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
 from ..model.hierarchical import uses_fused_rows, whitens
 from ..model.population_prior import CONFLICT_P_VALUE, conflict_message, size_spans
-from ..model.spec import LIKELIHOOD_CHOICES, check_law_inputs, checkpoint_noise_for
+from ..model.config import ModelConfig
+from ..model.spec import check_law_inputs, checkpoint_noise_for
+from .config import SamplerConfig
 from .diagnostics import Diagnostics, diagnose, failed_checks, warn_if_problems
-from .extrapolation import (DEFAULT_DEPTHS, HeldOut, Holdout, aggregate_runs, discrepancy_posterior, holdout_splits,
+from .extrapolation import (HeldOut, Holdout, aggregate_runs, discrepancy_posterior, holdout_splits,
                             prior_draws)
 from .fitted import ScalingFit, build_idata
 from .initial import family_point_estimates, initial_values
 from .outliers import choose_likelihood
-from .parameterisation import WHITENING_MODES, choose_noncentering, family_whitening
+from .parameterisation import choose_noncentering, family_whitening
 from .sampling import run_nuts
 
 #: the whitening of a centred family layer that ``whiten=True`` means: ``"conditional"`` samples the
@@ -36,31 +39,33 @@ DEFAULT_WHITENING = "fixed"
 log = logging.getLogger("bayes_scaling")
 
 
+def _options_moved(func):
+    """Say where a keyword that ``fit`` took before the configurations now goes (``draws=`` -> ``sampler=``)."""
+
+    @functools.wraps(func)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        moved = {k: v for k, v in kwargs.items() if k in ModelConfig.keys() | SamplerConfig.keys()}
+        if moved:
+            parts = [f"{kind.argument}={{{', '.join(f'{k!r}: {v!r}' for k, v in moved.items() if k in kind.keys())}}}"
+                     for kind in (ModelConfig, SamplerConfig) if set(moved) & kind.keys()]
+            raise TypeError(f"{func.__name__}() takes its settings in two configurations: pass {', '.join(parts)} "
+                            f"(or bs.ModelConfig(...) / bs.SamplerConfig(...)) instead of "
+                            f"{', '.join(f'{k}=' for k in moved)}")
+        return func(*args, **kwargs)
+
+    return checked
+
+
+@_options_moved
 def fit(
     data: ScalingData | pd.DataFrame,
-    law: str | Law | None = None,
-    priors: Priors | None = None,
+    model: ModelConfig | Mapping[str, Any] | str | Law | None = None,
+    sampler: SamplerConfig | Mapping[str, Any] | None = None,
     *,
-    likelihood: str = "normal",
-    checkpoint_noise: str = "independent",
+    priors: Priors | None = None,
     borrow: Any = None,
-    noncentering: dict[str, float] | str | None = None,
-    treatments: dict[str, str] | None = None,
     min_tokens: float | None = None,
     fraction: float | None = None,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    until_converged: bool = False,
-    random_seed: int = 0,
-    target_accept: float = 0.98,
-    whiten: bool | str = True,
-    sampler: str = "auto",
-    backend: str = "auto",
-    fused: bool = True,
-    extrapolation: str | float | None = "learn",
-    holdout_depths: tuple[int, ...] = DEFAULT_DEPTHS,
-    progressbar: bool = False,
 ) -> ScalingFit:
     """Fit the hierarchical scaling law of :mod:`bayes_scaling.model` to ``data`` with NUTS.
 
@@ -69,98 +74,37 @@ def fit(
     data:
         A :class:`ScalingData` (or a DataFrame with the canonical columns family, params, tokens,
         loss and optionally run, seed, flops).
-    law:
-        ``"chinchilla"`` (L = E + A N^-alpha + B D^-beta), ``"compute"`` (L = E + A C^-alpha),
-        ``"data_constrained"`` (repeated tokens; the data need ``unique_tokens``), or your own
-        :class:`~bayes_scaling.laws.Law` (docs/howto/your_own_law.md). Default: the law of the prior given
-        with ``borrow``, else ``"chinchilla"``.
+    model:
+        What to fit: a :class:`ModelConfig` (the law, the likelihood, the checkpoint noise, treatments, the
+        extrapolation discrepancy and its nested leave-out), a dict of the settings that differ from its
+        defaults, or a law alone (``"compute"``, or your own :class:`~bayes_scaling.laws.Law`). Default:
+        ``ModelConfig()``, whose law is the borrowed prior's, else ``"chinchilla"``.
+    sampler:
+        How to sample: a :class:`SamplerConfig` (draws, tune, chains, target_accept, random_seed,
+        until_converged and the speed options), or a dict of the settings that differ from its defaults.
     priors:
         A :class:`Priors`; default :meth:`Priors.default` scaled by the data's median loss.
     borrow:
-        A :class:`PopulationPrior`, a fitted :class:`ScalingFit`, or the path to either: fit **one new
-        family** with the other families' population predictive as the prior of its parameters and
-        noise, and their learned extrapolation discrepancy (a single small model is enough; what its
-        data cannot identify, the borrowed prior carries, and the fit's notes say so).
-    noncentering:
-        None (default): every family parameter centred. ``"auto"``: non-centre the family values of each
-        parameter the families' data identify weakly relative to the population spread
-        (:mod:`.parameterisation`; it helps on many families with few sizes, and hurt on Porian's
-        final-loss points, see docs/benchmarks.md); or ``{param: degree}`` by hand, 1 non-centred, a degree
-        in (0, 1) partially non-centred (:func:`..model.hierarchical._block_noncentred`).
-        The choice is stored in ``fit.spec``.
-    whiten:
-        True (default): sample a centred family layer of several families in whitened coordinates
-        (:func:`.parameterisation.family_whitening`, mode ``DEFAULT_WHITENING``): an exact
-        reparameterisation that removes the strong within-family correlations of the law's parameters
-        (docs/benchmarks.md). ``"fixed"`` or ``"conditional"`` choose the mode; False samples
-        ``theta`` itself. Recorded in ``fit.sampler_info["whitened"]`` (the mode, or None).
-    treatments:
-        ``{treated family: untreated twin}``, e.g. ``{"7b-stacked": "7b-scratch"}``: a treated family's
-        law parameters are its twin's plus a shift (the treatment effect, ``treatment_shift`` in the
-        posterior) instead of a draw from the population; see :mod:`bayes_scaling.decisions.growth`.
-    likelihood:
-        ``"normal"`` (default; the notes name the runs that are outliers under it), ``"student_t"``: a
-        robust multivariate-t run marginal that down-weights runs or points far off the law (the Bayesian
-        counterpart of a Huber fit; the notes name the runs it down-weights), or ``"auto"``: fit with
-        ``"normal"``, and refit with ``"student_t"`` when some run is an outlier under it
-        (:func:`.outliers.choose_likelihood`; the choice and the runs are in ``fit.spec.likelihood_choice``
-        and the notes).
-    checkpoint_noise:
-        ``"independent"`` (default): each checkpoint scatters on its own around its run's curve.
-        ``"ou"``: an Ornstein-Uhlenbeck drift along each run in log tokens (correlation length
-        ``ou_length``, decades) plus each evaluation's white jitter (``ou_share``: the drift's share of
-        the checkpoint variance): densely logged curves then count as the fewer independent points
-        they are, so thinning them moves the posterior less (docs/benchmarks.md). The
-        likelihood stays exact and linear in the rows, a Kalman filter
-        (:mod:`bayes_scaling.model.checkpoint_noise`). Needs runs with several checkpoints.
+        A :class:`PopulationPrior`, a fitted :class:`ScalingFit`, the path to either, or ``"published"``
+        (:func:`bayes_scaling.published_prior`): fit **one new family** with the other families' population
+        predictive as the prior of its parameters and noise, and their learned extrapolation discrepancy (a
+        single small model is enough; what its data cannot identify, the borrowed prior carries, and the
+        fit's notes say so).
     min_tokens, fraction:
         The Hitchhiker's filters: drop checkpoints before ``min_tokens`` tokens; keep only the first
         ``fraction`` of each run. Dropped rows are recorded in the fit.
-    draws, tune, chains, random_seed, target_accept, sampler:
-        NUTS settings; ``sampler="auto"`` uses nutpie when installed, else PyMC.
-    until_converged:
-        False (default): sample ``draws`` per chain. True: ``draws`` is the most; sampling stops as soon
-        as the draws so far pass the convergence checks of ``fit.diagnostics`` (R-hat <= 1.01, bulk and
-        tail ESS >= 400 on the population parameters and noise scales), asked every few seconds once each
-        chain has 200 draws (nutpie only; :func:`.sampling.sample_until`). Divergences, which more draws
-        of the same chains cannot remove, do not keep it sampling; they are reported as in any fit.
-        ``fit.sampler_info`` records ``stopped_early`` and the ``draws`` kept. The calibration fits of
-        ``extrapolation="learn"`` sample by the same rule, within the same ``draws`` (without it, at most 500
-        draws each).
-    backend:
-        nutpie's compile backend: ``"auto"`` (default: reuse a model this process compiled with numba
-        for the same structure; else JAX, when installed, for a small model with the OU checkpoint
-        noise, whose numba compile is most of the fit; else numba; the components of a mixture prior,
-        one structure fitted several times, with numba: :func:`.compile_cache.backend_for_fits`),
-        ``"numba"`` or ``"jax"`` (:func:`bayes_scaling.inference.compile_cache.resolve_backend`;
-        docs/benchmarks.md).
-    fused:
-        True (default): with the normal likelihood and independent checkpoint noise, the rows' log density
-        and its gradient are one numba kernel (:mod:`bayes_scaling.model.fused_rows`), the same density
-        2-3.4x faster to differentiate than PyTensor's elementwise graph (docs/benchmarks.md);
-        False builds that graph (for comparison; ``backend="jax"`` always does). Recorded in
-        ``fit.sampler_info["fused_rows"]``.
-    extrapolation:
-        ``"learn"`` (default): learn the extrapolation discrepancy, in every direction a prediction can
-        leave the data (compute, model size, tokens per parameter), by nested leave-out
-        (:mod:`.extrapolation`); a number: a fixed kappa (sd of the log reducible loss per decade of
-        compute beyond the data); ``None``: no discrepancy term.
-    holdout_depths:
-        The depths of the nested leave-out: ``(1, 2)`` (default) holds out each family's largest, then its
-        two largest, compute budgets, model sizes and tokens-per-parameter levels, one calibration fit each.
+
+    Both configurations are stored in the fit (``fit.model_config``, ``fit.sampler_config``) and its file.
 
     Notes
     -----
     Sampling problems (divergences, R-hat > 1.01, ESS < 400 on population parameters and noise scales)
     raise :class:`SamplingWarning` warnings and are kept in ``fit.diagnostics``.
     """
-    check_whiten(whiten)
-    if likelihood not in LIKELIHOOD_CHOICES:
-        raise ValueError(f"likelihood must be one of {LIKELIHOOD_CHOICES}, got {likelihood!r}")
-    check_sampler_settings(draws=draws, tune=tune, chains=chains, target_accept=target_accept)
+    cfg, nuts = ModelConfig.coerce(model), SamplerConfig.coerce(sampler)
     data = apply_filters(as_scaling_data(data), min_tokens=min_tokens, fraction=fraction)
     prior = PopulationPrior.coerce(borrow) if borrow is not None else None
-    law = law if law is not None else (prior.law_obj if prior is not None else "chinchilla")
+    law = cfg.law_for(prior.law_obj if prior is not None else None)
     check_law_inputs(get_law(law), data)
     check_identifiable(data, get_law(law), borrowed=prior is not None, priors=priors)
     log.info("fitting %d rows, %d runs, %d families (%s law)", len(data), len(data.runs), len(data.families),
@@ -177,45 +121,40 @@ def fit(
         from .compile_cache import backend_for_fits
         from .model_averaging import fit_mixture
 
-        # one structure fitted once per component: compiled once, by numba, where "auto" would pick JAX
-        component_backend = backend_for_fits(backend, len(prior.component_names))
+        # one structure fitted once per component: compiled once, by numba, where "auto" would pick JAX;
+        # one likelihood for every component, so that their evidences compare the same model
+        component_cfg = cfg.replace(likelihood="normal") if cfg.likelihood == "auto" else cfg
+        component_nuts = nuts.replace(backend=backend_for_fits(nuts.backend, len(prior.component_names)))
 
         def component(sub: PopulationPrior) -> ScalingFit:
             with warnings.catch_warnings():  # the combined fit reports its components' problems once
                 warnings.simplefilter("ignore", SamplingWarning)
                 warnings.simplefilter("ignore", PriorDataConflictWarning)  # checked above for the whole prior
-                # one likelihood for every component, so that their evidences compare the same model
-                return fit(data, law, priors, likelihood="normal" if likelihood == "auto" else likelihood,
-                           checkpoint_noise=checkpoint_noise, borrow=sub,
-                           noncentering=noncentering, treatments=treatments, draws=draws, tune=tune, chains=chains,
-                           until_converged=until_converged, random_seed=random_seed, target_accept=target_accept,
-                           whiten=whiten, sampler=sampler, backend=component_backend, fused=fused,
-                           extrapolation=extrapolation, holdout_depths=holdout_depths, progressbar=progressbar)
+                return fit(data, component_cfg, component_nuts, priors=priors, borrow=sub)
 
-        fitted = fit_mixture(prior, component, random_seed, {"prior_data_conflict": conflict})
+        fitted = fit_mixture(prior, component, nuts.random_seed, {"prior_data_conflict": conflict})
         warn_if_problems(fitted.diagnostics, "fit")
+        fitted.record_configs(cfg, nuts)
         return fitted
-    specs = dict(law=law, priors=priors, borrow=prior, noncentering=noncentering, treatments=treatments,
-                 checkpoint_noise=checkpoint_noise)
-    spec, estimates = model_spec(data, likelihood="normal" if likelihood == "auto" else likelihood, **specs)
-    settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                    target_accept=target_accept, sampler=sampler, backend=backend, progressbar=progressbar,
-                    whiten=whiten, until_converged=until_converged, fused=fused)
-    with warnings.catch_warnings(record=likelihood == "auto") as held:  # said only if this fit is kept
-        fitted = _fit_spec(data, spec, settings, estimates=estimates)
-    if likelihood == "auto":
+    specs = dict(law=law, priors=priors, borrow=prior, noncentering=nuts.noncentering, treatments=cfg.treatments,
+                 checkpoint_noise=cfg.checkpoint_noise)
+    spec, estimates = model_spec(data, likelihood="normal" if cfg.likelihood == "auto" else cfg.likelihood, **specs)
+    with warnings.catch_warnings(record=cfg.likelihood == "auto") as held:  # said only if this fit is kept
+        fitted = _fit_spec(data, spec, nuts, estimates=estimates)
+    if cfg.likelihood == "auto":
         choice = choose_likelihood(fitted)
         if choice["chosen"] != spec.likelihood:
             log.info("refitting with the Student-t likelihood: %s", choice["reason"])
             spec, estimates = model_spec(data, likelihood=choice["chosen"], **specs)
-            fitted = _fit_spec(data, spec, settings, estimates=estimates)
+            fitted = _fit_spec(data, spec, nuts, estimates=estimates)
         else:
             for w in held:
                 warnings.warn(w.message, w.category, stacklevel=2)
         fitted.record_likelihood_choice(choice)
     weak_exponent = _weak_borrowed_exponent(prior, data, spec) if prior is not None else None
 
-    rng = np.random.default_rng(random_seed + 7919)
+    rng = np.random.default_rng(nuts.random_seed + 7919)
+    extrapolation = cfg.extrapolation
     posterior = fitted.idata.posterior
     n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
     zeros = np.zeros((n_samples, len(DIRECTIONS)))
@@ -236,7 +175,7 @@ def fit(
                 "source_drift_median": float(np.median(prior.drift[:, 0])),
                 "note": "the source fit's kappa and |drift| together set this family's discrepancy scale"}
     elif extrapolation == "learn":
-        draws, info = _learn_discrepancy(data, spec, settings, tuple(holdout_depths), rng, n_samples)
+        draws, info = _learn_discrepancy(data, spec, nuts, cfg.holdout_depths, rng, n_samples)
     else:
         raise ValueError(f"extrapolation must be 'learn', a number or None, got {extrapolation!r}")
     if conflict is not None:
@@ -245,6 +184,7 @@ def fit(
         info["weak_borrowed_exponent"] = weak_exponent
     fitted.set_extrapolation(draws["kappa"], info, drift=draws.get("drift"), growth=draws.get("growth"),
                              shared=draws.get("shared"))
+    fitted.record_configs(cfg, nuts)
     return fitted
 
 
@@ -289,16 +229,12 @@ def model_spec(data: ScalingData, law: str | Law = "chinchilla", priors: Priors 
     return spec, estimates
 
 
-def _fit_spec(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], what: str = "fit",
+def _fit_spec(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str = "fit",
               estimates: np.ndarray | None = None) -> ScalingFit:
-    settings = dict(settings)
-    fused = settings.pop("fused", True) and settings.get("backend", "auto") != "jax" and uses_fused_rows(spec)
-    model, init, whitened = sampled_model(data, spec, estimates, whiten=settings.pop("whiten", True), fused=fused)
-    if settings.pop("until_converged", False):
-        settings["stop"] = _converged
-    log.info("sampling %s: %d chains x (%d tuning + up to %d draws)", what, settings.get("chains", 4),
-             settings.get("tune", 1000), settings.get("draws", 1000))
-    idata, info = run_nuts(model, init, **settings)
+    fused = nuts.fused and nuts.backend != "jax" and uses_fused_rows(spec)
+    model, init, whitened = sampled_model(data, spec, estimates, whiten=nuts.whiten, fused=fused)
+    log.info("sampling %s: %d chains x (%d tuning + up to %d draws)", what, nuts.chains, nuts.tune, nuts.draws)
+    idata, info = run_nuts(model, init, **nuts.nuts_settings(), stop=_converged if nuts.until_converged else None)
     log.info("sampled %s in %.1f s", what, info["sampling_seconds"])
     info["whitened"] = whitened
     info["fused_rows"] = fused
@@ -338,16 +274,6 @@ def _converged(idata: az.InferenceData) -> bool:
     return not (failed["rhat"] or failed["ess_bulk"] or failed["ess_tail"])
 
 
-def check_sampler_settings(*, draws: int, tune: int, chains: int, target_accept: float) -> None:
-    """Raise ValueError, naming the argument, on sampler settings that cannot run."""
-    for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-            raise ValueError(f"{name} must be a whole number of at least {least}, got {value!r}")
-    if not 0.5 <= float(target_accept) < 1.0:
-        raise ValueError(f"target_accept must lie in [0.5, 1), got {target_accept!r} (higher: smaller steps, "
-                         "fewer divergences)")
-
-
 def check_identifiable(data: ScalingData, law: Law, *, borrowed: bool, priors: Priors | None) -> None:
     """Raise when the data hold a single configuration (one size at one token count) and nothing else informs
     the law: one point has no curve, and the fit would return the default prior, with divergences, as if it
@@ -361,12 +287,6 @@ def check_identifiable(data: ScalingData, law: Law, *, borrowed: bool, priors: P
         f"identify the {len(law.sampling)} parameters of the {law.name!r} law ({law.one_line}). Add runs of "
         "other sizes or checkpoints at other token counts, or fit this family with a population prior borrowed "
         "from other families (borrow=...).")
-
-
-def check_whiten(whiten: bool | str) -> None:
-    """Raise ValueError unless ``whiten`` is True, False or a mode of ``WHITENING_MODES``."""
-    if not (isinstance(whiten, bool) or whiten in WHITENING_MODES):
-        raise ValueError(f"whiten must be True, False or one of {WHITENING_MODES}, got {whiten!r}")
 
 
 def sampled_model(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | None = None, *,
@@ -401,7 +321,7 @@ def _predictive_moments(log_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(finite, mean, q50), np.where(finite, var, ((q75 - q25) / 1.349) ** 2)
 
 
-def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], depths: tuple[int, ...],
+def _learn_discrepancy(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, depths: tuple[int, ...],
                        rng: np.random.Generator, n_samples: int) -> tuple[dict[str, np.ndarray], dict]:
     """The discrepancy's draws by nested leave-out (:mod:`.extrapolation`), and what was held out."""
     k_scale, d_scale = spec.priors.kappa_scale, spec.priors.drift_scale
@@ -417,7 +337,7 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, A
     held_out = []
     for i, split in enumerate(splits):
         log.info("calibration fit %d of %d: %s", i + 1, len(splits), split.description)
-        held_run, record = _held_out_residuals(data, spec, settings, split, rng)
+        held_run, record = _held_out_residuals(data, spec, nuts, split, rng)
         info["splits"].append(record)
         if held_run is not None:
             held_out.append(held_run)
@@ -450,7 +370,7 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, settings: dict[str, A
     return draws, info
 
 
-def _held_out_residuals(data: ScalingData, spec: ModelSpec, settings: dict[str, Any], split: Holdout,
+def _held_out_residuals(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, split: Holdout,
                         rng: np.random.Generator) -> tuple[HeldOut | None, dict]:
     """Fit the rows ``split`` keeps, predict those it holds out; their per-run residuals and a record."""
     train = data.subset(~split.held, name="nested_leave_out", reason=split.description)
@@ -465,11 +385,9 @@ def _held_out_residuals(data: ScalingData, spec: ModelSpec, settings: dict[str, 
         record["skipped"] = "a family would lose every run"
         return None, record
     # shorter runs, unless the fit samples until converged: then the calibration fits do too, within its draws
-    inner_settings = settings if settings.get("until_converged") else \
-        dict(settings, draws=min(settings["draws"], 500), tune=min(settings["tune"], 500))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)  # the inner fit's diagnostics are stored, not shouted
-        inner = _fit_spec(train, inner_spec, inner_settings, what="extrapolation calibration fit")
+        inner = _fit_spec(train, inner_spec, nuts.shorter(500), what="extrapolation calibration fit")
     test = data.frame.loc[split.held]
     cols = {c: test[c].to_numpy() for c in ("params", "tokens", "flops")}
     fam = test["family"].to_numpy().astype(str)

@@ -40,12 +40,16 @@ from ..model.population_prior import CONFLICT_P_VALUE, conflict_summary
 from ..model.spec import ModelSpec
 from ..predict import as_dataset, family_theta_draws, posterior_arrays, predict_draws, query_columns
 from ..storage import read_idata, write_netcdf
+from ..model.config import ModelConfig
+from .config import SamplerConfig
 from .diagnostics import Diagnostics
 
 SPEC_ATTR = "bayes_scaling_spec"
 SAMPLER_ATTR = "bayes_scaling_sampler"
 DIAG_ATTR = "bayes_scaling_diagnostics"
 EXTRAP_ATTR = "bayes_scaling_extrapolation"
+#: the fit's configurations, as :meth:`..model.config.Config.to_json` writes them (with their layout version)
+CONFIG_ATTRS = {"model": "bayes_scaling_model_config", "sampler": "bayes_scaling_sampler_config"}
 
 
 def _natural(post: xr.Dataset, spec: ModelSpec) -> tuple[xr.DataArray, xr.DataArray]:
@@ -196,6 +200,30 @@ class ScalingFit:
             v = np.full(shape, default) if value is None else np.asarray(value, dtype=float).reshape(shape)
             post[name] = (("chain", "draw"), v)
         post.attrs[EXTRAP_ATTR] = json.dumps(info)
+
+    def record_configs(self, model: ModelConfig, sampler: SamplerConfig) -> None:
+        """Store the configurations this fit was made with (saved with the fit; read by ``model_config``)."""
+        for cfg in (model, sampler):
+            self.idata.posterior.attrs[CONFIG_ATTRS[cfg.argument]] = cfg.to_json()
+
+    @property
+    def model_config(self) -> ModelConfig:
+        """The :class:`ModelConfig` this fit was made with (``bs.fit(..., model=fit.model_config)`` refits it)."""
+        return self._config(ModelConfig)
+
+    @property
+    def sampler_config(self) -> SamplerConfig:
+        """The :class:`SamplerConfig` this fit was sampled with."""
+        return self._config(SamplerConfig)
+
+    def _config(self, kind: type) -> Any:
+        text = self.idata.posterior.attrs.get(CONFIG_ATTRS[kind.argument])
+        if text is None:
+            raise FitFileError(f"this fit stores no {kind.argument} configuration (it was not made by bs.fit, or by "
+                               "a version before configurations were stored): refit it to record one")
+        if kind is ModelConfig and json.loads(text).get("law") is not None:  # the spec holds the law itself
+            return kind.from_json(text, source="this fit", law=self.law)
+        return kind.from_json(text, source="this fit")
 
     def record_likelihood_choice(self, choice: dict) -> None:
         """Store how ``likelihood="auto"`` chose this fit's likelihood (in the spec, saved with the fit)."""

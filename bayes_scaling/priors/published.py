@@ -37,7 +37,9 @@ from ..data import ScalingData, drop_start_of_run, thin_checkpoints
 from ..data.zoos import ZOOS, load_zoo
 from ..errors import ExtrapolationWarning, PriorDataConflictWarning, PriorError, SamplingWarning
 from ..evaluate.protocol import family_sizes, split_family
+from ..inference.config import SamplerConfig
 from ..inference.fit import fit
+from ..model.config import ModelConfig
 from ..model.population_prior import PopulationPrior
 
 #: the published prior's version: a new one whenever its zoos, their preparation or the fit's settings change
@@ -47,7 +49,7 @@ START_OF_RUN_SHARE = 0.1
 #: checkpoints per run kept for the fit (evenly spread in log tokens)
 CHECKPOINTS_PER_RUN = 12
 #: the fit's sampler settings (sampling stops as soon as the convergence checks pass)
-BUILD_SETTINGS: dict[str, Any] = dict(draws=2000, tune=1000, chains=4, until_converged=True)
+BUILD_SAMPLER = SamplerConfig(draws=2000, tune=1000, chains=4, until_converged=True)
 #: draws kept in the shipped prior
 PRIOR_DRAWS = 4000
 #: the candidates the calibration compares: factors on the borrowed parameters' spread, and discrepancy
@@ -58,7 +60,9 @@ DISCREPANCY_SCALES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 #: a spread too narrow for data that identify the exponents costs as much as one too wide for one size
 CALIBRATION_KS = (1, 2)
 #: sampler settings of the calibration's borrowed fits (one or two small models each)
-CALIBRATION_SETTINGS: dict[str, Any] = dict(draws=500, tune=500, chains=2)
+CALIBRATION_SAMPLER = SamplerConfig(draws=500, tune=500, chains=2)
+#: the law of the prior, without a discrepancy term: the calibration chooses the prior's own
+NO_DISCREPANCY = ModelConfig(law="chinchilla", extrapolation=None)
 
 
 def crps(draws: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -104,10 +108,10 @@ def provenance(data: ScalingData) -> list[dict[str, Any]]:
     return rows
 
 
-def build_published_prior(exclude: Iterable[str] = (), random_seed: int = 0, draws: int = PRIOR_DRAWS,
-                          **settings: Any) -> PopulationPrior:
-    """Fit every bundled zoo but ``exclude`` in one hierarchical model (:data:`BUILD_SETTINGS` unless
-    ``settings`` override them), extract its level-free population prior and calibrate it (module docstring).
+def build_published_prior(exclude: Iterable[str] = (), random_seed: int = 0,
+                          draws: int = PRIOR_DRAWS) -> PopulationPrior:
+    """Fit every bundled zoo but ``exclude`` in one hierarchical model (:data:`BUILD_SAMPLER`), extract its
+    level-free population prior (``draws`` of it) and calibrate it (module docstring).
 
     With the defaults and the same ``random_seed`` this rebuilds the shipped prior
     (:meth:`PopulationPrior.published`) up to Monte Carlo error.
@@ -115,8 +119,7 @@ def build_published_prior(exclude: Iterable[str] = (), random_seed: int = 0, dra
     names = zoo_names(exclude)
     data = ScalingData.concat([prepared_zoo(n) for n in names], source="bundled zoos: " + ", ".join(names))
     log.info("published prior: fitting %d families of %d zoos (%d rows)", len(data.families), len(names), len(data))
-    fitted = fit(data, law="chinchilla", random_seed=random_seed, extrapolation=None,
-                 **{**BUILD_SETTINGS, **settings})
+    fitted = fit(data, NO_DISCREPANCY, BUILD_SAMPLER.replace(random_seed=random_seed))
     prior = PopulationPrior.from_fit(fitted, draws=draws, random_seed=random_seed, population="model")
     source = (f"published {PUBLISHED_VERSION}: {len(data.families)} families of {len(names)} zoos "
               f"({', '.join(names)})")
@@ -153,8 +156,8 @@ def calibrate(prior: PopulationPrior, data: ScalingData, random_seed: int = 0) -
             with warnings.catch_warnings():  # counted, and said once below
                 warnings.simplefilter("ignore", SamplingWarning)
                 warnings.simplefilter("ignore", PriorDataConflictWarning)
-                fitted = fit(task.train, borrow=trial, extrapolation=None, random_seed=random_seed + i,
-                             **CALIBRATION_SETTINGS)
+                fitted = fit(task.train, ModelConfig(extrapolation=None),
+                             CALIBRATION_SAMPLER.replace(random_seed=random_seed + i), borrow=trial)
             problems += not fitted.diagnostics.ok
             y = np.log(task.target["loss"].to_numpy(float))
             draws = fitted.idata.posterior.sizes["chain"] * fitted.idata.posterior.sizes["draw"]
@@ -174,7 +177,7 @@ def calibrate(prior: PopulationPrior, data: ScalingData, random_seed: int = 0) -
         log.info("published prior: calibration, spread scale %.2f: %d borrowed fits", spread, len(tasks))
     if problems:
         log.warning("published prior: %d of %d calibration fits did not pass the sampling checks (%d draws each)",
-                    problems, len(tasks) * len(SPREAD_SCALES), CALIBRATION_SETTINGS["draws"])
+                    problems, len(tasks) * len(SPREAD_SCALES), CALIBRATION_SAMPLER.draws)
     table = [{"spread_scale": s, "kappa": k, "crps": float(np.mean([r["crps"] for r in rows])),
               "median_are": float(np.median([r["are"] for r in rows])),
               "cover90": float(np.mean([r["cover90"] for r in rows])),

@@ -1,0 +1,119 @@
+"""How a fit samples, as one object: :class:`SamplerConfig` (NUTS settings and the speed options).
+
+It is the ``sampler=`` of ``bs.fit``, written into the fit file beside the model's configuration
+(:class:`~bayes_scaling.model.config.ModelConfig`); see :mod:`bayes_scaling.model.config` for what every
+configuration shares.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..model.config import Config
+from .compile_cache import BACKENDS
+from .parameterisation import WHITENING_MODES
+
+ENGINES = ("auto", "nutpie", "pymc")
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig(Config):
+    """NUTS settings and the speed options; every field has a default, so ``SamplerConfig()`` is the default.
+
+    Parameters
+    ----------
+    draws, tune, chains:
+        Draws kept and tuning steps per chain, and the number of chains (1000, 1000, 4).
+    target_accept:
+        NUTS's target acceptance rate, in [0.5, 1): higher takes smaller steps and diverges less (0.98).
+    random_seed:
+        Seeds the chains, the jitter of their starts and every draw made after sampling (0).
+    until_converged:
+        False (default): sample ``draws`` per chain. True: ``draws`` is the most; sampling stops as soon as the
+        draws so far pass the convergence checks of ``fit.diagnostics`` (R-hat <= 1.01, bulk and tail ESS >=
+        400 on the population parameters and noise scales), asked every few seconds once each chain has 200
+        draws (nutpie only). Divergences, which more draws of the same chains cannot remove, do not keep it
+        sampling. The calibration fits of the learned discrepancy sample by the same rule within the same
+        ``draws`` (without it, at most 500 draws each).
+    whiten:
+        True (default): sample a centred family layer of several families in whitened coordinates, an exact
+        reparameterisation that removes the strong within-family correlations of the law's parameters
+        (:func:`.parameterisation.family_whitening`, mode ``"fixed"``); ``"fixed"`` or ``"conditional"`` choose
+        the mode; False samples the family parameters themselves. Recorded in ``fit.sampler_info["whitened"]``.
+    noncentering:
+        None (default): every family parameter centred. ``"auto"``: non-centre the family values of each
+        parameter the families' data identify weakly relative to the population spread
+        (:mod:`.parameterisation`); or ``{param: degree}``, 1 non-centred, a degree in (0, 1) partially.
+    engine:
+        The NUTS implementation: ``"auto"`` (default: nutpie when installed, else PyMC), ``"nutpie"`` or
+        ``"pymc"`` (the command line's ``--sampler``).
+    backend:
+        nutpie's compile backend: ``"auto"`` (default: reuse a model this process compiled with numba for the
+        same structure; else JAX, when installed, for a small model with the OU checkpoint noise; else numba),
+        ``"numba"`` or ``"jax"`` (:func:`.compile_cache.resolve_backend`).
+    fused:
+        True (default): with the normal likelihood and independent checkpoint noise, the rows' log density and
+        its gradient are one numba kernel (:mod:`bayes_scaling.model.fused_rows`); False builds PyTensor's
+        elementwise graph (``backend="jax"`` always does). Recorded in ``fit.sampler_info["fused_rows"]``.
+    progressbar:
+        Show the sampler's progress bar (False).
+    """
+
+    argument: ClassVar[str] = "sampler"
+
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 4
+    target_accept: float = 0.98
+    random_seed: int = 0
+    until_converged: bool = False
+    whiten: bool | str = True
+    noncentering: Mapping[str, float] | str | None = None
+    engine: str = "auto"
+    backend: str = "auto"
+    fused: bool = True
+    progressbar: bool = False
+
+    def __post_init__(self) -> None:
+        for name, least in (("draws", 1), ("tune", 0), ("chains", 1), ("random_seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ConfigError(f"{name} must be a whole number of at least {least}, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if isinstance(self.target_accept, bool) or not isinstance(self.target_accept, (int, float)) \
+                or not 0.5 <= float(self.target_accept) < 1.0:
+            raise ConfigError(f"target_accept must lie in [0.5, 1), got {self.target_accept!r} (higher: smaller "
+                              "steps, fewer divergences)")
+        for name in ("until_converged", "fused", "progressbar"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not (isinstance(self.whiten, bool) or self.whiten in WHITENING_MODES):
+            raise ConfigError(f"whiten must be True, False or one of {WHITENING_MODES}, got {self.whiten!r}")
+        nc = self.noncentering
+        if isinstance(nc, Mapping):
+            bad = {k: v for k, v in nc.items() if not (isinstance(v, (int, float)) and 0 <= v <= 1)}
+            if bad:
+                raise ConfigError(f"noncentering degrees must lie in [0, 1] (1: non-centred), got {bad!r}")
+            object.__setattr__(self, "noncentering", dict(nc))
+        elif nc not in (None, "auto"):
+            raise ConfigError(f"noncentering must be None, 'auto' or {{param: degree}}, got {nc!r}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+
+    def nuts_settings(self) -> dict[str, Any]:
+        """The settings :func:`.sampling.run_nuts` takes."""
+        return dict(draws=self.draws, tune=self.tune, chains=self.chains, random_seed=self.random_seed,
+                    target_accept=self.target_accept, sampler=self.engine, backend=self.backend,
+                    progressbar=self.progressbar)
+
+    def shorter(self, most: int) -> "SamplerConfig":
+        """At most ``most`` draws and tuning steps (a fit inside another), unless sampling until converged."""
+        if self.until_converged:
+            return self
+        return self.replace(draws=min(self.draws, most), tune=min(self.tune, most))
