@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401  (in __all__ below)
 
 #: public name -> the module that defines it
 _EXPORTS = {
@@ -30,6 +30,7 @@ _EXPORTS = {
     **dict.fromkeys(["ModelSpec", "PopulationPrior", "Priors"], ".model"),
     "published_prior": ".model.population_prior",
     "ModelConfig": ".model.config",
+    "open": ".inference.reader",
     "SamplerConfig": ".inference.config",
     "are": ".predict",
 }

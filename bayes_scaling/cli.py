@@ -161,6 +161,11 @@ def _in_cli_words(text: str) -> str:
             return option
         return f"{option} {value.strip(chr(39) + chr(34))}"
 
+    def settings(match: re.Match) -> str:  # sampler={'whiten': 'conditional'}: the flags of its settings
+        pairs = re.findall(r"'(\w+)': ('[^']*'|[\w.+-]+)", match.group(1))
+        return " ".join(flag(re.match(r"(\w+)=(.*)", f"{k}={v}")) for k, v in pairs)
+
+    text = re.sub(r"\b(?:sampler|model)=\{([^}]*)\}", settings, text)
     value = r"=('[^']*'|\"[^\"]*\"|True|[\w.+-]+|\.\.\.)"
     # an argument with an underscore is a Python name wherever it appears; a plain word only before "="
     text = re.sub(rf"\b({'|'.join(_FLAG_NAMES)})\b(?:{value})?", flag, text)
@@ -626,8 +631,9 @@ def cmd_mixing(a: argparse.Namespace) -> int:
     data = bs.MixingData.from_frames(pd.read_csv(a.losses), pd.read_csv(a.proportions), loss=a.loss_column,
                                      share=a.share_column, source=f"{a.losses} + {a.proportions}")
     train = a.train.split(",") if a.train else data.mixtures
-    fit = bs.fit_mixing(data.select(train), draws=a.draws, tune=a.tune, chains=a.chains, random_seed=a.random_seed,
-                        sampler=a.sampler, extrapolation=not a.no_extrapolation, deviation=a.deviation)
+    fit = bs.fit_mixing(data.select(train), likelihood=a.likelihood, extrapolation=not a.no_extrapolation,
+                        sampler={"draws": a.draws, "tune": a.tune, "chains": a.chains, "random_seed": a.random_seed,
+                                 "engine": a.sampler})
     path = _save(fit, out / "mixing_fit.nc", "mixing fit")
     result: dict = {"fit": str(path), "diagnostics": fit.diagnostics.to_dict(), "extrapolation": fit.extrapolation,
                     "interval": a.interval}
@@ -782,11 +788,21 @@ def cmd_prior(a: argparse.Namespace) -> int:
     elif published:
         prior = bs.PopulationPrior.published()
     else:
+        from .storage import file_kind
+
         kw = {} if a.population is None else {"population": a.population}
         path = Path(a.source)
-        # a prior file, or a fit extracted with the defaults, when only described
-        prior = (bs.PopulationPrior.load(path) if a.out is None and not kw
-                 else bs.PopulationPrior.from_fit(bs.load(path), draws=a.draws, **kw))
+        opened = bs.open(path)
+        if isinstance(opened, bs.PopulationPrior):
+            if kw:
+                raise UsageError(f"{path} is a population prior already: --population chooses how a fit's families "
+                                 "become a prior (bayes-scaling prior FIT.nc --population ... --out PRIOR.nc)")
+            prior = opened
+        elif isinstance(opened, bs.ScalingFit):
+            prior = bs.PopulationPrior.from_fit(opened, draws=a.draws, **kw)
+        else:
+            raise UsageError(f"{path} is a {file_kind(path)}: bayes-scaling prior takes a fit of "
+                             "the loss (bayes-scaling fit ... --out FIT.nc), a prior, or 'published'")
     if a.out is not None:
         path = _save(prior, a.out, "prior")
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB): {prior.describe()}")
@@ -993,7 +1009,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"],
                    help="NUTS implementation; auto: nutpie when installed")
     p.add_argument("--no-extrapolation", action="store_true", help="no share-extrapolation term")
-    p.add_argument("--deviation", default="normal", choices=["normal", "student_t"],
+    p.add_argument("--likelihood", default="normal", choices=["normal", "student_t"],
                    help="a run's deviation from the law: normal, or heavy-tailed student_t")
     p.add_argument("--out", required=True, type=Path, metavar="FOLDER", help="folder for the fit and summary")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -34,6 +34,7 @@ from .data.container import MIN_LARGEST_PARAMS, MIN_LARGEST_TOKENS, TOKENS_PER_P
 from .data.extent import DIRECTIONS, distances, per_direction
 from .errors import ExtrapolationWarning, UnknownFamilyError
 from .laws import BASE_INPUTS, INPUTS, Law, standardized_inputs
+from .laws.flops import training_flops
 
 #: at most this many (sample x point) values are held in memory at once
 _CHUNK_VALUES = 4_000_000
@@ -303,7 +304,7 @@ def query_columns(params: Any, tokens: Any, flops: Any | None = None, inputs: Ma
     if "unique_tokens" in more and more_unique_than_tokens(more["unique_tokens"], d).any():
         raise ValueError("unique_tokens of a prediction cannot exceed its tokens (a run sees each unique token at "
                          "least once)")
-    c = 6.0 * n * d if flops is None else np.broadcast_to(np.asarray(flops, dtype=float), n.shape).copy()
+    c = np.broadcast_to(training_flops(n, d, flops), n.shape).copy()
     missing = [] if law is None else [i for i in law.further_inputs if i not in more]
     if missing:
         raise MissingColumnError(f"the {law.name!r} law reads {missing}: pass them with inputs={{{missing[0]!r}: ...}} "

@@ -1,4 +1,5 @@
-"""NetCDF files of fits and priors: one writer and one InferenceData reader for every saved object."""
+"""NetCDF files of fits and priors: one writer, one InferenceData reader, and :func:`file_kind`, the one place that
+tells the kinds of file apart by the mark each writer leaves."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FitFileError
+
+#: the ``kind`` attribute of a population prior's dataset
+PRIOR_KIND = "bayes_scaling.population_prior"
+#: the posterior group's attribute that marks each kind of fit (it holds the fit's spec or metadata)
+FIT_MARKS = {"downstream fit": "bayes_scaling_downstream", "fit": "bayes_scaling_spec",
+             "mixing fit": "bayes_scaling_mixing"}
 
 
 def write_netcdf(obj: Any, path: str | os.PathLike) -> Path:
@@ -58,3 +65,29 @@ def read_idata(path: str | os.PathLike, what: str = "fit"):
     except Exception as exc:  # noqa: BLE001 - any reader error means the same thing to the user
         raise FitFileError(f"{path} is not a readable NetCDF {what}: {exc}") from exc
     return idata
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """``"prior"``, ``"fit"``, ``"mixing fit"`` or ``"downstream fit"``: what a file bayes_scaling wrote holds.
+
+    A downstream fit also stores its step-1 loss fit, in groups of their own; its own mark decides."""
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FitFileError(f"{path}: no such file")
+    try:
+        with xr.open_dataset(path) as ds:
+            if ds.attrs.get("kind") == PRIOR_KIND:
+                return "prior"
+        with xr.open_dataset(path, group="posterior") as post:
+            marks = set(post.attrs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise FitFileError(f"{path} is not a readable file bayes_scaling wrote (no population prior, and no posterior "
+                           f"group it can read: {type(exc).__name__}: {exc}); write it again with bayes-scaling "
+                           "fit or prior") from None
+    for kind, mark in FIT_MARKS.items():
+        if mark in marks:
+            return kind
+    raise FitFileError(f"{path} has a posterior but was not written by bayes_scaling (it is not a fit, a prior, a "
+                       "mixing fit or a downstream fit)")

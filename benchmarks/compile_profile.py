@@ -1,4 +1,4 @@
-"""Issue 4: where nutpie's compile time of the hierarchical model goes, and one log density + gradient.
+"""Where nutpie's compile time of the hierarchical model goes, and one log density + gradient.
 
 Compiles the bundled Porian model twice in one process (the first pays numba's start-up) and splits
 each compile into PyTensor's graph work (``_make_functions``: rewrites, numba funcify, PyTensor's own

@@ -1,4 +1,4 @@
-"""Issue 7: the BiMix data-mixing law, hierarchical across domains, on the BiMix release (Pile, SlimPajama).
+"""The BiMix data-mixing law, hierarchical across domains, on the BiMix release (Pile, SlimPajama).
 
 For each dataset: fit ours (hierarchical BiMix, NUTS, share-extrapolation term learned by
 leave-one-mixture-out) and the release's method (per-domain least squares of the same law) on the four
@@ -33,7 +33,7 @@ def run(name: str, fit_kwargs: dict) -> dict:
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        table, summary, fit = evaluate_heldout(data, TRAIN, HELDOUT, fit_kwargs)
+        table, summary, fit = evaluate_heldout(data, TRAIN, HELDOUT, **fit_kwargs)
     seconds = time.perf_counter() - t0
     d = fit.diagnostics
     step = float(data.frame["step"].max())
@@ -69,11 +69,11 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--datasets", default="slimpajama,pile")
-    ap.add_argument("--deviation", default="normal", choices=["normal", "student_t"],
+    ap.add_argument("--likelihood", default="normal", choices=["normal", "student_t"],
                     help="distribution of a run's deviation from the law")
     a = ap.parse_args()
-    fit_kwargs = dict(draws=a.draws, tune=a.draws, chains=a.chains, random_seed=1, deviation=a.deviation)
-    res = {"command": f"python benchmarks/data_mixing.py --out {a.out} --deviation {a.deviation}", "cores": os.cpu_count(),
+    fit_kwargs = dict(likelihood=a.likelihood, sampler=dict(draws=a.draws, tune=a.draws, chains=a.chains, random_seed=1))
+    res = {"command": f"python benchmarks/data_mixing.py --out {a.out} --likelihood {a.likelihood}", "cores": os.cpu_count(),
            "fit_settings": fit_kwargs, "results": []}
     for name in a.datasets.split(","):
         r = run(name, fit_kwargs)

@@ -1,4 +1,4 @@
-"""Issue 10: backtest run planning against the guide's heuristics on real zoos, and time the planner.
+"""Backtest run planning against the guide's heuristics on real zoos, and time the planner.
 
     python benchmarks/planning.py                                   # kempner and porian, every family
     python benchmarks/planning.py --only kempner --families 3 --draws 300 --tune 300

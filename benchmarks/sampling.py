@@ -1,4 +1,4 @@
-"""Issue 4: time to a converged posterior, side by side in one run, and the cost of larger data.
+"""Time to a converged posterior, side by side in one run, and the cost of larger data.
 
 Parts (``--parts``, default all):
 
@@ -209,7 +209,7 @@ def part_converge(datasets: list[str], configs: list[str], draws: int, seed: int
 
 
 #: draws and tuning steps per chain at which the default configuration converged on each dataset
-#: (docs/benchmarks.md, issue 4, "Time to a converged posterior on the real sets, whitened")
+#: (docs/benchmarks.md, "Sampling speed", "Time to a converged posterior on the real sets, whitened")
 STORE_DRAWS = {"kempner": (2000, 2000), "porian": (2000, 500), "colpret": (2000, 500), "synthetic40": (500, 500)}
 #: the most draws per chain of an ``until`` fit (it stops once converged)
 UNTIL_MAX_DRAWS = 4000

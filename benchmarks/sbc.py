@@ -1,4 +1,4 @@
-"""Simulation-based calibration of the hierarchical model (issue 9): ranks, chi-square tests, rank histograms.
+"""Simulation-based calibration of the hierarchical model: ranks, chi-square tests, rank histograms.
 
     python benchmarks/sbc.py --sims 100 --draws 1000 --thin 20 --out benchmarks/results/sbc.json \
         --plot docs/figures/sbc_ranks.png

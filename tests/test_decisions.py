@@ -260,7 +260,7 @@ def test_recipe_comparison_on_porian(porian_pair, tmp_path):
 
 
 def test_heavy_tailed_predictive_draws_do_not_break_the_discrepancy_calibration():
-    from bayes_scaling.inference.fit import _predictive_moments
+    from bayes_scaling.inference.extrapolation import _predictive_moments
 
     rng = np.random.default_rng(0)
     draws = rng.normal(1.0, 0.1, (2000, 3))

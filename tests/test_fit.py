@@ -47,7 +47,7 @@ def test_a_slowly_mixing_spread_under_the_fixed_whitening_points_to_the_conditio
                            sampling_seconds=1.0, worst={"rhat": worst, "ess_bulk": worst, "ess_tail": "mu[log_E]"})
 
     hint = whitening_hint(diag(120.0, "tau[log_alpha]"), "fixed")
-    assert "tau[log_alpha]" in hint and "whiten='conditional'" in hint and "divergences" in hint
+    assert "tau[log_alpha]" in hint and "sampler={'whiten': 'conditional'}" in hint and "divergences" in hint
     assert whitening_hint(diag(900.0, "tau[log_alpha]"), "fixed") is None  # enough draws
     assert whitening_hint(diag(120.0, "sigma_seed"), "fixed") is None  # not the spread
     assert whitening_hint(diag(120.0, "tau[log_alpha]"), "conditional") is None  # already conditional

@@ -207,3 +207,12 @@ def test_existing_scheduler_by_address_and_by_scheduler_file(zoo_dir, tmp_path):
     for ds in (by_address, by_file):
         assert counts(ds) == {"cells": 4, "pending": 0, "ok": 0, "not_applicable": 4, "failed": 0}
         assert ds["status"].sel(heldout="fam1", k=6).item().startswith("not applicable: fam1 has 3 model sizes")
+
+
+def test_without_dask_the_grid_says_how_to_install_it(monkeypatch):
+    from bayes_scaling.grid.runner import cluster_client
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # what an environment without the extra imports
+    with pytest.raises(ImportError, match=r"pip install 'bayes_scaling\[grid\]'"):
+        with cluster_client(workers=1):
+            pass

@@ -98,6 +98,15 @@ def test_the_cli_says_loss_kind_as_a_flag(frame, tmp_path, capsys):
     assert code == 2 and "--loss-kind perplexity" in err and "loss_kind=" not in err
 
 
+def test_the_cli_says_a_configuration_s_settings_as_flags():
+    from bayes_scaling.cli import _in_cli_words
+
+    said = _in_cli_words("fit with sampler={'until_converged': True} and enough draws; "
+                         "sampler={'whiten': 'conditional'} samples it better; model={'likelihood': 'auto'}")
+    assert said == ("fit with --until-converged and enough draws; --whiten conditional samples it better; "
+                    "--likelihood auto")
+
+
 @pytest.mark.parametrize("column, scale, unit", [("params", 1e-6, "millions or billions"),
                                                  ("tokens", 1e-9, "tokens in millions or billions")])
 def test_sizes_or_tokens_in_other_units_warn_with_the_likely_unit(frame, column, scale, unit):

@@ -36,6 +36,7 @@ from ..errors import (
     SeedSpreadWarning,
     UnitWarning,
 )
+from ..laws.flops import training_flops
 
 #: canonical column names of the container's frame
 COLUMNS = ("family", "run", "seed", "params", "tokens", "flops", "loss")
@@ -150,7 +151,7 @@ class ScalingData:
         if flops is not None:
             out["flops"] = _numeric(df[flops], "flops", flops)
         else:
-            out["flops"] = 6.0 * out["params"] * out["tokens"]
+            out["flops"] = training_flops(out["params"], out["tokens"])
         if unique_tokens is not None:
             out["unique_tokens"] = _numeric(df[unique_tokens], "unique_tokens", unique_tokens)
             _check_unique_tokens(out, unique_tokens)

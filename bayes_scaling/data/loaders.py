@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UnitWarning
+from ..laws.flops import FLOPS_PER_PARAM_TOKEN
 from .container import DropRecord, ScalingData
 
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kKmMbBtT]?)\s*$")
@@ -150,7 +151,7 @@ def load_epoch_chinchilla(root: str | os.PathLike | None = None, drop_highest_lo
     """
     path = data_root(root) / "epoch_chinchilla" / "svg_extracted_data.csv"
     df = pd.read_csv(path)
-    df["tokens"] = df["Training FLOP"] / (6.0 * df["Model Size"])
+    df["tokens"] = df["Training FLOP"] / (FLOPS_PER_PARAM_TOKEN * df["Model Size"])
     df["run_id"] = "point" + df.index.astype(str)
     data = ScalingData.from_frame(df, family=None, default_family="chinchilla", params="Model Size",
                                   tokens="tokens", loss="loss", flops="Training FLOP", run="run_id",

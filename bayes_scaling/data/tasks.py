@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataValidationError, DuplicateRowError, EmptyFamilyError, MissingColumnError
+from ..laws.flops import training_flops
 from .container import _numeric, check_finite_positive, key_column
 from .filters import share_of_run
 
@@ -65,7 +66,7 @@ class TaskData:
         out["task"] = key_column(df[task], "task", task)
         for role in ("params", "tokens", "accuracy", "chance"):
             out[role] = _numeric(df[named[role]], role, named[role])
-        out["flops"] = 6.0 * out["params"] * out["tokens"]
+        out["flops"] = training_flops(out["params"], out["tokens"])
         out["task_loss"] = _numeric(df[task_loss], "task_loss", task_loss) if task_loss is not None else np.nan
         cols = {role: col for role, col in named.items() if col is not None}
         data = cls(frame=out[list(TASK_COLUMNS)], columns=cols, source=source)

@@ -20,6 +20,7 @@ import xarray as xr
 from ..data.extent import distances
 from ..errors import NonPositiveValueError, UnsupportedLawError
 from ..laws import solve
+from ..laws.flops import training_flops
 from ..predict import discrepancy, posterior_arrays, with_discrepancy
 
 FlopsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -74,7 +75,7 @@ def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | Non
         col = {k: v[None, :] for k, v in nat.items()}
         opt = solve.closed_form_optimum(**col, flops=budgets[:, None])
     else:  # any other FLOPs function or law: a search over N per draw
-        flops_fn = flops or (lambda n, d: 6.0 * n * d)
+        flops_fn = flops or training_flops
         law_nat = {k: v[:, None] for k, v in nat.items()}
 
         def loss_fn(n: np.ndarray, d: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Model growth (G_stack, "Stacking Your Transformers", Du et al. 2024): the posterior of the speedup.
 
 A grown family (models grown from a smaller one by stacking its layers) is fitted as a **treatment**
-of its from-scratch twin (``bs.fit(data, treatments={"grown": "scratch"})``): its law parameters are
+of its from-scratch twin (``bs.fit(data, {"treatments": {"grown": "scratch"}})``): its law parameters are
 the twin's plus a shift, so the two curves are compared draw by draw. At size N and a target loss L::
 
     D_x(L)   = tokens family x needs to reach L at size N      (laws.solve.tokens_to_loss)

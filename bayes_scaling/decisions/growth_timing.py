@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import MissingColumnError, NonFiniteValueError, NonPositiveValueError
+from ..laws.flops import training_flops
 
 #: the paper's constants (a, b, c) and growth factor
 PAPER_COEFFICIENTS = (0.88, 163.27, -5.74)
@@ -44,13 +45,13 @@ def guideline_log10(params: Any, tokens: Any, coefficients: tuple[float, float, 
     """log10 of the growth tokens d by the guideline formula (C = 6 N D)."""
     a, b, c = coefficients
     n = np.asarray(params, dtype=float)
-    return a * np.log10(n) + b / np.log10(6.0 * n * np.asarray(tokens, dtype=float)) + c
+    return a * np.log10(n) + b / np.log10(training_flops(n, np.asarray(tokens, dtype=float))) + c
 
 
 def _features(params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
     """Centred design matrix: (log10 N - 10, 1/log10 C - 1/23, 1)."""
     n = np.asarray(params, dtype=float).ravel()
-    c = 6.0 * n * np.asarray(tokens, dtype=float).ravel()
+    c = training_flops(n, np.asarray(tokens, dtype=float).ravel())
     return np.column_stack([np.log10(n) - _CENTRE[0], 1.0 / np.log10(c) - _CENTRE[1], np.ones_like(n)])
 
 

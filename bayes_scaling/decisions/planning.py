@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MissingColumnError, NonPositiveValueError, PlanningWarning, UnsupportedLawError
+from ..laws.flops import training_flops
 from .preposterior import DEFAULT_INTERVAL, METHODS, FamilyDraws
 
 #: the guide's floor: about 4% ARE is what seed noise allows
@@ -40,16 +41,12 @@ MIN_ESS = 30
 def family_draws(posterior: Any, family: str | None = None, random_seed: int = 0, *,
                  new_family: bool = False) -> FamilyDraws:
     """The current uncertainty about the target's family from a fit, a population prior, or a path to either."""
-    from ..inference.fitted import ScalingFit, load as load_fit
+    from ..inference.fitted import ScalingFit
+    from ..inference.reader import open as open_file
     from ..model import PopulationPrior
-    from ..model.population_prior import PRIOR_KIND
 
     if isinstance(posterior, (str, os.PathLike)):
-        import xarray as xr
-
-        with xr.open_dataset(posterior) as ds:
-            is_prior = ds.attrs.get("kind") == PRIOR_KIND
-        posterior = PopulationPrior.load(posterior) if is_prior else load_fit(posterior)
+        posterior = open_file(posterior)
     if isinstance(posterior, PopulationPrior):
         return FamilyDraws.from_prior(posterior)
     if isinstance(posterior, ScalingFit):
@@ -107,7 +104,7 @@ def validate_candidates(candidates: pd.DataFrame) -> pd.DataFrame:
                                             f"{np.flatnonzero(bad)[:10].tolist()} are not")
             c[col] = v
     if "flops" not in c:
-        c["flops"] = 6.0 * c["params"] * c["tokens"]
+        c["flops"] = training_flops(c["params"], c["tokens"])
     if "run" not in c:  # every candidate its own training run
         c["run"] = np.arange(len(c))
     else:
@@ -327,7 +324,7 @@ def plan(posterior: Any, target: Mapping[str, float], budget: float, *, family: 
         warnings.warn(f"the preposterior rests on a median of {low:.0f} effective draws at some step (of "
                       f"{draws.size}); its widths are noisy. Fit with more draws for a steadier plan.",
                       PlanningWarning, stacklevel=2)
-    return Plan(target={"params": tn, "tokens": td, "flops": float(target.get("flops", 6 * tn * td))},
+    return Plan(target={"params": tn, "tokens": td, "flops": float(training_flops(tn, td, target.get("flops")))},
                 budget=float(budget), accuracy=accuracy, interval=interval, steps=steps_df, ranking=ranking_df,
                 source=draws.source, seconds=time.perf_counter() - t0,
                 settings={"fantasies": fantasies, "checkpoints": checkpoints, "min_tokens": min_tokens,

@@ -42,7 +42,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..laws import Law, sampling_moments
+from ..laws.flops import training_flops
 from ..model.checkpoint_noise import layout as ou_layout
+from ..model.likelihood import run_marginal_loglik
 from ..model.checkpoint_noise import run_covariance, run_loglik_numpy
 from ..predict import with_discrepancy
 
@@ -113,7 +115,7 @@ class FamilyDraws:
         """log L of every draw at every point: (sample, point)."""
         params, tokens = np.asarray(params, float), np.asarray(tokens, float)
         cols = {"params": params[None, :], "tokens": tokens[None, :],
-                "flops": (6 * params * tokens if flops is None else np.asarray(flops, float))[None, :]}
+                "flops": training_flops(params, tokens, flops)[None, :]}
         nat = {k: v[:, None] for k, v in self.natural.items()}
         with np.errstate(over="ignore"):
             return np.log(self.law.natural_loss(nat, cols))
@@ -126,14 +128,13 @@ def run_log_likelihood(y: np.ndarray, mean: np.ndarray, sigma_seed: np.ndarray, 
     those checkpoints per draw. The shared seed deviation is integrated out exactly.
     """
     k = y.shape[1]
-    so2, ss2 = sigma_obs**2, sigma_seed**2
-    denom = so2 + k * ss2
-    # sum_k (y - m)^2 and sum_k (y - m), without a (J, S, K) array
-    sq = (y**2).sum(axis=1)[:, None] - 2 * y @ mean.T + (mean**2).sum(axis=1)[None, :]
-    lin = y.sum(axis=1)[:, None] - mean.sum(axis=1)[None, :]
-    quad = (sq - (ss2 / denom)[None, :] * lin**2) / so2[None, :]
-    log_det = (k - 1) * np.log(so2) + np.log(denom)
-    return -0.5 * (np.maximum(quad, 0.0) + log_det[None, :] + k * np.log(2 * np.pi))
+    ss2, so2 = sigma_seed[None, :] ** 2, sigma_obs[None, :] ** 2
+    # the run sums S1 = sum_k (y - m) and S2 = sum_k (y - m)^2 without a (J, S, K) array; S2 is kept at or above
+    # the part S1 explains, so that rounding in the expansion cannot make the quadratic form negative
+    s1 = y.sum(axis=1)[:, None] - mean.sum(axis=1)[None, :]
+    s2 = (y**2).sum(axis=1)[:, None] - 2 * y @ mean.T + (mean**2).sum(axis=1)[None, :]
+    s2 = np.maximum(s2, ss2 * s1**2 / (so2 + k * ss2))
+    return run_marginal_loglik(s1, s2, k, sigma_seed[None, :], sigma_obs[None, :])
 
 
 def normalised_weights(log_w: np.ndarray, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +233,7 @@ class _PreposteriorBase:
         if fantasies < 8:
             raise ValueError(f"fantasies must be at least 8, got {fantasies}")
         self.draws, self.interval = draws, interval
-        self.target_flops = float(target_flops if target_flops is not None else 6 * target_params * target_tokens)
+        self.target_flops = float(training_flops(target_params, target_tokens, target_flops))
         self.target_log10_flops = float(np.log10(self.target_flops))
         self.reference = {"params": float(target_params), "tokens": float(target_tokens), "flops": self.target_flops}
         self.target_log = draws.log_loss(np.array([target_params]), np.array([target_tokens]),
@@ -260,7 +261,7 @@ class _PreposteriorBase:
             return self._cache[key]
         tokens = np.asarray(tokens, float)
         n = np.full(len(tokens), float(params))
-        fl = 6.0 * n * tokens if flops is None else np.asarray(flops, float)
+        fl = training_flops(n, tokens, flops)
         mean = self.draws.log_loss(n, tokens, fl)  # (S, K)
         rng = np.random.default_rng(np.random.SeedSequence([self.crn.entropy, zlib.crc32(repr(key).encode())]))
         p = self.crn.picks

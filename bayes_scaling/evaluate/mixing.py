@@ -61,16 +61,18 @@ def relative_errors(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return np.abs(np.asarray(true) - np.asarray(pred)) / np.asarray(true)
 
 
-def evaluate_heldout(data: MixingData, train: Sequence[str], heldout: Sequence[str], fit_kwargs: dict | None = None,
+def evaluate_heldout(data: MixingData, train: Sequence[str], heldout: Sequence[str], *, likelihood: str = "normal",
+                     inner_draws: int = 400, sampler: dict | None = None,
                      interval: float = 0.9) -> tuple[pd.DataFrame, pd.DataFrame, object]:
-    """Fit ours and least squares on ``train`` mixtures; score both on every row of ``heldout``.
+    """Fit ours (:func:`bayes_scaling.fit_mixing` with ``likelihood``, ``inner_draws`` and ``sampler``) and least
+    squares on ``train`` mixtures; score both on every row of ``heldout``.
 
     Returns (per-row table, per-mixture summary, our fit).
     """
     from ..inference.mixing import fit_mixing
 
     train_data = data.select(list(train))
-    ours = fit_mixing(train_data, **(fit_kwargs or {}))
+    ours = fit_mixing(train_data, likelihood=likelihood, inner_draws=inner_draws, sampler=sampler)
     ls = fit_least_squares(train_data)
     steps = np.sort(data.frame["step"].unique())
     props = data.proportions()

@@ -43,7 +43,8 @@ class GridRunError(BayesScalingError, RuntimeError):
 def cluster_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
     """A dask.distributed Client: to ``scheduler`` (``tcp://HOST:PORT`` or a scheduler file), else a LocalCluster
     of ``workers`` single-threaded worker processes (default: one per core)."""
-    from distributed import Client, LocalCluster
+    distributed = require_distributed()
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
     if scheduler:
         kwargs = {"scheduler_file": scheduler} if Path(scheduler).is_file() else {"address": scheduler}
@@ -54,6 +55,16 @@ def cluster_client(scheduler: str | None = None, workers: int | None = None) -> 
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
             Client(cl) as client:
         yield client
+
+
+def require_distributed() -> Any:
+    """The ``distributed`` module, or an ImportError that says how to install the grid's optional extra."""
+    try:
+        import distributed
+    except ImportError:
+        raise ImportError("the experiment grid runs its cells on Dask, which is not installed: "
+                          "pip install 'bayes_scaling[grid]' (dask and distributed)") from None
+    return distributed
 
 
 def _prior_key(heldout: str, min_tokens: float) -> str:
@@ -96,7 +107,7 @@ def run_grid(config: GridConfig, out: str | Path, *, scheduler: str | None = Non
         cells = {client.submit(run_cell, data_f, c, settings,
                                priors[(c["heldout"], c["min_tokens"])] if c["prior"] == "borrowed" else None,
                                pure=False): c for c in todo}
-        from distributed import as_completed
+        as_completed = require_distributed().as_completed
 
         bar = _progress(len(todo), progress)
         for fut in as_completed(list(fresh) + list(cells)):

@@ -137,20 +137,6 @@ def structure_key(model: pm.Model) -> str:
     return h.hexdigest()
 
 
-def _initial_point_function(model: pm.Model, compiled: Any, initial_points: dict, jitter_rvs: set | None):
-    """nutpie's flat initial point function for ``model`` (the same free variables as ``compiled``)."""
-    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
-    from pymc.initial_point import make_initial_point_fn
-
-    if jitter_rvs is None:  # nutpie's default: jitter every free variable
-        jitter_rvs = set(model.free_RVs)
-    fn = make_initial_point_fn(model=model, overrides=initial_points, default_strategy="support_point",
-                               jitter_rvs=jitter_rvs, return_transformed=True)
-    names = [model.rvs_to_values[v].name for v in model.free_RVs]
-    shapes = [compiled.shapes[n] for n in names]
-    return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(fn), names=names, shapes=shapes)
-
-
 def jax_available() -> bool:
     """True when JAX is installed (``pip install bayes_scaling[jax]``)."""
     import importlib.util
@@ -281,5 +267,5 @@ def compile_nutpie(model: pm.Model, initial_points: dict, jitter_rvs: set | None
     compiled = cached.with_data(**data)
     dims, coords = _prepare_dims_and_coords(model, compiled.shape_info)
     return dataclasses.replace(compiled, dims=dims, _coords=coords,
-                               initial_point_func=_initial_point_function(model, compiled, initial_points,
-                                                                          jitter_rvs)), "memory", "numba"
+                               initial_point_func=compile_store.initial_point_function(
+                                   model, compiled, initial_points, jitter_rvs)), "memory", "numba"

@@ -259,11 +259,23 @@ def _checked_body(raw: bytes) -> bytes:
     return body
 
 
+def initial_point_function(model: Any, compiled: Any, initial_points: dict, jitter_rvs: set | None):
+    """nutpie's flat initial point function for ``model`` (the same free variables as ``compiled``)."""
+    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
+    from pymc.initial_point import make_initial_point_fn
+
+    if jitter_rvs is None:  # nutpie's default: jitter every free variable
+        jitter_rvs = set(model.free_RVs)
+    fn = make_initial_point_fn(model=model, overrides=initial_points, default_strategy="support_point",
+                               jitter_rvs=jitter_rvs, return_transformed=True)
+    names = [model.rvs_to_values[v].name for v in model.free_RVs]
+    shapes = [compiled.shapes[n] for n in names]
+    return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(fn), names=names, shapes=shapes)
+
+
 def _assemble(payload: dict, logp: LoadedFunction, expand: LoadedFunction, model: Any, initial_points: dict,
               jitter_rvs: set | None) -> Any:
     from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords, make_user_data
-
-    from .compile_cache import _initial_point_function
 
     values = {v.name: v.get_value() for v in model.data_vars}
     shared = {}
@@ -282,5 +294,5 @@ def _assemble(payload: dict, logp: LoadedFunction, expand: LoadedFunction, model
         compiled_logp_func=logp, compiled_expand_func=expand, initial_point_func=None, shared_data=shared,
         user_data=make_user_data(shared, shared), n_expanded=payload["n_expanded"], shape_info=shape_info,
         logp_func=None, expand_func=None)
-    return dataclasses.replace(compiled, initial_point_func=_initial_point_function(model, compiled,
+    return dataclasses.replace(compiled, initial_point_func=initial_point_function(model, compiled,
                                                                                    initial_points, jitter_rvs))

@@ -40,7 +40,7 @@ from ..laws.accuracy import latent_difficulty, sigmoid
 from ..model.config import ModelConfig
 from ..model.accuracy_link import LATENT_VARS, LINK_VARS, build_link_model, latent_reference, link_x, standardisation
 from ..predict import closest_names, query_columns
-from ..storage import read_idata, write_netcdf
+from ..storage import FIT_MARKS, read_idata, write_netcdf
 from .config import SamplerConfig
 from .diagnostics import diagnose
 from .fitted import ScalingFit
@@ -51,7 +51,7 @@ from .sampling import run_nuts
 log = logging.getLogger("bayes_scaling")
 
 DOWNSTREAM_VERSION = 1
-SPEC_ATTR = "bayes_scaling_downstream"
+SPEC_ATTR = FIT_MARKS["downstream fit"]
 METHODS = ("two_step", "direct")
 #: a task shows its rise above chance when P(gain at its best observed point > one evaluation's noise) >= this
 RISE_PROBABILITY = 0.95

@@ -35,15 +35,22 @@ A direction no split reaches keeps its priors, and the fit's notes say so.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from ..data import ScalingData
-from ..data.extent import DIRECTIONS, levels
-from ..model import Priors
-from ..model.config import DEFAULT_DEPTHS
+from ..data.extent import DIRECTIONS, distances, levels
+from ..errors import SamplingWarning
+from ..model import PopulationPrior, Priors
+from ..model.config import DEFAULT_DEPTHS, ModelConfig
+from ..model.spec import ModelSpec, checkpoint_noise_for
+
+log = logging.getLogger("bayes_scaling")
 
 #: the run key of each direction: a run's level in it
 _RUN_KEY = {"flops": "log_flops", "params": "log_params", "ratio": "log_ratio"}
@@ -283,3 +290,140 @@ def grid_discrepancy_posterior(resid: np.ndarray, var: np.ndarray, dist: np.ndar
     if not return_evidence:
         return k, m
     return k, m, float(top + np.log(p.sum()) + log_cell)
+
+
+# ---------------------------------------------------------------------------- the policies
+#: how the calibration fits are made: a fit of the rows kept, with the model spec of those rows (``fit`` passes
+#: its own sampler, shortened unless it samples until converged)
+InnerFit = Callable[[ScalingData, ModelSpec], Any]
+
+
+def discrepancy_draws(cfg: ModelConfig, data: ScalingData, spec: ModelSpec, prior: PopulationPrior | None,
+                      n_samples: int, rng: np.random.Generator,
+                      inner_fit: InnerFit) -> tuple[dict[str, np.ndarray], dict]:
+    """Draws of the discrepancy (``kappa`` and, where learned or borrowed, ``drift``, ``growth``, ``shared``) and
+    what was done, by the policy of ``cfg.extrapolation``: None, none; a number, a fixed kappa; ``"learn"``,
+    the borrowed prior's discrepancy for a fit that borrows, else the nested leave-out of this module."""
+    mode = cfg.extrapolation
+    if mode is None:
+        return {"kappa": np.zeros((n_samples, len(DIRECTIONS)))}, {"mode": "none"}
+    if mode != "learn":
+        return {"kappa": np.full(n_samples, float(mode))}, {"mode": "fixed", "kappa": float(mode)}
+    if prior is not None:
+        # how the source families' laws extrapolated beyond their data; their drift is a trend of *their*
+        # fitted laws, whose sign need not carry over to a new family's law fitted on a few small models,
+        # so it widens the new family's discrepancy instead of shifting it
+        pick = rng.integers(0, len(prior.kappa), n_samples)
+        draws = {"kappa": np.hypot(prior.kappa[pick], prior.drift[pick]), "growth": prior.growth[pick],
+                 "shared": prior.shared[pick]}
+        return draws, {"mode": "borrowed", "source": prior.source, "calibrated": True,
+                       "kappa_median": float(np.median(draws["kappa"][:, 0])),
+                       "source_drift_median": float(np.median(prior.drift[:, 0])),
+                       "note": "the source fit's kappa and |drift| together set this family's discrepancy scale"}
+    return _learn_discrepancy(data, spec, inner_fit, cfg.holdout_depths, rng, n_samples)
+
+
+def _predictive_moments(log_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of predictive log-loss draws (sample, point).
+
+    A robust likelihood's heavy-tailed draws can overflow to infinite loss; at such points the median
+    and the IQR-based variance stand in for the moments.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean, var = log_draws.mean(axis=0), log_draws.var(axis=0)
+    finite = np.isfinite(var)
+    if finite.all():
+        return mean, var
+    q25, q50, q75 = np.quantile(log_draws, [0.25, 0.5, 0.75], axis=0)
+    return np.where(finite, mean, q50), np.where(finite, var, ((q75 - q25) / 1.349) ** 2)
+
+
+def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, depths: tuple[int, ...],
+                       rng: np.random.Generator, n_samples: int) -> tuple[dict[str, np.ndarray], dict]:
+    """The discrepancy's draws by nested leave-out (:mod:`.extrapolation`), and what was held out."""
+    k_scale, d_scale = spec.priors.kappa_scale, spec.priors.drift_scale
+    info: dict[str, Any] = {"mode": "learn", "prior_scale": k_scale, "drift_prior_scale": d_scale,
+                            "depths": list(depths), "splits": []}
+    splits = holdout_splits(data, depths)
+    if not splits:
+        info["calibrated"] = False
+        info["holdout"] = "nothing could be held out"
+        info["note"] = ("nothing could be held out (no family has two levels of compute, size or tokens per "
+                        "parameter, nor a curve to cut); the discrepancy keeps its priors")
+        return prior_draws(spec.priors, n_samples, rng), info
+    held_out = []
+    for i, split in enumerate(splits):
+        log.info("calibration fit %d of %d: %s", i + 1, len(splits), split.description)
+        held_run, record = _held_out_residuals(data, spec, inner_fit, split, rng)
+        info["splits"].append(record)
+        if held_run is not None:
+            held_out.append(held_run)
+    reached = [d for i, d in enumerate(DIRECTIONS) if any(np.any(h.dist[:, i] != 0) for h in held_out)]
+    info["holdout"] = "; ".join(r["description"] for r in info["splits"])
+    info["directions_calibrated"] = reached
+    info["calibrated"] = bool(reached)
+    draws = discrepancy_posterior(held_out, spec.priors, n_samples, rng) if held_out else \
+        prior_draws(spec.priors, n_samples, rng)
+    for i, d in enumerate(DIRECTIONS):
+        for name in ("kappa", "drift"):
+            v = draws[name][:, i]
+            info[f"{name}_{d}"] = {"median": float(np.median(v)), "q05": float(np.quantile(v, 0.05)),
+                                   "q95": float(np.quantile(v, 0.95))}
+    for name in ("growth", "shared"):
+        info[f"{name}_median"] = float(np.median(draws[name]))
+    info["kappa_median"], info["drift_median"] = info["kappa_flops"]["median"], info["drift_flops"]["median"]
+    unconverged = [f"{r['direction']} depth {r['depth']}: {r['inner_diagnostics']['problems'][0]}"
+                   for r in info["splits"] if r.get("inner_diagnostics", {}).get("problems")]
+    if unconverged:  # said once for all the calibration fits; the draws of kappa rest on them
+        info["inner_problems"] = unconverged
+        warnings.warn(f"{len(unconverged)} of {len(info['splits'])} extrapolation calibration fits did not pass the "
+                      f"convergence checks ({'; '.join(unconverged)}); the discrepancy learned from them is "
+                      "less certain than it looks: fit with sampler={'until_converged': True} and enough draws, "
+                      "and they sample until they pass too", SamplingWarning, stacklevel=5)  # at fit's caller
+    missing = [d for d in DIRECTIONS if d not in reached]
+    if missing:
+        info["note"] = (f"no held-out run lay beyond the rest in {', '.join(missing)}: the discrepancy keeps its "
+                        "prior there")
+    return draws, info
+
+
+def _held_out_residuals(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, split: Holdout,
+                        rng: np.random.Generator) -> tuple[HeldOut | None, dict]:
+    """Fit the rows ``split`` keeps, predict those it holds out; their per-run residuals and a record."""
+    train = data.subset(~split.held, name="nested_leave_out", reason=split.description)
+    inner_spec = ModelSpec.from_data(train, spec.law_obj, spec.priors, likelihood=spec.likelihood,
+                                     noncentering=spec.noncentering,
+                                     checkpoint_noise=checkpoint_noise_for(spec.checkpoint_noise, train),
+                                     treatments={g: t for g, t in spec.treatments.items()
+                                                 if g in train.families and t in train.families})
+    record: dict[str, Any] = {"direction": split.direction, "depth": split.depth, "description": split.description,
+                              "heldout_rows": int(split.held.sum())}
+    if inner_spec.families != spec.families:  # a family would vanish: its runs cannot be predicted as its own
+        record["skipped"] = "a family would lose every run"
+        return None, record
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)  # the inner fit's diagnostics are stored, not shouted
+        inner = inner_fit(train, inner_spec)
+    test = data.frame.loc[split.held]
+    cols = {c: test[c].to_numpy() for c in ("params", "tokens", "flops")}
+    fam = test["family"].to_numpy().astype(str)
+    pred = inner.predict(family=fam, **cols, inputs={c: test[c].to_numpy() for c in inner.law.further_inputs},
+                         keep_draws=True, random_seed=int(rng.integers(2**31)))
+    log_draws = np.log(pred["run_loss"].to_numpy())
+    centre, var = _predictive_moments(log_draws)
+    resid = np.log(test["loss"].to_numpy()) - centre
+    if inner.law.irreducible:
+        e_median = (inner.idata.posterior["natural"].sel(law_param=inner.law.irreducible)
+                    .median(("chain", "draw")).to_series())
+        floor = e_median.reindex(fam).to_numpy()
+    else:
+        floor = np.zeros(len(fam))
+    share = np.clip(1.0 - floor / np.exp(centre), 0.05, 1.0)
+    dist = distances(inner_spec.extents, fam, cols)
+    held = aggregate_runs(test["run"].to_numpy(), fam, resid, var, share, dist)
+    record.update(heldout_runs=int(len(held.resid)),
+                  max_distance={d: float(np.abs(dist[:, i]).max()) for i, d in enumerate(DIRECTIONS)},
+                  heldout_are=float(np.mean(np.abs(np.expm1(-resid)))),
+                  heldout_z_rms=float(np.sqrt(np.mean(resid**2 / var))),
+                  inner_diagnostics=inner.diagnostics.to_dict())
+    return held, record

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import warnings
+from pathlib import Path
 from typing import Any, Mapping
 
 import arviz as az
@@ -12,18 +14,17 @@ import numpy as np
 import pandas as pd
 
 from ..data import ScalingData, apply_filters
-from ..data.extent import DIRECTIONS, distances
-from ..errors import DataValidationError, PriorDataConflictWarning, SamplingWarning
+from ..errors import DataValidationError, FitFileError, PriorDataConflictWarning, PriorError, SamplingWarning
 from ..laws import Law, get_law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
-from ..model.hierarchical import uses_fused_rows, whitens
-from ..model.population_prior import CONFLICT_P_VALUE, conflict_message, size_spans
 from ..model.config import ModelConfig
-from ..model.spec import check_law_inputs, checkpoint_noise_for
+from ..model.hierarchical import uses_fused_rows, whitens
+from ..model.population_prior import CONFLICT_P_VALUE, PUBLISHED, conflict_message, size_spans
+from ..model.spec import check_law_inputs
+from ..storage import file_kind
 from .config import SamplerConfig
 from .diagnostics import Diagnostics, diagnose, failed_checks, warn_if_problems
-from .extrapolation import (HeldOut, Holdout, aggregate_runs, discrepancy_posterior, holdout_splits,
-                            prior_draws)
+from .extrapolation import discrepancy_draws
 from .fitted import ScalingFit, build_idata
 from .initial import family_point_estimates, initial_values
 from .outliers import choose_likelihood
@@ -103,7 +104,7 @@ def fit(
     """
     cfg, nuts = ModelConfig.coerce(model), SamplerConfig.coerce(sampler)
     data = apply_filters(as_scaling_data(data), min_tokens=min_tokens, fraction=fraction)
-    prior = PopulationPrior.coerce(borrow) if borrow is not None else None
+    prior = borrowed_prior(borrow) if borrow is not None else None
     law = cfg.law_for(prior.law_obj if prior is not None else None)
     check_law_inputs(get_law(law), data)
     check_identifiable(data, get_law(law), borrowed=prior is not None, priors=priors)
@@ -116,7 +117,8 @@ def fit(
                                   df["flops"].to_numpy(), {c: df[c].to_numpy() for c in prior.law_obj.further_inputs
                                                            if c in df})
         if conflict["p_value"] < CONFLICT_P_VALUE:
-            warnings.warn(conflict_message(conflict, prior.source), PriorDataConflictWarning, stacklevel=2)
+            # stacklevel 3: past the keyword check, at the caller's line
+            warnings.warn(conflict_message(conflict, prior.source), PriorDataConflictWarning, stacklevel=3)
     if prior is not None and prior.is_mixture:  # fit each component, average them by evidence
         from .compile_cache import backend_for_fits
         from .model_averaging import fit_mixture
@@ -149,35 +151,15 @@ def fit(
             fitted = _fit_spec(data, spec, nuts, estimates=estimates)
         else:
             for w in held:
-                warnings.warn(w.message, w.category, stacklevel=2)
+                warnings.warn(w.message, w.category, stacklevel=3)
         fitted.record_likelihood_choice(choice)
     weak_exponent = _weak_borrowed_exponent(prior, data, spec) if prior is not None else None
 
-    rng = np.random.default_rng(nuts.random_seed + 7919)
-    extrapolation = cfg.extrapolation
     posterior = fitted.idata.posterior
-    n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
-    zeros = np.zeros((n_samples, len(DIRECTIONS)))
-    if extrapolation is None:
-        draws, info = {"kappa": zeros}, {"mode": "none"}
-    elif isinstance(extrapolation, (int, float)) and not isinstance(extrapolation, bool):
-        draws = {"kappa": np.full(n_samples, float(extrapolation))}
-        info = {"mode": "fixed", "kappa": float(extrapolation)}
-    elif extrapolation == "learn" and prior is not None:
-        # how the source families' laws extrapolated beyond their data; their drift is a trend of *their*
-        # fitted laws, whose sign need not carry over to a new family's law fitted on a few small models,
-        # so it widens the new family's discrepancy instead of shifting it
-        pick = rng.integers(0, len(prior.kappa), n_samples)
-        draws = {"kappa": np.hypot(prior.kappa[pick], prior.drift[pick]), "growth": prior.growth[pick],
-                 "shared": prior.shared[pick]}
-        info = {"mode": "borrowed", "source": prior.source, "calibrated": True,
-                "kappa_median": float(np.median(draws["kappa"][:, 0])),
-                "source_drift_median": float(np.median(prior.drift[:, 0])),
-                "note": "the source fit's kappa and |drift| together set this family's discrepancy scale"}
-    elif extrapolation == "learn":
-        draws, info = _learn_discrepancy(data, spec, nuts, cfg.holdout_depths, rng, n_samples)
-    else:
-        raise ValueError(f"extrapolation must be 'learn', a number or None, got {extrapolation!r}")
+    draws, info = discrepancy_draws(cfg, data, spec, prior, posterior.sizes["chain"] * posterior.sizes["draw"],
+                                    np.random.default_rng(nuts.random_seed + 7919),
+                                    lambda rows, rows_spec: _fit_spec(rows, rows_spec, nuts.shorter(500),
+                                                                      what="extrapolation calibration fit"))
     if conflict is not None:
         info["prior_data_conflict"] = conflict
     if weak_exponent is not None:
@@ -186,6 +168,21 @@ def fit(
                              shared=draws.get("shared"))
     fitted.record_configs(cfg, nuts)
     return fitted
+
+
+def borrowed_prior(borrow: Any) -> PopulationPrior:
+    """The population prior of ``borrow``: a prior, a fit (its population extracted with the defaults of
+    :meth:`PopulationPrior.from_fit`), the path to either, or ``"published"``."""
+    if isinstance(borrow, (str, os.PathLike)) and borrow != PUBLISHED:
+        kind = file_kind(borrow) if Path(borrow).is_file() else None
+        if kind is None:
+            raise FitFileError(f"{borrow}: no such file; pass a population prior or a fit saved by bayes_scaling, or "
+                               f"{PUBLISHED!r} for the prior shipped with the package")
+        if kind not in ("prior", "fit"):
+            raise PriorError(f"{borrow} is a {kind}, which holds no population prior of a scaling law: borrow from a "
+                             "prior or a fit of the loss")
+        borrow = PopulationPrior.load(borrow) if kind == "prior" else ScalingFit.load(borrow)
+    return PopulationPrior.coerce(borrow)
 
 
 def _weak_borrowed_exponent(prior: PopulationPrior, data: ScalingData, spec: ModelSpec) -> dict | None:
@@ -259,7 +256,7 @@ def whitening_hint(diag: Diagnostics, whitened: str | None) -> str | None:
     if whitened != "fixed" or not short:
         return None
     return (f"the population spread mixes slowly ({diag.worst[short[0]]}); with many families "
-            "whiten='conditional' usually samples it better (it rebuilds the whitening at every step); check "
+            "sampler={'whiten': 'conditional'} usually samples it better (it rebuilds the whitening at every step); check "
             "that fit's divergences, as it can diverge on zoos of few families")
 
 
@@ -304,110 +301,3 @@ def sampled_model(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | No
         whitening = family_whitening(data, spec, estimates, DEFAULT_WHITENING if whiten is True else whiten)
     return (build_model(data, spec, whitening, fused=fused), initial_values(data, spec, estimates, whitening),
             None if whitening is None else whitening["mode"])
-
-
-def _predictive_moments(log_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of predictive log-loss draws (sample, point).
-
-    A robust likelihood's heavy-tailed draws can overflow to infinite loss; at such points the median
-    and the IQR-based variance stand in for the moments.
-    """
-    with np.errstate(invalid="ignore", over="ignore"):
-        mean, var = log_draws.mean(axis=0), log_draws.var(axis=0)
-    finite = np.isfinite(var)
-    if finite.all():
-        return mean, var
-    q25, q50, q75 = np.quantile(log_draws, [0.25, 0.5, 0.75], axis=0)
-    return np.where(finite, mean, q50), np.where(finite, var, ((q75 - q25) / 1.349) ** 2)
-
-
-def _learn_discrepancy(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, depths: tuple[int, ...],
-                       rng: np.random.Generator, n_samples: int) -> tuple[dict[str, np.ndarray], dict]:
-    """The discrepancy's draws by nested leave-out (:mod:`.extrapolation`), and what was held out."""
-    k_scale, d_scale = spec.priors.kappa_scale, spec.priors.drift_scale
-    info: dict[str, Any] = {"mode": "learn", "prior_scale": k_scale, "drift_prior_scale": d_scale,
-                            "depths": list(depths), "splits": []}
-    splits = holdout_splits(data, depths)
-    if not splits:
-        info["calibrated"] = False
-        info["holdout"] = "nothing could be held out"
-        info["note"] = ("nothing could be held out (no family has two levels of compute, size or tokens per "
-                        "parameter, nor a curve to cut); the discrepancy keeps its priors")
-        return prior_draws(spec.priors, n_samples, rng), info
-    held_out = []
-    for i, split in enumerate(splits):
-        log.info("calibration fit %d of %d: %s", i + 1, len(splits), split.description)
-        held_run, record = _held_out_residuals(data, spec, nuts, split, rng)
-        info["splits"].append(record)
-        if held_run is not None:
-            held_out.append(held_run)
-    reached = [d for i, d in enumerate(DIRECTIONS) if any(np.any(h.dist[:, i] != 0) for h in held_out)]
-    info["holdout"] = "; ".join(r["description"] for r in info["splits"])
-    info["directions_calibrated"] = reached
-    info["calibrated"] = bool(reached)
-    draws = discrepancy_posterior(held_out, spec.priors, n_samples, rng) if held_out else \
-        prior_draws(spec.priors, n_samples, rng)
-    for i, d in enumerate(DIRECTIONS):
-        for name in ("kappa", "drift"):
-            v = draws[name][:, i]
-            info[f"{name}_{d}"] = {"median": float(np.median(v)), "q05": float(np.quantile(v, 0.05)),
-                                   "q95": float(np.quantile(v, 0.95))}
-    for name in ("growth", "shared"):
-        info[f"{name}_median"] = float(np.median(draws[name]))
-    info["kappa_median"], info["drift_median"] = info["kappa_flops"]["median"], info["drift_flops"]["median"]
-    unconverged = [f"{r['direction']} depth {r['depth']}: {r['inner_diagnostics']['problems'][0]}"
-                   for r in info["splits"] if r.get("inner_diagnostics", {}).get("problems")]
-    if unconverged:  # said once for all the calibration fits; the draws of kappa rest on them
-        info["inner_problems"] = unconverged
-        warnings.warn(f"{len(unconverged)} of {len(info['splits'])} extrapolation calibration fits did not pass the "
-                      f"convergence checks ({'; '.join(unconverged)}); the discrepancy learned from them is "
-                      "less certain than it looks: fit with until_converged=True and "
-                      "enough draws, and they sample until they pass too", SamplingWarning, stacklevel=3)
-    missing = [d for d in DIRECTIONS if d not in reached]
-    if missing:
-        info["note"] = (f"no held-out run lay beyond the rest in {', '.join(missing)}: the discrepancy keeps its "
-                        "prior there")
-    return draws, info
-
-
-def _held_out_residuals(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, split: Holdout,
-                        rng: np.random.Generator) -> tuple[HeldOut | None, dict]:
-    """Fit the rows ``split`` keeps, predict those it holds out; their per-run residuals and a record."""
-    train = data.subset(~split.held, name="nested_leave_out", reason=split.description)
-    inner_spec = ModelSpec.from_data(train, spec.law_obj, spec.priors, likelihood=spec.likelihood,
-                                     noncentering=spec.noncentering,
-                                     checkpoint_noise=checkpoint_noise_for(spec.checkpoint_noise, train),
-                                     treatments={g: t for g, t in spec.treatments.items()
-                                                 if g in train.families and t in train.families})
-    record: dict[str, Any] = {"direction": split.direction, "depth": split.depth, "description": split.description,
-                              "heldout_rows": int(split.held.sum())}
-    if inner_spec.families != spec.families:  # a family would vanish: its runs cannot be predicted as its own
-        record["skipped"] = "a family would lose every run"
-        return None, record
-    # shorter runs, unless the fit samples until converged: then the calibration fits do too, within its draws
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SamplingWarning)  # the inner fit's diagnostics are stored, not shouted
-        inner = _fit_spec(train, inner_spec, nuts.shorter(500), what="extrapolation calibration fit")
-    test = data.frame.loc[split.held]
-    cols = {c: test[c].to_numpy() for c in ("params", "tokens", "flops")}
-    fam = test["family"].to_numpy().astype(str)
-    pred = inner.predict(family=fam, **cols, inputs={c: test[c].to_numpy() for c in inner.law.further_inputs},
-                         keep_draws=True, random_seed=int(rng.integers(2**31)))
-    log_draws = np.log(pred["run_loss"].to_numpy())
-    centre, var = _predictive_moments(log_draws)
-    resid = np.log(test["loss"].to_numpy()) - centre
-    if inner.law.irreducible:
-        e_median = (inner.idata.posterior["natural"].sel(law_param=inner.law.irreducible)
-                    .median(("chain", "draw")).to_series())
-        floor = e_median.reindex(fam).to_numpy()
-    else:
-        floor = np.zeros(len(fam))
-    share = np.clip(1.0 - floor / np.exp(centre), 0.05, 1.0)
-    dist = distances(inner_spec.extents, fam, cols)
-    held = aggregate_runs(test["run"].to_numpy(), fam, resid, var, share, dist)
-    record.update(heldout_runs=int(len(held.resid)),
-                  max_distance={d: float(np.abs(dist[:, i]).max()) for i, d in enumerate(DIRECTIONS)},
-                  heldout_are=float(np.mean(np.abs(np.expm1(-resid)))),
-                  heldout_z_rms=float(np.sqrt(np.mean(resid**2 / var))),
-                  inner_diagnostics=inner.diagnostics.to_dict())
-    return held, record

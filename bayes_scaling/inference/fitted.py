@@ -39,12 +39,12 @@ from ..model.likelihood import run_marginal_loglik, run_sums_numpy
 from ..model.population_prior import CONFLICT_P_VALUE, conflict_summary
 from ..model.spec import ModelSpec
 from ..predict import as_dataset, family_theta_draws, posterior_arrays, predict_draws, query_columns
-from ..storage import read_idata, write_netcdf
+from ..storage import FIT_MARKS, read_idata, write_netcdf
 from ..model.config import ModelConfig
 from .config import SamplerConfig
 from .diagnostics import Diagnostics
 
-SPEC_ATTR = "bayes_scaling_spec"
+SPEC_ATTR = FIT_MARKS["fit"]
 SAMPLER_ATTR = "bayes_scaling_sampler"
 DIAG_ATTR = "bayes_scaling_diagnostics"
 EXTRAP_ATTR = "bayes_scaling_extrapolation"
@@ -65,23 +65,9 @@ def _natural(post: xr.Dataset, spec: ModelSpec) -> tuple[xr.DataArray, xr.DataAr
     return fam, pop
 
 
-def row_residuals(post: xr.Dataset, data: ScalingData, spec: ModelSpec) -> tuple[np.ndarray, dict]:
-    """Each row's log loss minus the law's, for every posterior draw: (chain, draw, row), with the model's
-    arrays of ``data`` (row order, run index, checkpoints per run)."""
-    from ..model.hierarchical import model_arrays
-
-    law = spec.law_obj
-    arr = model_arrays(data, spec)
-    theta = post["theta"].to_numpy()  # (C, D, F, P)
-    th = theta[:, :, arr["family_index"], :]
-    z = {inp: arr[f"z_{inp}"] for inp in law.inputs}
-    log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(law.sampling)}, z, ref=spec.reference)
-    return arr["log_loss"] - log_mu, arr
-
-
 def run_log_likelihood(post: xr.Dataset, data: ScalingData, spec: ModelSpec) -> xr.DataArray:
     """Each run's marginal log density for every posterior draw: (chain, draw, run)."""
-    from ..model.hierarchical import OU_GRID
+    from ..model.hierarchical import OU_GRID, row_residuals
 
     resid, arr = row_residuals(post, data, spec)
     scales = [post[v].to_numpy()[..., None] for v in ("sigma_seed", "sigma_obs")]

@@ -19,10 +19,11 @@ import pandas as pd
 import xarray as xr
 
 from ..data.mixing import MixingData, shares_from
-from ..errors import FitFileError
+from ..errors import ConfigError, FitFileError
 from ..laws import mixing as law
 from ..model.mixing import MixingPriors, build_mixing_model, reference_scales
-from ..storage import read_idata, write_netcdf
+from ..storage import FIT_MARKS, read_idata, write_netcdf
+from .config import SamplerConfig
 from .diagnostics import Diagnostics, diagnose, warn_if_problems
 from .extrapolation import grid_discrepancy_posterior
 from .sampling import run_nuts
@@ -30,7 +31,7 @@ from .sampling import run_nuts
 MIXING_VARS = ("mu", "tau", "pooled", "log_level", "mu_sigma", "tau_sigma", "sigma", "sigma_mix", "nu", "kappa")
 #: population-level variables whose convergence is checked
 MIXING_CHECKED = ["mu", "tau", "mu_sigma", "tau_sigma", "sigma_mix", "nu"]
-_ATTR = "bayes_scaling_mixing"
+_ATTR = FIT_MARKS["mixing fit"]
 
 
 def mixture_distance(shares: np.ndarray, trained: np.ndarray) -> np.ndarray:
@@ -54,10 +55,10 @@ def mixture_distance(shares: np.ndarray, trained: np.ndarray) -> np.ndarray:
 
 
 def _sample(data: MixingData, priors: MixingPriors, settings: dict,
-            deviation: str = "normal") -> tuple[az.InferenceData, dict, Diagnostics]:
+            likelihood: str = "normal") -> tuple[az.InferenceData, dict, Diagnostics]:
     frame = data.frame
     s0, r0 = reference_scales(frame)
-    model = build_mixing_model(frame, data.domains, s0, r0, priors, deviation)
+    model = build_mixing_model(frame, data.domains, s0, r0, priors, likelihood)
     init = {"mu": np.array(priors.mu_loc), "sigma_mix": np.array(priors.mix_scale / 2),
             "mu_sigma": np.array(priors.sigma_loc), "log_sigma": np.full(len(data.domains), priors.sigma_loc),
             "pooled": np.tile(np.array(priors.mu_loc), (len(data.domains), 1))}
@@ -69,7 +70,7 @@ def _sample(data: MixingData, priors: MixingPriors, settings: dict,
             "share_min": trained["min"].loc[data.domains].tolist(), "share_max": trained["max"].loc[data.domains].tolist(),
             "train_shares": data.proportions().loc[data.mixtures, data.domains].to_numpy().tolist(),
             "source": data.source, "priors": asdict(priors), "sampler": info, "diagnostics": diag.to_dict(),
-            "extrapolation": {"mode": "none"}, "deviation": deviation}
+            "extrapolation": {"mode": "none"}, "likelihood": likelihood}
     idata.posterior.attrs[_ATTR] = json.dumps(meta)
     idata.add_groups(observed_data=xr.Dataset({k: ("obs", frame[k].to_numpy()) for k in frame.columns}))
     return idata, info, diag
@@ -77,7 +78,7 @@ def _sample(data: MixingData, priors: MixingPriors, settings: dict,
 
 def calibrate_mixture_extrapolation(data: MixingData, priors: MixingPriors, settings: dict, size: int,
                                     rng: np.random.Generator,
-                                    deviation: str = "normal") -> tuple[np.ndarray, dict]:
+                                    likelihood: str = "normal") -> tuple[np.ndarray, dict]:
     """Draws of kappa, the mixture-extrapolation discrepancy's scale, by leave-one-mixture-out (see
     :class:`MixingFit`).
 
@@ -93,7 +94,7 @@ def calibrate_mixture_extrapolation(data: MixingData, priors: MixingPriors, sett
     props = data.proportions()
     resid, var, dist, weight, inner_diag, distances = [], [], [], [], [], {}
     for m in data.mixtures:
-        inner = MixingFit(_sample(data.select([x for x in data.mixtures if x != m]), priors, settings, deviation)[0])
+        inner = MixingFit(_sample(data.select([x for x in data.mixtures if x != m]), priors, settings, likelihood)[0])
         inner_diag.append(inner.diagnostics.problems)
         obs = data.frame[data.frame["mixture"] == m]
         steps = np.sort(obs["step"].unique())
@@ -126,22 +127,31 @@ def calibrate_mixture_extrapolation(data: MixingData, priors: MixingPriors, sett
     return kappa, info
 
 
-def fit_mixing(data: MixingData, *, priors: MixingPriors | None = None, draws: int = 1000, tune: int = 1000,
-               chains: int = 4, random_seed: int = 0, target_accept: float = 0.95, sampler: str = "auto",
-               extrapolation: bool = True, inner_draws: int = 400, deviation: str = "normal",
-               progressbar: bool = False) -> "MixingFit":
+#: the settings of a ``SamplerConfig`` the BiMix fit uses; the others (whitening, non-centring, backend, fused
+#: rows, sampling until converged) belong to the scaling-law model
+MIXING_SAMPLER_SETTINGS = ("draws", "tune", "chains", "target_accept", "random_seed", "engine", "progressbar")
+
+
+def fit_mixing(data: MixingData, *, priors: MixingPriors | None = None, likelihood: str = "normal",
+               extrapolation: bool = True, inner_draws: int = 400,
+               sampler: SamplerConfig | dict | None = None) -> "MixingFit":
     """Fit the hierarchical BiMix law to every (mixture, domain, step) row of ``data``.
 
-    ``extrapolation``: learn the mixture-extrapolation discrepancy by leave-one-mixture-out (one inner
-    fit per training mixture, ``inner_draws`` draws and tuning steps on 2 chains; needs >= 3 mixtures).
-    ``deviation``: "normal" run deviations, or "student_t" (heavy-tailed: a few (mixture, domain) curves
-    far off the law; nu is learned). Sampling problems (divergences, R-hat > 1.01, ESS < 400) are raised
-    as ``SamplingWarning``.
+    ``likelihood``: "normal" run deviations, or "student_t" (heavy-tailed: a few (mixture, domain) curves
+    far off the law; nu is learned). ``extrapolation``: learn the mixture-extrapolation discrepancy by
+    leave-one-mixture-out (one inner fit per training mixture, ``inner_draws`` draws and tuning steps on 2
+    chains; needs >= 3 mixtures). ``sampler``: a :class:`~bayes_scaling.SamplerConfig` (or a dict of its
+    settings) as in :func:`bayes_scaling.fit`, of which the BiMix fit uses ``MIXING_SAMPLER_SETTINGS``.
+    Sampling problems (divergences, R-hat > 1.01, ESS < 400) are raised as ``SamplingWarning``.
     """
+    nuts = SamplerConfig.coerce(sampler)
+    unused = sorted(k for k, v in nuts.changed().items() if k not in MIXING_SAMPLER_SETTINGS)
+    if unused:
+        raise ConfigError(f"fit_mixing does not use the sampler setting(s) {unused} (they belong to the scaling-law "
+                          f"model); it uses {list(MIXING_SAMPLER_SETTINGS)}")
     priors = priors or MixingPriors()
-    settings = dict(draws=draws, tune=tune, chains=chains, random_seed=random_seed, target_accept=target_accept,
-                    sampler=sampler, progressbar=progressbar)
-    idata, info, diag = _sample(data, priors, settings, deviation)
+    settings = nuts.nuts_settings()
+    idata, info, diag = _sample(data, priors, settings, likelihood)
     warn_if_problems(diag, "fit_mixing")
     fit = MixingFit(idata)
     if extrapolation:
@@ -151,7 +161,7 @@ def fit_mixing(data: MixingData, *, priors: MixingPriors | None = None, draws: i
         inner = dict(settings, draws=inner_draws, tune=inner_draws, chains=2)
         size = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
         kappa, ex = calibrate_mixture_extrapolation(data, priors, inner, size,
-                                                    np.random.default_rng(random_seed + 7), deviation)
+                                                    np.random.default_rng(nuts.random_seed + 7), likelihood)
         fit.set_extrapolation(kappa, ex)
     return fit
 

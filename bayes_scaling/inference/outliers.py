@@ -15,7 +15,7 @@ chi-square with ``n`` degrees of freedom when the run follows the model. Each ru
 A run is an **outlier** when its tail probability is below :data:`FAMILY_WISE_LEVEL` divided by the
 number of runs (Bonferroni: across all runs of a model that fits, one false alarm in twenty fits), and
 **down-weighted** when its weight is below one half. :func:`outlier_table` lists them, and the fit's
-notes name them; ``bs.fit(likelihood="auto")`` refits with the Student-t likelihood when the normal fit
+notes name them; ``bs.fit(data, {"likelihood": "auto"})`` refits with the Student-t likelihood when the normal fit
 has outliers (:func:`choose_likelihood`).
 """
 
@@ -42,7 +42,7 @@ def outlier_table(fit: Any) -> pd.DataFrame | None:
     (above 0.7 the importance sampling is rough, as for a family's only run of its size), robust weight (NaN
     under the normal likelihood), and whether it is an outlier or down-weighted; None for checkpoint noise correlated along
     the run (``"ou"``), whose quadratic form is not the one above."""
-    from .fitted import row_residuals
+    from ..model.hierarchical import row_residuals  # PyMC is imported when first needed
 
     spec = fit.spec
     if spec.checkpoint_noise != "independent":

@@ -3,7 +3,7 @@
 nutpie's compiled model is reused across fits of one structure (:mod:`.compile_cache`) and processes
 (:mod:`.compile_store`). Sampling runs with one BLAS thread (:func:`single_blas_thread`): each chain
 already has a core, and the model's linear algebra (5 x 5 Cholesky factors and solves) only loses time
-to threads fighting over them. With a ``stop`` rule (``bs.fit(until_converged=True)``) nutpie samples in
+to threads fighting over them. With a ``stop`` rule (``bs.fit(..., sampler={"until_converged": True})``) nutpie samples in
 the background and is stopped as soon as the draws so far pass it (:func:`sample_until`).
 """
 

@@ -393,7 +393,7 @@ BUILT_IN_LAWS = frozenset(LAWS)
 
 
 def register(law: Law) -> Law:
-    """Make ``law`` known by its name (``fit(law="name")``, the CLI's ``--law``, loading its fits)."""
+    """Make ``law`` known by its name (``bs.fit(data, "name")``, the CLI's ``--law``, loading its fits)."""
     if not isinstance(law, Law):
         raise LawError(f"register takes a Law, got {type(law).__name__}")
     if law.name in BUILT_IN_LAWS and LAWS[law.name] is not law:

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .flops import FLOPS_PER_PARAM_TOKEN
 from .forms import CHINCHILLA
 
 #: grid of the numeric optimum: log10 N from the 6ND optimum -/+ this many decades ...
@@ -42,7 +43,7 @@ def closed_form_optimum(E: Any, A: Any, alpha: Any, B: Any, beta: Any, flops: An
     """N*, D* and the loss there for C = 6 N D (broadcasting over parameters and budgets)."""
     s = alpha + beta
     g = np.power(alpha * A / (beta * B), 1.0 / s)
-    c6 = np.asarray(flops, dtype=float) / 6.0
+    c6 = np.asarray(flops, dtype=float) / FLOPS_PER_PARAM_TOKEN
     n = g * np.power(c6, beta / s)
     d = c6 / n
     return {"params": n, "tokens": d, "loss": chinchilla_loss(E, A, alpha, B, beta, n, d)}
@@ -79,7 +80,7 @@ def optimum_search(loss_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], budg
     """N*, D* and the loss there for one budget, any law and any FLOPs function.
 
     ``loss_fn(n, d)`` returns each draw's loss (draw, G) at sizes and tokens (1, G), or (draw, 1) at (draw, 1)."""
-    guess = np.sqrt(budget / (6.0 * 20.0))  # 20 tokens per parameter, only to centre the grid
+    guess = np.sqrt(budget / (FLOPS_PER_PARAM_TOKEN * 20.0))  # 20 tokens per parameter, only to centre the grid
     log_n = np.log10(guess) + np.linspace(-_GRID_DECADES, _GRID_DECADES, _GRID_POINTS)
     n_grid = 10.0**log_n
     d_grid = tokens_for_budget(flops_fn, n_grid, budget)

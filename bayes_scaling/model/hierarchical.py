@@ -52,6 +52,8 @@ correlation matrix), ``run`` and ``obs``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -85,6 +87,18 @@ def model_arrays(data: ScalingData, spec: ModelSpec) -> dict[str, np.ndarray]:
           if spec.checkpoint_noise == "ou" else {})
     return {"family_index": fam_idx, "run_index": run_idx, "log_loss": np.log(df["loss"].to_numpy()),
             "n_per_run": n_per_run, **{f"z_{k}": v for k, v in z.items()}, **{f"ou_{k}": v for k, v in ou.items()}}
+
+
+def row_residuals(post: Any, data: ScalingData, spec: ModelSpec) -> tuple[np.ndarray, dict]:
+    """Each row's log loss minus the law's, for every posterior draw: (chain, draw, row), with the model's
+    arrays of ``data`` (row order, run index, checkpoints per run)."""
+    law = spec.law_obj
+    arr = model_arrays(data, spec)
+    theta = post["theta"].to_numpy()  # (C, D, F, P)
+    th = theta[:, :, arr["family_index"], :]
+    z = {inp: arr[f"z_{inp}"] for inp in law.inputs}
+    log_mu = law.log_loss({p: th[..., k] for k, p in enumerate(law.sampling)}, z, ref=spec.reference)
+    return arr["log_loss"] - log_mu, arr
 
 
 def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = None, *, fused: bool = True) -> pm.Model:

@@ -9,7 +9,7 @@ the law on its sampling scale, :mod:`bayes_scaling.laws.mixing`)::
     log_level_d ~ Normal(log median loss_d, 0.5)      each domain's own loss level (not pooled)
     log sigma_d ~ Normal(mu_sigma, tau_sigma)         domain noise sd of log loss, partially pooled
     u_m,d       ~ Normal(0, sigma_mix)                one training run's deviation, shared by its steps
-                  (deviation="student_t": StudentT(nu, 0, sigma_mix), nu ~ Gamma(2, 0.1))
+                  (likelihood="student_t": StudentT(nu, 0, sigma_mix), nu ~ Gamma(2, 0.1))
     log y_mds   = log L_d(s, r_md) + u_m,d + e_mds,   e ~ Normal(0, sigma_d)
 
 The predictive of a mixture nobody trained draws a new ``u`` (one run's deviation) on top of the law;
@@ -86,17 +86,17 @@ def reference_scales(frame: pd.DataFrame) -> tuple[float, pd.Series]:
     return s0, r0
 
 
-DEVIATIONS = ("normal", "student_t")
+MIXING_LIKELIHOODS = ("normal", "student_t")
 
 
 def build_mixing_model(frame: pd.DataFrame, domains: list[str], s0: float, r0: pd.Series,
-                       priors: MixingPriors = MixingPriors(), deviation: str = "normal") -> pm.Model:
+                       priors: MixingPriors = MixingPriors(), likelihood: str = "normal") -> pm.Model:
     """The PyMC model of ``frame`` (columns mixture, domain, step, share, loss).
 
-    ``deviation``: distribution of a run's deviation u ("normal", or "student_t" with nu ~ Gamma).
+    ``likelihood``: distribution of a run's deviation u ("normal", or "student_t" with nu ~ Gamma).
     """
-    if deviation not in DEVIATIONS:
-        raise ValueError(f"deviation must be one of {DEVIATIONS}, got {deviation!r}")
+    if likelihood not in MIXING_LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {MIXING_LIKELIHOODS}, got {likelihood!r}")
     mixtures = list(dict.fromkeys(frame["mixture"]))
     d_idx = frame["domain"].map({d: i for i, d in enumerate(domains)}).to_numpy()
     m_idx = frame["mixture"].map({m: i for i, m in enumerate(mixtures)}).to_numpy()
@@ -117,7 +117,7 @@ def build_mixing_model(frame: pd.DataFrame, domains: list[str], s0: float, r0: p
         log_sigma = pm.Normal("log_sigma", mu_sigma, tau_sigma, dims="domain")
         sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="domain")
         sigma_mix = pm.HalfNormal("sigma_mix", priors.mix_scale)
-        if deviation == "student_t":  # heavy-tailed run deviations: a few curves far off the law
+        if likelihood == "student_t":  # heavy-tailed run deviations: a few curves far off the law
             nu = pm.Gamma("nu", priors.nu_alpha, priors.nu_beta)
             u = pm.StudentT("u", nu=nu, mu=0.0, sigma=sigma_mix, dims=("mixture", "domain"))
         else:

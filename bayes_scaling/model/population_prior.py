@@ -34,9 +34,9 @@ from ..data.extent import DIRECTIONS, per_direction
 from ..data.loaders import bundled_file
 from ..errors import FitFileError, PriorError
 from ..laws import Law, get_law, sampling_moments
-from ..storage import write_netcdf
+from ..laws.flops import training_flops
+from ..storage import PRIOR_KIND, write_netcdf
 
-PRIOR_KIND = "bayes_scaling.population_prior"
 #: version of the prior file's layout; a file written by a newer layout is refused with what to do
 PRIOR_VERSION = 1
 #: prior predictive tail probability below which a new family's data conflict with a borrowed prior
@@ -339,7 +339,7 @@ class PopulationPrior:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PopulationPrior":
-        """Read a saved prior, or extract one from a saved fit (a fit's NetCDF file works too)."""
+        """Read a saved prior (:func:`bayes_scaling.open` reads a fit too, and ``borrow=`` takes either)."""
         path = Path(path)
         if not path.exists():
             raise FitFileError(f"{path}: no such file; pass a population prior or a fit saved by bayes_scaling, or "
@@ -375,9 +375,9 @@ class PopulationPrior:
                            spread_scale=float(ds.attrs.get("spread_scale", 1.0)),
                            calibration=json.loads(ds.attrs["calibration"]) if "calibration" in ds.attrs else None,
                            **{k: ds[k].to_numpy() for k in ("ou_length", "ou_share") if k in ds})
-        from ..inference.fitted import load as load_fit
-
-        return cls.from_fit(load_fit(path))
+        raise FitFileError(f"{path} is not a population prior (a fit, or another file): bs.open({str(path)!r}) reads "
+                           "any file bayes_scaling writes, PopulationPrior.from_fit(fit) extracts a fit's prior, and "
+                           "borrow= takes the fit's file as it is")
 
     @classmethod
     def published(cls) -> "PopulationPrior":
@@ -393,7 +393,8 @@ class PopulationPrior:
 
     @classmethod
     def coerce(cls, borrow: Any) -> "PopulationPrior":
-        """A PopulationPrior from a prior, a fit, a path to either, or ``"published"`` (:meth:`published`)."""
+        """A PopulationPrior from a prior, a fit, the path to a prior, or ``"published"`` (:meth:`published`); a
+        path to a fit is read by :func:`bayes_scaling.inference.reader.as_prior`."""
         if isinstance(borrow, PopulationPrior):
             return borrow
         if isinstance(borrow, str) and borrow == PUBLISHED:
@@ -421,7 +422,7 @@ class PopulationPrior:
         """
         law = self.law_obj
         cols = {"params": np.asarray(params, float), "tokens": np.asarray(tokens, float)}
-        cols["flops"] = 6 * cols["params"] * cols["tokens"] if flops is None else np.asarray(flops, float)
+        cols["flops"] = training_flops(cols["params"], cols["tokens"], flops)
         cols.update({k: np.asarray(v, float) for k, v in (inputs or {}).items()})
         resid = log_residuals(law, {k: self.natural[:, i] for i, k in enumerate(law.natural)}, cols, loss)
         rng = np.random.default_rng(0)

@@ -21,7 +21,7 @@ from .priors import Priors
 SPEC_VERSION = 1
 #: ``normal``: Gaussian seed and checkpoint noise; ``student_t``: robust multivariate-t run marginal
 LIKELIHOODS = ("normal", "student_t")
-#: what ``bs.fit(likelihood=...)`` accepts: a likelihood, or "auto" (chosen from the runs, see inference/outliers.py)
+#: what ``ModelConfig(likelihood=...)`` accepts: a likelihood, or "auto" (chosen from the runs, see inference/outliers.py)
 LIKELIHOOD_CHOICES = ("auto", *LIKELIHOODS)
 #: ``independent``: each checkpoint's noise on its own; ``ou``: an Ornstein-Uhlenbeck drift along each run in
 #: log tokens plus white jitter (dense checkpoints of one run are correlated; see :mod:`.checkpoint_noise`)

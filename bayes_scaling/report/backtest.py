@@ -27,7 +27,7 @@ def summary_table(result: Any) -> pd.DataFrame:
 
 def backtest_document(result: Any, source: str = "") -> Document:
     """The sections of a :class:`~bayes_scaling.evaluate.backtest.BacktestResult`."""
-    from .. import __version__
+    from .._version import __version__
 
     s = summary_table(result)
     subtitle = f"bayes_scaling {__version__}" + (f", {source}" if source else "")

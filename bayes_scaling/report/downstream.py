@@ -41,7 +41,7 @@ def _fits_task(fit: Any, family: str, task: str, new_family: bool) -> bool:
 def downstream_document(fit: Any, targets: Sequence[dict] = (), *, interval: float = 0.9, source: str = "",
                         random_seed: int = 0) -> Document:
     """The report's sections for a :class:`~bayes_scaling.inference.downstream.DownstreamFit`."""
-    from .. import __version__
+    from .._version import __version__
 
     targets = list(targets)
     rows, curves, marks = [], [], []

@@ -27,7 +27,7 @@ def build_report(fit: Any, targets: Sequence[dict] | None = None, *, title: str 
         missing = {"family", "params", "tokens"} - set(t)
         if missing:
             raise ValueError(f"target {t} lacks {sorted(missing)}; give family=NAME,params=N,tokens=D")
-    from .. import __version__
+    from .._version import __version__
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return Document(
