@@ -95,10 +95,9 @@ def fit(
         The Hitchhiker's filters: drop checkpoints before ``min_tokens`` tokens; keep only the first
         ``fraction`` of each run. Dropped rows are recorded in the fit.
 
-    Both configurations are stored in the fit (``fit.model_config``, ``fit.sampler_config``) and its file.
-
     Notes
     -----
+    Both configurations are stored in the fit (``fit.model_config``, ``fit.sampler_config``) and its file.
     Sampling problems (divergences, R-hat > 1.01, ESS < 400 on population parameters and noise scales)
     raise :class:`SamplingWarning` warnings and are kept in ``fit.diagnostics``.
     """
