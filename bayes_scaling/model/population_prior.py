@@ -458,8 +458,9 @@ class PopulationPrior:
             lines.append(f"  {name}: {mid:.3g} [{lo:.3g}, {hi:.3g}]")
         if self.calibration:
             best = min(self.calibration, key=lambda r: r["crps"])
-            lines += ["", f"calibrated on {best['tasks']} borrowing tasks (a source family's smallest model, or two "
-                      f"smallest, borrowing it; its largest predicted): the parameters' spread x{self.spread_scale:g}, "
+            zoos = f" of {best['zoos']} zoos, each counted once" if "zoos" in best else ""
+            lines += ["", f"calibrated on {best['tasks']} borrowing tasks{zoos} (a source family's smallest model, or "
+                      f"two smallest, borrowing it; its largest predicted): the parameters' spread x{self.spread_scale:g}, "
                       f"a discrepancy of "
                       f"{best['kappa']:g} per decade of distance; there, median ARE {best['median_are']:.1%}, 90% "
                       f"coverage {best['cover90']:.0%}, median 90% width {best['width90']:.0%} of the loss"]
