@@ -88,6 +88,16 @@ ZOOS: dict[str, Zoo] = {z.name: z for z in (
 )}
 
 
+#: between a zoo's name and its family's (or run's) in pooled zoo data
+ZOO_SEPARATOR = ":"
+
+
+def split_zoo_name(name: str) -> tuple[str, str]:
+    """``"zoo:family"`` -> ``("zoo", "family")``: the zoo of a family (or run) of pooled zoo data, and its own name."""
+    zoo, _, own = str(name).partition(ZOO_SEPARATOR)
+    return zoo, own
+
+
 def load_zoo(name: str) -> ScalingData:
     """One bundled zoo, its families named ``zoo:family`` (and its runs ``zoo:run``)."""
     if name not in ZOOS:
@@ -101,7 +111,8 @@ def load_zoo(name: str) -> ScalingData:
                                       tokens="tokens", flops="flops", loss="loss", source=zoo.title)
         if name == "colpret":  # OPT is bundled on its own (the demo's second set)
             data = ScalingData.concat([load_bundled("opt"), data], source=zoo.title)
-    df = data.frame.assign(family=name + ":" + data.frame["family"], run=name + ":" + data.frame["run"])
+    prefix = name + ZOO_SEPARATOR
+    df = data.frame.assign(family=prefix + data.frame["family"], run=prefix + data.frame["run"])
     out = ScalingData.from_frame(df, family="family", run="run", seed="seed", params="params", tokens="tokens",
                                  flops="flops", loss="loss", source=f"{zoo.title} ({zoo.licence}; {zoo.citation})")
     return replace(out, dropped=data.dropped)

@@ -148,8 +148,7 @@ def backtest(data: ScalingData, *, directions: Sequence[str] = DIRECTIONS, depth
     """
     from ..inference.fit import as_scaling_data
 
-    settings = BacktestSettings(tuple(directions), tuple(int(k) for k in depths), last_fraction,
-                                ModelConfig.coerce(model), SamplerConfig.coerce(sampler),
+    settings = BacktestSettings(tuple(directions), tuple(int(k) for k in depths), last_fraction, model, sampler,
                                 {"min_tokens": min_tokens, "fraction": fraction})
     data = as_scaling_data(data)
     splits = holdout_splits(data, settings.depths, settings.directions)

@@ -43,7 +43,7 @@ from ..model.population_prior import DEFAULT_POPULATION
 from ..model.spec import checkpoint_noise_for
 from .baselines import (donor_fit, fixed_n_term_fit, huber_fit, last_checkpoint_mean, log_residual_scale,
                         predict_natural)
-from .protocol import (EVALUATION_SAMPLER, TARGET_LAST_FRACTION, Split, draw_bands, last_fraction_mask, lognormal_bands, max_k, score,
+from .protocol import (EVALUATION_SAMPLER, TARGET_LAST_FRACTION, evaluation_configs, Split, draw_bands, last_fraction_mask, lognormal_bands, max_k, score,
                        split_family)
 
 METHODS = ("bayes_borrowed", "huber", "fixed_n_term", "donor", "last_checkpoint")
@@ -67,7 +67,7 @@ class HarnessSettings:
     population: str = DEFAULT_POPULATION
 
     def __post_init__(self) -> None:
-        self.model, self.sampler = ModelConfig.coerce(self.model), EVALUATION_SAMPLER.merged(self.sampler)
+        self.model, self.sampler = evaluation_configs(self.model, self.sampler)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ks": list(self.ks), "model": self.model.to_dict(), "sampler": self.sampler.to_dict()}

@@ -40,7 +40,7 @@ from ..inference.config import SamplerConfig
 from ..model import PopulationPrior
 from ..model.config import ModelConfig
 from .harness import bayes_scored
-from .protocol import EVALUATION_SAMPLER, TARGET_LAST_FRACTION, Split, last_fraction_mask
+from .protocol import EVALUATION_SAMPLER, TARGET_LAST_FRACTION, Split, evaluation_configs, last_fraction_mask
 
 METHODS = ("plan", "spread", "target_30pct")
 
@@ -67,7 +67,7 @@ class BacktestSettings:
     random_seed: int = 0
 
     def __post_init__(self) -> None:
-        self.model, self.sampler = ModelConfig.coerce(self.model), EVALUATION_SAMPLER.merged(self.sampler)
+        self.model, self.sampler = evaluation_configs(self.model, self.sampler)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "budgets": list(self.budgets), "prefix_fractions": list(self.prefix_fractions),

@@ -14,6 +14,7 @@ For a held-out family (Choshen, Zhang & Andreas 2024, section 3):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,10 +22,17 @@ import pandas as pd
 from ..data import ScalingData, apply_filters
 from ..errors import EmptyFamilyError, UnknownFamilyError
 from ..inference.config import SamplerConfig
+from ..model.config import ModelConfig
 from ..predict import are
 
 #: the sampler of the evaluations' many fits unless their settings say otherwise: shorter than a user's fit
 EVALUATION_SAMPLER = SamplerConfig(draws=500, tune=500, chains=2)
+
+
+def evaluation_configs(model: Any, sampler: Any) -> tuple[ModelConfig, SamplerConfig]:
+    """The model and sampler of an evaluation's fits: the defaults (:data:`EVALUATION_SAMPLER`'s for the sampler)
+    changed by what its settings give (a configuration, or a dict of the settings that differ)."""
+    return ModelConfig.coerce(model), EVALUATION_SAMPLER.merged(sampler)
 
 #: the guide scores the last 30% of the largest model's training
 TARGET_LAST_FRACTION = 0.3

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 
 from ..data import ScalingData, apply_filters
-from ..errors import DataValidationError, FitFileError, PriorDataConflictWarning, PriorError, SamplingWarning
+from ..errors import DataValidationError, PriorDataConflictWarning, PriorError, SamplingWarning
 from ..laws import Law, get_law
 from ..model import POPULATION_VARS, ModelSpec, PopulationPrior, Priors, build_model
 from ..model.config import ModelConfig
 from ..model.hierarchical import uses_fused_rows, whitens
-from ..model.population_prior import CONFLICT_P_VALUE, PUBLISHED, conflict_message, size_spans
+from ..model.population_prior import CONFLICT_P_VALUE, PUBLISHED, conflict_message, missing_prior_file, size_spans
 from ..model.spec import check_law_inputs
 from ..storage import file_kind
 from .config import SamplerConfig
@@ -173,10 +173,9 @@ def borrowed_prior(borrow: Any) -> PopulationPrior:
     """The population prior of ``borrow``: a prior, a fit (its population extracted with the defaults of
     :meth:`PopulationPrior.from_fit`), the path to either, or ``"published"``."""
     if isinstance(borrow, (str, os.PathLike)) and borrow != PUBLISHED:
-        kind = file_kind(borrow) if Path(borrow).is_file() else None
-        if kind is None:
-            raise FitFileError(f"{borrow}: no such file; pass a population prior or a fit saved by bayes_scaling, or "
-                               f"{PUBLISHED!r} for the prior shipped with the package")
+        if not Path(borrow).is_file():
+            raise missing_prior_file(borrow)
+        kind = file_kind(borrow)
         if kind not in ("prior", "fit"):
             raise PriorError(f"{borrow} is a {kind}, which holds no population prior of a scaling law: borrow from a "
                              "prior or a fit of the loss")

@@ -342,8 +342,7 @@ class PopulationPrior:
         """Read a saved prior (:func:`bayes_scaling.open` reads a fit too, and ``borrow=`` takes either)."""
         path = Path(path)
         if not path.exists():
-            raise FitFileError(f"{path}: no such file; pass a population prior or a fit saved by bayes_scaling, or "
-                               f"{PUBLISHED!r} for the prior shipped with the package")
+            raise missing_prior_file(path)
         try:
             opened = xr.open_dataset(path)
         except Exception as exc:  # noqa: BLE001 - any reader error means the same thing to the user
@@ -510,6 +509,12 @@ def published_prior() -> PopulationPrior:
     """The population prior shipped with the package (:meth:`PopulationPrior.published`); borrow it with
     ``bs.fit(one_family, borrow="published")`` or ``bayes-scaling fit ... --borrow published``."""
     return PopulationPrior.published()
+
+
+def missing_prior_file(path: str | os.PathLike) -> FitFileError:
+    """The error for a prior or fit file that is not there: what may be passed instead."""
+    return FitFileError(f"{path}: no such file; pass a population prior or a fit saved by bayes_scaling, or "
+                        f"{PUBLISHED!r} for the prior shipped with the package")
 
 
 def published_prior_path() -> Path:

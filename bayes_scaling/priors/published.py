@@ -34,7 +34,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..data import ScalingData, drop_start_of_run, thin_checkpoints
-from ..data.zoos import ZOOS, load_zoo
+from ..data.zoos import ZOOS, load_zoo, split_zoo_name
 from ..errors import ExtrapolationWarning, PriorDataConflictWarning, PriorError, SamplingWarning
 from ..evaluate.protocol import family_sizes, split_family
 from ..inference.config import SamplerConfig
@@ -99,8 +99,9 @@ def provenance(data: ScalingData) -> list[dict[str, Any]]:
     ov = data.overview()
     rows = []
     for fam, r in ov.iterrows():
-        zoo = ZOOS[str(fam).split(":", 1)[0]]
-        rows.append({"zoo": zoo.name, "family": str(fam).split(":", 1)[1], "runs": int(r["runs"]),
+        zoo_name, family = split_zoo_name(fam)
+        zoo = ZOOS[zoo_name]
+        rows.append({"zoo": zoo.name, "family": family, "runs": int(r["runs"]),
                      "sizes": int(r["sizes"]), "min_params": float(r["min_params"]),
                      "max_params": float(r["max_params"]), "min_tokens": float(r["min_tokens"]),
                      "max_tokens": float(r["max_tokens"]), "rows": int(r["rows"]), "loss": zoo.loss,
@@ -179,7 +180,7 @@ def calibrate(prior: PopulationPrior, data: ScalingData, random_seed: int = 0) -
     if problems:
         log.warning("published prior: %d of %d calibration fits did not pass the sampling checks (%d draws each)",
                     problems, len(tasks) * len(SPREAD_SCALES), CALIBRATION_SAMPLER.draws)
-    zoo_of = [task.family.partition(":")[0] for task in tasks]
+    zoo_of = [split_zoo_name(task.family)[0] for task in tasks]
     table = [{"spread_scale": s, "kappa": k, "crps": zoo_mean([r["crps"] for r in rows], zoo_of),
               "median_are": float(np.median([r["are"] for r in rows])),
               "cover90": float(np.mean([r["cover90"] for r in rows])),
