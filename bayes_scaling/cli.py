@@ -256,7 +256,14 @@ def _save(obj, path: Path, what: str) -> Path:
         raise OutputPathError(f"could not write {path} ({exc}); the {what} was saved to {saved} instead") from None
 
 
-def _sampling_args(p: argparse.ArgumentParser, draws: int = 1000, tune: int = 1000) -> None:
+#: ``bs.SamplerConfig()``'s settings, as the flags' defaults (written here so that ``--help`` loads no sampler;
+#: a test holds them equal)
+_SAMPLER_DEFAULTS = argparse.Namespace(draws=2000, tune=1000, chains=4, target_accept=0.98, until_converged=True,
+                                       whiten="auto")
+
+
+def _sampling_args(p: argparse.ArgumentParser) -> None:
+    default = _SAMPLER_DEFAULTS
     g = p.add_argument_group("model and sampler")
     g.add_argument("--law", default="chinchilla", choices=["chinchilla", "compute", "data_constrained"],
                    help="chinchilla: L = E + A/N^alpha + B/D^beta; compute: L = E + A/C^alpha; data_constrained: "
@@ -266,14 +273,15 @@ def _sampling_args(p: argparse.ArgumentParser, draws: int = 1000, tune: int = 10
                         "default: keep all")
     g.add_argument("--fraction", type=_fraction, default=None, metavar="F",
                    help="keep only the first fraction F in (0, 1] of each run's checkpoints; default: all")
-    g.add_argument("--draws", type=_count(1), default=draws, metavar="N", help="posterior draws per chain")
-    g.add_argument("--tune", type=_count(0), default=tune, metavar="N", help="tuning steps per chain")
-    g.add_argument("--until-converged", action="store_true",
-                   help="stop sampling as soon as the draws pass the R-hat and ESS checks (--draws is then the most; "
-                        "divergences are reported, not waited on)")
-    g.add_argument("--chains", type=_count(1), default=4, metavar="N",
+    g.add_argument("--draws", type=_count(1), default=default.draws, metavar="N",
+                   help="the most posterior draws per chain (exactly this many with --no-until-converged)")
+    g.add_argument("--tune", type=_count(0), default=default.tune, metavar="N", help="tuning steps per chain")
+    g.add_argument("--until-converged", action=argparse.BooleanOptionalAction, default=default.until_converged,
+                   help="stop sampling as soon as the draws pass the R-hat and ESS checks (divergences are reported, "
+                        "not waited on); --no-until-converged samples all --draws")
+    g.add_argument("--chains", type=_count(1), default=default.chains, metavar="N",
                    help="Markov chains, run in parallel up to the machine's cores")
-    g.add_argument("--target-accept", type=_float, default=0.98, metavar="P",
+    g.add_argument("--target-accept", type=_float, default=default.target_accept, metavar="P",
                    help="NUTS target acceptance in [0.5, 1): higher takes smaller steps and diverges less")
     g.add_argument("--random-seed", type=_count(0), default=0, metavar="SEED", help="seed of the sampler")
     g.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"],
@@ -287,9 +295,10 @@ def _sampling_args(p: argparse.ArgumentParser, draws: int = 1000, tune: int = 10
                    help="ou: checkpoint noise correlated along each run in log tokens (dense checkpoint curves)")
     g.add_argument("--no-extrapolation", action="store_true",
                    help="no extrapolation-discrepancy term (intervals then leave out the law's error beyond the data)")
-    g.add_argument("--whiten", default=None, choices=["fixed", "conditional", "none"],
-                   help="how a centred family layer is whitened for sampling (the same posterior); none: not "
-                        "whitened; default: fixed")
+    g.add_argument("--whiten", default=default.whiten, choices=["auto", "fixed", "conditional", "none"],
+                   help="how a centred family layer is whitened for sampling (the same posterior); auto: fixed, "
+                        "switched to conditional when the draws show the population spread mixing too slowly (the "
+                        "fit's notes say which and why); none: not whitened")
 
 
 def _target_size_args(p: argparse.ArgumentParser) -> None:
@@ -348,7 +357,7 @@ def _configs(a: argparse.Namespace, **model: object) -> tuple:
                         extrapolation=None if a.no_extrapolation else "learn", **model),
             SamplerConfig(draws=a.draws, tune=a.tune, chains=a.chains, target_accept=a.target_accept,
                           random_seed=a.random_seed, until_converged=a.until_converged,
-                          whiten=True if a.whiten is None else False if a.whiten == "none" else a.whiten,
+                          whiten=False if a.whiten == "none" else a.whiten,
                           engine=a.sampler, backend=a.backend, progressbar=_show_bar(a)))
 
 
@@ -1028,7 +1037,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "sizes), ratio (tokens per parameter)")
     p.add_argument("--depths", default="1,2", help="comma-separated depths: 1 holds out each family's largest "
                                                     "level, 2 its two largest")
-    _sampling_args(p, draws=1000, tune=1000)
+    _sampling_args(p)
     p.add_argument("--json", action="store_true", help="print the summary and every task as JSON")
     p.add_argument("--out", type=Path, default=None, metavar="FOLDER",
                    help="also write an HTML report (with the calibration plot) into this folder")
@@ -1114,7 +1123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--families", default=None, metavar="NAMES",
                    help="comma-separated families to fit, or 'all'; default for porian: its four RefinedWeb "
                         "validation-loss recipes, to keep the demo near a minute on 2 cores")
-    _sampling_args(p, draws=1000, tune=1000)
+    _sampling_args(p)
     p.set_defaults(func=cmd_demo)
     return ap
 

@@ -15,7 +15,7 @@ def test_defaults_are_the_documented_ones():
         (None, "normal", "independent", {}, "learn", (1, 2))
     assert (s.draws, s.tune, s.chains, s.target_accept, s.random_seed, s.until_converged, s.whiten, s.noncentering,
             s.engine, s.backend, s.fused, s.progressbar) == \
-        (1000, 1000, 4, 0.98, 0, False, True, None, "auto", "auto", True, False)
+        (2000, 1000, 4, 0.98, 0, True, "auto", None, "auto", "auto", True, False)
     assert str(bs.SamplerConfig(draws=200)) == "SamplerConfig(draws=200)"
     assert str(bs.ModelConfig()).endswith("# the defaults")
 
@@ -24,7 +24,7 @@ def test_defaults_are_the_documented_ones():
     (lambda: bs.SamplerConfig(draws=0), "draws must be a whole number of at least 1"),
     (lambda: bs.SamplerConfig(chains=2.5), "chains must be a whole number"),
     (lambda: bs.SamplerConfig(target_accept=1.0), r"target_accept must lie in \[0.5, 1\)"),
-    (lambda: bs.SamplerConfig(whiten="partly"), "whiten must be True, False or one of"),
+    (lambda: bs.SamplerConfig(whiten="partly"), "whiten must be 'auto', True, False or one of"),
     (lambda: bs.SamplerConfig(noncentering="yes"), "noncentering must be None, 'auto'"),
     (lambda: bs.SamplerConfig(noncentering={"log_alpha": 2}), r"degrees must lie in \[0, 1\]"),
     (lambda: bs.SamplerConfig(backend="cuda"), "backend must be one of"),

@@ -38,20 +38,73 @@ def test_diagnostics_reported(small_fit):
     assert set(s["parameters"]["families"]) == {"fam0", "fam1", "fam2"}
 
 
-def test_a_slowly_mixing_spread_under_the_fixed_whitening_points_to_the_conditional_one():
-    from bayes_scaling.inference.diagnostics import Diagnostics
-    from bayes_scaling.inference.fit import whitening_hint
+def _draws(n, rng, sticky=(), diverging=0):
+    """Two chains of ``n`` draws of ``mu``, ``tau`` and ``sigma_seed``; the names in ``sticky`` random walks
+    (chains that have not mixed)."""
+    import arviz as az
 
-    def diag(ess, worst):
-        return Diagnostics(divergences=0, max_rhat=1.0, min_ess_bulk=ess, min_ess_tail=900.0, chains=2, draws=500,
-                           sampling_seconds=1.0, worst={"rhat": worst, "ess_bulk": worst, "ess_tail": "mu[log_E]"})
+    post = {"mu": rng.standard_normal((2, n, 3)), "tau": np.abs(rng.standard_normal((2, n, 3))),
+            "sigma_seed": np.abs(rng.standard_normal((2, n)))}
+    for name in sticky:
+        post[name] = np.cumsum(post[name], axis=1)
+    div = np.zeros((2, n), bool)
+    div[0, :diverging] = True
+    return az.from_dict(posterior=post, sample_stats={"diverging": div})
 
-    hint = whitening_hint(diag(120.0, "tau[log_alpha]"), "fixed")
-    assert "tau[log_alpha]" in hint and "sampler={'whiten': 'conditional'}" in hint and "divergences" in hint
-    assert whitening_hint(diag(900.0, "tau[log_alpha]"), "fixed") is None  # enough draws
-    assert whitening_hint(diag(120.0, "sigma_seed"), "fixed") is None  # not the spread
-    assert whitening_hint(diag(120.0, "tau[log_alpha]"), "conditional") is None  # already conditional
-    assert whitening_hint(diag(120.0, "tau[log_alpha]"), None) is None  # no family layer whitened
+
+def test_the_spread_holds_back_a_run_only_when_it_alone_misses_the_ess_check():
+    from bayes_scaling.inference.diagnostics import diagnose
+    from bayes_scaling.inference.fit import spread_holds_back, whitening_hint
+
+    rng = np.random.default_rng(0)
+    slow_spread = _draws(1000, rng, sticky=("tau",))
+    assert spread_holds_back(slow_spread)
+    assert not spread_holds_back(_draws(1000, rng))  # everything mixes
+    assert not spread_holds_back(_draws(1000, rng, sticky=("tau", "mu")))  # not the spread alone: no remedy
+    assert not spread_holds_back(_draws(1000, rng, sticky=("sigma_seed",)))
+    # projected to a budget: 150 well-mixed draws of two chains fall short of ESS 400 now, not at 1000 draws
+    few = _draws(150, rng)
+    assert not spread_holds_back(few) and not spread_holds_back(few, budget=1000)
+    hint = whitening_hint(slow_spread, diagnose(slow_spread, ["mu", "tau", "sigma_seed"]), "fixed")
+    assert "tau[" in hint and "sampler={'whiten': 'auto'}" in hint
+    assert whitening_hint(slow_spread, diagnose(slow_spread, ["mu", "tau"]), "conditional") is None
+    assert whitening_hint(slow_spread, diagnose(slow_spread, ["mu", "tau"]), None) is None  # nothing whitened
+
+
+def test_whiten_auto_keeps_the_fixed_run_or_switches_and_keeps_the_better(monkeypatch):
+    import importlib
+
+    from bayes_scaling.inference.diagnostics import diagnose
+
+    fit_module = importlib.import_module("bayes_scaling.inference.fit")
+    rng = np.random.default_rng(1)
+    runs = {"fixed": _draws(1000, rng, sticky=("tau",)), "conditional": _draws(1000, rng)}
+    sampled = []
+
+    def fake_sample(data, spec, nuts, what, estimates, fused, whiten, stop):  # the runs' draws stand in for NUTS
+        sampled.append(whiten)
+        idata = runs[whiten]
+        info = {"draws": 1000, "sampling_seconds": 1.0, "compile_seconds": 0.5, "whitened": whiten,
+                "stop_reason": None}
+        return idata, info, diagnose(idata, ["mu", "tau", "sigma_seed"])
+
+    monkeypatch.setattr(fit_module, "_sample", fake_sample)
+    nuts = bs.SamplerConfig()
+    idata, info, _ = fit_module.choose_whitening(None, None, nuts, "fit", None, True)
+    assert sampled == ["fixed", "conditional"] and idata is runs["conditional"]
+    chosen = info["parameterisation"]
+    assert chosen["whitening"] == "conditional" and "mixed slowly under the fixed" in chosen["reason"]
+    assert [t["whitening"] for t in chosen["tried"]] == ["fixed", "conditional"]
+    # the conditional run diverges: the fixed one, which failed only on ESS, is kept and the reason says why
+    runs["conditional"] = _draws(1000, rng, diverging=3)
+    sampled.clear()
+    idata, info, _ = fit_module.choose_whitening(None, None, nuts, "fit", None, True)
+    assert idata is runs["fixed"] and "failed more checks" in info["parameterisation"]["reason"]
+    # the fixed run passes: nothing else is sampled
+    runs["fixed"] = _draws(1000, rng)
+    sampled.clear()
+    idata, info, _ = fit_module.choose_whitening(None, None, nuts, "fit", None, True)
+    assert sampled == ["fixed"] and "passed the convergence checks" in info["parameterisation"]["reason"]
 
 
 def test_predict_seen_and_new_family(small_fit):
@@ -139,9 +192,11 @@ def test_cli_fit_and_report(synthetic_truth, tmp_path, capsys):
     base = ["fit", str(csv), "--family", "family", "--params", "params", "--tokens", "tokens", "--loss", "val_loss",
             "--out", str(out)]
     assert [_configs(build_parser().parse_args(base + extra))[1].whiten
-            for extra in ([], ["--whiten", "none"], ["--whiten", "conditional"])] == [True, False, "conditional"]
+            for extra in ([], ["--whiten", "none"], ["--whiten", "conditional"])] == ["auto", False, "conditional"]
     assert [_configs(build_parser().parse_args(base + extra))[1].until_converged
-            for extra in ([], ["--until-converged"])] == [False, True]
+            for extra in ([], ["--no-until-converged"])] == [True, False]
+    # the flags' defaults are the library's
+    assert _configs(build_parser().parse_args(base))[1].replace(progressbar=False) == bs.SamplerConfig()
     assert main(["report", str(out), "--target", "family=fam0,params=1e9,tokens=2e10", "--out",
                  str(tmp_path / "rep")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()
@@ -159,28 +214,29 @@ def test_cli_reports_bad_input(tmp_path, capsys):
 def test_the_stop_rule_does_not_wait_on_divergences_that_more_draws_cannot_remove():
     import importlib
 
-    import arviz as az
-
-    rule = importlib.import_module("bayes_scaling.inference.fit")._converged
+    rule = importlib.import_module("bayes_scaling.inference.fit")._stop_rule(until_converged=True, give_up=False)
     rng = np.random.default_rng(0)
-
-    def draws(n, diverging=0, sticky=False):
-        mu = rng.standard_normal((2, n, 3))
-        if sticky:  # a random walk: chains that have not mixed
-            mu = np.cumsum(mu, axis=1)
-        div = np.zeros((2, n), bool)
-        div[0, :diverging] = True
-        return az.from_dict(posterior={"mu": mu, "sigma_seed": np.abs(rng.standard_normal((2, n)))},
-                            sample_stats={"diverging": div})
-
-    assert rule(draws(1000))
-    mixed_but_divergent = draws(1000, diverging=2)
-    assert rule(mixed_but_divergent)  # stops: every later set of first-n draws holds the same divergences
+    assert rule(_draws(1000, rng), 1000) == "converged"
+    mixed_but_divergent = _draws(1000, rng, diverging=2)
+    assert rule(mixed_but_divergent, 1000) == "converged"  # every later set of first-n draws holds the same ones
     from bayes_scaling.inference.diagnostics import diagnose
 
     assert not diagnose(mixed_but_divergent, ["mu", "sigma_seed"]).ok  # and the fit still reports them
-    assert not rule(draws(150))  # too few draws for ESS 400
-    assert not rule(draws(1000, sticky=True))  # R-hat and ESS fail
+    assert rule(_draws(150, rng), 1000) is None  # too few draws for ESS 400
+    assert rule(_draws(1000, rng, sticky=("mu", "sigma_seed")), 1000) is None  # R-hat and ESS fail
+
+
+def test_whiten_auto_abandons_the_fixed_run_when_the_spread_alone_would_miss_the_check_at_the_budget():
+    import importlib
+
+    fit_module = importlib.import_module("bayes_scaling.inference.fit")
+    rng = np.random.default_rng(2)
+    give_up = fit_module._stop_rule(until_converged=True, give_up=True)
+    slow = _draws(300, rng, sticky=("tau",))
+    assert give_up(slow, 4000) is None  # under a quarter of the budget: too early to project
+    assert give_up(slow, 1000) == "abandoned"
+    assert give_up(_draws(150, rng), 500) is None  # short of the check now, every parameter on course for it
+    assert fit_module._stop_rule(until_converged=False, give_up=False) is None
 
 
 def test_until_converged_stops_when_the_draws_pass_and_keeps_chains_of_one_length(synthetic_truth, monkeypatch):
@@ -194,14 +250,14 @@ def test_until_converged_stops_when_the_draws_pass_and_keeps_chains_of_one_lengt
     model, init, _ = sampled_model(data, spec)
     asked = []
 
-    def rule(idata):  # shown only draws every chain has reached: no padding
+    def rule(idata, budget):  # shown only draws every chain has reached: no padding
         asked.append(idata.posterior.sizes["draw"])
-        assert not np.isnan(idata.posterior["mu"].to_numpy()).any()
-        return len(asked) >= 2
+        assert not np.isnan(idata.posterior["mu"].to_numpy()).any() and budget == 200_000
+        return "enough" if len(asked) >= 2 else None
 
     idata, info = run_nuts(model, init, draws=200_000, tune=200, chains=2, random_seed=1, target_accept=0.9,
                            stop=rule)
-    assert info["stopped_early"] and info["max_draws"] == 200_000
+    assert info["stopped_early"] and info["stop_reason"] == "enough" and info["max_draws"] == 200_000
     # asked at fixed draw counts, in order, whatever the timing: the same draws kept on any machine
     assert check_points(200, 1000) == [200, 250, 300, 400, 500, 600, 750, 900]
     assert asked == [200, 250] and info["draws"] == 250
@@ -213,8 +269,7 @@ def test_until_converged_stops_when_the_draws_pass_and_keeps_chains_of_one_lengt
 
     fit_module = importlib.import_module("bayes_scaling.inference.fit")  # the package's `fit` is the function
 
-    assert fit_module._converged.__doc__ and "diagnose" in fit_module._converged.__doc__
-    monkeypatch.setattr(fit_module, "_converged", lambda idata: True)
+    monkeypatch.setattr(fit_module, "_mixed", lambda diag: True)
     fit = bs.fit(data, dict(extrapolation=0.02),
                  dict(draws=200_000, tune=200, chains=2, random_seed=2, until_converged=True))
     kept = fit.sampler_info["draws"]

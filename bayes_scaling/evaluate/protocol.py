@@ -25,8 +25,10 @@ from ..inference.config import SamplerConfig
 from ..model.config import ModelConfig
 from ..predict import are
 
-#: the sampler of the evaluations' many fits unless their settings say otherwise: shorter than a user's fit
-EVALUATION_SAMPLER = SamplerConfig(draws=500, tune=500, chains=2)
+#: the sampler of the evaluations' many fits unless their settings say otherwise: shorter than a user's fit,
+#: with a fixed number of draws and the fixed whitening, so that every fit of an evaluation samples alike
+#: and a stored evaluation reproduces draw for draw
+EVALUATION_SAMPLER = SamplerConfig(draws=500, tune=500, chains=2, until_converged=False, whiten=True)
 
 
 def evaluation_configs(model: Any, sampler: Any) -> tuple[ModelConfig, SamplerConfig]:

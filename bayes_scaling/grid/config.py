@@ -67,8 +67,9 @@ DATASETS: dict[str, Callable[[], ScalingData]] = {
 }
 
 
-#: the sampler of a grid's fits unless its [sampler] says otherwise: many small fits, each short
-GRID_SAMPLER = SamplerConfig(draws=300, tune=300, chains=2)
+#: the sampler of a grid's fits unless its [sampler] says otherwise: many small fits, each short, each with a
+#: fixed number of draws and the fixed whitening, so that a stored grid reproduces draw for draw
+GRID_SAMPLER = SamplerConfig(draws=300, tune=300, chains=2, until_converged=False, whiten=True)
 
 
 @dataclass(frozen=True)

@@ -27,23 +27,29 @@ class SamplerConfig(Config):
     Parameters
     ----------
     draws, tune, chains:
-        Draws kept and tuning steps per chain, and the number of chains (1000, 1000, 4).
+        The most draws per chain (the budget; see ``until_converged``), the tuning steps per chain, and the
+        number of chains (2000, 1000, 4).
     target_accept:
         NUTS's target acceptance rate, in [0.5, 1): higher takes smaller steps and diverges less (0.98).
     random_seed:
         Seeds the chains, the jitter of their starts and every draw made after sampling (0).
     until_converged:
-        False (default): sample ``draws`` per chain. True: ``draws`` is the most; sampling stops as soon as the
-        draws so far pass the convergence checks of ``fit.diagnostics`` (R-hat <= 1.01, bulk and tail ESS >=
-        400 on the population parameters and noise scales), asked every few seconds once each chain has 200
-        draws (nutpie only). Divergences, which more draws of the same chains cannot remove, do not keep it
-        sampling. The calibration fits of the learned discrepancy sample by the same rule within the same
-        ``draws`` (without it, at most 500 draws each).
+        True (default): sampling stops as soon as the draws so far pass the convergence checks of
+        ``fit.diagnostics`` (R-hat <= 1.01, bulk and tail ESS >= 400 on the population parameters and noise
+        scales), asked every few seconds once each chain has 200 draws (nutpie only), and at the latest after
+        ``draws``. Divergences, which more draws of the same chains cannot remove, do not keep it sampling.
+        False: sample ``draws`` per chain. The calibration fits of the learned discrepancy sample by the same
+        rule within the same ``draws`` (without it, at most 500 draws each).
     whiten:
-        True (default): sample a centred family layer of several families in whitened coordinates, an exact
-        reparameterisation that removes the strong within-family correlations of the law's parameters
-        (:func:`.parameterisation.family_whitening`, mode ``"fixed"``); ``"fixed"`` or ``"conditional"`` choose
-        the mode; False samples the family parameters themselves. Recorded in ``fit.sampler_info["whitened"]``.
+        How a centred family layer of several families is parameterised for sampling; every choice is an
+        exact reparameterisation, the posterior is the same (:func:`.parameterisation.family_whitening`).
+        ``"auto"`` (default): the fixed whitening, switched to the conditional one when the fixed run's draws
+        show the population spread mixing too slowly to pass the checks within ``draws``; the run that passes
+        more checks is kept, and ``fit.sampler_info["parameterisation"]`` and the fit's notes say what was
+        chosen and why (:func:`.fit.choose_whitening`). ``"fixed"`` (or True): each family's parameters
+        through an affine map from its own Laplace approximation, which removes their strong within-family
+        correlations. ``"conditional"``: that map combined with the sampled population prior at every step.
+        False: the family parameters themselves. Recorded in ``fit.sampler_info["whitened"]``.
     noncentering:
         None (default): every family parameter centred. ``"auto"``: non-centre the family values of each
         parameter the families' data identify weakly relative to the population spread
@@ -65,13 +71,13 @@ class SamplerConfig(Config):
 
     argument: ClassVar[str] = "sampler"
 
-    draws: int = 1000
+    draws: int = 2000
     tune: int = 1000
     chains: int = 4
     target_accept: float = 0.98
     random_seed: int = 0
-    until_converged: bool = False
-    whiten: bool | str = True
+    until_converged: bool = True
+    whiten: bool | str = "auto"
     noncentering: Mapping[str, float] | str | None = None
     engine: str = "auto"
     backend: str = "auto"
@@ -91,8 +97,8 @@ class SamplerConfig(Config):
         for name in ("until_converged", "fused", "progressbar"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if not (isinstance(self.whiten, bool) or self.whiten in WHITENING_MODES):
-            raise ConfigError(f"whiten must be True, False or one of {WHITENING_MODES}, got {self.whiten!r}")
+        if not (isinstance(self.whiten, bool) or self.whiten in ("auto",) + WHITENING_MODES):
+            raise ConfigError(f"whiten must be 'auto', True, False or one of {WHITENING_MODES}, got {self.whiten!r}")
         nc = self.noncentering
         if isinstance(nc, Mapping):
             bad = {k: v for k, v in nc.items() if not (isinstance(v, (int, float)) and 0 <= v <= 1)}

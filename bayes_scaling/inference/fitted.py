@@ -323,6 +323,9 @@ class ScalingFit:
     def notes(self) -> list[str]:
         """Plain-language caveats about what the data could and could not identify."""
         out = [f"assumed: {a}" for a in self.spec.assumptions]
+        chosen = self.sampler_info.get("parameterisation")
+        if chosen:
+            out.append(f"sampled with {chosen['reason']}")
         out += self._run_notes()
         rt = self.data.run_table()
         for fam, g in rt.groupby("family"):

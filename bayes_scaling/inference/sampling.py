@@ -3,8 +3,9 @@
 nutpie's compiled model is reused across fits of one structure (:mod:`.compile_cache`) and processes
 (:mod:`.compile_store`). Sampling runs with one BLAS thread (:func:`single_blas_thread`): each chain
 already has a core, and the model's linear algebra (5 x 5 Cholesky factors and solves) only loses time
-to threads fighting over them. With a ``stop`` rule (``bs.fit(..., sampler={"until_converged": True})``) nutpie samples in
-the background and is stopped as soon as the draws so far pass it (:func:`sample_until`).
+to threads fighting over them. With a ``stop`` rule (``bs.fit``'s ``until_converged``, and its ``whiten="auto"`` giving up a
+parameterisation) nutpie samples in the background and is stopped as soon as the draws so far answer it
+(:func:`sample_until`).
 """
 
 from __future__ import annotations
@@ -119,27 +120,29 @@ def check_points(min_draws: int, max_draws: int) -> list[int]:
     return points
 
 
-def sample_until(compiled, stop: Callable[[az.InferenceData], bool], *, seed: int,
-                 min_draws: int = MIN_DRAWS_BEFORE_STOP, **settings) -> tuple[az.InferenceData, bool]:
-    """``nutpie.sample`` in the background, stopped at the first of :func:`check_points` whose draws pass ``stop``.
+def sample_until(compiled, stop: Callable[[az.InferenceData, int], str | None], *, seed: int,
+                 min_draws: int = MIN_DRAWS_BEFORE_STOP, **settings) -> tuple[az.InferenceData, str | None]:
+    """``nutpie.sample`` in the background, stopped at the first of :func:`check_points` where ``stop`` says why.
 
     nutpie's chains run at their own pace; the draws so far are read when the slowest chain should have
     reached the next check point (``MIN_WAIT``, ``CHECK_SECONDS``, ``CHECK_FRACTION``), and ``stop`` is
-    asked, in order, of the first ``n`` draws of every chain for each check point ``n`` all chains have
-    reached. At the first that passes, sampling is aborted and those ``n`` draws are returned; otherwise
-    all of ``settings["draws"]``. The answer is a function of the draws alone, never of how fast they
-    came: with the same seed, the same draws are kept on any machine. Returns (draws, stopped early).
+    asked, in order, of the first ``n`` draws of every chain (and the budget, ``settings["draws"]``) for each
+    check point ``n`` all chains have reached. At the first it answers with a reason (e.g. ``"converged"``),
+    sampling is aborted and those ``n`` draws are returned; otherwise all of the budget. The answer is a
+    function of the draws alone, never of how fast they came: with the same seed, the same draws are kept
+    on any machine. Returns (draws, the reason sampling stopped early or None).
     """
     import nutpie
 
     points = iter(check_points(min_draws, settings["draws"]))
     due = next(points, None)
 
-    def first_passing(idata: az.InferenceData, reached: int) -> int | None:
+    def first_passing(idata: az.InferenceData, reached: int) -> tuple[int, str] | None:
         nonlocal due
         while due is not None and due <= reached:
-            if stop(_first_draws(idata, due)):
-                return due
+            reason = stop(_first_draws(idata, due), settings["draws"])
+            if reason:
+                return due, reason
             due = next(points, None)
         return None
 
@@ -151,16 +154,16 @@ def sample_until(compiled, stop: Callable[[az.InferenceData], bool], *, seed: in
             time.sleep(wait)
             so_far = sampler.inspect()
             now, reached = time.perf_counter(), _common_draws(so_far)
-            n = first_passing(so_far, reached)
-            if n is not None:
-                return _first_draws(sampler.abort(), n), True
+            hit = first_passing(so_far, reached)
+            if hit is not None:
+                return _first_draws(sampler.abort(), hit[0]), hit[1]
             wait = max(CHECK_SECONDS, CHECK_FRACTION * (now - start))
             if last is not None and due is not None and reached > last[1]:  # the slowest chain's pace
                 wait = max(MIN_WAIT, (due - reached) * (now - last[0]) / (reached - last[1]))
             last = (now, reached) if reached else None
         trace = sampler.wait()
-    n = first_passing(trace, _common_draws(trace))  # the check points reached after the last look
-    return (trace, False) if n is None else (_first_draws(trace, n), True)
+    hit = first_passing(trace, _common_draws(trace))  # the check points reached after the last look
+    return (trace, None) if hit is None else (_first_draws(trace, hit[0]), hit[1])
 
 
 def _finished(sampler) -> bool:
@@ -174,7 +177,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
              target_accept: float, sampler: str = "auto", backend: str = "auto", progressbar: bool = False,
              keep_vars: tuple[str, ...] = KEEP_VARS,
              jitter_vars: tuple[str, ...] | None = JITTER_VARS,
-             stop: Callable[[az.InferenceData], bool] | None = None,
+             stop: Callable[[az.InferenceData, int], str | None] | None = None,
              ) -> tuple[az.InferenceData, dict]:
     """Sample ``model``; returns the InferenceData (posterior, sample_stats) and sampler info.
 
@@ -182,9 +185,10 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     correlation parameters (``jitter_vars``; None: nutpie's default, every variable) so that chains still
     start apart. ``keep_vars``: the posterior
     variables kept. ``backend``: nutpie's compile backend, ``"auto"``, ``"numba"`` or ``"jax"``
-    (:func:`.compile_cache.resolve_backend`). ``stop``: a rule on the draws so far (e.g. "converged") that
-    ends sampling before ``draws`` (:func:`sample_until`; nutpie only, PyMC's sampler runs all draws);
-    ``info["stopped_early"]`` says whether it did and ``info["draws"]`` how many draws per chain were kept.
+    (:func:`.compile_cache.resolve_backend`). ``stop``: a rule on the draws so far and the budget that ends
+    sampling before ``draws`` by answering why (e.g. ``"converged"``; :func:`sample_until`; nutpie only,
+    PyMC's sampler runs all draws); ``info["stopped_early"]`` says whether it did, ``info["stop_reason"]``
+    why, and ``info["draws"]`` how many draws per chain were kept.
     """
     which = available_sampler(sampler)
     jitter = None if jitter_vars is None else {model[n] for n in jitter_vars if n in model.named_vars}
@@ -202,7 +206,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
 
         def run(compiled):
             if stop is None:
-                return sample_nutpie(compiled, seed=random_seed, **kw), False
+                return sample_nutpie(compiled, seed=random_seed, **kw), None
             return sample_until(compiled, stop, seed=random_seed, **kw)
 
         try:
@@ -218,7 +222,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
             init_retry = True
     else:
         t1 = time.perf_counter()
-        stopped = False
+        stopped = None
         with single_blas_thread():  # forked chain processes inherit the limit
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, available_cores()), model=model,
                               random_seed=random_seed, initvals=initvals, target_accept=target_accept,
@@ -228,7 +232,8 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     post = idata.posterior[keep]
     stats = idata.sample_stats
     info = {"sampler": which, "compile_seconds": t1 - t0, "sampling_seconds": t2 - t1,
-            "draws": int(idata.posterior.sizes["draw"]), "max_draws": draws, "stopped_early": stopped,
+            "draws": int(idata.posterior.sizes["draw"]), "max_draws": draws, "stopped_early": stopped is not None,
+            "stop_reason": stopped,
             "tune": tune, "chains": chains, "random_seed": random_seed, "target_accept": target_accept,
             "init_retry": init_retry, "compile_cache_hit": source in ("memory", "disk"), "compile_source": source,
             "backend": used}

@@ -157,6 +157,13 @@ def diagnostics_section(fit: Any) -> Section:
         s.blocks.append(Items(tuple(f"{c} failed: {m}" for c, m in failed), "warn"))
     else:
         s.blocks.append(Text("All checks passed.", "ok"))
+    chosen = info.get("parameterisation")
+    if chosen:  # whiten="auto": which family-layer parameterisation was sampled, why, and every run tried
+        s.blocks.append(Text(f"Sampled with {chosen['reason']}."))
+        if len(chosen["tried"]) > 1:
+            s.blocks.append(Table(pd.DataFrame(chosen["tried"]), caption=(
+                "Every run the parameterisation choice sampled, in order (the same posterior; the run kept is "
+                "the one above).")))
     names = [v for v in POPULATION_VARS if v in fit.idata.posterior and v != "corr"]
     summ = az.summary(fit.idata, var_names=names, kind="all", round_to="none").reset_index()
     summ = summ.rename(columns={"index": "parameter"})

@@ -1,0 +1,132 @@
+"""The default fit, cold: time to a converged posterior with no sampler options, beside the previous default.
+
+Each fit runs in a new Python process with an empty compile cache (``XDG_CACHE_HOME`` and ``NUMBA_CACHE_DIR``
+pointed at a new temporary folder), so every figure includes the imports, the data and the compile, as a
+user's first fit of a session does. Per dataset, one process per configuration, in turn (never two at once):
+
+``default``   ``bs.SamplerConfig()``: sampling until converged within 2,000 draws per chain, and the family
+              layer's parameterisation chosen from the draws (``whiten="auto"``).
+``previous``  the default before that: 1,000 draws per chain, no stop rule, the fixed whitening
+              (``SamplerConfig(draws=1000, until_converged=False, whiten="fixed")``).
+
+The model is the default but for ``extrapolation=None``: the learned discrepancy's calibration fits are fits
+of the same kind on part of the data, a further cost that depends on the zoo's shape, not on the sampler.
+Each process writes one JSON line: wall seconds from start to exit, the fit's own seconds (compile and
+sampling, every run of the parameterisation choice included), the checks (divergences, R-hat, bulk and tail
+ESS over the population parameters and noise scales), the parameterisation kept and every run tried, and the
+posterior means and 90% widths of the population means (to compare the two configurations where both
+converge).
+
+Usage::
+
+    .venv/bin/python benchmarks/default_fit.py --out benchmarks/results/default_fit.jsonl   # about 60 min
+    .venv/bin/python benchmarks/default_fit.py --datasets kempner,synthetic40 --configs default --out /tmp/d.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+#: every real zoo in the shared data (dense checkpoint logs thinned to 12 per run, as the backtest does), the
+#: four real sets pooled into one zoo of 36 families, and the guide's synthetic shape at three family counts
+DATASETS = ("kempner", "porian", "colpret", "gemstone", "olmo", "datablations", "olmo_ladder", "misfitting",
+            "synthetic10", "synthetic40", "pooled_real", "synthetic100")
+CONFIGS = {"default": {}, "previous": {"draws": 1000, "until_converged": False, "whiten": "fixed"}}
+
+
+def load(name: str):
+    import bayes_scaling as bs
+    from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
+
+    sys.path.insert(0, str(HERE))
+    if name.startswith("synthetic"):  # the guide's shape: 6 sizes x 10 checkpoints per family, seed effects
+        rng = np.random.default_rng(0)
+        fams = simulate_family_parameters(int(name.removeprefix("synthetic")), rng)
+        df = simulate_runs(fams, rng, sizes=(2e7, 5e7, 1e8, 2e8, 4e8, 8e8), checkpoints=10)
+        return bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
+                                         run="run", seed="seed", source=name)
+    if name == "pooled_real":
+        from sampling import pooled_real
+
+        return pooled_real()
+    if name == "colpret":
+        from bayes_scaling.grid.config import DATASETS as GRID_DATASETS
+
+        return GRID_DATASETS["colpret"]()
+    from backtest import ZOOS
+
+    return ZOOS[name]()
+
+
+def child(name: str, config: str, started: float) -> dict:
+    """One fit in this (new) process; ``started``: when the parent launched it (wall time includes imports)."""
+    import warnings
+
+    import bayes_scaling as bs
+    from bayes_scaling.errors import SamplingWarning
+
+    data = load(name)
+    t0 = time.time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)  # the diagnostics are recorded below
+        fit = bs.fit(data, {"extrapolation": None}, CONFIGS[config])
+    t1 = time.time()
+    d, info = fit.diagnostics, fit.sampler_info
+    mu = fit.idata.posterior["mu"]
+    q = mu.quantile([0.05, 0.95], dim=("chain", "draw"))
+    choice = info.get("parameterisation") or {}
+    return {"dataset": name, "config": config, "families": len(data.families), "rows": len(data),
+            "wall_seconds": round(time.time() - started, 1), "fit_seconds": round(t1 - t0, 1),
+            "compile_seconds": round(sum(t["compile_seconds"] for t in choice["tried"]) if choice
+                                     else info["compile_seconds"], 1),
+            "sampling_seconds": round(info.get("sampling_seconds_all_runs", info["sampling_seconds"]), 1),
+            "draws_kept": info["draws"], "whitening": info.get("whitened"), "reason": choice.get("reason"),
+            "tried": choice.get("tried"), "divergences": d.divergences, "max_rhat": round(d.max_rhat, 4),
+            "min_ess_bulk": round(d.min_ess_bulk), "min_ess_tail": round(d.min_ess_tail), "converged": d.ok,
+            "mu_mean": {str(p): round(float(v), 4) for p, v in zip(mu["param"].values, mu.mean(("chain", "draw")))},
+            "mu_width90": {str(p): round(float(v), 4) for p, v in zip(mu["param"].values,
+                                                                       q.sel(quantile=0.95) - q.sel(quantile=0.05))}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--configs", default="default,previous")
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds before a fit counts as not converged")
+    ap.add_argument("--out", type=Path, required=True, help="JSON lines, one per fit, appended")
+    ap.add_argument("--child", nargs=3, metavar=("DATASET", "CONFIG", "STARTED"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.child:
+        record = child(a.child[0], a.child[1], float(a.child[2]))
+        with open(a.out, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        return 0
+    for name in a.datasets.split(","):
+        for config in a.configs.split(","):
+            with tempfile.TemporaryDirectory() as cache:
+                env = {**os.environ, "XDG_CACHE_HOME": cache, "NUMBA_CACHE_DIR": cache}
+                started = time.time()
+                try:
+                    subprocess.run([sys.executable, __file__, "--out", str(a.out), "--child", name, config,
+                                    repr(started)], env=env, check=True, timeout=a.timeout)
+                except subprocess.TimeoutExpired:
+                    with open(a.out, "a") as fh:
+                        fh.write(json.dumps({"dataset": name, "config": config, "converged": False,
+                                             "wall_seconds": a.timeout, "timed_out": True}) + "\n")
+            print(f"{name} {config}: {time.time() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
