@@ -463,7 +463,7 @@ def cmd_backtest(a: argparse.Namespace) -> int:
 def cmd_predict(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
-    fit = bs.load(a.fit)
+    fit = bs.open(a.fit, "fit")
     p = fit.predict(a.family, a.params, a.tokens, interval=a.interval, random_seed=a.random_seed,
                     inputs=None if a.unique_tokens is None else {"unique_tokens": a.unique_tokens},
                     new_family=a.new_family)
@@ -492,7 +492,7 @@ def cmd_downstream_fit(a: argparse.Namespace) -> int:
 
     _check_out_file(a.out)
     frame = _read_csv(a.data, (a.family, a.run, a.task))
-    data = bs.TaskData.from_frame(frame, family=a.family, run=a.run, params=a.params, tokens=a.tokens, task=a.task,
+    data = bs.data.TaskData.from_frame(frame, family=a.family, run=a.run, params=a.params, tokens=a.tokens, task=a.task,
                                   accuracy=a.accuracy, chance=a.chance, task_loss=a.task_loss, source=str(a.data))
     law = {"extrapolation": None if a.no_extrapolation else "learn", "likelihood": a.likelihood}
     fit = bs.fit_downstream(data, method=a.method, law_tail=a.law_tail, burn=a.burn, model=law,
@@ -508,7 +508,7 @@ def cmd_downstream_fit(a: argparse.Namespace) -> int:
 def cmd_downstream_predict(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
-    fit = bs.load_downstream(a.fit)
+    fit = bs.open(a.fit, "downstream fit")
     p = fit.predict(a.family, a.task, a.params, a.tokens, interval=a.interval, random_seed=a.random_seed,
                     new_family=a.new_family)
     out = {"task": a.task, "family": a.family, "params": a.params, "tokens": a.tokens,
@@ -537,7 +537,7 @@ def cmd_downstream_report(a: argparse.Namespace) -> int:
     from bayes_scaling.report.downstream import write_downstream_report
 
     _check_out_folder(a.out)
-    fit = bs.load_downstream(a.fit)
+    fit = bs.open(a.fit, "downstream fit")
     path = write_downstream_report(fit, a.out, targets=a.target, interval=a.interval, source=str(a.fit))
     print(f"wrote {path}")
     return 0
@@ -565,7 +565,7 @@ def cmd_cache(a: argparse.Namespace) -> int:
 def cmd_summary(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
-    s = bs.load(a.fit).summary(interval=a.interval)
+    s = bs.open(a.fit, "fit").summary(interval=a.interval)
     if a.json:
         print(json.dumps(_clean(s)))
     else:
@@ -588,7 +588,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from bayes_scaling.report import write_report
 
     _check_out_folder(a.out)
-    fit = bs.load(a.fit)
+    fit = bs.open(a.fit, "fit")
     formats = ("html", "md") if a.markdown else ("html",)
     path = write_report(fit, a.out, targets=a.target, title=a.title, interval=a.interval,
                         budgets=a.budget or None, formats=formats)
@@ -637,10 +637,10 @@ def cmd_mixing(a: argparse.Namespace) -> int:
 
     out = Path(a.out)
     _check_out_folder(out)
-    data = bs.MixingData.from_frames(pd.read_csv(a.losses), pd.read_csv(a.proportions), loss=a.loss_column,
+    data = bs.mixing.MixingData.from_frames(pd.read_csv(a.losses), pd.read_csv(a.proportions), loss=a.loss_column,
                                      share=a.share_column, source=f"{a.losses} + {a.proportions}")
     train = a.train.split(",") if a.train else data.mixtures
-    fit = bs.fit_mixing(data.select(train), likelihood=a.likelihood, extrapolation=not a.no_extrapolation,
+    fit = bs.mixing.fit_mixing(data.select(train), likelihood=a.likelihood, extrapolation=not a.no_extrapolation,
                         sampler={"draws": a.draws, "tune": a.tune, "chains": a.chains, "random_seed": a.random_seed,
                                  "engine": a.sampler})
     path = _save(fit, out / "mixing_fit.nc", "mixing fit")
@@ -663,7 +663,7 @@ def cmd_mixing(a: argparse.Namespace) -> int:
             result["heldout"] = {"mean_relative_error": float(re_.mean()),
                                  f"coverage_{a.interval:g}": float(inside.mean())}
     if a.optimize_step:
-        opt = bs.optimize_mixture(fit, a.optimize_step)
+        opt = bs.mixing.optimize_mixture(fit, a.optimize_step)
         result["optimal_mixture"] = {"step": a.optimize_step, "shares": opt.to_dict(),
                                      "average_loss": opt.attrs["objective"], "converged": opt.attrs["converged"],
                                      "distance_from_trained": float(fit.mixture_distance(opt)[0])}
@@ -689,8 +689,8 @@ _SUMMARY_LEGEND = "median, lower, upper: {interval:.0%} central interval over th
 def cmd_optimal(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
-    fit = bs.load(a.fit)
-    opt = bs.compute_optimal(fit, a.budget, family=a.family, new_family=a.new_family, random_seed=a.random_seed)
+    fit = bs.open(a.fit, "fit")
+    opt = bs.decisions.compute_optimal(fit, a.budget, family=a.family, new_family=a.new_family, random_seed=a.random_seed)
     table = bs.decisions.summarize(opt, interval=a.interval)
     _print_table(table, a.json, {"family": opt.attrs["family"], "new_family": bool(opt.attrs["new_family"]),
                                  "flops": opt.attrs["flops"], "interval": a.interval},
@@ -703,7 +703,7 @@ def cmd_optimal(a: argparse.Namespace) -> int:
 def cmd_compare(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
-    cmp = bs.compare(bs.load(a.fit), a.a, a.b, a.params, a.tokens, random_seed=a.random_seed)
+    cmp = bs.decisions.compare(bs.open(a.fit, "fit"), a.a, a.b, a.params, a.tokens, random_seed=a.random_seed)
     table = bs.decisions.summarize(cmp[["expected_difference", "run_difference"]], interval=a.interval)
     extra = {"a": a.a, "b": a.b, "params": a.params, "tokens": a.tokens, "interval": a.interval,
              "p_a_better": float(cmp["p_a_better"].values[0]),
@@ -717,7 +717,7 @@ def cmd_compare(a: argparse.Namespace) -> int:
 def cmd_speedup(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
-    sp = bs.growth_speedup(bs.load(a.fit), a.grown, a.scratch, a.params, tokens=a.tokens, loss=a.loss)
+    sp = bs.decisions.growth_speedup(bs.open(a.fit, "fit"), a.grown, a.scratch, a.params, tokens=a.tokens, loss=a.loss)
     table = bs.decisions.summarize(sp, interval=a.interval)
     _print_table(table, a.json, {"grown": a.grown, "scratch": a.scratch, "params": a.params,
                                  "tokens": a.tokens, "loss": a.loss, "interval": a.interval},
@@ -761,7 +761,7 @@ def cmd_plan(a: argparse.Namespace) -> int:
     import bayes_scaling as bs
 
     candidates = pd.read_csv(a.candidates) if a.candidates is not None else None
-    p = bs.plan(a.posterior, a.target, a.budget, family=a.family, new_family=a.new_family, candidates=candidates,
+    p = bs.decisions.plan(a.posterior, a.target, a.budget, family=a.family, new_family=a.new_family, candidates=candidates,
                 accuracy=a.accuracy, interval=a.interval, checkpoints=a.checkpoints, min_tokens=a.min_tokens,
                 fantasies=a.fantasies, method=a.method, stop_at_accuracy=not a.spend_budget,
                 random_seed=a.random_seed)
@@ -807,7 +807,7 @@ def cmd_prior(a: argparse.Namespace) -> int:
                 raise UsageError(f"{path} is a population prior already: --population chooses how a fit's families "
                                  "become a prior (bayes-scaling prior FIT.nc --population ... --out PRIOR.nc)")
             prior = opened
-        elif isinstance(opened, bs.ScalingFit):
+        elif isinstance(opened, bs.inference.ScalingFit):
             prior = bs.PopulationPrior.from_fit(opened, draws=a.draws, **kw)
         else:
             raise UsageError(f"{path} is a {file_kind(path)}: bayes-scaling prior takes a fit of "

@@ -76,7 +76,7 @@ def main() -> None:
                 "min_ess_bulk": f1.diagnostics.min_ess_bulk,
                 "target_median": float(p["run_median"][last]),
                 "target_90": [float(p["run_lower"][last]), float(p["run_upper"][last])],
-                "are_largest_model": bs.are(big.loss.values, p["run_median"].values)}
+                "are_largest_model": bs.evaluate.are(big.loss.values, p["run_median"].values)}
             print(backend, json.dumps(runs[backend]), flush=True)
     res = {"cores": os.cpu_count(), "checkpoint_noise": noise, "prior_file_bytes": size,
            "target_true_loss": float(big.loss.values[last]), "updates": runs}

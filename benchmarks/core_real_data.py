@@ -102,7 +102,7 @@ def extrapolation() -> dict:
         cover50 = (y >= p50["run_lower"].values) & (y <= p50["run_upper"].values)
         width = (p["run_upper"].values - p["run_lower"].values) / p["run_median"].values
         d = np.log10(test["flops"].to_numpy()) - np.array([f.spec.family_max_log10_flops[x] for x in test["family"]])
-        out[str(mode)] = {"wall_seconds": wall, "are": bs.are(y, p["run_median"].values),
+        out[str(mode)] = {"wall_seconds": wall, "are": bs.evaluate.are(y, p["run_median"].values),
                           "coverage90": float(cover.mean()), "coverage50": float(cover50.mean()),
                           "mean_rel_width90": float(width.mean()), "max_abs_rel_error": float(np.max(np.abs(y / p["run_median"].values - 1))),
                           "distance_decades_max": float(d.max()), "divergences": f.diagnostics.divergences,

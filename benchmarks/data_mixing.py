@@ -20,9 +20,9 @@ import warnings
 
 import numpy as np
 
-from bayes_scaling.data.mixing import load_bimix, load_bimix_config
-from bayes_scaling.decisions.mixture import compare_mixtures, optimize_mixture
-from bayes_scaling.evaluate.mixing import evaluate_heldout
+from bayes_scaling.mixing.data import load_bimix, load_bimix_config
+from bayes_scaling.mixing.decisions import compare_mixtures, optimize_mixture
+from bayes_scaling.mixing.evaluate import evaluate_heldout
 
 TRAIN = ["SE", "JE", "CE", "VNE"]
 HELDOUT = ["Baseline", "DoReMi"]

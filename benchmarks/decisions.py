@@ -50,7 +50,7 @@ def chinchilla() -> dict:
     t0 = time.perf_counter()
     fit = bs.fit(data, dict(likelihood="student_t"), FIT)
     budgets = [1e21, 1e22, 1e23, CHINCHILLA_COMPUTE, 1e24, 1e25]
-    opt = summarize(bs.compute_optimal(fit, budgets))
+    opt = summarize(bs.decisions.compute_optimal(fit, budgets))
     plug = {name: {f"{c:.3g}": float(r["tokens"] / r["params"]) for c in budgets
                    for r in [solve.closed_form_optimum(**p, flops=c)]} for name, p in
             (("epoch_refit", EPOCH), ("chinchilla_paper", HOFFMANN))}
@@ -68,7 +68,7 @@ def porian() -> dict:
     # data say +0.04)
     fit = bs.fit(data, dict(likelihood="student_t"), FIT)
     targets = [(57384960.0, 2.323489e9), (455311360.0, 4.685438e9), (9e8, 2e10), (7e9, 1.4e11)]
-    cmp = bs.compare(fit, a, b, [t[0] for t in targets], [t[1] for t in targets])
+    cmp = bs.decisions.compare(fit, a, b, [t[0] for t in targets], [t[1] for t in targets])
     return {"seconds": time.perf_counter() - t0, "a": a, "b": b, "diagnostics": fit.diagnostics.to_dict(),
             "summary": rows(summarize(cmp.drop_vars(["p_a_better", "p_a_better_one_run"]))),
             "p_a_better": cmp["p_a_better"].to_numpy().tolist(),
@@ -84,7 +84,7 @@ def gemstone() -> dict:
     t0 = time.perf_counter()
     fit = bs.fit(data, sampler=FIT)
     targets = [(1e8, 1e11), (5e8, 1e11), (2e9, 1e11), (7e9, 1e12)]
-    cmp = bs.compare(fit, "lr=base", "lr=half", [t[0] for t in targets], [t[1] for t in targets])
+    cmp = bs.decisions.compare(fit, "lr=base", "lr=half", [t[0] for t in targets], [t[1] for t in targets])
     last = data.frame.assign(shape=data.frame["run"].str.replace("cooler_", ""))
     paired = last.pivot_table(index="shape", columns="family", values="loss").join(
         last.groupby("shape")["params"].first())
@@ -108,7 +108,7 @@ def growth(seeds: int = 3) -> dict:
         t0 = time.perf_counter()
         fit = bs.fit(df, dict(treatments={"grown": "scratch"}), dict(FIT, random_seed=s))
         for n, d in ((8e8, 1.6e10), (7e9, 3e11)):
-            sp = summarize(bs.growth_speedup(fit, "grown", "scratch", params=n, tokens=d)).set_index("quantity")
+            sp = summarize(bs.decisions.growth_speedup(fit, "grown", "scratch", params=n, tokens=d)).set_index("quantity")
             out.append({"seed": s, "params": n, "tokens": d, "truth": truth,
                         **{k: float(sp.loc["speedup", k]) for k in ("median", "lower", "upper")},
                         "seconds": time.perf_counter() - t0, "max_rhat": fit.diagnostics.max_rhat,

@@ -1,8 +1,8 @@
 """The default fit, cold: time to a converged posterior with no sampler options, beside the previous default.
 
-Each fit runs in a new Python process with an empty compile cache (``XDG_CACHE_HOME`` and ``NUMBA_CACHE_DIR``
-pointed at a new temporary folder), so every figure includes the imports, the data and the compile, as a
-user's first fit of a session does. Per dataset, one process per configuration, in turn (never two at once):
+Each fit runs in a new Python process with empty compile caches (``XDG_CACHE_HOME``, ``NUMBA_CACHE_DIR`` and
+PyTensor's ``compiledir`` pointed at a new temporary folder), so every figure includes the imports, the data
+and every compile, as a fresh machine's first fit does. Per dataset, one process per configuration, in turn (never two at once):
 
 ``default``   ``bs.SamplerConfig()``: sampling until converged within 2,000 draws per chain, and the family
               layer's parameterisation chosen from the draws (``whiten="auto"``).
@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in a.datasets.split(","):
         for config in a.configs.split(","):
             with tempfile.TemporaryDirectory() as cache:
-                env = {**os.environ, "XDG_CACHE_HOME": cache, "NUMBA_CACHE_DIR": cache}
+                env = {**os.environ, "XDG_CACHE_HOME": cache, "NUMBA_CACHE_DIR": cache,
+                       "PYTENSOR_FLAGS": f"compiledir={cache}/pytensor"}
                 started = time.time()
                 try:
                     subprocess.run([sys.executable, __file__, "--out", str(a.out), "--child", name, config,

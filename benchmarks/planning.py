@@ -50,7 +50,7 @@ def planner_timing(prior: bs.PopulationPrior, target: dict, seed: int = 0) -> di
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        p = bs.plan(prior, target, budget=0.3 * 6 * target["params"] * target["tokens"], stop_at_accuracy=False,
+        p = bs.decisions.plan(prior, target, budget=0.3 * 6 * target["params"] * target["tokens"], stop_at_accuracy=False,
                     random_seed=seed)
     return {"seconds": time.perf_counter() - t0, "candidates": p.settings["candidates"], "steps": len(p.chosen),
             "fantasies": p.settings["fantasies"], "draws": p.settings["draws"]}

@@ -18,7 +18,7 @@ Parts (``--parts``, default all):
               (the default model compiled by nutpie's JAX backend), ``until`` (the default model with
               ``until_converged=True``: sampling stops once the draws pass the R-hat and ESS checks;
               divergences are reported, not waited on).
-``advi``      the fast approximate path (``bs.fit_approximate``) against NUTS on the same data:
+``advi``      the fast approximate path (``bs.inference.fit_approximate``) against NUTS on the same data:
               posterior means and 90% widths of the population parameters and of the target prediction.
 ``cost``      log-density + gradient time and peak memory against rows (10^3 ... 10^6) and families,
               and the thinning strategy's effect on a real posterior.
@@ -94,7 +94,7 @@ def pooled_real() -> bs.ScalingData:
     each family and run named after its set, checkpoints thinned to 12 per run (2,679 rows)."""
     parts = []
     for name in POOLED_SETS:
-        df = bs.thin_checkpoints(DATASETS[name](), POOLED_PER_RUN).frame
+        df = bs.data.thin_checkpoints(DATASETS[name](), POOLED_PER_RUN).frame
         df = df.assign(family=name + ":" + df["family"].astype(str), run=name + ":" + df["run"].astype(str))
         parts.append(bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
                                                run="run", seed="seed", flops="flops", source=name))
@@ -132,20 +132,30 @@ def naive_model(data: bs.ScalingData):
     return model
 
 
+#: what every configuration here starts from: the fixed whitening and every draw sampled, the settings these
+#: measurements compare (the library's default chooses both from the draws: ``benchmarks/default_fit.py``)
+PREVIOUS_DEFAULT = {"until_converged": False, "whiten": True}
+_NAMED = {"default": {}, "auto": dict(noncentering="auto"), "auto_0.9": dict(noncentering="auto", target_accept=0.9),
+          "pymc_nuts": dict(engine="pymc"), "jax": dict(backend="jax"), "unwhitened": dict(whiten=False),
+          "whitened_0.9": dict(target_accept=0.9), "conditional": dict(whiten="conditional"),
+          "conditional_0.9": dict(whiten="conditional", target_accept=0.9),
+          "until": dict(until_converged=True), "unfused": dict(fused=False)}
+
+
 def config_kwargs(config: str) -> dict:
-    """The sampler settings (``bs.fit``'s ``sampler=``) of a named configuration; ``nc:PARAM=DEGREE[,PARAM=DEGREE]@TARGET_ACCEPT`` sets
-    (partial) non-centring by hand, e.g. ``nc:log_alpha=0.3@0.9``; ``A+B`` joins two configurations."""
-    if "+" in config:  # several configurations' keywords together, e.g. ``until+conditional``
-        return {k: v for part in config.split("+") for k, v in config_kwargs(part).items()}
-    if config.startswith("nc:"):
-        spec, _, accept = config[3:].partition("@")
-        degrees = {k: float(v) for k, v in (item.split("=") for item in spec.split(","))}
-        return dict(noncentering=degrees, **({"target_accept": float(accept)} if accept else {}))
-    return {"default": {}, "auto": dict(noncentering="auto"), "auto_0.9": dict(noncentering="auto", target_accept=0.9),
-            "pymc_nuts": dict(engine="pymc"), "jax": dict(backend="jax"), "unwhitened": dict(whiten=False),
-            "whitened_0.9": dict(target_accept=0.9), "conditional": dict(whiten="conditional"),
-            "conditional_0.9": dict(whiten="conditional", target_accept=0.9),
-            "until": dict(until_converged=True), "unfused": dict(fused=False)}[config]
+    """The sampler settings (``bs.fit``'s ``sampler=``) of a named configuration over ``PREVIOUS_DEFAULT``;
+    ``nc:PARAM=DEGREE[,PARAM=DEGREE]@TARGET_ACCEPT`` sets (partial) non-centring by hand, e.g.
+    ``nc:log_alpha=0.3@0.9``; ``A+B`` joins two configurations."""
+    settings = dict(PREVIOUS_DEFAULT)
+    for part in config.split("+"):
+        if part.startswith("nc:"):
+            spec, _, accept = part[3:].partition("@")
+            settings["noncentering"] = {k: float(v) for k, v in (item.split("=") for item in spec.split(","))}
+            if accept:
+                settings["target_accept"] = float(accept)
+        else:
+            settings.update(_NAMED[part])
+    return settings
 
 
 def run_config(data: bs.ScalingData, config: str, draws: int, seed: int, tune: int | None = None) -> dict:
@@ -313,7 +323,7 @@ def part_advi(dataset: str, draws: int, seed: int) -> dict:
     ref_pred = nuts.predict(**q, random_seed=seed)
     for method in ("advi", "fullrank_advi"):
         t0 = time.perf_counter()
-        approx = bs.fit_approximate(data, method=method, random_seed=seed)
+        approx = bs.inference.fit_approximate(data, method=method, random_seed=seed)
         secs = time.perf_counter() - t0
         cmp = {}
         for var in ("mu", "tau", "sigma_total"):
@@ -374,7 +384,7 @@ def part_cost(seed: int, max_rows: int) -> dict:
         df = simulate_runs(fams, rng, sizes=(2e7, 5e7, 1e8, 2e8, 4e8, 8e8), checkpoints=ckpt)
         data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run")
         r = _grad_timing(data, repeats=max(3, int(2000 / max(1, n_rows / 1000))))
-        thinned = bs.thin_checkpoints(data, 20)
+        thinned = bs.data.thin_checkpoints(data, 20)
         rt = _grad_timing(thinned, repeats=200)
         r.update(rows=len(df), thinned_rows=len(thinned.frame), thinned_gradient_seconds=rt["gradient_seconds"],
                  maxrss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -403,8 +413,8 @@ def part_thinning(dataset: str, draws: int, seed: int, per_run: int, dense: int 
     """
     data = load(dataset)
     if dense is not None:
-        data = bs.thin_checkpoints(data, dense)
-    thinned = bs.thin_checkpoints(data, per_run)
+        data = bs.data.thin_checkpoints(data, dense)
+    thinned = bs.data.thin_checkpoints(data, per_run)
     out = {}
     for noise in noises:
         fits = {}
@@ -524,7 +534,7 @@ def part_backends(draws: int, seed: int) -> list[dict]:
     for name, noise in (("kempner", "independent"), ("colpret", "ou")):
         data = load(name)
         if noise == "ou":
-            data = bs.thin_checkpoints(data, 20)
+            data = bs.data.thin_checkpoints(data, 20)
         timing = _jax_call_timing(data, noise)
         for backend in ("numba", "jax"):
             compile_cache.clear()
@@ -569,14 +579,14 @@ def part_blas(datasets: list[str], draws: int, seed: int) -> list[dict]:
         jitter = {model[n] for n in JITTER_VARS if n in model.named_vars}
         compiled, _, _ = compile_nutpie(model, initial_values(data, spec, family_point_estimates(data, spec)),
                                         jitter, "numba")
-        kw = nutpie_settings(draws=draws, tune=draws, chains=2, target_accept=0.98)
+        kw = {**nutpie_settings(draws=draws, tune=draws, chains=2, target_accept=0.98), "save_warmup": True}
         means = {}
         for label in ("blas_default", "one_blas_thread", "blas_default"):
             t0 = time.perf_counter()
             if label == "one_blas_thread":
-                idata = sample_nutpie(compiled, seed=seed, save_warmup=True, **kw)
+                idata = sample_nutpie(compiled, seed=seed, **kw)
             else:
-                idata = nutpie.sample(compiled, seed=seed, save_warmup=True, **kw)
+                idata = nutpie.sample(compiled, seed=seed, **kw)
             secs = time.perf_counter() - t0
             steps = int(idata.warmup_sample_stats["n_steps"].sum() + idata.sample_stats["n_steps"].sum())
             keep = [v for v in POPULATION_VARS if v in idata.posterior]

@@ -94,7 +94,7 @@ def test_cli_prior_and_borrow(small_fit, synthetic_truth, tmp_path):
                               "--loss", "loss", "--run", "run", "--draws", "200", "--tune", "200", "--chains", "2",
                               "--borrow", str(prior_path), "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert bs.load(out).spec.borrowed is not None
+    assert bs.open(out).spec.borrowed is not None
 
 
 def test_prior_data_conflict_is_flagged(population_prior, synthetic_truth):
@@ -232,5 +232,5 @@ def test_mixture_borrowed_fit_finds_the_family_its_data_come_from(mixture_prior,
     truth = df[(df["family"] == "fam1") & (df["params"] == df["params"].max())]
     pred = fit.predict("newfam", truth["params"], truth["tokens"])
     assert np.mean(np.abs(pred["run_median"].to_numpy() / truth["loss"].to_numpy() - 1)) < 0.05
-    back = bs.load(fit.save(tmp_path / "mixture_fit.nc"))
+    back = bs.open(fit.save(tmp_path / "mixture_fit.nc"))
     assert back.extrapolation["mixture_weights"] == fit.extrapolation["mixture_weights"]

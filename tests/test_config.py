@@ -78,7 +78,7 @@ def test_the_fit_stores_both_configurations_in_its_file(small_fit, tmp_path):
     assert small_fit.model_config == bs.ModelConfig(extrapolation=0.02)
     assert small_fit.sampler_config.draws == 300 and small_fit.sampler_config.chains == 2
     path = small_fit.save(tmp_path / "fit.nc")
-    again = bs.load(path)
+    again = bs.open(path)
     assert again.model_config == small_fit.model_config and again.sampler_config == small_fit.sampler_config
     del again.idata.posterior.attrs["bayes_scaling_sampler_config"]
     with pytest.raises(FitFileError, match="stores no sampler configuration"):

@@ -166,17 +166,17 @@ def growth_fit():
 def test_growth_treatment_model_recovers_a_known_speedup(growth_fit):
     post = growth_fit.idata.posterior
     assert list(post["treatment_shift"].coords["treatment_param"].values) == ["log_B_ref", "log_beta"]
-    sp = summarize(bs.growth_speedup(growth_fit, "grown", "scratch", params=8e8, tokens=1.6e10)).set_index("quantity")
+    sp = summarize(bs.decisions.growth_speedup(growth_fit, "grown", "scratch", params=8e8, tokens=1.6e10)).set_index("quantity")
     assert sp.loc["speedup", "lower"] < 0.546 < sp.loc["speedup", "upper"]
     assert abs(sp.loc["speedup", "median"] - 0.546) < 0.1
     # the same posterior, framed by a loss: the loss the scratch model reaches after 16B tokens
-    loss = float(np.median(bs.growth_speedup(growth_fit, "grown", "scratch", params=8e8, tokens=1.6e10)["target_loss"]))
-    by_loss = bs.growth_speedup(growth_fit, "grown", "scratch", params=8e8, loss=loss)
+    loss = float(np.median(bs.decisions.growth_speedup(growth_fit, "grown", "scratch", params=8e8, tokens=1.6e10)["target_loss"]))
+    by_loss = bs.decisions.growth_speedup(growth_fit, "grown", "scratch", params=8e8, loss=loss)
     assert float(by_loss["speedup"].median()) == pytest.approx(sp.loc["speedup", "median"], abs=0.1)
     with pytest.raises(ValueError, match="exactly one"):
-        bs.growth_speedup(growth_fit, "grown", "scratch", params=8e8)
+        bs.decisions.growth_speedup(growth_fit, "grown", "scratch", params=8e8)
     with pytest.raises(UnknownFamilyError):
-        bs.growth_speedup(growth_fit, "grown", "nope", params=8e8, tokens=1e10)
+        bs.decisions.growth_speedup(growth_fit, "grown", "nope", params=8e8, tokens=1e10)
 
 
 def test_growth_speedup_cli(growth_fit, tmp_path):
@@ -197,7 +197,7 @@ def chinchilla_fit(shared_root):
 
 @pytest.mark.slow
 def test_compute_optimal_on_the_chinchilla_points(chinchilla_fit, tmp_path):
-    opt = bs.compute_optimal(chinchilla_fit, [1e21, CHINCHILLA_COMPUTE])
+    opt = bs.decisions.compute_optimal(chinchilla_fit, [1e21, CHINCHILLA_COMPUTE])
     assert opt["tokens_per_param"].dims == ("budget", "sample")
     np.testing.assert_allclose(6 * opt["params"] * opt["tokens"], opt["budget"].broadcast_like(opt["params"]))
     tab = summarize(opt).set_index(["quantity", "budget"])
@@ -210,7 +210,7 @@ def test_compute_optimal_on_the_chinchilla_points(chinchilla_fit, tmp_path):
     wide = tab.loc[("expected_loss", CHINCHILLA_COMPUTE)]
     law = tab.loc[("loss", CHINCHILLA_COMPUTE)]
     assert wide["upper"] - wide["lower"] > law["upper"] - law["lower"]
-    numeric = bs.compute_optimal(chinchilla_fit, CHINCHILLA_COMPUTE, flops=lambda n, d: 6 * n * d)
+    numeric = bs.decisions.compute_optimal(chinchilla_fit, CHINCHILLA_COMPUTE, flops=lambda n, d: 6 * n * d)
     np.testing.assert_allclose(numeric["params"].values[0], opt["params"].values[1], rtol=1e-3)
     r = cli("optimal", str(chinchilla_fit.save(tmp_path / "c.nc")), "--budget", "5.76e23", "--json")
     assert r.returncode == 0, r.stderr
@@ -221,11 +221,11 @@ def test_compute_optimal_on_the_chinchilla_points(chinchilla_fit, tmp_path):
 @pytest.mark.slow
 def test_compute_optimal_errors(chinchilla_fit):
     with pytest.raises(ValueError, match="positive"):
-        bs.compute_optimal(chinchilla_fit, [0.0])
+        bs.decisions.compute_optimal(chinchilla_fit, [0.0])
     with pytest.raises(UnknownFamilyError, match="not in the fit"):
-        bs.compute_optimal(chinchilla_fit, 1e22, family="a new family")
+        bs.decisions.compute_optimal(chinchilla_fit, 1e22, family="a new family")
     with pytest.raises(UnknownFamilyError, match="single family"):
-        bs.compute_optimal(chinchilla_fit, 1e22, family="a new family", new_family=True)
+        bs.decisions.compute_optimal(chinchilla_fit, 1e22, family="a new family", new_family=True)
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +237,7 @@ def porian_pair():
 @pytest.mark.slow
 def test_recipe_comparison_on_porian(porian_pair, tmp_path):
     a, b, fit = porian_pair
-    cmp = bs.compare(fit, a, b, params=[1e8, 9e8, 7e9], tokens=[2e9, 2e10, 1.4e11])
+    cmp = bs.decisions.compare(fit, a, b, params=[1e8, 9e8, 7e9], tokens=[2e9, 2e10, 1.4e11])
     assert cmp["expected_difference"].dims == ("sample", "target")
     # the difference of the predictive medians agrees with the posterior of the difference
     pa, pb = fit.predict(a, 9e8, 2e10), fit.predict(b, 9e8, 2e10)
@@ -246,11 +246,11 @@ def test_recipe_comparison_on_porian(porian_pair, tmp_path):
     # one run of each is noisier than the configurations: P(A wins) moves towards 1/2
     p_cfg, p_run = cmp["p_a_better"].to_numpy(), cmp["p_a_better_one_run"].to_numpy()
     assert np.all(np.abs(p_run - 0.5) <= np.abs(p_cfg - 0.5) + 1e-9)
-    wins = bs.win_probabilities(fit, [a, b], 9e8, 2e10)
+    wins = bs.decisions.win_probabilities(fit, [a, b], 9e8, 2e10)
     assert wins.loc[a, b] + wins.loc[b, a] == pytest.approx(1.0)
     assert wins["p_best"].sum() == pytest.approx(1.0)
     with pytest.raises(UnknownFamilyError):
-        bs.compare(fit, a, "not-a-recipe", 1e9, 2e10)
+        bs.decisions.compare(fit, a, "not-a-recipe", 1e9, 2e10)
     r = cli("compare", str(fit.save(tmp_path / "p.nc")), "--a", a, "--b", b, "--params", "7e9", "--tokens",
             "1.4e11", "--json")
     assert r.returncode == 0, r.stderr

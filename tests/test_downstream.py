@@ -60,37 +60,37 @@ def test_latent_difficulty_is_the_log_reducible_law():
 # ---------------------------------------------------------------------------------------------- the data checks
 def test_task_data_names_a_missing_column(tasks_frame):
     with pytest.raises(MissingColumnError, match="accuracy='acc'"):
-        bs.TaskData.from_frame(tasks_frame, **{**COLUMNS, "accuracy": "acc"})
+        bs.data.TaskData.from_frame(tasks_frame, **{**COLUMNS, "accuracy": "acc"})
 
 
 def test_percentages_are_refused_with_the_fix(tasks_frame):
     df = tasks_frame.assign(accuracy=tasks_frame["accuracy"] * 100)
     with pytest.raises(DataValidationError, match="divided by 100"):
-        bs.TaskData.from_frame(df, **COLUMNS)
+        bs.data.TaskData.from_frame(df, **COLUMNS)
 
 
 def test_chance_must_be_one_value_per_task(tasks_frame):
     df = tasks_frame.copy()
     df.loc[0, "chance"] = 0.2
     with pytest.raises(DataValidationError, match="differs within task"):
-        bs.TaskData.from_frame(df, **COLUMNS)
+        bs.data.TaskData.from_frame(df, **COLUMNS)
 
 
 def test_a_task_evaluated_twice_per_checkpoint_is_refused(tasks_frame):
     df = pd.concat([tasks_frame, tasks_frame.head(1)])
     with pytest.raises(bs.errors.DuplicateRowError, match="split tasks"):
-        bs.TaskData.from_frame(df, **COLUMNS)
+        bs.data.TaskData.from_frame(df, **COLUMNS)
 
 
 def test_a_blank_task_loss_is_named(tasks_frame):
     df = tasks_frame.copy()
     df.loc[3, "task_loss"] = np.nan
     with pytest.raises(DataValidationError, match="'task_loss'.*blank, NaN"):
-        bs.TaskData.from_frame(df, **COLUMNS, task_loss="task_loss")
+        bs.data.TaskData.from_frame(df, **COLUMNS, task_loss="task_loss")
 
 
 def test_law_rows_keep_each_runs_tail_and_link_rows_drop_warm_up(tasks_frame):
-    data = bs.TaskData.from_frame(tasks_frame, **COLUMNS)
+    data = bs.data.TaskData.from_frame(tasks_frame, **COLUMNS)
     tail = data.law_rows(0.1)
     final = data.frame.groupby(["run", "task"])["tokens"].max()
     assert (tail.groupby(["run", "task"])["tokens"].min() >= 0.9 * final).all()
@@ -132,21 +132,22 @@ def test_unknown_names_are_refused_with_the_way_out(two_step):
 
 def test_save_and_load_give_the_same_forecast(two_step, tmp_path):
     path = two_step.save(tmp_path / "tasks.nc")
-    back = bs.load_downstream(path)
+    back = bs.open(path)
     a = two_step.predict("synthetic", "rises", *TARGET)
     b = back.predict("synthetic", "rises", *TARGET)
     assert float(a["median"][0]) == pytest.approx(float(b["median"][0]))
     assert back.at_chance == ["flat"]
     with pytest.raises(FitFileError, match="not a downstream fit"):
-        bs.load_downstream(_loss_fit_file(tmp_path))
+        bs.open(_loss_fit_file(tmp_path), "downstream fit")
 
 
 def _loss_fit_file(tmp_path):
     import arviz as az
     import xarray as xr
 
-    path = tmp_path / "loss.nc"
-    az.InferenceData(posterior=xr.Dataset({"x": (("chain", "draw"), np.zeros((1, 2)))})).to_netcdf(str(path))
+    path = tmp_path / "loss.nc"  # a posterior with the mark of a loss fit
+    post = xr.Dataset({"x": (("chain", "draw"), np.zeros((1, 2)))}, attrs={"bayes_scaling_spec": "{}"})
+    az.InferenceData(posterior=post).to_netcdf(str(path))
     return path
 
 

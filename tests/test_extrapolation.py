@@ -184,9 +184,10 @@ def test_learned_discrepancy_end_to_end(bent_fit):
     assert ex["inner_problems"] and sum("extrapolation calibration fits" in m for m in said) == 1
     assert any("calibration fit(s) did not converge" in n for n in fit.notes())
     # without the discrepancy the far prediction is higher, and inside the data nothing changes
-    fit.set_extrapolation(np.zeros(post.sizes["chain"] * post.sizes["draw"]), ex)
-    assert float(fit.predict(fam, 4e9, 8e10)["expected_median"][0]) > float(far["expected_median"][0])
-    assert np.isclose(float(fit.predict(fam, 3e7, 6e8)["expected_median"][0]), inside)
+    none = fit.with_extrapolation(np.zeros(post.sizes["chain"] * post.sizes["draw"]), ex)
+    assert float(none.predict(fam, 4e9, 8e10)["expected_median"][0]) > float(far["expected_median"][0])
+    assert np.isclose(float(none.predict(fam, 3e7, 6e8)["expected_median"][0]), inside)
+    assert float(fit.predict(fam, 4e9, 8e10)["expected_median"][0]) == float(far["expected_median"][0])  # unchanged
 
 
 def test_expected_loss_stays_above_the_irreducible_loss_far_beyond_the_data(bent_fit):
@@ -194,16 +195,16 @@ def test_expected_loss_stays_above_the_irreducible_loss_far_beyond_the_data(bent
     post = fit.idata.posterior
     n = post.sizes["chain"] * post.sizes["draw"]
     # a strong downward drift in every direction, 3.5+ decades out: log L + delta would fall below E
-    fit.set_extrapolation(np.full((n, 3), 0.2), fit.extrapolation, drift=np.full((n, 3), -0.5))
+    drifted = fit.with_extrapolation(np.full((n, 3), 0.2), fit.extrapolation, drift=np.full((n, 3), -0.5))
     fam = data.families[1]
-    p = fit.predict(fam, [7e10, 2e11], [1.4e12, 2e14], keep_draws=True)
+    p = drifted.predict(fam, [7e10, 2e11], [1.4e12, 2e14], keep_draws=True)
     assert np.all(np.log10(p["flops"].to_numpy()) - fit.spec.extents[fam]["flops"] > 3)
     E = fit.law_draws(fam)["E"].to_numpy()
     expected = p["expected_loss"].to_numpy()
     assert np.all(expected > E[:, None])
     assert np.all(p["expected_lower"].to_numpy() > np.quantile(E, 0.05))
     # over-training alone (same compute distance 0 in params) widens the interval with tokens per parameter
-    fit.set_extrapolation(np.tile([0.0, 0.0, 0.2], (n, 1)), fit.extrapolation)
-    q = fit.predict(fam, 3e7, np.array([6e8, 6e9, 6e10]))
+    q = fit.with_extrapolation(np.tile([0.0, 0.0, 0.2], (n, 1)), fit.extrapolation).predict(
+        fam, 3e7, np.array([6e8, 6e9, 6e10]))
     width = (q["expected_upper"] - q["expected_lower"]).to_numpy()
     assert width[0] < width[1] < width[2]

@@ -8,7 +8,7 @@ import bayes_scaling as bs
 
 def test_fit_approximate_gives_a_marked_fit_near_nuts(synthetic_truth, small_fit):
     _, df = synthetic_truth
-    approx = bs.fit_approximate(df, method="advi", iterations=4000, draws=500)
+    approx = bs.inference.fit_approximate(df, method="advi", iterations=4000, draws=500)
     assert approx.sampler_info["sampler"] == "advi"
     assert any("approximate posterior" in p for p in approx.diagnostics.problems)
     # the PSIS check ran, and an unreliable approximation is listed among the problems

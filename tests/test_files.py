@@ -16,7 +16,7 @@ def test_open_reads_a_fit_and_a_prior_as_what_they_are(small_fit, tmp_path):
     fit_path = small_fit.save(tmp_path / "fit.nc")
     prior_path = bs.PopulationPrior.from_fit(small_fit, draws=200).save(tmp_path / "prior.nc")
     assert (file_kind(fit_path), file_kind(prior_path)) == ("fit", "prior")
-    assert isinstance(bs.open(fit_path), bs.ScalingFit)
+    assert isinstance(bs.open(fit_path), bs.inference.ScalingFit)
     assert isinstance(bs.open(prior_path), bs.PopulationPrior)
     assert isinstance(bs.open(bs.model.population_prior.published_prior_path()), bs.PopulationPrior)
 

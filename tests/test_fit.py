@@ -143,7 +143,7 @@ def test_extrapolation_term_widens_far_predictions(small_fit):
 
 def test_save_load_round_trip(small_fit, tmp_path):
     path = small_fit.save(tmp_path / "fit.nc")
-    back = bs.load(path)
+    back = bs.open(path)
     for g in small_fit.idata.groups():
         xr.testing.assert_identical(getattr(small_fit.idata, g), getattr(back.idata, g))
     assert back.spec == small_fit.spec
@@ -156,7 +156,7 @@ def test_save_load_round_trip(small_fit, tmp_path):
 
 
 def test_are_helper():
-    assert bs.are([2.0, 4.0], [2.2, 3.6]) == pytest.approx(0.1)
+    assert bs.evaluate.are([2.0, 4.0], [2.2, 3.6]) == pytest.approx(0.1)
 
 
 def test_cli_predict_and_summary(small_fit, tmp_path, capsys):
@@ -184,7 +184,7 @@ def test_cli_fit_and_report(synthetic_truth, tmp_path, capsys):
                "val_loss", "--run", "run", "--seed", "seed", "--min-tokens", "1e9", "--draws", "200", "--tune",
                "200", "--chains", "2", "--random-seed", "3", "--no-extrapolation", "--out", str(out)])
     assert rc == 0 and out.exists()
-    fit = bs.load(out)
+    fit = bs.open(out)
     assert fit.spec.filters[0]["filter"] == "min_tokens" and fit.spec.filters[0]["rows"] > 0
     assert fit.sampler_info["whitened"] == "fixed"  # two families, centred: whitened by default
     from bayes_scaling.cli import _configs, build_parser

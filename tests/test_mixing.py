@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 from conftest import FAST
 
-from bayes_scaling.data.entropy import (bigram_joint_entropy, conditional_entropy, domain_entropies,
+from bayes_scaling.mixing.entropy import (bigram_joint_entropy, conditional_entropy, domain_entropies,
                                         proportions_from_entropy, unigram_entropy)
-from bayes_scaling.data.mixing import MixingData, load_bimix, load_bimix_config
-from bayes_scaling.decisions.mixture import compare_mixtures, optimize_mixture
+from bayes_scaling.mixing.data import MixingData, load_bimix, load_bimix_config
+from bayes_scaling.mixing.decisions import compare_mixtures, optimize_mixture
 from bayes_scaling.errors import DuplicateRowError, MissingColumnError, NonFiniteValueError, NonPositiveValueError
-from bayes_scaling.evaluate.mixing import evaluate_heldout, fit_least_squares, predict_least_squares
-from bayes_scaling.inference.mixing import MixingFit, mixture_distance
-from bayes_scaling.laws import mixing as law
+from bayes_scaling.mixing.evaluate import evaluate_heldout, fit_least_squares, predict_least_squares
+from bayes_scaling.mixing.fit import MixingFit, mixture_distance
+from bayes_scaling.mixing import law
 
 
 # ------------------------------------------------------------------ entropy proxies, by hand
@@ -195,7 +195,7 @@ def test_predictive_widens_with_the_distance_from_trained_mixtures(synthetic_fit
 
 def test_mixing_priors_reject_impossible_values():
     from bayes_scaling.errors import PriorError
-    from bayes_scaling.model.mixing import MixingPriors
+    from bayes_scaling.mixing.model import MixingPriors
 
     for bad in (dict(kappa_scale=0.0), dict(distance_power=-1.0), dict(mix_scale=float("nan")),
                 dict(tau_scale=(1.0, -0.5, 1.0)), dict(mu_loc=(0.0, 1.0))):
@@ -271,7 +271,7 @@ def test_cli_mixing_fits_predicts_and_optimises(tmp_path):
 
 
 def test_student_t_likelihood_is_an_option_and_bad_names_raise():
-    from bayes_scaling.model.mixing import build_mixing_model, reference_scales
+    from bayes_scaling.mixing.model import build_mixing_model, reference_scales
 
     data, _ = _synthetic(np.random.default_rng(1), n_dom=3, mixtures=3)
     s0, r0 = reference_scales(data.frame)

@@ -130,7 +130,7 @@ def test_plan_keeps_to_the_budget_and_its_expectations_improve_step_by_step():
     budget = 3e19
     with warnings.catch_warnings():
         warnings.simplefilter("error", PlanningWarning)
-        p = bs.plan(prior, TARGET, budget, accuracy=0.001, fantasies=64, max_steps=6)
+        p = bs.decisions.plan(prior, TARGET, budget, accuracy=0.001, fantasies=64, max_steps=6)
     steps = p.steps
     assert steps["cumulative_flops"].iloc[-1] <= budget * (1 + 1e-9)
     assert len(p.chosen) >= 2
@@ -143,24 +143,24 @@ def test_plan_keeps_to_the_budget_and_its_expectations_improve_step_by_step():
     d = json.loads(json.dumps(p.to_dict()))
     assert d["steps"][0]["step"] == 0 and d["settings"]["method"] == "laplace"
     assert d["settings"]["greedy"] in ("gain per FLOP", "gain")
-    easy = bs.plan(prior, TARGET, budget, accuracy=0.2, fantasies=64)
+    easy = bs.decisions.plan(prior, TARGET, budget, accuracy=0.2, fantasies=64)
     assert easy.reached_at == 0 and len(easy.chosen) == 0  # already expected within 20%: nothing to train
 
 
 def test_plan_input_errors_and_warnings():
     prior = population(n=500)
     with pytest.raises(NonPositiveValueError, match="budget"):
-        bs.plan(prior, TARGET, -1.0)
+        bs.decisions.plan(prior, TARGET, -1.0)
     with pytest.raises(MissingColumnError, match="tokens"):
-        bs.plan(prior, {"params": 7e9}, 1e20)
+        bs.decisions.plan(prior, {"params": 7e9}, 1e20)
     with pytest.raises(MissingColumnError, match="params and tokens"):
-        bs.plan(prior, TARGET, 1e20, candidates=pd.DataFrame({"params": [1e8]}))
+        bs.decisions.plan(prior, TARGET, 1e20, candidates=pd.DataFrame({"params": [1e8]}))
     with pytest.raises(NonPositiveValueError, match="candidate column 'tokens'"):
-        bs.plan(prior, TARGET, 1e20, candidates=pd.DataFrame({"params": [1e8], "tokens": [0.0]}))
+        bs.decisions.plan(prior, TARGET, 1e20, candidates=pd.DataFrame({"params": [1e8], "tokens": [0.0]}))
     with pytest.raises(ValueError, match="method"):
-        bs.plan(prior, TARGET, 1e20, method="magic")
+        bs.decisions.plan(prior, TARGET, 1e20, method="magic")
     with pytest.warns(PlanningWarning, match="no candidate run fits the budget"):
-        p = bs.plan(prior, TARGET, 1e10, accuracy=0.001, fantasies=16)
+        p = bs.decisions.plan(prior, TARGET, 1e10, accuracy=0.001, fantasies=16)
     assert len(p.chosen) == 0
 
 
@@ -174,7 +174,7 @@ def test_a_run_stopped_early_can_be_continued_for_the_extra_compute_only():
     budget = 6 * 1.5e9 * 20 * 1.5e9 * 3 * 0.7  # not the largest run in full, but its 30% stop and more
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PlanningWarning)
-        p = bs.plan(prior, TARGET, budget, candidates=cand, accuracy=0.001, fantasies=48, max_steps=8)
+        p = bs.decisions.plan(prior, TARGET, budget, candidates=cand, accuracy=0.001, fantasies=48, max_steps=8)
     flops = 6 * cand["params"] * cand["tokens"]
     final = p.runs
     assert cand["run"].iloc[final].is_unique  # a continued run appears once, at its latest stop
@@ -188,9 +188,9 @@ def test_a_run_stopped_early_can_be_continued_for_the_extra_compute_only():
     # by hand: stopping at 30% then continuing to 100% costs the 100% run, not both
     assert bs.decisions.set_flops(cand.assign(flops=flops), [1, 2]) == pytest.approx(flops.iloc[2])
     with pytest.raises(ValueError, match="share its size"):
-        bs.plan(prior, TARGET, budget, candidates=cand.assign(run="one"))
+        bs.decisions.plan(prior, TARGET, budget, candidates=cand.assign(run="one"))
     with pytest.raises(ValueError, match="must cost more"):
-        bs.plan(prior, TARGET, budget, candidates=cand.assign(flops=1e18))
+        bs.decisions.plan(prior, TARGET, budget, candidates=cand.assign(flops=1e18))
 
 
 def test_spread_heuristic_spreads_up_to_the_budget_and_target_fraction_picks_the_30pct_run():

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import bayes_scaling as bs
 from bayes_scaling.errors import DataValidationError
 from bayes_scaling.laws import get_law
-from bayes_scaling.laws import mixing as mixing_law
+from bayes_scaling.mixing import law as mixing_law
 from bayes_scaling.laws.forms import standardized_inputs
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -147,7 +147,7 @@ def test_mixing_shares_must_be_positive_and_sum_to_one(shares, bad):
     total = sum(shares)
     props = pd.DataFrame({"mixture": "m", "domain": doms, "proportion": [s / total for s in shares]})
     losses = pd.DataFrame({"mixture": "m", "domain": doms, "step": 1e4, "val_loss": 2.0})
-    assert len(bs.MixingData.from_frames(losses, props)) == len(doms)
+    assert len(bs.mixing.MixingData.from_frames(losses, props)) == len(doms)
     props.loc[0, "proportion"] = bad if bad != 0.5 else props.loc[0, "proportion"] + 0.5
     with pytest.raises(DataValidationError):
-        bs.MixingData.from_frames(losses, props)
+        bs.mixing.MixingData.from_frames(losses, props)

@@ -207,7 +207,7 @@ def test_the_data_constrained_law_borrows_what_the_published_prior_carries(share
     df = data.frame[(data.frame["family"] == "c4") & (data.frame["params"] == data.frame["params"].min())]
     one = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run",
                                     unique_tokens="unique_tokens")
-    one = bs.thin_checkpoints(one, 6)
+    one = bs.data.thin_checkpoints(one, 6)
     fit = bs.fit(one, "data_constrained", dict(draws=200, tune=300, chains=2, random_seed=0), borrow="published")
     assert fit.spec.borrowed["not_supplied"] == ["R_D", "R_N"]
     assert any("does not carry R_D, R_N" in n for n in fit.notes())

@@ -34,7 +34,7 @@ FIGURES = ["loss_vs_tokens", "loss_vs_compute", "parameter_forest", "noise_poste
 def porian_fit():
     """A real-data fit: two of Porian et al.'s bundled RefinedWeb recipes, early points filtered."""
     data = bs.load_bundled("porian").select_families(DEMO_PORIAN_FAMILIES[1:3])
-    data = bs.apply_filters(data, min_tokens=2e7)
+    data = bs.data.apply_filters(data, min_tokens=2e7)
     return bs.fit(data, dict(extrapolation=0.02), sampler=FAST)
 
 

@@ -44,10 +44,10 @@ def test_a_kaplan_law_fits_predicts_reports_and_round_trips(tmp_path):
     assert abs(float(pred["expected_median"][0]) / want - 1) < 0.03
     assert float(pred["run_lower"][0]) < want < float(pred["run_upper"][0])
     path = fit.save(tmp_path / "kaplan.nc")
-    again = bs.load(path)  # the law is rebuilt from the file: no registration
+    again = bs.open(path)  # the law is rebuilt from the file: no registration
     assert again.law == KAPLAN
     np.testing.assert_allclose(again.predict("a", 3e9, 6e10)["expected_median"], pred["expected_median"])
-    opt = bs.compute_optimal(fit, 1e21, family="a")  # a numeric optimum for any law of N and D
+    opt = bs.decisions.compute_optimal(fit, 1e21, family="a")  # a numeric optimum for any law of N and D
     assert np.all(opt["params"] > 0) and np.all(opt["tokens"] > 0)
     prior_path = bs.PopulationPrior.from_fit(fit).save(tmp_path / "kaplan_prior.nc")  # borrowed by a new family
     one = data.frame[(data.frame["family"] == "b") & (data.frame["params"] == 1e8)].assign(family="new")
@@ -91,6 +91,6 @@ def test_a_data_constrained_fit_from_the_command_line_needs_unique_tokens_to_pre
         medians.append(json.loads(capsys.readouterr().out)["expected_median"])
     assert medians[0] > medians[1]  # repeated tokens are worth less
     assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0  # curves drawn run by run
-    fit = bs.load(out)
+    fit = bs.open(out)
     with pytest.raises(bs.errors.UnsupportedLawError, match="unique_tokens"):
-        bs.compute_optimal(fit, 1e21)
+        bs.decisions.compute_optimal(fit, 1e21)

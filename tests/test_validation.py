@@ -68,15 +68,15 @@ def test_empty_family_after_filter(frame):
     frame.loc[frame["family"] == "a", "tokens"] = [1e8, 2e8, 3e8, 4e8]
     d = build(frame)
     with pytest.raises(EmptyFamilyError, match="'a'"):
-        bs.drop_early_checkpoints(d, 1e9)
+        bs.data.drop_early_checkpoints(d, 1e9)
 
 
 def test_filters_count_dropped_rows(frame):
     d = build(frame)
-    f = bs.drop_early_checkpoints(d, 3e9)
+    f = bs.data.drop_early_checkpoints(d, 3e9)
     assert len(f) == 4
     assert f.dropped[-1].rows == 4 and f.dropped[-1].filter == "min_tokens"
-    g = bs.keep_fraction_of_run(d, 0.5)
+    g = bs.data.keep_fraction_of_run(d, 0.5)
     # each run has tokens (t, 2t): the first half keeps only t
     assert len(g) == 4 and g.dropped[-1].filter == "fraction_of_run"
 

@@ -6,7 +6,7 @@ population), the allocation that minimises the expected loss at budget C
 any other FLOPs function or law). The loss at the optimum carries the fit's extrapolation discrepancy when C lies beyond the
 family's largest fitted compute; the discrepancy is a function of C only, so it does not move N*.
 
->>> opt = bs.compute_optimal(fit, budget=[1e21, 5.76e23])          # doctest: +SKIP
+>>> opt = bs.decisions.compute_optimal(fit, budget=[1e21, 5.76e23])          # doctest: +SKIP
 >>> bs.decisions.summarize(opt)                                     # doctest: +SKIP
 """
 

@@ -9,7 +9,7 @@ The Hitchhiker's rules of thumb are here too, as baselines: :func:`spread_heuris
 evenly in log size up to the budget) and :func:`target_fraction_heuristic` (the target itself trained
 to 30% of its tokens).
 
->>> p = bs.plan("population.nc", target={"params": 7e9, "tokens": 1.4e11}, budget=1e21)   # doctest: +SKIP
+>>> p = bs.decisions.plan("population.nc", target={"params": 7e9, "tokens": 1.4e11}, budget=1e21)   # doctest: +SKIP
 >>> p.steps                                                                                  # doctest: +SKIP
 """
 
@@ -42,7 +42,7 @@ def family_draws(posterior: Any, family: str | None = None, random_seed: int = 0
                  new_family: bool = False) -> FamilyDraws:
     """The current uncertainty about the target's family from a fit, a population prior, or a path to either."""
     from ..inference.fitted import ScalingFit
-    from ..inference.reader import open as open_file
+    from ..reader import open as open_file
     from ..model import PopulationPrior
 
     if isinstance(posterior, (str, os.PathLike)):
@@ -226,7 +226,7 @@ def plan(posterior: Any, target: Mapping[str, float], budget: float, *, family: 
     Parameters
     ----------
     posterior:
-        A :class:`~bayes_scaling.ScalingFit` (its posterior for ``family``, or with ``new_family=True`` the
+        A :class:`~bayes_scaling.inference.ScalingFit` (its posterior for ``family``, or with ``new_family=True`` the
         population predictive of a family it has not seen), a :class:`~bayes_scaling.PopulationPrior`
         (nothing trained yet), or the path to either.
     target:

@@ -113,6 +113,5 @@ def fit_approximate(data: ScalingData | pd.DataFrame, law: str | Law = "chinchil
                        coords={"chain": [0], "draw": np.arange(draws)})
     fitted = ScalingFit(build_idata(az.InferenceData(posterior=post, sample_stats=stats), data, spec, info, diag), spec)
     kappa = np.full(draws, float(extrapolation or 0.0))
-    fitted.set_extrapolation(kappa, {"mode": "fixed" if extrapolation else "none", "kappa": float(extrapolation or 0.0)},
-                             drift=np.zeros(draws))
-    return fitted
+    return fitted.with_extrapolation(kappa, {"mode": "fixed" if extrapolation else "none",
+                                             "kappa": float(extrapolation or 0.0)}, drift=np.zeros(draws))

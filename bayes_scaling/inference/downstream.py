@@ -466,7 +466,7 @@ class DownstreamFit:
         idata = read_idata(path, "downstream fit")
         if "posterior" not in idata.groups() or SPEC_ATTR not in idata.posterior.attrs:
             raise FitFileError(f"{path} is not a downstream fit (write one with bayes-scaling downstream fit); "
-                               "a loss fit is read with bayes_scaling.load")
+                               "a loss fit is read with bayes_scaling.open")
         spec = json.loads(idata.posterior.attrs[SPEC_ATTR])
         if spec.get("version", 0) > DOWNSTREAM_VERSION:
             raise FitFileError(f"{path} was written by a newer bayes_scaling (downstream format "

@@ -250,7 +250,7 @@ def grid_discrepancy_posterior(resid: np.ndarray, var: np.ndarray, dist: np.ndar
                           kappa_scale: float, drift_scale: float | None, size: int, rng: np.random.Generator,
                           n_grid: int = 241, return_evidence: bool = False):
     """Draws of (kappa, drift) of a discrepancy along one distance, from their grid posterior given held-out
-    residuals (the data-mixing law's discrepancy, :mod:`bayes_scaling.inference.mixing`).
+    residuals (the data-mixing law's discrepancy, :mod:`bayes_scaling.mixing.fit`).
 
     ``r_i ~ Normal(drift * Delta_i, sqrt(v_i + kappa^2 Delta_i^2))`` with weights ``w_i``;
     priors ``kappa ~ HalfNormal(kappa_scale)``, ``drift ~ Normal(0, drift_scale)``;

@@ -135,8 +135,7 @@ def fit(
 
         fitted = fit_mixture(prior, component, nuts.random_seed, {"prior_data_conflict": conflict})
         warn_if_problems(fitted.diagnostics, "fit")
-        fitted.record_configs(cfg, nuts)
-        return fitted
+        return fitted.with_configs(cfg, nuts)
     specs = dict(law=law, priors=priors, borrow=prior, noncentering=nuts.noncentering, treatments=cfg.treatments,
                  checkpoint_noise=cfg.checkpoint_noise)
     spec, estimates = model_spec(data, likelihood="normal" if cfg.likelihood == "auto" else cfg.likelihood, **specs)
@@ -151,7 +150,7 @@ def fit(
         else:
             for w in held:
                 warnings.warn(w.message, w.category, stacklevel=3)
-        fitted.record_likelihood_choice(choice)
+        fitted = fitted.with_likelihood_choice(choice)
     weak_exponent = _weak_borrowed_exponent(prior, data, spec) if prior is not None else None
 
     posterior = fitted.idata.posterior
@@ -163,10 +162,8 @@ def fit(
         info["prior_data_conflict"] = conflict
     if weak_exponent is not None:
         info["weak_borrowed_exponent"] = weak_exponent
-    fitted.set_extrapolation(draws["kappa"], info, drift=draws.get("drift"), growth=draws.get("growth"),
-                             shared=draws.get("shared"))
-    fitted.record_configs(cfg, nuts)
-    return fitted
+    return fitted.with_extrapolation(draws["kappa"], info, drift=draws.get("drift"), growth=draws.get("growth"),
+                                     shared=draws.get("shared")).with_configs(cfg, nuts)
 
 
 def borrowed_prior(borrow: Any) -> PopulationPrior:

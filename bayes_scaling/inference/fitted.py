@@ -19,6 +19,7 @@ NetCDF file holds the whole fit.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import warnings
@@ -116,7 +117,7 @@ class ScalingFit:
     >>> fit = bs.fit(data)                                   # doctest: +SKIP
     >>> fit.summary()["parameters"]["alpha"]                 # doctest: +SKIP
     >>> fit.predict(family="fineweb-100b", params=7e9, tokens=2e12)   # doctest: +SKIP
-    >>> fit.save("fit.nc"); bs.load("fit.nc")                # doctest: +SKIP
+    >>> fit.save("fit.nc"); bs.open("fit.nc")                # doctest: +SKIP
     """
 
     def __init__(self, idata: az.InferenceData, spec: ModelSpec | None = None):
@@ -170,13 +171,14 @@ class ScalingFit:
         weights = self.extrapolation.get("mixture_weights")
         return None if weights is None else dict(sorted(weights.items(), key=lambda kv: -kv[1]))
 
-    def set_extrapolation(self, kappa: np.ndarray, info: dict, drift: np.ndarray | None = None,
-                          growth: np.ndarray | None = None, shared: np.ndarray | None = None) -> None:
-        """Store draws of the extrapolation discrepancy (:mod:`bayes_scaling.predict`): its scale ``kappa`` and
-        direction ``drift`` per direction of :data:`~bayes_scaling.data.extent.DIRECTIONS` (sample, direction),
-        or of the compute direction alone (sample,); its ``growth`` with distance (default linear, 1) and the
-        ``shared`` share of it common to every family (default 0)."""
-        post = self.idata.posterior
+    def with_extrapolation(self, kappa: np.ndarray, info: dict, drift: np.ndarray | None = None,
+                           growth: np.ndarray | None = None, shared: np.ndarray | None = None) -> "ScalingFit":
+        """This fit with draws of the extrapolation discrepancy (:mod:`bayes_scaling.predict`), as a new fit: its
+        scale ``kappa`` and direction ``drift`` per direction of :data:`~bayes_scaling.data.extent.DIRECTIONS`
+        (sample, direction), or of the compute direction alone (sample,); its ``growth`` with distance (default
+        linear, 1) and the ``shared`` share of it common to every family (default 0). ``info``: how it was
+        learned (``fit.extrapolation``)."""
+        post = self.idata.posterior.copy()
         shape = (post.sizes["chain"], post.sizes["draw"])
         coords = {"direction": list(DIRECTIONS)}
         for name, value in (("kappa", kappa), ("drift", np.zeros(shape[0] * shape[1]) if drift is None else drift)):
@@ -185,12 +187,28 @@ class ScalingFit:
         for name, value, default in (("discrepancy_growth", growth, 1.0), ("discrepancy_shared", shared, 0.0)):
             v = np.full(shape, default) if value is None else np.asarray(value, dtype=float).reshape(shape)
             post[name] = (("chain", "draw"), v)
-        post.attrs[EXTRAP_ATTR] = json.dumps(info)
+        post.attrs = {**post.attrs, EXTRAP_ATTR: json.dumps(info)}
+        return self._with_posterior(post)
 
-    def record_configs(self, model: ModelConfig, sampler: SamplerConfig) -> None:
-        """Store the configurations this fit was made with (saved with the fit; read by ``model_config``)."""
-        for cfg in (model, sampler):
-            self.idata.posterior.attrs[CONFIG_ATTRS[cfg.argument]] = cfg.to_json()
+    def with_configs(self, model: ModelConfig, sampler: SamplerConfig) -> "ScalingFit":
+        """This fit with the configurations it was made with, as a new fit (saved with it; ``model_config``)."""
+        post = self.idata.posterior.copy()
+        post.attrs = {**post.attrs, **{CONFIG_ATTRS[cfg.argument]: cfg.to_json() for cfg in (model, sampler)}}
+        return self._with_posterior(post)
+
+    def with_likelihood_choice(self, choice: dict) -> "ScalingFit":
+        """This fit with how ``likelihood="auto"`` chose its likelihood, as a new fit (in the spec, saved with it)."""
+        spec = dataclasses.replace(self.spec, likelihood_choice=choice)
+        post = self.idata.posterior.copy()
+        post.attrs = {**post.attrs, SPEC_ATTR: spec.to_json()}
+        return self._with_posterior(post, spec)
+
+    def _with_posterior(self, post: xr.Dataset, spec: ModelSpec | None = None) -> "ScalingFit":
+        groups = {g: getattr(self.idata, g) for g in self.idata.groups()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            idata = az.InferenceData(**{**groups, "posterior": post})
+        return ScalingFit(idata, self.spec if spec is None else spec)
 
     @property
     def model_config(self) -> ModelConfig:
@@ -210,11 +228,6 @@ class ScalingFit:
         if kind is ModelConfig and json.loads(text).get("law") is not None:  # the spec holds the law itself
             return kind.from_json(text, source="this fit", law=self.law)
         return kind.from_json(text, source="this fit")
-
-    def record_likelihood_choice(self, choice: dict) -> None:
-        """Store how ``likelihood="auto"`` chose this fit's likelihood (in the spec, saved with the fit)."""
-        self.spec.likelihood_choice = choice
-        self.idata.posterior.attrs[SPEC_ATTR] = self.spec.to_json()
 
     # ------------------------------------------------------------------ prediction
     def predict(self, family: str | Any, params: Any, tokens: Any, flops: Any | None = None, *,

@@ -169,9 +169,8 @@ def _combine(fits: dict[str, ScalingFit], weights: np.ndarray, table: dict, spec
     info = {**first.sampler_info, "mixture": table}
     fitted = ScalingFit(build_idata(az.InferenceData(posterior=post, sample_stats=stats_), first.data, spec, info,
                                     diag), spec)
-    fitted.set_extrapolation(disc["kappa"], extrapolation, drift=disc["drift"], growth=disc["discrepancy_growth"],
-                             shared=disc["discrepancy_shared"])
-    return fitted
+    return fitted.with_extrapolation(disc["kappa"], extrapolation, drift=disc["drift"],
+                                     growth=disc["discrepancy_growth"], shared=disc["discrepancy_shared"])
 
 
 def _picked(ds: xr.Dataset, pick: np.ndarray) -> xr.Dataset:

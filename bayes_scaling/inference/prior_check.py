@@ -6,7 +6,7 @@ a Potential and is ignored there) and pushes them through the same numpy predict
 observed loss inside its 95% prior predictive interval while keeping those intervals within a
 sensible range (losses of 0.1 to 100 nats, not 1e-10 to 1e10).
 
->>> chk = bs.prior_predictive_check(data)      # doctest: +SKIP
+>>> chk = bs.inference.prior_predictive_check(data)      # doctest: +SKIP
 >>> chk.attrs["coverage"], chk.attrs["median_ratio_upper_lower"]   # doctest: +SKIP
 """
 

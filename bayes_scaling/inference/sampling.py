@@ -54,10 +54,17 @@ def available_sampler(requested: str = "auto") -> str:
 
 def nutpie_settings(*, draws: int, tune: int, chains: int, target_accept: float,
                     progressbar: bool = False) -> dict:
-    """The keyword arguments of ``nutpie.sample`` every fit uses (low-rank mass matrix, the chains in parallel
-    up to the cores available)."""
+    """The keyword arguments of ``nutpie.sample`` every fit uses: the low-rank mass matrix; every chain at once,
+    each in its own thread, the system sharing the cores among them; the tuning steps not stored (no fit reads
+    them).
+
+    With fewer threads than chains, nutpie starts a chain when another finishes: a stop rule
+    (:func:`sample_until`), which waits for every chain to reach a check point, then waited for the first
+    chains to sample the whole budget (ColPret, 4 chains on 2 cores, stopped at 750 of 2,000 draws: 28.8 s
+    against 23.0 s with every chain at once, the same draws), and a core idled while the last pair ran.
+    """
     return dict(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
-                low_rank_modified_mass_matrix=True, progress_bar=progressbar, cores=min(chains, available_cores()))
+                low_rank_modified_mass_matrix=True, progress_bar=progressbar, cores=chains, save_warmup=False)
 
 
 def available_cores() -> int:

@@ -393,7 +393,7 @@ class PopulationPrior:
     @classmethod
     def coerce(cls, borrow: Any) -> "PopulationPrior":
         """A PopulationPrior from a prior, a fit, the path to a prior, or ``"published"`` (:meth:`published`); a
-        path to a fit is read by :func:`bayes_scaling.inference.reader.as_prior`."""
+        path to a fit is read by :func:`bayes_scaling.reader.as_prior`."""
         if isinstance(borrow, PopulationPrior):
             return borrow
         if isinstance(borrow, str) and borrow == PUBLISHED:

@@ -165,10 +165,10 @@ def calibrate(prior: PopulationPrior, data: ScalingData, random_seed: int = 0) -
             y = np.log(task.target["loss"].to_numpy(float))
             draws = fitted.idata.posterior.sizes["chain"] * fitted.idata.posterior.sizes["draw"]
             for kappa in DISCREPANCY_SCALES:
-                fitted.set_extrapolation(np.full((draws, 3), kappa), {"mode": "fixed", "kappa": kappa})
+                scaled = fitted.with_extrapolation(np.full((draws, 3), kappa), {"mode": "fixed", "kappa": kappa})
                 with warnings.catch_warnings():  # far targets are what the calibration is for
                     warnings.simplefilter("ignore", ExtrapolationWarning)
-                    pred = fitted.predict(task.family, task.target["params"].to_numpy(),
+                    pred = scaled.predict(task.family, task.target["params"].to_numpy(),
                                           task.target["tokens"].to_numpy(), task.target["flops"].to_numpy(),
                                           keep_draws=True, random_seed=random_seed + i)
                 log_draws = np.log(pred["run_loss"].to_numpy())

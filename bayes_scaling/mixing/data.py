@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.container import _numeric, check_finite_positive
+from ..data.loaders import data_root
 from ..errors import (
     DuplicateRowError,
     MissingColumnError,
     NonPositiveValueError,
     UnknownFamilyError,
 )
-from .container import _numeric, check_finite_positive
-from .loaders import data_root
 
 MIXING_COLUMNS = ("mixture", "domain", "step", "share", "loss")
 #: mixture proportions must sum to one within this tolerance

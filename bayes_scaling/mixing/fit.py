@@ -1,7 +1,7 @@
 """Fitting the hierarchical BiMix model and predicting the per-domain loss of any mixture.
 
 >>> data = bs.data.load_bimix("pile")                                          # doctest: +SKIP
->>> mfit = bs.fit_mixing(data.select(["SE", "JE", "CE", "VNE"]))               # doctest: +SKIP
+>>> mfit = bs.mixing.fit_mixing(data.select(["SE", "JE", "CE", "VNE"]))               # doctest: +SKIP
 >>> mfit.predict(data.proportions().loc["DoReMi"], steps=[1e5, 2e5])           # doctest: +SKIP
 """
 
@@ -18,15 +18,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..data.mixing import MixingData, shares_from
 from ..errors import ConfigError, FitFileError
-from ..laws import mixing as law
-from ..model.mixing import MixingPriors, build_mixing_model, reference_scales
+from ..inference.config import SamplerConfig
+from ..inference.diagnostics import Diagnostics, diagnose, warn_if_problems
+from ..inference.extrapolation import grid_discrepancy_posterior
+from ..inference.sampling import run_nuts
 from ..storage import FIT_MARKS, read_idata, write_netcdf
-from .config import SamplerConfig
-from .diagnostics import Diagnostics, diagnose, warn_if_problems
-from .extrapolation import grid_discrepancy_posterior
-from .sampling import run_nuts
+from . import law
+from .data import MixingData, shares_from
+from .model import MixingPriors, build_mixing_model, reference_scales
 
 MIXING_VARS = ("mu", "tau", "pooled", "log_level", "mu_sigma", "tau_sigma", "sigma", "sigma_mix", "nu", "kappa")
 #: population-level variables whose convergence is checked
@@ -130,6 +130,8 @@ def calibrate_mixture_extrapolation(data: MixingData, priors: MixingPriors, sett
 #: the settings of a ``SamplerConfig`` the BiMix fit uses; the others (whitening, non-centring, backend, fused
 #: rows, sampling until converged) belong to the scaling-law model
 MIXING_SAMPLER_SETTINGS = ("draws", "tune", "chains", "target_accept", "random_seed", "engine", "progressbar")
+#: the BiMix fit's sampler unless ``sampler=`` says otherwise: it samples every draw (it has no stop rule)
+MIXING_SAMPLER = SamplerConfig(draws=1000)
 
 
 def fit_mixing(data: MixingData, *, priors: MixingPriors | None = None, likelihood: str = "normal",
@@ -140,11 +142,12 @@ def fit_mixing(data: MixingData, *, priors: MixingPriors | None = None, likeliho
     ``likelihood``: "normal" run deviations, or "student_t" (heavy-tailed: a few (mixture, domain) curves
     far off the law; nu is learned). ``extrapolation``: learn the mixture-extrapolation discrepancy by
     leave-one-mixture-out (one inner fit per training mixture, ``inner_draws`` draws and tuning steps on 2
-    chains; needs >= 3 mixtures). ``sampler``: a :class:`~bayes_scaling.SamplerConfig` (or a dict of its
-    settings) as in :func:`bayes_scaling.fit`, of which the BiMix fit uses ``MIXING_SAMPLER_SETTINGS``.
+    chains; needs >= 3 mixtures). ``sampler``: a :class:`~bayes_scaling.SamplerConfig` (or a dict of the
+    settings that differ from ``MIXING_SAMPLER``'s, 1,000 draws per chain) as in :func:`bayes_scaling.fit`,
+    of which the BiMix fit uses ``MIXING_SAMPLER_SETTINGS``.
     Sampling problems (divergences, R-hat > 1.01, ESS < 400) are raised as ``SamplingWarning``.
     """
-    nuts = SamplerConfig.coerce(sampler)
+    nuts = MIXING_SAMPLER.merged(sampler)
     unused = sorted(k for k, v in nuts.changed().items() if k not in MIXING_SAMPLER_SETTINGS)
     if unused:
         raise ConfigError(f"fit_mixing does not use the sampler setting(s) {unused} (they belong to the scaling-law "

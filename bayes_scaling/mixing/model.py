@@ -1,7 +1,7 @@
 """The hierarchical BiMix model in PyMC: domains share population exponents by partial pooling.
 
 Written out (``d`` domain, ``m`` training mixture, ``s`` step, ``r`` the domain's share in the mixture;
-the law on its sampling scale, :mod:`bayes_scaling.laws.mixing`)::
+the law on its sampling scale, :mod:`bayes_scaling.mixing.law`)::
 
     mu_p        ~ Normal(m_p, s_p)                    p in (logit_phi, log_a, log_b): population means
     tau_p       ~ HalfNormal(t_p)                     their spread across domains
@@ -16,7 +16,7 @@ The predictive of a mixture nobody trained draws a new ``u`` (one run's deviatio
 ``expected`` leaves it out. A mixture away from every trained one adds the mixture-extrapolation
 discrepancy ``Normal(0, kappa Delta^p)`` (``Delta``: its compositional distance from the nearest
 trained mixture, ``p = distance_power``) learned by leave-one-mixture-out
-(:func:`bayes_scaling.inference.mixing.fit_mixing`).
+(:func:`bayes_scaling.mixing.fit.fit_mixing`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..errors import PriorError
-from ..laws import mixing as law
+from . import law
 
 POOLED = ("logit_phi", "log_a", "log_b")
 

@@ -1,4 +1,4 @@
-"""Choosing a data mixture under posterior uncertainty (BiMix law, :class:`~bayes_scaling.inference.mixing.MixingFit`).
+"""Choosing a data mixture under posterior uncertainty (BiMix law, :class:`~bayes_scaling.mixing.fit.MixingFit`).
 
 ``optimize_mixture`` finds the shares r (r_d >= floor, sum r_d = 1) that minimise the posterior mean of
 the weighted average validation loss at a target step, sum_d w_d L_d(s, r_d), with the law's expected
@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from ..data.mixing import shares_from
-from ..laws import mixing as law
+from . import law
+from .data import shares_from
 
 
 def _weights(fit: Any, weights: Mapping[str, float] | None) -> np.ndarray:

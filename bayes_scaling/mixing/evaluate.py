@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from ..data.mixing import MixingData
-from ..laws import mixing as law
+from . import law
+from .data import MixingData
 
 #: a, b start values of the multi-start least-squares fit
 LS_STARTS = [(a, b) for a in (0.2, 0.5, 1.0) for b in (0.01, 0.05, 0.2)]
@@ -64,12 +64,12 @@ def relative_errors(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
 def evaluate_heldout(data: MixingData, train: Sequence[str], heldout: Sequence[str], *, likelihood: str = "normal",
                      inner_draws: int = 400, sampler: dict | None = None,
                      interval: float = 0.9) -> tuple[pd.DataFrame, pd.DataFrame, object]:
-    """Fit ours (:func:`bayes_scaling.fit_mixing` with ``likelihood``, ``inner_draws`` and ``sampler``) and least
+    """Fit ours (:func:`bayes_scaling.mixing.fit_mixing` with ``likelihood``, ``inner_draws`` and ``sampler``) and least
     squares on ``train`` mixtures; score both on every row of ``heldout``.
 
     Returns (per-row table, per-mixture summary, our fit).
     """
-    from ..inference.mixing import fit_mixing
+    from .fit import fit_mixing
 
     train_data = data.select(list(train))
     ours = fit_mixing(train_data, likelihood=likelihood, inner_draws=inner_draws, sampler=sampler)
