@@ -280,7 +280,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
                    help="stop sampling as soon as the draws pass the R-hat and ESS checks (divergences are reported, "
                         "not waited on); --no-until-converged samples all --draws")
     g.add_argument("--chains", type=_count(1), default=default.chains, metavar="N",
-                   help="Markov chains, run in parallel up to the machine's cores")
+                   help="Markov chains, all run at once (each in its own thread, the system sharing the cores)")
     g.add_argument("--target-accept", type=_float, default=default.target_accept, metavar="P",
                    help="NUTS target acceptance in [0.5, 1): higher takes smaller steps and diverges less")
     g.add_argument("--random-seed", type=_count(0), default=0, metavar="SEED", help="seed of the sampler")

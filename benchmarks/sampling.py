@@ -276,7 +276,8 @@ def nutpie_gradient_call(compiled):
 
 def part_fused(datasets: list[str]) -> list[dict]:
     from bayes_scaling.inference.compile_cache import compile_nutpie
-    from bayes_scaling.inference.fit import model_spec, sampled_model
+    from bayes_scaling.inference.fit import model_spec
+    from bayes_scaling.inference.run import sampled_model
 
     rows = []
     for name in datasets:

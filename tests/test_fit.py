@@ -54,7 +54,7 @@ def _draws(n, rng, sticky=(), diverging=0):
 
 def test_the_spread_holds_back_a_run_only_when_it_alone_misses_the_ess_check():
     from bayes_scaling.inference.diagnostics import diagnose
-    from bayes_scaling.inference.fit import spread_holds_back, whitening_hint
+    from bayes_scaling.inference.run import spread_holds_back, whitening_hint
 
     rng = np.random.default_rng(0)
     slow_spread = _draws(1000, rng, sticky=("tau",))
@@ -76,7 +76,7 @@ def test_whiten_auto_keeps_the_fixed_run_or_switches_and_keeps_the_better(monkey
 
     from bayes_scaling.inference.diagnostics import diagnose
 
-    fit_module = importlib.import_module("bayes_scaling.inference.fit")
+    run_module = importlib.import_module("bayes_scaling.inference.run")
     rng = np.random.default_rng(1)
     runs = {"fixed": _draws(1000, rng, sticky=("tau",)), "conditional": _draws(1000, rng)}
     sampled = []
@@ -88,9 +88,9 @@ def test_whiten_auto_keeps_the_fixed_run_or_switches_and_keeps_the_better(monkey
                 "stop_reason": None}
         return idata, info, diagnose(idata, ["mu", "tau", "sigma_seed"])
 
-    monkeypatch.setattr(fit_module, "_sample", fake_sample)
+    monkeypatch.setattr(run_module, "_sample", fake_sample)
     nuts = bs.SamplerConfig()
-    idata, info, _ = fit_module.choose_whitening(None, None, nuts, "fit", None, True)
+    idata, info, _ = run_module.choose_whitening(None, None, nuts, "fit", None, True)
     assert sampled == ["fixed", "conditional"] and idata is runs["conditional"]
     chosen = info["parameterisation"]
     assert chosen["whitening"] == "conditional" and "mixed slowly under the fixed" in chosen["reason"]
@@ -98,12 +98,12 @@ def test_whiten_auto_keeps_the_fixed_run_or_switches_and_keeps_the_better(monkey
     # the conditional run diverges: the fixed one, which failed only on ESS, is kept and the reason says why
     runs["conditional"] = _draws(1000, rng, diverging=3)
     sampled.clear()
-    idata, info, _ = fit_module.choose_whitening(None, None, nuts, "fit", None, True)
+    idata, info, _ = run_module.choose_whitening(None, None, nuts, "fit", None, True)
     assert idata is runs["fixed"] and "failed more checks" in info["parameterisation"]["reason"]
     # the fixed run passes: nothing else is sampled
     runs["fixed"] = _draws(1000, rng)
     sampled.clear()
-    idata, info, _ = fit_module.choose_whitening(None, None, nuts, "fit", None, True)
+    idata, info, _ = run_module.choose_whitening(None, None, nuts, "fit", None, True)
     assert sampled == ["fixed"] and "passed the convergence checks" in info["parameterisation"]["reason"]
 
 
@@ -214,7 +214,7 @@ def test_cli_reports_bad_input(tmp_path, capsys):
 def test_the_stop_rule_does_not_wait_on_divergences_that_more_draws_cannot_remove():
     import importlib
 
-    rule = importlib.import_module("bayes_scaling.inference.fit")._stop_rule(until_converged=True, give_up=False)
+    rule = importlib.import_module("bayes_scaling.inference.run").stop_rule(until_converged=True, give_up=False)
     rng = np.random.default_rng(0)
     assert rule(_draws(1000, rng), 1000) == "converged"
     mixed_but_divergent = _draws(1000, rng, diverging=2)
@@ -229,18 +229,19 @@ def test_the_stop_rule_does_not_wait_on_divergences_that_more_draws_cannot_remov
 def test_whiten_auto_abandons_the_fixed_run_when_the_spread_alone_would_miss_the_check_at_the_budget():
     import importlib
 
-    fit_module = importlib.import_module("bayes_scaling.inference.fit")
+    run_module = importlib.import_module("bayes_scaling.inference.run")
     rng = np.random.default_rng(2)
-    give_up = fit_module._stop_rule(until_converged=True, give_up=True)
+    give_up = run_module.stop_rule(until_converged=True, give_up=True)
     slow = _draws(300, rng, sticky=("tau",))
     assert give_up(slow, 4000) is None  # under a quarter of the budget: too early to project
     assert give_up(slow, 1000) == "abandoned"
     assert give_up(_draws(150, rng), 500) is None  # short of the check now, every parameter on course for it
-    assert fit_module._stop_rule(until_converged=False, give_up=False) is None
+    assert run_module.stop_rule(until_converged=False, give_up=False) is None
 
 
 def test_until_converged_stops_when_the_draws_pass_and_keeps_chains_of_one_length(synthetic_truth, monkeypatch):
-    from bayes_scaling.inference.fit import model_spec, sampled_model
+    from bayes_scaling.inference.fit import model_spec
+    from bayes_scaling.inference.run import sampled_model
     from bayes_scaling.inference.sampling import check_points, run_nuts
 
     _, df = synthetic_truth
@@ -267,9 +268,9 @@ def test_until_converged_stops_when_the_draws_pass_and_keeps_chains_of_one_lengt
     # fit diverges), and the diagnostics and the extrapolation draws are those of the draws kept
     import importlib
 
-    fit_module = importlib.import_module("bayes_scaling.inference.fit")  # the package's `fit` is the function
+    run_module = importlib.import_module("bayes_scaling.inference.run")
 
-    monkeypatch.setattr(fit_module, "_mixed", lambda diag: True)
+    monkeypatch.setattr(run_module, "_mixed", lambda diag: True)
     fit = bs.fit(data, dict(extrapolation=0.02),
                  dict(draws=200_000, tune=200, chains=2, random_seed=2, until_converged=True))
     kept = fit.sampler_info["draws"]

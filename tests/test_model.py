@@ -58,7 +58,7 @@ def test_whitened_family_layer_is_the_centred_density_of_theta(synthetic_truth, 
         lp_free = 0.0 if mode == "fixed" else log_jac  # the fixed map's constant Jacobian is left out
         assert lp_w(point) == pytest.approx(lp_c(cpoint) + lp_free, rel=1e-7, abs=1e-5)
     # u = 0 starts the sampler: the family estimates (fixed); a non-centred or single-family layer is not whitened
-    from bayes_scaling.inference.fit import sampled_model
+    from bayes_scaling.inference.run import sampled_model
 
     model, init, whitened = sampled_model(data, spec, whiten=mode)
     assert whitened == mode and np.all(init["theta_whitened"] == 0)

@@ -34,7 +34,8 @@ from ..laws import Law
 from ..model import Priors
 from .diagnostics import Diagnostics
 from .config import SamplerConfig
-from .fit import as_scaling_data, model_spec, sampled_model
+from .fit import as_scaling_data, model_spec
+from .run import sampled_model
 from .fitted import ScalingFit, build_idata
 from .sampling import KEEP_VARS
 

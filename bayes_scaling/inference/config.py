@@ -46,7 +46,7 @@ class SamplerConfig(Config):
         ``"auto"`` (default): the fixed whitening, switched to the conditional one when the fixed run's draws
         show the population spread mixing too slowly to pass the checks within ``draws``; the run that passes
         more checks is kept, and ``fit.sampler_info["parameterisation"]`` and the fit's notes say what was
-        chosen and why (:func:`.fit.choose_whitening`). ``"fixed"`` (or True): each family's parameters
+        chosen and why (:func:`.run.choose_whitening`). ``"fixed"`` (or True): each family's parameters
         through an affine map from its own Laplace approximation, which removes their strong within-family
         correlations. ``"conditional"``: that map combined with the sampled population prior at every step.
         False: the family parameters themselves. Recorded in ``fit.sampler_info["whitened"]``.

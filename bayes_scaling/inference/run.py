@@ -1,0 +1,226 @@
+"""One NUTS run of a model spec: the sampled model, the stop rule, and the family layer's whitening chosen
+from the draws (``whiten="auto"``, :func:`choose_whitening`).
+
+:func:`fit_spec` is what ``bs.fit`` and its calibration fits sample with: it builds the PyMC model
+(:func:`sampled_model`), runs NUTS (:func:`.sampling.run_nuts`) with the stop rule of the sampler's settings
+(:func:`stop_rule`), checks the draws (:mod:`.diagnostics`) and returns the :class:`.fitted.ScalingFit`.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import arviz as az
+import numpy as np
+
+from ..data import ScalingData
+from ..model import POPULATION_VARS, ModelSpec, build_model
+from ..model.hierarchical import uses_fused_rows, whitens
+from .config import SamplerConfig
+from .diagnostics import ESS_MIN, Diagnostics, diagnose, failed_checks, warn_if_problems
+from .fitted import ScalingFit, build_idata
+from .initial import family_point_estimates, initial_values
+from .parameterisation import family_whitening
+from .sampling import run_nuts
+
+#: the whitening of a centred family layer that ``whiten=True`` means and ``whiten="auto"`` starts from:
+#: ``"conditional"`` samples synthetic zoos of 20 and 40 families faster but compiles longer and diverged on
+#: Porian, ColPret and a real zoo of 36 families where this one converged (docs/benchmarks.md)
+DEFAULT_WHITENING = "fixed"
+
+#: progress of runs at INFO; the command line shows it unless --quiet
+log = logging.getLogger("bayes_scaling")
+
+
+def fit_spec(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str = "fit",
+              estimates: np.ndarray | None = None) -> ScalingFit:
+    fused = nuts.fused and nuts.backend != "jax" and uses_fused_rows(spec)
+    if nuts.whiten == "auto" and whitens(spec):
+        estimates = family_point_estimates(data, spec) if estimates is None else estimates
+        idata, info, diag = choose_whitening(data, spec, nuts, what, estimates, fused)
+    else:
+        idata, info, diag = _sample(data, spec, nuts, what, estimates, fused, nuts.whiten,
+                                    stop_rule(nuts.until_converged, give_up=False))
+        hint = whitening_hint(idata, diag, info["whitened"])
+        if hint:
+            diag.problems.append(hint)
+    warn_if_problems(diag, what)
+    return ScalingFit(build_idata(idata, data, spec, info, diag), spec)
+
+
+def _sample(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str, estimates: np.ndarray | None,
+            fused: bool, whiten: bool | str, stop: Any) -> tuple[az.InferenceData, dict, Diagnostics]:
+    """One NUTS run of ``spec``'s model whitened as ``whiten`` asks: the draws, the sampler's info, the diagnostics."""
+    model, init, whitened = sampled_model(data, spec, estimates, whiten=whiten, fused=fused)
+    log.info("sampling %s: %d chains x (%d tuning + up to %d draws)%s", what, nuts.chains, nuts.tune, nuts.draws,
+             f", {whitened} whitening" if whitened else "")
+    idata, info = run_nuts(model, init, **nuts.nuts_settings(), stop=stop)
+    log.info("sampled %s in %.1f s", what, info["sampling_seconds"])
+    info["whitened"] = whitened
+    info["fused_rows"] = fused
+    return idata, info, diagnose(idata, list(POPULATION_VARS), info["sampling_seconds"])
+
+
+def choose_whitening(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str, estimates: np.ndarray,
+                     fused: bool) -> tuple[az.InferenceData, dict, Diagnostics]:
+    """``whiten="auto"``: the fixed whitening first, switched to the conditional one when its draws show the
+    failure the conditional map fixes. Returns the run kept, its info (with ``"parameterisation"``: what was
+    chosen, why, and every run tried) and its diagnostics.
+
+    The fixed map (:func:`.parameterisation.family_whitening`) is built at the prior mean of the population
+    spread ``tau``; when the families' data pin ``tau`` far from it, the map no longer matches the families'
+    conditional posteriors and ``tau`` mixes slowly, while the conditional map, rebuilt at every step,
+    samples it well. That is the failure seen on synthetic zoos of 20 and 40 families; on real zoos of 4 to
+    36 families the fixed map converged and the conditional one diverged (docs/benchmarks.md), so neither a
+    family count nor the conditional map is the rule: the draws decide. The fixed run is abandoned as soon
+    as its draws, at ``GIVE_UP_FRACTION`` of the budget or later, project that ``tau`` alone would miss the
+    ESS check at the whole budget (:func:`spread_holds_back`, :func:`stop_rule`). When the conditional run does not pass every check either, the run
+    that fails fewer checks (divergences first) is kept: the fixed one sampled to the whole budget when it had
+    been abandoned.
+    """
+    tried: list[dict] = []
+
+    def run(mode: str, give_up: bool) -> tuple[az.InferenceData, dict, Diagnostics]:
+        out = _sample(data, spec, nuts, what, estimates, fused, mode, stop_rule(nuts.until_converged, give_up))
+        info, diag = out[1], out[2]
+        tried.append({"whitening": mode, "draws": info["draws"], "outcome": _outcome(info, diag),
+                      "sampling_seconds": round(info["sampling_seconds"], 2),
+                      "compile_seconds": round(info["compile_seconds"], 2), "divergences": diag.divergences,
+                      "min_ess_bulk": round(diag.min_ess_bulk), "min_ess_tail": round(diag.min_ess_tail),
+                      "max_rhat": round(diag.max_rhat, 4)})
+        return out
+
+    fixed = run("fixed", give_up=True)
+    if not (fixed[1].get("stop_reason") == "abandoned" or spread_holds_back(fixed[0])):
+        chosen, reason = fixed, "the fixed whitening: its draws " + (
+            "passed the convergence checks" if _mixed(fixed[2]) else
+            "did not pass every check, but not for the slowly mixing population spread the conditional whitening fixes")
+    else:
+        why = f"the population spread mixed slowly under the fixed whitening ({_shortfall(fixed[2])})"
+        log.info("%s: %s; sampling with the conditional whitening", what, why)
+        conditional = run("conditional", give_up=False)
+        runs = [conditional, fixed]
+        if not conditional[2].ok and fixed[1].get("stop_reason") == "abandoned":
+            log.info("%s: the conditional whitening did not pass every check; sampling the fixed one to the "
+                     "whole budget", what)
+            runs = [conditional, run("fixed", give_up=False)]
+        chosen = min(runs, key=lambda r: _failures(r[2]))
+        reason = (f"the conditional whitening: {why}" if chosen is conditional else
+                  f"the fixed whitening: {why}, but the conditional whitening failed more checks "
+                  f"({'; '.join(conditional[2].problems)})")
+    idata, info, diag = chosen
+    info["parameterisation"] = {"whitening": info["whitened"], "reason": reason, "tried": tried}
+    info["sampling_seconds_all_runs"] = round(sum(t["sampling_seconds"] for t in tried), 2)
+    log.info("%s: chose %s", what, reason)
+    return idata, info, diag
+
+
+def _mixed(diag: Diagnostics) -> bool:
+    """The draws pass the R-hat and ESS checks (divergences aside: more draws cannot remove them)."""
+    failed = failed_checks(diag)
+    return not (failed["rhat"] or failed["ess_bulk"] or failed["ess_tail"])
+
+
+def spread_holds_back(idata: az.InferenceData, budget: int | None = None) -> bool:
+    """The failure the conditional whitening fixes: the population spread ``tau`` alone keeps the draws from
+    the ESS check.
+
+    With ``budget`` draws per chain (default: the draws there are; the ESS grown in proportion to the
+    draws), the spread's least bulk or tail ESS falls short of ``ESS_MIN`` while every other population
+    parameter and noise scale reaches it. Where everything falls short (too small a budget for the check),
+    another parameterisation of the family layer is no remedy, and this is False.
+    """
+    post = idata.posterior
+    grow = (post.sizes["draw"] if budget is None else budget) / post.sizes["draw"]
+
+    def least_ess(names: list[str]) -> float:
+        names = [v for v in names if v in post]
+        if not names:
+            return float("inf")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            summ = az.summary(idata, var_names=names, kind="diagnostics").dropna(subset=["ess_bulk"])
+        return float(min(summ["ess_bulk"].min(), summ["ess_tail"].min())) * grow
+
+    spreads = [v for v in POPULATION_VARS if v.startswith("tau")]
+    return least_ess(spreads) < ESS_MIN <= least_ess([v for v in POPULATION_VARS if v not in spreads])
+
+
+def _shortfall(diag: Diagnostics) -> str:
+    return (f"min bulk / tail ESS {diag.min_ess_bulk:.0f} / {diag.min_ess_tail:.0f} after {diag.draws} draws per "
+            f"chain, worst {diag.worst.get('ess_bulk')}")
+
+
+def _failures(diag: Diagnostics) -> tuple:
+    """How badly a run fails its checks, to order runs: divergences, then the count of failed checks, then ESS."""
+    failed = failed_checks(diag)
+    return (failed["divergences"], sum(failed.values()), -min(diag.min_ess_bulk, diag.min_ess_tail))
+
+
+def _outcome(info: dict, diag: Diagnostics) -> str:
+    if info.get("stop_reason") == "abandoned":
+        return "abandoned: the population spread alone projected below the ESS check at the whole budget"
+    return "passed every check" if diag.ok else "; ".join(diag.problems)
+
+
+def whitening_hint(idata: az.InferenceData, diag: Diagnostics, whitened: str | None) -> str | None:
+    """What to try when the population spread ``tau`` mixes slowly under the fixed whitening chosen by hand.
+
+    With many families the spread is pinned by the data and the fixed map, built at its prior mean, no
+    longer matches each family's conditional posterior; the conditional whitening rebuilds the map at
+    every step (:func:`.parameterisation.family_whitening`), and ``whiten="auto"`` (the default) switches
+    to it by itself when the draws show this.
+    """
+    if whitened != "fixed" or not spread_holds_back(idata):
+        return None
+    return (f"the population spread mixes slowly ({_shortfall(diag)}); sampler={{'whiten': 'auto'}} (the default) "
+            "switches to the conditional whitening when the draws show this, and keeps the run that passes more checks")
+
+
+#: ``whiten="auto"`` abandons the fixed whitening no earlier than this fraction of the draws budget: an ESS
+#: estimated from fewer draws per chain is too noisy to project
+GIVE_UP_FRACTION = 0.25
+
+
+def stop_rule(until_converged: bool, give_up: bool) -> Any:
+    """The rule :func:`.sampling.run_nuts` asks of the draws so far and the draws budget (None: no rule),
+    answering ``"converged"``, ``"abandoned"`` or None (go on).
+
+    ``until_converged``: ``"converged"`` when the draws pass the R-hat and ESS checks of
+    :func:`.diagnostics.diagnose`. Divergences do not keep the sampler going: the rule is asked of the first
+    ``n`` draws of every chain for growing ``n``, so a divergence among them stays in every later set and
+    more draws cannot remove it. The fit's diagnostics still report it.
+    ``give_up``: ``"abandoned"`` when, at ``GIVE_UP_FRACTION`` of the budget or later, the population
+    spread alone would still fall short of the ESS check at the whole budget (:func:`spread_holds_back`).
+    """
+    if not (until_converged or give_up):
+        return None
+
+    def rule(idata: az.InferenceData, budget: int) -> str | None:
+        diag = diagnose(idata, list(POPULATION_VARS))
+        if until_converged and _mixed(diag):
+            return "converged"
+        if give_up and diag.draws >= GIVE_UP_FRACTION * budget and spread_holds_back(idata, budget):
+            return "abandoned"
+        return None
+
+    return rule
+
+
+def sampled_model(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | None = None, *,
+                  whiten: bool | str = True, fused: bool = True) -> tuple[Any, dict[str, np.ndarray], str | None]:
+    """The PyMC model a fit samples, its initial values, and how its family layer is whitened (None: not).
+
+    ``whiten``: whiten a centred family layer of several families (:func:`.parameterisation.family_whitening`):
+    True or ``"auto"`` for ``DEFAULT_WHITENING``, or a mode of ``WHITENING_MODES``; False: not.
+    ``estimates``: :func:`.initial.family_point_estimates` of ``data`` and ``spec`` when already computed.
+    ``fused``: the rows' likelihood as one kernel (:mod:`..model.fused_rows`); False for PyTensor's JAX backend.
+    """
+    whitening = None
+    if whiten and whitens(spec):
+        estimates = family_point_estimates(data, spec) if estimates is None else estimates
+        whitening = family_whitening(data, spec, estimates, DEFAULT_WHITENING if whiten in (True, "auto") else whiten)
+    return (build_model(data, spec, whitening, fused=fused), initial_values(data, spec, estimates, whitening),
+            None if whitening is None else whitening["mode"])
