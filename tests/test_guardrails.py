@@ -320,14 +320,18 @@ def test_a_write_interrupted_midway_leaves_the_earlier_file_whole(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_a_fit_stops_with_one_line_and_leaves_the_earlier_output(synthetic_truth, tmp_path):
+@pytest.mark.parametrize("sampling", [
+    ["--draws", "100000", "--no-until-converged", "--tune", "300"],  # nutpie's blocking sampler
+    ["--draws", "1000", "--tune", "100000"],  # the default: sampling in the background, polled until converged
+], ids=["all-draws", "until-converged"])
+def test_ctrl_c_during_a_fit_stops_with_one_line_and_leaves_the_earlier_output(synthetic_truth, tmp_path, sampling):
     _, df = synthetic_truth
     csv = tmp_path / "runs.csv"
     df.to_csv(csv, index=False)
     out = tmp_path / "fit.nc"
     out.write_bytes(b"the earlier fit")
     proc = subprocess.Popen([sys.executable, "-m", "bayes_scaling.cli", "fit", str(csv), *COLUMNS, "--run", "run",
-                             "--draws", "100000", "--tune", "300", "--chains", "2", "--no-extrapolation", "--out",
+                             *sampling, "--chains", "2", "--no-extrapolation", "--out",
                              str(out)], stderr=subprocess.PIPE, text=True)
     lines = []
     for line in proc.stderr:  # wait until sampling (or its compile) has started

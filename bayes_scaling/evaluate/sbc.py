@@ -82,7 +82,7 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
 
     from ..inference.compile_cache import compile_nutpie
     from ..inference.diagnostics import diagnose
-    from ..inference.fit import DEFAULT_WHITENING
+    from ..inference.run import DEFAULT_WHITENING
     from ..inference.initial import initial_values
     from ..inference.parameterisation import family_whitening
     from ..inference.sampling import JITTER_VARS, nutpie_settings, sample_nutpie

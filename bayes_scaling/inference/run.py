@@ -35,7 +35,10 @@ log = logging.getLogger("bayes_scaling")
 
 
 def fit_spec(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str = "fit",
-              estimates: np.ndarray | None = None) -> ScalingFit:
+             estimates: np.ndarray | None = None) -> ScalingFit:
+    """Sample ``spec``'s model of ``data`` as ``nuts`` says and check the draws; problems are warned once, as
+    ``what`` (``"fit"``, ``"extrapolation calibration fit"``). ``estimates``: the families' point estimates
+    when already computed (:func:`.initial.family_point_estimates`)."""
     fused = nuts.fused and nuts.backend != "jax" and uses_fused_rows(spec)
     if nuts.whiten == "auto" and whitens(spec):
         estimates = family_point_estimates(data, spec) if estimates is None else estimates
