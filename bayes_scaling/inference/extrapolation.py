@@ -378,8 +378,11 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
         info["inner_problems"] = unconverged
         warnings.warn(f"{len(unconverged)} of {len(info['splits'])} extrapolation calibration fits did not pass the "
                       f"convergence checks ({'; '.join(unconverged)}); the discrepancy learned from them is "
-                      "less certain than it looks: fit with sampler={'until_converged': True} and enough draws, "
-                      "and they sample until they pass too", SamplingWarning, stacklevel=5)  # at fit's caller
+                      "less certain than it looks: they sample until they pass within the fit's draws (500 each "
+                      "without until_converged), so raise "
+                      "them (sampler={'draws': 4000}) where ESS falls short, or the target acceptance "
+                      "(sampler={'target_accept': 0.99}) where they diverge", SamplingWarning,
+                      stacklevel=5)  # at fit's caller
     missing = [d for d in DIRECTIONS if d not in reached]
     if missing:
         info["note"] = (f"no held-out run lay beyond the rest in {', '.join(missing)}: the discrepancy keeps its "
