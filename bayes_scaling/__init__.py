@@ -21,7 +21,7 @@ _EXPORTS = {
     # the data
     "ScalingData": ".data", "load_bundled": ".data",
     # what to fit and how to sample
-    "ModelConfig": ".model.config", "Priors": ".model", "SamplerConfig": ".inference.config",
+    "ModelConfig": ".model.config", "Prior": ".model", "Priors": ".model", "SamplerConfig": ".inference.config",
     # fitting, and reading any file bayes_scaling writes
     "fit": ".inference", "fit_downstream": ".inference.downstream", "open": ".reader",
     # borrowing what other families (or every published zoo) measured

@@ -58,7 +58,7 @@ def run_epochs(df: pd.DataFrame) -> pd.Series:
 def least_squares_fit(train: pd.DataFrame, targets: pd.DataFrame, median_loss: float) -> np.ndarray:
     """Per family: Huber least squares of the law on log loss from a grid of starts; predictions at targets."""
     law = DATA_CONSTRAINED
-    base = bs.Priors.default(law, median_loss).mu_loc
+    base = {p: prior["mu"] for p, prior in bs.Priors.default(law, median_loss).mu.items()}
     out = np.full(len(targets), np.nan)
     for fam, sub in train.groupby("family"):
         ref = reference_scales(law, {c: sub[c].to_numpy() for c in law.inputs})

@@ -175,7 +175,7 @@ def test_compile_cache_key_sees_through_the_kalman_scan():
 
     a, b = _data(checkpoints=6, seed=0), _data(checkpoints=9, seed=1)
     pri = Priors.default(get_law("chinchilla"), 3.0)
-    pri.ou_length_median = 0.5
+    pri.ou_length = bs.Prior("LogNormal", mu=np.log(0.5), sigma=1.0)
     assert key(a) == key(b)
     assert key(a) != key(a, noise="independent")
     assert key(a) != key(a, priors=pri)

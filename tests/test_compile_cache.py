@@ -33,7 +33,7 @@ def test_structure_key_ignores_data_values_but_not_structure(synthetic_truth):
     assert _key(_data(df, ["fam0", "fam1"]), likelihood="student_t") != two
     data = _data(df, ["fam0", "fam1"])
     spec, _ = model_spec(data, "chinchilla", None)
-    wider = dataclasses.replace(spec.priors, sigma_total_scale=2 * spec.priors.sigma_total_scale)
+    wider = dataclasses.replace(spec.priors, sigma_total=bs.Prior("HalfNormal", sigma=2 * spec.priors.sigma_total["sigma"]))
     assert _key(data, priors=wider) != two  # a prior constant that is not data is part of the structure
 
 

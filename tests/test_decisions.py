@@ -147,7 +147,7 @@ def test_treatment_errors(frame):
     with pytest.raises(ValueError, match="itself treated"):
         ModelSpec.from_data(data, treatments={"a": "b", "b": "a"})
     pri = Priors.default(bs.laws.CHINCHILLA, 3.0)
-    pri.treatment_scale = {p: 0.0 for p in pri.treatment_scale}
+    pri.treatment = {}
     with pytest.raises(PriorError, match="shift nothing"):
         pri.validate(bs.laws.CHINCHILLA)
 
@@ -281,12 +281,12 @@ def test_keep_final_checkpoint_records_what_it_drops(frame):
     assert final.dropped[-1].filter == "final_checkpoint" and final.dropped[-1].rows == 4
 
 
-def test_hand_built_priors_get_the_default_treatment_scales(frame):
+def test_hand_built_priors_get_the_default_treatment_shifts(frame):
     from bayes_scaling.model.hierarchical import treatment_params
 
     data = ScalingData.from_frame(frame, family="family", params="params", tokens="tokens", loss="loss")
     pri = Priors.default(bs.laws.CHINCHILLA, 3.0)
-    hand = Priors(mu_loc=pri.mu_loc, mu_scale=pri.mu_scale, tau_scale=pri.tau_scale)  # no treatment_scale
+    hand = Priors(mu=pri.mu, tau=pri.tau)  # no treatment
     spec = ModelSpec.from_data(data, priors=hand, treatments={"b": "a"})
     assert treatment_params(spec) == ["log_B_ref", "log_beta"]
     assert spec.treated == ["b"] and spec.untreated == ["a"]
@@ -300,7 +300,7 @@ def test_the_compute_law_has_default_priors_and_its_treatment_shifts_its_only_te
     data = ScalingData.from_frame(frame.assign(flops=6.0 * frame["params"] * frame["tokens"]), family="family",
                                   params="params", tokens="tokens", loss="loss", flops="flops")
     spec = ModelSpec.from_data(data, "compute", treatments={"b": "a"})
-    assert spec.priors.treatment_scale == {"log_E": 0.0, "log_A_ref": 0.4, "log_alpha": 0.15}
+    normal = lambda sd: bs.Prior("Normal", mu=0.0, sigma=sd)  # noqa: E731
+    assert spec.priors.treatment == {"log_A_ref": normal(0.4), "log_alpha": normal(0.15)}
     assert treatment_params(spec) == ["log_A_ref", "log_alpha"]
-    assert Priors.default(bs.laws.CHINCHILLA, 3.0).treatment_scale == {
-        "log_E": 0.0, "log_A_ref": 0.0, "log_alpha": 0.0, "log_B_ref": 0.4, "log_beta": 0.15}
+    assert Priors.default(bs.laws.CHINCHILLA, 3.0).treatment == {"log_B_ref": normal(0.4), "log_beta": normal(0.15)}

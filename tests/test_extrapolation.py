@@ -32,7 +32,7 @@ def test_discrepancy_posterior_recovers_scale_and_drift_and_keeps_the_prior_wher
     dist[:, 0] = rng.uniform(0.1, 1.0, n)  # compute only
     kappa, drift = np.array([0.04, 0.0, 0.0]), np.array([-0.06, 0.0, 0.0])
     split = _held(rng, n, dist, kappa, drift)
-    priors = Priors(mu_loc={}, mu_scale={}, tau_scale={})
+    priors = Priors(mu={}, tau={})
     d = discrepancy_posterior([split], priors, 4000, rng)
     assert d["kappa"].shape == (4000, len(DIRECTIONS)) and d["growth"].shape == (4000,)
     assert abs(np.median(d["drift"][:, 0]) - drift[0]) < 0.02
@@ -41,7 +41,7 @@ def test_discrepancy_posterior_recovers_scale_and_drift_and_keeps_the_prior_wher
     # leans high: it covers the truth and stays within a small factor of it
     assert np.quantile(d["kappa"][:, 0], 0.01) < kappa[0] < np.median(d["kappa"][:, 0]) < 2.5 * kappa[0]
     # the ratio direction was never reached: its kappa stays near its HalfNormal prior (median 0.674 sd)
-    assert 0.4 * priors.kappa_scale < np.median(d["kappa"][:, 2]) < 1.0 * priors.kappa_scale
+    assert 0.4 * priors.kappa["sigma"] < np.median(d["kappa"][:, 2]) < 1.0 * priors.kappa["sigma"]
 
 
 @pytest.mark.slow
@@ -50,7 +50,7 @@ def test_discrepancy_posterior_learns_a_shared_error_when_families_err_together(
     dist = np.zeros((60, len(DIRECTIONS)))
     dist[:, 0] = rng.uniform(0.3, 1.0, 60)
     families = np.repeat(np.arange(6), 10)
-    priors = Priors(mu_loc={}, mu_scale={}, tau_scale={})
+    priors = Priors(mu={}, tau={})
     shared_z = rng.standard_normal()
     together = []
     for _ in range(8):  # several splits, in each of which every family errs the same way
@@ -106,7 +106,7 @@ def test_a_proposal_far_in_the_tails_gets_zero_density_instead_of_an_error():
     split = _held(rng, 5, dist, np.array([0.05, 0, 0]), np.zeros(3))
     phi = np.zeros((2, 2 * len(DIRECTIONS) + 2))
     phi[1, 0] = 800.0  # log kappa: the covariance overflows to inf
-    lp = _log_density(phi, [split], 0.15, 0.15, 0.35)
+    lp = _log_density(phi, [split], Priors(mu={}, tau={}))
     assert np.isfinite(lp[0]) and lp[1] == -np.inf
 
 

@@ -125,7 +125,7 @@ def test_a_prior_supplies_the_parameters_another_law_declares_alike():
     assert entry["not_supplied"] == ["R_D", "R_N"] and len(entry["mean"]) == len(DATA_CONSTRAINED.parameters)
     assert entry["spread_scale"] == 1.0
     i = DATA_CONSTRAINED.sampling.index("log_R_D")
-    assert abs(entry["mean"][i] - priors.mu_loc["log_R_D"]) < 0.15
+    assert abs(entry["mean"][i] - priors.mu["log_R_D"]["mu"]) < 0.15
     kaplan = bs.laws.Law("kaplan_test", "((N_c / params)**(a_N / a_D) + D_c / tokens)**a_D", parameters=(
         bs.laws.Parameter("N_c", loc=20.0, scale=2.0), bs.laws.Parameter("D_c", loc=20.0, scale=2.0),
         bs.laws.Parameter("a_N", loc=-1.0, scale=0.5), bs.laws.Parameter("a_D", loc=-1.0, scale=0.5)))

@@ -102,17 +102,21 @@ def test_unknown_family_selection(frame):
 def test_impossible_priors():
     law = bs.laws.CHINCHILLA
     p = bs.Priors.default(law, 3.0)
-    p.tau_scale["log_alpha"] = -1.0
     with pytest.raises(PriorError, match="positive"):
+        bs.Prior("Gamma", alpha=2.0, beta=-1.0)
+    p.tau["log_alpha"] = bs.Prior("Normal", mu=0.0, sigma=0.1)  # a spread cannot be negative
+    with pytest.raises(PriorError, match=r"priors.tau\['log_alpha'\].*support"):
         p.validate(law)
     p = bs.Priors.default(law, 3.0)
-    p.mu_loc["gamma"] = 1.0
+    p.mu["gamma"] = bs.Prior("Normal", mu=1.0, sigma=1.0)
     with pytest.raises(PriorError, match="sampling parameters"):
         p.validate(law)
     p = bs.Priors.default(law, 3.0)
-    p.sigma_total_scale = math.nan
-    with pytest.raises(PriorError):
+    p.sigma_total = 0.05  # a number where a Prior belongs
+    with pytest.raises(PriorError, match="is not a Prior"):
         p.validate(law)
+    with pytest.raises(PriorError, match="positive finite"):
+        bs.Prior("HalfNormal", sigma=math.nan)
     with pytest.raises(PriorError):
         bs.Priors.default(law, -1.0)
 

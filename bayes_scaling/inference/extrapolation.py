@@ -142,8 +142,7 @@ def aggregate_runs(run: np.ndarray, family: np.ndarray, resid: np.ndarray, var: 
                    dist=np.column_stack([mean(dist[:, d]) for d in range(dist.shape[1])]), family=codes)
 
 
-def _log_density(phi: np.ndarray, splits: list[HeldOut], kappa_scale: float, drift_scale: float,
-                 growth_log_sd: float) -> np.ndarray:
+def _log_density(phi: np.ndarray, splits: list[HeldOut], priors: Priors) -> np.ndarray:
     """Log posterior density (up to a constant) of walkers ``phi`` (W, 2 D + 2): log kappa_d, drift_d,
     log growth, logit shared; with the Jacobians of the log and logit transforms."""
     n_dir = len(DIRECTIONS)
@@ -151,12 +150,12 @@ def _log_density(phi: np.ndarray, splits: list[HeldOut], kappa_scale: float, dri
     log_growth, logit_shared = phi[:, 2 * n_dir], phi[:, 2 * n_dir + 1]
     kappa, growth = np.exp(log_kappa), np.exp(log_growth)
     shared = 1.0 / (1.0 + np.exp(-logit_shared))
-    # HalfNormal(kappa_scale) on kappa (+ log kappa, the Jacobian); Normal(0, drift_scale) on drift;
-    # LogNormal(0, growth_log_sd) on growth (its density on log growth); Uniform(0, 1) on shared
-    lp = (-0.5 * (kappa / kappa_scale) ** 2 + log_kappa).sum(axis=1)
-    lp += (-0.5 * (drift / drift_scale) ** 2).sum(axis=1)
-    lp += -0.5 * (log_growth / growth_log_sd) ** 2
-    lp += np.log(shared) + np.log1p(-shared)
+    # the priors, each with the Jacobian of its transform: + log kappa, + log growth, + log shared (1 - shared)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lp = (priors.kappa.logpdf(kappa) + log_kappa).sum(axis=1)
+        lp += priors.drift.logpdf(drift).sum(axis=1)
+        lp += priors.growth.logpdf(growth) + log_growth
+        lp += priors.shared.logpdf(shared) + np.log(shared) + np.log1p(-shared)
     for h in splits:
         mag = np.abs(h.dist)[None, :, :] ** growth[:, None, None]  # (W, n, d)
         a = h.share[None, :, None] * np.sign(h.dist)[None] * mag  # effect on log loss per unit discrepancy
@@ -207,13 +206,12 @@ def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng:
     """
     n_dir = len(DIRECTIONS)
     dim = 2 * n_dir + 2
-    scales = (priors.kappa_scale, priors.drift_scale, priors.growth_log_sd)
-    kappa_scale, drift_scale = scales[0], scales[1]
+    kappa_scale, drift_scale = priors.kappa.scale, priors.drift.scale
     start = np.concatenate([np.log(kappa_scale * 0.5) + 0.5 * rng.standard_normal((walkers, n_dir)),
                             0.1 * drift_scale * rng.standard_normal((walkers, n_dir)),
                             0.1 * rng.standard_normal((walkers, 1)), 0.5 * rng.standard_normal((walkers, 1))], axis=1)
     x = start
-    lp = _log_density(x, splits, *scales)
+    lp = _log_density(x, splits, priors)
     half = walkers // 2
     kept = []
     a = 2.0
@@ -225,7 +223,7 @@ def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng:
             z = ((a - 1.0) * rng.random(len(xs)) + 1.0) ** 2 / a
             partner = xo[rng.integers(0, len(xo), len(xs))]
             prop = partner + z[:, None] * (xs - partner)
-            lp_prop = _log_density(prop, splits, *scales)
+            lp_prop = _log_density(prop, splits, priors)
             accept = np.log(rng.random(len(xs))) < (dim - 1) * np.log(z) + lp_prop - lp[move]
             xs = np.where(accept[:, None], prop, xs)
             x[move] = xs
@@ -241,9 +239,8 @@ def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng:
 def prior_draws(priors: Priors, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Draws of the discrepancy's priors (nothing held out)."""
     n_dir = len(DIRECTIONS)
-    return {"kappa": np.abs(rng.normal(0, priors.kappa_scale, (size, n_dir))),
-            "drift": rng.normal(0, priors.drift_scale, (size, n_dir)),
-            "growth": np.exp(priors.growth_log_sd * rng.standard_normal(size)), "shared": rng.random(size)}
+    return {"kappa": priors.kappa.sample(rng, (size, n_dir)), "drift": priors.drift.sample(rng, (size, n_dir)),
+            "growth": priors.growth.sample(rng, size), "shared": priors.shared.sample(rng, size)}
 
 
 def grid_discrepancy_posterior(resid: np.ndarray, var: np.ndarray, dist: np.ndarray, weight: np.ndarray,
@@ -341,8 +338,7 @@ def _predictive_moments(log_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, depths: tuple[int, ...],
                        rng: np.random.Generator, n_samples: int) -> tuple[dict[str, np.ndarray], dict]:
     """The discrepancy's draws by nested leave-out (:mod:`.extrapolation`), and what was held out."""
-    k_scale, d_scale = spec.priors.kappa_scale, spec.priors.drift_scale
-    info: dict[str, Any] = {"mode": "learn", "prior_scale": k_scale, "drift_prior_scale": d_scale,
+    info: dict[str, Any] = {"mode": "learn", "prior": str(spec.priors.kappa), "drift_prior": str(spec.priors.drift),
                             "depths": list(depths), "splits": []}
     splits = holdout_splits(data, depths)
     if not splits:

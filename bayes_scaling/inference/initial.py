@@ -27,8 +27,8 @@ def family_point_estimates(data: ScalingData, spec: ModelSpec, resid_scale: floa
         m = np.asarray(spec.borrowed["mean"], dtype=float)
         v = np.sqrt(np.diag(np.asarray(spec.borrowed["cov"], dtype=float)))
     else:
-        m = np.array([pri.mu_loc[p] for p in names])
-        v = np.array([pri.mu_scale[p] for p in names])
+        m = np.array([pri.mu[p]["mu"] for p in names])
+        v = np.array([pri.mu[p]["sigma"] for p in names])
     out = np.empty((len(spec.families), len(names)))
     for f_i, (z, y) in enumerate(family_inputs(data, spec)):
 
@@ -76,7 +76,8 @@ def initial_values(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | N
     """
     theta = family_point_estimates(data, spec) if estimates is None else estimates
     untreated = [spec.families.index(f) for f in spec.untreated]
-    init = {"mu": theta[untreated].mean(axis=0), "sigma_total": np.array(0.01), "seed_share": np.array(0.5)}
+    init = {"mu": theta[untreated].mean(axis=0), "sigma_total": np.array(spec.priors.sigma_total.inside(0.01)),
+            "seed_share": np.array(spec.priors.seed_share.inside(0.5))}
     if len(untreated) > 1:
         name = "theta" if not spec.treatments else "theta_untreated"
         nc = [list(spec.law_obj.sampling).index(p) for p in spec.noncentred]

@@ -34,15 +34,15 @@ import numpy as np
 import pandas as pd
 
 from ..laws.accuracy import accuracy, sigmoid
-from ..model import Priors
+from ..model import Prior, Priors
 
 LINK_DEPTHS = (1, 2)
-#: the half-normal prior sd of kappa (logit units per spread of fitted inputs)
-KAPPA_PRIOR_SD = 1.0
-#: the prior of the growth exponent: the loss law's discrepancy prior (bayes_scaling.model.Priors.growth_log_sd)
-GROWTH_LOG_SD = Priors.growth_log_sd
+#: the prior of kappa (logit units per spread of fitted inputs)
+KAPPA_PRIOR = Prior("HalfNormal", sigma=1.0)
+#: the prior of the growth exponent: the loss law's discrepancy prior (bayes_scaling.model.Priors.growth)
+GROWTH_PRIOR = Priors.growth
 _KAPPA_GRID = np.linspace(0.0, 6.0, 301)
-_GROWTH_GRID = np.exp(np.linspace(-3 * GROWTH_LOG_SD, 3 * GROWTH_LOG_SD, 61))
+_GROWTH_GRID = np.exp(GROWTH_PRIOR["mu"] + np.linspace(-3, 3, 61) * GROWTH_PRIOR["sigma"])
 
 
 def held_out_runs(rows: pd.DataFrame, depth: int) -> np.ndarray:
@@ -111,7 +111,7 @@ def split_residuals(inner: "Callable[[str], dict]", held: pd.DataFrame, x: np.nd
 def kappa_posterior(resid: pd.DataFrame, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Draws of ``(kappa, growth)`` given the split residuals (the priors alone when there are none)."""
     k, g = _KAPPA_GRID[:, None], _GROWTH_GRID[None, :]
-    logp = -0.5 * (k / KAPPA_PRIOR_SD) ** 2 - 0.5 * (np.log(g) / GROWTH_LOG_SD) ** 2 - np.log(g)
+    logp = KAPPA_PRIOR.logpdf(k) + GROWTH_PRIOR.logpdf(g)
     if len(resid):
         base = (resid["param_sd"].to_numpy() ** 2 + resid["run_sd"].to_numpy() ** 2
                 + resid["noise"].to_numpy() ** 2 / resid["n"].to_numpy())

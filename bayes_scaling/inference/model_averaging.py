@@ -28,6 +28,7 @@ import xarray as xr
 from scipy import stats
 from scipy.special import expit, logit, logsumexp
 
+from ..model.distribution import Prior
 from ..model.population_prior import PopulationPrior
 from ..model.spec import ModelSpec
 from .diagnostics import Diagnostics
@@ -77,21 +78,18 @@ def log_evidence(fit: ScalingFit, random_seed: int = 0, draws: int = EVIDENCE_DR
                                     fit.data, spec).to_numpy()[0].sum(-1)
         log_p = stats.multivariate_normal(np.asarray(bor["mean"]), np.asarray(bor["cov"])).logpdf(th)
         pri = spec.priors
-        # the model's priors (hierarchical.build_model): borrowed, or for OU noise the defaults when the source had none
-        lognormal = {"sigma_total": bor["sigma_total_lognormal"],
-                     "ou_length": bor.get("ou_length_lognormal", [np.log(pri.ou_length_median), pri.ou_length_log_sd])}
-        beta = {"seed_share": bor["seed_share_beta"],
-                "ou_share": bor.get("ou_share_beta", [pri.ou_share_a, pri.ou_share_b])}
-        for v, _, _ in scalars:  # each prior as a density of the unconstrained value: + log |d value / d u|
+        # the model's priors (hierarchical.build_model): borrowed, or for OU noise the fit's own when the source
+        # had none
+        prior = {"sigma_total": Prior("LogNormal", **dict(zip(("mu", "sigma"), bor["sigma_total_lognormal"]))),
+                 "seed_share": Prior("Beta", **dict(zip(("alpha", "beta"), bor["seed_share_beta"]))),
+                 "ou_length": (Prior("LogNormal", **dict(zip(("mu", "sigma"), bor["ou_length_lognormal"])))
+                               if "ou_length_lognormal" in bor else pri.ou_length),
+                 "ou_share": (Prior("Beta", **dict(zip(("alpha", "beta"), bor["ou_share_beta"])))
+                              if "ou_share_beta" in bor else pri.ou_share),
+                 "nu": pri.nu}
+        for v, to, _ in scalars:  # each prior as a density of the unconstrained value: + log |d value / d u|
             z = val[v]
-            if v in lognormal:
-                m, s = lognormal[v]
-                log_p += stats.lognorm(s=s, scale=np.exp(m)).logpdf(z) + np.log(z)
-            elif v in beta:
-                a, b = beta[v]
-                log_p += stats.beta(a, b).logpdf(z) + np.log(z) + np.log1p(-z)
-            else:  # nu
-                log_p += stats.gamma(pri.nu_alpha, scale=1 / pri.nu_beta).logpdf(z) + np.log(z)
+            log_p += prior[v].logpdf(z) + (np.log(z) if to is np.log else np.log(z) + np.log1p(-z))
         log_w = loglik + log_p - q.logpdf(x)
     log_w = np.where(np.isfinite(log_w), log_w, -np.inf)
     _, khat = az.psislw(log_w.copy())

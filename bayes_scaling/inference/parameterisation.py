@@ -17,7 +17,7 @@ has a few model sizes) sits in a funnel with ``tau`` and samples best non-centre
 Roberts & Sköld 2007; Gorinova, Moore & Hoffman 2020 choose per parameter the same way). The rule here
 compares, per parameter, the median over families of the data's posterior sd (a Gauss–Newton Laplace
 approximation of each family's penalised least-squares fit, residual sd estimated from the fits) with
-the prior mean of ``tau``: ``sd > ratio * tau_scale`` -> non-centred. Measured in
+the scale of ``tau``'s prior (its mean for the default Gamma): ``sd > ratio * scale`` -> non-centred. Measured in
 ``benchmarks/sampling.py`` (docs/benchmarks.md).
 """
 
@@ -124,10 +124,10 @@ def family_data_sd(data: ScalingData, spec: ModelSpec,
                    estimates: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Laplace posterior sd of each family's sampling-scale parameters (family, param) and the residual sd.
 
-    The prior added to the data is the wide one of the population mean (``mu_scale``).
+    The prior added to the data is the wide one of the population mean (``priors.mu``).
     ``estimates``: :func:`family_point_estimates` of ``data`` and ``spec`` when already computed.
     """
-    v = np.array([spec.priors.mu_scale[p] for p in spec.law_obj.sampling])
+    v = np.array([spec.priors.mu[p]["sigma"] for p in spec.law_obj.sampling])
     _, cov, s = family_laplace_covariances(data, spec, v, estimates)
     return np.sqrt(np.diagonal(cov, axis1=1, axis2=2)), s
 
@@ -142,7 +142,7 @@ def family_whitening(data: ScalingData, spec: ModelSpec, estimates: np.ndarray |
 
     ``mode="fixed"``: ``theta_f = shift_f + chol_f u_f`` with ``shift`` the family's penalised
     least-squares estimates and ``chol`` the Cholesky factor of its Laplace covariance with the prior
-    mean of the population spread (``tau_scale``) as the prior: constant coefficients, an approximation
+    scale of the population spread (``priors.tau``, :attr:`Prior.scale`) as the prior: constant coefficients, an approximation
     of the family's conditional posterior given the population.
 
     ``mode="conditional"``: the same Laplace approximation of the family's data (the Gauss–Newton
@@ -161,7 +161,7 @@ def family_whitening(data: ScalingData, spec: ModelSpec, estimates: np.ndarray |
     if mode == "conditional":
         theta, hess, _ = family_gauss_newton(data, spec, estimates, shared_runs=True)
         return {"mode": mode, "shift": theta[keep], "hessian": hess[keep]}
-    t = np.array([spec.priors.tau_scale[p] for p in spec.law_obj.sampling])
+    t = np.array([spec.priors.tau[p].scale for p in spec.law_obj.sampling])
     theta, cov, _ = family_laplace_covariances(data, spec, t, estimates)
     return {"mode": mode, "shift": theta[keep], "chol": np.linalg.cholesky(cov[keep])}
 
@@ -174,4 +174,4 @@ def choose_noncentering(data: ScalingData, spec: ModelSpec, ratio: float = NONCE
     sd, _ = family_data_sd(data, spec, estimates)
     untreated = [spec.families.index(f) for f in spec.untreated]
     med = np.median(sd[untreated], axis=0)
-    return {p: 1.0 for p, m in zip(spec.law_obj.sampling, med) if m > ratio * spec.priors.tau_scale[p]}
+    return {p: 1.0 for p, m in zip(spec.law_obj.sampling, med) if m > ratio * spec.priors.tau[p].scale}

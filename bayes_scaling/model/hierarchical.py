@@ -3,27 +3,28 @@
 Written out (sampling scale of the law, ``p`` indexes its parameters, ``f`` families, ``j`` runs,
 ``i`` checkpoints)::
 
-    mu_p        ~ Normal(m_p, s_p)                          population mean
-    tau_p       ~ Gamma(2, 2 / t_p)                         family-to-family spread (mean t_p)
-    Omega       ~ LKJ(eta)                                  correlation of family deviations
-    tau_level   ~ Gamma(2, 2 / t_level)                     spread of a common loss-level factor
+    mu_p        ~ priors.mu[p] (Normal)                     population mean
+    tau_p       ~ priors.tau[p]                             family-to-family spread
+    Omega       ~ priors.family_correlation (LKJ)           correlation of family deviations
+    tau_level   ~ priors.tau_level                          spread of a common loss-level factor
     Sigma       = diag(tau) Omega diag(tau) + tau_level^2 v v'
     theta_f     ~ MvNormal(mu, Sigma)                       family parameters
-    sigma_total ~ HalfNormal(.)                             total residual sd of log loss
-    seed_share  ~ Beta(a, b)                                share of its variance due to seeds
+    sigma_total ~ priors.sigma_total                        total residual sd of log loss
+    seed_share  ~ priors.seed_share                         share of its variance due to seeds
     sigma_seed  = sigma_total sqrt(seed_share)              seed noise (run effect scale)
     sigma_obs   = sigma_total sqrt(1 - seed_share)          checkpoint noise
     log y_ij    = log L(theta_f(j); N_j, D_ij) + u_j + e_ij,  u_j ~ N(0, sigma_seed), e_ij ~ N(0, sigma_obs)
-    (robust option: the run's noise is scaled by sqrt(w_j), w_j ~ InvGamma(nu/2, nu/2), nu ~ Gamma(2, 0.1))
+    (robust option: the run's noise is scaled by sqrt(w_j), w_j ~ InvGamma(nu/2, nu/2), nu ~ priors.nu)
     (OU option: e_ij = an Ornstein-Uhlenbeck drift along the run in log10 tokens, sd sigma_obs sqrt(ou_share),
      correlation exp(-|dx| / ou_length), plus white jitter of sd sigma_obs sqrt(1 - ou_share);
-     ou_length ~ LogNormal(log 0.3, 1), ou_share ~ Beta(2, 2); see checkpoint_noise.py)
+     ou_length ~ priors.ou_length, ou_share ~ priors.ou_share; see checkpoint_noise.py)
 
 Treatments (``spec.treatments``, e.g. a grown family and its from-scratch twin): a treated family is
 not a draw from the population but its twin's parameters plus a shift, the treatment effect::
 
-    theta_g     = theta_twin(g) + shift_g,   shift_g,p ~ Normal(0, t_p)
-    (t_p = priors.treatment_scale: by default only the data term, log_B_ref and log_beta, is shifted)
+    theta_g     = theta_twin(g) + shift_g,   shift_g,p ~ priors.treatment[p]
+    (a parameter without a treatment prior is not shifted; by default only the data term, log_B_ref and
+     log_beta, is)
 
 With a borrowed population prior (one new family), ``mu ~ MvNormal(m, C)`` and the noise priors (with
 OU noise, ``ou_length`` and ``ou_share`` too when the source fit had them) are the moment-matched
@@ -65,6 +66,7 @@ from .checkpoint_noise import layout as ou_layout
 from .checkpoint_noise import run_loglik_pytensor as ou_run_loglik
 from .fused_rows import rows_loglik
 from .likelihood import run_marginal_loglik
+from .distribution import vector_distribution, vector_variable
 from .spec import ModelSpec
 
 #: the (position, run) grid arrays of the OU checkpoint noise, in the order its likelihood takes them
@@ -136,16 +138,16 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
                              chol=pm.Data("borrowed_chol", np.linalg.cholesky(np.asarray(bor["cov"], float))),
                              dims="param")
         else:
-            mu = pm.Normal("mu", mu=pm.Data("mu_loc", np.array([pri.mu_loc[p] for p in params], float)),
-                           sigma=pm.Data("mu_scale", np.array([pri.mu_scale[p] for p in params], float)),
+            mu = pm.Normal("mu", mu=pm.Data("mu_loc", np.array([pri.mu[p]["mu"] for p in params], float)),
+                           sigma=pm.Data("mu_scale", np.array([pri.mu[p]["sigma"] for p in params], float)),
                            dims="param")
         theta_untreated = _population_families(mu, spec, params, untreated,
                                                "family" if not treated else "untreated_family", whitening)
         if treated:  # treated families: their twin's parameters plus a shift (the treatment effect)
             shifted = treatment_params(spec)
-            scale = pri.treatment_scales(law)
-            free = pm.Normal("treatment_shift", 0.0, np.array([scale[p] for p in shifted]),
-                             dims=("treated_family", "treatment_param"))
+            shift_priors = pri.treatment_priors(law)
+            free = vector_variable("treatment_shift", [shift_priors[p] for p in shifted],
+                                   dims=("treated_family", "treatment_param"))
             shift = pt.set_subtensor(pt.zeros((len(treated), len(params)))[:, [params.index(p) for p in shifted]],
                                      free)
             twin = [untreated.index(spec.treatments[f]) for f in treated]
@@ -162,8 +164,8 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
             share = pm.Data("borrowed_seed_share", np.asarray(bor["seed_share_beta"], float))
             seed_share = pm.Beta("seed_share", share[0], share[1])
         else:
-            sigma_total = pm.HalfNormal("sigma_total", pri.sigma_total_scale)
-            seed_share = pm.Beta("seed_share", pri.seed_share_a, pri.seed_share_b)
+            sigma_total = pri.sigma_total.create("sigma_total")
+            seed_share = pri.seed_share.create("seed_share")
         sigma_seed = pm.Deterministic("sigma_seed", sigma_total * pt.sqrt(seed_share))
         sigma_obs = pm.Deterministic("sigma_obs", sigma_total * pt.sqrt(1.0 - seed_share))
 
@@ -189,8 +191,8 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
                 sh = pm.Data("borrowed_ou_share", np.asarray(bor["ou_share_beta"], float))
                 ou_share = pm.Beta("ou_share", sh[0], sh[1])
             else:
-                length = pm.LogNormal("ou_length", np.log(pri.ou_length_median), pri.ou_length_log_sd)
-                ou_share = pm.Beta("ou_share", pri.ou_share_a, pri.ou_share_b)
+                length = pri.ou_length.create("ou_length")
+                ou_share = pri.ou_share.create("ou_share")
             ll = ou_run_loglik(residual(), *(pm.Data(f"ou_{k}", arr[f"ou_{k}"]) for k in OU_GRID), sigma_seed,
                                sigma_obs, ou_share, length)
         elif fused and uses_fused_rows(spec):  # normal, independent noise: one kernel (fused_rows.py)
@@ -200,7 +202,7 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
             idx = pm.Data("run_index", arr["run_index"])
             n_per_run = pm.Data("n_per_run", arr["n_per_run"])
             zeros = pt.zeros(n_per_run.shape[0])  # one sum per run
-            nu = pm.Gamma("nu", pri.nu_alpha, pri.nu_beta) if spec.likelihood == "student_t" else None
+            nu = pri.nu.create("nu") if spec.likelihood == "student_t" else None
             resid = residual()
             ll = run_marginal_loglik(pt.inc_subtensor(zeros[idx], resid), pt.inc_subtensor(zeros[idx], resid**2),
                                      n_per_run, sigma_seed, sigma_obs, xp=pt, nu=nu)
@@ -216,8 +218,8 @@ def uses_fused_rows(spec: ModelSpec) -> bool:
 
 def treatment_params(spec: ModelSpec) -> list[str]:
     """The sampling parameters a treatment shifts (treatment scale > 0)."""
-    scale = spec.priors.treatment_scales(spec.law_obj)
-    return [p for p in spec.law_obj.sampling if scale[p] > 0]
+    shifted = spec.priors.treatment_priors(spec.law_obj)
+    return [p for p in spec.law_obj.sampling if p in shifted]
 
 
 def whitens(spec: ModelSpec) -> bool:
@@ -235,14 +237,14 @@ def _population_families(mu, spec: ModelSpec, params: list[str], families: list[
     if len(families) == 1:
         return pm.Deterministic(name, mu[None, :], dims=(dim, "param")) if dim == "family" else mu[None, :]
     chol, corr, tau = pm.LKJCholeskyCov(
-        "family_chol", n=n_par, eta=pri.lkj_eta,
-        sd_dist=pm.Gamma.dist(alpha=2.0, beta=2.0 / np.array([pri.tau_scale[p] for p in params]), shape=n_par),
+        "family_chol", n=n_par, eta=pri.family_correlation["eta"],
+        sd_dist=vector_distribution([pri.tau[p] for p in params], n_par),
         compute_corr=True, store_in_trace=False)
     pm.Deterministic("tau", tau, dims="param")
     pm.Deterministic("corr", corr, dims=("param", "param_bis"))
     v = law.level_vector
     if v.any():  # a law without a level direction has no level factor
-        tau_level = pm.Gamma("tau_level", alpha=2.0, beta=2.0 / pri.level_scale)
+        tau_level = pri.tau_level.create("tau_level")
         chol = pt.linalg.cholesky(chol @ chol.T + tau_level**2 * np.outer(v, v))
     nc = [params.index(p) for p in spec.noncentred]
     if not nc and whitening is not None:

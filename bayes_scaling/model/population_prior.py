@@ -257,8 +257,8 @@ class PopulationPrior:
                              "fit's own priors and reference scales")
         rng = np.random.default_rng(random_seed)
         n = len(self.sigma_seed)
-        theta = {p.sampling: rng.normal(priors.mu_loc[p.sampling],
-                                        np.hypot(priors.mu_scale[p.sampling], priors.tau_scale[p.sampling]), n)
+        theta = {p.sampling: rng.normal(priors.mu[p.sampling]["mu"],
+                                        np.hypot(priors.mu[p.sampling]["sigma"], priors.tau[p.sampling].scale), n)
                  for p in law.parameters}
         fresh = law.to_natural(theta, reference)
         return {p.name: own[p.name] if p.name in supplied else fresh[p.name] for p in law.parameters}, missing

@@ -18,7 +18,8 @@ from ..laws.forms import BUILT_IN_LAWS
 from .population_prior import PopulationPrior
 from .priors import Priors
 
-SPEC_VERSION = 1
+#: 2: the priors are stored as values (``Priors.to_dict``); a version-1 file's numbers are read as the same priors
+SPEC_VERSION = 2
 #: ``normal``: Gaussian seed and checkpoint noise; ``student_t``: robust multivariate-t run marginal
 LIKELIHOODS = ("normal", "student_t")
 #: what ``ModelConfig(likelihood=...)`` accepts: a likelihood, or "auto" (chosen from the runs, see inference/outliers.py)
@@ -86,9 +87,10 @@ class ModelSpec:
         priors.validate(lw)
         noncentering = check_noncentering(dict(noncentering or {}), lw)
         treatments = check_treatments(dict(treatments or {}), data.families)
-        if treatments and not any(v > 0 for v in priors.treatment_scales(lw).values()):
+        if treatments and not priors.treatment_priors(lw):
             raise PriorError(f"the {lw.name!r} law declares no parameter a treatment shifts (Parameter(..., "
-                             "treatment=sd)); set priors.treatment_scale to fit treated families")
+                             "treatment=sd)); give priors.treatment, e.g. {'log_B_ref': Prior('Normal', mu=0, "
+                             "sigma=0.4)}, to fit treated families")
         borrowed = None
         if borrow is not None:
             if len(data.families) != 1:
@@ -137,6 +139,7 @@ class ModelSpec:
 
     def to_json(self) -> str:
         d = asdict(self)
+        d["priors"] = self.priors.to_dict()
         return json.dumps(d)
 
     @classmethod
