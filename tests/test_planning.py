@@ -12,7 +12,7 @@ import bayes_scaling as bs
 from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
 from bayes_scaling.decisions.planning import (checkpoint_tokens, default_candidates, spread_heuristic,
                                               target_fraction_heuristic)
-from bayes_scaling.decisions.preposterior import (FamilyDraws, ImportancePreposterior, LaplacePreposterior,
+from bayes_scaling.decisions.preposterior import (ImportancePreposterior, LaplacePreposterior,
                                                   law_jacobian, run_log_likelihood)
 from bayes_scaling.errors import MissingColumnError, NonPositiveValueError, PlanningWarning
 from bayes_scaling.evaluate.planning import backtest_matches, family_task, matches_table, reveal
@@ -64,7 +64,7 @@ def test_laplace_refit_of_a_narrow_prior_equals_the_linear_gaussian_posterior(ou
     """The Laplace covariance is Sigma - Sigma J' (J Sigma J' + R)^-1 J Sigma with J at the mode (Woodbury):
     R (shared seed deviation, independent or OU checkpoint noise) and the Gauss-Newton Hessian are right."""
     narrow = {"E": 0.01, "A": 0.02, "alpha": 0.01, "B": 0.02, "beta": 0.01}
-    draws = FamilyDraws.from_prior(population(spread=narrow, ou=ou))
+    draws = population(spread=narrow, ou=ou).family_draws()
     pre = LaplacePreposterior(draws, **{"target_params": 1e9, "target_tokens": 2e10}, fantasies=16)
     run = pre.run("r", 1e8, [5e8, 1e9, 2e9])
     mode, cov = pre.refit([run])
@@ -86,7 +86,7 @@ def test_ou_fantasies_have_the_model_covariance_and_likelihood():
     """With OU checkpoint noise the fantasised checkpoints scatter with the fit's run covariance, and the
     importance weights are that multivariate normal's density (the fit's Kalman filter)."""
     ou = (0.3, 0.8)
-    draws = FamilyDraws.from_prior(population(n=400, ou=ou, sigma_obs=0.02))
+    draws = population(n=400, ou=ou, sigma_obs=0.02).family_draws()
     tokens = np.array([5e8, 6e8, 1e9, 3e9, 1e10])
     pre = ImportancePreposterior(draws, TARGET["params"], TARGET["tokens"], fantasies=20_000)
     run = pre.run("r", 1e8, tokens)
@@ -107,7 +107,7 @@ def test_a_drifting_curve_is_worth_less_than_independent_checkpoints():
     for method in (LaplacePreposterior, ImportancePreposterior):
         width = {}
         for label, ou in (("independent", None), ("ou", (1.0, 0.9))):
-            pre = method(FamilyDraws.from_prior(population(ou=ou, sigma_obs=0.02)), TARGET["params"], TARGET["tokens"],
+            pre = method(population(ou=ou, sigma_obs=0.02).family_draws(), TARGET["params"], TARGET["tokens"],
                          fantasies=64)
             width[label] = pre.evaluate([pre.run("r", 2e8, tokens)])["width"]
         assert width["ou"] > width["independent"], method.__name__
@@ -115,7 +115,7 @@ def test_a_drifting_curve_is_worth_less_than_independent_checkpoints():
 
 @pytest.mark.parametrize("method", [LaplacePreposterior, ImportancePreposterior])
 def test_runs_narrow_the_target_and_a_run_near_it_narrows_it_most(method):
-    pre = method(FamilyDraws.from_prior(population()), TARGET["params"], TARGET["tokens"], fantasies=64)
+    pre = method(population().family_draws(), TARGET["params"], TARGET["tokens"], fantasies=64)
     tiny = pre.run("tiny", 2e7, checkpoint_tokens(4e8, 5))
     near = pre.run("near", 3e9, checkpoint_tokens(6e10, 5))
     none, one, both = pre.evaluate([]), pre.evaluate([tiny]), pre.evaluate([tiny, near])
@@ -261,12 +261,12 @@ def test_with_nothing_trained_the_discrepancy_starts_at_the_source_families_comp
     prior.max_log10_flops = 19.0
     loaded = bs.PopulationPrior.load(prior.save(tmp_path / "p.nc"))
     assert loaded.max_log10_flops == 19.0
-    pre = LaplacePreposterior(FamilyDraws.from_prior(loaded), TARGET["params"], TARGET["tokens"], fantasies=16)
+    pre = LaplacePreposterior(loaded.family_draws(), TARGET["params"], TARGET["tokens"], fantasies=16)
     assert pre.decades([]) == pytest.approx(np.log10(6 * 7e9 * 1.4e11) - 19.0)
     near = pre.run("near", 3e9, [6e10])
     assert pre.decades([near]) == pytest.approx(np.log10(6 * 7e9 * 1.4e11) - np.log10(6 * 3e9 * 6e10))
     prior.max_log10_flops = None  # unknown (a prior saved before this was recorded): no discrepancy until a run
-    assert LaplacePreposterior(FamilyDraws.from_prior(prior), 7e9, 1.4e11, fantasies=16).decades([]) == 0.0
+    assert LaplacePreposterior(prior.family_draws(), 7e9, 1.4e11, fantasies=16).decades([]) == 0.0
 
 
 def test_backtest_matches_find_the_least_compute_at_which_the_plan_did_as_well():

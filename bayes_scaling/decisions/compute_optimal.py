@@ -21,7 +21,7 @@ from ..data.extent import distances
 from ..errors import NonPositiveValueError, UnsupportedLawError
 from ..laws import solve
 from ..laws.flops import training_flops
-from ..predict import discrepancy, posterior_arrays, with_discrepancy
+from ..predict import discrepancy, with_discrepancy
 
 FlopsFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -69,8 +69,8 @@ def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | Non
     budgets = np.atleast_1d(np.asarray(budget, dtype=float))
     if np.any(~np.isfinite(budgets)) or np.any(budgets <= 0):
         raise NonPositiveValueError(f"budgets must be positive finite FLOPs, got {budgets.tolist()}")
-    draws = fit.law_draws(family, new_family=new_family, random_seed=random_seed)
-    nat = {k: draws[k].to_numpy() for k in fit.law.natural}
+    draws = fit.family_draws(family, new_family=new_family, random_seed=random_seed)
+    nat = draws.natural
     if flops is None and is_chinchilla_form(fit.law):
         col = {k: v[None, :] for k, v in nat.items()}
         opt = solve.closed_form_optimum(**col, flops=budgets[:, None])
@@ -83,21 +83,20 @@ def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | Non
 
         per = [solve.optimum_search(loss_fn, c, flops_fn) for c in budgets]
         opt = {k: np.stack([p[k] for p in per]) for k in ("params", "tokens", "loss")}
-    arrays = posterior_arrays(fit.idata.posterior)
     # the distance of each budget's median optimum from the family's data; one family: one shared draw of z
     cols = {k: np.median(opt[k], axis=1) for k in ("params", "tokens")}
     cols["flops"] = budgets
     dist = distances(fit.spec.extents, [family] * len(budgets), cols)
-    log_delta = discrepancy(arrays, dist, np.random.default_rng(random_seed + 1), groups=[family] * len(budgets)).T
-    log_floor = np.log(nat[fit.law.irreducible])[None, :] if fit.law.irreducible else None
+    log_delta = discrepancy(draws.discrepancy_arrays(), dist, np.random.default_rng(random_seed + 1), groups=[family] * len(budgets)).T
+    log_floor = None if draws.log_floor is None else draws.log_floor[None, :]
     expected = np.exp(with_discrepancy(np.log(opt["loss"]), log_floor, log_delta))  # (budget, sample)
     dims = ("budget", "sample")
     ds = xr.Dataset(
         {"params": (dims, opt["params"]), "tokens": (dims, opt["tokens"]),
          "tokens_per_param": (dims, opt["tokens"] / opt["params"]), "loss": (dims, opt["loss"]),
          "expected_loss": (dims, expected)},
-        coords={"budget": budgets, "sample": draws["sample"].to_numpy()})
-    ds.attrs.update(family=family, new_family=draws.attrs["new_family"],
+        coords={"budget": budgets, "sample": np.arange(draws.size)})
+    ds.attrs.update(family=family, new_family=int(draws.new_family),
                     flops="6 N D" if flops is None else getattr(flops, "__name__", "user function"),
                     description="compute-optimal N*, D* per posterior draw; loss: the law at the optimum; "
                                 "expected_loss: with the extrapolation discrepancy beyond the fitted compute")

@@ -38,11 +38,8 @@ def growth_speedup(fit: Any, grown: str, scratch: str, params: float, *, tokens:
         raise ValueError("give exactly one of tokens= (scratch tokens that define the target loss) or loss=")
     if not (np.isfinite(params) and params > 0):
         raise ValueError(f"params must be positive, got {params!r}")
-    g = fit.law_draws(grown)
-    s = fit.law_draws(scratch)
-    nat = list(fit.law.natural)
-    sp = [s[k].to_numpy() for k in nat]
-    gp = [g[k].to_numpy() for k in nat]
+    g, s = fit.family_draws(grown), fit.family_draws(scratch)
+    sp, gp = list(s.natural.values()), list(g.natural.values())
     if tokens is not None:
         if not (np.isfinite(tokens) and tokens > 0):
             raise ValueError(f"tokens must be positive, got {tokens!r}")
@@ -57,7 +54,7 @@ def growth_speedup(fit: Any, grown: str, scratch: str, params: float, *, tokens:
         saving = np.where(np.isinf(d_grown), -np.inf, solve.token_saving(d_scratch, d_grown))
     ds = xr.Dataset({"target_loss": ("sample", target), "tokens_scratch": ("sample", d_scratch),
                      "tokens_grown": ("sample", d_grown), "speedup": ("sample", speed),
-                     "token_saving": ("sample", saving)}, coords={"sample": s["sample"].to_numpy()})
+                     "token_saving": ("sample", saving)}, coords={"sample": np.arange(s.size)})
     ds.attrs.update(grown=grown, scratch=scratch, params=float(params),
                     tokens=float(tokens) if tokens is not None else np.nan,
                     loss=float(loss) if loss is not None else np.nan,

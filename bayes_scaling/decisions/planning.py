@@ -27,7 +27,8 @@ import pandas as pd
 
 from ..errors import MissingColumnError, NonPositiveValueError, PlanningWarning, UnsupportedLawError
 from ..laws.flops import training_flops
-from .preposterior import DEFAULT_INTERVAL, METHODS, FamilyDraws
+from ..model.draws import LawDraws
+from .preposterior import DEFAULT_INTERVAL, METHODS
 
 #: the guide's floor: about 4% ARE is what seed noise allows
 DEFAULT_ACCURACY = 0.04
@@ -39,7 +40,7 @@ MIN_ESS = 30
 
 # ------------------------------------------------------------------ inputs
 def family_draws(posterior: Any, family: str | None = None, random_seed: int = 0, *,
-                 new_family: bool = False) -> FamilyDraws:
+                 new_family: bool = False) -> LawDraws:
     """The current uncertainty about the target's family from a fit, a population prior, or a path to either."""
     from ..inference.fitted import ScalingFit
     from ..reader import open as open_file
@@ -48,11 +49,11 @@ def family_draws(posterior: Any, family: str | None = None, random_seed: int = 0
     if isinstance(posterior, (str, os.PathLike)):
         posterior = open_file(posterior)
     if isinstance(posterior, PopulationPrior):
-        return FamilyDraws.from_prior(posterior)
+        return posterior.family_draws()
     if isinstance(posterior, ScalingFit):
         from .compute_optimal import _one_family
 
-        return FamilyDraws.from_fit(posterior, _one_family(posterior, family), random_seed, new_family=new_family)
+        return posterior.family_draws(_one_family(posterior, family), new_family=new_family, random_seed=random_seed)
     raise TypeError(f"plan needs a ScalingFit, a PopulationPrior or a path to either, got {type(posterior).__name__}")
 
 

@@ -1,6 +1,6 @@
 """Preposterior simulation: how much a run not yet trained would narrow a target's predictive.
 
-The state is one family's current uncertainty as ``S`` draws (:class:`FamilyDraws`): its law
+The state is one family's current uncertainty as ``S`` draws (:class:`~bayes_scaling.model.draws.LawDraws`): its law
 parameters in natural units, the seed and checkpoint noise scales, and the extrapolation
 discrepancy. A candidate run (N, D) evaluated at ``K`` checkpoints is **fantasised** ``J`` times: pick
 a draw ``s_j`` as the truth, simulate the run's checkpoint log losses with one shared seed deviation
@@ -42,83 +42,18 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..laws import Law, sampling_moments
+from ..data.extent import DIRECTIONS
 from ..laws.flops import training_flops
 from ..model.checkpoint_noise import layout as ou_layout
 from ..model.likelihood import run_marginal_loglik
-from ..model.checkpoint_noise import run_covariance, run_loglik_numpy
+from ..model.checkpoint_noise import run_loglik_numpy
+from ..model.draws import LawDraws
 from ..predict import with_discrepancy
 
+#: the direction of the discrepancy a plan measures (compute)
+COMPUTE = DIRECTIONS.index("flops")
 #: the central interval whose relative width the planner narrows
 DEFAULT_INTERVAL = 0.9
-
-
-@dataclass
-class FamilyDraws:
-    """Draws (sample,) of one family's natural law parameters, noise scales and discrepancy."""
-
-    law: Law
-    natural: dict[str, np.ndarray]
-    sigma_seed: np.ndarray
-    sigma_obs: np.ndarray
-    #: the discrepancy along the compute direction (planning measures a target's distance in compute: the
-    #: runs it proposes change how far the target lies beyond the family's largest compute)
-    kappa: np.ndarray
-    drift: np.ndarray
-    #: log10 of the family's largest trained compute (None: nothing trained yet)
-    observed_log10_flops: float | None
-    source: str
-    #: with nothing trained, the discrepancy starts at the source families' largest compute (None: unknown, 0)
-    population_log10_flops: float | None = None
-    #: the OU checkpoint noise's correlation length and drift share (None: independent checkpoint noise)
-    ou_length: np.ndarray | None = None
-    ou_share: np.ndarray | None = None
-
-    def noise_covariance(self, picks: np.ndarray, log10_tokens: np.ndarray, seed: bool = True) -> np.ndarray:
-        """(len(picks), K, K): the covariance of one run's checkpoints at ``log10_tokens`` under each picked
-        draw's noise (without the seed deviation when ``seed`` is False)."""
-        ou = {} if self.ou_length is None else {"ou_share": self.ou_share[picks], "ou_length": self.ou_length[picks]}
-        return run_covariance(log10_tokens, self.sigma_seed[picks] if seed else 0.0, self.sigma_obs[picks], **ou)
-
-    @property
-    def size(self) -> int:
-        return len(self.sigma_seed)
-
-    @classmethod
-    def from_fit(cls, fit: Any, family: str, random_seed: int = 0, *, new_family: bool = False) -> "FamilyDraws":
-        """A fitted family's posterior, or (``new_family``) the population predictive of a family it has not seen."""
-        from ..predict import posterior_arrays
-
-        ds = fit.law_draws(family, new_family=new_family, random_seed=random_seed)
-        arrays = posterior_arrays(fit.idata.posterior)
-        new = bool(ds.attrs["new_family"])
-        observed = None if new else fit.spec.family_max_log10_flops.get(family)
-        return cls(law=fit.law, natural={k: ds[k].to_numpy() for k in fit.law.natural},
-                   sigma_seed=arrays["sigma_seed"], sigma_obs=arrays["sigma_obs"], kappa=arrays["kappa"][:, 0],
-                   drift=arrays["drift"][:, 0], observed_log10_flops=observed,
-                   population_log10_flops=max(fit.spec.family_max_log10_flops.values()),
-                   ou_length=arrays.get("ou_length"), ou_share=arrays.get("ou_share"),
-                   source=f"{'population predictive of a new family' if new else 'posterior of ' + repr(family)} "
-                          f"({len(fit.families)}-family fit)")
-
-    @classmethod
-    def from_prior(cls, prior: Any) -> "FamilyDraws":
-        """A population prior (nothing trained yet). Its discrepancy is used as a borrowed fit uses it:
-        the source's kappa and |drift| together set the scale, with no direction (see :func:`bayes_scaling.fit`)."""
-        law = prior.law_obj
-        return cls(law=law, natural={k: prior.natural[:, i] for i, k in enumerate(law.natural)},
-                   sigma_seed=np.asarray(prior.sigma_seed, float), sigma_obs=np.asarray(prior.sigma_obs, float),
-                   kappa=np.hypot(prior.kappa[:, 0], prior.drift[:, 0]), drift=np.zeros(len(prior.kappa)),
-                   observed_log10_flops=None, source=f"borrowed population prior ({prior.source})",
-                   population_log10_flops=prior.max_log10_flops, ou_length=prior.ou_length, ou_share=prior.ou_share)
-
-    def log_loss(self, params: np.ndarray, tokens: np.ndarray, flops: np.ndarray | None = None) -> np.ndarray:
-        """log L of every draw at every point: (sample, point)."""
-        params, tokens = np.asarray(params, float), np.asarray(tokens, float)
-        cols = {"params": params[None, :], "tokens": tokens[None, :],
-                "flops": training_flops(params, tokens, flops)[None, :]}
-        nat = {k: v[:, None] for k, v in self.natural.items()}
-        with np.errstate(over="ignore"):
-            return np.log(self.law.natural_loss(nat, cols))
 
 
 def run_log_likelihood(y: np.ndarray, mean: np.ndarray, sigma_seed: np.ndarray, sigma_obs: np.ndarray) -> np.ndarray:
@@ -225,7 +160,7 @@ class _PreposteriorBase:
 
     method = ""
 
-    def __init__(self, draws: FamilyDraws, target_params: float, target_tokens: float,
+    def __init__(self, draws: LawDraws, target_params: float, target_tokens: float,
                  target_flops: float | None = None, *, fantasies: int = 256, interval: float = DEFAULT_INTERVAL,
                  random_seed: int = 0):
         if not 0 < interval < 1:
@@ -236,10 +171,12 @@ class _PreposteriorBase:
         self.target_flops = float(training_flops(target_params, target_tokens, target_flops))
         self.target_log10_flops = float(np.log10(self.target_flops))
         self.reference = {"params": float(target_params), "tokens": float(target_tokens), "flops": self.target_flops}
-        self.target_log = draws.log_loss(np.array([target_params]), np.array([target_tokens]),
-                                         np.array([self.target_flops]))[:, 0]
-        # the discrepancy scales the reducible loss (bayes_scaling.predict.with_discrepancy)
-        self.target_log_floor = np.log(draws.natural[draws.law.irreducible]) if draws.law.irreducible else None
+        self.target_log = draws.log_loss(target_params, target_tokens, self.target_flops)[:, 0]
+        # the discrepancy scales the reducible loss (bayes_scaling.predict.with_discrepancy); planning measures a
+        # target's distance in compute: the runs it proposes change how far the target lies beyond the family's
+        # largest compute
+        self.target_log_floor = draws.log_floor
+        self.kappa, self.drift = draws.kappa[:, COMPUTE], draws.drift[:, COMPUTE]
         self.target_share = (1.0 - np.exp(self.target_log_floor - self.target_log)
                              if self.target_log_floor is not None else np.ones(draws.size))
         ss = np.random.SeedSequence(random_seed)
@@ -324,7 +261,7 @@ class ImportancePreposterior(_PreposteriorBase):
         d = self.draws
         delta = self.decades(runs)
         log_t = with_discrepancy(self.target_log, self.target_log_floor,
-                                 delta * (d.drift + d.kappa * self.crn.disc_z))
+                                 delta * (self.drift + self.kappa * self.crn.disc_z))
         log_w = np.zeros((len(self.crn.picks), d.size))
         for r in runs:
             log_w = log_w + r.extra
@@ -345,10 +282,9 @@ class LaplacePreposterior(_PreposteriorBase):
         super().__init__(*args, **kwargs)
         self.prior_mean, cov = sampling_moments(self.draws.law, self.draws.natural, self.reference)
         self.prior_prec = np.linalg.inv(cov)
-        d = self.draws
         share = self.target_share  # a change of the log reducible loss moves the log loss by about this share
-        self._disc_var = float(np.mean((share * d.kappa) ** 2) + np.var(share * d.drift))
-        self._drift = float(np.mean(share * d.drift))
+        self._disc_var = float(np.mean((share * self.kappa) ** 2) + np.var(share * self.drift))
+        self._drift = float(np.mean(share * self.drift))
         self._modes: dict[tuple, np.ndarray] = {}
 
     def _prepare(self, y: np.ndarray, mean: np.ndarray, log10_tokens: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ import pandas as pd
 
 from ..data import ScalingData, apply_filters
 from ..decisions.planning import PlanningWarning, expected_outcomes, plan, spread_heuristic, target_fraction_heuristic
-from ..decisions.preposterior import METHODS as PREPOSTERIOR, FamilyDraws
+from ..decisions.preposterior import METHODS as PREPOSTERIOR
 from ..errors import SamplingWarning
 from ..inference import fit as fit_law
 from ..inference.config import SamplerConfig
@@ -162,7 +162,7 @@ def backtest_planning(data: ScalingData, *, families: list[str] | None = None,
         log(f"[{dataset}] {fam}: population fit in {time.perf_counter() - t0:.0f} s; "
             f"{len(task.candidates)} candidate runs; target {task.target_params:.3g} params, "
             f"{task.target_tokens:.3g} tokens")
-        pre = PREPOSTERIOR[s.method](FamilyDraws.from_prior(prior), task.target_params, task.target_tokens,
+        pre = PREPOSTERIOR[s.method](prior.family_draws(), task.target_params, task.target_tokens,
                                      task.target_flops, fantasies=s.fantasies, random_seed=s.random_seed + i)
         scored: dict[frozenset, dict[str, Any]] = {}
 

@@ -307,12 +307,8 @@ def discrepancy_draws(cfg: ModelConfig, data: ScalingData, spec: ModelSpec, prio
     if mode != "learn":
         return {"kappa": np.full(n_samples, float(mode))}, {"mode": "fixed", "kappa": float(mode)}
     if prior is not None:
-        # how the source families' laws extrapolated beyond their data; their drift is a trend of *their*
-        # fitted laws, whose sign need not carry over to a new family's law fitted on a few small models,
-        # so it widens the new family's discrepancy instead of shifting it
         pick = rng.integers(0, len(prior.kappa), n_samples)
-        draws = {"kappa": np.hypot(prior.kappa[pick], prior.drift[pick]), "growth": prior.growth[pick],
-                 "shared": prior.shared[pick]}
+        draws = {k: v[pick] for k, v in prior.borrowed_discrepancy().items()}
         return draws, {"mode": "borrowed", "source": prior.source, "calibrated": True,
                        "kappa_median": float(np.median(draws["kappa"][:, 0])),
                        "source_drift_median": float(np.median(prior.drift[:, 0])),

@@ -38,6 +38,7 @@ from ..errors import FitFileError
 from ..model.checkpoint_noise import run_loglik_numpy as ou_run_loglik_numpy
 from ..model.likelihood import run_marginal_loglik, run_sums_numpy
 from ..model.config import ModelConfig
+from ..model.draws import LawDraws
 from ..model.population_prior import CONFLICT_P_VALUE, conflict_summary
 from ..model.spec import ModelSpec
 from ..predict import as_dataset, family_theta_draws, posterior_arrays, predict_draws, query_columns
@@ -256,20 +257,30 @@ class ScalingFit:
                                       keep_draws=keep_draws, new_family=new_family)
         return as_dataset(res, fam.astype(str), cols, new_mask, interval)
 
-    def law_draws(self, family: str, *, new_family: bool = False, random_seed: int = 0) -> xr.Dataset:
-        """Posterior draws of one family's law parameters in natural units (E, A, alpha, ...) over ``sample``.
+    def family_draws(self, family: str, *, new_family: bool = False, random_seed: int = 0) -> LawDraws:
+        """Posterior draws of one family's law in natural units (E, A, alpha, ...), with its noise and
+        discrepancy, as one :class:`~bayes_scaling.model.draws.LawDraws`.
 
-        ``new_family=True``: a family the fit has not seen, drawn from the population (attribute
-        ``new_family``). Draws of different families share the posterior draw index, so functions of two
-        families' parameters (a loss difference, a speedup) keep their posterior correlation.
+        ``new_family=True``: a family the fit has not seen, drawn from the population. Draws of different
+        families share the posterior draw index, so functions of two families' parameters (a loss difference,
+        a speedup) keep their posterior correlation.
         """
         arrays = posterior_arrays(self.idata.posterior)
         theta, new = family_theta_draws(arrays, self.spec.families, family, np.random.default_rng(random_seed),
                                         self.law.level_vector, new_family=new_family)
         nat = self.law.to_natural({p: theta[:, k] for k, p in enumerate(self.law.sampling)}, self.spec.reference)
-        ds = xr.Dataset({k: ("sample", np.asarray(nat[k], dtype=float)) for k in self.law.natural},
-                        coords={"sample": np.arange(theta.shape[0])})
-        ds.attrs.update(family=family, new_family=int(new))
+        flops = self.spec.family_max_log10_flops
+        return LawDraws(law=self.law, natural=nat, sigma_seed=arrays["sigma_seed"], sigma_obs=arrays["sigma_obs"],
+                        **{k: arrays.get(k) for k in ("kappa", "drift", "growth", "shared", "ou_length", "ou_share")},
+                        observed_log10_flops=None if new else flops.get(family),
+                        population_log10_flops=max(flops.values()), new_family=bool(new),
+                        source=f"{'population predictive of a new family' if new else 'posterior of ' + repr(family)} "
+                               f"({len(self.families)}-family fit)")
+
+    def law_draws(self, family: str, *, new_family: bool = False, random_seed: int = 0) -> xr.Dataset:
+        """:meth:`family_draws`' law parameters over ``sample`` (attributes ``family``, ``new_family``)."""
+        ds = self.family_draws(family, new_family=new_family, random_seed=random_seed).to_dataset()
+        ds.attrs["family"] = family
         return ds
 
     def fitted_curve(self, interval: float = 0.9) -> xr.Dataset:

@@ -34,8 +34,8 @@ def law_log_loss(law: Law, natural: Mapping[str, np.ndarray], columns: Mapping[s
 def law_columns(params, tokens, flops=None, inputs: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """The inputs a law reads at each point: params, tokens, the training FLOPs (6 N D unless given) and any
     further input (``unique_tokens``)."""
-    cols = {"params": np.atleast_1d(np.asarray(params, float)), "tokens": np.atleast_1d(np.asarray(tokens, float))}
-    cols["flops"] = training_flops(cols["params"], cols["tokens"], flops)
+    n, d = np.broadcast_arrays(np.atleast_1d(np.asarray(params, float)), np.atleast_1d(np.asarray(tokens, float)))
+    cols = {"params": n, "tokens": d, "flops": np.broadcast_to(training_flops(n, d, flops), n.shape)}
     cols.update({k: np.atleast_1d(np.asarray(v, float)) for k, v in (inputs or {}).items()})
     return cols
 

@@ -34,8 +34,8 @@ from ..data.extent import DIRECTIONS, per_direction
 from ..data.loaders import bundled_file
 from ..errors import FitFileError, PriorError
 from ..laws import Law, get_law, sampling_moments
-from ..laws.flops import training_flops
 from ..storage import PRIOR_KIND, write_netcdf
+from .draws import LawDraws, law_columns, law_log_loss
 
 #: version of the prior file's layout; a file written by a newer layout is refused with what to do
 PRIOR_VERSION = 1
@@ -216,6 +216,24 @@ class PopulationPrior:
     def exponent_support(self, new_span: float) -> dict[str, Any] | None:
         """:func:`exponent_support` of this prior's source families (None when their spans are unknown)."""
         return None if self.size_spans is None else exponent_support(self.size_spans, new_span)
+
+    def family_draws(self) -> LawDraws:
+        """What this prior says about a new family before any of its runs is trained: its draws, with the
+        discrepancy a borrowed fit gets (:meth:`borrowed_discrepancy`)."""
+        law = self.law_obj
+        disc = self.borrowed_discrepancy()
+        return LawDraws(law=law, natural={k: self.natural[:, i] for i, k in enumerate(law.natural)},
+                        sigma_seed=self.sigma_seed, sigma_obs=self.sigma_obs, drift=np.zeros_like(disc["kappa"]),
+                        **disc, ou_length=self.ou_length, ou_share=self.ou_share,
+                        population_log10_flops=self.max_log10_flops, new_family=True,
+                        source=f"borrowed population prior ({self.source})")
+
+    def borrowed_discrepancy(self) -> dict[str, np.ndarray]:
+        """The discrepancy of a family that borrows this prior, per draw (``kappa`` per direction, ``growth``,
+        ``shared``): how the source families' laws extrapolated beyond their data. Their drift is a trend of
+        *their* fitted laws, whose sign need not carry over to a new family's law fitted on a few small models,
+        so it widens the new family's discrepancy (``kappa`` and ``|drift|`` together) instead of shifting it."""
+        return {"kappa": np.hypot(self.kappa, self.drift), "growth": self.growth, "shared": self.shared}
 
     # ------------------------------------------------------------------ moments for a new fit
     def sampling_moments(self, reference: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -420,9 +438,7 @@ class PopulationPrior:
         ``inputs``: the law's further inputs (``unique_tokens``), when it reads any.
         """
         law = self.law_obj
-        cols = {"params": np.asarray(params, float), "tokens": np.asarray(tokens, float)}
-        cols["flops"] = training_flops(cols["params"], cols["tokens"], flops)
-        cols.update({k: np.asarray(v, float) for k, v in (inputs or {}).items()})
+        cols = law_columns(params, tokens, flops, inputs)
         resid = log_residuals(law, {k: self.natural[:, i] for i, k in enumerate(law.natural)}, cols, loss)
         rng = np.random.default_rng(0)
         z = rng.standard_normal(len(self.sigma_seed))
@@ -499,10 +515,7 @@ def log_residuals(law: Law, natural: dict[str, np.ndarray], columns: dict[str, n
                   loss: np.ndarray) -> np.ndarray:
     """log(observed / predicted) of each draw's law (``natural``: draws per parameter) at each observation
     (``columns``: the law's inputs per point), (draw, point); NaN or inf where a draw's law is not finite."""
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        pred = law.natural_loss({k: np.asarray(v)[:, None] for k, v in natural.items()},
-                                {k: np.asarray(v, float)[None, :] for k, v in columns.items()})
-        return np.log(np.asarray(loss, float))[None, :] - np.log(pred)
+    return np.log(np.asarray(loss, float))[None, :] - law_log_loss(law, natural, columns)
 
 
 def published_prior() -> PopulationPrior:

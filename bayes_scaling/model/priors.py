@@ -18,8 +18,8 @@ Override any entry with a value::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
-from typing import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Mapping
 
 from ..errors import PriorError
 from ..laws import Law
@@ -29,30 +29,6 @@ _REAL = (-math.inf, math.inf)
 _POSITIVE = (0.0, math.inf)
 _UNIT = (0.0, 1.0)
 
-#: each variable's prior: (the interval its values must lie in, what it means). The population layer's
-#: entries (``mu``, ``tau``, ``treatment``) are one prior per sampling parameter of the law.
-SLOTS: dict[str, tuple[tuple[float, float] | None, str]] = {
-    "mu": (_REAL, "population mean of the parameter (the law's sampling scale)"),
-    "tau": (_POSITIVE, "family-to-family spread of the parameter; zero-avoiding, as advised for few groups "
-                       "(Chung et al. 2013): no funnel at tau = 0"),
-    "family_correlation": (None, "correlation of the families' deviations: mild shrinkage towards independence"),
-    "tau_level": (_POSITIVE, "spread of a common loss-level factor: families also differ by log L + c_f at every "
-                             "scale (different validation data or tokenizers)"),
-    "sigma_total": (_POSITIVE, "residual sd of log loss (seed + checkpoint)"),
-    "seed_share": (_UNIT, "share of that variance due to seeds: sigma_seed = sigma_total sqrt(seed_share), "
-                          "sigma_obs = sigma_total sqrt(1 - seed_share)"),
-    "kappa": (_POSITIVE, "extrapolation discrepancy, each direction (compute, size, tokens per parameter): sd of "
-                         "the log reducible loss L - E per decade beyond the data"),
-    "drift": (_REAL, "extrapolation drift, each direction: systematic bias of the log reducible loss per decade"),
-    "growth": (_POSITIVE, "exponent of the discrepancy's growth with distance (1: linear)"),
-    "shared": (_UNIT, "share of the discrepancy common to all families of a fit"),
-    "nu": (_POSITIVE, "degrees of freedom of the robust likelihood (student_t only; Juarez & Steel 2010)"),
-    "ou_length": (_POSITIVE, "correlation length of the checkpoint drift along a run, decades of tokens "
-                             "(checkpoint_noise='ou' only)"),
-    "ou_share": (_UNIT, "share of the checkpoint variance that drifts (checkpoint_noise='ou' only)"),
-    "treatment": (_REAL, "shift of a treated family (e.g. grown from a smaller model) from its from-scratch twin; "
-                         "a parameter without one is not shifted"),
-}
 #: the entries that hold one prior per sampling parameter
 PER_PARAMETER = ("mu", "tau", "treatment")
 
@@ -62,26 +38,49 @@ def _treatment_defaults(law: Law) -> dict[str, Prior]:
     return {p.sampling: Prior("Normal", mu=0.0, sigma=float(p.treatment)) for p in law.parameters if p.treatment > 0}
 
 
+def _variable(support: tuple[float, float] | None, meaning: str, default: Any = MISSING) -> Any:
+    """A field of :class:`Priors`: its default, the interval its variable's values lie in, what it means."""
+    return field(default=default, metadata={"support": support, "meaning": meaning})
+
+
 @dataclass
 class Priors:
     """The model's priors, one :class:`Prior` per variable (``mu``, ``tau`` and ``treatment``: one per
     sampling parameter of the law). Build the defaults with :meth:`default`, then replace any entry."""
 
-    mu: dict[str, Prior]
-    tau: dict[str, Prior]
-    family_correlation: Prior = Prior("LKJ", eta=4.0)
-    tau_level: Prior = Prior("Gamma", alpha=2.0, beta=10.0)
-    sigma_total: Prior = Prior("HalfNormal", sigma=0.05)
-    seed_share: Prior = Prior("Beta", alpha=2.0, beta=2.0)
-    kappa: Prior = Prior("HalfNormal", sigma=0.15)
-    drift: Prior = Prior("Normal", mu=0.0, sigma=0.15)
-    growth: Prior = Prior("LogNormal", mu=0.0, sigma=0.35)
-    shared: Prior = Prior("Uniform", lower=0.0, upper=1.0)
-    nu: Prior = Prior("Gamma", alpha=2.0, beta=0.1)
-    ou_length: Prior = Prior("LogNormal", mu=math.log(0.3), sigma=1.0)
-    ou_share: Prior = Prior("Beta", alpha=2.0, beta=2.0)
-    #: the shift of a treated family from its twin per parameter; None: the law's defaults
-    treatment: dict[str, Prior] | None = None
+    mu: dict[str, Prior] = _variable(_REAL, "population mean of the parameter (the law's sampling scale)")
+    tau: dict[str, Prior] = _variable(_POSITIVE, "family-to-family spread of the parameter; zero-avoiding, as "
+                                                 "advised for few groups (Chung et al. 2013): no funnel at tau = 0")
+    family_correlation: Prior = _variable(
+        None, "correlation of the families' deviations: mild shrinkage towards independence", Prior("LKJ", eta=4.0))
+    tau_level: Prior = _variable(
+        _POSITIVE, "spread of a common loss-level factor: families also differ by log L + c_f at every scale "
+                   "(different validation data or tokenizers)", Prior("Gamma", alpha=2.0, beta=10.0))
+    sigma_total: Prior = _variable(_POSITIVE, "residual sd of log loss (seed + checkpoint)",
+                                   Prior("HalfNormal", sigma=0.05))
+    seed_share: Prior = _variable(_UNIT, "share of that variance due to seeds: sigma_seed = sigma_total "
+                                         "sqrt(seed_share), sigma_obs = sigma_total sqrt(1 - seed_share)",
+                                  Prior("Beta", alpha=2.0, beta=2.0))
+    kappa: Prior = _variable(_POSITIVE, "extrapolation discrepancy, each direction (compute, size, tokens per "
+                                        "parameter): sd of the log reducible loss L - E per decade beyond the data",
+                             Prior("HalfNormal", sigma=0.15))
+    drift: Prior = _variable(_REAL, "extrapolation drift, each direction: systematic bias of the log reducible loss "
+                                    "per decade", Prior("Normal", mu=0.0, sigma=0.15))
+    growth: Prior = _variable(_POSITIVE, "exponent of the discrepancy's growth with distance (1: linear)",
+                              Prior("LogNormal", mu=0.0, sigma=0.35))
+    shared: Prior = _variable(_UNIT, "share of the discrepancy common to all families of a fit",
+                              Prior("Uniform", lower=0.0, upper=1.0))
+    nu: Prior = _variable(_POSITIVE, "degrees of freedom of the robust likelihood (student_t only; Juarez & Steel "
+                                     "2010)", Prior("Gamma", alpha=2.0, beta=0.1))
+    ou_length: Prior = _variable(_POSITIVE, "correlation length of the checkpoint drift along a run, decades of "
+                                            "tokens (checkpoint_noise='ou' only)",
+                                 Prior("LogNormal", mu=math.log(0.3), sigma=1.0))
+    ou_share: Prior = _variable(_UNIT, "share of the checkpoint variance that drifts (checkpoint_noise='ou' only)",
+                                Prior("Beta", alpha=2.0, beta=2.0))
+    #: None: the law's defaults
+    treatment: dict[str, Prior] | None = _variable(
+        _REAL, "shift of a treated family (e.g. grown from a smaller model) from its from-scratch twin; a parameter "
+               "without one is not shifted", None)
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -180,6 +179,10 @@ class Priors:
                 kw[k] = Prior.from_dict(v)
         return cls(**kw)
 
+
+#: each variable's prior: (the interval its values must lie in, what it means), in the order of the fields
+SLOTS: dict[str, tuple[tuple[float, float] | None, str]] = {
+    f.name: (f.metadata["support"], f.metadata["meaning"]) for f in fields(Priors) if "meaning" in f.metadata}
 
 #: the numbers of a fit stored with the priors written as numbers, where an older file lacks them
 _SCALE_DEFAULTS = {"lkj_eta": 4.0, "level_scale": 0.2, "sigma_total_scale": 0.05, "seed_share_a": 2.0,
