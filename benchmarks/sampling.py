@@ -277,7 +277,7 @@ def nutpie_gradient_call(compiled):
 def part_fused(datasets: list[str]) -> list[dict]:
     from bayes_scaling.inference.compile_cache import compile_nutpie
     from bayes_scaling.inference.fit import model_spec
-    from bayes_scaling.inference.run import sampled_model
+    from bayes_scaling.inference.compiled import CompiledModel
 
     rows = []
     for name in datasets:
@@ -285,9 +285,9 @@ def part_fused(datasets: list[str]) -> list[dict]:
         spec, estimates = model_spec(data, "chinchilla", None)
         calls, out = {}, {"dataset": name, "rows": len(data.frame), "families": len(data.families)}
         for fused in (True, False):
-            model, init, _ = sampled_model(data, spec, estimates, fused=fused)
+            cm = CompiledModel.build(data, spec, estimates, fused=fused)
             t0 = time.perf_counter()
-            compiled, source, _ = compile_nutpie(model, init, None, "numba")
+            compiled, source, _ = compile_nutpie(cm.model, cm.initvals, None, "numba")
             out[f"{'fused' if fused else 'graph'}_compile"] = {"seconds": time.perf_counter() - t0, "source": source}
             calls[fused] = nutpie_gradient_call(compiled)
         values = {}

@@ -241,14 +241,14 @@ def test_whiten_auto_abandons_the_fixed_run_when_the_spread_alone_would_miss_the
 
 def test_until_converged_stops_when_the_draws_pass_and_keeps_chains_of_one_length(synthetic_truth, monkeypatch):
     from bayes_scaling.inference.fit import model_spec
-    from bayes_scaling.inference.run import sampled_model
-    from bayes_scaling.inference.sampling import check_points, run_nuts
+    from bayes_scaling.inference.compiled import CompiledModel
+    from bayes_scaling.inference.sampling import check_points
 
     _, df = synthetic_truth
     data = bs.ScalingData.from_frame(df[df["family"] == "fam0"], family="family", params="params", tokens="tokens",
                                      loss="loss", run="run", seed="seed")
     spec, _ = model_spec(data, "chinchilla", None)
-    model, init, _ = sampled_model(data, spec)
+    cm = CompiledModel.build(data, spec)
     asked = []
 
     def rule(idata, budget):  # shown only draws every chain has reached: no padding
@@ -256,8 +256,7 @@ def test_until_converged_stops_when_the_draws_pass_and_keeps_chains_of_one_lengt
         assert not np.isnan(idata.posterior["mu"].to_numpy()).any() and budget == 200_000
         return "enough" if len(asked) >= 2 else None
 
-    idata, info = run_nuts(model, init, draws=200_000, tune=200, chains=2, random_seed=1, target_accept=0.9,
-                           stop=rule)
+    idata, info = cm.sample(draws=200_000, tune=200, chains=2, random_seed=1, target_accept=0.9, stop=rule)
     assert info["stopped_early"] and info["stop_reason"] == "enough" and info["max_draws"] == 200_000
     # asked at fixed draw counts, in order, whatever the timing: the same draws kept on any machine
     assert check_points(200, 1000) == [200, 250, 300, 400, 500, 600, 750, 900]

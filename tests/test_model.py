@@ -58,16 +58,17 @@ def test_whitened_family_layer_is_the_centred_density_of_theta(synthetic_truth, 
         lp_free = 0.0 if mode == "fixed" else log_jac  # the fixed map's constant Jacobian is left out
         assert lp_w(point) == pytest.approx(lp_c(cpoint) + lp_free, rel=1e-7, abs=1e-5)
     # u = 0 starts the sampler: the family estimates (fixed); a non-centred or single-family layer is not whitened
-    from bayes_scaling.inference.run import sampled_model
+    from bayes_scaling.inference.compiled import CompiledModel
 
-    model, init, whitened = sampled_model(data, spec, whiten=mode)
+    cm = CompiledModel.build(data, spec, whiten=mode)
+    model, init, whitened = cm.model, cm.initvals, cm.whitened
     assert whitened == mode and np.all(init["theta_whitened"] == 0)
     if mode == "fixed":
         assert np.allclose(_theta_function(model)(model.initial_point()), w["shift"])
-    assert sampled_model(data, ModelSpec.from_data(data, noncentering={"log_alpha": 1}), whiten=mode)[2] is None
-    assert sampled_model(data, spec, whiten=False)[2] is None
+    assert CompiledModel.build(data, ModelSpec.from_data(data, noncentering={"log_alpha": 1}), whiten=mode).whitened is None
+    assert CompiledModel.build(data, spec, whiten=False).whitened is None
     one = data.subset((data.frame["family"] == "fam0").to_numpy(), name="one family", reason="test", drops_families=True)
-    assert sampled_model(one, ModelSpec.from_data(one), whiten=mode)[2] is None
+    assert CompiledModel.build(one, ModelSpec.from_data(one), whiten=mode).whitened is None
     with pytest.raises(ValueError, match="whiten must be"):
         bs.fit(data, sampler=dict(whiten="partly"))
 

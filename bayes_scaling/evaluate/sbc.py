@@ -80,14 +80,9 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
     """
     import arviz as az
 
-    from ..inference.compile_cache import compile_nutpie
+    from ..inference.compiled import CompiledModel
     from ..inference.diagnostics import diagnose
-    from ..inference.run import DEFAULT_WHITENING
-    from ..inference.initial import initial_values
-    from ..inference.parameterisation import family_whitening
-    from ..inference.sampling import JITTER_VARS, nutpie_settings, sample_nutpie
     from ..model import POPULATION_VARS
-    from ..model.hierarchical import whitening_updates, whitens
 
     design = design or default_design()
     lw = get_law(law)
@@ -98,13 +93,11 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
         raise ValueError(f"noncentering must be 'all', a dict or None, got {noncentering!r}")
     spec = ModelSpec.from_data(design, lw, priors, noncentering=noncentering)
     prior = _prior_draws(design, spec, n_sims, random_seed)  # from the unwhitened model: its prior is generative
-    whiten = whitens(spec)  # as fit does: a centred family layer is sampled whitened
-    whitening = family_whitening(design, spec, mode=DEFAULT_WHITENING) if whiten else None
-    model = build_model(design, spec, whitening)
-    jitter = {model[n] for n in JITTER_VARS if n in model.named_vars}
+    # as fit does, a centred family layer is sampled whitened; numba, whose compiled model takes each
+    # simulation's losses (and whitening) through with_data (JAX freezes the data)
+    cm = CompiledModel.build(design, spec)
     t0 = time.perf_counter()
-    # numba: its compiled model takes each simulation's losses through with_data (JAX freezes the data)
-    compiled, _, _ = compile_nutpie(model, initial_values(design, spec, whitening=whitening), jitter, backend="numba")
+    cm.compile("numba")
     compile_seconds = time.perf_counter() - t0
     names = [f"mu[{p}]" for p in lw.sampling] + [f"tau[{p}]" for p in lw.sampling] + list(NOISE)
     rng = np.random.default_rng(random_seed + 1)
@@ -113,12 +106,8 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
         sim = simulate_losses(design, spec, prior["theta"][i], float(prior["sigma_seed"][i]),
                               float(prior["sigma_obs"][i]), rng)
         t0 = time.perf_counter()
-        updates = {"log_loss_obs": np.log(sim.frame["loss"].to_numpy())}
-        if whiten:  # each simulation's own whitening; u = 0 (the compiled start) is then its own estimates
-            updates.update(whitening_updates(family_whitening(sim, spec, mode=DEFAULT_WHITENING)))
-        idata = sample_nutpie(compiled.with_data(**updates),
-                              seed=random_seed + i,
-                              **nutpie_settings(draws=draws, tune=draws, chains=chains, target_accept=target_accept))
+        idata = cm.sample_data(sim, seed=random_seed + i, draws=draws, tune=draws, chains=chains,
+                               target_accept=target_accept)
         seconds = time.perf_counter() - t0
         post = idata.posterior
         d = diagnose(az.InferenceData(posterior=post, sample_stats=idata.sample_stats), list(POPULATION_VARS), seconds)
@@ -132,7 +121,7 @@ def sbc(design: ScalingData | None = None, n_sims: int = 100, *, law: str = "chi
         rows.append(row)
     out = pd.DataFrame(rows)
     out.attrs.update(L=int(np.ceil(draws * chains / thin)), names=names, compile_seconds=compile_seconds,
-                     whitened=whitening["mode"] if whiten else None, design_rows=len(design),
+                     whitened=cm.whitened, design_rows=len(design),
                      families=len(spec.families), noncentred=spec.noncentred,
                      chains=chains, draws=draws, target_accept=target_accept)
     return out

@@ -35,7 +35,7 @@ from ..model import Priors
 from .diagnostics import Diagnostics
 from .config import SamplerConfig
 from .fit import as_scaling_data, model_spec
-from .run import sampled_model
+from .compiled import CompiledModel
 from .fitted import ScalingFit, build_idata
 from .sampling import KEEP_VARS
 
@@ -87,7 +87,8 @@ def fit_approximate(data: ScalingData | pd.DataFrame, law: str | Law = "chinchil
     SamplerConfig(whiten=whiten, noncentering=noncentering)  # validates both as fit's sampler= does
     data = apply_filters(as_scaling_data(data), min_tokens=min_tokens, fraction=fraction)
     spec, estimates = model_spec(data, law, priors, likelihood=likelihood, noncentering=noncentering)
-    model, init, whitened = sampled_model(data, spec, estimates, whiten=whiten)
+    cm = CompiledModel.build(data, spec, estimates, whiten=whiten)
+    model, init, whitened = cm.model, cm.initvals, cm.whitened
     t0 = time.perf_counter()
     with model, warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

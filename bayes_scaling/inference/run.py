@@ -2,7 +2,7 @@
 from the draws (``whiten="auto"``, :func:`choose_whitening`).
 
 :func:`fit_spec` is what ``bs.fit`` and its calibration fits sample with: it builds the PyMC model
-(:func:`sampled_model`), runs NUTS (:func:`.sampling.run_nuts`) with the stop rule of the sampler's settings
+(:class:`.compiled.CompiledModel`), runs NUTS (:func:`.sampling.run_nuts`) with the stop rule of the sampler's settings
 (:func:`stop_rule`), checks the draws (:mod:`.diagnostics`) and returns the :class:`.fitted.ScalingFit`.
 """
 
@@ -16,19 +16,13 @@ import arviz as az
 import numpy as np
 
 from ..data import ScalingData
-from ..model import POPULATION_VARS, ModelSpec, build_model
+from ..model import POPULATION_VARS, ModelSpec
 from ..model.hierarchical import uses_fused_rows, whitens
 from .config import SamplerConfig
 from .diagnostics import ESS_MIN, Diagnostics, diagnose, failed_checks, warn_if_problems
 from .fitted import ScalingFit, build_idata
-from .initial import family_point_estimates, initial_values
-from .parameterisation import family_whitening
-from .sampling import run_nuts
-
-#: the whitening of a centred family layer that ``whiten=True`` means and ``whiten="auto"`` starts from:
-#: ``"conditional"`` samples synthetic zoos of 20 and 40 families faster but compiles longer and diverged on
-#: Porian, ColPret and a real zoo of 36 families where this one converged (docs/benchmarks.md)
-DEFAULT_WHITENING = "fixed"
+from .compiled import CompiledModel
+from .initial import family_point_estimates
 
 #: progress of runs at INFO; the command line shows it unless --quiet
 log = logging.getLogger("bayes_scaling")
@@ -56,10 +50,11 @@ def fit_spec(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str 
 def _sample(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str, estimates: np.ndarray | None,
             fused: bool, whiten: bool | str, stop: Any) -> tuple[az.InferenceData, dict, Diagnostics]:
     """One NUTS run of ``spec``'s model whitened as ``whiten`` asks: the draws, the sampler's info, the diagnostics."""
-    model, init, whitened = sampled_model(data, spec, estimates, whiten=whiten, fused=fused)
+    cm = CompiledModel.build(data, spec, estimates, whiten=whiten, fused=fused)
+    whitened = cm.whitened
     log.info("sampling %s: %d chains x (%d tuning + up to %d draws)%s", what, nuts.chains, nuts.tune, nuts.draws,
              f", {whitened} whitening" if whitened else "")
-    idata, info = run_nuts(model, init, **nuts.nuts_settings(), stop=stop)
+    idata, info = cm.sample(**nuts.nuts_settings(), stop=stop)
     log.info("sampled %s in %.1f s", what, info["sampling_seconds"])
     info["whitened"] = whitened
     info["fused_rows"] = fused
@@ -210,20 +205,3 @@ def stop_rule(until_converged: bool, give_up: bool) -> Any:
         return None
 
     return rule
-
-
-def sampled_model(data: ScalingData, spec: ModelSpec, estimates: np.ndarray | None = None, *,
-                  whiten: bool | str = True, fused: bool = True) -> tuple[Any, dict[str, np.ndarray], str | None]:
-    """The PyMC model a fit samples, its initial values, and how its family layer is whitened (None: not).
-
-    ``whiten``: whiten a centred family layer of several families (:func:`.parameterisation.family_whitening`):
-    True or ``"auto"`` for ``DEFAULT_WHITENING``, or a mode of ``WHITENING_MODES``; False: not.
-    ``estimates``: :func:`.initial.family_point_estimates` of ``data`` and ``spec`` when already computed.
-    ``fused``: the rows' likelihood as one kernel (:mod:`..model.fused_rows`); False for PyTensor's JAX backend.
-    """
-    whitening = None
-    if whiten and whitens(spec):
-        estimates = family_point_estimates(data, spec) if estimates is None else estimates
-        whitening = family_whitening(data, spec, estimates, DEFAULT_WHITENING if whiten in (True, "auto") else whiten)
-    return (build_model(data, spec, whitening, fused=fused), initial_values(data, spec, estimates, whitening),
-            None if whitening is None else whitening["mode"])
