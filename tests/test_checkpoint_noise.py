@@ -153,7 +153,8 @@ def test_ou_fit_recovers_the_correlation_length_and_checkpoint_noise(tmp_path, m
 
 
 def test_cli_passes_the_checkpoint_noise_to_fit():
-    from bayes_scaling.cli import _configs, build_parser
+    from bayes_scaling.cli import build_parser
+    from bayes_scaling.cli.options import _configs
 
     base = ["fit", "data.csv", "--params", "N", "--tokens", "D", "--loss", "L", "--out", "fit.nc"]
     assert _configs(build_parser().parse_args([*base, "--checkpoint-noise", "ou"]))[0].checkpoint_noise == "ou"

@@ -187,7 +187,8 @@ def test_cli_fit_and_report(synthetic_truth, tmp_path, capsys):
     fit = bs.open(out)
     assert fit.spec.filters[0]["filter"] == "min_tokens" and fit.spec.filters[0]["rows"] > 0
     assert fit.sampler_info["whitened"] == "fixed"  # two families, centred: whitened by default
-    from bayes_scaling.cli import _configs, build_parser
+    from bayes_scaling.cli import build_parser
+    from bayes_scaling.cli.options import _configs
 
     base = ["fit", str(csv), "--family", "family", "--params", "params", "--tokens", "tokens", "--loss", "val_loss",
             "--out", str(out)]

@@ -99,7 +99,7 @@ def test_the_cli_says_loss_kind_as_a_flag(frame, tmp_path, capsys):
 
 
 def test_the_cli_says_a_configuration_s_settings_as_flags():
-    from bayes_scaling.cli import _in_cli_words
+    from bayes_scaling.cli.messages import _in_cli_words
 
     said = _in_cli_words("fit with sampler={'until_converged': True} and enough draws; "
                          "sampler={'whiten': 'conditional'} samples it better; model={'likelihood': 'auto'}")
@@ -375,7 +375,7 @@ def test_help_does_not_load_the_heavy_libraries():
 def test_each_warning_is_said_once_in_flag_words(capsys):
     import warnings
 
-    from bayes_scaling.cli import _MESSAGES
+    from bayes_scaling.cli.messages import _MESSAGES
 
     _MESSAGES.seen.clear()
     old = warnings.showwarning

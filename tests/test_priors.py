@@ -71,6 +71,15 @@ def test_priors_that_do_not_fit_their_variable_are_refused(change, message):
         p.validate(CHINCHILLA)
 
 
+def test_the_defaults_of_a_law_whose_parameters_no_treatment_shifts_validate():
+    kaplan = bs.laws.Law("kaplan_priors", "((N_c / params)**(a_N / a_D) + D_c / tokens)**a_D", parameters=(
+        bs.laws.Parameter("N_c", loc=20.0, scale=2.0), bs.laws.Parameter("D_c", loc=20.0, scale=2.0),
+        bs.laws.Parameter("a_N", loc=-2.6, scale=0.5), bs.laws.Parameter("a_D", loc=-2.6, scale=0.5)))
+    pri = Priors.default(kaplan, 3.0).validate(kaplan)
+    assert pri.treatment is None and pri.treatment_priors(kaplan) == {}
+    assert not any(line.startswith("treatment") for line in pri.describe())
+
+
 def test_the_model_builds_each_variable_from_its_declared_prior(synthetic_truth):
     _, df = synthetic_truth
     data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run",

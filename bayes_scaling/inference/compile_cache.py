@@ -187,10 +187,9 @@ def resolve_backend(requested: str, model: pm.Model, key: str | None) -> str:
     """The backend a fit compiles with: ``"numba"`` or ``"jax"``.
 
     ``"auto"`` picks by measured cost (docs/benchmarks.md, "Two compile backends"). numba's
-    gradient is 1.4-2.5x faster than JAX's (which nutpie calls back through Python, holding the GIL;
-    measured before sampling ran with one BLAS thread, which made numba's steps 3x faster still),
-    but numba compiles in 10-20 s, and in 35-60 s a model with a ``Scan`` (``checkpoint_noise="ou"``),
-    where JAX takes 2-6 s. So: numba when this process already holds the model compiled for the same
+    gradient is faster than JAX's (which nutpie calls back through Python, holding the GIL), but numba
+    compiles in 10-20 s, and in 35-60 s a model with a ``Scan`` (``checkpoint_noise="ou"``), where JAX takes
+    2-6 s. So: numba when this process already holds the model compiled for the same
     structure (a hit costs nothing); JAX, when installed, for a model with a ``Scan`` and at most
     ``JAX_MAX_ROWS`` rows, where sampling is short and the compile is the whole cost (a new family's
     update from one small model); numba otherwise.

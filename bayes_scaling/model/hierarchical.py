@@ -291,8 +291,9 @@ def _conditional_map(shift, hess, mu, chol, u, n: int):
     """``theta_f = m_f + R_f^-T u_f`` and its log Jacobian, ``R_f R_f' = H_f + Sigma^-1`` (Sigma = chol chol').
 
     The batched ``P x P`` Cholesky factor and triangular solves are unrolled over the (few) parameters,
-    each step a vector over families. numba still compiles this graph for 76-121 s (a batched
-    ``pt.linalg`` version took longer), which is why the mode is opt-in (docs/benchmarks.md).
+    each step a vector over families. numba compiles this graph far longer than the fixed map's (a batched
+    ``pt.linalg`` version longer still), which is why ``whiten="auto"`` samples it only when the fixed map's
+    draws show the population spread mixing slowly (:func:`..inference.run.choose_whitening`).
     """
     inv_chol = pt.linalg.solve_triangular(chol, pt.eye(n), lower=True)
     prec = inv_chol.T @ inv_chol

@@ -91,7 +91,7 @@ class Priors:
             mu={p.sampling: Prior("Normal", mu=p.default_loc(median_loss), sigma=float(p.scale))
                 for p in law.parameters},
             tau={p.sampling: Prior("Gamma", alpha=2.0, beta=2.0 / float(p.spread)) for p in law.parameters},
-            treatment=_treatment_defaults(law),
+            treatment=_treatment_defaults(law) or None,
             notes=[f"locations scaled by the data's median loss {median_loss:.4g}"],
         )
 
