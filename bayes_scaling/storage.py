@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FitFileError
+from .interrupts import check as check_interrupt
 
 #: the ``kind`` attribute of a population prior's dataset
 PRIOR_KIND = "bayes_scaling.population_prior"
@@ -41,6 +42,7 @@ def write_atomically(path: str | os.PathLike, content: str | bytes) -> Path:
 def _replacing(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` (parent folders created) that replaces ``path`` when the block ends
     without an error, and is removed in any case."""
+    check_interrupt()  # a Ctrl-C swallowed earlier still leaves the earlier file as it was
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -418,3 +418,27 @@ def test_every_chain_runs_at_once_so_a_stop_rule_waits_on_no_queued_chain():
 
     assert nutpie_settings(draws=10, tune=10, chains=6, target_accept=0.9)["cores"] == 6
     assert nutpie_settings(draws=10, tune=10, chains=1, target_accept=0.9)["cores"] == 1
+
+
+def test_a_swallowed_ctrl_c_still_stops_the_command_before_a_file_is_replaced(tmp_path):
+    """A KeyboardInterrupt raised inside a garbage-collection callback is printed and dropped by Python; the
+    command line's handler remembers the request, so the next file write (or look at the draws) stops."""
+    import signal
+
+    from bayes_scaling import interrupts
+    from bayes_scaling.storage import write_atomically
+
+    before = signal.getsignal(signal.SIGINT)
+    path = tmp_path / "out.txt"
+    try:
+        interrupts.install()
+        write_atomically(path, "the earlier output")
+        with pytest.raises(KeyboardInterrupt):  # what the signal raises, swallowed where it lands
+            interrupts._handler(signal.SIGINT, None)
+        assert interrupts.requested()
+        with pytest.raises(KeyboardInterrupt):
+            write_atomically(path, "a later output")
+        assert path.read_text() == "the earlier output" and list(tmp_path.iterdir()) == [path]
+    finally:
+        signal.signal(signal.SIGINT, before)
+        interrupts._requested = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import warnings
 
+from .. import interrupts
 from .commands import DEMO_PORIAN_FAMILIES
 from .messages import _MESSAGES, _in_cli_words, _progress
 from .parser import build_parser
@@ -20,6 +21,7 @@ __all__ = ["DEMO_PORIAN_FAMILIES", "build_parser", "main"]
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    interrupts.install()
     _progress(getattr(args, "quiet", False))
     warnings.simplefilter("always")  # said once each by _MESSAGES, whatever the place that raised them
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -30,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import BayesScalingError
 
     try:
-        return args.func(args)
+        code = args.func(args)
+        interrupts.check()  # pressed while the last step ran, its interrupt swallowed: say so, exit 130
+        return code
     except KeyboardInterrupt:
         print("interrupted: stopped before finishing; files written earlier are as they were", file=sys.stderr)
         return 130

@@ -21,6 +21,7 @@ import numpy as np
 import pymc as pm
 import threadpoolctl
 
+from ..interrupts import check as check_interrupt
 from .compile_cache import compile_nutpie
 
 #: posterior variables kept (the rest are sampler internals such as transformed values)
@@ -159,6 +160,7 @@ def sample_until(compiled, stop: Callable[[az.InferenceData, int], str | None], 
         wait, last = CHECK_SECONDS, None
         while due is not None and not _finished(sampler):
             time.sleep(wait)
+            check_interrupt()
             so_far = sampler.inspect()
             now, reached = time.perf_counter(), _common_draws(so_far)
             hit = first_passing(so_far, reached)
@@ -207,6 +209,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     used = None
     if which == "nutpie":
         compiled, source, used = compile_nutpie(model, initvals, jitter, backend)
+        check_interrupt()  # a Ctrl-C lost during the compile stops here, before sampling
         t1 = time.perf_counter()
         kw = nutpie_settings(draws=draws, tune=tune, chains=chains, target_accept=target_accept,
                              progressbar=progressbar)
