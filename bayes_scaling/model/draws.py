@@ -11,7 +11,7 @@ conflict check read them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
@@ -66,7 +66,6 @@ class LawDraws:
     source: str = ""
     #: True: a family the draws' fit has not seen, drawn from its population (or from a borrowed prior)
     new_family: bool = False
-    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.natural = {k: np.asarray(self.natural[k], float) for k in self.law.natural}
