@@ -160,19 +160,21 @@ class Prior:
         return cls(d.pop("dist"), **d)
 
 
-def vector_distribution(priors: list[Prior], shape: int):
-    """One PyMC distribution (unnamed, ``.dist``) of a vector whose entries have ``priors``, all of one family."""
+def _stacked(priors: list[Prior]) -> tuple[Any, dict[str, np.ndarray]]:
+    """The PyMC class of ``priors`` (all of one family) and their parameters stacked into vectors."""
     import pymc as pm
 
     (dist,) = {p.dist for p in priors}
-    return getattr(pm, dist).dist(**{k: np.array([p.params[k] for p in priors]) for k in FAMILIES[dist][0]},
-                                  shape=shape)
+    return getattr(pm, dist), {k: np.array([p.params[k] for p in priors]) for k in FAMILIES[dist][0]}
+
+
+def vector_distribution(priors: list[Prior], shape: int):
+    """One PyMC distribution (unnamed, ``.dist``) of a vector whose entries have ``priors``, all of one family."""
+    cls, params = _stacked(priors)
+    return cls.dist(**params, shape=shape)
 
 
 def vector_variable(name: str, priors: list[Prior], **kwargs: Any):
     """The PyMC random variable ``name``, a vector whose entries have ``priors``, all of one family."""
-    import pymc as pm
-
-    (dist,) = {p.dist for p in priors}
-    return getattr(pm, dist)(name, **{k: np.array([p.params[k] for p in priors]) for k in FAMILIES[dist][0]},
-                             **kwargs)
+    cls, params = _stacked(priors)
+    return cls(name, **params, **kwargs)
