@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import xarray as xr
 
-from .data.container import MIN_LARGEST_PARAMS, MIN_LARGEST_TOKENS, TOKENS_PER_PARAM_RANGE, more_unique_than_tokens
+from .data.container import MIN_LARGEST_PARAMS, MIN_LARGEST_TOKENS, TOKENS_PER_PARAM_RANGE
 from .data.extent import DIRECTIONS, distances, per_direction
 from .errors import ExtrapolationWarning, UnknownFamilyError
-from .laws import BASE_INPUTS, INPUTS, Law, standardized_inputs
-from .laws.flops import training_flops
+from .laws import Law, standardized_inputs
 
 #: at most this many (sample x point) values are held in memory at once
 _CHUNK_VALUES = 4_000_000
@@ -281,32 +280,3 @@ def warn_far_beyond(dist: np.ndarray, family: Sequence[str], columns: dict[str, 
         ExtrapolationWarning, stacklevel=4)  # the caller of ScalingFit.predict
 
 
-def query_columns(params: Any, tokens: Any, flops: Any | None = None, inputs: Mapping[str, Any] | None = None,
-                  law: Law | None = None) -> dict[str, np.ndarray]:
-    """Broadcast query inputs to 1-D arrays; FLOPs default to 6 N D. ``inputs``: the law's further inputs by
-    name (e.g. ``unique_tokens``); with ``law`` given, each input it reads must be there."""
-    from .errors import MissingColumnError, NonPositiveValueError
-
-    extra = dict(inputs or {})
-    further = [i for i in INPUTS if i not in BASE_INPUTS]
-    unknown = sorted(set(extra) - set(further))
-    if unknown:
-        raise ValueError(f"inputs= takes a law's further inputs {further}; got {unknown} (params, tokens and flops "
-                         "are arguments of their own)")
-    arrays = np.broadcast_arrays(np.atleast_1d(np.asarray(params, dtype=float)),
-                                 np.atleast_1d(np.asarray(tokens, dtype=float)),
-                                 *(np.atleast_1d(np.asarray(v, dtype=float)) for v in extra.values()))
-    n, d = arrays[0].ravel(), arrays[1].ravel()
-    more = {k: a.ravel().copy() for k, a in zip(extra, arrays[2:])}
-    for name, v in {"params": n, "tokens": d, **more}.items():
-        if np.any(~np.isfinite(v)) or np.any(v <= 0):
-            raise NonPositiveValueError(f"{name} of a prediction must be positive and finite")
-    if "unique_tokens" in more and more_unique_than_tokens(more["unique_tokens"], d).any():
-        raise ValueError("unique_tokens of a prediction cannot exceed its tokens (a run sees each unique token at "
-                         "least once)")
-    c = np.broadcast_to(training_flops(n, d, flops), n.shape).copy()
-    missing = [] if law is None else [i for i in law.further_inputs if i not in more]
-    if missing:
-        raise MissingColumnError(f"the {law.name!r} law reads {missing}: pass them with inputs={{{missing[0]!r}: ...}} "
-                                 f"(CLI: --{missing[0].replace('_', '-')} VALUE)")
-    return {"params": n, "tokens": d, "flops": c, **more}

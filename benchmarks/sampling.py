@@ -568,7 +568,7 @@ def part_blas(datasets: list[str], draws: int, seed: int) -> list[dict]:
 
     from bayes_scaling.inference.compile_cache import compile_nutpie
     from bayes_scaling.inference.initial import family_point_estimates, initial_values
-    from bayes_scaling.inference.sampling import JITTER_VARS, nutpie_settings
+    from bayes_scaling.inference.sampling import jittered, nutpie_settings
     from bayes_scaling.model import POPULATION_VARS, ModelSpec, build_model
 
     threads = sorted({d["num_threads"] for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"})
@@ -577,9 +577,8 @@ def part_blas(datasets: list[str], draws: int, seed: int) -> list[dict]:
         data = load(name)
         spec = ModelSpec.from_data(data)
         model = build_model(data, spec)
-        jitter = {model[n] for n in JITTER_VARS if n in model.named_vars}
         compiled, _, _ = compile_nutpie(model, initial_values(data, spec, family_point_estimates(data, spec)),
-                                        jitter, "numba")
+                                        jittered(model), "numba")
         kw = {**nutpie_settings(draws=draws, tune=draws, chains=2, target_accept=0.98), "save_warmup": True}
         means = {}
         for label in ("blas_default", "one_blas_thread", "blas_default"):

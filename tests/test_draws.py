@@ -10,7 +10,8 @@ import bayes_scaling as bs
 from bayes_scaling.data.extent import DIRECTIONS
 from bayes_scaling.data.synthetic import simulate_family_parameters
 from bayes_scaling.laws import CHINCHILLA
-from bayes_scaling.model.draws import LawDraws, law_columns
+from bayes_scaling.errors import NonPositiveValueError
+from bayes_scaling.model.draws import LawDraws, query_columns
 
 
 def _prior(n=500, seed=0):
@@ -34,7 +35,10 @@ def test_the_law_log_loss_is_the_law_at_every_draw_and_point():
     # scalars broadcast, and the FLOPs default to 6 N D
     assert draws.log_loss(1e9, 2e10).shape == (draws.size, 1)
     assert np.allclose(draws.log_loss(1e9, [2e9, 2e10])[:, 1], got[:, 1])
-    assert law_columns(1e9, [2e9, 2e10])["flops"] == pytest.approx([1.2e19, 1.2e20])
+    assert query_columns(1e9, [2e9, 2e10])["flops"] == pytest.approx([1.2e19, 1.2e20])
+    # a planner's or conflict check's points are validated as a prediction's are
+    with pytest.raises(NonPositiveValueError, match="params"):
+        draws.log_loss([1e9, 0.0], 2e10)
     assert np.allclose(draws.log_floor, np.log(nat["E"]))
 
 

@@ -401,7 +401,8 @@ def test_predict_prints_both_medians_and_the_interval_convention(small_fit, tmp_
 
 
 def test_the_robust_likelihood_has_no_run_mean(small_fit):
-    from bayes_scaling.predict import posterior_arrays, predict_draws, query_columns
+    from bayes_scaling.model.draws import query_columns
+    from bayes_scaling.predict import posterior_arrays, predict_draws
 
     arrays = posterior_arrays(small_fit.idata.posterior)
     arrays["nu"] = np.full(len(arrays["sigma_seed"]), 1.5)

@@ -31,7 +31,7 @@ from ..model import ModelSpec, build_model
 from ..model.hierarchical import whitening_updates, whitens
 from .initial import family_point_estimates, initial_values
 from .parameterisation import family_whitening
-from .sampling import JITTER_VARS, nutpie_settings, run_nuts, sample_nutpie
+from .sampling import jittered, nutpie_settings, run_nuts, sample_nutpie
 
 #: the whitening of a centred family layer that ``whiten=True`` means and ``whiten="auto"`` starts from:
 #: ``"conditional"`` samples synthetic zoos of 20 and 40 families faster but compiles longer and diverged on
@@ -79,8 +79,7 @@ class CompiledModel:
         """Step 3: nutpie's compiled model (the noise and correlation parameters jittered at the start); self."""
         from .compile_cache import compile_nutpie
 
-        jitter = {self.model[n] for n in JITTER_VARS if n in self.model.named_vars}
-        self.compiled, self.compile_source, _ = compile_nutpie(self.model, self.initvals, jitter, backend=backend)
+        self.compiled, self.compile_source, _ = compile_nutpie(self.model, self.initvals, jittered(self.model), backend=backend)
         return self
 
     def sample(self, *, stop: Callable[[az.InferenceData, int], str | None] | None = None,

@@ -39,7 +39,8 @@ from ..laws.accuracy import accuracy as link_accuracy
 from ..laws.accuracy import latent_difficulty, sigmoid
 from ..model.config import ModelConfig
 from ..model.accuracy_link import LATENT_VARS, LINK_VARS, build_link_model, latent_reference, link_x, standardisation
-from ..predict import closest_names, query_columns
+from ..model.draws import query_columns
+from ..predict import closest_names
 from ..storage import FIT_MARKS, read_idata, write_netcdf
 from .config import SamplerConfig
 from .diagnostics import diagnose

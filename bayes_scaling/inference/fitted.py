@@ -38,10 +38,10 @@ from ..errors import FitFileError
 from ..model.checkpoint_noise import run_loglik_numpy as ou_run_loglik_numpy
 from ..model.likelihood import run_marginal_loglik, run_sums_numpy
 from ..model.config import ModelConfig
-from ..model.draws import LawDraws
+from ..model.draws import LawDraws, query_columns
 from ..model.population_prior import CONFLICT_P_VALUE, conflict_summary
 from ..model.spec import ModelSpec
-from ..predict import as_dataset, family_theta_draws, posterior_arrays, predict_draws, query_columns
+from ..predict import as_dataset, family_theta_draws, posterior_arrays, predict_draws
 from ..storage import FIT_MARKS, read_idata, write_netcdf
 from .config import SamplerConfig
 from .diagnostics import Diagnostics

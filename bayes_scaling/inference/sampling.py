@@ -182,6 +182,17 @@ def _finished(sampler) -> bool:
         return False
 
 
+def jittered(model: pm.Model, jitter_vars: tuple[str, ...] | None = JITTER_VARS) -> set | None:
+    """The model's variables among ``jitter_vars`` whose starting values nutpie jitters (None: every variable,
+    nutpie's default)."""
+    if jitter_vars is None:
+        return None
+    jitter = {model[n] for n in jitter_vars if n in model.named_vars}
+    if not jitter:  # nutpie starts from an unusable point when nothing is jittered
+        raise ValueError(f"none of the jitter variables {jitter_vars} is in the model")
+    return jitter
+
+
 def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: int, random_seed: int,
              target_accept: float, sampler: str = "auto", backend: str = "auto", progressbar: bool = False,
              keep_vars: tuple[str, ...] = KEEP_VARS,
@@ -200,9 +211,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     why, and ``info["draws"]`` how many draws per chain were kept.
     """
     which = available_sampler(sampler)
-    jitter = None if jitter_vars is None else {model[n] for n in jitter_vars if n in model.named_vars}
-    if jitter is not None and not jitter:  # nutpie starts from an unusable point when nothing is jittered
-        raise ValueError(f"none of the jitter variables {jitter_vars} is in the model")
+    jitter = jittered(model, jitter_vars)
     t0 = time.perf_counter()
     init_retry = False
     source = None

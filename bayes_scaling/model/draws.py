@@ -12,13 +12,15 @@ conflict check read them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import xarray as xr
 
+from ..data.container import more_unique_than_tokens
 from ..data.extent import per_direction
-from ..laws import Law
+from ..errors import MissingColumnError, NonPositiveValueError
+from ..laws import BASE_INPUTS, INPUTS, Law
 from ..laws.flops import training_flops
 from .checkpoint_noise import run_covariance
 
@@ -31,13 +33,33 @@ def law_log_loss(law: Law, natural: Mapping[str, np.ndarray], columns: Mapping[s
                                        {k: np.asarray(v, float)[None, :] for k, v in columns.items()}))
 
 
-def law_columns(params, tokens, flops=None, inputs: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """The inputs a law reads at each point: params, tokens, the training FLOPs (6 N D unless given) and any
-    further input (``unique_tokens``)."""
-    n, d = np.broadcast_arrays(np.atleast_1d(np.asarray(params, float)), np.atleast_1d(np.asarray(tokens, float)))
-    cols = {"params": n, "tokens": d, "flops": np.broadcast_to(training_flops(n, d, flops), n.shape)}
-    cols.update({k: np.atleast_1d(np.asarray(v, float)) for k, v in (inputs or {}).items()})
-    return cols
+def query_columns(params: Any, tokens: Any, flops: Any | None = None, inputs: Mapping[str, Any] | None = None,
+                  law: Law | None = None) -> dict[str, np.ndarray]:
+    """Broadcast query inputs to 1-D arrays; FLOPs default to 6 N D. ``inputs``: the law's further inputs by
+    name (e.g. ``unique_tokens``); with ``law`` given, each input it reads must be there."""
+    extra = dict(inputs or {})
+    further = [i for i in INPUTS if i not in BASE_INPUTS]
+    unknown = sorted(set(extra) - set(further))
+    if unknown:
+        raise ValueError(f"inputs= takes a law's further inputs {further}; got {unknown} (params, tokens and flops "
+                         "are arguments of their own)")
+    arrays = np.broadcast_arrays(np.atleast_1d(np.asarray(params, dtype=float)),
+                                 np.atleast_1d(np.asarray(tokens, dtype=float)),
+                                 *(np.atleast_1d(np.asarray(v, dtype=float)) for v in extra.values()))
+    n, d = arrays[0].ravel(), arrays[1].ravel()
+    more = {k: a.ravel().copy() for k, a in zip(extra, arrays[2:])}
+    for name, v in {"params": n, "tokens": d, **more}.items():
+        if np.any(~np.isfinite(v)) or np.any(v <= 0):
+            raise NonPositiveValueError(f"{name} of a prediction must be positive and finite")
+    if "unique_tokens" in more and more_unique_than_tokens(more["unique_tokens"], d).any():
+        raise ValueError("unique_tokens of a prediction cannot exceed its tokens (a run sees each unique token at "
+                         "least once)")
+    c = np.broadcast_to(training_flops(n, d, flops), n.shape).copy()
+    missing = [] if law is None else [i for i in law.further_inputs if i not in more]
+    if missing:
+        raise MissingColumnError(f"the {law.name!r} law reads {missing}: pass them with inputs={{{missing[0]!r}: ...}} "
+                                 f"(CLI: --{missing[0].replace('_', '-')} VALUE)")
+    return {"params": n, "tokens": d, "flops": c, **more}
 
 
 @dataclass
@@ -88,7 +110,7 @@ class LawDraws:
 
     def log_loss(self, params, tokens, flops=None, inputs: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """log L of every draw at every point: (sample, point); ``flops`` default 6 N D."""
-        return law_log_loss(self.law, self.natural, law_columns(params, tokens, flops, inputs))
+        return law_log_loss(self.law, self.natural, query_columns(params, tokens, flops, inputs, self.law))
 
     def noise_covariance(self, picks: np.ndarray, log10_tokens: np.ndarray, seed: bool = True) -> np.ndarray:
         """(len(picks), K, K): the covariance of one run's checkpoints at ``log10_tokens`` under each picked

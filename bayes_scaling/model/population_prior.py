@@ -35,7 +35,7 @@ from ..data.loaders import bundled_file
 from ..errors import FitFileError, PriorError
 from ..laws import Law, get_law, sampling_moments
 from ..storage import PRIOR_KIND, write_netcdf
-from .draws import LawDraws, law_columns, law_log_loss
+from .draws import LawDraws, law_log_loss, query_columns
 
 #: version of the prior file's layout; a file written by a newer layout is refused with what to do
 PRIOR_VERSION = 1
@@ -438,7 +438,7 @@ class PopulationPrior:
         ``inputs``: the law's further inputs (``unique_tokens``), when it reads any.
         """
         law = self.law_obj
-        cols = law_columns(params, tokens, flops, inputs)
+        cols = query_columns(params, tokens, flops, inputs, law)
         resid = log_residuals(law, {k: self.natural[:, i] for i, k in enumerate(law.natural)}, cols, loss)
         rng = np.random.default_rng(0)
         z = rng.standard_normal(len(self.sigma_seed))
