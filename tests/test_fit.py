@@ -2,6 +2,8 @@
 
 import json
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -9,6 +11,7 @@ import xarray as xr
 import bayes_scaling as bs
 from bayes_scaling.cli import main
 from bayes_scaling.errors import UnknownFamilyError
+from conftest import FAST
 
 
 def test_fit_has_labelled_groups(small_fit):
@@ -85,7 +88,7 @@ def test_whiten_auto_keeps_the_fixed_run_or_switches_and_keeps_the_better(monkey
         sampled.append(whiten)
         idata = runs[whiten]
         info = {"draws": 1000, "sampling_seconds": 1.0, "compile_seconds": 0.5, "whitened": whiten,
-                "stop_reason": None}
+                "stop_reason": None, "target_accept": nuts.target_accept}
         return idata, info, diagnose(idata, ["mu", "tau", "sigma_seed"])
 
     monkeypatch.setattr(run_module, "_sample", fake_sample)
@@ -105,6 +108,62 @@ def test_whiten_auto_keeps_the_fixed_run_or_switches_and_keeps_the_better(monkey
     sampled.clear()
     idata, info, _ = run_module.choose_whitening(None, None, nuts, "fit", None, True)
     assert sampled == ["fixed"] and "passed the convergence checks" in info["parameterisation"]["reason"]
+
+
+def test_a_diverging_run_is_sampled_again_with_a_smaller_step_and_the_better_run_kept(monkeypatch):
+    import importlib
+
+    from bayes_scaling.inference.diagnostics import diagnose
+
+    run_module = importlib.import_module("bayes_scaling.inference.run")
+    rng = np.random.default_rng(3)
+    runs = {0.98: _draws(1000, rng, diverging=4), run_module.SMALLER_STEP_TARGET_ACCEPT: _draws(1000, rng)}
+    asked = []
+
+    def fake_sample(data, spec, nuts, what, estimates, fused, whiten, stop):  # the runs' draws stand in for NUTS
+        asked.append((nuts.target_accept, whiten))
+        idata = runs[nuts.target_accept]
+        info = {"draws": 1000, "sampling_seconds": 1.0, "compile_seconds": 0.5, "whitened": whiten or None,
+                "stop_reason": None, "target_accept": nuts.target_accept}
+        return idata, info, diagnose(idata, ["mu", "tau", "sigma_seed"])
+
+    monkeypatch.setattr(run_module, "_sample", fake_sample)
+    nuts = bs.SamplerConfig()
+    first = fake_sample(None, None, nuts, "fit", None, True, "fixed", None)
+    idata, info, diag = run_module.smaller_step(None, None, nuts, "fit", None, True, first)
+    assert asked[-1] == (run_module.SMALLER_STEP_TARGET_ACCEPT, "fixed")  # the same parameterisation again
+    assert idata is runs[run_module.SMALLER_STEP_TARGET_ACCEPT] and diag.divergences == 0
+    chosen = info["parameterisation"]
+    assert "then target_accept 0.995, since at 0.98 the draws had 4 divergent transitions" in chosen["reason"]
+    assert [(t["target_accept"], t["divergences"]) for t in chosen["tried"]] == [(0.98, 4), (0.995, 0)]
+    # the smaller step diverges more: the first run is kept, and the reason says so; a model without
+    # whitening (one family) is sampled again without it
+    runs[run_module.SMALLER_STEP_TARGET_ACCEPT] = _draws(1000, rng, diverging=9)
+    first = fake_sample(None, None, nuts, "fit", None, True, False, None)
+    idata, info, _ = run_module.smaller_step(None, None, nuts, "fit", None, True, first)
+    assert asked[-1] == (run_module.SMALLER_STEP_TARGET_ACCEPT, False) and idata is runs[0.98]
+    assert info["parameterisation"]["reason"].startswith("no whitening of the family layer; at target_accept 0.995")
+    assert info["sampling_seconds_all_runs"] == 2.0
+
+
+def test_the_default_fit_samples_a_diverging_model_again_with_a_smaller_step(synthetic_truth):
+    _, df = synthetic_truth
+    data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
+                                     run="run", seed="seed")
+    # a large step (target_accept 0.5) diverges on this hierarchical model; whiten="auto" (the default) remedies it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit(data, {"extrapolation": None}, {**FAST, "target_accept": 0.5})
+    tried = fit.sampler_info["parameterisation"]["tried"]
+    assert tried[0]["target_accept"] == 0.5 and tried[0]["divergences"] > 0
+    assert tried[-1]["target_accept"] == 0.995 and fit.diagnostics.divergences < tried[0]["divergences"]
+    assert fit.sampler_info["target_accept"] == 0.995
+    assert any("then target_accept 0.995" in n for n in fit.notes())
+    # chosen by hand, the parameterisation and the step stay as asked
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fixed = bs.fit(data, {"extrapolation": None}, {**FAST, "target_accept": 0.5, "whiten": "fixed"})
+    assert "parameterisation" not in fixed.sampler_info and fixed.sampler_info["target_accept"] == 0.5
 
 
 def test_predict_seen_and_new_family(small_fit):

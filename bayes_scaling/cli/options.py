@@ -36,7 +36,8 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chains", type=_count(1), default=default.chains, metavar="N",
                    help="Markov chains, all run at once (each in its own thread, the system sharing the cores)")
     g.add_argument("--target-accept", type=_float, default=default.target_accept, metavar="P",
-                   help="NUTS target acceptance in [0.5, 1): higher takes smaller steps and diverges less")
+                   help="NUTS target acceptance in [0.5, 1): higher takes smaller steps and diverges less; with "
+                        "--whiten auto (the default) a run that diverged is sampled again at 0.995")
     g.add_argument("--random-seed", type=_count(0), default=0, metavar="SEED", help="seed of the sampler")
     g.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"],
                    help="NUTS implementation; auto: nutpie when installed")

@@ -30,7 +30,8 @@ class SamplerConfig(Config):
         The most draws per chain (the budget; see ``until_converged``), the tuning steps per chain, and the
         number of chains (2000, 1000, 4).
     target_accept:
-        NUTS's target acceptance rate, in [0.5, 1): higher takes smaller steps and diverges less (0.98).
+        NUTS's target acceptance rate, in [0.5, 1): higher takes smaller steps and diverges less (0.98; with
+        ``whiten="auto"`` a run that diverged is sampled again at 0.995).
     random_seed:
         Seeds the chains, the jitter of their starts and every draw made after sampling (0).
     until_converged:
@@ -45,8 +46,11 @@ class SamplerConfig(Config):
         exact reparameterisation, the posterior is the same (:func:`.parameterisation.family_whitening`).
         ``"auto"`` (default): the fixed whitening, switched to the conditional one when the fixed run's draws
         show the population spread mixing too slowly to pass the checks within ``draws``; the run that passes
-        more checks is kept, and ``fit.sampler_info["parameterisation"]`` and the fit's notes say what was
-        chosen and why (:func:`.run.choose_whitening`). ``"fixed"`` (or True): each family's parameters
+        more checks is kept; a kept run with divergent transitions is sampled again with a smaller step
+        (``target_accept`` raised to 0.995, :func:`.run.smaller_step`) and the better run kept. Also for a
+        fit of one family, which has no family layer to whiten. ``fit.sampler_info["parameterisation"]`` and
+        the fit's notes say what was chosen and why (:func:`.run.choose_whitening`). Any other value is the
+        expert's choice: sampled as given, nothing switched. ``"fixed"`` (or True): each family's parameters
         through an affine map from its own Laplace approximation, which removes their strong within-family
         correlations. ``"conditional"``: that map combined with the sampled population prior at every step.
         False: the family parameters themselves. Recorded in ``fit.sampler_info["whitened"]``.

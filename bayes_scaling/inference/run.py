@@ -34,7 +34,8 @@ def fit_spec(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str 
     ``what`` (``"fit"``, ``"extrapolation calibration fit"``). ``estimates``: the families' point estimates
     when already computed (:func:`.initial.family_point_estimates`)."""
     fused = nuts.fused and nuts.backend != "jax" and uses_fused_rows(spec)
-    if nuts.whiten == "auto" and whitens(spec):
+    auto = nuts.whiten == "auto"
+    if auto and whitens(spec):
         estimates = family_point_estimates(data, spec) if estimates is None else estimates
         idata, info, diag = choose_whitening(data, spec, nuts, what, estimates, fused)
     else:
@@ -43,6 +44,8 @@ def fit_spec(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str 
         hint = whitening_hint(idata, diag, info["whitened"])
         if hint:
             diag.problems.append(hint)
+    if auto and diag.divergences and nuts.target_accept < SMALLER_STEP_TARGET_ACCEPT:
+        idata, info, diag = smaller_step(data, spec, nuts, what, estimates, fused, (idata, info, diag))
     warn_if_problems(diag, what)
     return ScalingFit(build_idata(idata, data, spec, info, diag), spec)
 
@@ -82,12 +85,7 @@ def choose_whitening(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, wh
 
     def run(mode: str, give_up: bool) -> tuple[az.InferenceData, dict, Diagnostics]:
         out = _sample(data, spec, nuts, what, estimates, fused, mode, stop_rule(nuts.until_converged, give_up))
-        info, diag = out[1], out[2]
-        tried.append({"whitening": mode, "draws": info["draws"], "outcome": _outcome(info, diag),
-                      "sampling_seconds": round(info["sampling_seconds"], 2),
-                      "compile_seconds": round(info["compile_seconds"], 2), "divergences": diag.divergences,
-                      "min_ess_bulk": round(diag.min_ess_bulk), "min_ess_tail": round(diag.min_ess_tail),
-                      "max_rhat": round(diag.max_rhat, 4)})
+        tried.append(_tried(*out[1:]))
         return out
 
     fixed = run("fixed", give_up=True)
@@ -113,6 +111,50 @@ def choose_whitening(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, wh
     info["sampling_seconds_all_runs"] = round(sum(t["sampling_seconds"] for t in tried), 2)
     log.info("%s: chose %s", what, reason)
     return idata, info, diag
+
+
+#: ``whiten="auto"``: a run kept with divergent transitions is sampled again at this target acceptance (a
+#: smaller step) when its own was lower. More draws of the same chains keep a divergence (the stop rule is
+#: asked of their first draws), a smaller step is the remedy; on the real zoos where the default fit
+#: diverged it removed every divergence or all but one (docs/benchmarks.md, "The default fit, cold")
+SMALLER_STEP_TARGET_ACCEPT = 0.995
+
+
+def smaller_step(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str,
+                 estimates: np.ndarray | None, fused: bool,
+                 kept: tuple[az.InferenceData, dict, Diagnostics]) -> tuple[az.InferenceData, dict, Diagnostics]:
+    """The kept run diverged: sample the same parameterisation again at ``SMALLER_STEP_TARGET_ACCEPT`` and
+    keep the run that fails fewer checks (then has fewer divergences); ``info["parameterisation"]`` records
+    both runs and why (the model is compiled once: only the step differs)."""
+    idata, info, diag = kept
+    ta = SMALLER_STEP_TARGET_ACCEPT
+    log.info("%s: %d divergent transitions at target_accept %s; sampling again at %s", what, diag.divergences,
+             nuts.target_accept, ta)
+    again = _sample(data, spec, nuts.merged({"target_accept": ta}), what, estimates, fused,
+                    info["whitened"] or False, stop_rule(nuts.until_converged, give_up=False))
+    chosen = min((again, kept), key=lambda r: (*_failures(r[2])[:2], r[2].divergences))
+    before = info.get("parameterisation") or {
+        "whitening": info["whitened"], "tried": [_tried(info, diag)],
+        "reason": f"the {info['whitened']} whitening" if info["whitened"] else "no whitening of the family layer"}
+    reason = (f"{before['reason']}; then target_accept {ta}, since at {nuts.target_accept} the draws had "
+              f"{diag.divergences} divergent transitions" if chosen is again else
+              f"{before['reason']}; at target_accept {ta} the draws diverged as well "
+              f"({again[2].divergences}), so the run at {nuts.target_accept} is kept")
+    tried = [*before["tried"], _tried(again[1], again[2])]
+    out_idata, out_info, out_diag = chosen
+    out_info["parameterisation"] = {"whitening": out_info["whitened"], "reason": reason, "tried": tried}
+    out_info["sampling_seconds_all_runs"] = round(sum(t["sampling_seconds"] for t in tried), 2)
+    log.info("%s: chose %s", what, reason)
+    return out_idata, out_info, out_diag
+
+
+def _tried(info: dict, diag: Diagnostics) -> dict:
+    """One run of the parameterisation choice, as the fit records it (``info["parameterisation"]["tried"]``)."""
+    return {"whitening": info["whitened"], "target_accept": info["target_accept"], "draws": info["draws"],
+            "outcome": _outcome(info, diag), "sampling_seconds": round(info["sampling_seconds"], 2),
+            "compile_seconds": round(info["compile_seconds"], 2), "divergences": diag.divergences,
+            "min_ess_bulk": round(diag.min_ess_bulk), "min_ess_tail": round(diag.min_ess_tail),
+            "max_rhat": round(diag.max_rhat, 4)}
 
 
 def _mixed(diag: Diagnostics) -> bool:
