@@ -15,6 +15,7 @@ from bayes_scaling.report import build_report
 from bayes_scaling.report.document import (
     Document,
     Figure,
+    Items,
     Section,
     Table,
     Text,
@@ -233,3 +234,23 @@ def test_browser_check_passes_a_good_page_and_catches_each_failure(tmp_path):
     empty = check_page(_page(tmp_path, _img(to_png(fig), "axes only") + _img(to_png(blank), "blank")), shot)
     assert len([p for p in empty.problems if "empty figure" in p]) == 2, empty.problems
     assert re.search(r"axes only", " ".join(empty.problems))
+
+
+def test_a_family_whose_optimum_the_search_cannot_reach_is_named_and_the_rest_shown(small_fit, monkeypatch):
+    import bayes_scaling.decisions as decisions
+    from bayes_scaling.report.sections import frontier_section
+
+    real = decisions.compute_optimal
+    beyond = "the optimum of some draws lies beyond 3 decades of N from sqrt(C / 120); check the FLOPs function"
+
+    def new_family_beyond_reach(fit, budgets, *, family, new_family=False, random_seed=0):
+        if new_family:  # the condition a law's extreme population draws meet (the search raises it)
+            raise ValueError(beyond)
+        return real(fit, budgets, family=family, new_family=new_family, random_seed=random_seed)
+
+    monkeypatch.setattr(decisions, "compute_optimal", new_family_beyond_reach)
+    section = frontier_section(small_fit, 0.9)
+    warned = [b for b in section.blocks if isinstance(b, Items) and b.kind == "warn"]
+    assert warned and warned[0].items == (f"new family: not shown, {beyond}",)
+    shown = [b for b in section.blocks if isinstance(b, Table)][0].frame
+    assert set(shown["family"]) == set(small_fit.families)  # the fitted families' frontier is still there

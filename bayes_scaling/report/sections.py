@@ -455,15 +455,24 @@ def frontier_section(fit: Any, interval: float, budgets: Any | None = None, rand
     if len(fit.families) > 1:
         fams.append(new)
     lo, hi = (1 - interval) / 2, (1 + interval) / 2
-    rows, marks = [], []
+    rows, marks, skipped = [], [], []
     for fam in fams:
-        opt = compute_optimal(fit, budgets, family=fam, new_family=fam == new, random_seed=random_seed)
+        try:
+            opt = compute_optimal(fit, budgets, family=fam, new_family=fam == new, random_seed=random_seed)
+        except ValueError as err:  # some draws' optimum outside the searched sizes: say so, show the rest
+            skipped.append(f"{fam}: not shown, {err}")
+            continue
         for q in ("params", "tokens", "expected_loss", "tokens_per_param"):
             v = opt[q].to_numpy()
             qs = np.quantile(v, [0.5, lo, hi], axis=1)
             rows.append(pd.DataFrame({"family": fam, "budget": budgets, "quantity": q, "median": qs[0],
                                       "lower": qs[1], "upper": qs[2]}))
+    if skipped:
+        s.blocks.append(Items(tuple(skipped), "warn"))
+    if not rows:
+        return s
     table = pd.concat(rows, ignore_index=True)
+    fams = list(table["family"].unique())
     shown_budgets = budgets[np.linspace(0, len(budgets) - 1, min(5, len(budgets))).astype(int)]
     for fam in fams:
         for c in shown_budgets:
