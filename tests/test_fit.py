@@ -107,7 +107,7 @@ def test_whiten_auto_keeps_the_fixed_run_or_switches_and_keeps_the_better(monkey
     runs["fixed"] = _draws(1000, rng)
     sampled.clear()
     idata, info, _ = run_module.choose_whitening(None, None, nuts, "fit", None, True)
-    assert sampled == ["fixed"] and "passed the convergence checks" in info["parameterisation"]["reason"]
+    assert sampled == ["fixed"] and "passed the R-hat and ESS checks" in info["parameterisation"]["reason"]
 
 
 def test_a_diverging_run_is_sampled_again_with_a_smaller_step_and_the_better_run_kept(monkeypatch):

@@ -91,7 +91,7 @@ def choose_whitening(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, wh
     fixed = run("fixed", give_up=True)
     if not (fixed[1].get("stop_reason") == "abandoned" or spread_holds_back(fixed[0])):
         chosen, reason = fixed, "the fixed whitening: its draws " + (
-            "passed the convergence checks" if _mixed(fixed[2]) else
+            "passed the R-hat and ESS checks" if _mixed(fixed[2]) else
             "did not pass every check, but not for the slowly mixing population spread the conditional whitening fixes")
     else:
         why = f"the population spread mixed slowly under the fixed whitening ({_shortfall(fixed[2])})"
