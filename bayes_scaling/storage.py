@@ -42,12 +42,12 @@ def write_atomically(path: str | os.PathLike, content: str | bytes) -> Path:
 def _replacing(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` (parent folders created) that replaces ``path`` when the block ends
     without an error, and is removed in any case."""
-    check_interrupt()  # a Ctrl-C swallowed earlier still leaves the earlier file as it was
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         yield tmp
+        check_interrupt()  # a Ctrl-C swallowed before or during the write leaves the earlier file as it was
         os.replace(tmp, path)
     finally:
         if tmp.exists():
