@@ -104,7 +104,7 @@ def test_the_spread_scale_narrows_the_borrowed_parameters_about_their_mean():
 
 
 def test_crps_matches_the_normal_closed_form_and_prefers_calibrated_sharp_draws():
-    from bayes_scaling.priors.published import crps
+    from bayes_scaling.inference.borrow_calibration import crps
 
     rng = np.random.default_rng(0)
     z = rng.standard_normal((40000, 1))

@@ -36,6 +36,7 @@ import pandas as pd
 from ..data import ScalingData, apply_filters
 from ..errors import SamplingWarning
 from ..inference import fit as fit_law
+from ..inference.borrow_calibration import calibrated_prior
 from ..inference.config import SamplerConfig
 from ..model import PopulationPrior
 from ..model.config import ModelConfig
@@ -65,6 +66,10 @@ class HarnessSettings:
     random_seed: int = 0
     #: what a new family is like when the population prior is extracted (PopulationPrior.from_fit)
     population: str = DEFAULT_POPULATION
+    #: calibrate the population prior's spread and discrepancy on the population's own families, as a borrowed
+    #: fit does (:func:`~bayes_scaling.inference.borrow_calibration.calibrated_prior`); False: the prior as
+    #: extracted, the fitted population's spread and learned discrepancy
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
         self.model, self.sampler = evaluation_configs(self.model, self.sampler)
@@ -179,7 +184,10 @@ def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,
             warnings.simplefilter("ignore", SamplingWarning)  # stored in pop.diagnostics and reported below
             pop = fit_law(pool.select_families(others), s.model, s.sampler.replace(random_seed=s.random_seed + i))
         pop_seconds = time.perf_counter() - t0
-        prior = PopulationPrior.from_fit(pop, random_seed=s.random_seed + i, population=s.population)
+        t0 = time.perf_counter()
+        prior = (calibrated_prior(pop, fit_law, population=s.population, random_seed=s.random_seed + i)
+                 if s.calibrate else PopulationPrior.from_fit(pop, random_seed=s.random_seed + i, population=s.population))
+        calibration_seconds = time.perf_counter() - t0
         log(f"[{dataset}] {fam}: population fit on {len(others)} families in {pop_seconds:.0f} s "
             f"(divergences {pop.diagnostics.divergences}, max R-hat {pop.diagnostics.max_rhat:.3f})")
         for k in s.ks:
@@ -190,7 +198,8 @@ def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,
             task = {"dataset": dataset, "family": fam, "k": k, "decades": split.decades,
                     "train_rows": len(split.train), "target_size": split.target_size,
                     "population_seconds": pop_seconds, "population_divergences": pop.diagnostics.divergences,
-                    "population_max_rhat": pop.diagnostics.max_rhat}
+                    "population_max_rhat": pop.diagnostics.max_rhat, "calibration_seconds": calibration_seconds,
+                    "spread_scale": prior.spread_scale, "borrowed_kappa": float(np.median(prior.kappa[:, 0]))}
             ours = bayes_scored(split, prior, s.model, s.sampler, random_seed=s.random_seed + 100 * i + k)
             others_donors = {f: p for f, p in donors.items() if f != fam}
             for row in [ours, *point_baselines(split, others_donors, s.huber_grid_stride, s.last_fraction)]:

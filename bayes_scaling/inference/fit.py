@@ -31,6 +31,7 @@ from ..model.population_prior import (
 )
 from ..model.spec import check_law_inputs
 from ..storage import file_kind
+from .borrow_calibration import calibrated_prior
 from .config import SamplerConfig
 from .diagnostics import warn_if_problems
 from .extrapolation import discrepancy_draws
@@ -92,9 +93,11 @@ def fit(
     borrow:
         A :class:`PopulationPrior`, a fitted :class:`ScalingFit`, the path to either, or ``"published"``
         (:func:`bayes_scaling.published_prior`): fit **one new family** with the other families' population
-        predictive as the prior of its parameters and noise, and their learned extrapolation discrepancy (a
-        single small model is enough; what its data cannot identify, the borrowed prior carries, and the
-        fit's notes say so).
+        predictive as the prior of its parameters and noise, and an extrapolation discrepancy (a single small
+        model is enough; what its data cannot identify, the borrowed prior carries, and the fit's notes say
+        so). A fit's prior is calibrated on its own families first (:mod:`.borrow_calibration`: the spread and
+        discrepancy that predict each of them best from its smallest models; a minute or two for a few
+        families): save it once with ``bayes-scaling prior FIT.nc --out PRIOR.nc`` and borrow the file.
     min_tokens, fraction:
         The Hitchhiker's filters: drop checkpoints before ``min_tokens`` tokens; keep only the first
         ``fraction`` of each run. Dropped rows are recorded in the fit.
@@ -172,7 +175,8 @@ def fit(
 
 def borrowed_prior(borrow: Any) -> PopulationPrior:
     """The population prior of ``borrow``: a prior, a fit (its population extracted with the defaults of
-    :meth:`PopulationPrior.from_fit`), the path to either, or ``"published"``."""
+    :meth:`PopulationPrior.from_fit` and calibrated on its families, :func:`.borrow_calibration.calibrated_prior`),
+    the path to either, or ``"published"``."""
     if isinstance(borrow, (str, os.PathLike)) and borrow != PUBLISHED:
         if not Path(borrow).is_file():
             raise missing_prior_file(borrow)
@@ -181,6 +185,8 @@ def borrowed_prior(borrow: Any) -> PopulationPrior:
             raise PriorError(f"{borrow} is a {kind}, which holds no population prior of a scaling law: borrow from a "
                              "prior or a fit of the loss")
         borrow = PopulationPrior.load(borrow) if kind == "prior" else ScalingFit.load(borrow)
+    if isinstance(borrow, ScalingFit):
+        return calibrated_prior(borrow, fit)
     return PopulationPrior.coerce(borrow)
 
 

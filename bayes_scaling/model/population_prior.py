@@ -147,7 +147,7 @@ class PopulationPrior:
 
     @classmethod
     def from_fit(cls, fit: Any, draws: int = 4000, random_seed: int = 0,
-                 population: str = DEFAULT_POPULATION) -> "PopulationPrior":
+                 population: str = DEFAULT_POPULATION, without: str | None = None) -> "PopulationPrior":
         """The predictive distribution of a new family's parameters from a fitted :class:`ScalingFit`.
 
         ``population`` says what a new family is like (see :data:`POPULATIONS`):
@@ -176,6 +176,15 @@ class PopulationPrior:
 
         Except for ``"mixture"``, the draws are moment-matched to one multivariate normal when a new family
         is fitted, so the choice sets the mean and covariance of the borrowed prior.
+
+        ``without``: a fitted family left out of the urn (``"blend"``, ``"families"``, ``"mixture"``), as if
+        it were new: how a borrowed prediction of it is scored
+        (:mod:`bayes_scaling.inference.borrow_calibration`). The model's population keeps what the family
+        taught its hyperparameters.
+
+        The spread of what is extracted here is the fitted population's; a prior calibrated on the fit's own
+        families, as ``bs.fit(..., borrow=fit)`` and ``bayes-scaling prior FIT.nc`` borrow it, is
+        :func:`bayes_scaling.inference.borrow_calibration.calibrated_prior`.
         """
         from ..predict import new_family_theta, posterior_arrays
 
@@ -185,23 +194,30 @@ class PopulationPrior:
         rng = np.random.default_rng(random_seed)
         theta = new_family_theta(arrays, rng, fit.law.level_vector)  # raises for single-family fits: nothing to borrow
         idx = rng.choice(theta.shape[0], size=min(draws, theta.shape[0]), replace=False)
-        n_fam = arrays["theta"].shape[1]
+        families = list(fit.spec.families)
+        if without is not None and without not in families:
+            raise PriorError(f"without={without!r} is not a family of this fit; it has {families}")
+        kept = np.array([i for i, f in enumerate(families) if f != without])
+        if len(kept) == 0 and population != "model":
+            raise PriorError(f"without={without!r} leaves no fitted family to borrow from")
+        n_fam = len(kept)
         component = None
         if population == "mixture":  # every component the same draws of the fit: equal prior weights
             idx = np.tile(idx[:MIXTURE_COMPONENT_DRAWS], n_fam + 1)
             which = np.repeat(np.arange(n_fam + 1), len(idx) // (n_fam + 1))
-            own = _own_loss_floor(arrays["theta"][idx, np.minimum(which, n_fam - 1), :], arrays, idx, fit.law, rng)
+            own = _own_loss_floor(arrays["theta"][idx, kept[np.minimum(which, n_fam - 1)], :], arrays, idx, fit.law,
+                                  rng)
             theta = np.where((which == n_fam)[:, None], theta[idx], own)
-            component = np.append(np.asarray(fit.spec.families, dtype=str), POPULATION_COMPONENT)[which]
+            component = np.append(np.asarray(families, dtype=str)[kept], POPULATION_COMPONENT)[which]
+        elif population == "model":
+            theta = theta[idx]
         else:
-            fitted_family = arrays["theta"][idx, rng.integers(0, n_fam, len(idx)), :]
+            fitted_family = arrays["theta"][idx, kept[rng.integers(0, n_fam, len(idx))], :]
             if population == "families":
                 theta = fitted_family
             elif population == "blend":
                 fresh = rng.random(len(idx)) < 1.0 / (n_fam + 1)
                 theta = np.where(fresh[:, None], theta[idx], fitted_family)
-            else:  # "model"
-                theta = theta[idx]
         law = fit.law
         nat = law.to_natural({p: theta[:, k] for k, p in enumerate(law.sampling)}, fit.spec.reference)
         return cls(law=law.name, natural=np.column_stack([nat[k] for k in law.natural]),
@@ -473,8 +489,8 @@ class PopulationPrior:
             lines.append(f"  {name}: {mid:.3g} [{lo:.3g}, {hi:.3g}]")
         if self.calibration:
             best = min(self.calibration, key=lambda r: r["crps"])
-            zoos = f" of {best['zoos']} zoos, each counted once" if "zoos" in best else ""
-            lines += ["", f"calibrated on {best['tasks']} borrowing tasks{zoos} (a source family's smallest model, or "
+            groups = f" of {best['groups']} {'zoos' if self.version else 'families'}, each counted once"
+            lines += ["", f"calibrated on {best['tasks']} borrowing tasks{groups} (a source family's smallest model, or "
                       f"two smallest, borrowing it; its largest predicted): the parameters' spread x{self.spread_scale:g}, "
                       f"a discrepancy of "
                       f"{best['kappa']:g} per decade of distance; there, median ARE {best['median_are']:.1%}, 90% "

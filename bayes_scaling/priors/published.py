@@ -27,7 +27,6 @@ The prior records one provenance row per source family, the calibration table an
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import replace
 from typing import Any, Iterable
 
@@ -35,8 +34,8 @@ import numpy as np
 
 from ..data import ScalingData, drop_start_of_run, thin_checkpoints
 from ..data.zoos import ZOOS, load_zoo, split_zoo_name
-from ..errors import ExtrapolationWarning, PriorDataConflictWarning, PriorError, SamplingWarning
-from ..evaluate.protocol import family_sizes, split_family
+from ..errors import PriorError
+from ..inference.borrow_calibration import calibrate as calibrate_borrowing
 from ..inference.config import SamplerConfig
 from ..inference.fit import fit
 from ..model.config import ModelConfig
@@ -53,26 +52,9 @@ CHECKPOINTS_PER_RUN = 12
 BUILD_SAMPLER = SamplerConfig(draws=2000, tune=1000, chains=4, until_converged=True, whiten=True)
 #: draws kept in the shipped prior
 PRIOR_DRAWS = 4000
-#: the candidates the calibration compares: factors on the borrowed parameters' spread, and discrepancy
-#: scales (sd of the log reducible loss per decade of distance from the new family's data, in each direction)
-SPREAD_SCALES = (0.05, 0.1, 0.15, 0.25, 0.35, 0.5, 0.7, 1.0)
-DISCREPANCY_SCALES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
-#: the calibration's tasks: each source family with more sizes than k fitted on its k smallest; with k = 2 too,
-#: a spread too narrow for data that identify the exponents costs as much as one too wide for one size
-CALIBRATION_KS = (1, 2)
-#: sampler settings of the calibration's borrowed fits (one or two small models each)
-CALIBRATION_SAMPLER = SamplerConfig(draws=500, tune=500, chains=2, until_converged=False)
 #: the law of the prior, without a discrepancy term: the calibration chooses the prior's own
 NO_DISCREPANCY = ModelConfig(law="chinchilla", extrapolation=None)
 
-
-def crps(draws: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The continuous ranked probability score of draws (sample, point) at observations y (point,):
-    E|X - y| - E|X - X'| / 2, from the sorted draws (lower is better)."""
-    x = np.sort(draws, axis=0)
-    n = x.shape[0]
-    weights = (2 * np.arange(1, n + 1) - n - 1)[:, None]  # sum_i sum_j |x_i - x_j| = 2 sum_i (2i - n - 1) x_(i)
-    return np.mean(np.abs(x - y[None, :]), axis=0) - np.sum(weights * x, axis=0) / n**2
 
 log = logging.getLogger("bayes_scaling")
 
@@ -131,77 +113,11 @@ def build_published_prior(exclude: Iterable[str] = (), random_seed: int = 0,
 
 
 def calibrate(prior: PopulationPrior, data: ScalingData, random_seed: int = 0) -> PopulationPrior:
-    """Choose ``prior``'s spread scale and discrepancy scale on the borrowing task itself (module docstring).
-
-    For each family of ``data`` with more sizes than k (each k of :data:`CALIBRATION_KS`) and each candidate
-    spread in :data:`SPREAD_SCALES`, the family's k smallest models are fitted with the prior and every
-    candidate discrepancy of :data:`DISCREPANCY_SCALES` predicts its largest model (the guide's last 30% of
-    training). The pair with the lowest continuous ranked probability score of the log loss is kept (a proper
-    score: it rewards intervals that are both calibrated and sharp, and is not ruled by a few draws in the
-    tails): per task the mean over its points, per zoo the mean over its tasks, then the mean over zoos. A
-    user's new family is one more zoo, and the families of one zoo share its evaluation and recipe, so each
-    zoo counts once however many families it holds. Every candidate's score, median ARE, 90% coverage and
-    median 90% width over tasks are recorded in ``prior.calibration``.
-    """
-    tasks = [split_family(data, f, k) for k in CALIBRATION_KS for f in data.families
-             if len(family_sizes(data, f)) > k]
-    if not tasks:
-        raise PriorError("no source family has two model sizes: nothing to calibrate a borrowed prediction on")
-    log.info("published prior: calibrating on %d borrowing tasks (k = %s smallest sizes of a source family)",
-             len(tasks), ", ".join(map(str, CALIBRATION_KS)))
-    n = len(prior.sigma_seed)
-    zero = np.zeros((n, 3))
-    scores: dict[tuple[float, float], list[dict[str, float]]] = {}
-    problems = 0
-    for spread in SPREAD_SCALES:
-        trial = replace(prior, spread_scale=spread, kappa=zero, drift=zero, growth=np.ones(n), shared=np.zeros(n))
-        for i, task in enumerate(tasks):
-            with warnings.catch_warnings():  # counted, and said once below
-                warnings.simplefilter("ignore", SamplingWarning)
-                warnings.simplefilter("ignore", PriorDataConflictWarning)
-                fitted = fit(task.train, ModelConfig(extrapolation=None),
-                             CALIBRATION_SAMPLER.replace(random_seed=random_seed + i), borrow=trial)
-            problems += not fitted.diagnostics.ok
-            y = np.log(task.target["loss"].to_numpy(float))
-            draws = fitted.idata.posterior.sizes["chain"] * fitted.idata.posterior.sizes["draw"]
-            for kappa in DISCREPANCY_SCALES:
-                scaled = fitted.with_extrapolation(np.full((draws, 3), kappa), {"mode": "fixed", "kappa": kappa})
-                with warnings.catch_warnings():  # far targets are what the calibration is for
-                    warnings.simplefilter("ignore", ExtrapolationWarning)
-                    pred = scaled.predict(task.family, task.target["params"].to_numpy(),
-                                          task.target["tokens"].to_numpy(), task.target["flops"].to_numpy(),
-                                          keep_draws=True, random_seed=random_seed + i)
-                log_draws = np.log(pred["run_loss"].to_numpy())
-                lo, mid, hi = np.quantile(log_draws, [0.05, 0.5, 0.95], axis=0)
-                scores.setdefault((spread, kappa), []).append({
-                    "crps": float(np.mean(crps(log_draws, y))), "are": float(np.mean(np.abs(np.exp(mid - y) - 1))),
-                    "cover90": float(np.mean((y >= lo) & (y <= hi))),
-                    "width90": float(np.median((np.exp(hi) - np.exp(lo)) / np.exp(mid)))})
-        log.info("published prior: calibration, spread scale %.2f: %d borrowed fits", spread, len(tasks))
-    if problems:
-        log.warning("published prior: %d of %d calibration fits did not pass the sampling checks (%d draws each)",
-                    problems, len(tasks) * len(SPREAD_SCALES), CALIBRATION_SAMPLER.draws)
-    zoo_of = [split_zoo_name(task.family)[0] for task in tasks]
-    table = [{"spread_scale": s, "kappa": k, "crps": zoo_mean([r["crps"] for r in rows], zoo_of),
-              "median_are": float(np.median([r["are"] for r in rows])),
-              "cover90": float(np.mean([r["cover90"] for r in rows])),
-              "width90": float(np.median([r["width90"] for r in rows])), "tasks": len(rows),
-              "zoos": len(set(zoo_of))}
-             for (s, k), rows in scores.items()]
-    best = min(table, key=lambda r: r["crps"])
-    log.info("published prior: spread scale %.2f, discrepancy %.2f per decade (on %d borrowing tasks: median "
-             "ARE %.1f%%, 90%% coverage %.0f%%, median width %.0f%%)", best["spread_scale"], best["kappa"],
-             best["tasks"], 100 * best["median_are"], 100 * best["cover90"], 100 * best["width90"])
-    return replace(prior, spread_scale=best["spread_scale"], kappa=np.full((n, 3), best["kappa"]), drift=zero,
-                   growth=np.ones(n), shared=np.zeros(n), calibration=table)
-
-
-def zoo_mean(values: list[float], zoos: list[str]) -> float:
-    """The mean over zoos of each zoo's mean of ``values`` (one value per task, ``zoos`` its zoo)."""
-    by_zoo: dict[str, list[float]] = {}
-    for v, z in zip(values, zoos):
-        by_zoo.setdefault(z, []).append(v)
-    return float(np.mean([np.mean(v) for v in by_zoo.values()]))
+    """Choose ``prior``'s spread scale and discrepancy scale on borrowing tasks of its source families
+    (:func:`bayes_scaling.inference.borrow_calibration.calibrate`), each zoo counted once: a user's new family
+    is one more zoo, and the families of one zoo share its evaluation and recipe."""
+    return calibrate_borrowing(prior, data, fit, model=NO_DISCREPANCY, random_seed=random_seed,
+                               group_of=lambda family: split_zoo_name(family)[0], what="published prior")
 
 
 def family_noise(fitted: Any) -> dict[str, float]:

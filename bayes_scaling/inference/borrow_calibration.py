@@ -1,0 +1,176 @@
+"""A borrowed prior calibrated on the task it is for: how wide a new family's parameters and discrepancy should be.
+
+A population prior says what a new family is like; how far a law fitted on one or two of its small models
+misses its largest model is another question, which the source families answer. Each source family is fitted
+on its ``k`` smallest models (:data:`CALIBRATION_KS`) with the prior, its largest model predicted
+(:func:`bayes_scaling.data.splits.split_family`), and two scales chosen together to minimise the mean
+continuous ranked probability score of those predictions:
+
+* the **spread** of the borrowed parameters (:attr:`PopulationPrior.spread_scale`, a factor on their
+  covariance about its mean): a population drawn over unlike families, or one whose spread a few families
+  leave to the hyperprior, is wider than what one new family's prediction needs;
+* the **discrepancy** per decade of distance from the new family's data in each direction (kappa): a law
+  fitted on one small model misses its largest model by more than its parameters say.
+
+CRPS is a proper score: it rewards predictions that are calibrated and sharp together, so the chosen spread is
+as narrow as the source families' borrowed predictions allow, and no narrower. Each source family is predicted
+with a prior that leaves out what it contributed where that is possible (``prior_for``: a prior extracted from
+a fit without the family's own parameters in its urn, :meth:`PopulationPrior.from_fit`), so the score is the
+one a family outside the prior would get. Tasks are averaged within groups (the published prior's zoos: the
+families of one zoo share its evaluation and recipe), then over groups.
+
+The fits are made by the caller's ``fitter`` (``bs.fit``), which keeps this module below it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import replace
+from typing import Any, Callable
+
+import numpy as np
+
+from ..data import ScalingData
+from ..data.splits import family_sizes, split_family
+from ..errors import DataAssumptionWarning, ExtrapolationWarning, PriorDataConflictWarning, PriorError, SamplingWarning
+from ..model.config import ModelConfig
+from ..model.population_prior import PopulationPrior
+from .config import SamplerConfig
+
+log = logging.getLogger("bayes_scaling")
+
+#: the candidates compared: factors on the borrowed parameters' spread, and discrepancy scales (sd of the log
+#: reducible loss per decade of distance from the new family's data, in each direction)
+SPREAD_SCALES = (0.05, 0.1, 0.15, 0.25, 0.35, 0.5, 0.7, 1.0)
+DISCREPANCY_SCALES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+#: the tasks: each source family with more sizes than k fitted on its k smallest; with k = 2 too, a spread too
+#: narrow for data that identify the exponents costs as much as one too wide for one size
+CALIBRATION_KS = (1, 2)
+#: sampler settings of the calibration's borrowed fits (one or two small models each)
+CALIBRATION_SAMPLER = SamplerConfig(draws=500, tune=500, chains=2, until_converged=False)
+
+#: ``fitter(data, model, sampler, borrow=prior)``: a fit (``bs.fit``)
+Fitter = Callable[..., Any]
+
+
+def crps(draws: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The continuous ranked probability score of draws (sample, point) at observations y (point,):
+    E|X - y| - E|X - X'| / 2, from the sorted draws (lower is better)."""
+    x = np.sort(draws, axis=0)
+    n = x.shape[0]
+    weights = (2 * np.arange(1, n + 1) - n - 1)[:, None]  # sum_i sum_j |x_i - x_j| = 2 sum_i (2i - n - 1) x_(i)
+    return np.mean(np.abs(x - y[None, :]), axis=0) - np.sum(weights * x, axis=0) / n**2
+
+
+def group_mean(values: list[float], groups: list[str]) -> float:
+    """The mean over groups of each group's mean of ``values`` (one value per task, ``groups`` its group)."""
+    by_group: dict[str, list[float]] = {}
+    for v, g in zip(values, groups):
+        by_group.setdefault(g, []).append(v)
+    return float(np.mean([np.mean(v) for v in by_group.values()]))
+
+
+def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, model: ModelConfig | None = None,
+              random_seed: int = 0, prior_for: Callable[[str], PopulationPrior] | None = None,
+              group_of: Callable[[str], str] | None = None, what: str = "borrowed prior") -> PopulationPrior:
+    """``prior`` with its spread scale and discrepancy chosen on borrowing tasks of ``data``'s families.
+
+    For each family with more sizes than k (each k of :data:`CALIBRATION_KS`) and each candidate spread in
+    :data:`SPREAD_SCALES`, the family's k smallest models are fitted with the prior (``prior_for(family)``,
+    default ``prior``; ``model``: the law and noise of those fits, without a discrepancy) and every candidate
+    discrepancy of :data:`DISCREPANCY_SCALES` predicts its largest model (the guide's last 30% of training).
+    The pair with the lowest CRPS of the log loss is kept: per task the mean over its points, per group
+    (``group_of(family)``, default each family its own) the mean over its tasks, then the mean over groups.
+    Every candidate's score, median ARE, 90% coverage and median 90% width over tasks are recorded in the
+    returned prior's ``calibration``. Raises :class:`PriorError` when no family has two model sizes.
+    """
+    model = (model or ModelConfig()).replace(extrapolation=None)
+    prior_for = prior_for or (lambda family: prior)
+    group_of = group_of or (lambda family: family)
+    tasks = [split_family(data, f, k) for k in CALIBRATION_KS for f in data.families
+             if len(family_sizes(data, f)) > k]
+    if not tasks:
+        raise PriorError("no source family has two model sizes: nothing to calibrate a borrowed prediction on")
+    log.info("%s: calibrating on %d borrowing tasks (k = %s smallest sizes of a source family)", what, len(tasks),
+             ", ".join(map(str, CALIBRATION_KS)))
+    further = list(prior.law_obj.further_inputs)
+    scores: dict[tuple[float, float], list[dict[str, float]]] = {}
+    problems = 0
+    for spread in SPREAD_SCALES:
+        for i, task in enumerate(tasks):
+            trial = without_discrepancy(replace(prior_for(task.family), spread_scale=spread))
+            with warnings.catch_warnings():  # counted, and said once below
+                warnings.simplefilter("ignore", SamplingWarning)
+                warnings.simplefilter("ignore", PriorDataConflictWarning)
+                fitted = fitter(task.train, model, CALIBRATION_SAMPLER.replace(random_seed=random_seed + i),
+                                borrow=trial)
+            problems += not fitted.diagnostics.ok
+            target = task.target
+            y = np.log(target["loss"].to_numpy(float))
+            n_draws = fitted.idata.posterior.sizes["chain"] * fitted.idata.posterior.sizes["draw"]
+            for kappa in DISCREPANCY_SCALES:
+                scaled = fitted.with_extrapolation(np.full((n_draws, 3), kappa), {"mode": "fixed", "kappa": kappa})
+                with warnings.catch_warnings():  # far targets are what the calibration is for
+                    warnings.simplefilter("ignore", ExtrapolationWarning)
+                    pred = scaled.predict(task.family, target["params"].to_numpy(), target["tokens"].to_numpy(),
+                                          target["flops"].to_numpy(), keep_draws=True, random_seed=random_seed + i,
+                                          inputs={c: target[c].to_numpy() for c in further} or None)
+                log_draws = np.log(pred["run_loss"].to_numpy())
+                lo, mid, hi = np.quantile(log_draws, [0.05, 0.5, 0.95], axis=0)
+                scores.setdefault((spread, kappa), []).append({
+                    "crps": float(np.mean(crps(log_draws, y))), "are": float(np.mean(np.abs(np.exp(mid - y) - 1))),
+                    "cover90": float(np.mean((y >= lo) & (y <= hi))),
+                    "width90": float(np.median((np.exp(hi) - np.exp(lo)) / np.exp(mid)))})
+        log.info("%s: calibration, spread scale %.2f: %d borrowed fits", what, spread, len(tasks))
+    if problems:
+        log.warning("%s: %d of %d calibration fits did not pass the sampling checks (%d draws each)", what, problems,
+                    len(tasks) * len(SPREAD_SCALES), CALIBRATION_SAMPLER.draws)
+    groups = [group_of(task.family) for task in tasks]
+    table = [{"spread_scale": s, "kappa": k, "crps": group_mean([r["crps"] for r in rows], groups),
+              "median_are": float(np.median([r["are"] for r in rows])),
+              "cover90": float(np.mean([r["cover90"] for r in rows])),
+              "width90": float(np.median([r["width90"] for r in rows])), "tasks": len(rows),
+              "groups": len(set(groups))}
+             for (s, k), rows in scores.items()]
+    best = min(table, key=lambda r: r["crps"])
+    log.info("%s: spread scale %.2f, discrepancy %.2f per decade (on %d borrowing tasks: median ARE %.1f%%, 90%% "
+             "coverage %.0f%%, median width %.0f%%)", what, best["spread_scale"], best["kappa"], best["tasks"],
+             100 * best["median_are"], 100 * best["cover90"], 100 * best["width90"])
+    n = len(prior.sigma_seed)
+    return replace(without_discrepancy(prior), spread_scale=best["spread_scale"],
+                   kappa=np.full((n, 3), best["kappa"]), calibration=table)
+
+
+def without_discrepancy(prior: PopulationPrior) -> PopulationPrior:
+    """``prior`` with no extrapolation discrepancy (kappa and drift zero, linear growth, nothing shared)."""
+    n = len(prior.sigma_seed)
+    zero = np.zeros((n, 3))
+    return replace(prior, kappa=zero, drift=zero, growth=np.ones(n), shared=np.zeros(n))
+
+
+def calibrated_prior(fitted: Any, fitter: Fitter, *, population: str | None = None, draws: int = 4000,
+                     random_seed: int = 0) -> PopulationPrior:
+    """The population prior of a fitted zoo (:meth:`PopulationPrior.from_fit`), calibrated on its own families.
+
+    Each family's borrowing task uses the prior extracted without that family's own parameters (the blend's and
+    the mixture's urn leave it out; the model's population still holds what it taught the hyperparameters). A
+    mixture prior is weighed by the new family's evidence instead and is returned as extracted; so is a prior of
+    a zoo where no family has two model sizes, with a warning.
+    """
+    kw = {"draws": draws, "random_seed": random_seed}
+    if population is not None:
+        kw["population"] = population
+    prior = PopulationPrior.from_fit(fitted, **kw)
+    if prior.is_mixture:
+        return prior
+    model = ModelConfig(law=fitted.law, likelihood=fitted.spec.likelihood, checkpoint_noise=fitted.spec.checkpoint_noise)
+    try:
+        return calibrate(prior, fitted.data, fitter, model=model, random_seed=random_seed,
+                         prior_for=lambda family: PopulationPrior.from_fit(fitted, without=family, **kw),
+                         what="population prior")
+    except PriorError as exc:
+        warnings.warn(f"the population prior's spread is not calibrated ({exc}): its intervals for a new family "
+                      "are those of the fitted population, which a few families leave wide", DataAssumptionWarning,
+                      stacklevel=2)
+        return prior
