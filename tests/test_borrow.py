@@ -82,10 +82,14 @@ def test_cli_prior_and_borrow(small_fit, synthetic_truth, tmp_path):
     fit_path = small_fit.save(tmp_path / "pop.nc")
     prior_path = tmp_path / "prior.nc"
     cli = [sys.executable, "-m", "bayes_scaling.cli"]
-    r = subprocess.run(cli + ["prior", str(fit_path), "--draws", "300", "--population", "model",
+    r = subprocess.run(cli + ["prior", str(fit_path), "--draws", "300", "--population", "model", "--no-calibrate",
                               "--out", str(prior_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "(model)" in bs.PopulationPrior.load(prior_path).source
+    assert bs.PopulationPrior.load(prior_path).calibration is None  # as extracted
+    again = subprocess.run(cli + ["prior", str(prior_path), "--no-calibrate", "--out", str(tmp_path / "again.nc")],
+                           capture_output=True, text=True)
+    assert again.returncode == 2 and "is a population prior already" in again.stderr
     _, df = synthetic_truth
     csv = tmp_path / "new.csv"
     df[(df["family"] == "fam1") & (df["params"] == df["params"].min())].to_csv(csv, index=False)
@@ -234,3 +238,44 @@ def test_mixture_borrowed_fit_finds_the_family_its_data_come_from(mixture_prior,
     assert np.mean(np.abs(pred["run_median"].to_numpy() / truth["loss"].to_numpy() - 1)) < 0.05
     back = bs.open(fit.save(tmp_path / "mixture_fit.nc"))
     assert back.extrapolation["mixture_weights"] == fit.extrapolation["mixture_weights"]
+
+
+def test_a_family_left_out_of_the_urn_is_not_borrowed_from(small_fit):
+    """``without=``: the prior a family would borrow if it were new (how a calibration scores it)."""
+    fams = list(small_fit.spec.families)
+    mixture = bs.PopulationPrior.from_fit(small_fit, draws=200, population="mixture", without=fams[0])
+    assert fams[0] not in mixture.component_names and set(fams[1:]) <= set(mixture.component_names)
+    own = bs.PopulationPrior.from_fit(small_fit, draws=400, population="families")
+    rest = bs.PopulationPrior.from_fit(small_fit, draws=400, population="families", without=fams[0])
+    posterior = small_fit.idata.posterior["theta"].sel(family=fams[0])
+    e = list(small_fit.law.sampling).index(small_fit.law.sampling_name("E"))
+    log_e = np.log(rest.natural[:, list(rest.law_obj.natural).index("E")])
+    own_e = posterior.isel(param=e).to_numpy().ravel()
+    assert not np.isin(np.round(log_e, 10), np.round(own_e, 10)).any()  # none of fam0's own draws
+    assert np.isin(np.round(np.log(own.natural[:, list(own.law_obj.natural).index("E")]), 10),
+                   np.round(own_e, 10)).any()
+    with pytest.raises(PriorError, match="not a family of this fit"):
+        bs.PopulationPrior.from_fit(small_fit, without="nofam")
+
+
+def test_calibration_narrows_a_prior_too_wide_for_its_families(small_fit):
+    """A prior whose spread is four times what the families show: the calibration on those families' own
+    borrowed predictions (each from its smallest model, or two, to its largest) chooses a spread that undoes
+    most of it, records every candidate, and a family that borrows the result says so in its notes."""
+    import dataclasses
+
+    from bayes_scaling.inference.borrow_calibration import DISCREPANCY_SCALES, SPREAD_SCALES, calibrate
+
+    prior = bs.PopulationPrior.from_fit(small_fit, draws=1000, population="families")
+    log_x = np.log(prior.natural)
+    wide = dataclasses.replace(prior, natural=np.exp(log_x.mean(0) + 4 * (log_x - log_x.mean(0))))
+    tuned = calibrate(wide, small_fit.data, bs.fit, random_seed=0)
+    assert tuned.spread_scale <= 0.35, tuned.spread_scale
+    assert len(tuned.calibration) == len(SPREAD_SCALES) * len(DISCREPANCY_SCALES)
+    best = min(tuned.calibration, key=lambda r: r["crps"])
+    assert (best["spread_scale"], best["kappa"]) == (tuned.spread_scale, float(tuned.kappa[0, 0]))
+    assert "calibrated on" in tuned.summary()
+    one_size = small_fit.data.subset(small_fit.data.frame["params"] == small_fit.data.frame["params"].min(),
+                                     name="smallest", reason="one size per family")
+    with pytest.raises(PriorError, match="no source family has two model sizes"):  # nothing to score
+        calibrate(wide, one_size, bs.fit)

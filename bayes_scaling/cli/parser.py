@@ -58,12 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with 'published': fit the bundled zoos again (minutes) and write the prior to --out")
     p.add_argument("--without", action="append", default=[], metavar="ZOO",
                    help="with --rebuild: leave this zoo out (repeatable; colpret, porian, gemstone, olmo_ladder)")
-    p.add_argument("--random-seed", type=_count(0), default=0, metavar="SEED", help="seed of a rebuild")
+    p.add_argument("--random-seed", type=_count(0), default=0, metavar="SEED",
+                   help="seed of a rebuild, or of the draws and calibration of a fit's prior")
     p.add_argument("--draws", type=_count(1), default=4000, metavar="N", help="draws kept in the prior")
     p.add_argument("--population", default=None, metavar="{blend,model,families,mixture}",
                    help="what a new family is like: a Polya-urn blend of the model's population and the fitted "
                         "families (default), the model's population alone, the fitted families alone, or the urn "
                         "kept as a mixture that a borrowed fit averages by evidence (a fit per component)")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="with FIT.nc: keep the fitted population's spread and discrepancy instead of calibrating them "
+                        "on the fit's own families (each borrowing from the rest; a minute or two)")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="where to write the prior (NetCDF)")
     p.set_defaults(func=cmd_prior)
 

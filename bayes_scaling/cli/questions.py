@@ -101,6 +101,9 @@ def cmd_prior(a: argparse.Namespace) -> int:
     if published and a.population is not None:
         raise UsageError("--population chooses how a fit's families become a prior; the published prior is "
                          "always its source fit's model population (drop --population)")
+    if published and a.no_calibrate:
+        raise UsageError("--no-calibrate keeps a fit's population spread uncalibrated; the published prior is calibrated "
+                         "as it is built (drop --no-calibrate)")
     if a.out is None and not a.describe:
         raise UsageError("say where to write the prior (--out FILE), or print what it holds (--describe)")
     if a.out is not None:
@@ -121,12 +124,17 @@ def cmd_prior(a: argparse.Namespace) -> int:
         path = Path(a.source)
         opened = bs.open(path)
         if isinstance(opened, bs.PopulationPrior):
-            if kw:
-                raise UsageError(f"{path} is a population prior already: --population chooses how a fit's families "
-                                 "become a prior (bayes-scaling prior FIT.nc --population ... --out PRIOR.nc)")
+            if kw or a.no_calibrate:
+                raise UsageError(f"{path} is a population prior already: --population and --no-calibrate choose how a "
+                                 "fit's families become a prior (bayes-scaling prior FIT.nc --population ... --out "
+                                 "PRIOR.nc)")
             prior = opened
+        elif isinstance(opened, bs.inference.ScalingFit) and a.no_calibrate:
+            prior = bs.PopulationPrior.from_fit(opened, draws=a.draws, random_seed=a.random_seed, **kw)
         elif isinstance(opened, bs.inference.ScalingFit):
-            prior = bs.PopulationPrior.from_fit(opened, draws=a.draws, **kw)
+            from bayes_scaling.inference.borrow_calibration import calibrated_prior
+
+            prior = calibrated_prior(opened, bs.fit, draws=a.draws, random_seed=a.random_seed, **kw)
         else:
             raise UsageError(f"{path} is a {file_kind(path)}: bayes-scaling prior takes a fit of "
                              "the loss (bayes-scaling fit ... --out FIT.nc), a prior, or 'published'")
