@@ -42,7 +42,7 @@ from ..model.config import ModelConfig
 from ..model.population_prior import PopulationPrior
 
 #: the published prior's version: a new one whenever its zoos, their preparation or the fit's settings change
-PUBLISHED_VERSION = "2026.12"
+PUBLISHED_VERSION = "2026.12.1"
 #: the share of each run's tokens whose checkpoints are dropped before the fit
 START_OF_RUN_SHARE = 0.1
 #: checkpoints per run kept for the fit (evenly spread in log tokens)
