@@ -258,13 +258,13 @@ def test_a_family_left_out_of_the_urn_is_not_borrowed_from(small_fit):
         bs.PopulationPrior.from_fit(small_fit, without="nofam")
 
 
-def test_calibration_narrows_a_prior_too_wide_for_its_families(small_fit):
+def test_calibration_narrows_a_prior_too_wide_for_its_families(small_fit, synthetic_truth):
     """A prior whose spread is four times what the families show: the calibration on those families' own
     borrowed predictions (each from its smallest model, or two, to its largest) chooses a spread that undoes
     most of it, records every candidate, and a family that borrows the result says so in its notes."""
     import dataclasses
 
-    from bayes_scaling.inference.borrow_calibration import DISCREPANCY_SCALES, SPREAD_SCALES, calibrate
+    from bayes_scaling.inference.borrow_calibration import DISCREPANCY_SCALES, SPREAD_SCALES, calibrate, choose
 
     prior = bs.PopulationPrior.from_fit(small_fit, draws=1000, population="families")
     log_x = np.log(prior.natural)
@@ -272,10 +272,31 @@ def test_calibration_narrows_a_prior_too_wide_for_its_families(small_fit):
     tuned = calibrate(wide, small_fit.data, bs.fit, random_seed=0)
     assert tuned.spread_scale <= 0.35, tuned.spread_scale
     assert len(tuned.calibration) == len(SPREAD_SCALES) * len(DISCREPANCY_SCALES)
-    best = min(tuned.calibration, key=lambda r: r["crps"])
+    (best,) = [r for r in tuned.calibration if r["chosen"]]
+    assert best == choose(tuned.calibration)
     assert (best["spread_scale"], best["kappa"]) == (tuned.spread_scale, float(tuned.kappa[0, 0]))
     assert "calibrated on" in tuned.summary()
+    _, df = synthetic_truth
+    one = df[(df["family"] == "fam0") & (df["params"] == df["params"].min())].assign(family="newfam")
+    data = bs.ScalingData.from_frame(one, family="family", params="params", tokens="tokens", loss="loss", run="run")
+    notes = bs.fit(data, sampler=dict(draws=100, tune=100, chains=2), borrow=tuned).notes()
+    assert any(f"x{tuned.spread_scale:g} of its source population" in n and "were calibrated" in n for n in notes)
     one_size = small_fit.data.subset(small_fit.data.frame["params"] == small_fit.data.frame["params"].min(),
                                      name="smallest", reason="one size per family")
     with pytest.raises(PriorError, match="no source family has two model sizes"):  # nothing to score
         calibrate(wide, one_size, bs.fit)
+
+
+def test_the_calibration_keeps_the_widest_candidate_the_families_cannot_tell_from_the_best():
+    from bayes_scaling.inference.borrow_calibration import choose
+
+    def row(crps, width):
+        return {"crps": float(np.mean(list(crps.values()))), "crps_by_group": crps, "width90": width}
+
+    narrow = row({"a": 0.030, "b": 0.040, "c": 0.050}, 0.10)
+    close = row({"a": 0.034, "b": 0.037, "c": 0.051}, 0.30)  # differences +0.004, -0.003, +0.001: within one SE
+    wider = row({"a": 0.060, "b": 0.070, "c": 0.080}, 0.60)  # worse for every family
+    assert choose([narrow, close, wider]) is close
+    assert choose([narrow, wider]) is narrow
+    one = [row({"a": 0.03}, 0.1), row({"a": 0.031}, 0.3)]
+    assert choose(one) is one[0]  # one group: no standard error, the lowest score

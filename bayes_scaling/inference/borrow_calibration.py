@@ -3,8 +3,8 @@
 A population prior says what a new family is like; how far a law fitted on one or two of its small models
 misses its largest model is another question, which the source families answer. Each source family is fitted
 on its ``k`` smallest models (:data:`CALIBRATION_KS`) with the prior, its largest model predicted
-(:func:`bayes_scaling.data.splits.split_family`), and two scales chosen together to minimise the mean
-continuous ranked probability score of those predictions:
+(:func:`bayes_scaling.data.splits.split_family`), and two scales chosen together on the continuous ranked
+probability score (CRPS) of those predictions:
 
 * the **spread** of the borrowed parameters (:attr:`PopulationPrior.spread_scale`, a factor on their
   covariance about its mean): a population drawn over unlike families, or one whose spread a few families
@@ -12,8 +12,9 @@ continuous ranked probability score of those predictions:
 * the **discrepancy** per decade of distance from the new family's data in each direction (kappa): a law
   fitted on one small model misses its largest model by more than its parameters say.
 
-CRPS is a proper score: it rewards predictions that are calibrated and sharp together, so the chosen spread is
-as narrow as the source families' borrowed predictions allow, and no narrower. Each source family is predicted
+CRPS is a proper score: it rewards predictions that are calibrated and sharp together. The pair kept is the
+widest within one standard error of the lowest mean score (:func:`choose`), so the spread is as narrow as the
+source families' borrowed predictions show it can be, and not narrower than they can tell apart. Each source family is predicted
 with a prior that leaves out what it contributed where that is possible (``prior_for``: a prior extracted from
 a fit without the family's own parameters in its urn, :meth:`PopulationPrior.from_fit`), so the score is the
 one a family outside the prior would get. Tasks are averaged within groups (the published prior's zoos: the
@@ -108,8 +109,9 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
     :data:`SPREAD_SCALES`, the family's k smallest models are fitted with the prior (``prior_for(family)``,
     default ``prior``; ``model``: the law and noise of those fits, without a discrepancy) and every candidate
     discrepancy of :data:`DISCREPANCY_SCALES` predicts its largest model (the guide's last 30% of training).
-    The pair with the lowest CRPS of the log loss is kept: per task the mean over its points, per group
-    (``group_of(family)``, default each family its own) the mean over its tasks, then the mean over groups.
+    The score is the CRPS of the log loss: per task the mean over its points, per group (``group_of(family)``,
+    default each family its own) the mean over its tasks, then the mean over groups; the pair kept is
+    :func:`choose`'s.
     Every candidate's score, median ARE, 90% coverage and median 90% width over tasks are recorded in the
     returned prior's ``calibration``. Raises :class:`PriorError` when no family has two model sizes.
     """
@@ -163,6 +165,8 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
               "groups": len(set(groups))}
              for (s, k), rows in scores.items()]
     best = choose(table)
+    for row in table:
+        row["chosen"] = row is best
     log.info("%s: spread scale %.2f, discrepancy %.2f per decade (on %d borrowing tasks: median ARE %.1f%%, 90%% "
              "coverage %.0f%%, median width %.0f%%)", what, best["spread_scale"], best["kappa"], best["tasks"],
              100 * best["median_are"], 100 * best["cover90"], 100 * best["width90"])

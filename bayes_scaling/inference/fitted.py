@@ -366,6 +366,11 @@ class ScalingFit:
             if bor.get("free_level"):
                 out.append("the loss level is this family's own: the borrowed prior carries the shape of the curve, "
                            "not its level (losses on other evaluation sets and tokenizers are not comparable)")
+            if bor.get("calibrated"):
+                out.append(f"the borrowed prior's spread (x{bor['spread_scale']:g} of its source population's) and "
+                           f"discrepancy ({bor['discrepancy_kappa']:g} per decade of distance from this family's data) "
+                           "were calibrated on its source families' own borrowed predictions, each fitted on its "
+                           "smallest model or two and scored at its largest")
             sizes = int(self.data.frame["params"].nunique())
             if bor.get("spread_scale", 1.0) < 1 and sizes > 2:
                 out.append(f"the borrowed prior's spread was narrowed x{bor['spread_scale']:g} by a calibration on "

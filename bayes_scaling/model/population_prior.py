@@ -324,7 +324,8 @@ class PopulationPrior:
             cov = cov + FREE_LEVEL_SD**2 * np.outer(law.level_vector, law.level_vector)
         return {"mean": mean.tolist(), "cov": cov.tolist(), **self.noise_moments(), "source": self.source,
                 "not_supplied": missing, "free_level": self.free_level, "provenance": self.provenance,
-                "spread_scale": float(self.spread_scale)}
+                "spread_scale": float(self.spread_scale), "calibrated": self.calibration is not None,
+                "discrepancy_kappa": float(np.median(self.borrowed_discrepancy()["kappa"][:, 0]))}
 
     def noise_moments(self) -> dict[str, list[float]]:
         """Moment-matched noise priors: LogNormal (mu, sigma) of sigma_total and Beta (a, b) of the seed
@@ -488,7 +489,8 @@ class PopulationPrior:
             lo, mid, hi = np.quantile(x, [0.05, 0.5, 0.95])
             lines.append(f"  {name}: {mid:.3g} [{lo:.3g}, {hi:.3g}]")
         if self.calibration:
-            best = min(self.calibration, key=lambda r: r["crps"])
+            best = next((r for r in self.calibration if r.get("chosen")), None) or min(self.calibration,
+                                                                                     key=lambda r: r["crps"])
             groups = f" of {best['groups']} {'zoos' if self.version else 'families'}, each counted once"
             lines += ["", f"calibrated on {best['tasks']} borrowing tasks{groups} (a source family's smallest model, or "
                       f"two smallest, borrowing it; its largest predicted): the parameters' spread x{self.spread_scale:g}, "
