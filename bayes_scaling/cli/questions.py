@@ -132,9 +132,9 @@ def cmd_prior(a: argparse.Namespace) -> int:
         elif isinstance(opened, bs.inference.ScalingFit) and a.no_calibrate:
             prior = bs.PopulationPrior.from_fit(opened, draws=a.draws, random_seed=a.random_seed, **kw)
         elif isinstance(opened, bs.inference.ScalingFit):
-            from bayes_scaling.inference.borrow_calibration import calibrated_prior
+            from bayes_scaling.priors import calibrated_prior
 
-            prior = calibrated_prior(opened, bs.fit, draws=a.draws, random_seed=a.random_seed, **kw)
+            prior = calibrated_prior(opened, draws=a.draws, random_seed=a.random_seed, **kw)
         else:
             raise UsageError(f"{path} is a {file_kind(path)}: bayes-scaling prior takes a fit of "
                              "the loss (bayes-scaling fit ... --out FIT.nc), a prior, or 'published'")
