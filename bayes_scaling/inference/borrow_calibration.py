@@ -12,9 +12,8 @@ probability score (CRPS) of those predictions:
 * the **discrepancy** per decade of distance from the new family's data in each direction (kappa): a law
   fitted on one small model misses its largest model by more than its parameters say.
 
-CRPS is a proper score: it rewards predictions that are calibrated and sharp together. The pair kept is the
-widest within one standard error of the lowest mean score (:func:`choose`), so the spread is as narrow as the
-source families' borrowed predictions show it can be, and not narrower than they can tell apart. Each source family is predicted
+CRPS is a proper score: it rewards predictions that are calibrated and sharp together, so the pair with the
+lowest mean score has a spread as narrow as the source families' borrowed predictions allow, and no narrower. Each source family is predicted
 with a prior that leaves out what it contributed where that is possible (``prior_for``: a prior extracted from
 a fit without the family's own parameters in its urn, :meth:`PopulationPrior.from_fit`), so the score is the
 one a family outside the prior would get. Tasks are averaged within groups (the published prior's zoos: the
@@ -77,29 +76,6 @@ def group_mean(values: list[float], groups: list[str]) -> float:
     return float(np.mean(list(group_means(values, groups).values())))
 
 
-def choose(table: list[dict[str, Any]]) -> dict[str, Any]:
-    """The candidate kept: the widest (median 90% width) of those whose mean CRPS is within one standard error
-    of the lowest, the standard error of the groups' paired differences from the lowest.
-
-    With a few source families the lowest score is often a spread narrower than any family's own data allow
-    that happens to suit those families: a family unlike them then gets an interval that excludes its target. A
-    candidate that the groups cannot tell from the lowest is as well supported, and the wider one is the one
-    that stays honest for a family unlike the sources (the one-standard-error rule of model selection, with
-    the conservative side being the wider interval). With one group there is no standard error: the lowest.
-    """
-    best = min(table, key=lambda r: r["crps"])
-    names = list(best["crps_by_group"])
-    if len(names) < 2:
-        return best
-    low = np.array([best["crps_by_group"][g] for g in names])
-
-    def within(row: dict[str, Any]) -> bool:
-        diff = np.array([row["crps_by_group"][g] for g in names]) - low
-        return diff.mean() <= diff.std(ddof=1) / np.sqrt(len(diff))
-
-    return max((r for r in table if within(r)), key=lambda r: (r["width90"], -r["crps"]))
-
-
 def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, model: ModelConfig | None = None,
               random_seed: int = 0, prior_for: Callable[[str], PopulationPrior] | None = None,
               group_of: Callable[[str], str] | None = None, what: str = "borrowed prior") -> PopulationPrior:
@@ -110,8 +86,8 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
     default ``prior``; ``model``: the law and noise of those fits, without a discrepancy) and every candidate
     discrepancy of :data:`DISCREPANCY_SCALES` predicts its largest model (the guide's last 30% of training).
     The score is the CRPS of the log loss: per task the mean over its points, per group (``group_of(family)``,
-    default each family its own) the mean over its tasks, then the mean over groups; the pair kept is
-    :func:`choose`'s.
+    default each family its own) the mean over its tasks, then the mean over groups; the pair with the lowest
+    score is kept (``"chosen"`` in its row).
     Every candidate's score, median ARE, 90% coverage and median 90% width over tasks are recorded in the
     returned prior's ``calibration``. Raises :class:`PriorError` when no family has two model sizes.
     """
@@ -164,7 +140,7 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
               "width90": float(np.median([r["width90"] for r in rows])), "tasks": len(rows),
               "groups": len(set(groups))}
              for (s, k), rows in scores.items()]
-    best = choose(table)
+    best = min(table, key=lambda r: r["crps"])
     for row in table:
         row["chosen"] = row is best
     log.info("%s: spread scale %.2f, discrepancy %.2f per decade (on %d borrowing tasks: median ARE %.1f%%, 90%% "

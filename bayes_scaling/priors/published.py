@@ -14,8 +14,8 @@ Built in three steps from every licence-clean zoo the package bundles (:mod:`bay
 3. **Calibrated on the task it is for** (:func:`calibrate`): each source family is fitted on its smallest
    model alone (and on its two smallest) with the prior, and its largest model predicted; the spread of the
    borrowed parameters (a factor on their covariance) and a discrepancy scale per decade of distance are
-   chosen together on the continuous ranked probability score of those predictions, each zoo counted once
-   (:mod:`bayes_scaling.inference.borrow_calibration`: the widest pair within one standard error of the lowest). A population fitted on many unlike families is wider than what one of them needs, and a law
+   chosen together to minimise the mean continuous ranked probability score of those predictions, each zoo
+   counted once (:mod:`bayes_scaling.inference.borrow_calibration`). A population fitted on many unlike families is wider than what one of them needs, and a law
    fitted on one small model misses its largest model by more than its parameters say; this step measures
    both on the families the prior came from.
 
@@ -42,7 +42,7 @@ from ..model.config import ModelConfig
 from ..model.population_prior import PopulationPrior
 
 #: the published prior's version: a new one whenever its zoos, their preparation or the fit's settings change
-PUBLISHED_VERSION = "2026.12.1"
+PUBLISHED_VERSION = "2026.12"
 #: the share of each run's tokens whose checkpoints are dropped before the fit
 START_OF_RUN_SHARE = 0.1
 #: checkpoints per run kept for the fit (evenly spread in log tokens)
