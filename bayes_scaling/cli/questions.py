@@ -102,8 +102,8 @@ def cmd_prior(a: argparse.Namespace) -> int:
         raise UsageError("--population chooses how a fit's families become a prior; the published prior is "
                          "always its source fit's model population (drop --population)")
     if published and a.no_calibrate:
-        raise UsageError("--no-calibrate keeps a fit's population spread uncalibrated; the published prior is calibrated "
-                         "as it is built (drop --no-calibrate)")
+        raise UsageError("--no-calibrate keeps a fit's population spread uncalibrated; the published prior is "
+                         "calibrated as it is built (drop --no-calibrate)")
     if a.out is None and not a.describe:
         raise UsageError("say where to write the prior (--out FILE), or print what it holds (--describe)")
     if a.out is not None:

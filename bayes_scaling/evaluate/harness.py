@@ -185,8 +185,8 @@ def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,
             pop = fit_law(pool.select_families(others), s.model, s.sampler.replace(random_seed=s.random_seed + i))
         pop_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        prior = (calibrated_prior(pop, fit_law, population=s.population, random_seed=s.random_seed + i)
-                 if s.calibrate else PopulationPrior.from_fit(pop, random_seed=s.random_seed + i, population=s.population))
+        kw = {"population": s.population, "random_seed": s.random_seed + i}
+        prior = calibrated_prior(pop, fit_law, **kw) if s.calibrate else PopulationPrior.from_fit(pop, **kw)
         calibration_seconds = time.perf_counter() - t0
         log(f"[{dataset}] {fam}: population fit on {len(others)} families in {pop_seconds:.0f} s "
             f"(divergences {pop.diagnostics.divergences}, max R-hat {pop.diagnostics.max_rhat:.3f})")
@@ -199,7 +199,7 @@ def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,
                     "train_rows": len(split.train), "target_size": split.target_size,
                     "population_seconds": pop_seconds, "population_divergences": pop.diagnostics.divergences,
                     "population_max_rhat": pop.diagnostics.max_rhat, "calibration_seconds": calibration_seconds,
-                    "spread_scale": prior.spread_scale, "borrowed_kappa": float(np.median(prior.kappa[:, 0]))}
+                    "spread_scale": prior.spread_scale, "borrowed_kappa": float(np.median(prior.borrowed_discrepancy()["kappa"][:, 0]))}
             ours = bayes_scored(split, prior, s.model, s.sampler, random_seed=s.random_seed + 100 * i + k)
             others_donors = {f: p for f, p in donors.items() if f != fam}
             for row in [ours, *point_baselines(split, others_donors, s.huber_grid_stride, s.last_fraction)]:

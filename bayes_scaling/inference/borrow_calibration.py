@@ -13,11 +13,12 @@ probability score (CRPS) of those predictions:
   fitted on one small model misses its largest model by more than its parameters say.
 
 CRPS is a proper score: it rewards predictions that are calibrated and sharp together, so the pair with the
-lowest mean score has a spread as narrow as the source families' borrowed predictions allow, and no narrower. Each source family is predicted
-with a prior that leaves out what it contributed where that is possible (``prior_for``: a prior extracted from
-a fit without the family's own parameters in its urn, :meth:`PopulationPrior.from_fit`), so the score is the
-one a family outside the prior would get. Tasks are averaged within groups (the published prior's zoos: the
-families of one zoo share its evaluation and recipe), then over groups.
+lowest mean score has a spread as narrow as the source families' borrowed predictions allow, and no narrower.
+Each source family is predicted with a prior that leaves out what it contributed where that is possible
+(``prior_for``: a prior extracted from a fit without the family's own parameters in its urn,
+:meth:`PopulationPrior.from_fit`), so the score is the one a family outside the prior would get. Tasks are
+averaged within groups (the published prior's zoos: the families of one zoo share its evaluation and recipe),
+then over groups.
 
 The fits are made by the caller's ``fitter`` (``bs.fit``), which keeps this module below it.
 """
@@ -101,11 +102,12 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
     log.info("%s: calibrating on %d borrowing tasks (k = %s smallest sizes of a source family)", what, len(tasks),
              ", ".join(map(str, CALIBRATION_KS)))
     further = list(prior.law_obj.further_inputs)
+    task_priors = {task.family: prior_for(task.family) for task in tasks}
     scores: dict[tuple[float, float], list[dict[str, float]]] = {}
     problems = 0
     for spread in SPREAD_SCALES:
         for i, task in enumerate(tasks):
-            trial = without_discrepancy(replace(prior_for(task.family), spread_scale=spread))
+            trial = without_discrepancy(replace(task_priors[task.family], spread_scale=spread))
             with warnings.catch_warnings():  # counted, and said once below
                 warnings.simplefilter("ignore", SamplingWarning)
                 warnings.simplefilter("ignore", PriorDataConflictWarning)
@@ -173,7 +175,8 @@ def calibrated_prior(fitted: Any, fitter: Fitter, *, population: str | None = No
     prior = PopulationPrior.from_fit(fitted, **kw)
     if prior.is_mixture:
         return prior
-    model = ModelConfig(law=fitted.law, likelihood=fitted.spec.likelihood, checkpoint_noise=fitted.spec.checkpoint_noise)
+    model = ModelConfig(law=fitted.law, likelihood=fitted.spec.likelihood,
+                        checkpoint_noise=fitted.spec.checkpoint_noise)
     try:
         return calibrate(prior, fitted.data, fitter, model=model, random_seed=random_seed,
                          prior_for=lambda family: PopulationPrior.from_fit(fitted, without=family, **kw),

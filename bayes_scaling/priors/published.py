@@ -15,9 +15,9 @@ Built in three steps from every licence-clean zoo the package bundles (:mod:`bay
    model alone (and on its two smallest) with the prior, and its largest model predicted; the spread of the
    borrowed parameters (a factor on their covariance) and a discrepancy scale per decade of distance are
    chosen together to minimise the mean continuous ranked probability score of those predictions, each zoo
-   counted once (:mod:`bayes_scaling.inference.borrow_calibration`). A population fitted on many unlike families is wider than what one of them needs, and a law
-   fitted on one small model misses its largest model by more than its parameters say; this step measures
-   both on the families the prior came from.
+   counted once (:mod:`bayes_scaling.inference.borrow_calibration`). A population fitted on many unlike
+   families is wider than what one of them needs, and a law fitted on one small model misses its largest
+   model by more than its parameters say; this step measures both on the families the prior came from.
 
 The prior records one provenance row per source family, the calibration table and its :data:`PUBLISHED_VERSION`.
 
