@@ -443,3 +443,34 @@ def test_a_swallowed_ctrl_c_still_stops_the_command_before_a_file_is_replaced(tm
     finally:
         signal.signal(signal.SIGINT, before)
         interrupts._requested = False
+
+
+def test_a_swallowed_ctrl_c_is_not_printed_but_other_unraisable_errors_are(capsys):
+    """Python prints an exception it cannot raise (one in a garbage-collection callback) with its traceback; the
+    command line's hook keeps quiet about a Ctrl-C it has recorded, and prints everything else as before."""
+    import signal
+    import sys
+
+    from bayes_scaling import interrupts
+
+    before, hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
+    try:
+        interrupts.install()
+        assert sys.unraisablehook is interrupts._unraisable
+        with pytest.raises(KeyboardInterrupt):
+            interrupts._handler(signal.SIGINT, None)
+        class RaisesWhenCollected:  # what a garbage-collection callback does when the signal lands in it
+            def __init__(self, exc):
+                self.exc = exc
+
+            def __del__(self):
+                raise self.exc
+
+        RaisesWhenCollected(KeyboardInterrupt())
+        assert capsys.readouterr().err == ""
+        RaisesWhenCollected(ValueError("a real problem"))
+        assert "a real problem" in capsys.readouterr().err
+    finally:
+        signal.signal(signal.SIGINT, before)
+        sys.unraisablehook = hook
+        interrupts._requested = False
