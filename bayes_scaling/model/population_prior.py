@@ -184,7 +184,7 @@ class PopulationPrior:
 
         The spread of what is extracted here is the fitted population's; a prior calibrated on the fit's own
         families, as ``bs.fit(..., borrow=fit)`` and ``bayes-scaling prior FIT.nc`` borrow it, is
-        :func:`bayes_scaling.inference.borrow_calibration.calibrated_prior`.
+        :func:`bayes_scaling.priors.calibrated_prior`.
         """
         from ..predict import new_family_theta, posterior_arrays
 
