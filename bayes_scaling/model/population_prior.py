@@ -427,8 +427,9 @@ class PopulationPrior:
 
     @classmethod
     def coerce(cls, borrow: Any) -> "PopulationPrior":
-        """A PopulationPrior from a prior, a fit, the path to a prior, or ``"published"`` (:meth:`published`); a
-        path to a fit is read by :func:`bayes_scaling.reader.as_prior`."""
+        """A PopulationPrior from a prior, the path to a prior, or ``"published"`` (:meth:`published`). A fit is
+        not taken here: its prior is calibrated on its families before it is borrowed
+        (:func:`bayes_scaling.priors.calibrated_prior`, which ``bs.fit(..., borrow=fit)`` calls)."""
         if isinstance(borrow, PopulationPrior):
             return borrow
         if isinstance(borrow, str) and borrow == PUBLISHED:
@@ -436,7 +437,8 @@ class PopulationPrior:
         if isinstance(borrow, (str, os.PathLike)):
             return cls.load(borrow)
         if hasattr(borrow, "idata") and hasattr(borrow, "spec"):
-            return cls.from_fit(borrow)
+            raise PriorError("a fit's population prior is calibrated on its families before it is borrowed: "
+                             "bs.priors.calibrated_prior(fit), or borrow=fit in bs.fit, which calls it")
         raise PriorError(f"borrow must be a PopulationPrior, a ScalingFit, a path or {PUBLISHED!r}, got "
                          f"{type(borrow).__name__}")
 
