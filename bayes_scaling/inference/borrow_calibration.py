@@ -14,6 +14,9 @@ probability score (CRPS) of those predictions:
 
 CRPS is a proper score: it rewards predictions that are calibrated and sharp together, so the pair with the
 lowest mean score has a spread as narrow as the source families' borrowed predictions allow, and no narrower.
+The candidates start from a fixed grid; a best pair at the grid's upper edge has not been bracketed, so the grid
+grows past it until a wider candidate scores worse: a population whose own families miss by more than its
+extracted spread allows gets a wider prior, not the widest candidate that happened to be listed.
 Each source family is predicted with a prior that leaves out what it contributed where that is possible
 (``prior_for``: a prior extracted from a fit without the family's own parameters in its urn,
 :meth:`PopulationPrior.from_fit`), so the score is the one a family outside the prior would get. Tasks are
@@ -41,10 +44,15 @@ from .config import SamplerConfig
 
 log = logging.getLogger("bayes_scaling")
 
-#: the candidates compared: factors on the borrowed parameters' spread, and discrepancy scales (sd of the log
-#: reducible loss per decade of distance from the new family's data, in each direction)
+#: the candidates compared first: factors on the borrowed parameters' spread, and discrepancy scales (sd of the
+#: log reducible loss per decade of distance from the new family's data, in each direction)
 SPREAD_SCALES = (0.05, 0.1, 0.15, 0.25, 0.35, 0.5, 0.7, 1.0)
 DISCREPANCY_SCALES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+#: a grid whose best candidate is its largest has not bracketed the optimum: it is extended by this factor, one
+#: candidate at a time, until a larger one scores worse or the limit is reached (a limit reached is said)
+EXTEND_FACTOR = 1.4
+SPREAD_LIMIT = 4.0
+DISCREPANCY_LIMIT = 1.6
 #: the tasks: each source family with more sizes than k fitted on its k smallest; with k = 2 too, a spread too
 #: narrow for data that identify the exponents costs as much as one too wide for one size
 CALIBRATION_KS = (1, 2)
@@ -88,7 +96,9 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
     discrepancy of :data:`DISCREPANCY_SCALES` predicts its largest model (the guide's last 30% of training).
     The score is the CRPS of the log loss: per task the mean over its points, per group (``group_of(family)``,
     default each family its own) the mean over its tasks, then the mean over groups; the pair with the lowest
-    score is kept (``"chosen"`` in its row).
+    score is kept (``"chosen"`` in its row). Where that pair holds the largest candidate of either grid, the grid
+    is extended (:data:`EXTEND_FACTOR`) until a larger candidate scores worse, up to :data:`SPREAD_LIMIT` and
+    :data:`DISCREPANCY_LIMIT`; a limit reached is logged as a warning.
     Every candidate's score, median ARE, 90% coverage and median 90% width over tasks are recorded in the
     returned prior's ``calibration``. Raises :class:`PriorError` when no family has two model sizes.
     """
@@ -103,21 +113,34 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
              ", ".join(map(str, CALIBRATION_KS)))
     further = list(prior.law_obj.further_inputs)
     task_priors = {task.family: prior_for(task.family) for task in tasks}
+    groups = [group_of(task.family) for task in tasks]
+    fits: dict[float, list[Any]] = {}
     scores: dict[tuple[float, float], list[dict[str, float]]] = {}
     problems = 0
-    for spread in SPREAD_SCALES:
-        for i, task in enumerate(tasks):
-            trial = without_discrepancy(replace(task_priors[task.family], spread_scale=spread))
-            with warnings.catch_warnings():  # counted, and said once below
-                warnings.simplefilter("ignore", SamplingWarning)
-                warnings.simplefilter("ignore", PriorDataConflictWarning)
-                fitted = fitter(task.train, model, CALIBRATION_SAMPLER.replace(random_seed=random_seed + i),
-                                borrow=trial)
-            problems += not fitted.diagnostics.ok
-            target = task.target
-            y = np.log(target["loss"].to_numpy(float))
-            n_draws = fitted.idata.posterior.sizes["chain"] * fitted.idata.posterior.sizes["draw"]
-            for kappa in DISCREPANCY_SCALES:
+
+    def fitted_at(spread: float) -> list[Any]:
+        nonlocal problems
+        if spread not in fits:
+            fits[spread] = []
+            for i, task in enumerate(tasks):
+                trial = without_discrepancy(replace(task_priors[task.family], spread_scale=spread))
+                with warnings.catch_warnings():  # counted, and said once below
+                    warnings.simplefilter("ignore", SamplingWarning)
+                    warnings.simplefilter("ignore", PriorDataConflictWarning)
+                    fitted = fitter(task.train, model, CALIBRATION_SAMPLER.replace(random_seed=random_seed + i),
+                                    borrow=trial)
+                problems += not fitted.diagnostics.ok
+                fits[spread].append(fitted)
+            log.info("%s: calibration, spread scale %.2f: %d borrowed fits", what, spread, len(tasks))
+        return fits[spread]
+
+    def scored(spread: float, kappa: float) -> list[dict[str, float]]:
+        if (spread, kappa) not in scores:
+            rows = []
+            for i, (task, fitted) in enumerate(zip(tasks, fitted_at(spread))):
+                target = task.target
+                y = np.log(target["loss"].to_numpy(float))
+                n_draws = fitted.idata.posterior.sizes["chain"] * fitted.idata.posterior.sizes["draw"]
                 scaled = fitted.with_extrapolation(np.full((n_draws, 3), kappa), {"mode": "fixed", "kappa": kappa})
                 with warnings.catch_warnings():  # far targets are what the calibration is for
                     warnings.simplefilter("ignore", ExtrapolationWarning)
@@ -126,15 +149,33 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
                                           inputs={c: target[c].to_numpy() for c in further} or None)
                 log_draws = np.log(pred["run_loss"].to_numpy())
                 lo, mid, hi = np.quantile(log_draws, [0.05, 0.5, 0.95], axis=0)
-                scores.setdefault((spread, kappa), []).append({
-                    "crps": float(np.mean(crps(log_draws, y))), "are": float(np.mean(np.abs(np.exp(mid - y) - 1))),
-                    "cover90": float(np.mean((y >= lo) & (y <= hi))),
-                    "width90": float(np.median((np.exp(hi) - np.exp(lo)) / np.exp(mid)))})
-        log.info("%s: calibration, spread scale %.2f: %d borrowed fits", what, spread, len(tasks))
+                rows.append({"crps": float(np.mean(crps(log_draws, y))),
+                             "are": float(np.mean(np.abs(np.exp(mid - y) - 1))),
+                             "cover90": float(np.mean((y >= lo) & (y <= hi))),
+                             "width90": float(np.median((np.exp(hi) - np.exp(lo)) / np.exp(mid)))})
+            scores[(spread, kappa)] = rows
+        return scores[(spread, kappa)]
+
+    spreads, kappas = list(SPREAD_SCALES), list(DISCREPANCY_SCALES)
+    while True:
+        mean_crps = {(s, k): group_mean([r["crps"] for r in scored(s, k)], groups) for s in spreads for k in kappas}
+        best_spread, best_kappa = min(mean_crps, key=mean_crps.get)
+        grown = False
+        for grid, best, limit in ((spreads, best_spread, SPREAD_LIMIT), (kappas, best_kappa, DISCREPANCY_LIMIT)):
+            if best == grid[-1] and round(grid[-1] * EXTEND_FACTOR, 2) <= limit:
+                grid.append(round(grid[-1] * EXTEND_FACTOR, 2))
+                grown = True
+        if not grown:
+            break
+    for name, grid, best, limit in (("spread scale", spreads, best_spread, SPREAD_LIMIT),
+                                    ("discrepancy", kappas, best_kappa, DISCREPANCY_LIMIT)):
+        if best == grid[-1] and best > grid[0]:
+            log.warning("%s: the calibration's best %s is its largest candidate, %g (the search stops at %g): the "
+                        "source families' borrowed predictions miss by more than this prior allows", what, name,
+                        best, limit)
     if problems:
         log.warning("%s: %d of %d calibration fits did not pass the sampling checks (%d draws each)", what, problems,
-                    len(tasks) * len(SPREAD_SCALES), CALIBRATION_SAMPLER.draws)
-    groups = [group_of(task.family) for task in tasks]
+                    len(tasks) * len(fits), CALIBRATION_SAMPLER.draws)
     table = [{"spread_scale": s, "kappa": k, "crps": group_mean([r["crps"] for r in rows], groups),
               "crps_by_group": group_means([r["crps"] for r in rows], groups),
               "median_are": float(np.median([r["are"] for r in rows])),

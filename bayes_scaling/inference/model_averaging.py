@@ -29,7 +29,7 @@ from scipy import stats
 from scipy.special import expit, logit, logsumexp
 
 from ..model.distribution import Prior
-from ..model.population_prior import PopulationPrior
+from ..model.population_prior import PopulationPrior, borrowed_logpdf
 from ..model.spec import ModelSpec
 from .diagnostics import Diagnostics
 from .fitted import ScalingFit, build_idata, run_log_likelihood
@@ -76,7 +76,7 @@ def log_evidence(fit: ScalingFit, random_seed: int = 0, draws: int = EVIDENCE_DR
     with np.errstate(all="ignore"):
         loglik = run_log_likelihood(xr.Dataset(at, coords={"chain": [0], "draw": np.arange(draws)}),
                                     fit.data, spec).to_numpy()[0].sum(-1)
-        log_p = stats.multivariate_normal(np.asarray(bor["mean"]), np.asarray(bor["cov"])).logpdf(th)
+        log_p = borrowed_logpdf(bor, th)
         pri = spec.priors
         # the model's priors (hierarchical.build_model): borrowed, or for OU noise the fit's own when the source
         # had none

@@ -26,9 +26,10 @@ not a draw from the population but its twin's parameters plus a shift, the treat
     (a parameter without a treatment prior is not shifted; by default only the data term, log_B_ref and
      log_beta, is)
 
-With a borrowed population prior (one new family), ``mu ~ MvNormal(m, C)`` and the noise priors (with
-OU noise, ``ou_length`` and ``ou_share`` too when the source fit had them) are the moment-matched
-population predictive of another fit (:mod:`.population_prior`).
+With a borrowed population prior (one new family), ``mu ~ MvStudentT(df, m, C (df - 2) / df)`` (covariance
+``C``; ``MvNormal(m, C)`` for a prior without ``tail_df``) and the noise priors (with OU noise, ``ou_length``
+and ``ou_share`` too when the source fit had them) are the moment-matched population predictive of another
+fit (:mod:`.population_prior`).
 
 A centred family layer is sampled whitened by default: ``theta_f = shift_f + W_f u_f`` with each family's
 Laplace approximation (``build_model``'s ``whitening``, :func:`_whitened`), the same prior and posterior
@@ -66,6 +67,7 @@ from .checkpoint_noise import layout as ou_layout
 from .checkpoint_noise import run_loglik_pytensor as ou_run_loglik
 from .fused_rows import rows_loglik
 from .likelihood import run_marginal_loglik
+from .population_prior import borrowed_scale
 from .distribution import vector_distribution, vector_variable
 from .spec import ModelSpec
 
@@ -134,9 +136,13 @@ def build_model(data: ScalingData, spec: ModelSpec, whitening: dict | None = Non
         # that a compiled model serves every data set of the same structure (:mod:`..inference.compile_cache`)
         bor = spec.borrowed
         if bor is not None:  # one new family: its parameters get the borrowed population predictive
-            mu = pm.MvNormal("mu", mu=pm.Data("borrowed_mean", np.asarray(bor["mean"], float)),
-                             chol=pm.Data("borrowed_chol", np.linalg.cholesky(np.asarray(bor["cov"], float))),
-                             dims="param")
+            mean = pm.Data("borrowed_mean", np.asarray(bor["mean"], float))
+            df, scale = borrowed_scale(bor)
+            chol = pm.Data("borrowed_chol", np.linalg.cholesky(scale))
+            if df is None:
+                mu = pm.MvNormal("mu", mu=mean, chol=chol, dims="param")
+            else:
+                mu = pm.MvStudentT("mu", nu=pm.Data("borrowed_df", df), mu=mean, chol=chol, dims="param")
         else:
             mu = pm.Normal("mu", mu=pm.Data("mu_loc", np.array([pri.mu[p]["mu"] for p in params], float)),
                            sigma=pm.Data("mu_scale", np.array([pri.mu[p]["sigma"] for p in params], float)),

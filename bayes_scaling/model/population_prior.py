@@ -59,6 +59,36 @@ PUBLISHED = "published"
 #: sd (log loss) of the loss level a level-free prior leaves to the new family's data, around the level
 #: its data put each prior draw at: wide (a factor of 1.65 per sd), so that the data set it
 FREE_LEVEL_SD = 0.5
+#: the fewest degrees of freedom of a borrowed prior's t (:attr:`PopulationPrior.tail_df`): below 3 its
+#: variance, which the moment-matched covariance sets, is not finite
+MIN_TAIL_DF = 3.0
+
+
+def borrowed_scale(entry: dict[str, Any]) -> tuple[float | None, np.ndarray]:
+    """A borrowed spec entry's (:meth:`PopulationPrior.as_spec_entry`) distribution of the new family's
+    parameters: its t's degrees of freedom (None: normal) and scale matrix, whose covariance is ``entry["cov"]``
+    (a t's scale is its covariance times (df - 2) / df)."""
+    cov = np.asarray(entry["cov"], float)
+    df = entry.get("tail_df")
+    return (None, cov) if df is None else (float(df), cov * (float(df) - 2) / float(df))
+
+
+def borrowed_logpdf(entry: dict[str, Any], theta: np.ndarray) -> np.ndarray:
+    """Log density of parameter vectors ``theta`` (draw, param) under a borrowed spec entry."""
+    from scipy import stats
+
+    df, scale = borrowed_scale(entry)
+    mean = np.asarray(entry["mean"], float)
+    if df is None:
+        return stats.multivariate_normal(mean, scale).logpdf(theta)
+    return stats.multivariate_t(mean, scale, df=df).logpdf(theta)
+
+
+def tail_df(families: int) -> float:
+    """Degrees of freedom of a new family's parameters when the population's spread is known from ``families``
+    families: the predictive of one more draw from a normal population whose variance is estimated from F draws
+    is a t with F - 1 degrees of freedom."""
+    return float(max(families - 1, MIN_TAIL_DF))
 
 
 @dataclass
@@ -104,6 +134,10 @@ class PopulationPrior:
     spread_scale: float = 1.0
     #: how the spread scale and discrepancy were chosen: one record per candidate (the published prior)
     calibration: list[dict] | None = None
+    #: degrees of freedom of the borrowed parameters' multivariate t (:meth:`as_spec_entry`); None: normal. A
+    #: spread estimated from F families is itself uncertain, so a new family drawn from the same population is
+    #: t-distributed about their mean with F - 1 degrees of freedom (at least :data:`MIN_TAIL_DF`)
+    tail_df: float | None = None
 
     def __post_init__(self) -> None:
         self.kappa, self.drift = per_direction(self.kappa), per_direction(self.drift)
@@ -174,8 +208,10 @@ class PopulationPrior:
             their marginal likelihood (:mod:`bayes_scaling.inference.model_averaging`), so a new family's
             data choose which fitted families it is like.
 
-        Except for ``"mixture"``, the draws are moment-matched to one multivariate normal when a new family
-        is fitted, so the choice sets the mean and covariance of the borrowed prior.
+        Except for ``"mixture"``, the draws are moment-matched when a new family is fitted: the choice sets
+        the mean and covariance of the borrowed prior, a multivariate t with :func:`tail_df` of the families in
+        the urn as its degrees of freedom (:attr:`tail_df`). A mixture's components are each one fitted
+        family's posterior, weighed by evidence: normal.
 
         ``without``: a fitted family left out of the urn (``"blend"``, ``"families"``, ``"mixture"``), as if
         it were new: how a borrowed prediction of it is scored
@@ -227,6 +263,7 @@ class PopulationPrior:
                    source=f"{len(fit.spec.families)} families ({population}): {', '.join(fit.spec.families)}",
                    max_log10_flops=max(fit.spec.family_max_log10_flops.values()),
                    size_spans=size_spans(fit.data), component=component, law_definition=fit.spec.law_definition,
+                   tail_df=None if component is not None else tail_df(n_fam if population != "model" else len(families)),
                    **{k: arrays[k][idx] for k in ("ou_length", "ou_share") if k in arrays})
 
     def exponent_support(self, new_span: float) -> dict[str, Any] | None:
@@ -325,6 +362,7 @@ class PopulationPrior:
         return {"mean": mean.tolist(), "cov": cov.tolist(), **self.noise_moments(), "source": self.source,
                 "not_supplied": missing, "free_level": self.free_level, "provenance": self.provenance,
                 "spread_scale": float(self.spread_scale), "calibrated": self.calibration is not None,
+                "tail_df": self.tail_df,
                 "discrepancy_kappa": float(np.median(self.borrowed_discrepancy()["kappa"][:, 0]))}
 
     def noise_moments(self) -> dict[str, list[float]]:
@@ -367,6 +405,8 @@ class PopulationPrior:
         ds.attrs["spread_scale"] = float(self.spread_scale)
         if self.calibration is not None:
             ds.attrs["calibration"] = json.dumps(self.calibration)
+        if self.tail_df is not None:
+            ds.attrs["tail_df"] = float(self.tail_df)
         return ds
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -408,6 +448,7 @@ class PopulationPrior:
                            version=ds.attrs.get("published_version"),
                            spread_scale=float(ds.attrs.get("spread_scale", 1.0)),
                            calibration=json.loads(ds.attrs["calibration"]) if "calibration" in ds.attrs else None,
+                           tail_df=float(ds.attrs["tail_df"]) if "tail_df" in ds.attrs else None,
                            **{k: ds[k].to_numpy() for k in ("ou_length", "ou_share") if k in ds})
         raise FitFileError(f"{path} is not a population prior (a fit, or another file): bs.open({str(path)!r}) reads "
                            "any file bayes_scaling writes, PopulationPrior.from_fit(fit) extracts a fit's prior, and "
