@@ -28,6 +28,40 @@ def test_prior_round_trips_and_is_small(population_prior):
     assert mean.shape == (5,) and np.all(np.linalg.eigvalsh(cov) > 0)
 
 
+def test_borrowed_parameters_are_t_distributed_over_few_families(population_prior, mixture_prior, synthetic_truth,
+                                                                small_fit):
+    """A prior extracted from F families is a multivariate t with F - 1 degrees of freedom (at least 3) whose
+    covariance is the draws'; it survives save/load, the borrowed model samples it, and its density is the t's.
+    A mixture's components (one family's posterior each) and a prior without tails stay normal."""
+    import dataclasses
+
+    from scipy import stats
+
+    from bayes_scaling.model.hierarchical import build_model
+    from bayes_scaling.model.spec import ModelSpec
+    from bayes_scaling.model.population_prior import MIN_TAIL_DF, borrowed_logpdf, tail_df
+
+    prior, path = population_prior
+    assert prior.tail_df == tail_df(len(small_fit.spec.families)) == max(len(small_fit.spec.families) - 1, MIN_TAIL_DF)
+    assert tail_df(12) == 11 and bs.PopulationPrior.load(path).tail_df == prior.tail_df
+    assert mixture_prior.tail_df is None and bs.PopulationPrior.from_fit(small_fit, without="fam0").tail_df == 3
+    entry = prior.as_spec_entry({"params": 1e8, "tokens": 2e9})
+    mean, cov = np.asarray(entry["mean"]), np.asarray(entry["cov"])
+    x = mean + np.linspace(-3, 3, 7)[:, None] * np.sqrt(np.diag(cov))
+    df = entry["tail_df"]
+    assert np.allclose(borrowed_logpdf(entry, x), stats.multivariate_t(mean, cov * (df - 2) / df, df=df).logpdf(x))
+    assert np.allclose(borrowed_logpdf({**entry, "tail_df": None}, x), stats.multivariate_normal(mean, cov).logpdf(x))
+    _, frame = synthetic_truth
+    one = frame[(frame["family"] == "fam0") & (frame["params"] == frame["params"].min())].assign(family="newfam")
+    data = bs.ScalingData.from_frame(one, family="family", params="params", tokens="tokens", loss="loss", run="run")
+
+    def mu_distribution(borrow):
+        return type(build_model(data, ModelSpec.from_data(data, borrow=borrow))["mu"].owner.op).__name__
+
+    assert mu_distribution(prior).startswith("MvStudentT")
+    assert mu_distribution(dataclasses.replace(prior, tail_df=None)).startswith("MvNormal")
+
+
 def test_population_choices_are_what_they_say(small_fit):
     """'families' draws are fitted families' own draws; 'blend' mixes them with the model's population at
     the Polya-urn weight 1/(F+1); an unknown choice is a PriorError."""
@@ -270,8 +304,12 @@ def test_calibration_narrows_a_prior_too_wide_for_its_families(small_fit, synthe
     log_x = np.log(prior.natural)
     wide = dataclasses.replace(prior, natural=np.exp(log_x.mean(0) + 4 * (log_x - log_x.mean(0))))
     tuned = calibrate(wide, small_fit.data, bs.fit, random_seed=0)
-    assert tuned.spread_scale <= 0.35, tuned.spread_scale
-    assert len(tuned.calibration) == len(SPREAD_SCALES) * len(DISCREPANCY_SCALES)
+    # the t's scale about the mean is its covariance's times (df - 2) / df: in units of the families' own spread,
+    # the calibrated prior's centre is at most 1.5 times as wide (the uncalibrated one: 4 times)
+    centre = np.sqrt((tuned.tail_df - 2) / tuned.tail_df) if tuned.tail_df else 1.0
+    assert 4 * tuned.spread_scale * centre <= 1.5, (tuned.spread_scale, tuned.tail_df)
+    tried = {(r["spread_scale"], r["kappa"]) for r in tuned.calibration}
+    assert {(a, b) for a in SPREAD_SCALES for b in DISCREPANCY_SCALES} <= tried
     (best,) = [r for r in tuned.calibration if r["chosen"]]
     assert best["crps"] == min(r["crps"] for r in tuned.calibration)
     assert (best["spread_scale"], best["kappa"]) == (tuned.spread_scale, float(tuned.kappa[0, 0]))
@@ -286,3 +324,21 @@ def test_calibration_narrows_a_prior_too_wide_for_its_families(small_fit, synthe
     with pytest.raises(PriorError, match="no source family has two model sizes"):  # nothing to score
         calibrate(wide, one_size, bs.fit)
 
+
+
+
+def test_calibration_grid_grows_until_it_brackets_the_best_candidate():
+    """The candidates' grid is extended past its upper edge while the edge scores best: to a minimum beyond
+    it (a wider candidate then scores worse), or to the limit; an interior minimum leaves the grid as it is."""
+    from bayes_scaling.inference.borrow_calibration import (DISCREPANCY_LIMIT, DISCREPANCY_SCALES, SPREAD_LIMIT,
+                                                            SPREAD_SCALES, bracketed_minimum)
+
+    def bowl(spread0, kappa0):
+        return lambda s, k: (np.log(s / spread0)) ** 2 + (k - kappa0) ** 2
+
+    s, k, spreads, kappas = bracketed_minimum(bowl(0.27, 0.1))
+    assert (s, k) == (0.25, 0.1) and spreads == list(SPREAD_SCALES) and kappas == list(DISCREPANCY_SCALES)
+    s, k, spreads, kappas = bracketed_minimum(bowl(2.5, 0.7))
+    assert s in (1.96, 2.74) and spreads[-1] > s and k in (0.56, 0.78) and kappas[-1] > k
+    s, k, spreads, kappas = bracketed_minimum(bowl(50.0, 9.0))
+    assert s == spreads[-1] <= SPREAD_LIMIT < s * 1.4 and k == kappas[-1] <= DISCREPANCY_LIMIT < k * 1.4

@@ -156,17 +156,8 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
             scores[(spread, kappa)] = rows
         return scores[(spread, kappa)]
 
-    spreads, kappas = list(SPREAD_SCALES), list(DISCREPANCY_SCALES)
-    while True:
-        mean_crps = {(s, k): group_mean([r["crps"] for r in scored(s, k)], groups) for s in spreads for k in kappas}
-        best_spread, best_kappa = min(mean_crps, key=mean_crps.get)
-        grown = False
-        for grid, best, limit in ((spreads, best_spread, SPREAD_LIMIT), (kappas, best_kappa, DISCREPANCY_LIMIT)):
-            if best == grid[-1] and round(grid[-1] * EXTEND_FACTOR, 2) <= limit:
-                grid.append(round(grid[-1] * EXTEND_FACTOR, 2))
-                grown = True
-        if not grown:
-            break
+    best_spread, best_kappa, spreads, kappas = bracketed_minimum(
+        lambda s, k: group_mean([r["crps"] for r in scored(s, k)], groups))
     for name, grid, best, limit in (("spread scale", spreads, best_spread, SPREAD_LIMIT),
                                     ("discrepancy", kappas, best_kappa, DISCREPANCY_LIMIT)):
         if best == grid[-1] and best > grid[0]:
@@ -192,6 +183,23 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
     n = len(prior.sigma_seed)
     return replace(without_discrepancy(prior), spread_scale=best["spread_scale"],
                    kappa=np.full((n, 3), best["kappa"]), calibration=table)
+
+
+def bracketed_minimum(score: Callable[[float, float], float]) -> tuple[float, float, list[float], list[float]]:
+    """The (spread, discrepancy) pair of lowest ``score`` over the grid :data:`SPREAD_SCALES` x
+    :data:`DISCREPANCY_SCALES`, each grid extended by :data:`EXTEND_FACTOR` while its largest candidate is the
+    best, up to :data:`SPREAD_LIMIT` and :data:`DISCREPANCY_LIMIT`. Returns the pair and both grids as searched."""
+    spreads, kappas = list(SPREAD_SCALES), list(DISCREPANCY_SCALES)
+    while True:
+        values = {(s, k): score(s, k) for s in spreads for k in kappas}
+        best_spread, best_kappa = min(values, key=values.get)
+        grown = False
+        for grid, best, limit in ((spreads, best_spread, SPREAD_LIMIT), (kappas, best_kappa, DISCREPANCY_LIMIT)):
+            if best == grid[-1] and round(grid[-1] * EXTEND_FACTOR, 2) <= limit:
+                grid.append(round(grid[-1] * EXTEND_FACTOR, 2))
+                grown = True
+        if not grown:
+            return best_spread, best_kappa, spreads, kappas
 
 
 def without_discrepancy(prior: PopulationPrior) -> PopulationPrior:

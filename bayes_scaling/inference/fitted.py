@@ -366,6 +366,10 @@ class ScalingFit:
             if bor.get("free_level"):
                 out.append("the loss level is this family's own: the borrowed prior carries the shape of the curve, "
                            "not its level (losses on other evaluation sets and tokenizers are not comparable)")
+            if bor.get("tail_df") is not None:
+                out.append(f"the borrowed parameters are t-distributed about their population's mean ({bor['tail_df']:g} "
+                           "degrees of freedom: one fewer than its families), since a spread known from a few families "
+                           "is itself uncertain; with the covariance of the population's draws")
             if bor.get("calibrated"):
                 out.append(f"the borrowed prior's spread (x{bor['spread_scale']:g} of its source population's) and "
                            f"discrepancy ({bor['discrepancy_kappa']:g} per decade of distance from this family's data) "

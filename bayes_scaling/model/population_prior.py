@@ -523,7 +523,9 @@ class PopulationPrior:
         and discrepancy scales, what a borrowed fit takes from it, and (a published prior) its source families."""
         law = self.law_obj
         q = np.quantile(self.natural, [0.05, 0.5, 0.95], axis=0)
-        spread = "" if self.spread_scale == 1 else f"; a borrowed fit narrows them x{self.spread_scale:g} about their mean"
+        spread = "" if self.spread_scale == 1 else f"; a borrowed fit scales their spread x{self.spread_scale:g} about their mean"
+        if self.tail_df is not None:
+            spread += f"; a borrowed fit takes them as a multivariate t with {self.tail_df:g} degrees of freedom"
         lines = [self.describe(), "", f"a new family's {law.name} law parameters, the draws (median [90% interval]"
                  f"{spread}):"]
         lines += [f"  {k:>8} {q[1, i]:.4g} [{q[0, i]:.4g}, {q[2, i]:.4g}]" for i, k in enumerate(law.natural)]
