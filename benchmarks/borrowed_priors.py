@@ -86,6 +86,8 @@ def main() -> None:
                     help="what a new family is like (PopulationPrior.from_fit)")
     ap.add_argument("--checkpoint-noise", default="independent", choices=CHECKPOINT_NOISES,
                     help="checkpoint noise of every Bayesian fit (population and borrowed)")
+    ap.add_argument("--tails", action="store_true", help="borrow a multivariate t over the source families "
+                    "(PopulationPrior.from_fit(tails=True)) instead of a normal")
     ap.add_argument("--no-calibrate", action="store_true", help="borrow the population prior as extracted (the "
                     "fitted population's spread), not calibrated on the population's own families")
     ap.add_argument("--tag", default="", help="suffix of the output files")
@@ -125,7 +127,7 @@ def main() -> None:
                                min_tokens=a.min_tokens, max_checkpoints=a.max_checkpoints,
                                model=dict(checkpoint_noise=a.checkpoint_noise),
                                sampler=dict(draws=a.draws, tune=a.tune, chains=a.chains),
-                               population=a.population, calibrate=not a.no_calibrate)
+                               population=a.population, calibrate=not a.no_calibrate, tails=a.tails)
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary_path = out / f"borrowed_priors{a.tag}.json"

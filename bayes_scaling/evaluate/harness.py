@@ -70,6 +70,8 @@ class HarnessSettings:
     #: fit does (:func:`~bayes_scaling.inference.borrow_calibration.calibrated_prior`); False: the prior as
     #: extracted, the fitted population's spread and learned discrepancy
     calibrate: bool = True
+    #: borrow a multivariate t over the source families instead of a normal (``PopulationPrior.from_fit(tails=)``)
+    tails: bool = False
 
     def __post_init__(self) -> None:
         self.model, self.sampler = evaluation_configs(self.model, self.sampler)
@@ -185,7 +187,7 @@ def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,
             pop = fit_law(pool.select_families(others), s.model, s.sampler.replace(random_seed=s.random_seed + i))
         pop_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        kw = {"population": s.population, "random_seed": s.random_seed + i}
+        kw = {"population": s.population, "random_seed": s.random_seed + i, "tails": s.tails}
         prior = calibrated_prior(pop, fit_law, **kw) if s.calibrate else PopulationPrior.from_fit(pop, **kw)
         calibration_seconds = time.perf_counter() - t0
         log(f"[{dataset}] {fam}: population fit on {len(others)} families in {pop_seconds:.0f} s "

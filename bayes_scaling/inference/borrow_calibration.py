@@ -210,7 +210,7 @@ def without_discrepancy(prior: PopulationPrior) -> PopulationPrior:
 
 
 def calibrated_prior(fitted: Any, fitter: Fitter, *, population: str | None = None, draws: int = 4000,
-                     random_seed: int = 0) -> PopulationPrior:
+                     random_seed: int = 0, tails: bool = False) -> PopulationPrior:
     """The population prior of a fitted zoo (:meth:`PopulationPrior.from_fit`), calibrated on its own families.
 
     Each family's borrowing task uses the prior extracted without that family's own parameters (the blend's and
@@ -218,7 +218,7 @@ def calibrated_prior(fitted: Any, fitter: Fitter, *, population: str | None = No
     mixture prior is weighed by the new family's evidence instead and is returned as extracted; so is a prior of
     a zoo where no family has two model sizes, with a warning.
     """
-    kw = {"draws": draws, "random_seed": random_seed}
+    kw = {"draws": draws, "random_seed": random_seed, "tails": tails}
     if population is not None:
         kw["population"] = population
     prior = PopulationPrior.from_fit(fitted, **kw)

@@ -134,9 +134,9 @@ class PopulationPrior:
     spread_scale: float = 1.0
     #: how the spread scale and discrepancy were chosen: one record per candidate (the published prior)
     calibration: list[dict] | None = None
-    #: degrees of freedom of the borrowed parameters' multivariate t (:meth:`as_spec_entry`); None: normal. A
-    #: spread estimated from F families is itself uncertain, so a new family drawn from the same population is
-    #: t-distributed about their mean with F - 1 degrees of freedom (at least :data:`MIN_TAIL_DF`)
+    #: degrees of freedom of the borrowed parameters' multivariate t (:meth:`as_spec_entry`); None (the default):
+    #: normal. A spread estimated from F families is itself uncertain, so a new family drawn from the same
+    #: population is t-distributed about their mean with F - 1 degrees of freedom (``from_fit(tails=True)``)
     tail_df: float | None = None
 
     def __post_init__(self) -> None:
@@ -181,7 +181,8 @@ class PopulationPrior:
 
     @classmethod
     def from_fit(cls, fit: Any, draws: int = 4000, random_seed: int = 0,
-                 population: str = DEFAULT_POPULATION, without: str | None = None) -> "PopulationPrior":
+                 population: str = DEFAULT_POPULATION, without: str | None = None,
+                 tails: bool = False) -> "PopulationPrior":
         """The predictive distribution of a new family's parameters from a fitted :class:`ScalingFit`.
 
         ``population`` says what a new family is like (see :data:`POPULATIONS`):
@@ -208,10 +209,10 @@ class PopulationPrior:
             their marginal likelihood (:mod:`bayes_scaling.inference.model_averaging`), so a new family's
             data choose which fitted families it is like.
 
-        Except for ``"mixture"``, the draws are moment-matched when a new family is fitted: the choice sets
-        the mean and covariance of the borrowed prior, a multivariate t with :func:`tail_df` of the families in
-        the urn as its degrees of freedom (:attr:`tail_df`). A mixture's components are each one fitted
-        family's posterior, weighed by evidence: normal.
+        Except for ``"mixture"``, the draws are moment-matched to one multivariate normal when a new family
+        is fitted, so the choice sets the mean and covariance of the borrowed prior. ``tails=True`` makes it a
+        multivariate t with the same covariance and :func:`tail_df` of the families in the urn as its degrees
+        of freedom (:attr:`tail_df`; not for a mixture, whose components are each one family's posterior).
 
         ``without``: a fitted family left out of the urn (``"blend"``, ``"families"``, ``"mixture"``), as if
         it were new: how a borrowed prediction of it is scored
@@ -263,7 +264,8 @@ class PopulationPrior:
                    source=f"{len(fit.spec.families)} families ({population}): {', '.join(fit.spec.families)}",
                    max_log10_flops=max(fit.spec.family_max_log10_flops.values()),
                    size_spans=size_spans(fit.data), component=component, law_definition=fit.spec.law_definition,
-                   tail_df=None if component is not None else tail_df(n_fam if population != "model" else len(families)),
+                   tail_df=(tail_df(n_fam if population != "model" else len(families))
+                            if tails and component is None else None),
                    **{k: arrays[k][idx] for k in ("ou_length", "ou_share") if k in arrays})
 
     def exponent_support(self, new_span: float) -> dict[str, Any] | None:

@@ -15,8 +15,9 @@ from ..model.population_prior import PopulationPrior
 
 
 def calibrated_prior(fit: Any, *, population: str | None = None, draws: int = 4000,
-                     random_seed: int = 0) -> PopulationPrior:
+                     random_seed: int = 0, tails: bool = False) -> PopulationPrior:
     """``PopulationPrior.from_fit(fit, ...)`` with its spread and discrepancy calibrated on the fit's own families,
-    each borrowing the rest (:func:`bayes_scaling.inference.borrow_calibration.calibrated_prior`)."""
+    each borrowing the rest (:func:`bayes_scaling.inference.borrow_calibration.calibrated_prior`); ``tails``: a
+    multivariate t over the source families instead of a normal (:attr:`PopulationPrior.tail_df`)."""
     return borrow_calibration.calibrated_prior(fit, fit_function, population=population, draws=draws,
-                                               random_seed=random_seed)
+                                               random_seed=random_seed, tails=tails)

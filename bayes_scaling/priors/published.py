@@ -107,10 +107,8 @@ def build_published_prior(exclude: Iterable[str] = (), random_seed: int = 0,
     prior = PopulationPrior.from_fit(fitted, draws=draws, random_seed=random_seed, population="model")
     source = (f"published {PUBLISHED_VERSION}: {len(data.families)} families of {len(names)} zoos "
               f"({', '.join(names)})")
-    # normal, not a t over its families (PopulationPrior.tail_df): its families come in a few zoos, whose number
-    # rather than the families' would set the tails, and its spread and discrepancy are calibrated zoo by zoo
     prior = replace(with_family_noise(prior, family_noise(fitted), random_seed), source=source, free_level=True,
-                    provenance=provenance(data), version=PUBLISHED_VERSION, tail_df=None)
+                    provenance=provenance(data), version=PUBLISHED_VERSION)
     return calibrate(prior, data, random_seed)
 
 
