@@ -28,11 +28,12 @@ def test_prior_round_trips_and_is_small(population_prior):
     assert mean.shape == (5,) and np.all(np.linalg.eigvalsh(cov) > 0)
 
 
-def test_borrowed_parameters_are_t_distributed_over_few_families(population_prior, mixture_prior, synthetic_truth,
-                                                                small_fit):
-    """A prior extracted from F families is a multivariate t with F - 1 degrees of freedom (at least 3) whose
-    covariance is the draws'; it survives save/load, the borrowed model samples it, and its density is the t's.
-    A mixture's components (one family's posterior each) and a prior without tails stay normal."""
+def test_borrowed_parameters_can_be_t_distributed_over_few_families(population_prior, mixture_prior, synthetic_truth,
+                                                                    small_fit, tmp_path):
+    """``tails=True``: a prior extracted from F families is a multivariate t with F - 1 degrees of freedom (at
+    least 3) whose covariance is the draws'; it survives save/load, the borrowed model samples it, and its density
+    is the t's. The default, a mixture's components (one family's posterior each) and a prior without tails
+    stay normal."""
     import dataclasses
 
     from scipy import stats
@@ -41,10 +42,12 @@ def test_borrowed_parameters_are_t_distributed_over_few_families(population_prio
     from bayes_scaling.model.spec import ModelSpec
     from bayes_scaling.model.population_prior import MIN_TAIL_DF, borrowed_logpdf, tail_df
 
-    prior, path = population_prior
+    assert population_prior[0].tail_df is None and mixture_prior.tail_df is None
+    assert bs.PopulationPrior.from_fit(small_fit, population="mixture", tails=True).tail_df is None
+    prior = bs.PopulationPrior.from_fit(small_fit, draws=400, tails=True)
     assert prior.tail_df == tail_df(len(small_fit.spec.families)) == max(len(small_fit.spec.families) - 1, MIN_TAIL_DF)
-    assert tail_df(12) == 11 and bs.PopulationPrior.load(path).tail_df == prior.tail_df
-    assert mixture_prior.tail_df is None and bs.PopulationPrior.from_fit(small_fit, without="fam0").tail_df == 3
+    assert tail_df(12) == 11 and bs.PopulationPrior.load(prior.save(tmp_path / "t.nc")).tail_df == prior.tail_df
+    assert bs.PopulationPrior.from_fit(small_fit, without="fam0", tails=True).tail_df == 3
     entry = prior.as_spec_entry({"params": 1e8, "tokens": 2e9})
     mean, cov = np.asarray(entry["mean"]), np.asarray(entry["cov"])
     x = mean + np.linspace(-3, 3, 7)[:, None] * np.sqrt(np.diag(cov))
