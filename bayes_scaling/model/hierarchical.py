@@ -26,10 +26,10 @@ not a draw from the population but its twin's parameters plus a shift, the treat
     (a parameter without a treatment prior is not shifted; by default only the data term, log_B_ref and
      log_beta, is)
 
-With a borrowed population prior (one new family), ``mu ~ MvStudentT(df, m, C (df - 2) / df)`` (covariance
-``C``; ``MvNormal(m, C)`` for a prior without ``tail_df``) and the noise priors (with OU noise, ``ou_length``
-and ``ou_share`` too when the source fit had them) are the moment-matched population predictive of another
-fit (:mod:`.population_prior`).
+With a borrowed population prior (one new family), ``mu ~ MvNormal(m, C)`` (for a prior with ``tail_df``, the
+multivariate t of the same covariance, ``MvStudentT(df, m, C (df - 2) / df)``) and the noise priors (with OU
+noise, ``ou_length`` and ``ou_share`` too when the source fit had them) are the moment-matched population
+predictive of another fit (:mod:`.population_prior`).
 
 A centred family layer is sampled whitened by default: ``theta_f = shift_f + W_f u_f`` with each family's
 Laplace approximation (``build_model``'s ``whitening``, :func:`_whitened`), the same prior and posterior
