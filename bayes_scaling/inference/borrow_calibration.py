@@ -160,7 +160,7 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
         lambda s, k: group_mean([r["crps"] for r in scored(s, k)], groups))
     for name, grid, best, limit in (("spread scale", spreads, best_spread, SPREAD_LIMIT),
                                     ("discrepancy", kappas, best_kappa, DISCREPANCY_LIMIT)):
-        if best == grid[-1] and best > grid[0]:
+        if best == grid[-1]:  # bracketed_minimum stopped growing this grid at its limit
             log.warning("%s: the calibration's best %s is its largest candidate, %g (the search stops at %g): the "
                         "source families' borrowed predictions miss by more than this prior allows", what, name,
                         best, limit)
