@@ -8,7 +8,10 @@ For each posterior draw ``s`` and query point (family f, N, D)::
                                                           the family's data in each direction d (compute,
                                                           parameters, tokens per parameter;
                                                           :mod:`bayes_scaling.data.extent`), g(x) = sign(x) |x|^growth,
-                                                          z_fd = sqrt(shared) z_d + sqrt(1 - shared) z'_fd
+                                                          z_fd = sqrt(shared) z_d + sqrt(1 - shared) z'_fd, each
+                                                          part standard normal, or with ``tails`` a finite a, a
+                                                          normal times sqrt(w), w ~ Gamma(a, 1/a) per family
+                                                          (a variance-gamma: heavier tails, unit variance)
     expected   = E_s + (L_s - E_s) exp(delta_s)           expected loss of the configuration (no seed noise):
                                                           the discrepancy scales the reducible loss, so the
                                                           expected loss stays above the irreducible E
@@ -67,17 +70,35 @@ def posterior_arrays(post: xr.Dataset) -> dict[str, np.ndarray]:
     return out
 
 
+#: the discrepancy's per-draw scalars: (posterior variable, key in the draws' arrays, value when absent)
+DISCREPANCY_SCALARS = (("discrepancy_growth", "growth", 1.0), ("discrepancy_shared", "shared", 0.0),
+                       ("discrepancy_tails", "tails", np.inf))
+
+
 def discrepancy_arrays(post: xr.Dataset, n_samples: int) -> dict[str, np.ndarray]:
-    """The discrepancy's draws: ``kappa`` and ``drift`` (sample, direction), ``growth`` and ``shared`` (sample,).
+    """The discrepancy's draws: ``kappa`` and ``drift`` (sample, direction), ``growth``, ``shared`` and
+    ``tails`` (sample,).
 
     A posterior without them has none (zeros); one whose ``kappa`` has no ``direction`` axis holds the
-    compute direction alone, growing linearly, with no shared component.
+    compute direction alone, growing linearly, with no shared component; one without ``discrepancy_tails``
+    has normal tails (infinite ``tails``).
     """
     out = {name: per_direction(_stack(post, name)) if name in post else np.zeros((n_samples, len(DIRECTIONS)))
            for name in ("kappa", "drift")}
-    out["growth"] = _stack(post, "discrepancy_growth") if "discrepancy_growth" in post else np.ones(n_samples)
-    out["shared"] = _stack(post, "discrepancy_shared") if "discrepancy_shared" in post else np.zeros(n_samples)
+    for name, key, default in DISCREPANCY_SCALARS:
+        out[key] = _stack(post, name) if name in post else np.full(n_samples, default)
     return out
+
+
+def tail_weights(tails: np.ndarray, size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray | None:
+    """Variance weights w ~ Gamma(a, 1/a) of shape (sample, *size) for draws' gamma shapes ``a`` (sample,)
+    (mean 1: a normal times sqrt(w) keeps unit variance); None when every ``a`` is infinite (normal tails)."""
+    tails = np.asarray(tails, dtype=float)
+    if np.all(np.isinf(tails)):
+        return None
+    a = np.where(np.isfinite(tails), tails, 1.0).reshape((-1,) + (1,) * len(size))
+    w = rng.gamma(np.broadcast_to(a, (len(tails),) + size), 1.0) / a
+    return np.where(np.isfinite(tails).reshape(a.shape), w, 1.0)
 
 
 def new_family_theta(arrays: dict[str, np.ndarray], rng: np.random.Generator,
@@ -109,7 +130,9 @@ def discrepancy(arrays: dict[str, np.ndarray], dist: np.ndarray, rng: np.random.
 
     ``dist``: (point, direction) distances (:func:`bayes_scaling.data.extent.distances`). Points of one
     group (a family) share their standard normal ``z`` per direction, partly shared with every other group
-    (``arrays["shared"]``); ``groups=None``: every point its own group.
+    (``arrays["shared"]``); ``groups=None``: every point its own group. With finite ``arrays["tails"]`` each
+    group's part (and the common part) is scaled by sqrt(w) of :func:`tail_weights`, one w for all directions:
+    a family whose law misses far misses in every direction.
     """
     dist = np.asarray(dist, dtype=float)
     n_s, n_pts = arrays["kappa"].shape[0], dist.shape[0]
@@ -119,6 +142,10 @@ def discrepancy(arrays: dict[str, np.ndarray], dist: np.ndarray, rng: np.random.
     n_dir = dist.shape[1]
     z_own = rng.standard_normal((n_s, int(codes.max()) + 1, n_dir))[:, codes, :]
     z_all = rng.standard_normal((n_s, 1, n_dir))
+    w_own = tail_weights(arrays.get("tails", np.full(n_s, np.inf)), (int(codes.max()) + 1,), rng)
+    if w_own is not None:
+        z_own = z_own * np.sqrt(w_own)[:, codes, None]
+        z_all = z_all * np.sqrt(tail_weights(arrays["tails"], (1,), rng))[:, :, None]
     share = arrays["shared"][:, None, None]
     z = np.sqrt(share) * z_all + np.sqrt(1.0 - share) * z_own
     g = np.sign(dist)[None] * np.abs(dist)[None] ** arrays["growth"][:, None, None]  # (S, p, d)

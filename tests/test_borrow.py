@@ -65,6 +65,35 @@ def test_borrowed_parameters_can_be_t_distributed_over_few_families(population_p
     assert mu_distribution(dataclasses.replace(prior, tail_df=None)).startswith("MvNormal")
 
 
+def test_heavy_discrepancy_tails_travel_from_the_prior_to_the_borrowed_prediction(population_prior, synthetic_truth,
+                                                                                    tmp_path):
+    """A prior whose calibration chose heavy discrepancy tails keeps them through save/load; a family that borrows
+    it predicts with them (its posterior holds them, its notes and the prior's summary say so), and its interval
+    far beyond its data is wider at 90% against 50% than a normal discrepancy's."""
+    import dataclasses
+
+    prior = dataclasses.replace(population_prior[0], kappa=np.full((len(population_prior[0].sigma_seed), 3), 0.3),
+                                calibration=[{"spread_scale": 1.0, "kappa": 0.3, "tails": 0.5, "crps": 0.1,
+                                              "median_are": 0.02, "cover90": 0.9, "width90": 0.1, "tasks": 4,
+                                              "groups": 2, "chosen": True}])
+    heavy = dataclasses.replace(prior, discrepancy_tails=0.5)
+    assert bs.PopulationPrior.load(heavy.save(tmp_path / "heavy.nc")).discrepancy_tails == 0.5
+    assert "variance-gamma, shape 0.5" in heavy.summary()
+    _, frame = synthetic_truth
+    one = frame[(frame["family"] == "fam0") & (frame["params"] == frame["params"].min())].assign(family="newfam")
+    data = bs.ScalingData.from_frame(one, family="family", params="params", tokens="tokens", loss="loss", run="run")
+    ratios = {}
+    for name, p in (("normal", prior), ("heavy", heavy)):
+        fit = bs.fit(data, sampler=dict(draws=200, tune=200, chains=2, random_seed=1), borrow=p)
+        pred = fit.predict("newfam", 1e11, 2e12, keep_draws=True)
+        log_run = np.log(pred["run_loss"].to_numpy()[:, 0])
+        q = np.quantile(log_run, [0.05, 0.25, 0.75, 0.95])
+        ratios[name] = (q[3] - q[0]) / (q[2] - q[1])
+        assert ("discrepancy_tails" in fit.idata.posterior) == (name == "heavy")
+        assert any("variance-gamma" in n for n in fit.notes()) == (name == "heavy")
+    assert ratios["heavy"] > 1.15 * ratios["normal"], ratios
+
+
 def test_population_choices_are_what_they_say(small_fit):
     """'families' draws are fitted families' own draws; 'blend' mixes them with the model's population at
     the Polya-urn weight 1/(F+1); an unknown choice is a PriorError."""
@@ -301,7 +330,8 @@ def test_calibration_narrows_a_prior_too_wide_for_its_families(small_fit, synthe
     most of it, records every candidate, and a family that borrows the result says so in its notes."""
     import dataclasses
 
-    from bayes_scaling.inference.borrow_calibration import DISCREPANCY_SCALES, SPREAD_SCALES, calibrate
+    from bayes_scaling.inference.borrow_calibration import (DISCREPANCY_SCALES, DISCREPANCY_TAILS, SPREAD_SCALES,
+                                                            calibrate)
 
     prior = bs.PopulationPrior.from_fit(small_fit, draws=1000, population="families")
     log_x = np.log(prior.natural)
@@ -311,11 +341,14 @@ def test_calibration_narrows_a_prior_too_wide_for_its_families(small_fit, synthe
     # the calibrated prior's centre is at most 1.5 times as wide (the uncalibrated one: 4 times)
     centre = np.sqrt((tuned.tail_df - 2) / tuned.tail_df) if tuned.tail_df else 1.0
     assert 4 * tuned.spread_scale * centre <= 1.5, (tuned.spread_scale, tuned.tail_df)
-    tried = {(r["spread_scale"], r["kappa"]) for r in tuned.calibration}
-    assert {(a, b) for a in SPREAD_SCALES for b in DISCREPANCY_SCALES} <= tried
+    tried = {(r["spread_scale"], r["kappa"], r["tails"]) for r in tuned.calibration}
+    tails = [None if np.isinf(a) else a for a in DISCREPANCY_TAILS]
+    assert {(a, b, c if b else None) for a in SPREAD_SCALES for b in DISCREPANCY_SCALES for c in tails} == \
+        {t for t in tried if t[0] in SPREAD_SCALES and t[1] in DISCREPANCY_SCALES}  # no tails without a discrepancy
     (best,) = [r for r in tuned.calibration if r["chosen"]]
     assert best["crps"] == min(r["crps"] for r in tuned.calibration)
-    assert (best["spread_scale"], best["kappa"]) == (tuned.spread_scale, float(tuned.kappa[0, 0]))
+    assert (best["spread_scale"], best["kappa"], best["tails"]) == (tuned.spread_scale, float(tuned.kappa[0, 0]),
+                                                                    tuned.discrepancy_tails)
     assert "calibrated on" in tuned.summary()
     _, df = synthetic_truth
     one = df[(df["family"] == "fam0") & (df["params"] == df["params"].min())].assign(family="newfam")
@@ -336,12 +369,12 @@ def test_calibration_grid_grows_until_it_brackets_the_best_candidate():
     from bayes_scaling.inference.borrow_calibration import (DISCREPANCY_LIMIT, DISCREPANCY_SCALES, SPREAD_LIMIT,
                                                             SPREAD_SCALES, bracketed_minimum)
 
-    def bowl(spread0, kappa0):
-        return lambda s, k: (np.log(s / spread0)) ** 2 + (k - kappa0) ** 2
+    def bowl(spread0, kappa0, tails0=1.0):
+        return lambda s, k, a: (np.log(s / spread0)) ** 2 + (k - kappa0) ** 2 + 0.01 * (a != tails0)
 
-    s, k, spreads, kappas = bracketed_minimum(bowl(0.27, 0.1))
-    assert (s, k) == (0.25, 0.1) and spreads == list(SPREAD_SCALES) and kappas == list(DISCREPANCY_SCALES)
-    s, k, spreads, kappas = bracketed_minimum(bowl(2.5, 0.7))
-    assert s in (1.96, 2.74) and spreads[-1] > s and k in (0.56, 0.78) and kappas[-1] > k
-    s, k, spreads, kappas = bracketed_minimum(bowl(50.0, 9.0))
+    s, k, a, spreads, kappas = bracketed_minimum(bowl(0.27, 0.1))
+    assert (s, k, a) == (0.25, 0.1, 1.0) and spreads == list(SPREAD_SCALES) and kappas == list(DISCREPANCY_SCALES)
+    s, k, a, spreads, kappas = bracketed_minimum(bowl(2.5, 0.7, np.inf))
+    assert s in (1.96, 2.74) and spreads[-1] > s and k in (0.56, 0.78) and kappas[-1] > k and np.isinf(a)
+    s, k, _, spreads, kappas = bracketed_minimum(bowl(50.0, 9.0))
     assert s == spreads[-1] <= SPREAD_LIMIT < s * 1.4 and k == kappas[-1] <= DISCREPANCY_LIMIT < k * 1.4

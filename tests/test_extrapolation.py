@@ -208,3 +208,28 @@ def test_expected_loss_stays_above_the_irreducible_loss_far_beyond_the_data(bent
         fam, 3e7, np.array([6e8, 6e9, 6e10]))
     width = (q["expected_upper"] - q["expected_lower"]).to_numpy()
     assert width[0] < width[1] < width[2]
+
+
+def test_heavy_discrepancy_tails_keep_the_variance_and_move_one_family_in_every_direction():
+    """A finite gamma shape a makes each family's discrepancy a variance-gamma: unit variance per unit kappa,
+    kurtosis 3 (1 + 1/a), one variance weight for all directions of a family; infinite a leaves the normal
+    and its random numbers as they were."""
+    from bayes_scaling.predict import discrepancy
+
+    n_s, n_fam = 20_000, 3
+    dist = np.tile([[1.0, 1.0, 0.0]], (n_fam, 1))
+    base = {"kappa": np.full((n_s, 3), 0.1), "drift": np.zeros((n_s, 3)), "growth": np.ones(n_s),
+            "shared": np.zeros(n_s)}
+    normal = discrepancy(base, dist, np.random.default_rng(1))
+    assert np.array_equal(normal, discrepancy({**base, "tails": np.full(n_s, np.inf)}, dist, np.random.default_rng(1)))
+    heavy = discrepancy({**base, "tails": np.full(n_s, 0.5)}, dist, np.random.default_rng(1))
+    for d in (normal, heavy):  # two directions at distance 1: sd 0.1 * sqrt(2)
+        assert np.allclose(d.std(axis=0), 0.1 * np.sqrt(2), rtol=0.05)
+    kurt = lambda x: np.mean((x - x.mean()) ** 4) / x.var() ** 2  # noqa: E731
+    assert abs(kurt(normal[:, 0]) - 3) < 0.3 and abs(kurt(heavy[:, 0]) - 3 * (1 + 1 / 0.5)) < 2.0
+    # one weight for both directions: a family's |delta| is larger when its weight is, in both at once
+    one_dir = {**base, "kappa": np.tile([0.1, 0.0, 0.0], (n_s, 1)), "tails": np.full(n_s, 0.5)}
+    d2 = np.tile([[1.0, 1.0, 0.0]], (1, 1))
+    a = discrepancy({**one_dir, "kappa": np.tile([0.1, 0.0, 0.0], (n_s, 1))}, d2, np.random.default_rng(2))
+    b = discrepancy({**one_dir, "kappa": np.tile([0.0, 0.1, 0.0], (n_s, 1))}, d2, np.random.default_rng(2))
+    assert np.corrcoef(np.abs(a[:, 0]), np.abs(b[:, 0]))[0, 1] > 0.2

@@ -10,7 +10,11 @@ probability score (CRPS) of those predictions:
   covariance about its mean): a population drawn over unlike families, or one whose spread a few families
   leave to the hyperprior, is wider than what one new family's prediction needs;
 * the **discrepancy** per decade of distance from the new family's data in each direction (kappa): a law
-  fitted on one small model misses its largest model by more than its parameters say.
+  fitted on one small model misses its largest model by more than its parameters say;
+* the discrepancy's **tails** (:data:`DISCREPANCY_TAILS`, the gamma shape of a variance-gamma; infinite: normal):
+  where most source families extrapolate alike and a few far otherwise (code corpora among web corpora), a
+  normal must choose between intervals too wide for the many and too narrow for the few; heavier tails give a
+  narrow centre whose tails reach the few.
 
 CRPS is a proper score: it rewards predictions that are calibrated and sharp together, so the pair with the
 lowest mean score has a spread as narrow as the source families' borrowed predictions allow, and no narrower.
@@ -39,7 +43,9 @@ from ..data import ScalingData
 from ..data.splits import family_sizes, split_family
 from ..errors import DataAssumptionWarning, ExtrapolationWarning, PriorDataConflictWarning, PriorError, SamplingWarning
 from ..model.config import ModelConfig
-from ..model.population_prior import PopulationPrior
+from ..model.draws import query_columns
+from ..model.population_prior import PopulationPrior, tails_text
+from ..predict import posterior_arrays, predict_draws
 from .config import SamplerConfig
 
 log = logging.getLogger("bayes_scaling")
@@ -48,6 +54,10 @@ log = logging.getLogger("bayes_scaling")
 #: log reducible loss per decade of distance from the new family's data, in each direction)
 SPREAD_SCALES = (0.05, 0.1, 0.15, 0.25, 0.35, 0.5, 0.7, 1.0)
 DISCREPANCY_SCALES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+#: the discrepancy's tails compared at each pair: gamma shapes of its variance mixing
+#: (:func:`bayes_scaling.predict.tail_weights`), from normal (infinite) to heavy (kurtosis 3 (1 + 1/a): 15 at 0.25);
+#: scoring them needs no further fits
+DISCREPANCY_TAILS = (np.inf, 2.0, 1.0, 0.5, 0.25)
 #: a grid whose best candidate is its largest has not bracketed the optimum: it is extended by this factor, one
 #: candidate at a time, until a larger one scores worse or the limit is reached (a limit reached is said)
 EXTEND_FACTOR = 1.4
@@ -93,10 +103,11 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
     For each family with more sizes than k (each k of :data:`CALIBRATION_KS`) and each candidate spread in
     :data:`SPREAD_SCALES`, the family's k smallest models are fitted with the prior (``prior_for(family)``,
     default ``prior``; ``model``: the law and noise of those fits, without a discrepancy) and every candidate
-    discrepancy of :data:`DISCREPANCY_SCALES` predicts its largest model (the guide's last 30% of training).
+    discrepancy of :data:`DISCREPANCY_SCALES`, with each tail of :data:`DISCREPANCY_TAILS`, predicts its largest
+    model (the guide's last 30% of training; the candidates share their random numbers).
     The score is the CRPS of the log loss: per task the mean over its points, per group (``group_of(family)``,
     default each family its own) the mean over its tasks, then the mean over groups; the pair with the lowest
-    score is kept (``"chosen"`` in its row). Where that pair holds the largest candidate of either grid, the grid
+    score is kept (``"chosen"`` in its row; a zero discrepancy has no tails to choose). Where that pair holds the largest candidate of either grid, the grid
     is extended (:data:`EXTEND_FACTOR`) until a larger candidate scores worse, up to :data:`SPREAD_LIMIT` and
     :data:`DISCREPANCY_LIMIT`; a limit reached is logged as a warning.
     Every candidate's score, median ARE, 90% coverage and median 90% width over tasks are recorded in the
@@ -114,11 +125,11 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
     further = list(prior.law_obj.further_inputs)
     task_priors = {task.family: prior_for(task.family) for task in tasks}
     groups = [group_of(task.family) for task in tasks]
-    fits: dict[float, list[Any]] = {}
-    scores: dict[tuple[float, float], list[dict[str, float]]] = {}
+    fits: dict[float, list[tuple[Any, dict[str, np.ndarray]]]] = {}
+    scores: dict[tuple[float, float, float], list[dict[str, float]]] = {}
     problems = 0
 
-    def fitted_at(spread: float) -> list[Any]:
+    def fitted_at(spread: float) -> list[tuple[Any, dict[str, np.ndarray]]]:
         nonlocal problems
         if spread not in fits:
             fits[spread] = []
@@ -130,34 +141,40 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
                     fitted = fitter(task.train, model, CALIBRATION_SAMPLER.replace(random_seed=random_seed + i),
                                     borrow=trial)
                 problems += not fitted.diagnostics.ok
-                fits[spread].append(fitted)
+                fits[spread].append((fitted, posterior_arrays(fitted.idata.posterior)))
             log.info("%s: calibration, spread scale %.2f: %d borrowed fits", what, spread, len(tasks))
         return fits[spread]
 
-    def scored(spread: float, kappa: float) -> list[dict[str, float]]:
-        if (spread, kappa) not in scores:
+    def scored(spread: float, kappa: float, tails: float) -> list[dict[str, float]]:
+        tails = tails if kappa else np.inf  # no discrepancy, no tails: one candidate
+        if (spread, kappa, tails) not in scores:
             rows = []
-            for i, (task, fitted) in enumerate(zip(tasks, fitted_at(spread))):
+            for i, (task, (fitted, arrays)) in enumerate(zip(tasks, fitted_at(spread))):
                 target = task.target
                 y = np.log(target["loss"].to_numpy(float))
-                n_draws = fitted.idata.posterior.sizes["chain"] * fitted.idata.posterior.sizes["draw"]
-                scaled = fitted.with_extrapolation(np.full((n_draws, 3), kappa), {"mode": "fixed", "kappa": kappa})
+                n = len(arrays["sigma_seed"])
+                disc = {"kappa": np.full((n, 3), kappa), "drift": np.zeros((n, 3)), "growth": np.ones(n),
+                        "shared": np.zeros(n), "tails": np.full(n, tails)}
+                cols = query_columns(target["params"].to_numpy(), target["tokens"].to_numpy(),
+                                     target["flops"].to_numpy(), {c: target[c].to_numpy() for c in further} or None,
+                                     fitted.law)
                 with warnings.catch_warnings():  # far targets are what the calibration is for
                     warnings.simplefilter("ignore", ExtrapolationWarning)
-                    pred = scaled.predict(task.family, target["params"].to_numpy(), target["tokens"].to_numpy(),
-                                          target["flops"].to_numpy(), keep_draws=True, random_seed=random_seed + i,
-                                          inputs={c: target[c].to_numpy() for c in further} or None)
-                log_draws = np.log(pred["run_loss"].to_numpy())
+                    res, _ = predict_draws(fitted.law, {**arrays, **disc}, fitted.spec.families,
+                                           fitted.spec.reference, fitted.spec.extents,
+                                           np.full(len(y), task.family), cols,
+                                           rng=np.random.default_rng(random_seed + i), interval=0.9, keep_draws=True)
+                log_draws = np.log(res["run_draws"])
                 lo, mid, hi = np.quantile(log_draws, [0.05, 0.5, 0.95], axis=0)
                 rows.append({"crps": float(np.mean(crps(log_draws, y))),
                              "are": float(np.mean(np.abs(np.exp(mid - y) - 1))),
                              "cover90": float(np.mean((y >= lo) & (y <= hi))),
                              "width90": float(np.median((np.exp(hi) - np.exp(lo)) / np.exp(mid)))})
-            scores[(spread, kappa)] = rows
-        return scores[(spread, kappa)]
+            scores[(spread, kappa, tails)] = rows
+        return scores[(spread, kappa, tails)]
 
-    best_spread, best_kappa, spreads, kappas = bracketed_minimum(
-        lambda s, k: group_mean([r["crps"] for r in scored(s, k)], groups))
+    best_spread, best_kappa, _, spreads, kappas = bracketed_minimum(
+        lambda s, k, a: group_mean([r["crps"] for r in scored(s, k, a)], groups))
     for name, grid, best, limit in (("spread scale", spreads, best_spread, SPREAD_LIMIT),
                                     ("discrepancy", kappas, best_kappa, DISCREPANCY_LIMIT)):
         if best == grid[-1]:  # bracketed_minimum stopped growing this grid at its limit
@@ -167,46 +184,50 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
     if problems:
         log.warning("%s: %d of %d calibration fits did not pass the sampling checks (%d draws each)", what, problems,
                     len(tasks) * len(fits), CALIBRATION_SAMPLER.draws)
-    table = [{"spread_scale": s, "kappa": k, "crps": group_mean([r["crps"] for r in rows], groups),
+    table = [{"spread_scale": s, "kappa": k, "tails": None if np.isinf(a) else a,
+              "crps": group_mean([r["crps"] for r in rows], groups),
               "crps_by_group": group_means([r["crps"] for r in rows], groups),
               "median_are": float(np.median([r["are"] for r in rows])),
               "cover90": float(np.mean([r["cover90"] for r in rows])),
               "width90": float(np.median([r["width90"] for r in rows])), "tasks": len(rows),
               "groups": len(set(groups))}
-             for (s, k), rows in scores.items()]
+             for (s, k, a), rows in scores.items()]
     best = min(table, key=lambda r: r["crps"])
     for row in table:
         row["chosen"] = row is best
-    log.info("%s: spread scale %.2f, discrepancy %.2f per decade (on %d borrowing tasks: median ARE %.1f%%, 90%% "
-             "coverage %.0f%%, median width %.0f%%)", what, best["spread_scale"], best["kappa"], best["tasks"],
-             100 * best["median_are"], 100 * best["cover90"], 100 * best["width90"])
+    log.info("%s: spread scale %.2f, discrepancy %.2f per decade%s (on %d borrowing tasks: median ARE %.1f%%, 90%% "
+             "coverage %.0f%%, median width %.0f%%)", what, best["spread_scale"], best["kappa"],
+             tails_text(best["tails"]), best["tasks"], 100 * best["median_are"], 100 * best["cover90"],
+             100 * best["width90"])
     n = len(prior.sigma_seed)
     return replace(without_discrepancy(prior), spread_scale=best["spread_scale"],
-                   kappa=np.full((n, 3), best["kappa"]), calibration=table)
+                   kappa=np.full((n, 3), best["kappa"]), discrepancy_tails=best["tails"], calibration=table)
 
 
-def bracketed_minimum(score: Callable[[float, float], float]) -> tuple[float, float, list[float], list[float]]:
-    """The (spread, discrepancy) pair of lowest ``score`` over the grid :data:`SPREAD_SCALES` x
-    :data:`DISCREPANCY_SCALES`, each grid extended by :data:`EXTEND_FACTOR` while its largest candidate is the
-    best, up to :data:`SPREAD_LIMIT` and :data:`DISCREPANCY_LIMIT`. Returns the pair and both grids as searched."""
+def bracketed_minimum(score: Callable[[float, float, float], float]
+                      ) -> tuple[float, float, float, list[float], list[float]]:
+    """The (spread, discrepancy, tails) candidate of lowest ``score`` over the grid :data:`SPREAD_SCALES` x
+    :data:`DISCREPANCY_SCALES` x :data:`DISCREPANCY_TAILS`, the first two grids extended by :data:`EXTEND_FACTOR`
+    while their largest candidate is the best, up to :data:`SPREAD_LIMIT` and :data:`DISCREPANCY_LIMIT`. Returns
+    the candidate and the spread and discrepancy grids as searched."""
     spreads, kappas = list(SPREAD_SCALES), list(DISCREPANCY_SCALES)
     while True:
-        values = {(s, k): score(s, k) for s in spreads for k in kappas}
-        best_spread, best_kappa = min(values, key=values.get)
+        values = {(s, k, a): score(s, k, a) for s in spreads for k in kappas for a in DISCREPANCY_TAILS}
+        best_spread, best_kappa, best_tails = min(values, key=values.get)
         grown = False
         for grid, best, limit in ((spreads, best_spread, SPREAD_LIMIT), (kappas, best_kappa, DISCREPANCY_LIMIT)):
             if best == grid[-1] and round(grid[-1] * EXTEND_FACTOR, 2) <= limit:
                 grid.append(round(grid[-1] * EXTEND_FACTOR, 2))
                 grown = True
         if not grown:
-            return best_spread, best_kappa, spreads, kappas
+            return best_spread, best_kappa, best_tails, spreads, kappas
 
 
 def without_discrepancy(prior: PopulationPrior) -> PopulationPrior:
     """``prior`` with no extrapolation discrepancy (kappa and drift zero, linear growth, nothing shared)."""
     n = len(prior.sigma_seed)
     zero = np.zeros((n, 3))
-    return replace(prior, kappa=zero, drift=zero, growth=np.ones(n), shared=np.zeros(n))
+    return replace(prior, kappa=zero, drift=zero, growth=np.ones(n), shared=np.zeros(n), discrepancy_tails=None)
 
 
 def calibrated_prior(fitted: Any, fitter: Fitter, *, population: str | None = None, draws: int = 4000,

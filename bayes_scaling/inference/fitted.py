@@ -39,9 +39,9 @@ from ..model.checkpoint_noise import run_loglik_numpy as ou_run_loglik_numpy
 from ..model.likelihood import run_marginal_loglik, run_sums_numpy
 from ..model.config import ModelConfig
 from ..model.draws import LawDraws, query_columns
-from ..model.population_prior import CONFLICT_P_VALUE, conflict_summary
+from ..model.population_prior import CONFLICT_P_VALUE, conflict_summary, tails_text
 from ..model.spec import ModelSpec
-from ..predict import as_dataset, family_theta_draws, posterior_arrays, predict_draws
+from ..predict import DISCREPANCY_SCALARS, as_dataset, family_theta_draws, posterior_arrays, predict_draws
 from ..storage import FIT_MARKS, read_idata, write_netcdf
 from .config import SamplerConfig
 from .diagnostics import Diagnostics
@@ -173,20 +173,27 @@ class ScalingFit:
         return None if weights is None else dict(sorted(weights.items(), key=lambda kv: -kv[1]))
 
     def with_extrapolation(self, kappa: np.ndarray, info: dict, drift: np.ndarray | None = None,
-                           growth: np.ndarray | None = None, shared: np.ndarray | None = None) -> "ScalingFit":
+                           growth: np.ndarray | None = None, shared: np.ndarray | None = None,
+                           tails: np.ndarray | None = None) -> "ScalingFit":
         """This fit with draws of the extrapolation discrepancy (:mod:`bayes_scaling.predict`), as a new fit: its
         scale ``kappa`` and direction ``drift`` per direction of :data:`~bayes_scaling.data.extent.DIRECTIONS`
         (sample, direction), or of the compute direction alone (sample,); its ``growth`` with distance (default
-        linear, 1) and the ``shared`` share of it common to every family (default 0). ``info``: how it was
-        learned (``fit.extrapolation``)."""
+        linear, 1), the ``shared`` share of it common to every family (default 0) and the gamma shape of its
+        ``tails`` (default infinite: normal). ``info``: how it was learned (``fit.extrapolation``)."""
         post = self.idata.posterior.copy()
         shape = (post.sizes["chain"], post.sizes["draw"])
         coords = {"direction": list(DIRECTIONS)}
         for name, value in (("kappa", kappa), ("drift", np.zeros(shape[0] * shape[1]) if drift is None else drift)):
             post[name] = xr.DataArray(per_direction(value).reshape(shape + (len(DIRECTIONS),)),
                                       dims=("chain", "draw", "direction"), coords=coords)
-        for name, value, default in (("discrepancy_growth", growth, 1.0), ("discrepancy_shared", shared, 0.0)):
-            v = np.full(shape, default) if value is None else np.asarray(value, dtype=float).reshape(shape)
+        values = {"growth": growth, "shared": shared, "tails": tails}
+        for name, key, default in DISCREPANCY_SCALARS:
+            value = values[key]
+            v = np.full(shape, default) if value is None else np.broadcast_to(np.asarray(value, float).reshape(
+                (-1,)), (shape[0] * shape[1],)).reshape(shape)
+            if key == "tails" and np.all(np.isinf(v)):
+                post = post.drop_vars(name, errors="ignore")  # normal tails: nothing stored, as before the option
+                continue
             post[name] = (("chain", "draw"), v)
         post.attrs = {**post.attrs, EXTRAP_ATTR: json.dumps(info)}
         return self._with_posterior(post)
@@ -271,7 +278,8 @@ class ScalingFit:
         nat = self.law.to_natural({p: theta[:, k] for k, p in enumerate(self.law.sampling)}, self.spec.reference)
         flops = self.spec.family_max_log10_flops
         return LawDraws(law=self.law, natural=nat, sigma_seed=arrays["sigma_seed"], sigma_obs=arrays["sigma_obs"],
-                        **{k: arrays.get(k) for k in ("kappa", "drift", "growth", "shared", "ou_length", "ou_share")},
+                        **{k: arrays.get(k) for k in ("kappa", "drift", "growth", "shared", "tails", "ou_length",
+                                                        "ou_share")},
                         observed_log10_flops=None if new else flops.get(family),
                         population_log10_flops=max(flops.values()), new_family=bool(new),
                         source=f"{'population predictive of a new family' if new else 'posterior of ' + repr(family)} "
@@ -308,7 +316,7 @@ class ScalingFit:
             for p in self.law.natural:
                 add(f, p, post["natural"].sel(family=f, law_param=p))
         for s in ("tau_level", "sigma_seed", "sigma_obs", "ou_length", "ou_share", "kappa", "drift",
-                  "discrepancy_growth", "discrepancy_shared", "nu"):
+                  "discrepancy_growth", "discrepancy_shared", "discrepancy_tails", "nu"):
             if s not in post:
                 continue
             if "direction" in post[s].dims:
@@ -372,7 +380,8 @@ class ScalingFit:
                            "is itself uncertain; with the covariance of the population's draws")
             if bor.get("calibrated"):
                 out.append(f"the borrowed prior's spread (x{bor['spread_scale']:g} of its source population's) and "
-                           f"discrepancy ({bor['discrepancy_kappa']:g} per decade of distance from this family's data) "
+                           f"discrepancy ({bor['discrepancy_kappa']:g} per decade of distance from this family's data"
+                           f"{tails_text(bor.get('discrepancy_tails'))}) "
                            "were calibrated on its source families' own borrowed predictions, each fitted on its "
                            "smallest model or two and scored at its largest")
             sizes = int(self.data.frame["params"].nunique())

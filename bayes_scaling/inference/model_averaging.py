@@ -31,6 +31,7 @@ from scipy.special import expit, logit, logsumexp
 from ..model.distribution import Prior
 from ..model.population_prior import PopulationPrior, borrowed_logpdf
 from ..model.spec import ModelSpec
+from ..predict import DISCREPANCY_SCALARS, discrepancy_arrays
 from .diagnostics import Diagnostics
 from .fitted import ScalingFit, build_idata, run_log_likelihood
 
@@ -149,9 +150,8 @@ def _combine(fits: dict[str, ScalingFit], weights: np.ndarray, table: dict, spec
         parts["sample_stats"].append(_picked(idata.sample_stats, pick))
     post, stats_ = (_unstack(xr.concat(parts[g], "sample", data_vars="all", coords="minimal", compat="override"),
                              shape) for g in ("posterior", "sample_stats"))
-    names_d = ["kappa", "drift", "discrepancy_growth", "discrepancy_shared"]
-    disc = {k: post[k].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy() for k in names_d}
-    post = post.drop_vars(names_d)
+    disc = discrepancy_arrays(post, shape[0] * shape[1])
+    post = post.drop_vars(["kappa", "drift", *(name for name, _, _ in DISCREPANCY_SCALARS)], errors="ignore")
     relevant = [n for n, w in zip(names, weights) if w >= MIN_REPORTED_WEIGHT]
     diags = {n: fits[n].diagnostics for n in relevant}
     diag = Diagnostics(divergences=sum(d.divergences for d in diags.values()),
@@ -167,8 +167,8 @@ def _combine(fits: dict[str, ScalingFit], weights: np.ndarray, table: dict, spec
     info = {**first.sampler_info, "mixture": table}
     fitted = ScalingFit(build_idata(az.InferenceData(posterior=post, sample_stats=stats_), first.data, spec, info,
                                     diag), spec)
-    return fitted.with_extrapolation(disc["kappa"], extrapolation, drift=disc["drift"],
-                                     growth=disc["discrepancy_growth"], shared=disc["discrepancy_shared"])
+    return fitted.with_extrapolation(disc["kappa"], extrapolation, drift=disc["drift"], growth=disc["growth"],
+                                     shared=disc["shared"], tails=disc["tails"])
 
 
 def _picked(ds: xr.Dataset, pick: np.ndarray) -> xr.Dataset:

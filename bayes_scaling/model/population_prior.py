@@ -84,6 +84,13 @@ def borrowed_logpdf(entry: dict[str, Any], theta: np.ndarray) -> np.ndarray:
     return stats.multivariate_t(mean, scale, df=df).logpdf(theta)
 
 
+def tails_text(tails: float | None) -> str:
+    """How a discrepancy's tails read in a summary: nothing for normal ones (None or infinite)."""
+    if tails is None or not np.isfinite(tails):
+        return ""
+    return f" with heavier-than-normal tails (variance-gamma, shape {tails:g})"
+
+
 def tail_df(families: int) -> float:
     """Degrees of freedom of a new family's parameters when the population's spread is known from ``families``
     families: the predictive of one more draw from a normal population whose variance is estimated from F draws
@@ -138,6 +145,10 @@ class PopulationPrior:
     #: normal. A spread estimated from F families is itself uncertain, so a new family drawn from the same
     #: population is t-distributed about their mean with F - 1 degrees of freedom (``from_fit(tails=True)``)
     tail_df: float | None = None
+    #: the gamma shape of the borrowed discrepancy's tails (:func:`bayes_scaling.predict.tail_weights`); None: normal.
+    #: A calibration on a population where most families extrapolate alike and a few far otherwise (code corpora
+    #: among web corpora) chooses a finite one: a narrow centre with tails that reach the outliers
+    discrepancy_tails: float | None = None
 
     def __post_init__(self) -> None:
         self.kappa, self.drift = per_direction(self.kappa), per_direction(self.drift)
@@ -288,7 +299,9 @@ class PopulationPrior:
         ``shared``): how the source families' laws extrapolated beyond their data. Their drift is a trend of
         *their* fitted laws, whose sign need not carry over to a new family's law fitted on a few small models,
         so it widens the new family's discrepancy (``kappa`` and ``|drift|`` together) instead of shifting it."""
-        return {"kappa": np.hypot(self.kappa, self.drift), "growth": self.growth, "shared": self.shared}
+        tails = np.full(len(self.sigma_seed), np.inf if self.discrepancy_tails is None else self.discrepancy_tails)
+        return {"kappa": np.hypot(self.kappa, self.drift), "growth": self.growth, "shared": self.shared,
+                "tails": tails}
 
     # ------------------------------------------------------------------ moments for a new fit
     def sampling_moments(self, reference: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -365,7 +378,8 @@ class PopulationPrior:
                 "not_supplied": missing, "free_level": self.free_level, "provenance": self.provenance,
                 "spread_scale": float(self.spread_scale), "calibrated": self.calibration is not None,
                 "tail_df": self.tail_df,
-                "discrepancy_kappa": float(np.median(self.borrowed_discrepancy()["kappa"][:, 0]))}
+                "discrepancy_kappa": float(np.median(self.borrowed_discrepancy()["kappa"][:, 0])),
+                "discrepancy_tails": self.discrepancy_tails}
 
     def noise_moments(self) -> dict[str, list[float]]:
         """Moment-matched noise priors: LogNormal (mu, sigma) of sigma_total and Beta (a, b) of the seed
@@ -409,6 +423,8 @@ class PopulationPrior:
             ds.attrs["calibration"] = json.dumps(self.calibration)
         if self.tail_df is not None:
             ds.attrs["tail_df"] = float(self.tail_df)
+        if self.discrepancy_tails is not None:
+            ds.attrs["discrepancy_tails"] = float(self.discrepancy_tails)
         return ds
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -451,6 +467,8 @@ class PopulationPrior:
                            spread_scale=float(ds.attrs.get("spread_scale", 1.0)),
                            calibration=json.loads(ds.attrs["calibration"]) if "calibration" in ds.attrs else None,
                            tail_df=float(ds.attrs["tail_df"]) if "tail_df" in ds.attrs else None,
+                           discrepancy_tails=(float(ds.attrs["discrepancy_tails"])
+                                              if "discrepancy_tails" in ds.attrs else None),
                            **{k: ds[k].to_numpy() for k in ("ou_length", "ou_share") if k in ds})
         raise FitFileError(f"{path} is not a population prior (a fit, or another file): bs.open({str(path)!r}) reads "
                            "any file bayes_scaling writes, PopulationPrior.from_fit(fit) extracts a fit's prior, and "
@@ -541,8 +559,7 @@ class PopulationPrior:
             groups = f" of {best['groups']} {'zoos' if self.version else 'families'}, each counted once"
             lines += ["", f"calibrated on {best['tasks']} borrowing tasks{groups} (a source family's smallest model, or "
                       f"two smallest, borrowing it; its largest predicted): the parameters' spread x{self.spread_scale:g}, "
-                      f"a discrepancy of "
-                      f"{best['kappa']:g} per decade of distance; there, median ARE {best['median_are']:.1%}, 90% "
+                      f"a discrepancy of {best['kappa']:g} per decade of distance{tails_text(best.get('tails'))}; there, median ARE {best['median_are']:.1%}, 90% "
                       f"coverage {best['cover90']:.0%}, median 90% width {best['width90']:.0%} of the loss"]
         if self.free_level:
             lines += ["", "carried to a new family: the exponents, the shape of the curve (how E, A and B relate), the "

@@ -269,6 +269,7 @@ NOISE_MEANING = {
     "drift": "extrapolation drift: mean bias of the log reducible loss per decade beyond the data",
     "discrepancy_growth": "how the discrepancy grows with distance (1: linearly)",
     "discrepancy_shared": "share of the discrepancy common to every family of the fit",
+    "discrepancy_tails": "gamma shape of the discrepancy's tails (variance-gamma; small: heavier than normal)",
 }
 #: the unit of a target's distance in each direction
 DIRECTION_UNIT = {"flops": "compute", "params": "params", "ratio": "tokens/param"}
@@ -283,7 +284,7 @@ def noise_section(fit: Any, interval: float) -> Section:
     for name, meaning in NOISE_MEANING.items():
         if name not in post:
             continue
-        if name in ("kappa", "drift", "discrepancy_growth", "discrepancy_shared") and \
+        if name in ("kappa", "drift", "discrepancy_growth", "discrepancy_shared", "discrepancy_tails") and \
                 fit.extrapolation.get("mode") != "learn":
             continue
         if "direction" in post[name].dims:
