@@ -202,7 +202,8 @@ def evaluate_borrowing(data: ScalingData, *, families: list[str] | None = None,
                     "population_seconds": pop_seconds, "population_divergences": pop.diagnostics.divergences,
                     "population_max_rhat": pop.diagnostics.max_rhat, "calibration_seconds": calibration_seconds,
                     "spread_scale": prior.spread_scale,
-                    "borrowed_kappa": float(np.median(prior.borrowed_discrepancy()["kappa"][:, 0]))}
+                    "borrowed_kappa": float(np.median(prior.borrowed_discrepancy()["kappa"][:, 0])),
+                    "borrowed_tails": prior.discrepancy_tails}
             ours = bayes_scored(split, prior, s.model, s.sampler, random_seed=s.random_seed + 100 * i + k)
             others_donors = {f: p for f, p in donors.items() if f != fam}
             for row in [ours, *point_baselines(split, others_donors, s.huber_grid_stride, s.last_fraction)]:
