@@ -192,7 +192,7 @@ class ScalingFit:
             v = np.full(shape, default) if value is None else np.broadcast_to(np.asarray(value, float).reshape(
                 (-1,)), (shape[0] * shape[1],)).reshape(shape)
             if key == "tails" and np.all(np.isinf(v)):
-                post = post.drop_vars(name, errors="ignore")  # normal tails: nothing stored, as before the option
+                post = post.drop_vars(name, errors="ignore")  # normal tails: nothing stored (absent reads as normal)
                 continue
             post[name] = (("chain", "draw"), v)
         post.attrs = {**post.attrs, EXTRAP_ATTR: json.dumps(info)}
