@@ -142,10 +142,11 @@ def discrepancy(arrays: dict[str, np.ndarray], dist: np.ndarray, rng: np.random.
     n_dir = dist.shape[1]
     z_own = rng.standard_normal((n_s, int(codes.max()) + 1, n_dir))[:, codes, :]
     z_all = rng.standard_normal((n_s, 1, n_dir))
-    w_own = tail_weights(arrays.get("tails", np.full(n_s, np.inf)), (int(codes.max()) + 1,), rng)
+    tails = arrays.get("tails", np.full(n_s, np.inf))
+    w_own = tail_weights(tails, (int(codes.max()) + 1,), rng)
     if w_own is not None:
         z_own = z_own * np.sqrt(w_own)[:, codes, None]
-        z_all = z_all * np.sqrt(tail_weights(arrays["tails"], (1,), rng))[:, :, None]
+        z_all = z_all * np.sqrt(tail_weights(tails, (1,), rng))[:, :, None]
     share = arrays["shared"][:, None, None]
     z = np.sqrt(share) * z_all + np.sqrt(1.0 - share) * z_own
     g = np.sign(dist)[None] * np.abs(dist)[None] ** arrays["growth"][:, None, None]  # (S, p, d)

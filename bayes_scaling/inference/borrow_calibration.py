@@ -107,9 +107,9 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
     model (the guide's last 30% of training; the candidates share their random numbers).
     The score is the CRPS of the log loss: per task the mean over its points, per group (``group_of(family)``,
     default each family its own) the mean over its tasks, then the mean over groups; the pair with the lowest
-    score is kept (``"chosen"`` in its row; a zero discrepancy has no tails to choose). Where that pair holds the largest candidate of either grid, the grid
-    is extended (:data:`EXTEND_FACTOR`) until a larger candidate scores worse, up to :data:`SPREAD_LIMIT` and
-    :data:`DISCREPANCY_LIMIT`; a limit reached is logged as a warning.
+    score is kept (``"chosen"`` in its row; a zero discrepancy has no tails to choose). Where that pair holds the
+    largest candidate of either grid, the grid is extended (:data:`EXTEND_FACTOR`) until a larger candidate scores
+    worse, up to :data:`SPREAD_LIMIT` and :data:`DISCREPANCY_LIMIT`; a limit reached is logged as a warning.
     Every candidate's score, median ARE, 90% coverage and median 90% width over tasks are recorded in the
     returned prior's ``calibration``. Raises :class:`PriorError` when no family has two model sizes.
     """
@@ -125,6 +125,12 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
     further = list(prior.law_obj.further_inputs)
     task_priors = {task.family: prior_for(task.family) for task in tasks}
     groups = [group_of(task.family) for task in tasks]
+    # each task's target, the same for every candidate: its log loss and the law's inputs at its points
+    targets = [(np.log(task.target["loss"].to_numpy(float)),
+                query_columns(task.target["params"].to_numpy(), task.target["tokens"].to_numpy(),
+                              task.target["flops"].to_numpy(),
+                              {c: task.target[c].to_numpy() for c in further} or None, prior.law_obj))
+               for task in tasks]
     fits: dict[float, list[tuple[Any, dict[str, np.ndarray]]]] = {}
     scores: dict[tuple[float, float, float], list[dict[str, float]]] = {}
     problems = 0
@@ -149,15 +155,10 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
         tails = tails if kappa else np.inf  # no discrepancy, no tails: one candidate
         if (spread, kappa, tails) not in scores:
             rows = []
-            for i, (task, (fitted, arrays)) in enumerate(zip(tasks, fitted_at(spread))):
-                target = task.target
-                y = np.log(target["loss"].to_numpy(float))
+            for i, (task, (y, cols), (fitted, arrays)) in enumerate(zip(tasks, targets, fitted_at(spread))):
+                # the fits have no discrepancy (no drift, linear growth, nothing shared): only its scale and tails
                 n = len(arrays["sigma_seed"])
-                disc = {"kappa": np.full((n, 3), kappa), "drift": np.zeros((n, 3)), "growth": np.ones(n),
-                        "shared": np.zeros(n), "tails": np.full(n, tails)}
-                cols = query_columns(target["params"].to_numpy(), target["tokens"].to_numpy(),
-                                     target["flops"].to_numpy(), {c: target[c].to_numpy() for c in further} or None,
-                                     fitted.law)
+                disc = {"kappa": np.full((n, 3), kappa), "tails": np.full(n, tails)}
                 with warnings.catch_warnings():  # far targets are what the calibration is for
                     warnings.simplefilter("ignore", ExtrapolationWarning)
                     res, _ = predict_draws(fitted.law, {**arrays, **disc}, fitted.spec.families,

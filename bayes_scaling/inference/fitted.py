@@ -189,8 +189,7 @@ class ScalingFit:
         values = {"growth": growth, "shared": shared, "tails": tails}
         for name, key, default in DISCREPANCY_SCALARS:
             value = values[key]
-            v = np.full(shape, default) if value is None else np.broadcast_to(np.asarray(value, float).reshape(
-                (-1,)), (shape[0] * shape[1],)).reshape(shape)
+            v = np.full(shape, default) if value is None else np.asarray(value, dtype=float).reshape(shape)
             if key == "tails" and np.all(np.isinf(v)):
                 post = post.drop_vars(name, errors="ignore")  # normal tails: nothing stored (absent reads as normal)
                 continue

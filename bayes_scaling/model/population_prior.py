@@ -559,7 +559,8 @@ class PopulationPrior:
             groups = f" of {best['groups']} {'zoos' if self.version else 'families'}, each counted once"
             lines += ["", f"calibrated on {best['tasks']} borrowing tasks{groups} (a source family's smallest model, or "
                       f"two smallest, borrowing it; its largest predicted): the parameters' spread x{self.spread_scale:g}, "
-                      f"a discrepancy of {best['kappa']:g} per decade of distance{tails_text(best.get('tails'))}; there, median ARE {best['median_are']:.1%}, 90% "
+                      f"a discrepancy of {best['kappa']:g} per decade of distance{tails_text(best.get('tails'))}; "
+                      f"there, median ARE {best['median_are']:.1%}, 90% "
                       f"coverage {best['cover90']:.0%}, median 90% width {best['width90']:.0%} of the loss"]
         if self.free_level:
             lines += ["", "carried to a new family: the exponents, the shape of the curve (how E, A and B relate), the "
