@@ -34,7 +34,7 @@ import numpy as np
 import xarray as xr
 
 from .data.container import MIN_LARGEST_PARAMS, MIN_LARGEST_TOKENS, TOKENS_PER_PARAM_RANGE
-from .data.extent import DIRECTIONS, distances, per_direction
+from .data.extent import BASE_DIRECTIONS, DIRECTIONS, distances, per_direction
 from .errors import ExtrapolationWarning, UnknownFamilyError
 from .laws import Law, standardized_inputs
 
@@ -139,7 +139,10 @@ def discrepancy(arrays: dict[str, np.ndarray], dist: np.ndarray, rng: np.random.
     if not np.any(dist):
         return np.zeros((n_s, n_pts))
     codes = np.arange(n_pts) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
-    n_dir = dist.shape[1]
+    # the directions past the base ones (epochs) draw their normals only where a point reaches them: a prediction
+    # of data seen once draws the random numbers it would draw without them
+    n_dir = dist.shape[1] if np.any(dist[:, len(BASE_DIRECTIONS):]) else min(dist.shape[1], len(BASE_DIRECTIONS))
+    dist = dist[:, :n_dir]
     z_own = rng.standard_normal((n_s, int(codes.max()) + 1, n_dir))[:, codes, :]
     z_all = rng.standard_normal((n_s, 1, n_dir))
     tails = arrays.get("tails", np.full(n_s, np.inf))
@@ -150,7 +153,7 @@ def discrepancy(arrays: dict[str, np.ndarray], dist: np.ndarray, rng: np.random.
     share = arrays["shared"][:, None, None]
     z = np.sqrt(share) * z_all + np.sqrt(1.0 - share) * z_own
     g = np.sign(dist)[None] * np.abs(dist)[None] ** arrays["growth"][:, None, None]  # (S, p, d)
-    return np.einsum("spd,spd->sp", g, arrays["drift"][:, None, :] + arrays["kappa"][:, None, :] * z)
+    return np.einsum("spd,spd->sp", g, arrays["drift"][:, None, :n_dir] + arrays["kappa"][:, None, :n_dir] * z)
 
 
 def with_discrepancy(log_mu: np.ndarray, log_floor: np.ndarray | None, delta: np.ndarray) -> np.ndarray:
@@ -294,7 +297,8 @@ def warn_far_beyond(dist: np.ndarray, family: Sequence[str], columns: dict[str, 
     i = int(np.argmax(dist.max(axis=1)))
     k = int(np.argmax(dist[i]))
     where = {"flops": "of compute beyond the largest run", "params": "of parameters beyond the largest model",
-             "ratio": "of tokens per parameter outside the trained range"}[DIRECTIONS[k]]
+             "ratio": "of tokens per parameter outside the trained range",
+             "epochs": "of epochs beyond the most repeated run"}[DIRECTIONS[k]]
     n, d = float(columns["params"][i]), float(columns["tokens"][i])
     unit = ""
     lo, hi = TOKENS_PER_PARAM_RANGE

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import bayes_scaling as bs
-from bayes_scaling.data.extent import DIRECTIONS, distances, family_extents
+from bayes_scaling.data.extent import BASE_DIRECTIONS, DIRECTIONS, distances, family_extents
 from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
 from bayes_scaling.inference.extrapolation import (HeldOut, discrepancy_posterior, grid_discrepancy_posterior,
                                                    holdout_splits)
@@ -30,7 +30,7 @@ def test_discrepancy_posterior_recovers_scale_and_drift_and_keeps_the_prior_wher
     n = 120
     dist = np.zeros((n, len(DIRECTIONS)))
     dist[:, 0] = rng.uniform(0.1, 1.0, n)  # compute only
-    kappa, drift = np.array([0.04, 0.0, 0.0]), np.array([-0.06, 0.0, 0.0])
+    kappa, drift = np.array([0.04, 0.0, 0.0, 0.0]), np.array([-0.06, 0.0, 0.0, 0.0])
     split = _held(rng, n, dist, kappa, drift)
     priors = Priors(mu={}, tau={})
     d = discrepancy_posterior([split], priors, 4000, rng)
@@ -54,11 +54,12 @@ def test_discrepancy_posterior_learns_a_shared_error_when_families_err_together(
     shared_z = rng.standard_normal()
     together = []
     for _ in range(8):  # several splits, in each of which every family errs the same way
-        h = _held(rng, 60, dist, np.zeros(3), np.zeros(3), families=families)
+        h = _held(rng, 60, dist, np.zeros(len(DIRECTIONS)), np.zeros(len(DIRECTIONS)), families=families)
         z = shared_z if _ == 0 else rng.standard_normal()
         h.resid = h.resid + 0.5 * dist[:, 0] * 0.08 * z
         together.append(h)
-    apart = [_held(rng, 60, dist, np.array([0.08, 0, 0]), np.zeros(3), families=families) for _ in range(8)]
+    apart = [_held(rng, 60, dist, np.array([0.08, 0, 0, 0]), np.zeros(len(DIRECTIONS)), families=families)
+             for _ in range(8)]
     s_together = discrepancy_posterior(together, priors, 2000, rng)["shared"]
     s_apart = discrepancy_posterior(apart, priors, 2000, rng)["shared"]
     assert np.median(s_together) > 0.6 > np.median(s_apart)
@@ -103,7 +104,7 @@ def test_a_proposal_far_in_the_tails_gets_zero_density_instead_of_an_error():
     rng = np.random.default_rng(4)
     dist = np.zeros((5, len(DIRECTIONS)))
     dist[:, 0] = 1.0
-    split = _held(rng, 5, dist, np.array([0.05, 0, 0]), np.zeros(3))
+    split = _held(rng, 5, dist, np.array([0.05, 0, 0, 0]), np.zeros(len(DIRECTIONS)))
     phi = np.zeros((2, 2 * len(DIRECTIONS) + 2))
     phi[1, 0] = 800.0  # log kappa: the covariance overflows to inf
     lp = _log_density(phi, [split], Priors(mu={}, tau={}))
@@ -126,6 +127,99 @@ def test_distances_in_every_direction():
     assert distances(ext, ["new"], {k: v[2:3] for k, v in cols.items()})[0, 2] == pytest.approx(np.log10(2000 / 100))
 
 
+def test_distances_count_epochs_beyond_the_most_repeated_run():
+    frame = pd.DataFrame({"family": ["a", "a"], "params": [1e8, 1e8], "tokens": [2e9, 2e9],
+                          "unique_tokens": [2e9, 5e8], "flops": [1.2e18, 1.2e18]})
+    ext = family_extents(frame)
+    assert ext["a"]["epochs"] == pytest.approx(np.log10(4))
+    cols = {"params": np.full(3, 1e8), "tokens": np.full(3, 2e9), "flops": np.full(3, 1.2e18),
+            "unique_tokens": np.array([1e9, 5e8, 1.25e8])}
+    d = distances(ext, ["a"] * 3, cols)
+    assert np.allclose(d[:2], 0)  # 2 and 4 epochs: inside
+    assert d[2, 3] == pytest.approx(np.log10(16 / 4)) and np.allclose(d[2, :3], 0)  # 16 epochs
+    # a query without unique tokens is trained on data seen once; data without them have no epochs extent
+    assert np.allclose(distances(ext, ["a"], {k: v[2:] for k, v in cols.items() if k != "unique_tokens"}), 0)
+    seen_once = family_extents(frame.drop(columns="unique_tokens"))
+    assert "epochs" not in seen_once["a"] and np.allclose(distances(seen_once, ["a"] * 3, cols)[:, 3], 0)
+
+
+def _repeated_runs(rng: np.random.Generator, epochs=(1, 2, 4, 8), r_d: float = 15.0) -> pd.DataFrame:
+    """Two families of three sizes, each size trained to 20 tokens per parameter in each of ``epochs`` passes over
+    fewer unique tokens; their losses follow the data-constrained law, so repeats are worth less than new data."""
+    nat = {"E": 1.8, "A": 480.0, "alpha": 0.35, "B": 2000.0, "beta": 0.37, "R_D": r_d, "R_N": 5.0}
+    rows = []
+    for fam, shift in (("f1", 1.0), ("f2", 1.04)):
+        for n in (5e7, 1e8, 2e8):
+            for ep in epochs:
+                d = np.geomspace(5 * n, 20 * n, 3)
+                u = np.minimum(d, 20 * n / ep)
+                loss = shift * bs.laws.DATA_CONSTRAINED.natural_loss(nat, {"params": n, "tokens": d,
+                                                                          "unique_tokens": u})
+                loss = loss * np.exp(0.002 * rng.standard_normal(len(d)))
+                rows += [{"family": fam, "run": f"{fam}/{n:g}/{ep}", "params": n, "tokens": t, "unique_tokens": v,
+                          "loss": y, "epochs": ep} for t, v, y in zip(d, u, loss)]
+    return pd.DataFrame(rows)
+
+
+def test_holdout_splits_hold_out_the_most_repeated_runs():
+    df = _repeated_runs(np.random.default_rng(0))
+    data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run",
+                                     unique_tokens="unique_tokens")
+    splits = [s for s in holdout_splits(data, (1, 2)) if s.direction == "epochs"]
+    assert [s.depth for s in splits] == [1, 2]
+    assert np.array_equal(splits[0].held, (df["epochs"] == 8).to_numpy())
+    assert np.array_equal(splits[1].held, (df["epochs"] >= 4).to_numpy())
+    seen_once = bs.ScalingData.from_frame(df[df["epochs"] == 1], family="family", params="params", tokens="tokens",
+                                          loss="loss", run="run", unique_tokens="unique_tokens")
+    assert not [s for s in holdout_splits(seen_once, (1, 2)) if s.direction == "epochs"]
+
+
+def test_a_prediction_of_data_seen_once_draws_the_numbers_of_the_base_directions():
+    """The epochs direction draws its normals only where a point reaches it, so the random numbers of every other
+    prediction are those the base directions alone would draw."""
+    from bayes_scaling.predict import discrepancy
+
+    rng = np.random.default_rng(1)
+    n = 500
+    arrays = {"kappa": rng.uniform(0.05, 0.1, (n, len(DIRECTIONS))), "drift": rng.normal(0, 0.02, (n, len(DIRECTIONS))),
+              "growth": np.ones(n), "shared": np.full(n, 0.3), "tails": np.full(n, np.inf)}
+    dist = np.array([[0.5, 0.2, 0.0, 0.0], [1.0, 0.0, -0.3, 0.0]])
+    base = {**arrays, "kappa": arrays["kappa"][:, :3], "drift": arrays["drift"][:, :3]}
+    assert np.array_equal(discrepancy(arrays, dist, np.random.default_rng(2)),
+                          discrepancy(base, dist[:, :3], np.random.default_rng(2)))
+    repeated = discrepancy(arrays, np.array([[0.0, 0.0, 0.0, 1.0]]), np.random.default_rng(2))
+    assert 0.05 < repeated.std() < 0.12  # kappa_epochs per decade of epochs beyond the data
+
+
+@pytest.mark.slow
+def test_the_discrepancy_learns_how_a_law_without_repeats_misses_at_more_epochs():
+    """A Chinchilla fit of runs that repeat their data (up to 8 epochs): the epochs hold-outs show the law
+    predicting too low where repeats are worth less than new tokens, so the discrepancy drifts up along epochs,
+    and runs of 16 epochs get higher, about twice as wide predictions as the same runs on data seen once, which
+    miss."""
+    df = _repeated_runs(np.random.default_rng(3), epochs=(1, 2, 4, 8, 16))
+    fitted = df[df["epochs"] <= 8]
+    data = bs.ScalingData.from_frame(fitted, family="family", params="params", tokens="tokens", loss="loss",
+                                     run="run", unique_tokens="unique_tokens")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.errors.SamplingWarning)
+        fit = bs.fit(data, dict(extrapolation="learn"), sampler=FAST)
+    ex = fit.extrapolation
+    assert "epochs" in ex["directions_calibrated"] and {r["direction"] for r in ex["splits"]} >= {"flops", "epochs"}
+    assert ex["drift_epochs"]["median"] > 0.1  # the law without repeats predicts too low at more epochs
+    target = df[(df["epochs"] == 16) & (df["tokens"] == df["params"] * 20)]
+    fam, cols = target["family"].to_numpy(), dict(params=target["params"].to_numpy(), tokens=target["tokens"].to_numpy())
+    far = fit.predict(fam, **cols, inputs={"unique_tokens": target["unique_tokens"].to_numpy()})
+    once = fit.predict(fam, **cols)
+    width = lambda p: (p["run_upper"] - p["run_lower"]).to_numpy()  # noqa: E731
+    assert np.all(width(far) > 1.5 * width(once)) and np.all(far["run_median"] > once["run_median"])
+    y = target["loss"].to_numpy()
+    assert np.all(y > 1.05 * once["run_upper"].to_numpy())  # seen once, the law misses these runs by 5% or more
+    # with the epochs counted the truth lies at the interval's upper edge: the error grows faster than the
+    # discrepancy's one growth exponent, shared by every direction, allows
+    assert np.all((far["run_lower"].to_numpy() < y) & (y < 1.01 * far["run_upper"].to_numpy()))
+
+
 def test_holdout_splits_take_the_largest_levels_of_each_direction(synthetic_truth):
     _, df = synthetic_truth
     # a second token multiplier per size, so that the tokens-per-parameter direction has levels
@@ -142,7 +236,7 @@ def test_holdout_splits_take_the_largest_levels_of_each_direction(synthetic_trut
         for fam, g in held.groupby("family"):
             levels = np.sort(g["key"].round(3).unique())[::-1]
             assert set(g.loc[g["held"], "key"].round(3)) == set(levels[:s.depth])
-    assert {s.direction for s in splits} == set(DIRECTIONS)
+    assert {s.direction for s in splits} == set(BASE_DIRECTIONS)  # data seen once: no epochs to hold out
     largest = (f["params"] == f.groupby("family")["params"].transform("max")).to_numpy()
     assert any(np.array_equal(s.held, largest) for s in splits)  # the largest size of every family
     over = f["run"].str.endswith("/4x").to_numpy()

@@ -38,6 +38,7 @@ def test_foreign_and_missing_files_are_refused(tmp_path):
         bs.open(tmp_path / "text.nc")
 
 
+@pytest.mark.slow
 def test_borrow_takes_a_prior_or_a_fit_file_and_refuses_other_kinds(small_fit, tmp_path):
     from bayes_scaling.inference.fit import borrowed_prior
 

@@ -146,6 +146,7 @@ def test_the_published_prior_is_shipped_small_versioned_and_described():
     assert "not carried" in text.lower() and "olmo_ladder" in text and prior.version in text
 
 
+@pytest.mark.slow
 def test_cli_describes_the_published_prior_and_refuses_mixed_flags(tmp_path):
     run = lambda *args: subprocess.run([sys.executable, "-m", "bayes_scaling.cli", "prior", *args],
                                        capture_output=True, text=True)

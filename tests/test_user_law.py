@@ -13,6 +13,7 @@ def _data(df: pd.DataFrame, **kw) -> bs.ScalingData:
     return bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run", **kw)
 
 
+@pytest.mark.slow
 def test_chinchilla_through_the_interface_gives_the_built_in_posterior(synthetic_truth):
     _, df = synthetic_truth
     data = _data(df)
@@ -59,6 +60,7 @@ def test_a_kaplan_law_fits_predicts_reports_and_round_trips(tmp_path):
     assert KAPLAN.formula in text and "alpha_N" in text
 
 
+@pytest.mark.slow
 def test_a_data_constrained_fit_from_the_command_line_needs_unique_tokens_to_predict(tmp_path, capsys):
     from bayes_scaling.cli import main
 

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-family", action="store_true",
                    help="--family names a family the fit has not seen: draw it from the population of families")
     p.add_argument("--unique-tokens", type=_positive_float, default=None, metavar="U",
-                   help="distinct tokens the run sees (a fit with --law data_constrained needs it; epochs = D / U)")
+                   help="distinct tokens the run sees (a fit with --law data_constrained needs it; epochs = D / U, "
+                        "which a fit of data with --unique-tokens measures beyond its data whatever the law)")
 
     p = _subcommand(sub, "plan", "plan the next runs: which small models to train to predict a target within an "
                                  "accuracy at the least compute",
@@ -205,9 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "interval width, for bayes_scaling and per-family Huber, fixed-N-term and variable-projection "
                     "fits.")
     _data_args(p)
-    p.add_argument("--directions", default="flops,params,ratio",  # bayes_scaling.data.extent.DIRECTIONS
+    p.add_argument("--directions", default="flops,params,ratio,epochs",  # bayes_scaling.data.extent.DIRECTIONS
                    help="comma-separated directions to hold out along: flops (compute budgets), params (model "
-                        "sizes), ratio (tokens per parameter)")
+                        "sizes), ratio (tokens per parameter), epochs (passes over the unique tokens, where "
+                        "--unique-tokens is given)")
     p.add_argument("--depths", default="1,2", help="comma-separated depths: 1 holds out each family's largest "
                                                     "level, 2 its two largest")
     _sampling_args(p)

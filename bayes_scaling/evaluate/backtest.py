@@ -179,11 +179,12 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
     tasks, points = [], []
     base = {"direction": split.direction, "depth": split.depth}
     for fam, tgt in target.groupby("family", sort=False):
-        cols = {c: tgt[c].to_numpy(float) for c in ("params", "tokens", "flops")}
+        cols = {c: tgt[c].to_numpy(float) for c in ("params", "tokens", "flops", "unique_tokens") if c in tgt}
         y = tgt["loss"].to_numpy(float)
         dist = distances(fitted.spec.extents, [fam] * len(tgt), cols)
         reach = float(np.abs(dist).max(axis=1).mean())
         pred = fitted.predict(fam, cols["params"], cols["tokens"], cols["flops"], keep_draws=True,
+                              inputs={"unique_tokens": cols["unique_tokens"]} if "unique_tokens" in cols else None,
                               random_seed=settings.sampler.random_seed)
         with np.errstate(divide="ignore"):  # a heavy-tailed (Student-t) draw can underflow to 0: log -inf
             log_draws = np.log(pred["run_loss"].to_numpy())

@@ -40,6 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..data import ScalingData
+from ..data.extent import DIRECTIONS
 from ..data.splits import family_sizes, split_family
 from ..errors import DataAssumptionWarning, ExtrapolationWarning, PriorDataConflictWarning, PriorError, SamplingWarning
 from ..model.config import ModelConfig
@@ -122,10 +123,11 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
         raise PriorError("no source family has two model sizes: nothing to calibrate a borrowed prediction on")
     log.info("%s: calibrating on %d borrowing tasks (k = %s smallest sizes of a source family)", what, len(tasks),
              ", ".join(map(str, CALIBRATION_KS)))
-    further = list(prior.law_obj.further_inputs)
     task_priors = {task.family: prior_for(task.family) for task in tasks}
     groups = [group_of(task.family) for task in tasks]
-    # each task's target, the same for every candidate: its log loss and the law's inputs at its points
+    # each task's target, the same for every candidate: its log loss and the law's inputs at its points (with
+    # the unique tokens that measure its epochs, where the data count them)
+    further = sorted(set(prior.law_obj.further_inputs) | ({"unique_tokens"} & set(data.frame.columns)))
     targets = [(np.log(task.target["loss"].to_numpy(float)),
                 query_columns(task.target["params"].to_numpy(), task.target["tokens"].to_numpy(),
                               task.target["flops"].to_numpy(),
@@ -158,7 +160,7 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
             for i, (task, (y, cols), (fitted, arrays)) in enumerate(zip(tasks, targets, fitted_at(spread))):
                 # the fits have no discrepancy (no drift, linear growth, nothing shared): only its scale and tails
                 n = len(arrays["sigma_seed"])
-                disc = {"kappa": np.full((n, 3), kappa), "tails": np.full(n, tails)}
+                disc = {"kappa": np.full((n, len(DIRECTIONS)), kappa), "tails": np.full(n, tails)}
                 with warnings.catch_warnings():  # far targets are what the calibration is for
                     warnings.simplefilter("ignore", ExtrapolationWarning)
                     res, _ = predict_draws(fitted.law, {**arrays, **disc}, fitted.spec.families,
@@ -202,7 +204,8 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
              100 * best["width90"])
     n = len(prior.sigma_seed)
     return replace(without_discrepancy(prior), spread_scale=best["spread_scale"],
-                   kappa=np.full((n, 3), best["kappa"]), discrepancy_tails=best["tails"], calibration=table)
+                   kappa=np.full((n, len(DIRECTIONS)), best["kappa"]), discrepancy_tails=best["tails"],
+                   calibration=table)
 
 
 def bracketed_minimum(score: Callable[[float, float, float], float]
@@ -227,7 +230,7 @@ def bracketed_minimum(score: Callable[[float, float, float], float]
 def without_discrepancy(prior: PopulationPrior) -> PopulationPrior:
     """``prior`` with no extrapolation discrepancy (kappa and drift zero, linear growth, nothing shared)."""
     n = len(prior.sigma_seed)
-    zero = np.zeros((n, 3))
+    zero = np.zeros((n, len(DIRECTIONS)))
     return replace(prior, kappa=zero, drift=zero, growth=np.ones(n), shared=np.zeros(n), discrepancy_tails=None)
 
 

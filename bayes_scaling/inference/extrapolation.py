@@ -9,7 +9,8 @@ wrong. The predictive (:mod:`bayes_scaling.predict`) therefore scales the reduci
 
 with ``Delta`` the distance of the point from its family's data in each direction ``d``
 (:mod:`bayes_scaling.data.extent`: compute beyond the largest run, parameters beyond the largest
-model, tokens per parameter outside the trained range), ``kappa_d`` the sd and ``drift_d`` the
+model, tokens per parameter outside the trained range, and, where the data count unique tokens, epochs
+beyond the most repeated run), ``kappa_d`` the sd and ``drift_d`` the
 systematic bias of the log reducible loss per unit distance, ``growth`` how the error grows with
 distance, and ``shared`` the share of it common to every family of the fit (their laws err together:
 the same optimiser, tokenizer or evaluation) beside each family's own ``z'_fd``. Acting on the
@@ -18,8 +19,8 @@ reducible part keeps every draw of the expected loss above the family's irreduci
 All of them are learned from the fit's own data by **nested leave-out** (:func:`holdout_splits`):
 
 1. For each direction and depth ``k`` (1, 2, ...), hold out in each family the runs at its ``k``
-   largest levels: compute budgets (a run's largest compute), model sizes, or tokens-per-parameter
-   multipliers (a run's final D / N). Levels closer than :data:`~bayes_scaling.data.extent.LEVEL_GAP`
+   largest levels: compute budgets (a run's largest compute), model sizes, tokens-per-parameter
+   multipliers (a run's final D / N), or epochs (a run's final D / U). Levels closer than :data:`~bayes_scaling.data.extent.LEVEL_GAP`
    decades are one level. A family with too few levels keeps all its runs; a family of one compute level holds out its late
    checkpoints instead (compute direction, depth 1).
 2. Fit the same hierarchical model to the rest (a shorter NUTS run, checked like any fit).
@@ -30,7 +31,9 @@ All of them are learned from the fit's own data by **nested leave-out** (:func:`
    (each split a multivariate normal over its held-out runs: runs of one family share their ``z``, all
    runs share the common part) with an affine-invariant ensemble sampler (:func:`discrepancy_posterior`).
 
-A direction no split reaches keeps its priors, and the fit's notes say so.
+A direction no split reaches keeps its priors, and the fit's notes say so. Data without unique tokens
+cannot leave their data in epochs: their discrepancy there is zero, and the sampler runs over the other
+directions alone.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import ScalingData
-from ..data.extent import DIRECTIONS, distances, levels
+from ..data.extent import DIRECTIONS, directions_of, distances, levels, log_epochs, per_direction
 from ..errors import SamplingWarning
 from ..model import PopulationPrior, Priors
 from ..model.config import DEFAULT_DEPTHS, ModelConfig
@@ -53,7 +56,7 @@ from ..model.spec import ModelSpec, checkpoint_noise_for
 log = logging.getLogger("bayes_scaling")
 
 #: the run key of each direction: a run's level in it
-_RUN_KEY = {"flops": "log_flops", "params": "log_params", "ratio": "log_ratio"}
+_RUN_KEY = {"flops": "log_flops", "params": "log_params", "ratio": "log_ratio", "epochs": "log_epochs"}
 
 
 @dataclass
@@ -68,10 +71,13 @@ class Holdout:
 
 def _run_keys(data: ScalingData) -> pd.DataFrame:
     df = data.frame
+    le = log_epochs(df)
     g = df.assign(log_flops=np.log10(df["flops"]), log_params=np.log10(df["params"]),
-                  log_ratio=np.log10(df["tokens"] / df["params"])).groupby("run", sort=False)
+                  log_ratio=np.log10(df["tokens"] / df["params"]),
+                  log_epochs=np.zeros(len(df)) if le is None else le).groupby("run", sort=False)
     return pd.DataFrame({"family": g["family"].first(), "log_flops": g["log_flops"].max(),
-                         "log_params": g["log_params"].first(), "log_ratio": g["log_ratio"].max()})
+                         "log_params": g["log_params"].first(), "log_ratio": g["log_ratio"].max(),
+                         "log_epochs": g["log_epochs"].max()})
 
 
 def holdout_splits(data: ScalingData, depths: tuple[int, ...] = DEFAULT_DEPTHS,
@@ -97,7 +103,8 @@ def holdout_splits(data: ScalingData, depths: tuple[int, ...] = DEFAULT_DEPTHS,
             if not held.any() or held.all() or any(np.array_equal(held, s) for s in seen):
                 continue
             seen.append(held)
-            what = {"flops": "compute budgets", "params": "model sizes", "ratio": "tokens-per-parameter levels"}
+            what = {"flops": "compute budgets", "params": "model sizes", "ratio": "tokens-per-parameter levels",
+                    "epochs": "epoch counts"}
             splits.append(Holdout(direction, depth, held,
                                   f"{direction}, depth {depth}: held out each family's {depth} largest "
                                   f"{what[direction]} ({int(held.sum())} of {len(held)} rows)"))
@@ -144,8 +151,9 @@ def aggregate_runs(run: np.ndarray, family: np.ndarray, resid: np.ndarray, var: 
 
 def _log_density(phi: np.ndarray, splits: list[HeldOut], priors: Priors) -> np.ndarray:
     """Log posterior density (up to a constant) of walkers ``phi`` (W, 2 D + 2): log kappa_d, drift_d,
-    log growth, logit shared; with the Jacobians of the log and logit transforms."""
-    n_dir = len(DIRECTIONS)
+    log growth, logit shared; with the Jacobians of the log and logit transforms. ``D``: the first directions
+    of the splits' distances."""
+    n_dir = (phi.shape[1] - 2) // 2
     log_kappa, drift = phi[:, :n_dir], phi[:, n_dir:2 * n_dir]
     log_growth, logit_shared = phi[:, 2 * n_dir], phi[:, 2 * n_dir + 1]
     kappa, growth = np.exp(log_kappa), np.exp(log_growth)
@@ -157,8 +165,9 @@ def _log_density(phi: np.ndarray, splits: list[HeldOut], priors: Priors) -> np.n
         lp += priors.growth.logpdf(growth) + log_growth
         lp += priors.shared.logpdf(shared) + np.log(shared) + np.log1p(-shared)
     for h in splits:
-        mag = np.abs(h.dist)[None, :, :] ** growth[:, None, None]  # (W, n, d)
-        a = h.share[None, :, None] * np.sign(h.dist)[None] * mag  # effect on log loss per unit discrepancy
+        dist = h.dist[:, :n_dir]
+        mag = np.abs(dist)[None, :, :] ** growth[:, None, None]  # (W, n, d)
+        a = h.share[None, :, None] * np.sign(dist)[None] * mag  # effect on log loss per unit discrepancy
         mean = np.einsum("wnd,wd->wn", a, drift)
         ak = a * kappa[:, None, :]
         same = (h.family[:, None] == h.family[None, :]).astype(float)
@@ -196,15 +205,16 @@ def _mvn_logpdf(r: np.ndarray, cov: np.ndarray) -> np.ndarray:
 
 
 def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng: np.random.Generator, *,
-                          walkers: int = 32, steps: int = 1200, burn: int = 400) -> dict[str, np.ndarray]:
-    """Draws of the discrepancy's parameters given the held-out runs of every split.
+                          n_dir: int = len(DIRECTIONS), walkers: int = 32, steps: int = 1200,
+                          burn: int = 400) -> dict[str, np.ndarray]:
+    """Draws of the discrepancy's parameters given the held-out runs of every split, in the first ``n_dir``
+    directions of :data:`~bayes_scaling.data.extent.DIRECTIONS` (zero in the rest).
 
     Returns ``kappa``, ``drift`` (size, direction), ``growth`` and ``shared`` (size,). An affine-invariant
     ensemble sampler (Goodman and Weare 2010, the stretch move) on (log kappa_d, drift_d, log growth,
     logit shared): no step size to tune, and ``walkers`` x ``steps`` evaluations of a density that is
     cheap (one Cholesky factor per split and walker).
     """
-    n_dir = len(DIRECTIONS)
     dim = 2 * n_dir + 2
     kappa_scale, drift_scale = priors.kappa.scale, priors.drift.scale
     start = np.concatenate([np.log(kappa_scale * 0.5) + 0.5 * rng.standard_normal((walkers, n_dir)),
@@ -232,14 +242,15 @@ def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng:
             kept.append(x.copy())
     chain = np.concatenate(kept)
     pick = chain[rng.choice(len(chain), size=size, replace=size > len(chain))]
-    return {"kappa": np.exp(pick[:, :n_dir]), "drift": pick[:, n_dir:2 * n_dir],
+    return {"kappa": per_direction(np.exp(pick[:, :n_dir])), "drift": per_direction(pick[:, n_dir:2 * n_dir]),
             "growth": np.exp(pick[:, 2 * n_dir]), "shared": 1.0 / (1.0 + np.exp(-pick[:, 2 * n_dir + 1]))}
 
 
-def prior_draws(priors: Priors, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Draws of the discrepancy's priors (nothing held out)."""
-    n_dir = len(DIRECTIONS)
-    return {"kappa": priors.kappa.sample(rng, (size, n_dir)), "drift": priors.drift.sample(rng, (size, n_dir)),
+def prior_draws(priors: Priors, size: int, rng: np.random.Generator,
+                n_dir: int = len(DIRECTIONS)) -> dict[str, np.ndarray]:
+    """Draws of the discrepancy's priors (nothing held out), in the first ``n_dir`` directions (zero in the rest)."""
+    return {"kappa": per_direction(priors.kappa.sample(rng, (size, n_dir))),
+            "drift": per_direction(priors.drift.sample(rng, (size, n_dir))),
             "growth": priors.growth.sample(rng, size), "shared": priors.shared.sample(rng, size)}
 
 
@@ -336,13 +347,14 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
     """The discrepancy's draws by nested leave-out (:mod:`.extrapolation`), and what was held out."""
     info: dict[str, Any] = {"mode": "learn", "prior": str(spec.priors.kappa), "drift_prior": str(spec.priors.drift),
                             "depths": list(depths), "splits": []}
-    splits = holdout_splits(data, depths)
+    active = directions_of(data.frame)
+    splits = holdout_splits(data, depths, active)
     if not splits:
         info["calibrated"] = False
         info["holdout"] = "nothing could be held out"
-        info["note"] = ("nothing could be held out (no family has two levels of compute, size or tokens per "
-                        "parameter, nor a curve to cut); the discrepancy keeps its priors")
-        return prior_draws(spec.priors, n_samples, rng), info
+        info["note"] = ("nothing could be held out (no family has two levels of compute, size, tokens per "
+                        "parameter or epochs, nor a curve to cut); the discrepancy keeps its priors")
+        return prior_draws(spec.priors, n_samples, rng, len(active)), info
     held_out = []
     for i, split in enumerate(splits):
         log.info("calibration fit %d of %d: %s", i + 1, len(splits), split.description)
@@ -350,13 +362,13 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
         info["splits"].append(record)
         if held_run is not None:
             held_out.append(held_run)
-    reached = [d for i, d in enumerate(DIRECTIONS) if any(np.any(h.dist[:, i] != 0) for h in held_out)]
+    reached = [d for i, d in enumerate(active) if any(np.any(h.dist[:, i] != 0) for h in held_out)]
     info["holdout"] = "; ".join(r["description"] for r in info["splits"])
     info["directions_calibrated"] = reached
     info["calibrated"] = bool(reached)
-    draws = discrepancy_posterior(held_out, spec.priors, n_samples, rng) if held_out else \
-        prior_draws(spec.priors, n_samples, rng)
-    for i, d in enumerate(DIRECTIONS):
+    draws = discrepancy_posterior(held_out, spec.priors, n_samples, rng, n_dir=len(active)) if held_out else \
+        prior_draws(spec.priors, n_samples, rng, len(active))
+    for i, d in enumerate(active):
         for name in ("kappa", "drift"):
             v = draws[name][:, i]
             info[f"{name}_{d}"] = {"median": float(np.median(v)), "q05": float(np.quantile(v, 0.05)),
@@ -375,7 +387,7 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
                       "them (sampler={'draws': 4000}) where ESS falls short, or the target acceptance "
                       "(sampler={'target_accept': 0.99}) where they diverge", SamplingWarning,
                       stacklevel=5)  # at fit's caller
-    missing = [d for d in DIRECTIONS if d not in reached]
+    missing = [d for d in active if d not in reached]
     if missing:
         info["note"] = (f"no held-out run lay beyond the rest in {', '.join(missing)}: the discrepancy keeps its "
                         "prior there")
@@ -400,9 +412,10 @@ def _held_out_residuals(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit,
         warnings.simplefilter("ignore", SamplingWarning)  # the inner fit's diagnostics are stored, not shouted
         inner = inner_fit(train, inner_spec)
     test = data.frame.loc[split.held]
-    cols = {c: test[c].to_numpy() for c in ("params", "tokens", "flops")}
+    cols = {c: test[c].to_numpy() for c in ("params", "tokens", "flops", "unique_tokens") if c in test}
     fam = test["family"].to_numpy().astype(str)
-    pred = inner.predict(family=fam, **cols, inputs={c: test[c].to_numpy() for c in inner.law.further_inputs},
+    pred = inner.predict(family=fam, params=cols["params"], tokens=cols["tokens"], flops=cols["flops"],
+                         inputs={c: test[c].to_numpy() for c in inner.law.further_inputs},
                          keep_draws=True, random_seed=int(rng.integers(2**31)))
     log_draws = np.log(pred["run_loss"].to_numpy())
     centre, var = _predictive_moments(log_draws)
@@ -417,7 +430,7 @@ def _held_out_residuals(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit,
     dist = distances(inner_spec.extents, fam, cols)
     held = aggregate_runs(test["run"].to_numpy(), fam, resid, var, share, dist)
     record.update(heldout_runs=int(len(held.resid)),
-                  max_distance={d: float(np.abs(dist[:, i]).max()) for i, d in enumerate(DIRECTIONS)},
+                  max_distance={d: float(np.abs(dist[:, i]).max()) for i, d in enumerate(directions_of(test))},
                   heldout_are=float(np.mean(np.abs(np.expm1(-resid)))),
                   heldout_z_rms=float(np.sqrt(np.mean(resid**2 / var))),
                   inner_diagnostics=inner.diagnostics.to_dict())

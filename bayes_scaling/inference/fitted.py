@@ -246,7 +246,9 @@ class ScalingFit:
         fit has not seen, drawn from the population of families; without it, such a name raises
         :class:`~bayes_scaling.errors.UnknownFamilyError` naming the closest fitted families. Points far
         beyond the data raise an :class:`~bayes_scaling.errors.ExtrapolationWarning`. ``inputs``: the law's
-        further inputs by name, e.g. ``{"unique_tokens": 2e10}`` for the data-constrained law.
+        further inputs by name, e.g. ``{"unique_tokens": 2e10}`` for the data-constrained law. A fit of data
+        with unique tokens measures a prediction's epochs beyond its data from ``unique_tokens`` whatever the
+        law reads; without it, a point is trained on data seen once.
         """
         if not 0 < interval < 1:
             raise ValueError(f"interval must be in (0, 1), got {interval!r}")

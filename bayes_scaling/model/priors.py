@@ -62,7 +62,8 @@ class Priors:
                                          "sqrt(seed_share), sigma_obs = sigma_total sqrt(1 - seed_share)",
                                   Prior("Beta", alpha=2.0, beta=2.0))
     kappa: Prior = _variable(_POSITIVE, "extrapolation discrepancy, each direction (compute, size, tokens per "
-                                        "parameter): sd of the log reducible loss L - E per decade beyond the data",
+                                        "parameter, epochs): sd of the log reducible loss L - E per decade beyond "
+                                        "the data",
                              Prior("HalfNormal", sigma=0.15))
     drift: Prior = _variable(_REAL, "extrapolation drift, each direction: systematic bias of the log reducible loss "
                                     "per decade", Prior("Normal", mu=0.0, sigma=0.15))

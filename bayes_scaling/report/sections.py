@@ -13,7 +13,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from ..data.extent import DIRECTIONS, distances
+from ..data.extent import BASE_DIRECTIONS, DIRECTIONS, distances
 from ..errors import UnsupportedLawError
 from ..model import POPULATION_VARS, hierarchical
 from ..model.population_prior import CONFLICT_P_VALUE
@@ -272,10 +272,11 @@ NOISE_MEANING = {
     "discrepancy_tails": "gamma shape of the discrepancy's tails (variance-gamma; small: heavier than normal)",
 }
 #: the unit of a target's distance in each direction
-DIRECTION_UNIT = {"flops": "compute", "params": "params", "ratio": "tokens/param"}
+DIRECTION_UNIT = {"flops": "compute", "params": "params", "ratio": "tokens/param", "epochs": "epochs"}
 #: how each direction of the discrepancy is measured (:mod:`bayes_scaling.data.extent`)
 DIRECTION_MEANING = {"flops": "compute beyond the largest run", "params": "parameters beyond the largest model",
-                     "ratio": "tokens per parameter outside the trained range"}
+                     "ratio": "tokens per parameter outside the trained range",
+                     "epochs": "epochs beyond the most repeated run"}
 
 
 def noise_section(fit: Any, interval: float) -> Section:
@@ -288,8 +289,10 @@ def noise_section(fit: Any, interval: float) -> Section:
                 fit.extrapolation.get("mode") != "learn":
             continue
         if "direction" in post[name].dims:
+            # a direction the data cannot leave (epochs, for data seen once) holds zeros: not a scale to show
             parts = [(f"{name}[{d}]", post[name].sel(direction=d).to_numpy(), f"{meaning}: {DIRECTION_MEANING[d]}")
-                     for d in post[name]["direction"].to_numpy()]
+                     for d in post[name]["direction"].to_numpy()
+                     if d in BASE_DIRECTIONS or np.any(post[name].sel(direction=d).to_numpy())]
         else:
             parts = [(name, post[name].to_numpy(), meaning)]
         for label, v, what in parts:
@@ -350,8 +353,8 @@ def target_table(fit: Any, targets: list[dict], interval: float) -> pd.DataFrame
         r = {k: float(p[k].values[0]) for k in ("expected_median", "expected_lower", "expected_upper",
                                                    "run_median", "run_lower", "run_upper")}
         c = float(p["flops"].values[0])
-        dist = distances(fit.spec.extents, [t["family"]], {"params": [float(t["params"])],
-                                                           "tokens": [float(t["tokens"])], "flops": [c]})[0]
+        dist = distances(fit.spec.extents, [t["family"]], {k: p[k].values for k in ("params", "tokens", "flops",
+                                                                                    "unique_tokens") if k in p.coords})[0]
         r.update(family=t["family"], params=float(t["params"]), tokens=float(t["tokens"]), flops=c,
                  new_family=bool(p["new_family"].values[0]),
                  **{f"beyond_{d}": float(v) for d, v in zip(DIRECTIONS, dist)},
