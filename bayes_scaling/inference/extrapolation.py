@@ -10,19 +10,19 @@ wrong. The predictive (:mod:`bayes_scaling.predict`) therefore scales the reduci
 with ``Delta`` the distance of the point from its family's data in each direction ``d``
 (:mod:`bayes_scaling.data.extent`: compute beyond the largest run, parameters beyond the largest
 model, tokens per parameter outside the trained range, and, where the data count unique tokens, epochs
-beyond the most repeated run), ``kappa_d`` the sd and ``drift_d`` the
-systematic bias of the log reducible loss per unit distance, ``growth`` how the error grows with
-distance, and ``shared`` the share of it common to every family of the fit (their laws err together:
-the same optimiser, tokenizer or evaluation) beside each family's own ``z'_fd``. Acting on the
-reducible part keeps every draw of the expected loss above the family's irreducible loss E.
+beyond the most repeated run), ``kappa_d`` the sd and ``drift_d`` the systematic bias of the log
+reducible loss per unit distance, ``growth`` how the error grows with distance, and ``shared`` the share
+of it common to every family of the fit (their laws err together: the same optimiser, tokenizer or
+evaluation) beside each family's own ``z'_fd``. Acting on the reducible part keeps every draw of the
+expected loss above the family's irreducible loss E.
 
 All of them are learned from the fit's own data by **nested leave-out** (:func:`holdout_splits`):
 
 1. For each direction and depth ``k`` (1, 2, ...), hold out in each family the runs at its ``k``
    largest levels: compute budgets (a run's largest compute), model sizes, tokens-per-parameter
-   multipliers (a run's final D / N), or epochs (a run's final D / U). Levels closer than :data:`~bayes_scaling.data.extent.LEVEL_GAP`
-   decades are one level. A family with too few levels keeps all its runs; a family of one compute level holds out its late
-   checkpoints instead (compute direction, depth 1).
+   multipliers (a run's final D / N), or epochs (a run's final D / U). Levels closer than
+   :data:`~bayes_scaling.data.extent.LEVEL_GAP` decades are one level. A family with too few levels keeps all
+   its runs; a family of one compute level holds out its late checkpoints instead (compute direction, depth 1).
 2. Fit the same hierarchical model to the rest (a shorter NUTS run, checked like any fit).
 3. For each held-out run take the mean residual of its log loss against the inner predictive, the
    inner predictive variance, the reducible share ``1 - E / L`` (a residual on the log loss is
