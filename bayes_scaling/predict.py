@@ -34,7 +34,7 @@ import numpy as np
 import xarray as xr
 
 from .data.container import MIN_LARGEST_PARAMS, MIN_LARGEST_TOKENS, TOKENS_PER_PARAM_RANGE
-from .data.extent import BASE_DIRECTIONS, DIRECTIONS, distances, per_direction
+from .data.extent import BASE_DIRECTIONS, DIRECTION_MEANING, DIRECTIONS, distances, per_direction
 from .errors import ExtrapolationWarning, UnknownFamilyError
 from .laws import Law, standardized_inputs
 
@@ -296,9 +296,7 @@ def warn_far_beyond(dist: np.ndarray, family: Sequence[str], columns: dict[str, 
         return
     i = int(np.argmax(dist.max(axis=1)))
     k = int(np.argmax(dist[i]))
-    where = {"flops": "of compute beyond the largest run", "params": "of parameters beyond the largest model",
-             "ratio": "of tokens per parameter outside the trained range",
-             "epochs": "of epochs beyond the most repeated run"}[DIRECTIONS[k]]
+    where = f"of {DIRECTION_MEANING[DIRECTIONS[k]]}"
     n, d = float(columns["params"][i]), float(columns["tokens"][i])
     unit = ""
     lo, hi = TOKENS_PER_PARAM_RANGE

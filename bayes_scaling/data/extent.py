@@ -33,6 +33,12 @@ import pandas as pd
 DIRECTIONS = ("flops", "params", "ratio", "epochs")
 #: the directions every fit can leave its data in; the rest (``epochs``) only data with ``unique_tokens`` can
 BASE_DIRECTIONS = DIRECTIONS[:3]
+#: what a distance in each direction measures, in words (warnings and the report)
+DIRECTION_MEANING = {"flops": "compute beyond the largest run", "params": "parameters beyond the largest model",
+                     "ratio": "tokens per parameter outside the trained range",
+                     "epochs": "epochs beyond the most repeated run"}
+#: the columns :func:`distances` reads from a table of points, where present
+DISTANCE_COLUMNS = ("params", "tokens", "flops", "unique_tokens")
 #: levels (log10 of a run's compute, its size, or its tokens per parameter) closer than this many decades are
 #: one level: sizes or budgets read off a figure differ in the third digit
 LEVEL_GAP = 0.05
@@ -75,7 +81,7 @@ def family_extents(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     lr = np.log10(frame["tokens"].to_numpy(dtype=float)) - ln
     le = log_epochs(frame)
     g = pd.DataFrame({"family": frame["family"].to_numpy(), "flops": lc, "params": ln, "ratio": lr,
-                      "epochs": np.zeros(len(lc)) if le is None else le}).groupby("family")
+                      **({} if le is None else {"epochs": le})}).groupby("family")
     out = {}
     for fam, part in g:
         out[str(fam)] = {"flops": float(part["flops"].max()), "params": float(part["params"].max()),
@@ -93,6 +99,11 @@ def union_extent(extents: Mapping[str, Mapping[str, float]]) -> dict[str, float]
     if all("epochs" in e for e in vals):
         out["epochs"] = max(e["epochs"] for e in vals)
     return out
+
+
+def distance_columns(table: Any) -> dict[str, np.ndarray]:
+    """The :data:`DISTANCE_COLUMNS` a table of points (a DataFrame, or a prediction's Dataset) holds, as arrays."""
+    return {c: np.asarray(table[c], dtype=float) for c in DISTANCE_COLUMNS if c in table}
 
 
 def distances(extents: Mapping[str, Mapping[str, float]], family: Sequence[str],

@@ -37,7 +37,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from ..data import ScalingData
-from ..data.extent import DIRECTIONS, distances
+from ..data.extent import DIRECTIONS, distance_columns, distances
 from ..errors import SamplingWarning
 from ..inference import fit as fit_law
 from ..inference.config import SamplerConfig
@@ -179,7 +179,7 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
     tasks, points = [], []
     base = {"direction": split.direction, "depth": split.depth}
     for fam, tgt in target.groupby("family", sort=False):
-        cols = {c: tgt[c].to_numpy(float) for c in ("params", "tokens", "flops", "unique_tokens") if c in tgt}
+        cols = distance_columns(tgt)
         y = tgt["loss"].to_numpy(float)
         dist = distances(fitted.spec.extents, [fam] * len(tgt), cols)
         reach = float(np.abs(dist).max(axis=1).mean())

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import ScalingData
-from ..data.extent import DIRECTIONS, directions_of, distances, levels, log_epochs, per_direction
+from ..data.extent import DIRECTIONS, directions_of, distance_columns, distances, levels, log_epochs, per_direction
 from ..errors import SamplingWarning
 from ..model import PopulationPrior, Priors
 from ..model.config import DEFAULT_DEPTHS, ModelConfig
@@ -412,7 +412,7 @@ def _held_out_residuals(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit,
         warnings.simplefilter("ignore", SamplingWarning)  # the inner fit's diagnostics are stored, not shouted
         inner = inner_fit(train, inner_spec)
     test = data.frame.loc[split.held]
-    cols = {c: test[c].to_numpy() for c in ("params", "tokens", "flops", "unique_tokens") if c in test}
+    cols = distance_columns(test)
     fam = test["family"].to_numpy().astype(str)
     pred = inner.predict(family=fam, params=cols["params"], tokens=cols["tokens"], flops=cols["flops"],
                          inputs={c: test[c].to_numpy() for c in inner.law.further_inputs},

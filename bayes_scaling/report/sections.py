@@ -13,7 +13,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from ..data.extent import BASE_DIRECTIONS, DIRECTIONS, distances
+from ..data.extent import BASE_DIRECTIONS, DIRECTION_MEANING, DIRECTIONS, distance_columns, distances
 from ..errors import UnsupportedLawError
 from ..model import POPULATION_VARS, hierarchical
 from ..model.population_prior import CONFLICT_P_VALUE
@@ -273,10 +273,6 @@ NOISE_MEANING = {
 }
 #: the unit of a target's distance in each direction
 DIRECTION_UNIT = {"flops": "compute", "params": "params", "ratio": "tokens/param", "epochs": "epochs"}
-#: how each direction of the discrepancy is measured (:mod:`bayes_scaling.data.extent`)
-DIRECTION_MEANING = {"flops": "compute beyond the largest run", "params": "parameters beyond the largest model",
-                     "ratio": "tokens per parameter outside the trained range",
-                     "epochs": "epochs beyond the most repeated run"}
 
 
 def noise_section(fit: Any, interval: float) -> Section:
@@ -353,8 +349,7 @@ def target_table(fit: Any, targets: list[dict], interval: float) -> pd.DataFrame
         r = {k: float(p[k].values[0]) for k in ("expected_median", "expected_lower", "expected_upper",
                                                    "run_median", "run_lower", "run_upper")}
         c = float(p["flops"].values[0])
-        dist = distances(fit.spec.extents, [t["family"]], {k: p[k].values for k in ("params", "tokens", "flops",
-                                                                                    "unique_tokens") if k in p.coords})[0]
+        dist = distances(fit.spec.extents, [t["family"]], distance_columns(p))[0]
         r.update(family=t["family"], params=float(t["params"]), tokens=float(t["tokens"]), flops=c,
                  new_family=bool(p["new_family"].values[0]),
                  **{f"beyond_{d}": float(v) for d, v in zip(DIRECTIONS, dist)},
