@@ -3,11 +3,19 @@
 Compiles the bundled Porian model twice in one process (the first pays numba's start-up) and splits
 each compile into PyTensor's graph work (``_make_functions``: rewrites, numba funcify, PyTensor's own
 disk cache) and numba's ``cfunc`` of nutpie's C wrapper (LLVM optimisation and code generation of the
-linked module), then times one log density + gradient through the compiled C function pointer.
+linked module), counts the numba functions each compile builds (numba's compile events) and the seconds
+of the log density's graph function among them, then times one log density + gradient through the
+compiled C function pointer.
 
     .venv/bin/python benchmarks/compile_profile.py
     NUMBA_OPT=0 .venv/bin/python benchmarks/compile_profile.py     # LLVM optimisation level 0
     NUMBA_DEBUG_CACHE=1 .venv/bin/python benchmarks/compile_profile.py   # PyTensor's numba cache hits
+
+A machine that has never compiled the model (the first process after installing): point every compile
+cache at an empty folder,
+
+    rm -rf /tmp/cold && XDG_CACHE_HOME=/tmp/cold PYTENSOR_FLAGS=base_compiledir=/tmp/cold/pytensor \
+        NUMBA_CACHE_DIR=/tmp/cold/numba .venv/bin/python benchmarks/compile_profile.py
 
 Prints JSON (one line). Run it alone: the figures are wall seconds on a shared machine otherwise.
 """
@@ -25,6 +33,7 @@ def main() -> None:
     t0 = time.perf_counter()
     import numba
     import nutpie
+    from numba.core import event
     import nutpie.compile_pymc as cp
 
     import bayes_scaling as bs
@@ -53,15 +62,31 @@ def main() -> None:
             return r
         return deco
 
+    class Compiles(event.Listener):  # numba's compile events: how many functions, and the graph functions' seconds
+        def __init__(self):
+            self.open, self.done = [], []
+
+        def on_start(self, ev):
+            self.open.append(time.perf_counter())
+
+        def on_end(self, ev):
+            name = getattr(getattr(ev.data.get("dispatcher"), "py_func", None), "__name__", "")
+            seconds = time.perf_counter() - self.open.pop()
+            self.done.append((name if not self.open else "", seconds))  # named at the outermost level only
+
     cp._make_functions, numba.cfunc = timed_make, timed_cfunc
     try:
         for label in ("first", "second"):
             parts.clear()
+            compiles = Compiles()
             t = time.perf_counter()
-            compiled = nutpie.compile_pymc_model(model, initial_points=initial_values(data, spec))
+            with event.install_listener("numba:compile", compiles):
+                compiled = nutpie.compile_pymc_model(model, initial_points=initial_values(data, spec))
             out[f"{label}_compile_seconds"] = time.perf_counter() - t
             out[f"{label}_graph_seconds"] = sum(s for k, s in parts if k == "graph")
             out[f"{label}_cfunc_seconds"] = sum(s for k, s in parts if k == "cfunc")
+            out[f"{label}_numba_functions"] = len(compiles.done)
+            out[f"{label}_fgraph_function_seconds"] = sum(s for n, s in compiles.done if n == "numba_funcified_fgraph")
     finally:
         cp._make_functions, numba.cfunc = make_functions, cfunc
     from sampling import nutpie_gradient_call  # this folder's sampling benchmark

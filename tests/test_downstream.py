@@ -98,6 +98,51 @@ def test_law_rows_keep_each_runs_tail_and_link_rows_drop_warm_up(tasks_frame):
     assert len(data.link_rows(0.0)) == len(data.frame) and len(data.link_rows(0.55)) == len(data.frame) * 5 // 6
 
 
+def test_link_rows_thin_each_run_and_task_keeping_its_ends(tasks_frame):
+    data = bs.data.TaskData.from_frame(tasks_frame, **COLUMNS)
+    rows, full = data.link_rows(0.0, 3).groupby(["run", "task"])["tokens"], data.frame.groupby(["run", "task"])["tokens"]
+    assert (rows.size() == 3).all() and (full.size() > 3).all()
+    assert (rows.min() == full.min()).all() and (rows.max() == full.max()).all()
+
+
+def test_link_checkpoints_is_checked_before_sampling(tasks_frame, tmp_path, capsys):
+    with pytest.raises(ValueError, match="link_checkpoints must be an integer >= 2"):
+        bs.fit_downstream(tasks_frame, **COLUMNS, link_checkpoints=1)
+    csv = tmp_path / "tasks.csv"
+    tasks_frame.to_csv(csv, index=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["downstream", "fit", str(csv), "--run", "run", "--params", "params", "--tokens", "tokens", "--task",
+              "task", "--accuracy", "accuracy", "--chance", "chance", "--link-checkpoints", "1",
+              "--out", str(tmp_path / "f.nc"), "-q"])
+    assert exc.value.code == 2 and "--link-checkpoints: '1' must be at least 2" in capsys.readouterr().err
+
+
+def test_split_residuals_average_each_held_out_run_beyond_the_inner_data():
+    from bayes_scaling.inference.link_extrapolation import split_residuals
+
+    held = pd.DataFrame({"run": ["a"] * 3, "task": ["t"] * 3, "accuracy": [0.5, 0.6, 0.7]})
+    x = np.array([1.0, -1.0, -3.0])  # the first inside the inner data (lowest input 0), two beyond
+
+    def curve(task, rows):  # every draw says 0.55 at each row, slope 0.2 in the logit
+        return np.full((100, len(rows)), 0.55), np.full(len(rows), 0.2)
+
+    r = split_residuals(curve, held, x, {"t": 0.0}, {"t": 2.0}, {"t": 0.03}, {}).iloc[0]
+    assert r["n"] == 2 and r["distance"] == pytest.approx(1.0) and r["residual"] == pytest.approx(0.1)
+    assert r["param_sd"] == pytest.approx(0, abs=1e-12) and r["noise"] == 0.03 and r["run_sd"] == 0 and r["grad"] == pytest.approx(0.2)
+
+
+def test_a_ceiling_fitted_from_accuracies_alone_does_not_cap_the_error_beyond_the_data():
+    from bayes_scaling.inference.link_extrapolation import with_discrepancy
+
+    floor, upper, logit, chance = np.array([[0.3]]), np.array([[0.7]]), np.array([[3.0]]), 0.25
+    plain = float(accuracy(-3.0, 0.3, 0.7, 1.0, 0.0, np))
+    for kind in ("task_loss", "latent", "compute"):
+        assert with_discrepancy(floor, upper, logit, np.zeros((1, 1)), chance, kind).item() == pytest.approx(plain)
+    assert with_discrepancy(floor, upper, logit, np.array([[3.0]]), chance, "task_loss").item() < 0.7
+    assert with_discrepancy(floor, upper, logit, np.array([[3.0]]), chance, "latent").item() > 0.75
+    assert chance <= with_discrepancy(floor, upper, logit, np.array([[-40.0]]), chance, "compute").item() < 0.26
+
+
 # ---------------------------------------------------------------------------------------------- end to end
 def test_two_step_forecast_covers_the_truth_and_holds_a_flat_task_at_chance(two_step):
     assert two_step.kind == "task_loss" and two_step.at_chance == ["flat"]
@@ -206,3 +251,8 @@ def test_latent_and_direct_links_forecast_the_rise(tasks_frame, method, task_los
     truth = true_accuracy("rises", n, d)
     assert float(p["lower"][0]) <= truth <= float(p["upper"][0])
     assert "flat" in f.at_chance
+    # the link's error beyond the fitted compute is learned by leave-out and widens the forecast there
+    assert f.spec["link_extrapolation"]["calibrated"] and f.spec["link_extrapolation"]["splits"]
+    f.idata.posterior["link_kappa"] = f.idata.posterior["link_kappa"] * 0
+    q = f.predict("synthetic", "rises", n, d)
+    assert float(p["expected_upper"][0] - p["expected_lower"][0]) > float(q["expected_upper"][0] - q["expected_lower"][0])

@@ -91,7 +91,8 @@ def cmd_downstream_fit(a: argparse.Namespace) -> int:
     data = bs.data.TaskData.from_frame(frame, family=a.family, run=a.run, params=a.params, tokens=a.tokens, task=a.task,
                                   accuracy=a.accuracy, chance=a.chance, task_loss=a.task_loss, source=str(a.data))
     law = {"extrapolation": None if a.no_extrapolation else "learn", "likelihood": a.likelihood}
-    fit = bs.fit_downstream(data, method=a.method, law_tail=a.law_tail, burn=a.burn, model=law,
+    fit = bs.fit_downstream(data, method=a.method, law_tail=a.law_tail, burn=a.burn,
+                            link_checkpoints=a.link_checkpoints, model=law,
                             sampler={"draws": a.draws, "tune": a.tune, "chains": a.chains,
                                      "random_seed": a.random_seed, "progressbar": _show_bar(a)})
     path = _save(fit, a.out, "downstream fit")

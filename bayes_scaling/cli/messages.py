@@ -49,7 +49,8 @@ def _in_cli_words(text: str) -> str:
 
 
 #: Python argument names the library's messages use that are flags of the command line
-_FLAG_NAMES = ("loss_kind", "new_family", "target_accept", "until_converged", "min_tokens", "checkpoint_noise")
+_FLAG_NAMES = ("loss_kind", "new_family", "target_accept", "until_converged", "min_tokens", "checkpoint_noise",
+               "link_checkpoints")
 
 
 _FLAG_WORDS = ("whiten", "likelihood", "borrow", "fraction", "draws", "tune", "chains", "run", "family")

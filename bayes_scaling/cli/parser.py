@@ -9,7 +9,7 @@ from .commands import cmd_backtest, cmd_cache, cmd_demo, cmd_downstream_fit, cmd
 from .messages import _Formatter
 from .options import _csv_columns, _data_args, _downstream_question, _fit_question, _output_args, _sampling_args, _subcommand, _target_size_args
 from .questions import cmd_compare, cmd_growth_timing, cmd_optimal, cmd_plan, cmd_prior, cmd_speedup
-from .values import INTERVAL, _count, _fraction, _interval, _plan_target, _positive_float, _target, _treatment
+from .values import INTERVAL, _count, _fraction, _interval, _link_checkpoints, _plan_target, _positive_float, _target, _treatment
 
 
 _DATA_EXAMPLE = "runs.csv --family data --params params --tokens tokens --loss val_loss --run id"
@@ -254,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the task-loss law is fitted on each run's checkpoints in its last SHARE of tokens")
     p.add_argument("--burn", type=_fraction, default=0.1, metavar="SHARE",
                    help="the accuracy link ignores each run's checkpoints in its first SHARE of tokens")
+    p.add_argument("--link-checkpoints", type=_link_checkpoints, default="auto", metavar="N",
+                   help="fit the accuracy link on at most N checkpoints of each run and task, evenly spread in log "
+                        "tokens; 'all' for every one; 'auto' (default): every one with --task-loss or --method "
+                        "direct, a thinned set for a latent task loss (the fit's notes say how many)")
     p.add_argument("--likelihood", default="normal", choices=["normal", "student_t", "auto"],
                    help="likelihood of the task-loss law")
     p.add_argument("--no-extrapolation", action="store_true",

@@ -48,6 +48,18 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _link_checkpoints(text: str) -> int | str:
+    if text in ("auto", "all"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number, 'all' or 'auto'") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 2 (a run's first and last checkpoints)")
+    return value
+
+
 def _interval(text: str) -> float:
     value = _float(text)
     if not 0 < value < 1:

@@ -70,12 +70,19 @@ def thin_checkpoints(data: ScalingData, max_per_run: int) -> ScalingData:
     little more information about a law than a dozen well-spread points, because the run's
     checkpoints share its seed deviation and their noise is small.
     """
+    keep = thinned(data.frame, max_per_run, ("run",))
+    return data.subset(keep, name="thin_checkpoints",
+                       reason=f"at most {int(max_per_run)} checkpoints per run, evenly spread in log tokens")
+
+
+def thinned(frame: pd.DataFrame, max_per_run: int, by: tuple[str, ...]) -> np.ndarray:
+    """Row mask of :func:`thin_checkpoints` on a frame with a ``tokens`` column: at most ``max_per_run`` rows of
+    each ``by`` group (a run, or a run and task), evenly spread in log tokens, its first and last kept."""
     if int(max_per_run) != max_per_run or max_per_run < 2:
         raise ValueError(f"max_per_run must be an integer >= 2, got {max_per_run!r}")
-    df = data.frame
-    keep = np.zeros(len(df), dtype=bool)
-    log_t = np.log(df["tokens"].to_numpy())
-    for idx in df.groupby("run", sort=False).indices.values():
+    keep = np.zeros(len(frame), dtype=bool)
+    log_t = np.log(frame["tokens"].to_numpy())
+    for idx in frame.groupby(list(by), sort=False).indices.values():
         if len(idx) <= max_per_run:
             keep[idx] = True
             continue
@@ -85,8 +92,7 @@ def thin_checkpoints(data: ScalingData, max_per_run: int) -> ScalingData:
         pos = np.clip(np.searchsorted(lt, targets), 1, len(lt) - 1)
         nearest = np.where(targets - lt[pos - 1] <= lt[pos] - targets, pos - 1, pos)
         keep[order[np.unique(np.r_[0, nearest, len(lt) - 1])]] = True
-    return data.subset(keep, name="thin_checkpoints",
-                       reason=f"at most {int(max_per_run)} checkpoints per run, evenly spread in log tokens")
+    return keep
 
 
 def apply_filters(data: ScalingData, *, min_tokens: float | None = None, fraction: float | None = None,

@@ -25,7 +25,7 @@ import pandas as pd
 from ..errors import DataValidationError, DuplicateRowError, EmptyFamilyError, MissingColumnError
 from ..laws.flops import training_flops
 from .container import _numeric, check_finite_positive, key_column
-from .filters import share_of_run
+from .filters import share_of_run, thinned
 
 #: canonical columns of the container's frame (``task_loss`` may be all NaN: not given)
 TASK_COLUMNS = ("family", "run", "task", "params", "tokens", "flops", "accuracy", "chance", "task_loss")
@@ -147,10 +147,14 @@ class TaskData:
         """Each row's tokens as a share of its run's final tokens (per task)."""
         return share_of_run(self.frame, by=("run", "task"))
 
-    def link_rows(self, burn: float) -> pd.DataFrame:
+    def link_rows(self, burn: float, max_checkpoints: int | None = None) -> pd.DataFrame:
         """Rows the accuracy link is fitted on: every checkpoint past the first ``burn`` share of its run's
-        tokens (early checkpoints, mid warm-up, are not the law's regime)."""
-        return self.frame[self._share_of_run() >= burn].reset_index(drop=True)
+        tokens (early checkpoints, mid warm-up, are not the law's regime); with ``max_checkpoints``, at most
+        that many of each run and task, evenly spread in log tokens (:func:`~.filters.thin_checkpoints`)."""
+        rows = self.frame[self._share_of_run() >= burn].reset_index(drop=True)
+        if max_checkpoints is None:
+            return rows
+        return rows[thinned(rows, max_checkpoints, ("run", "task"))].reset_index(drop=True)
 
     def law_rows(self, tail: float) -> pd.DataFrame:
         """Rows the task-loss law is fitted on: each run's checkpoints within its last ``tail`` share of

@@ -25,7 +25,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import arviz as az
 import numpy as np
@@ -35,7 +35,6 @@ import xarray as xr
 from ..data import ScalingData
 from ..data.tasks import TaskData
 from ..errors import FitFileError, SamplingWarning, UnknownFamilyError
-from ..laws.accuracy import accuracy as link_accuracy
 from ..laws.accuracy import latent_difficulty, sigmoid
 from ..model.config import ModelConfig
 from ..model.accuracy_link import LATENT_VARS, LINK_VARS, build_link_model, latent_reference, link_x, standardisation
@@ -45,8 +44,8 @@ from ..storage import FIT_MARKS, read_idata, write_netcdf
 from .config import SamplerConfig
 from .diagnostics import diagnose
 from .fitted import ScalingFit
-from .link_extrapolation import (LINK_DEPTHS, distance_below, held_out_runs, kappa_posterior, run_spread,
-                                 split_residuals)
+from .link_extrapolation import (DISTANCE_INPUT, LINK_DEPTHS, distance_below, held_out_runs, kappa_posterior,
+                                 logit_curve, run_spread, sigmoid_curve, split_residuals, with_discrepancy)
 from .sampling import run_nuts
 
 log = logging.getLogger("bayes_scaling")
@@ -59,6 +58,10 @@ RISE_PROBABILITY = 0.95
 #: defaults of the rows each step is fitted on (shares of a run's final tokens)
 LAW_TAIL = 0.1
 BURN = 0.1
+#: checkpoints per run and task a latent link is fitted on by default (``link_checkpoints="auto"``): its cost
+#: grows with every checkpoint, while a run's checkpoints share its seed effect and a dozen well-spread ones
+#: carry its curve (the number the evaluation protocols thin to)
+LATENT_CHECKPOINTS = 12
 _LAW_PREFIX = "law_"
 
 
@@ -75,7 +78,8 @@ def _pair_name(family: str, task: str) -> str:
 def fit_downstream(frame: pd.DataFrame | TaskData, *, family: str | None = "family", run: str = "run",
                    params: str = "params", tokens: str = "tokens", task: str = "task", accuracy: str = "accuracy",
                    chance: str = "chance", task_loss: str | None = None, method: str = "two_step",
-                   law_tail: float = LAW_TAIL, burn: float = BURN, model: ModelConfig | dict | None = None,
+                   law_tail: float = LAW_TAIL, burn: float = BURN, link_checkpoints: int | str | None = "auto",
+                   model: ModelConfig | dict | None = None,
                    sampler: SamplerConfig | dict | None = None) -> "DownstreamFit":
     """Fit the downstream accuracy of every task (and family) in ``frame``; see the module docstring.
 
@@ -92,6 +96,11 @@ def fit_downstream(frame: pd.DataFrame | TaskData, *, family: str | None = "fami
     law_tail, burn:
         The task-loss law is fitted on each run's checkpoints in its last ``law_tail`` share of tokens, the
         link on every checkpoint past the first ``burn`` share.
+    link_checkpoints:
+        At most this many checkpoints of each run and task for the link, evenly spread in log tokens; ``"all"``
+        (or ``None``): every one; ``"auto"`` (default): every one when the task loss or compute is observed, at most
+        :data:`LATENT_CHECKPOINTS` for a latent task loss (whose cost grows fast with the checkpoints). The
+        fit's notes say how many were kept.
     model:
         The step-1 task-loss law's :class:`~bayes_scaling.ModelConfig` (or a dict of its settings), as in
         :func:`bayes_scaling.fit`: e.g. ``{"extrapolation": None}`` to skip the nested leave-out, or
@@ -106,6 +115,11 @@ def fit_downstream(frame: pd.DataFrame | TaskData, *, family: str | None = "fami
     for name, v in (("law_tail", law_tail), ("burn", burn)):
         if not 0 <= v < 1 or (name == "law_tail" and v == 0):
             raise ValueError(f"{name} must be a share of a run's tokens in (0, 1), got {v!r}")
+    if not (link_checkpoints is None or link_checkpoints in ("auto", "all")
+            or (isinstance(link_checkpoints, (int, np.integer)) and not isinstance(link_checkpoints, bool)
+                and link_checkpoints >= 2)):
+        raise ValueError(f"link_checkpoints must be an integer >= 2, 'all' or 'auto', got "
+                         f"{link_checkpoints!r}")
     data = frame if isinstance(frame, TaskData) else TaskData.from_frame(
         frame, family=family, run=run, params=params, tokens=tokens, task=task, accuracy=accuracy, chance=chance,
         task_loss=task_loss)
@@ -115,25 +129,29 @@ def fit_downstream(frame: pd.DataFrame | TaskData, *, family: str | None = "fami
     law_fit = None
     if kind == "task_loss":
         law_fit = _fit_law(data, law_tail, pairs, law_model, nuts)
-    rows = data.link_rows(burn)
+    if link_checkpoints in ("auto", "all"):
+        link_checkpoints = LATENT_CHECKPOINTS if kind == "latent" and link_checkpoints == "auto" else None
+    rows = data.link_rows(burn, link_checkpoints)
+    checkpoints = {"max_per_run": link_checkpoints, "kept": len(rows), "of": len(data.link_rows(burn))}
     sampling = dict(draws=nuts.draws, tune=nuts.tune, chains=nuts.chains, random_seed=nuts.random_seed,
                     progressbar=nuts.progressbar)
     log.info("fitting the accuracy link of %d task(s) on %d checkpoints (%s)", len(tasks), len(rows), kind)
     idata, info, diag, scale, reference = _sample_link(rows, tasks, chance_by_task, kind, pairs, sampling)
     spec = {"version": DOWNSTREAM_VERSION, "kind": kind, "method": method, "tasks": tasks,
             "chance": chance_by_task, "pairs": [list(p) for p in pairs], "scale": scale, "reference": reference,
-            "law_tail": law_tail, "burn": burn, "columns": data.columns, "source": data.source,
+            "law_tail": law_tail, "burn": burn, "link_checkpoints": checkpoints, "columns": data.columns,
+            "source": data.source,
             "sampler": {k: info[k] for k in ("sampler", "draws", "tune", "chains", "random_seed", "sampling_seconds",
                                              "compile_seconds")},
             "diagnostics": diag.to_dict()}
-    if kind != "latent":
+    if kind != "latent":  # a latent link carries each run's offset as its seed effect
         spec["run_sd"] = run_spread(_task_draws(idata), rows, link_x(rows, kind))
-        post = idata.posterior
-        shape = (post.sizes["chain"], post.sizes["draw"])
-        (kappa, growth), spec["link_extrapolation"] = _learn_link_kappa(rows, tasks, chance_by_task, kind, pairs,
-                                                                         sampling, size=shape[0] * shape[1])
-        post["link_kappa"] = (("chain", "draw"), kappa.reshape(shape))
-        post["link_growth"] = (("chain", "draw"), growth.reshape(shape))
+    post = idata.posterior
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    (kappa, growth), spec["link_extrapolation"] = _learn_link_kappa(rows, tasks, chance_by_task, kind, pairs,
+                                                                     sampling, size=shape[0] * shape[1])
+    post["link_kappa"] = (("chain", "draw"), kappa.reshape(shape))
+    post["link_growth"] = (("chain", "draw"), growth.reshape(shape))
     const = rows[["family", "run", "task", "params", "tokens", "flops", "chance", "task_loss"]]
     idata.add_groups(
         observed_data=xr.Dataset({"accuracy": ("row", rows["accuracy"].to_numpy(dtype=float))}),
@@ -148,8 +166,9 @@ def fit_downstream(frame: pd.DataFrame | TaskData, *, family: str | None = "fami
 
 
 def _sample_link(rows: pd.DataFrame, tasks: list[str], chance: dict, kind: str, pairs: list, sampling: dict):
-    """Sample the link model of ``rows``: (idata, sampler info, diagnostics, input scale, latent reference)."""
-    scale = standardisation(rows, tasks, kind) if kind != "latent" else None
+    """Sample the link model of ``rows``: (idata, sampler info, diagnostics, the scale of the input distances
+    are measured in, latent reference)."""
+    scale = standardisation(rows, tasks, DISTANCE_INPUT[kind])
     reference = latent_reference(rows) if kind == "latent" else None
     model = build_link_model(rows, tasks, chance, kind, scale=scale, groups=pairs, reference=reference)
     keep = LATENT_VARS if kind == "latent" else LINK_VARS
@@ -169,6 +188,7 @@ def _learn_link_kappa(rows: pd.DataFrame, tasks: list[str], chance: dict, kind: 
     """The link's extrapolation scale and growth by nested leave-out (:mod:`.link_extrapolation`): their draws
     and a summary."""
     resid, splits, problems = [], [], []
+    rng = np.random.default_rng(sampling["random_seed"])
     inner_sampling = {**sampling, "draws": max(sampling["draws"] // 2, 100)}
     for depth in LINK_DEPTHS:
         held = held_out_runs(rows, depth)
@@ -177,20 +197,60 @@ def _learn_link_kappa(rows: pd.DataFrame, tasks: list[str], chance: dict, kind: 
         inner_rows = rows[~held].reset_index(drop=True)
         inner_tasks = [t for t in tasks if (inner_rows["task"] == t).any()]
         log.info("link calibration: fitting without each family's %d largest size(s)", depth)
-        idata, _, diag, scale, _ = _sample_link(inner_rows, inner_tasks, chance, kind, pairs, inner_sampling)
+        inner_pairs = [p for p in pairs if p in set(zip(inner_rows["family"], inner_rows["task"]))]
+        idata, _, diag, scale, reference = _sample_link(inner_rows, inner_tasks, chance, kind, inner_pairs,
+                                                        inner_sampling)
         problems += [f"depth {depth}: {p}" for p in diag.problems]
         inner = _task_draws(idata)
         out = rows[held & rows["task"].isin(inner_tasks).to_numpy()].reset_index(drop=True)
-        r = split_residuals(inner, out, link_x(out, kind), dict(zip(inner_tasks, scale["lowest"])),
-                            dict(zip(inner_tasks, scale["spread"])), run_spread(inner, inner_rows, link_x(inner_rows, kind)))
+        if kind == "latent":
+            curve = _latent_curve(idata, inner_tasks, inner_pairs, reference, chance, rng)
+            runs = {}
+        else:
+            curve = lambda task, sub: sigmoid_curve(inner(task), link_x(sub, kind), chance[task], kind)
+            runs = run_spread(inner, inner_rows, link_x(inner_rows, kind))
+        noise = {t: float(idata.posterior["sigma_acc"].sel(task=t).median()) for t in inner_tasks}
+        r = split_residuals(curve, out, link_x(out, DISTANCE_INPUT[kind]), dict(zip(inner_tasks, scale["lowest"])),
+                            dict(zip(inner_tasks, scale["spread"])), noise, runs)
         resid.append(r.assign(depth=depth))
         splits.append({"depth": depth, "runs_held_out": int(out["run"].nunique()), "residuals": len(r),
                        "max_distance": float(r["distance"].max()) if len(r) else 0.0})
     table = pd.concat(resid, ignore_index=True) if resid else pd.DataFrame()
-    kappa, growth = kappa_posterior(table, size, np.random.default_rng(sampling["random_seed"]))
+    kappa, growth = kappa_posterior(table, size, rng)
     info = {"splits": splits, "kappa_median": float(np.median(kappa)), "growth_median": float(np.median(growth)),
             "calibrated": bool(len(table)), "inner_problems": problems}
     return (kappa, growth), info
+
+
+def _latent_x(draw: Callable[[str], np.ndarray], g: int, reference: dict, params: np.ndarray,
+              tokens: np.ndarray) -> np.ndarray:
+    """Draws (sample, point) of pair ``g``'s latent task loss at (params, tokens), without seed noise;
+    ``draw(name)`` gives a latent link's draws (sample, pair) of ``alpha``, ``beta`` and ``b``."""
+    n = np.log(params)[None, :] - reference["log_params"]
+    d = np.log(tokens)[None, :] - reference["log_tokens"]
+    return latent_difficulty(n, d, draw("alpha")[:, g, None], draw("beta")[:, g, None], draw("b")[:, g, None], np)
+
+
+def _latent_curve(idata: az.InferenceData, tasks: list[str], pairs: list, reference: dict, chance: dict,
+                  rng: np.random.Generator) -> Callable[[str, pd.DataFrame], tuple[np.ndarray, np.ndarray]]:
+    """The ``curve`` of :func:`.link_extrapolation.split_residuals` for a latent link: draws of a new run's
+    accuracy at a held-out run's rows (one seed effect per draw, shared by the run's rows)."""
+    post = idata.posterior.stack(sample=("chain", "draw"))
+    cache: dict[str, np.ndarray] = {}
+
+    def draw(name: str) -> np.ndarray:
+        if name not in cache:
+            cache[name] = post[name].transpose("sample", ...).to_numpy()
+        return cache[name]
+
+    def curve(task: str, sub: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        g, j = pairs.index((str(sub["family"].iloc[0]), task)), tasks.index(task)
+        x = _latent_x(draw, g, reference, sub["params"].to_numpy(dtype=float), sub["tokens"].to_numpy(dtype=float))
+        x = x + draw("sigma_seed")[:, None] * rng.standard_normal((x.shape[0], 1))
+        return logit_curve(draw("floor")[:, j, None], draw("upper")[:, j, None], draw("midpoint")[:, g, None] - x,
+                           chance[task], "latent")
+
+    return curve
 
 
 def _fit_law(data: TaskData, tail: float, pairs: list, model: ModelConfig, sampler: SamplerConfig) -> ScalingFit:
@@ -266,27 +326,31 @@ class DownstreamFit:
         return post.sizes["chain"] * post.sizes["draw"]
 
     def _link_mean(self, task: str, x: np.ndarray, pick: np.ndarray, family: str | None = None,
-                   z: np.ndarray | None = None) -> np.ndarray:
+                   z: np.ndarray | None = None, far: np.ndarray | None = None) -> np.ndarray:
         """The link's accuracy (sample, point) at inputs ``x`` (sample, point), with link draws ``pick``; ``z``
-        (sample, 1): standard normal draws of the link's extrapolation discrepancy (:mod:`.link_extrapolation`)."""
+        (sample, 1): standard normal draws of the link's extrapolation discrepancy (:mod:`.link_extrapolation`),
+        whose distance is measured in ``far`` (the input of :data:`.link_extrapolation.DISTANCE_INPUT`; ``x``
+        itself when None)."""
         j = self.tasks.index(task)
         floor, upper = self._draws("floor")[pick, j, None], self._draws("upper")[pick, j, None]
         if self.kind == "latent":
-            mid = self._draws("midpoint")[pick, self._pair_index(family, task), None]
-            return link_accuracy(x, floor, upper, 1.0, mid, np)
-        logit = self._draws("slope")[pick, j, None] * (self._draws("midpoint")[pick, j, None] - x)
+            logit = self._draws("midpoint")[pick, self._pair_index(family, task), None] - x
+        else:
+            logit = self._draws("slope")[pick, j, None] * (self._draws("midpoint")[pick, j, None] - x)
         if z is not None and "link_kappa" in self.idata.posterior:
             scale = self.spec["scale"]
-            dist = distance_below(x, scale["lowest"][j], scale["spread"][j]) ** self._draws("link_growth")[pick, None]
-            logit = logit + self._draws("link_kappa")[pick, None] * dist * z
+            dist = (distance_below(x if far is None else far, scale["lowest"][j], scale["spread"][j])
+                    ** self._draws("link_growth")[pick, None])
+            shift = self._draws("link_kappa")[pick, None] * dist * z
+            return with_discrepancy(floor, upper, logit, shift, self.spec["chance"][task], self.kind)
         return floor + (upper - floor) * sigmoid(logit, np)
 
     def _expected_accuracy(self, task: str, x: np.ndarray, pick: np.ndarray, family: str | None,
-                           z: np.ndarray) -> np.ndarray:
+                           z: np.ndarray, far: np.ndarray | None = None) -> np.ndarray:
         """The forecast's accuracy without noise: the link, or its floor for a task whose data show no rise."""
         if task in self.at_chance:  # flat at its floor (chance, or the level the data sit at)
             return np.broadcast_to(self._draws("floor")[pick, self.tasks.index(task), None], x.shape)
-        return self._link_mean(task, x, pick, family, z)
+        return self._link_mean(task, x, pick, family, z, far)
 
     def _rise_table(self) -> dict[str, dict]:
         sigma = self._draws("sigma_acc")
@@ -309,12 +373,7 @@ class DownstreamFit:
 
     def _latent_x(self, family: str, task: str, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Draws (sample, point) of the latent task loss of one pair at (params, tokens), without seed noise."""
-        g = self._pair_index(family, task)
-        ref = self.spec["reference"]
-        n = np.log(params)[None, :] - ref["log_params"]
-        d = np.log(tokens)[None, :] - ref["log_tokens"]
-        return latent_difficulty(n, d, self._draws("alpha")[:, g, None], self._draws("beta")[:, g, None],
-                                 self._draws("b")[:, g, None], np)
+        return _latent_x(self._draws, self._pair_index(family, task), self.spec["reference"], params, tokens)
 
     def _check_task(self, task: str) -> None:
         if task not in self.tasks:
@@ -373,8 +432,9 @@ class DownstreamFit:
         noise = (self._draws("sigma_acc")[pick, j, None] * rng.standard_normal((n_s, n_pts))
                  + self.spec.get("run_sd", {}).get(task, 0.0) * rng.standard_normal((n_s, 1)))
         z = rng.standard_normal((n_s, 1))  # the link's error beyond the data, shared by the points of a draw
-        expected = self._expected_accuracy(task, x_exp, pick, family, z)
-        run = np.clip(self._expected_accuracy(task, x_run, pick, family, z) + noise, 0.0, 1.0)
+        far = np.broadcast_to(-np.log(cols["flops"])[None, :], x_exp.shape) if self.kind == "latent" else None
+        expected = self._expected_accuracy(task, x_exp, pick, family, z, far)
+        run = np.clip(self._expected_accuracy(task, x_run, pick, family, z, far) + noise, 0.0, 1.0)
         data_vars = {f"{prefix}{k}": ("point", v) for prefix, draws in (("", run), ("expected_", expected))
                      for k, v in _summary(draws, interval).items()}
         if loss is not None:
@@ -434,13 +494,18 @@ class DownstreamFit:
                        "forecast at chance, since the data cannot say where a rise would begin")
         if self.kind == "latent":
             out.append("no task-loss column: the first step is a latent law fitted from the accuracies alone; the "
-                       "forecast has no extrapolation-discrepancy term")
+                       "link's error beyond the fitted compute is learned by leaving out the largest sizes")
         elif self.kind == "compute":
             out.append("direct link (accuracy against compute 6ND): the allocation of compute between size and "
                        "tokens does not enter, and the link's ceiling is fitted from the accuracies alone (no task "
                        "loss to anchor it at accuracy 1)")
         else:
             out += [f"task-loss law: {n}" for n in self.law_fit.notes()]
+        kept = self.spec.get("link_checkpoints")
+        if kept and kept["max_per_run"] is not None and kept["kept"] < kept["of"]:
+            out.append(f"the accuracy link was fitted on at most {kept['max_per_run']} checkpoints of each run and "
+                       f"task, evenly spread in log tokens ({kept['kept']} of {kept['of']}); pass "
+                       "link_checkpoints='all' to fit every one")
         ext = self.spec.get("link_extrapolation")
         if ext is not None and not ext["calibrated"]:
             out.append("the link's extrapolation discrepancy could not be learned (no family has the three model sizes "
