@@ -100,7 +100,8 @@ def test_law_rows_keep_each_runs_tail_and_link_rows_drop_warm_up(tasks_frame):
 
 def test_link_rows_thin_each_run_and_task_keeping_its_ends(tasks_frame):
     data = bs.data.TaskData.from_frame(tasks_frame, **COLUMNS)
-    rows, full = data.link_rows(0.0, 3).groupby(["run", "task"])["tokens"], data.frame.groupby(["run", "task"])["tokens"]
+    rows = data.link_rows(0.0, 3).groupby(["run", "task"])["tokens"]
+    full = data.frame.groupby(["run", "task"])["tokens"]
     assert (rows.size() == 3).all() and (full.size() > 3).all()
     assert (rows.min() == full.min()).all() and (rows.max() == full.max()).all()
 
@@ -128,7 +129,8 @@ def test_split_residuals_average_each_held_out_run_beyond_the_inner_data():
 
     r = split_residuals(curve, held, x, {"t": 0.0}, {"t": 2.0}, {"t": 0.03}, {}).iloc[0]
     assert r["n"] == 2 and r["distance"] == pytest.approx(1.0) and r["residual"] == pytest.approx(0.1)
-    assert r["param_sd"] == pytest.approx(0, abs=1e-12) and r["noise"] == 0.03 and r["run_sd"] == 0 and r["grad"] == pytest.approx(0.2)
+    assert r["param_sd"] == pytest.approx(0, abs=1e-12) and r["noise"] == 0.03 and r["run_sd"] == 0
+    assert r["grad"] == pytest.approx(0.2)
 
 
 def test_a_ceiling_fitted_from_accuracies_alone_does_not_cap_the_error_beyond_the_data():

@@ -97,10 +97,10 @@ def fit_downstream(frame: pd.DataFrame | TaskData, *, family: str | None = "fami
         The task-loss law is fitted on each run's checkpoints in its last ``law_tail`` share of tokens, the
         link on every checkpoint past the first ``burn`` share.
     link_checkpoints:
-        At most this many checkpoints of each run and task for the link, evenly spread in log tokens; ``"all"``
-        (or ``None``): every one; ``"auto"`` (default): every one when the task loss or compute is observed, at most
-        :data:`LATENT_CHECKPOINTS` for a latent task loss (whose cost grows fast with the checkpoints). The
-        fit's notes say how many were kept.
+        At most this many checkpoints of each run and task for the link, evenly spread in log tokens;
+        ``"all"`` (or ``None``): every one; ``"auto"`` (default): every one when the task loss or compute is
+        observed, at most :data:`LATENT_CHECKPOINTS` for a latent task loss (whose cost grows fast with the
+        checkpoints). The fit's notes say how many were kept.
     model:
         The step-1 task-loss law's :class:`~bayes_scaling.ModelConfig` (or a dict of its settings), as in
         :func:`bayes_scaling.fit`: e.g. ``{"extrapolation": None}`` to skip the nested leave-out, or
@@ -118,8 +118,7 @@ def fit_downstream(frame: pd.DataFrame | TaskData, *, family: str | None = "fami
     if not (link_checkpoints is None or link_checkpoints in ("auto", "all")
             or (isinstance(link_checkpoints, (int, np.integer)) and not isinstance(link_checkpoints, bool)
                 and link_checkpoints >= 2)):
-        raise ValueError(f"link_checkpoints must be an integer >= 2, 'all' or 'auto', got "
-                         f"{link_checkpoints!r}")
+        raise ValueError(f"link_checkpoints must be an integer >= 2, 'all' or 'auto', got {link_checkpoints!r}")
     data = frame if isinstance(frame, TaskData) else TaskData.from_frame(
         frame, family=family, run=run, params=params, tokens=tokens, task=task, accuracy=accuracy, chance=chance,
         task_loss=task_loss)

@@ -24,9 +24,9 @@ discrepancy, LogNormal(0, 0.35) around linear growth). Both are learned from the
 3. The residual of run ``j`` is ``N(0, s_j^2 + tau^2 + sigma^2 / n_j + (kappa Delta_j g_j)^2)``, with ``s_j``
    the inner posterior sd of the link there, ``tau`` the spread of whole runs about the link inside the
    inner fit's data (:func:`run_spread`: a run that sits above the curve does so at every loss, near or
-   far; a latent link draws a new run's seed effect into ``s_j`` instead), ``sigma`` the evaluation noise, ``n_j`` the checkpoints averaged and ``g_j`` the slope of the
-   accuracy in the logit; the posterior of ``kappa`` (half-normal prior, sd 1) is computed on a grid and
-   sampled.
+   far; a latent link draws a new run's seed effect into ``s_j`` instead), ``sigma`` the evaluation noise,
+   ``n_j`` the checkpoints averaged and ``g_j`` the slope of the accuracy in the logit the discrepancy acts
+   on; the posterior of ``kappa`` (half-normal prior, sd 1) is computed on a grid and sampled.
 
 Without any split (fewer than three model sizes), both keep their priors and the fit's notes say so.
 """
