@@ -20,6 +20,7 @@ probability 0.95 (:data:`RISE_PROBABILITY`).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -196,16 +197,17 @@ def _learn_link_kappa(rows: pd.DataFrame, tasks: list[str], chance: dict, kind: 
         inner_rows = rows[~held].reset_index(drop=True)
         inner_tasks = [t for t in tasks if (inner_rows["task"] == t).any()]
         log.info("link calibration: fitting without each family's %d largest size(s)", depth)
-        inner_pairs = [p for p in pairs if p in set(zip(inner_rows["family"], inner_rows["task"]))]
+        kept = set(zip(inner_rows["family"], inner_rows["task"]))
+        inner_pairs = [p for p in pairs if p in kept]
         idata, _, diag, scale, reference = _sample_link(inner_rows, inner_tasks, chance, kind, inner_pairs,
                                                         inner_sampling)
         problems += [f"depth {depth}: {p}" for p in diag.problems]
-        inner = _task_draws(idata)
         out = rows[held & rows["task"].isin(inner_tasks).to_numpy()].reset_index(drop=True)
         if kind == "latent":
             curve = _latent_curve(idata, inner_tasks, inner_pairs, reference, chance, rng)
             runs = {}
         else:
+            inner = _task_draws(idata)
             curve = lambda task, sub: sigmoid_curve(inner(task), link_x(sub, kind), chance[task], kind)
             runs = run_spread(inner, inner_rows, link_x(inner_rows, kind))
         noise = {t: float(idata.posterior["sigma_acc"].sel(task=t).median()) for t in inner_tasks}
@@ -221,6 +223,11 @@ def _learn_link_kappa(rows: pd.DataFrame, tasks: list[str], chance: dict, kind: 
     return (kappa, growth), info
 
 
+def _sample_draws(idata: az.InferenceData, name: str) -> np.ndarray:
+    """Posterior draws (sample, ...) of a link variable."""
+    return idata.posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+
+
 def _latent_x(draw: Callable[[str], np.ndarray], g: int, reference: dict, params: np.ndarray,
               tokens: np.ndarray) -> np.ndarray:
     """Draws (sample, point) of pair ``g``'s latent task loss at (params, tokens), without seed noise;
@@ -234,13 +241,7 @@ def _latent_curve(idata: az.InferenceData, tasks: list[str], pairs: list, refere
                   rng: np.random.Generator) -> Callable[[str, pd.DataFrame], tuple[np.ndarray, np.ndarray]]:
     """The ``curve`` of :func:`.link_extrapolation.split_residuals` for a latent link: draws of a new run's
     accuracy at a held-out run's rows (one seed effect per draw, shared by the run's rows)."""
-    post = idata.posterior.stack(sample=("chain", "draw"))
-    cache: dict[str, np.ndarray] = {}
-
-    def draw(name: str) -> np.ndarray:
-        if name not in cache:
-            cache[name] = post[name].transpose("sample", ...).to_numpy()
-        return cache[name]
+    draw = functools.cache(lambda name: _sample_draws(idata, name))
 
     def curve(task: str, sub: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         g, j = pairs.index((str(sub["family"].iloc[0]), task)), tasks.index(task)
@@ -297,8 +298,7 @@ class DownstreamFit:
 
     def _draws(self, name: str) -> np.ndarray:
         """Posterior draws (sample, ...) of a link variable."""
-        da = self.idata.posterior[name]
-        return da.stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+        return _sample_draws(self.idata, name)
 
     # ------------------------------------------------------------------ the rise above chance
     def _gain_at_best(self) -> dict[str, np.ndarray]:
