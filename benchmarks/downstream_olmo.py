@@ -2,6 +2,8 @@
 
     python benchmarks/downstream_olmo.py --out benchmarks/results/downstream_olmo.json
     python benchmarks/downstream_olmo.py --method direct --out benchmarks/results/downstream_olmo_direct.json
+    python benchmarks/downstream_olmo.py --method latent --out benchmarks/results/downstream_olmo_latent.json
+    python benchmarks/downstream_olmo.py --method latent --link-checkpoints all   # every checkpoint: slow
     python benchmarks/downstream_olmo.py --table benchmarks/results/downstream_olmo*.json   # Markdown tables
 
 Data: ../shared/data/downstream/olmo_ladder/tasks.csv (Bhagia et al. 2024, "Establishing Task Scaling Laws
@@ -59,7 +61,7 @@ def actual_values(df: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
     return out
 
 
-def run(method: str, seed: int) -> dict:
+def run(method: str, seed: int, link_checkpoints: int | str = "auto") -> dict:
     df = load_tasks()
     fit_rows = df[df["paper_use"] == "fit"]
     t0 = time.perf_counter()
@@ -68,7 +70,8 @@ def run(method: str, seed: int) -> dict:
         f = bs.fit_downstream(fit_rows, family="family", run="run", params="params", tokens="tokens",
                               task="task_name", accuracy="accuracy", chance="chance",
                               task_loss="task_bpb" if method != "latent" else None,
-                              method="direct" if method == "direct" else "two_step", sampler={"random_seed": seed})
+                              method="direct" if method == "direct" else "two_step", link_checkpoints=link_checkpoints,
+                              sampler={"random_seed": seed})
     seconds = time.perf_counter() - t0
     actual = actual_values(df)
     rows = []
@@ -134,13 +137,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--method", default="two_step", choices=["two_step", "direct", "latent"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--link-checkpoints", default="auto", type=lambda v: v if v in ("auto", "all") else int(v),
+                    help="checkpoints per run and task of the accuracy link: N, 'all' or 'auto' (the default)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--table", nargs="*")
     a = ap.parse_args()
     if a.table:
         print(table(sorted(set(p for pat in a.table for p in glob.glob(pat)))))
         return
-    res = run(a.method, a.seed)
+    res = run(a.method, a.seed, a.link_checkpoints)
     text = json.dumps(res, indent=1, default=float)
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
