@@ -372,3 +372,15 @@ def test_until_converged_stops_when_the_draws_pass_and_keeps_chains_of_one_lengt
     kept = fit.sampler_info["draws"]
     assert fit.sampler_info["stopped_early"] and kept < 200_000
     assert fit.diagnostics.draws == fit.idata.posterior.sizes["draw"] == fit.idata.posterior["kappa"].sizes["draw"] == kept
+
+
+def test_pymc_s_sampler_which_cannot_be_stopped_samples_the_budget_not_the_room_past_it():
+    import pymc as pm
+
+    from bayes_scaling.inference.sampling import run_nuts
+
+    with pm.Model() as model:
+        pm.Normal("mu", 0.0, 1.0)
+    idata, info = run_nuts(model, {}, draws=80, budget=40, tune=20, chains=1, random_seed=0, target_accept=0.8,
+                           sampler="pymc", keep_vars=("mu",), jitter_vars=None, stop=lambda idata, budget: None)
+    assert idata.posterior.sizes["draw"] == info["draws"] == info["max_draws"] == info["budget"] == 40

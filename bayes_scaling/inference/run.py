@@ -55,7 +55,8 @@ def _sample(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str, 
     """One NUTS run of ``spec``'s model whitened as ``whiten`` asks: the draws, the sampler's info, the diagnostics."""
     cm = CompiledModel.build(data, spec, estimates, whiten=whiten, fused=fused)
     whitened = cm.whitened
-    log.info("sampling %s: %d chains x (%d tuning + up to %d draws)%s", what, nuts.chains, nuts.tune, nuts.draws,
+    log.info("sampling %s: %d chains x (%d tuning + up to %d draws%s)%s", what, nuts.chains, nuts.tune, nuts.draws,
+             f", {EXTEND_BUDGET * nuts.draws} if on course" if stop is not None and nuts.until_converged else "",
              f", {whitened} whitening" if whitened else "")
     settings = nuts.nuts_settings()
     if stop is not None and nuts.until_converged:  # room to go on past the budget (:func:`stop_rule`)

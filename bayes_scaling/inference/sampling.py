@@ -145,7 +145,10 @@ def sample_until(compiled, stop: Callable[[az.InferenceData, int], str | None], 
     import nutpie
 
     budget = settings["draws"] if budget is None else budget
-    points = iter(sorted({*check_points(min_draws, settings["draws"]), *[budget][:budget < settings["draws"]]}))
+    points = check_points(min_draws, settings["draws"])
+    if budget < settings["draws"]:
+        points = sorted({*points, budget})
+    points = iter(points)
     due = next(points, None)
 
     def first_passing(idata: az.InferenceData, reached: int) -> tuple[int, str] | None:
@@ -212,7 +215,8 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     sampling before ``draws`` by answering why (e.g. ``"converged"``; :func:`sample_until`; nutpie only,
     PyMC's sampler runs all draws); ``info["stopped_early"]`` says whether it did, ``info["stop_reason"]``
     why, and ``info["draws"]`` how many draws per chain were kept. ``budget``: the draws the rule is told
-    it has (default ``draws``); ``draws`` above it are there for the rule to go on past it.
+    it has (default ``draws``); ``draws`` above it are there for the rule to go on past it (PyMC's sampler
+    samples the budget).
     """
     which = available_sampler(sampler)
     jitter = jittered(model, jitter_vars)
@@ -243,7 +247,8 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
             t1 = time.perf_counter()
             idata, stopped = run(compiled)
             init_retry = True
-    else:
+    else:  # PyMC's sampler cannot be stopped: it samples the budget
+        draws = draws if budget is None else budget
         t1 = time.perf_counter()
         stopped = None
         with single_blas_thread():  # forked chain processes inherit the limit
