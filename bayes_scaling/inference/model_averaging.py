@@ -102,8 +102,9 @@ def fit_mixture(prior: PopulationPrior, fit_component: Callable[[PopulationPrior
     """Fit each component of a mixture ``prior`` with ``fit_component`` and average them by evidence.
 
     Returns one :class:`ScalingFit` whose posterior holds the components' draws in proportion to their
-    posterior weights; ``fit.sampler_info["mixture"]`` lists, per component, its prior weight, log
-    evidence, k-hat, posterior weight and sampling diagnostics. The combined diagnostics are those of the
+    posterior weights, in the shape of the first component's draws; ``fit.sampler_info["mixture"]`` lists,
+    per component, its prior weight, log evidence, k-hat, posterior weight, sampling diagnostics and draws
+    per chain kept. The combined diagnostics are those of the
     components that carry at least :data:`MIN_REPORTED_WEIGHT` of the posterior (their divergences summed,
     their worst R-hat and ESS, their problems); an unreliable evidence (k-hat > 0.7) of any component is
     one of its problems. ``extrapolation_info`` is added to the combined fit's ``extrapolation`` record.
@@ -121,7 +122,7 @@ def fit_mixture(prior: PopulationPrior, fit_component: Callable[[PopulationPrior
     weights = np.exp(log_post - logsumexp(log_post))
     table = {n: {"prior_weight": float(prior_w[i]), "log_evidence": evid[i][0], "khat": evid[i][1],
                  "weight": float(weights[i]), "divergences": fits[n].diagnostics.divergences,
-                 "max_rhat": fits[n].diagnostics.max_rhat}
+                 "max_rhat": fits[n].diagnostics.max_rhat, "draws": fits[n].diagnostics.draws}
              for i, n in enumerate(names)}
     first = fits[names[0]]
     spec = copy.deepcopy(first.spec)  # the prior as a whole (its moments), not its first component
@@ -133,7 +134,8 @@ def fit_mixture(prior: PopulationPrior, fit_component: Callable[[PopulationPrior
 
 def _combine(fits: dict[str, ScalingFit], weights: np.ndarray, table: dict, spec: ModelSpec, extrapolation: dict,
              rng: np.random.Generator) -> ScalingFit:
-    """One fit holding the components' draws, ``weights[c]`` of them from component ``c`` (same shape)."""
+    """One fit holding the components' draws, ``weights[c]`` of them from component ``c``, in the first
+    component's shape (components sampled until converged may have kept different numbers of draws)."""
     names = list(fits)
     first = fits[names[0]]
     shape = (first.idata.posterior.sizes["chain"], first.idata.posterior.sizes["draw"])
@@ -145,7 +147,8 @@ def _combine(fits: dict[str, ScalingFit], weights: np.ndarray, table: dict, spec
         if not c:
             continue
         idata = fits[n].idata
-        pick = np.sort(rng.choice(total, c, replace=c > total))
+        own = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]  # sampled until converged: its own length
+        pick = np.sort(rng.choice(own, c, replace=c > own))
         parts["posterior"].append(_picked(idata.posterior.drop_vars(["natural", "population_natural"]), pick))
         parts["sample_stats"].append(_picked(idata.sample_stats, pick))
     post, stats_ = (_unstack(xr.concat(parts[g], "sample", data_vars="all", coords="minimal", compat="override"),
