@@ -297,9 +297,10 @@ def test_mixture_borrowed_fit_finds_the_family_its_data_come_from(mixture_prior,
     assert all(row["khat"] < 0.7 for row in table.values())
     assert abs(sum(row["weight"] for row in table.values()) - 1) < 1e-9
     post = fit.idata.posterior
-    assert (post.sizes["chain"], post.sizes["draw"]) == (2, 300) and "natural" in post
-    # in the first component's shape; each component keeps its own draws (sampled until converged)
-    assert next(iter(table.values()))["draws"] == 300 and all(0 < row["draws"] <= 300 for row in table.values())
+    # in the first component's shape; each component keeps its own draws, sampled until converged: from the first
+    # check point (200) to twice the budget of 300 for a run on course to pass the checks
+    assert (post.sizes["chain"], post.sizes["draw"]) == (2, next(iter(table.values()))["draws"]) and "natural" in post
+    assert all(200 <= row["draws"] <= 600 for row in table.values())
     assert list(fit.mixture_weights)[0] == "fam1" and "most like fam1" in " ".join(fit.notes())
     truth = df[(df["family"] == "fam1") & (df["params"] == df["params"].max())]
     pred = fit.predict("newfam", truth["params"], truth["tokens"])

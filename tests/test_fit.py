@@ -110,14 +110,15 @@ def test_whiten_auto_keeps_the_fixed_run_or_switches_and_keeps_the_better(monkey
     assert sampled == ["fixed"] and "passed the R-hat and ESS checks" in info["parameterisation"]["reason"]
 
 
-def test_a_diverging_run_is_sampled_again_with_a_smaller_step_and_the_better_run_kept(monkeypatch):
+def test_a_diverging_run_is_sampled_again_with_smaller_steps_and_the_better_run_kept(monkeypatch):
     import importlib
 
     from bayes_scaling.inference.diagnostics import diagnose
 
     run_module = importlib.import_module("bayes_scaling.inference.run")
     rng = np.random.default_rng(3)
-    runs = {0.98: _draws(1000, rng, diverging=4), run_module.SMALLER_STEP_TARGET_ACCEPT: _draws(1000, rng)}
+    runs = {0.98: _draws(1000, rng, diverging=4), 0.995: _draws(1000, rng), 0.999: _draws(1000, rng)}
+    assert run_module.SMALLER_STEPS == (0.995, 0.999)
     asked = []
 
     def fake_sample(data, spec, nuts, what, estimates, fused, whiten, stop):  # the runs' draws stand in for NUTS
@@ -131,18 +132,28 @@ def test_a_diverging_run_is_sampled_again_with_a_smaller_step_and_the_better_run
     nuts = bs.SamplerConfig()
     first = fake_sample(None, None, nuts, "fit", None, True, "fixed", None)
     idata, info, diag = run_module.smaller_step(None, None, nuts, "fit", None, True, first)
-    assert asked[-1] == (run_module.SMALLER_STEP_TARGET_ACCEPT, "fixed")  # the same parameterisation again
-    assert idata is runs[run_module.SMALLER_STEP_TARGET_ACCEPT] and diag.divergences == 0
+    assert asked[-1] == (0.995, "fixed")  # the same parameterisation again, and no smaller step once clean
+    assert idata is runs[0.995] and diag.divergences == 0
     chosen = info["parameterisation"]
     assert "then target_accept 0.995, since at 0.98 the draws had 4 divergent transitions" in chosen["reason"]
     assert [(t["target_accept"], t["divergences"]) for t in chosen["tried"]] == [(0.98, 4), (0.995, 0)]
-    # the smaller step diverges more: the first run is kept, and the reason says so; a model without
-    # whitening (one family) is sampled again without it
-    runs[run_module.SMALLER_STEP_TARGET_ACCEPT] = _draws(1000, rng, diverging=9)
+    # a divergence left at 0.995: the next smaller step, 0.999, and each run is recorded
+    runs[0.995] = _draws(1000, rng, diverging=1)
+    asked.clear()
+    idata, info, diag = run_module.smaller_step(None, None, nuts, "fit", None, True, first)
+    assert [a[0] for a in asked] == [0.995, 0.999] and idata is runs[0.999] and diag.divergences == 0
+    chosen = info["parameterisation"]
+    assert [(t["target_accept"], t["divergences"]) for t in chosen["tried"]] == [(0.98, 4), (0.995, 1), (0.999, 0)]
+    assert chosen["reason"].endswith("then target_accept 0.999, since at 0.995 the draws had 1 divergent transitions")
+    # the smaller step diverges more: the first run is kept, no smaller step is tried, and the reason says so;
+    # a model without whitening (one family) is sampled again without it
+    runs[0.995] = _draws(1000, rng, diverging=9)
+    asked.clear()
     first = fake_sample(None, None, nuts, "fit", None, True, False, None)
     idata, info, _ = run_module.smaller_step(None, None, nuts, "fit", None, True, first)
-    assert asked[-1] == (run_module.SMALLER_STEP_TARGET_ACCEPT, False) and idata is runs[0.98]
-    assert info["parameterisation"]["reason"].startswith("no whitening of the family layer; at target_accept 0.995")
+    assert asked[-1] == (0.995, False) and len(asked) == 2 and idata is runs[0.98]
+    assert info["parameterisation"]["reason"].startswith("no whitening of the family layer; at target_accept 0.995 "
+                                                         "the draws did no better (9 divergent transitions")
     assert info["sampling_seconds_all_runs"] == 2.0
 
 
@@ -156,8 +167,9 @@ def test_the_default_fit_samples_a_diverging_model_again_with_a_smaller_step(syn
         fit = bs.fit(data, {"extrapolation": None}, {**FAST, "target_accept": 0.5})
     tried = fit.sampler_info["parameterisation"]["tried"]
     assert tried[0]["target_accept"] == 0.5 and tried[0]["divergences"] > 0
-    assert tried[-1]["target_accept"] == 0.995 and fit.diagnostics.divergences < tried[0]["divergences"]
-    assert fit.sampler_info["target_accept"] == 0.995
+    assert [t["target_accept"] for t in tried][:2] == [0.5, 0.995]
+    assert fit.diagnostics.divergences < tried[0]["divergences"]
+    assert fit.sampler_info["target_accept"] in (0.995, 0.999)
     assert any("then target_accept 0.995" in n for n in fit.notes())
     # chosen by hand, the parameterisation and the step stay as asked
     with warnings.catch_warnings():
@@ -283,7 +295,23 @@ def test_the_stop_rule_does_not_wait_on_divergences_that_more_draws_cannot_remov
 
     assert not diagnose(mixed_but_divergent, ["mu", "sigma_seed"]).ok  # and the fit still reports them
     assert rule(_draws(150, rng), 1000) is None  # too few draws for ESS 400
-    assert rule(_draws(1000, rng, sticky=("mu", "sigma_seed")), 1000) is None  # R-hat and ESS fail
+    assert rule(_draws(1000, rng, sticky=("mu", "sigma_seed")), 4000) is None  # R-hat and ESS fail, budget to go
+
+
+def test_a_run_short_of_the_ess_check_at_its_budget_goes_on_only_when_on_course_to_pass():
+    import importlib
+
+    run_module = importlib.import_module("bayes_scaling.inference.run")
+    rule = run_module.stop_rule(until_converged=True, give_up=False)
+    rng = np.random.default_rng(4)
+    short = _draws(150, rng)  # two well-mixed chains of 150 draws: ESS about 300, 600 at twice the budget
+    assert rule(short, 150) is None and rule(short, 1000) is None
+    assert run_module.on_course(importlib.import_module("bayes_scaling.inference.diagnostics").diagnose(
+        short, ["mu", "tau", "sigma_seed"]), run_module.EXTEND_BUDGET * 150)
+    assert rule(_draws(60, rng), 60) == "budget"  # ESS about 120: 240 at twice the budget is still short
+    assert rule(_draws(150, rng, diverging=1), 150) == "budget"  # a divergence stays in every later set
+    assert rule(_draws(1000, rng, sticky=("mu",)), 1000) == "budget"  # R-hat fails: no projection to make
+    assert rule(_draws(1000, rng, sticky=("mu",)), 2000) is None  # before the budget it samples on
 
 
 def test_whiten_auto_abandons_the_fixed_run_when_the_spread_alone_would_miss_the_check_at_the_budget():
@@ -323,6 +351,15 @@ def test_until_converged_stops_when_the_draws_pass_and_keeps_chains_of_one_lengt
     assert asked == [200, 250] and info["draws"] == 250
     assert idata.posterior.sizes["draw"] == idata.sample_stats.sizes["draw"] == info["draws"]
     assert not np.isnan(idata.posterior["mu"].to_numpy()).any()
+    # a budget below the draws sampled: the rule is told the budget, which is a check point of its own
+    told = []
+
+    def goes_on(idata, budget):
+        told.append((idata.posterior.sizes["draw"], budget))
+
+    _, info = cm.sample(draws=400, budget=225, tune=200, chains=2, random_seed=1, target_accept=0.9, stop=goes_on)
+    assert told == [(200, 225), (225, 225), (250, 225), (300, 225)]
+    assert info["draws"] == info["max_draws"] == 400 and info["budget"] == 225 and not info["stopped_early"]
     # through bs.fit: its rule is the convergence checks (a stand-in here that passes at once: this small
     # fit diverges), and the diagnostics and the extrapolation draws are those of the draws kept
     import importlib
@@ -335,3 +372,15 @@ def test_until_converged_stops_when_the_draws_pass_and_keeps_chains_of_one_lengt
     kept = fit.sampler_info["draws"]
     assert fit.sampler_info["stopped_early"] and kept < 200_000
     assert fit.diagnostics.draws == fit.idata.posterior.sizes["draw"] == fit.idata.posterior["kappa"].sizes["draw"] == kept
+
+
+def test_pymc_s_sampler_which_cannot_be_stopped_samples_the_budget_not_the_room_past_it():
+    import pymc as pm
+
+    from bayes_scaling.inference.sampling import run_nuts
+
+    with pm.Model() as model:
+        pm.Normal("mu", 0.0, 1.0)
+    idata, info = run_nuts(model, {}, draws=80, budget=40, tune=20, chains=1, random_seed=0, target_accept=0.8,
+                           sampler="pymc", keep_vars=("mu",), jitter_vars=None, stop=lambda idata, budget: None)
+    assert idata.posterior.sizes["draw"] == info["draws"] == info["max_draws"] == info["budget"] == 40

@@ -28,7 +28,8 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fraction", type=_fraction, default=None, metavar="F",
                    help="keep only the first fraction F in (0, 1] of each run's checkpoints; default: all")
     g.add_argument("--draws", type=_count(1), default=default.draws, metavar="N",
-                   help="the most posterior draws per chain (exactly this many with --no-until-converged)")
+                   help="posterior draws per chain: the budget, which --until-converged may double for a run on course "
+                        "to pass the checks (exactly this many with --no-until-converged)")
     g.add_argument("--tune", type=_count(0), default=default.tune, metavar="N", help="tuning steps per chain")
     g.add_argument("--until-converged", action=argparse.BooleanOptionalAction, default=default.until_converged,
                    help="stop sampling as soon as the draws pass the R-hat and ESS checks (divergences are reported, "
@@ -37,7 +38,7 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
                    help="Markov chains, all run at once (each in its own thread, the system sharing the cores)")
     g.add_argument("--target-accept", type=_float, default=default.target_accept, metavar="P",
                    help="NUTS target acceptance in [0.5, 1): higher takes smaller steps and diverges less; with "
-                        "--whiten auto (the default) a run that diverged is sampled again at 0.995")
+                        "--whiten auto (the default) a run that diverged is sampled again at 0.995, then 0.999")
     g.add_argument("--random-seed", type=_count(0), default=0, metavar="SEED", help="seed of the sampler")
     g.add_argument("--sampler", default="auto", choices=["auto", "nutpie", "pymc"],
                    help="NUTS implementation; auto: nutpie when installed")

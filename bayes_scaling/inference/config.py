@@ -27,18 +27,21 @@ class SamplerConfig(Config):
     Parameters
     ----------
     draws, tune, chains:
-        The most draws per chain (the budget; see ``until_converged``), the tuning steps per chain, and the
+        The draws per chain (the budget; see ``until_converged``), the tuning steps per chain, and the
         number of chains (2000, 1000, 4).
     target_accept:
         NUTS's target acceptance rate, in [0.5, 1): higher takes smaller steps and diverges less (0.98; with
-        ``whiten="auto"`` a run that diverged is sampled again at 0.995).
+        ``whiten="auto"`` a run that diverged is sampled again at 0.995, then 0.999).
     random_seed:
         Seeds the chains, the jitter of their starts and every draw made after sampling (0).
     until_converged:
         True (default): sampling stops as soon as the draws so far pass the convergence checks of
         ``fit.diagnostics`` (R-hat <= 1.01, bulk and tail ESS >= 400 on the population parameters and noise
-        scales), asked every few seconds once each chain has 200 draws (nutpie only), and at the latest after
-        ``draws``. Divergences, which more draws of the same chains cannot remove, do not keep it sampling.
+        scales), asked every few seconds once each chain has 200 draws (nutpie only). At ``draws`` it stops
+        unless the draws are on course to pass by twice ``draws`` (no divergence, R-hat passing, each ESS
+        grown in proportion to the draws reaching 400): then it goes on, up to twice ``draws``
+        (:func:`.run.on_course`). Divergences, which more draws of the same chains cannot remove, do not keep
+        it sampling.
         False: sample ``draws`` per chain. The calibration fits of the learned discrepancy sample by the same
         rule within the same ``draws`` (without it, at most 500 draws each).
     whiten:
@@ -47,7 +50,8 @@ class SamplerConfig(Config):
         ``"auto"`` (default): the fixed whitening, switched to the conditional one when the fixed run's draws
         show the population spread mixing too slowly to pass the checks within ``draws``; the run that passes
         more checks is kept; a kept run with divergent transitions is sampled again with a smaller step
-        (``target_accept`` raised to 0.995, :func:`.run.smaller_step`) and the better run kept. Also for a
+        (``target_accept`` raised to 0.995, and to 0.999 if a divergence is left; :func:`.run.smaller_step`),
+        the better run kept each time. Also for a
         fit of one family, which has no family layer to whiten. ``fit.sampler_info["parameterisation"]`` and
         the fit's notes say what was chosen and why (:func:`.run.choose_whitening`). Any other value is the
         expert's choice: sampled as given, nothing switched. ``"fixed"`` (or True): each family's parameters

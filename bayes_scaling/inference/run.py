@@ -19,7 +19,7 @@ from ..data import ScalingData
 from ..model import POPULATION_VARS, ModelSpec
 from ..model.hierarchical import uses_fused_rows, whitens
 from .config import SamplerConfig
-from .diagnostics import ESS_MIN, Diagnostics, diagnose, failed_checks, warn_if_problems
+from .diagnostics import ESS_MIN, RHAT_MAX, Diagnostics, diagnose, failed_checks, warn_if_problems
 from .fitted import ScalingFit, build_idata
 from .compiled import CompiledModel
 from .initial import family_point_estimates
@@ -44,7 +44,7 @@ def fit_spec(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str 
         hint = whitening_hint(idata, diag, info["whitened"])
         if hint:
             diag.problems.append(hint)
-    if auto and diag.divergences and nuts.target_accept < SMALLER_STEP_TARGET_ACCEPT:
+    if auto and diag.divergences and nuts.target_accept < SMALLER_STEPS[-1]:
         idata, info, diag = smaller_step(data, spec, nuts, what, estimates, fused, (idata, info, diag))
     warn_if_problems(diag, what)
     return ScalingFit(build_idata(idata, data, spec, info, diag), spec)
@@ -55,9 +55,13 @@ def _sample(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str, 
     """One NUTS run of ``spec``'s model whitened as ``whiten`` asks: the draws, the sampler's info, the diagnostics."""
     cm = CompiledModel.build(data, spec, estimates, whiten=whiten, fused=fused)
     whitened = cm.whitened
-    log.info("sampling %s: %d chains x (%d tuning + up to %d draws)%s", what, nuts.chains, nuts.tune, nuts.draws,
+    log.info("sampling %s: %d chains x (%d tuning + up to %d draws%s)%s", what, nuts.chains, nuts.tune, nuts.draws,
+             f", {EXTEND_BUDGET * nuts.draws} if on course" if stop is not None and nuts.until_converged else "",
              f", {whitened} whitening" if whitened else "")
-    idata, info = cm.sample(**nuts.nuts_settings(), stop=stop)
+    settings = nuts.nuts_settings()
+    if stop is not None and nuts.until_converged:  # room to go on past the budget (:func:`stop_rule`)
+        settings.update(draws=EXTEND_BUDGET * nuts.draws, budget=nuts.draws)
+    idata, info = cm.sample(**settings, stop=stop)
     log.info("sampled %s in %.1f s", what, info["sampling_seconds"])
     info["whitened"] = whitened
     info["fused_rows"] = fused
@@ -113,35 +117,41 @@ def choose_whitening(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, wh
     return idata, info, diag
 
 
-#: ``whiten="auto"``: a run kept with divergent transitions is sampled again at this target acceptance (a
-#: smaller step) when its own was lower. More draws of the same chains keep a divergence (the stop rule is
-#: asked of their first draws), a smaller step is the remedy; on the real zoos where the default fit
-#: diverged it removed every divergence or all but one (docs/benchmarks.md, "The default fit, cold")
-SMALLER_STEP_TARGET_ACCEPT = 0.995
+#: ``whiten="auto"``: a run kept with divergent transitions is sampled again at each of these target acceptances
+#: above its own in turn (smaller steps), until a run has none. More draws of the same chains keep a divergence
+#: (the stop rule is asked of their first draws); a smaller step is the remedy. On the real zoos where the
+#: default fit diverged, 0.995 removed every divergence or all but one, and 0.999 the one left
+#: (docs/benchmarks.md, "The default fit, cold")
+SMALLER_STEPS = (0.995, 0.999)
 
 
 def smaller_step(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str,
                  estimates: np.ndarray | None, fused: bool,
                  kept: tuple[az.InferenceData, dict, Diagnostics]) -> tuple[az.InferenceData, dict, Diagnostics]:
-    """The kept run diverged: sample the same parameterisation again at ``SMALLER_STEP_TARGET_ACCEPT`` and
-    keep the run that fails fewer checks (then has fewer divergences); ``info["parameterisation"]`` records
-    both runs and why (the model is compiled once: only the step differs)."""
-    idata, info, diag = kept
-    ta = SMALLER_STEP_TARGET_ACCEPT
-    log.info("%s: %d divergent transitions at target_accept %s; sampling again at %s", what, diag.divergences,
-             nuts.target_accept, ta)
-    again = _sample(data, spec, nuts.merged({"target_accept": ta}), what, estimates, fused,
-                    info["whitened"] or False, stop_rule(nuts.until_converged, give_up=False))
-    chosen = min((again, kept), key=lambda r: (*_failures(r[2])[:2], r[2].divergences))
+    """The kept run diverged: sample the same parameterisation again at each of ``SMALLER_STEPS`` above its
+    target acceptance, keeping the run that fails fewer checks (then has fewer divergences), until the kept run
+    has no divergence or a smaller step did no better; ``info["parameterisation"]`` records every run and why
+    (the model is compiled once: only the step differs)."""
+    info = kept[1]
     before = info.get("parameterisation") or {
-        "whitening": info["whitened"], "tried": [_tried(info, diag)],
+        "whitening": info["whitened"], "tried": [_tried(info, kept[2])],
         "reason": f"the {info['whitened']} whitening" if info["whitened"] else "no whitening of the family layer"}
-    reason = (f"{before['reason']}; then target_accept {ta}, since at {nuts.target_accept} the draws had "
-              f"{diag.divergences} divergent transitions" if chosen is again else
-              f"{before['reason']}; at target_accept {ta} the draws diverged as well "
-              f"({again[2].divergences}), so the run at {nuts.target_accept} is kept")
-    tried = [*before["tried"], _tried(again[1], again[2])]
-    out_idata, out_info, out_diag = chosen
+    reason, tried = before["reason"], list(before["tried"])
+    for ta in (t for t in SMALLER_STEPS if t > nuts.target_accept):
+        was, diverged = kept[1]["target_accept"], kept[2].divergences
+        log.info("%s: %d divergent transitions at target_accept %s; sampling again at %s", what, diverged, was, ta)
+        again = _sample(data, spec, nuts.merged({"target_accept": ta}), what, estimates, fused,
+                        kept[1]["whitened"] or False, stop_rule(nuts.until_converged, give_up=False))
+        tried.append(_tried(again[1], again[2]))
+        if min((again, kept), key=lambda r: (*_failures(r[2])[:2], r[2].divergences)) is not again:
+            reason += (f"; at target_accept {ta} the draws did no better ({'; '.join(again[2].problems)}), so "
+                       f"the run at {was} is kept")
+            break
+        reason += f"; then target_accept {ta}, since at {was} the draws had {diverged} divergent transitions"
+        kept = again
+        if not again[2].divergences:
+            break
+    out_idata, out_info, out_diag = kept
     out_info["parameterisation"] = {"whitening": out_info["whitened"], "reason": reason, "tried": tried}
     out_info["sampling_seconds_all_runs"] = round(sum(t["sampling_seconds"] for t in tried), 2)
     log.info("%s: chose %s", what, reason)
@@ -219,6 +229,20 @@ def whitening_hint(idata: az.InferenceData, diag: Diagnostics, whitened: str | N
             "switches to the conditional whitening when the draws show this, and keeps the run that passes more checks")
 
 
+#: ``until_converged``: a run that has not passed the checks at its budget (``draws`` per chain) may go on to
+#: this many times the budget, while it has no divergence, R-hat passes and the ESS, grown in proportion to the
+#: draws, would pass by then (:func:`on_course`): a fit short of the ESS check by a few hundred draws is not
+#: reported unconverged for want of them
+EXTEND_BUDGET = 2
+
+
+def on_course(diag: Diagnostics, draws: int) -> bool:
+    """The draws have no divergence (which more draws keep), pass the R-hat check, and would pass the ESS
+    checks with ``draws`` per chain (each ESS grown in proportion to the draws)."""
+    return (not diag.divergences and diag.max_rhat <= RHAT_MAX
+            and min(diag.min_ess_bulk, diag.min_ess_tail) * draws / diag.draws >= ESS_MIN)
+
+
 #: ``whiten="auto"`` abandons the fixed whitening no earlier than this fraction of the draws budget: an ESS
 #: estimated from fewer draws per chain is too noisy to project
 GIVE_UP_FRACTION = 0.25
@@ -234,6 +258,9 @@ def stop_rule(until_converged: bool, give_up: bool) -> Any:
     more draws cannot remove it. The fit's diagnostics still report it.
     ``give_up``: ``"abandoned"`` when, at ``GIVE_UP_FRACTION`` of the budget or later, the population
     spread alone would still fall short of the ESS check at the whole budget (:func:`spread_holds_back`).
+    At the budget, with ``until_converged``, ``"budget"`` unless the draws are on course to pass by
+    ``EXTEND_BUDGET`` times the budget (:func:`on_course`): a run that misses the checks only by a little ESS
+    goes on, one that would not pass stops there.
     """
     if not (until_converged or give_up):
         return None
@@ -244,6 +271,8 @@ def stop_rule(until_converged: bool, give_up: bool) -> Any:
             return "converged"
         if give_up and diag.draws >= GIVE_UP_FRACTION * budget and spread_holds_back(idata, budget):
             return "abandoned"
+        if until_converged and diag.draws >= budget and not on_course(diag, EXTEND_BUDGET * budget):
+            return "budget"
         return None
 
     return rule

@@ -129,26 +129,32 @@ def check_points(min_draws: int, max_draws: int) -> list[int]:
 
 
 def sample_until(compiled, stop: Callable[[az.InferenceData, int], str | None], *, seed: int,
-                 min_draws: int = MIN_DRAWS_BEFORE_STOP, **settings) -> tuple[az.InferenceData, str | None]:
+                 min_draws: int = MIN_DRAWS_BEFORE_STOP, budget: int | None = None,
+                 **settings) -> tuple[az.InferenceData, str | None]:
     """``nutpie.sample`` in the background, stopped at the first of :func:`check_points` where ``stop`` says why.
 
     nutpie's chains run at their own pace; the draws so far are read when the slowest chain should have
     reached the next check point (``MIN_WAIT``, ``CHECK_SECONDS``, ``CHECK_FRACTION``), and ``stop`` is
-    asked, in order, of the first ``n`` draws of every chain (and the budget, ``settings["draws"]``) for each
-    check point ``n`` all chains have reached. At the first it answers with a reason (e.g. ``"converged"``),
-    sampling is aborted and those ``n`` draws are returned; otherwise all of the budget. The answer is a
+    asked, in order, of the first ``n`` draws of every chain (and ``budget``, by default ``settings["draws"]``)
+    for each check point ``n`` all chains have reached; a ``budget`` below the draws nutpie samples is a check
+    point of its own. At the first it answers with a reason (e.g. ``"converged"``),
+    sampling is aborted and those ``n`` draws are returned; otherwise every draw sampled. The answer is a
     function of the draws alone, never of how fast they came: with the same seed, the same draws are kept
     on any machine. Returns (draws, the reason sampling stopped early or None).
     """
     import nutpie
 
-    points = iter(check_points(min_draws, settings["draws"]))
+    budget = settings["draws"] if budget is None else budget
+    points = check_points(min_draws, settings["draws"])
+    if budget < settings["draws"]:
+        points = sorted({*points, budget})
+    points = iter(points)
     due = next(points, None)
 
     def first_passing(idata: az.InferenceData, reached: int) -> tuple[int, str] | None:
         nonlocal due
         while due is not None and due <= reached:
-            reason = stop(_first_draws(idata, due), settings["draws"])
+            reason = stop(_first_draws(idata, due), budget)
             if reason:
                 return due, reason
             due = next(points, None)
@@ -197,7 +203,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
              target_accept: float, sampler: str = "auto", backend: str = "auto", progressbar: bool = False,
              keep_vars: tuple[str, ...] = KEEP_VARS,
              jitter_vars: tuple[str, ...] | None = JITTER_VARS,
-             stop: Callable[[az.InferenceData, int], str | None] | None = None,
+             stop: Callable[[az.InferenceData, int], str | None] | None = None, budget: int | None = None,
              ) -> tuple[az.InferenceData, dict]:
     """Sample ``model``; returns the InferenceData (posterior, sample_stats) and sampler info.
 
@@ -208,7 +214,9 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     (:func:`.compile_cache.resolve_backend`). ``stop``: a rule on the draws so far and the budget that ends
     sampling before ``draws`` by answering why (e.g. ``"converged"``; :func:`sample_until`; nutpie only,
     PyMC's sampler runs all draws); ``info["stopped_early"]`` says whether it did, ``info["stop_reason"]``
-    why, and ``info["draws"]`` how many draws per chain were kept.
+    why, and ``info["draws"]`` how many draws per chain were kept. ``budget``: the draws the rule is told
+    it has (default ``draws``); ``draws`` above it are there for the rule to go on past it (PyMC's sampler
+    samples the budget).
     """
     which = available_sampler(sampler)
     jitter = jittered(model, jitter_vars)
@@ -226,7 +234,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
         def run(compiled):
             if stop is None:
                 return sample_nutpie(compiled, seed=random_seed, **kw), None
-            return sample_until(compiled, stop, seed=random_seed, **kw)
+            return sample_until(compiled, stop, seed=random_seed, budget=budget, **kw)
 
         try:
             idata, stopped = run(compiled)
@@ -239,7 +247,8 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
             t1 = time.perf_counter()
             idata, stopped = run(compiled)
             init_retry = True
-    else:
+    else:  # PyMC's sampler cannot be stopped: it samples the budget
+        draws = draws if budget is None else budget
         t1 = time.perf_counter()
         stopped = None
         with single_blas_thread():  # forked chain processes inherit the limit
@@ -251,8 +260,8 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     post = idata.posterior[keep]
     stats = idata.sample_stats
     info = {"sampler": which, "compile_seconds": t1 - t0, "sampling_seconds": t2 - t1,
-            "draws": int(idata.posterior.sizes["draw"]), "max_draws": draws, "stopped_early": stopped is not None,
-            "stop_reason": stopped,
+            "draws": int(idata.posterior.sizes["draw"]), "max_draws": draws,
+            "budget": draws if budget is None else budget, "stopped_early": stopped is not None, "stop_reason": stopped,
             "tune": tune, "chains": chains, "random_seed": random_seed, "target_accept": target_accept,
             "init_retry": init_retry, "compile_cache_hit": source in ("memory", "disk"), "compile_source": source,
             "backend": used}
