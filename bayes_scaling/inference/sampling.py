@@ -139,8 +139,8 @@ def sample_until(compiled, stop: Callable[[az.InferenceData, int], str | None], 
     for each check point ``n`` all chains have reached; a ``budget`` below the draws nutpie samples is a check
     point of its own. At the first it answers with a reason (e.g. ``"converged"``),
     sampling is aborted and those ``n`` draws are returned; otherwise every draw sampled. The answer is a
-    function of the draws alone, never of how fast they came: with the same seed, the same draws are kept
-    on any machine. Returns (draws, the reason sampling stopped early or None).
+    function of the draws alone, never of how fast they came: with the same seed, every process on a
+    machine keeps the same draws (another CPU may round the compiled arithmetic differently). Returns (draws, the reason sampling stopped early or None).
     """
     import nutpie
 
