@@ -16,9 +16,10 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/bayes-scaling demo --out demo_output
 
-# unit tests and small end-to-end fits (a few minutes on 2 cores)
+# unit tests and small end-to-end fits (a few minutes on 2 cores), one worker per core, each test file in one
+# worker (its fixtures built once): a fit compiles on one core while another samples
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -m "not slow" --durations=15
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadfile --durations=15
 
 # the slower end-to-end tests on real data, the notebooks and the command line in new processes (CI runs both)
 test-slow: $(VENV)/.installed
