@@ -19,7 +19,7 @@ from ..data import ScalingData
 from ..model import POPULATION_VARS, ModelSpec
 from ..model.hierarchical import uses_fused_rows, whitens
 from .config import SamplerConfig
-from .diagnostics import ESS_MIN, RHAT_MAX, Diagnostics, diagnose, failed_checks, warn_if_problems
+from .diagnostics import ESS_MIN, Diagnostics, diagnose, failed_checks, warn_if_problems
 from .fitted import ScalingFit, build_idata
 from .compiled import CompiledModel
 from .initial import family_point_estimates
@@ -55,11 +55,12 @@ def _sample(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str, 
     """One NUTS run of ``spec``'s model whitened as ``whiten`` asks: the draws, the sampler's info, the diagnostics."""
     cm = CompiledModel.build(data, spec, estimates, whiten=whiten, fused=fused)
     whitened = cm.whitened
+    extend = stop is not None and nuts.until_converged  # room to go on past the budget (:func:`stop_rule`)
     log.info("sampling %s: %d chains x (%d tuning + up to %d draws%s)%s", what, nuts.chains, nuts.tune, nuts.draws,
-             f", {EXTEND_BUDGET * nuts.draws} if on course" if stop is not None and nuts.until_converged else "",
+             f", {EXTEND_BUDGET * nuts.draws} if on course" if extend else "",
              f", {whitened} whitening" if whitened else "")
     settings = nuts.nuts_settings()
-    if stop is not None and nuts.until_converged:  # room to go on past the budget (:func:`stop_rule`)
+    if extend:
         settings.update(draws=EXTEND_BUDGET * nuts.draws, budget=nuts.draws)
     idata, info = cm.sample(**settings, stop=stop)
     log.info("sampled %s in %.1f s", what, info["sampling_seconds"])
@@ -239,8 +240,7 @@ EXTEND_BUDGET = 2
 def on_course(diag: Diagnostics, draws: int) -> bool:
     """The draws have no divergence (which more draws keep), pass the R-hat check, and would pass the ESS
     checks with ``draws`` per chain (each ESS grown in proportion to the draws)."""
-    return (not diag.divergences and diag.max_rhat <= RHAT_MAX
-            and min(diag.min_ess_bulk, diag.min_ess_tail) * draws / diag.draws >= ESS_MIN)
+    return not any(failed_checks(diag, ess_min=ESS_MIN * diag.draws / draws).values())
 
 
 #: ``whiten="auto"`` abandons the fixed whitening no earlier than this fraction of the draws budget: an ESS

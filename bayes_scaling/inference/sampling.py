@@ -140,7 +140,8 @@ def sample_until(compiled, stop: Callable[[az.InferenceData, int], str | None], 
     point of its own. At the first it answers with a reason (e.g. ``"converged"``),
     sampling is aborted and those ``n`` draws are returned; otherwise every draw sampled. The answer is a
     function of the draws alone, never of how fast they came: with the same seed, every process on a
-    machine keeps the same draws (another CPU may round the compiled arithmetic differently). Returns (draws, the reason sampling stopped early or None).
+    machine keeps the same draws (another CPU may round the compiled arithmetic differently).
+    Returns (draws, the reason sampling stopped early or None).
     """
     import nutpie
 
@@ -218,6 +219,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     it has (default ``draws``); ``draws`` above it are there for the rule to go on past it (PyMC's sampler
     samples the budget).
     """
+    budget = draws if budget is None else budget
     which = available_sampler(sampler)
     jitter = jittered(model, jitter_vars)
     t0 = time.perf_counter()
@@ -248,7 +250,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
             idata, stopped = run(compiled)
             init_retry = True
     else:  # PyMC's sampler cannot be stopped: it samples the budget
-        draws = draws if budget is None else budget
+        draws = budget
         t1 = time.perf_counter()
         stopped = None
         with single_blas_thread():  # forked chain processes inherit the limit
@@ -261,7 +263,7 @@ def run_nuts(model: pm.Model, initvals: dict, *, draws: int, tune: int, chains: 
     stats = idata.sample_stats
     info = {"sampler": which, "compile_seconds": t1 - t0, "sampling_seconds": t2 - t1,
             "draws": int(idata.posterior.sizes["draw"]), "max_draws": draws,
-            "budget": draws if budget is None else budget, "stopped_early": stopped is not None, "stop_reason": stopped,
+            "budget": budget, "stopped_early": stopped is not None, "stop_reason": stopped,
             "tune": tune, "chains": chains, "random_seed": random_seed, "target_accept": target_accept,
             "init_retry": init_retry, "compile_cache_hit": source in ("memory", "disk"), "compile_source": source,
             "backend": used}
