@@ -90,6 +90,11 @@ def discrepancy_arrays(post: xr.Dataset, n_samples: int) -> dict[str, np.ndarray
     return out
 
 
+#: the discrepancy's tails a fit or a borrowed prior chooses from: gamma shapes a of its variance mixing
+#: (:func:`tail_weights`), from normal (infinite) to heavy (kurtosis 3 (1 + 1/a): 15 at 0.25)
+DISCREPANCY_TAILS = (np.inf, 2.0, 1.0, 0.5, 0.25)
+
+
 def tail_weights(tails: np.ndarray, size: tuple[int, ...], rng: np.random.Generator) -> np.ndarray | None:
     """Variance weights w ~ Gamma(a, 1/a) of shape (sample, *size) for draws' gamma shapes ``a`` (sample,)
     (mean 1: a normal times sqrt(w) keeps unit variance); None when every ``a`` is infinite (normal tails)."""

@@ -44,6 +44,32 @@ def test_discrepancy_posterior_recovers_scale_and_drift_and_keeps_the_prior_wher
     assert 0.4 * priors.kappa["sigma"] < np.median(d["kappa"][:, 2]) < 1.0 * priors.kappa["sigma"]
 
 
+def test_the_discrepancy_keeps_normal_tails_for_alike_families_and_heavier_ones_when_a_few_miss_far():
+    from bayes_scaling.inference.extrapolation import choose_tails
+    from bayes_scaling.predict import DISCREPANCY_TAILS
+
+    rng = np.random.default_rng(5)
+    families = np.repeat(np.arange(20), 3)
+    dist = np.zeros((60, len(DIRECTIONS)))
+    dist[:, 0] = rng.uniform(0.3, 1.0, 60)
+    kappa = np.array([0.08, 0, 0, 0])
+    alike = [_held(rng, 60, dist, kappa, np.zeros(len(DIRECTIONS)), families=families) for _ in range(4)]
+    # the same variance, but in each split three families of twenty miss by 2.4 times kappa's scale and the rest
+    # by 0.5 times it: 3 (2.4 k)^2 + 17 (0.5 k)^2 = 20 k^2
+    mixed = []
+    for _ in range(4):
+        h = _held(rng, 60, dist, np.zeros(len(DIRECTIONS)), np.zeros(len(DIRECTIONS)), families=families)
+        scale = np.where(np.isin(families, rng.choice(20, 3, replace=False)), 2.4, 0.5)
+        h.resid = h.resid + 0.5 * dist[:, 0] * kappa[0] * scale * rng.standard_normal(20)[families]
+        mixed.append(h)
+    draws = {"kappa": np.tile(kappa, (1000, 1)), "drift": np.zeros((1000, len(DIRECTIONS))),
+             "growth": np.ones(1000), "shared": np.zeros(1000)}
+    tails, scores = choose_tails(alike, draws, 1, random_seed=1)
+    assert np.isinf(tails) and set(scores) == set(DISCREPANCY_TAILS)
+    tails, scores = choose_tails(mixed, draws, 1, random_seed=1)
+    assert np.isfinite(tails) and scores[tails] > scores[np.inf]
+
+
 @pytest.mark.slow
 def test_discrepancy_posterior_learns_a_shared_error_when_families_err_together():
     rng = np.random.default_rng(3)

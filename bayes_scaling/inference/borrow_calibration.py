@@ -11,7 +11,8 @@ probability score (CRPS) of those predictions:
   leave to the hyperprior, is wider than what one new family's prediction needs;
 * the **discrepancy** per decade of distance from the new family's data in each direction (kappa): a law
   fitted on one small model misses its largest model by more than its parameters say;
-* the discrepancy's **tails** (:data:`DISCREPANCY_TAILS`, the gamma shape of a variance-gamma; infinite: normal):
+* the discrepancy's **tails** (:data:`~bayes_scaling.predict.DISCREPANCY_TAILS` at each pair, scored with no
+  further fits; the gamma shape of a variance-gamma; infinite: normal):
   where most source families extrapolate alike and a few far otherwise (code corpora among web corpora), a
   normal must choose between intervals too wide for the many and too narrow for the few; heavier tails give a
   narrow centre whose tails reach the few.
@@ -46,7 +47,7 @@ from ..errors import DataAssumptionWarning, ExtrapolationWarning, PriorDataConfl
 from ..model.config import ModelConfig
 from ..model.draws import query_columns
 from ..model.population_prior import PopulationPrior, tails_text
-from ..predict import posterior_arrays, predict_draws
+from ..predict import DISCREPANCY_TAILS, posterior_arrays, predict_draws
 from .config import SamplerConfig
 
 log = logging.getLogger("bayes_scaling")
@@ -55,10 +56,6 @@ log = logging.getLogger("bayes_scaling")
 #: log reducible loss per decade of distance from the new family's data, in each direction)
 SPREAD_SCALES = (0.05, 0.1, 0.15, 0.25, 0.35, 0.5, 0.7, 1.0)
 DISCREPANCY_SCALES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
-#: the discrepancy's tails compared at each pair: gamma shapes of its variance mixing
-#: (:func:`bayes_scaling.predict.tail_weights`), from normal (infinite) to heavy (kurtosis 3 (1 + 1/a): 15 at 0.25);
-#: scoring them needs no further fits
-DISCREPANCY_TAILS = (np.inf, 2.0, 1.0, 0.5, 0.25)
 #: a grid whose best candidate is its largest has not bracketed the optimum: it is extended by this factor, one
 #: candidate at a time, until a larger one scores worse or the limit is reached (a limit reached is said)
 EXTEND_FACTOR = 1.4
@@ -104,8 +101,8 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
     For each family with more sizes than k (each k of :data:`CALIBRATION_KS`) and each candidate spread in
     :data:`SPREAD_SCALES`, the family's k smallest models are fitted with the prior (``prior_for(family)``,
     default ``prior``; ``model``: the law and noise of those fits, without a discrepancy) and every candidate
-    discrepancy of :data:`DISCREPANCY_SCALES`, with each tail of :data:`DISCREPANCY_TAILS`, predicts its largest
-    model (the guide's last 30% of training; the candidates share their random numbers).
+    discrepancy of :data:`DISCREPANCY_SCALES`, with each tail of :data:`~bayes_scaling.predict.DISCREPANCY_TAILS`,
+    predicts its largest model (the guide's last 30% of training; the candidates share their random numbers).
     The score is the CRPS of the log loss: per task the mean over its points, per group (``group_of(family)``,
     default each family its own) the mean over its tasks, then the mean over groups; the pair with the lowest
     score is kept (``"chosen"`` in its row; a zero discrepancy has no tails to choose). Where that pair holds the
@@ -211,9 +208,9 @@ def calibrate(prior: PopulationPrior, data: ScalingData, fitter: Fitter, *, mode
 def bracketed_minimum(score: Callable[[float, float, float], float]
                       ) -> tuple[float, float, float, list[float], list[float]]:
     """The (spread, discrepancy, tails) candidate of lowest ``score`` over the grid :data:`SPREAD_SCALES` x
-    :data:`DISCREPANCY_SCALES` x :data:`DISCREPANCY_TAILS`, the first two grids extended by :data:`EXTEND_FACTOR`
-    while their largest candidate is the best, up to :data:`SPREAD_LIMIT` and :data:`DISCREPANCY_LIMIT`. Returns
-    the candidate and the spread and discrepancy grids as searched."""
+    :data:`DISCREPANCY_SCALES` x :data:`~bayes_scaling.predict.DISCREPANCY_TAILS`, the first two grids extended by
+    :data:`EXTEND_FACTOR` while their largest candidate is the best, up to :data:`SPREAD_LIMIT` and
+    :data:`DISCREPANCY_LIMIT`. Returns the candidate and the spread and discrepancy grids as searched."""
     spreads, kappas = list(SPREAD_SCALES), list(DISCREPANCY_SCALES)
     while True:
         values = {(s, k, a): score(s, k, a) for s in spreads for k in kappas for a in DISCREPANCY_TAILS}

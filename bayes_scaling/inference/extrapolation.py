@@ -30,6 +30,9 @@ All of them are learned from the fit's own data by **nested leave-out** (:func:`
 4. Sample the joint posterior of ``(kappa_d, drift_d, growth, shared)`` given every split's residuals
    (each split a multivariate normal over its held-out runs: runs of one family share their ``z``, all
    runs share the common part) with an affine-invariant ensemble sampler (:func:`discrepancy_posterior`).
+5. Choose the discrepancy's tails (:func:`choose_tails`): with the variance those draws set, the shape —
+   normal, or a variance-gamma whose narrow centre and long tails suit families that mostly extrapolate alike
+   and a few far otherwise — that best predicts the held-out runs.
 
 A direction no split reaches keeps its priors, and the fit's notes say so. Data without unique tokens
 cannot leave their data in epochs: their discrepancy there is zero, and the sampler runs over the other
@@ -52,6 +55,7 @@ from ..errors import SamplingWarning
 from ..model import PopulationPrior, Priors
 from ..model.config import DEFAULT_DEPTHS, ModelConfig
 from ..model.spec import ModelSpec, checkpoint_noise_for
+from ..predict import DISCREPANCY_TAILS, tail_weights
 
 log = logging.getLogger("bayes_scaling")
 
@@ -246,6 +250,52 @@ def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng:
             "growth": np.exp(pick[:, 2 * n_dir]), "shared": 1.0 / (1.0 + np.exp(-pick[:, 2 * n_dir + 1]))}
 
 
+#: posterior draws of the discrepancy each candidate of :func:`choose_tails` is scored with
+TAILS_SCORE_DRAWS = 2000
+
+
+def choose_tails(splits: list[HeldOut], draws: dict[str, np.ndarray], n_dir: int,
+                 random_seed: int = 0) -> tuple[float, dict[float, float]]:
+    """The discrepancy's tails, a gamma shape of :data:`~bayes_scaling.predict.DISCREPANCY_TAILS` (infinite:
+    normal), that best predict the held-out runs of ``splits`` given ``draws`` of (kappa, drift, growth, shared);
+    and each candidate's score.
+
+    The draws set the discrepancy's variance; the tails set only its shape. With a finite shape a, each family's
+    part of the discrepancy and the part common to all families are normals times sqrt(w), w ~ Gamma(a, 1/a)
+    (unit mean), as :func:`bayes_scaling.predict.discrepancy` draws them: a narrower centre and longer tails at the
+    same variance, for families that mostly extrapolate alike and a few far otherwise. The score is the log
+    predictive density of each family's held-out runs in each split (its runs share its w and its z, so they are
+    scored together), summed over families and splits, over :data:`TAILS_SCORE_DRAWS` of the draws; every
+    candidate uses the same draws and random numbers, and the normal is kept unless a heavier shape scores higher.
+    """
+    rng = np.random.default_rng(random_seed)
+    n = len(draws["growth"])
+    pick = rng.choice(n, size=min(n, TAILS_SCORE_DRAWS), replace=False)
+    kappa, drift = draws["kappa"][pick, :n_dir], draws["drift"][pick, :n_dir]
+    growth, shared = draws["growth"][pick], draws["shared"][pick]
+    weight_seed = int(rng.integers(2**31))
+    scores = {}
+    for tails in DISCREPANCY_TAILS:
+        w = tail_weights(np.full(len(pick), tails), (2,), np.random.default_rng(weight_seed))
+        scale = np.ones(len(pick)) if w is None else shared * w[:, 0] + (1.0 - shared) * w[:, 1]
+        total = 0.0
+        for h in splits:
+            dist = h.dist[:, :n_dir]
+            a = h.share[None, :, None] * np.sign(dist)[None] * np.abs(dist)[None] ** growth[:, None, None]
+            for fam in np.unique(h.family):
+                own = h.family == fam
+                ak = a[:, own, :] * kappa[:, None, :]
+                cov = np.einsum("snd,smd->snm", ak, ak) * scale[:, None, None]
+                cov[:, np.arange(own.sum()), np.arange(own.sum())] += h.var[own][None, :]
+                lp = _mvn_logpdf(h.resid[own][None, :] - np.einsum("snd,sd->sn", a[:, own, :], drift), cov)
+                top = lp.max()
+                total += float(top + np.log(np.mean(np.exp(lp - top)))) if np.isfinite(top) else -np.inf
+        scores[tails] = total
+    normal = DISCREPANCY_TAILS[0]
+    best = max(scores, key=scores.get)
+    return (best if scores[best] > scores[normal] else normal), scores
+
+
 def prior_draws(priors: Priors, size: int, rng: np.random.Generator,
                 n_dir: int = len(DIRECTIONS)) -> dict[str, np.ndarray]:
     """Draws of the discrepancy's priors (nothing held out), in the first ``n_dir`` directions (zero in the rest)."""
@@ -366,8 +416,14 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
     info["holdout"] = "; ".join(r["description"] for r in info["splits"])
     info["directions_calibrated"] = reached
     info["calibrated"] = bool(reached)
-    draws = discrepancy_posterior(held_out, spec.priors, n_samples, rng, n_dir=len(active)) if held_out else \
-        prior_draws(spec.priors, n_samples, rng, len(active))
+    if held_out:
+        draws = discrepancy_posterior(held_out, spec.priors, n_samples, rng, n_dir=len(active))
+        tails, scores = choose_tails(held_out, draws, len(active), int(rng.integers(2**31)))
+        draws["tails"] = np.full(n_samples, tails)
+        info["tails"] = None if np.isinf(tails) else tails
+        info["tails_scores"] = {("normal" if np.isinf(a) else f"{a:g}"): v for a, v in scores.items()}
+    else:
+        draws = prior_draws(spec.priors, n_samples, rng, len(active))
     for i, d in enumerate(active):
         for name in ("kappa", "drift"):
             v = draws[name][:, i]
