@@ -15,6 +15,9 @@ held-out runs' last ``last_fraction`` of training (the Hitchhiker's target point
     per family, the guide's fit with Muennighoff's N-term fixed.
 ``varpro``
     per family, variable projection: a grid over the exponents, E, A, B by non-negative least squares.
+``bayes_normal_tails`` (with ``compare_tails=True``)
+    ours with the same fits, the discrepancy's tails set to normal: what its chosen tails
+    (:func:`bayes_scaling.inference.extrapolation.choose_tails`) change, side by side.
 
 A point fit gets the interval a hand-fitter would quote: log-normal with the robust sd of its training
 residuals. Scores per task (split x family x method): ARE, signed log bias, 50% and 90% coverage, the
@@ -52,7 +55,7 @@ POINT_FITS: dict[str, Callable[..., dict[str, float]]] = {
     "fixed_n_term": fixed_n_term_fit,
     "varpro": variable_projection_fit,
 }
-METHODS = ("bayes", *POINT_FITS)
+METHODS = ("bayes", "bayes_normal_tails", *POINT_FITS)
 
 
 @dataclass
@@ -66,6 +69,8 @@ class BacktestSettings:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     #: the Hitchhiker's filters of each fit's training rows (``fit``'s ``min_tokens`` and ``fraction``)
     filters: dict[str, float | None] = field(default_factory=lambda: {"min_tokens": None, "fraction": None})
+    #: also score each fit with its discrepancy's tails set to normal (method ``bayes_normal_tails``)
+    compare_tails: bool = False
 
     def __post_init__(self) -> None:
         self.model, self.sampler = ModelConfig.coerce(self.model), SamplerConfig.coerce(self.sampler)
@@ -80,14 +85,15 @@ class BacktestSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return {"directions": list(self.directions), "depths": list(self.depths), "last_fraction": self.last_fraction,
-                "model": self.model.to_dict(), "sampler": self.sampler.to_dict(), "filters": dict(self.filters)}
+                "model": self.model.to_dict(), "sampler": self.sampler.to_dict(), "filters": dict(self.filters),
+                "compare_tails": self.compare_tails}
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> "BacktestSettings":
         """Read :meth:`to_dict` (the settings stored with a result)."""
         return cls(tuple(stored["directions"]), tuple(stored["depths"]), stored["last_fraction"],
                    ModelConfig.from_dict(stored["model"]), SamplerConfig.from_dict(stored["sampler"]),
-                   stored["filters"])
+                   stored["filters"], stored.get("compare_tails", False))
 
 
 @dataclass
@@ -139,17 +145,20 @@ class BacktestResult:
 def backtest(data: ScalingData, *, directions: Sequence[str] = DIRECTIONS, depths: Sequence[int] = DEFAULT_DEPTHS,
              last_fraction: float = TARGET_LAST_FRACTION, model: ModelConfig | dict | str | None = None,
              sampler: SamplerConfig | dict | None = None, min_tokens: float | None = None,
-             fraction: float | None = None, progress: Callable[[str], None] | None = None) -> BacktestResult:
+             fraction: float | None = None, progress: Callable[[str], None] | None = None,
+             compare_tails: bool = False) -> BacktestResult:
     """Nested hold-outs of ``data`` in each of ``directions`` at each of ``depths`` (see the module docstring).
 
     ``model`` and ``sampler`` configure every :func:`bayes_scaling.fit`, as they do ``fit`` itself (the
     sampler's ``random_seed`` also seeds the predictive draws), and ``min_tokens`` and ``fraction`` filter
-    each fit's training rows as in ``fit``; ``progress`` is called with one line per split. ``data`` may be a :class:`ScalingData` or a DataFrame with the canonical columns.
+    each fit's training rows as in ``fit``; ``progress`` is called with one line per split; ``compare_tails`` adds
+    the method ``bayes_normal_tails`` (the same fits with normal discrepancy tails). ``data`` may be a
+    :class:`ScalingData` or a DataFrame with the canonical columns.
     """
     from ..inference.fit import as_scaling_data
 
     settings = BacktestSettings(tuple(directions), tuple(int(k) for k in depths), last_fraction, model, sampler,
-                                {"min_tokens": min_tokens, "fraction": fraction})
+                                {"min_tokens": min_tokens, "fraction": fraction}, compare_tails)
     data = as_scaling_data(data)
     splits = holdout_splits(data, settings.depths, settings.directions)
     tasks, points = [], []
@@ -178,21 +187,25 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
     problems = "; ".join(sorted({str(w.message) for w in caught if issubclass(w.category, SamplingWarning)}))
     tasks, points = [], []
     base = {"direction": split.direction, "depth": split.depth}
+    ours = {"bayes": fitted}
+    if settings.compare_tails:
+        ours["bayes_normal_tails"] = with_normal_tails(fitted)
     for fam, tgt in target.groupby("family", sort=False):
         cols = distance_columns(tgt)
         y = tgt["loss"].to_numpy(float)
         dist = distances(fitted.spec.extents, [fam] * len(tgt), cols)
         reach = float(np.abs(dist).max(axis=1).mean())
-        pred = fitted.predict(fam, cols["params"], cols["tokens"], cols["flops"], keep_draws=True,
-                              inputs={"unique_tokens": cols["unique_tokens"]} if "unique_tokens" in cols else None,
-                              random_seed=settings.sampler.random_seed)
-        with np.errstate(divide="ignore"):  # a heavy-tailed (Student-t) draw can underflow to 0: log -inf
-            log_draws = np.log(pred["run_loss"].to_numpy())
-        q = draw_bands(log_draws)
-        pit = (log_draws <= np.log(y)[None, :]).mean(axis=0)
         d = fitted.diagnostics
-        rows = {"bayes": (q, pit, {"seconds": fit_seconds, "divergences": d.divergences, "max_rhat": d.max_rhat,
-                                   "problems": problems})}
+        rows = {}
+        for method, f in ours.items():
+            pred = f.predict(fam, cols["params"], cols["tokens"], cols["flops"], keep_draws=True,
+                             inputs={"unique_tokens": cols["unique_tokens"]} if "unique_tokens" in cols else None,
+                             random_seed=settings.sampler.random_seed)
+            with np.errstate(divide="ignore"):  # a heavy-tailed (Student-t) draw can underflow to 0: log -inf
+                log_draws = np.log(pred["run_loss"].to_numpy())
+            rows[method] = (draw_bands(log_draws), (log_draws <= np.log(y)[None, :]).mean(axis=0),
+                            {"seconds": fit_seconds, "divergences": d.divergences, "max_rhat": d.max_rhat,
+                             "problems": problems, "tails": f.extrapolation.get("tails")})
         fam_train = train.frame[train.frame["family"] == fam]
         n, dd, yy = (fam_train[c].to_numpy(float) for c in ("params", "tokens", "loss"))
         for method, fitter in POINT_FITS.items():
@@ -211,6 +224,16 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
                                "median": qq[0][j], "lower90": qq[3][j], "upper90": qq[4][j], "pit": pp[j],
                                **{f"distance_{k}": dist[j, i] for i, k in enumerate(DIRECTIONS)}})
     return tasks, points
+
+
+def with_normal_tails(fitted: Any) -> Any:
+    """``fitted`` with its extrapolation discrepancy's tails set to normal (the same variance and draws)."""
+    from ..predict import discrepancy_arrays
+
+    post = fitted.idata.posterior
+    disc = discrepancy_arrays(post, post.sizes["chain"] * post.sizes["draw"])
+    return fitted.with_extrapolation(disc["kappa"], {**fitted.extrapolation, "tails": None}, drift=disc["drift"],
+                                     growth=disc["growth"], shared=disc["shared"])
 
 
 def backtest_markdown(result: BacktestResult) -> str:
