@@ -353,3 +353,25 @@ def test_heavy_discrepancy_tails_keep_the_variance_and_move_one_family_in_every_
     a = discrepancy({**one_dir, "kappa": np.tile([0.1, 0.0, 0.0], (n_s, 1))}, d2, np.random.default_rng(2))
     b = discrepancy({**one_dir, "kappa": np.tile([0.0, 0.1, 0.0], (n_s, 1))}, d2, np.random.default_rng(2))
     assert np.corrcoef(np.abs(a[:, 0]), np.abs(b[:, 0]))[0, 1] > 0.2
+
+
+def test_the_backtests_normal_tailed_twin_keeps_the_discrepancys_draws_and_drops_its_tails(bent_fit):
+    from bayes_scaling.evaluate.backtest import with_normal_tails
+    from bayes_scaling.predict import discrepancy_arrays
+
+    data, fit, _ = bent_fit
+    post = fit.idata.posterior
+    n = post.sizes["chain"] * post.sizes["draw"]
+    disc = discrepancy_arrays(post, n)
+    kw = dict(drift=disc["drift"], growth=disc["growth"], shared=disc["shared"])
+    heavy = fit.with_extrapolation(disc["kappa"], {**fit.extrapolation, "tails": 0.5}, tails=np.full(n, 0.5), **kw)
+    normal = with_normal_tails(heavy)
+    assert "discrepancy_tails" not in normal.idata.posterior and normal.extrapolation["tails"] is None
+    for name in ("kappa", "drift", "discrepancy_growth", "discrepancy_shared"):
+        assert np.array_equal(normal.idata.posterior[name], heavy.idata.posterior[name])
+    # far beyond the data: the twin predicts as the same draws with normal tails, not as the heavy ones
+    fam = data.families[0]
+    far = {name: f.predict(fam, 4e9, 8e10, keep_draws=True, random_seed=3)["expected_loss"].to_numpy()
+           for name, f in (("heavy", heavy), ("twin", normal),
+                           ("normal", fit.with_extrapolation(disc["kappa"], fit.extrapolation, **kw)))}
+    assert np.array_equal(far["twin"], far["normal"]) and not np.array_equal(far["twin"], far["heavy"])
