@@ -284,16 +284,27 @@ def choose_tails(splits: list[HeldOut], draws: dict[str, np.ndarray], n_dir: int
             a = h.share[None, :, None] * np.sign(dist)[None] * np.abs(dist)[None] ** growth[:, None, None]
             for fam in np.unique(h.family):
                 own = h.family == fam
-                ak = a[:, own, :] * kappa[:, None, :]
-                cov = np.einsum("snd,smd->snm", ak, ak) * scale[:, None, None]
-                cov[:, np.arange(own.sum()), np.arange(own.sum())] += h.var[own][None, :]
-                lp = _mvn_logpdf(h.resid[own][None, :] - np.einsum("snd,sd->sn", a[:, own, :], drift), cov)
+                u = a[:, own, :] * (kappa * np.sqrt(scale)[:, None])[:, None, :]
+                lp = _low_rank_mvn_logpdf(h.resid[own][None, :] - np.einsum("snd,sd->sn", a[:, own, :], drift),
+                                          h.var[own], u)
                 top = lp.max()
                 total += float(top + np.log(np.mean(np.exp(lp - top)))) if np.isfinite(top) else -np.inf
         scores[tails] = total
     normal = DISCREPANCY_TAILS[0]
     best = max(scores, key=scores.get)
     return (best if scores[best] > scores[normal] else normal), scores
+
+
+def _low_rank_mvn_logpdf(r: np.ndarray, var: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """log N(r_s | 0, diag(var) + u_s u_s') up to a constant for each draw s: r (S, n), var (n,), u (S, n, d) with
+    d small (the directions), by the matrix determinant lemma and Woodbury's identity (d x d factors, not n x n)."""
+    ui = u / var[None, :, None]  # D^-1 u
+    cap = np.einsum("snd,sne->sde", u, ui) + np.eye(u.shape[2])[None]  # I + u' D^-1 u
+    chol = np.linalg.cholesky(cap)
+    proj = np.linalg.solve(chol, np.einsum("snd,sn->sd", ui, r)[..., None])[..., 0]  # L^-1 u' D^-1 r
+    quad = np.einsum("sn,sn->s", r, r / var[None, :]) - (proj**2).sum(axis=1)
+    logdet = np.log(var).sum() + 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    return -0.5 * (quad + logdet)
 
 
 def prior_draws(priors: Priors, size: int, rng: np.random.Generator,
