@@ -21,10 +21,9 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadfile --durations=15
 
-# the slower end-to-end tests on real data, the notebooks and the command line in new processes (CI runs both),
-# one worker per core as in make test
+# the slower end-to-end tests on real data, the notebooks and the command line in new processes (CI runs both)
 test-slow: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -m slow -n auto --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q -m slow --durations=15
 
 # the documentation site (mkdocs-material + mkdocstrings), warnings are errors
 docs: $(VENV)/.installed

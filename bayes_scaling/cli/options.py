@@ -49,6 +49,10 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
                         "refitted with student_t when some run is an outlier (the fit's notes name the runs)")
     g.add_argument("--checkpoint-noise", default="independent", choices=["independent", "ou"],
                    help="ou: checkpoint noise correlated along each run in log tokens (dense checkpoint curves)")
+    g.add_argument("--discrepancy-tails", default="normal", choices=["normal", "choose"],
+                   help="choose: the nested leave-out also chooses the discrepancy's shape, normal or a variance-gamma "
+                        "of the same variance (narrower centre, longer tails), by how well each predicts its held-out "
+                        "runs")
     g.add_argument("--no-extrapolation", action="store_true",
                    help="no extrapolation-discrepancy term (intervals then leave out the law's error beyond the data)")
     g.add_argument("--whiten", default=default.whiten, choices=["auto", "fixed", "conditional", "none"],
@@ -110,7 +114,8 @@ def _configs(a: argparse.Namespace, **model: object) -> tuple:
     from ..model.config import ModelConfig
 
     return (ModelConfig(law=a.law, likelihood=a.likelihood, checkpoint_noise=a.checkpoint_noise,
-                        extrapolation=None if a.no_extrapolation else "learn", **model),
+                        extrapolation=None if a.no_extrapolation else "learn",
+                        discrepancy_tails=a.discrepancy_tails, **model),
             SamplerConfig(draws=a.draws, tune=a.tune, chains=a.chains, target_accept=a.target_accept,
                           random_seed=a.random_seed, until_converged=a.until_converged,
                           whiten=False if a.whiten == "none" else a.whiten,

@@ -30,7 +30,8 @@ All of them are learned from the fit's own data by **nested leave-out** (:func:`
 4. Sample the joint posterior of ``(kappa_d, drift_d, growth, shared)`` given every split's residuals
    (each split a multivariate normal over its held-out runs: runs of one family share their ``z``, all
    runs share the common part) with an affine-invariant ensemble sampler (:func:`discrepancy_posterior`).
-5. Choose the discrepancy's tails (:func:`choose_tails`): with the variance those draws set, the shape —
+5. With ``ModelConfig(discrepancy_tails="choose")``, choose the discrepancy's tails (:func:`choose_tails`):
+   with the variance those draws set, the shape —
    normal, or a variance-gamma whose narrow centre and long tails suit families that mostly extrapolate alike
    and a few far otherwise — that best predicts the held-out runs.
 
@@ -385,7 +386,8 @@ def discrepancy_draws(cfg: ModelConfig, data: ScalingData, spec: ModelSpec, prio
                        "kappa_median": float(np.median(draws["kappa"][:, 0])),
                        "source_drift_median": float(np.median(prior.drift[:, 0])),
                        "note": "the source fit's kappa and |drift| together set this family's discrepancy scale"}
-    return _learn_discrepancy(data, spec, inner_fit, cfg.holdout_depths, rng, n_samples)
+    return _learn_discrepancy(data, spec, inner_fit, cfg.holdout_depths, rng, n_samples,
+                              choose=cfg.discrepancy_tails == "choose")
 
 
 def _predictive_moments(log_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -404,8 +406,10 @@ def _predictive_moments(log_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, depths: tuple[int, ...],
-                       rng: np.random.Generator, n_samples: int) -> tuple[dict[str, np.ndarray], dict]:
-    """The discrepancy's draws by nested leave-out (:mod:`.extrapolation`), and what was held out."""
+                       rng: np.random.Generator, n_samples: int,
+                       choose: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+    """The discrepancy's draws by nested leave-out (:mod:`.extrapolation`), and what was held out; with
+    ``choose``, its tails chosen from the held-out runs (:func:`choose_tails`)."""
     info: dict[str, Any] = {"mode": "learn", "prior": str(spec.priors.kappa), "drift_prior": str(spec.priors.drift),
                             "depths": list(depths), "splits": []}
     active = directions_of(data.frame)
@@ -429,12 +433,13 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
     info["calibrated"] = bool(reached)
     if held_out:
         draws = discrepancy_posterior(held_out, spec.priors, n_samples, rng, n_dir=len(active))
+    else:
+        draws = prior_draws(spec.priors, n_samples, rng, len(active))
+    if held_out and choose:
         tails, scores = choose_tails(held_out, draws, len(active), int(rng.integers(2**31)))
         draws["tails"] = np.full(n_samples, tails)
         info["tails"] = None if np.isinf(tails) else tails
         info["tails_scores"] = {("normal" if np.isinf(a) else f"{a:g}"): v for a, v in scores.items()}
-    else:
-        draws = prior_draws(spec.priors, n_samples, rng, len(active))
     for i, d in enumerate(active):
         for name in ("kappa", "drift"):
             v = draws[name][:, i]

@@ -105,6 +105,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: how a learned discrepancy's shape is set: normal, or chosen from the held-out runs
+DISCREPANCY_TAIL_CHOICES = ("normal", "choose")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(Config):
     """The model's choices; every field has a default, so ``ModelConfig()`` is the default model.
@@ -138,6 +142,10 @@ class ModelConfig(Config):
     holdout_depths:
         The depths of the nested leave-out: ``(1, 2)`` (default) holds out each family's largest, then its two
         largest, compute budgets, model sizes and tokens-per-parameter levels, one calibration fit each.
+    discrepancy_tails:
+        ``"normal"`` (default): the learned discrepancy is normal. ``"choose"``: the nested leave-out also
+        chooses its shape, the normal or a variance-gamma of the same variance (a narrower centre, longer tails),
+        whichever predicts its held-out runs best (:func:`bayes_scaling.inference.extrapolation.choose_tails`).
     """
 
     argument: ClassVar[str] = "model"
@@ -148,6 +156,7 @@ class ModelConfig(Config):
     treatments: Mapping[str, str] = dataclasses.field(default_factory=dict)
     extrapolation: str | float | None = "learn"
     holdout_depths: tuple[int, ...] = DEFAULT_DEPTHS
+    discrepancy_tails: str = "normal"
 
     def __post_init__(self) -> None:
         if self.law is not None:
@@ -169,6 +178,9 @@ class ModelConfig(Config):
         if not depths or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in depths):
             raise ConfigError(f"holdout_depths must be whole numbers of at least 1, e.g. (1, 2), got {self.holdout_depths!r}")
         object.__setattr__(self, "holdout_depths", depths)
+        if self.discrepancy_tails not in DISCREPANCY_TAIL_CHOICES:
+            raise ConfigError(f"discrepancy_tails must be one of {DISCREPANCY_TAIL_CHOICES}, got "
+                              f"{self.discrepancy_tails!r}")
 
     def law_for(self, borrowed_law: Law | None) -> str | Law:
         """The law to fit: this configuration's, else the borrowed prior's, else Chinchilla's."""
