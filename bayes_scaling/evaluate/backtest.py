@@ -16,8 +16,9 @@ held-out runs' last ``last_fraction`` of training (the Hitchhiker's target point
 ``varpro``
     per family, variable projection: a grid over the exponents, E, A, B by non-negative least squares.
 ``bayes_normal_tails`` (with ``compare_tails=True``)
-    ours with the same fits, the discrepancy's tails set to normal: what its chosen tails
-    (:func:`bayes_scaling.inference.extrapolation.choose_tails`) change, side by side.
+    ours with the same fits, the discrepancy's tails set to normal: beside a model that chooses them
+    (``ModelConfig(discrepancy_tails="choose")``, :func:`bayes_scaling.inference.extrapolation.choose_tails`),
+    what the chosen tails change.
 
 A point fit gets the interval a hand-fitter would quote: log-normal with the robust sd of its training
 residuals. Scores per task (split x family x method): ARE, signed log bias, 50% and 90% coverage, the
