@@ -11,8 +11,8 @@ from bayes_scaling.model.config import CONFIG_VERSION
 
 def test_defaults_are_the_documented_ones():
     m, s = bs.ModelConfig(), bs.SamplerConfig()
-    assert (m.law, m.likelihood, m.checkpoint_noise, m.treatments, m.extrapolation, m.holdout_depths) == \
-        (None, "normal", "independent", {}, "learn", (1, 2))
+    assert (m.law, m.likelihood, m.checkpoint_noise, m.treatments, m.extrapolation, m.holdout_depths,
+            m.discrepancy_tails) == (None, "normal", "independent", {}, "learn", (1, 2), "normal")
     assert (s.draws, s.tune, s.chains, s.target_accept, s.random_seed, s.until_converged, s.whiten, s.noncentering,
             s.engine, s.backend, s.fused, s.progressbar) == \
         (2000, 1000, 4, 0.98, 0, True, "auto", None, "auto", "auto", True, False)
@@ -34,6 +34,7 @@ def test_defaults_are_the_documented_ones():
     (lambda: bs.ModelConfig(extrapolation="always"), "extrapolation must be 'learn', a kappa >= 0"),
     (lambda: bs.ModelConfig(extrapolation=-0.1), "extrapolation must be 'learn', a kappa >= 0"),
     (lambda: bs.ModelConfig(holdout_depths=(0,)), "holdout_depths must be whole numbers of at least 1"),
+    (lambda: bs.ModelConfig(discrepancy_tails="heavy"), "discrepancy_tails must be one of"),
     (lambda: bs.ModelConfig(treatments={"grown": 1}), "treatments must map each treated family"),
     (lambda: bs.SamplerConfig.coerce({"draw": 10}), "sampler= has no setting 'draw'; its settings are"),
     (lambda: bs.ModelConfig.coerce(3), "model= must be a ModelConfig, a dict of its settings or None"),

@@ -44,12 +44,6 @@ def test_discrepancy_posterior_recovers_scale_and_drift_and_keeps_the_prior_wher
     assert 0.4 * priors.kappa["sigma"] < np.median(d["kappa"][:, 2]) < 1.0 * priors.kappa["sigma"]
 
 
-def test_the_discrepancys_tails_are_normal_or_chosen():
-    assert bs.ModelConfig().discrepancy_tails == "normal"
-    with pytest.raises(bs.errors.ConfigError, match="discrepancy_tails must be one of"):
-        bs.ModelConfig(discrepancy_tails="heavy")
-
-
 def test_the_discrepancy_keeps_normal_tails_for_alike_families_and_heavier_ones_when_a_few_miss_far():
     from bayes_scaling.inference.extrapolation import choose_tails
     from bayes_scaling.predict import DISCREPANCY_TAILS

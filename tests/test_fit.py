@@ -269,6 +269,10 @@ def test_cli_fit_and_report(synthetic_truth, tmp_path, capsys):
             for extra in ([], ["--no-until-converged"])] == [True, False]
     # the flags' defaults are the library's
     assert _configs(build_parser().parse_args(base))[1].replace(progressbar=False) == bs.SamplerConfig()
+    assert _configs(build_parser().parse_args(base))[0] == bs.ModelConfig()
+    from bayes_scaling.model.config import DISCREPANCY_TAIL_CHOICES
+    assert [_configs(build_parser().parse_args(base + ["--discrepancy-tails", c]))[0].discrepancy_tails
+            for c in DISCREPANCY_TAIL_CHOICES] == list(DISCREPANCY_TAIL_CHOICES)
     assert main(["report", str(out), "--target", "family=fam0,params=1e9,tokens=2e10", "--out",
                  str(tmp_path / "rep")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()

@@ -30,10 +30,9 @@ All of them are learned from the fit's own data by **nested leave-out** (:func:`
 4. Sample the joint posterior of ``(kappa_d, drift_d, growth, shared)`` given every split's residuals
    (each split a multivariate normal over its held-out runs: runs of one family share their ``z``, all
    runs share the common part) with an affine-invariant ensemble sampler (:func:`discrepancy_posterior`).
-5. With ``ModelConfig(discrepancy_tails="choose")``, choose the discrepancy's tails (:func:`choose_tails`):
-   with the variance those draws set, the shape —
-   normal, or a variance-gamma whose narrow centre and long tails suit families that mostly extrapolate alike
-   and a few far otherwise — that best predicts the held-out runs.
+5. With ``ModelConfig(discrepancy_tails="choose")``, choose the discrepancy's tails (:func:`choose_tails`): with
+   the variance those draws set, the shape that best predicts the held-out runs, normal or a variance-gamma
+   (a narrow centre and long tails, for families that mostly extrapolate alike and a few far otherwise).
 
 A direction no split reaches keeps its priors, and the fit's notes say so. Data without unique tokens
 cannot leave their data in epochs: their discrepancy there is zero, and the sampler runs over the other
@@ -49,6 +48,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp
 
 from ..data import ScalingData
 from ..data.extent import DIRECTIONS, directions_of, distance_columns, distances, levels, log_epochs, per_direction
@@ -275,22 +275,22 @@ def choose_tails(splits: list[HeldOut], draws: dict[str, np.ndarray], n_dir: int
     kappa, drift = draws["kappa"][pick, :n_dir], draws["drift"][pick, :n_dir]
     growth, shared = draws["growth"][pick], draws["shared"][pick]
     weight_seed = int(rng.integers(2**31))
+    # each family's block in each split: its residuals less the drift, its variances, and the discrepancy's
+    # factor at unit variance weight (the candidates only rescale it)
+    blocks = []
+    for h in splits:
+        dist = h.dist[:, :n_dir]
+        a = h.share[None, :, None] * np.sign(dist)[None] * np.abs(dist)[None] ** growth[:, None, None]
+        for fam in np.unique(h.family):
+            own = h.family == fam
+            blocks.append((h.resid[own][None, :] - np.einsum("snd,sd->sn", a[:, own, :], drift), h.var[own],
+                           a[:, own, :] * kappa[:, None, :]))
     scores = {}
     for tails in DISCREPANCY_TAILS:
         w = tail_weights(np.full(len(pick), tails), (2,), np.random.default_rng(weight_seed))
-        scale = np.ones(len(pick)) if w is None else shared * w[:, 0] + (1.0 - shared) * w[:, 1]
-        total = 0.0
-        for h in splits:
-            dist = h.dist[:, :n_dir]
-            a = h.share[None, :, None] * np.sign(dist)[None] * np.abs(dist)[None] ** growth[:, None, None]
-            for fam in np.unique(h.family):
-                own = h.family == fam
-                u = a[:, own, :] * (kappa * np.sqrt(scale)[:, None])[:, None, :]
-                lp = _low_rank_mvn_logpdf(h.resid[own][None, :] - np.einsum("snd,sd->sn", a[:, own, :], drift),
-                                          h.var[own], u)
-                top = lp.max()
-                total += float(top + np.log(np.mean(np.exp(lp - top)))) if np.isfinite(top) else -np.inf
-        scores[tails] = total
+        root = np.ones(len(pick)) if w is None else np.sqrt(shared * w[:, 0] + (1.0 - shared) * w[:, 1])
+        scores[tails] = float(sum(logsumexp(_low_rank_mvn_logpdf(r, var, u * root[:, None, None])) - np.log(len(pick))
+                                  for r, var, u in blocks))
     normal = DISCREPANCY_TAILS[0]
     best = max(scores, key=scores.get)
     return (best if scores[best] > scores[normal] else normal), scores

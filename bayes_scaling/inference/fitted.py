@@ -417,8 +417,8 @@ class ScalingFit:
                        + "; ".join(ex["inner_problems"]))
         if ex.get("mode") == "learn" and ex.get("tails") is not None:
             out.append(f"the extrapolation discrepancy{tails_text(ex['tails'])}: its calibration's held-out runs, "
-                       "most close to the law and a few far from it, are predicted better so than by a normal of the "
-                       "same variance (a narrower central interval, a wider 99% one)")
+                       "most close to the law and a few far from it, are predicted better by it than by a normal of "
+                       "the same variance (a narrower central interval, a wider 99% one)")
         if ex.get("mode") == "learn" and not ex.get("calibrated", False):
             out.append("extrapolation discrepancy could not be calibrated: " + ex.get("note", ""))
         return out
