@@ -7,7 +7,8 @@
 Each zoo goes through :func:`bayes_scaling.backtest` with the default fit (nested leave-out at depths 1
 and 2 in compute, size and tokens per parameter) and the per-family Huber, fixed-N-term and
 variable-projection fits on the same rows. ``--tables`` pools the stored results per direction (coverage
-over points, ARE over tasks) and prints one table per dataset and one pooled.
+over points, ARE over tasks) and prints one table per dataset, one pooled, and our pooled coverage with the
+datasets resampled (how much it rests on which datasets were run).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import bayes_scaling as bs
@@ -26,6 +28,7 @@ from bayes_scaling.data import (load_datablations, load_gemstone, load_kempner, 
                                 load_olmo_ladder, load_porian)
 from bayes_scaling.data.filters import thin_checkpoints
 from bayes_scaling.evaluate.backtest import BacktestResult, BacktestSettings, backtest_markdown
+from bayes_scaling.report.format import markdown_table
 
 warnings.simplefilter("ignore", FutureWarning)
 
@@ -74,7 +77,33 @@ def tables(paths: list[str]) -> str:
                               pooled[0].settings)
         out.append("### pooled over datasets\n")
         out.append(backtest_markdown(both) + "\n")
+        names = [r["dataset"] for r in records]
+        if len(set(names)) > 1:
+            out.append("### pooled coverage with the datasets resampled\n")
+            out.append(resampled_coverage(pooled, names) + "\n")
     return "\n".join(out)
+
+
+def resampled_coverage(results: list[BacktestResult], names: list[str], n_boot: int = 4000, seed: int = 0) -> str:
+    """Our pooled coverage beside its 5%-95% range when the datasets are drawn again with replacement (as many as
+    there are): the points of one dataset share its shared extrapolation error and settings, so the datasets,
+    not the points, are the independent draws a pooled coverage rests on."""
+    pts = pd.concat([r.points.assign(dataset=n) for r, n in zip(results, names)])
+    pts = pts[pts["method"].str.startswith("bayes")].assign(
+        in50=lambda f: f["pit"].between(0.25, 0.75), in90=lambda f: f["pit"].between(0.05, 0.95))
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (direction, method), g in pts.groupby(["direction", "method"], sort=False):
+        per = g.groupby("dataset").agg(n=("pit", "size"), in50=("in50", "sum"), in90=("in90", "sum")).to_numpy(float)
+        pick = rng.integers(0, len(per), (n_boot, len(per)))
+        n = per[pick, 0].sum(axis=1)
+        cells = [direction, method, str(len(per))]
+        for col in (1, 2):
+            lo, hi = np.quantile(per[pick, col].sum(axis=1) / n, [0.05, 0.95])
+            cells += [f"{per[:, col].sum() / per[:, 0].sum():.0%}", f"{lo:.0%}–{hi:.0%}"]
+        rows.append(cells)
+    return markdown_table(["direction", "method", "datasets", "50% coverage", "5%–95%", "90% coverage", "5%–95%"],
+                          rows)
 
 
 def main() -> None:
