@@ -88,19 +88,20 @@ def resampled_coverage(results: list[BacktestResult], names: list[str], n_boot: 
     """Our pooled coverage beside its 5%-95% range when the datasets are drawn again with replacement (as many as
     there are): the points of one dataset share its shared extrapolation error and settings, so the datasets,
     not the points, are the independent draws a pooled coverage rests on."""
-    pts = pd.concat([r.points.assign(dataset=n) for r, n in zip(results, names)])
-    pts = pts[pts["method"].str.startswith("bayes")].assign(
-        in50=lambda f: f["pit"].between(0.25, 0.75), in90=lambda f: f["pit"].between(0.05, 0.95))
+    # each dataset's points and points covered, from its own summary (the coverage as the tables define it)
+    per = pd.concat([r.summary().assign(dataset=n) for r, n in zip(results, names)])
+    per = per[per["method"].str.startswith("bayes")].assign(in50=lambda f: f["cover50"] * f["points"],
+                                                            in90=lambda f: f["cover90"] * f["points"])
     rng = np.random.default_rng(seed)
     rows = []
-    for (direction, method), g in pts.groupby(["direction", "method"], sort=False):
-        per = g.groupby("dataset").agg(n=("pit", "size"), in50=("in50", "sum"), in90=("in90", "sum")).to_numpy(float)
-        pick = rng.integers(0, len(per), (n_boot, len(per)))
-        n = per[pick, 0].sum(axis=1)
-        cells = [direction, method, str(len(per))]
+    for (direction, method), g in per.groupby(["direction", "method"], sort=False):
+        counts = g.groupby("dataset")[["points", "in50", "in90"]].sum().to_numpy(float)
+        pick = rng.integers(0, len(counts), (n_boot, len(counts)))
+        n = counts[pick, 0].sum(axis=1)
+        cells = [direction, method, str(len(counts))]
         for col in (1, 2):
-            lo, hi = np.quantile(per[pick, col].sum(axis=1) / n, [0.05, 0.95])
-            cells += [f"{per[:, col].sum() / per[:, 0].sum():.0%}", f"{lo:.0%}–{hi:.0%}"]
+            lo, hi = np.quantile(counts[pick, col].sum(axis=1) / n, [0.05, 0.95])
+            cells += [f"{counts[:, col].sum() / counts[:, 0].sum():.0%}", f"{lo:.0%}–{hi:.0%}"]
         rows.append(cells)
     return markdown_table(["direction", "method", "datasets", "50% coverage", "5%–95%", "90% coverage", "5%–95%"],
                           rows)

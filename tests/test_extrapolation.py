@@ -375,3 +375,28 @@ def test_the_backtests_normal_tailed_twin_keeps_the_discrepancys_draws_and_drops
            for name, f in (("heavy", heavy), ("twin", normal),
                            ("normal", fit.with_extrapolation(disc["kappa"], fit.extrapolation, **kw)))}
     assert np.array_equal(far["twin"], far["normal"]) and not np.array_equal(far["twin"], far["heavy"])
+
+
+@pytest.mark.slow
+def test_choosing_the_tails_keeps_the_default_fits_discrepancy_and_scores_every_shape(bent_fit):
+    """``discrepancy_tails="choose"`` changes the discrepancy's shape alone: the same fit and draws of kappa, drift,
+    growth and shared as the default, each candidate scored; its normal-tailed twin (the backtest's
+    ``bayes_normal_tails``) predicts exactly as the default fit."""
+    from bayes_scaling.evaluate.backtest import with_normal_tails
+    from bayes_scaling.predict import DISCREPANCY_TAILS
+
+    data, default, _ = bent_fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.errors.SamplingWarning)
+        chosen = bs.fit(data, dict(extrapolation="learn", discrepancy_tails="choose"), sampler=FAST)
+    ex = chosen.extrapolation
+    assert set(ex["tails_scores"]) == {"normal" if np.isinf(a) else f"{a:g}" for a in DISCREPANCY_TAILS}
+    best = max(ex["tails_scores"], key=ex["tails_scores"].get)
+    assert ex["tails"] == (None if best == "normal" else float(best))
+    assert default.extrapolation.get("tails") is None and "tails_scores" not in default.extrapolation
+    for name in ("kappa", "drift", "discrepancy_growth", "discrepancy_shared"):
+        assert np.array_equal(chosen.idata.posterior[name], default.idata.posterior[name])
+    fam = data.families[0]
+    far = [f.predict(fam, 4e9, 8e10, keep_draws=True, random_seed=3)["run_loss"].to_numpy()
+           for f in (with_normal_tails(chosen), default)]
+    assert np.array_equal(*far)

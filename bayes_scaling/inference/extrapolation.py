@@ -433,13 +433,13 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
     info["calibrated"] = bool(reached)
     if held_out:
         draws = discrepancy_posterior(held_out, spec.priors, n_samples, rng, n_dir=len(active))
+        if choose:
+            tails, scores = choose_tails(held_out, draws, len(active), int(rng.integers(2**31)))
+            draws["tails"] = np.full(n_samples, tails)
+            info["tails"] = None if np.isinf(tails) else tails
+            info["tails_scores"] = {("normal" if np.isinf(a) else f"{a:g}"): v for a, v in scores.items()}
     else:
         draws = prior_draws(spec.priors, n_samples, rng, len(active))
-    if held_out and choose:
-        tails, scores = choose_tails(held_out, draws, len(active), int(rng.integers(2**31)))
-        draws["tails"] = np.full(n_samples, tails)
-        info["tails"] = None if np.isinf(tails) else tails
-        info["tails_scores"] = {("normal" if np.isinf(a) else f"{a:g}"): v for a, v in scores.items()}
     for i, d in enumerate(active):
         for name in ("kappa", "drift"):
             v = draws[name][:, i]
