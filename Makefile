@@ -16,7 +16,7 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/bayes-scaling demo --out demo_output
 
-# unit tests and small end-to-end fits (8–11 minutes on 2 cores; 12 on a new machine, PyTensor compiling its
+# unit tests and small end-to-end fits (6–11 minutes on 2 cores; 12 on a new machine, PyTensor compiling its
 # operations), one worker per core, each test file in one
 # worker (its fixtures built once): a fit compiles on one core while another samples
 test: $(VENV)/.installed
