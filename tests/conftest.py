@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytensor
 import pytest
 
 import bayes_scaling as bs
@@ -33,6 +34,19 @@ KAPLAN = Law(
                 Parameter("D_c", anchor=("tokens", 1.0), loc=8.0, scale=3.0),
                 Parameter("alpha_D", loc="log(0.1)", scale=0.5, spread=0.15)),
 )
+
+
+@pytest.fixture
+def python_linker():
+    """PyTensor functions that the test compiles itself (a log density at a few points, prior draws) run on the
+    Python linker.
+
+    Each is evaluated a few times, and PyTensor's default linker would first compile every operation of its
+    graph in C: a minute or more in the first process on a machine, whose PyTensor cache is empty. Sampling is not
+    affected: nutpie compiles the model with numba as in users' fits, and the tests of a backend name it.
+    """
+    with pytensor.config.change_flags(mode="FAST_COMPILE"):
+        yield
 
 
 @pytest.fixture(scope="session")

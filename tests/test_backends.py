@@ -64,6 +64,7 @@ def test_a_mixture_fits_its_components_with_one_numba_model_unless_told_otherwis
     assert compile_cache.backend_for_fits("auto", n) == "auto"
 
 
+@pytest.mark.usefixtures("python_linker")  # the reference density, evaluated at two points
 @pytest.mark.parametrize("noise", ["independent", "ou"])
 def test_jax_compiles_the_same_log_density_and_gradient(noise):
     """nutpie's JAX function equals PyTensor's own log density and gradient at two points."""

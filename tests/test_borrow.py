@@ -327,6 +327,7 @@ def test_a_family_left_out_of_the_urn_is_not_borrowed_from(small_fit):
         bs.PopulationPrior.from_fit(small_fit, without="nofam")
 
 
+@pytest.mark.slow  # dozens of borrowed fits (about a minute)
 def test_calibration_narrows_a_prior_too_wide_for_its_families(small_fit, synthetic_truth):
     """A prior whose spread is four times what the families show: the calibration on those families' own
     borrowed predictions (each from its smallest model, or two, to its largest) chooses a spread that undoes

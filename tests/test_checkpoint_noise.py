@@ -103,6 +103,7 @@ def test_checkpoint_noise_errors_say_what_is_wrong():
         ModelSpec.from_data(data, checkpoint_noise="ou", likelihood="student_t")
 
 
+@pytest.mark.usefixtures("python_linker")  # the reference density, evaluated at two points
 def test_the_model_potential_is_the_numpy_log_likelihood():
     """The PyMC graph and the pointwise numpy log-likelihood compute the same OU run densities."""
     data = _data(checkpoints=6, families=("a", "b"))

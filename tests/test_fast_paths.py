@@ -1,11 +1,13 @@
 """The fast paths: the ADVI approximation and sampling with one BLAS thread per chain."""
 
 import numpy as np
+import pytest
 from conftest import FAST
 
 import bayes_scaling as bs
 
 
+@pytest.mark.slow  # ADVI compiles the model in PyTensor's C backend: minutes on a new machine
 def test_fit_approximate_gives_a_marked_fit_near_nuts(synthetic_truth, small_fit):
     _, df = synthetic_truth
     approx = bs.inference.fit_approximate(df, method="advi", iterations=4000, draws=500)

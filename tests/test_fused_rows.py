@@ -26,10 +26,11 @@ def _density_and_gradient(model, mode):
                             point_fn=False, mode=mode)
 
 
-@pytest.mark.parametrize("law,uneven,mode", [("chinchilla", False, "NUMBA"), ("compute", True, "FAST_RUN")])
+@pytest.mark.parametrize("law,uneven,mode", [("chinchilla", False, "NUMBA"), ("compute", True, "FAST_COMPILE")])
 def test_fused_model_has_the_elementwise_models_density_and_gradient(synthetic_truth, law, uneven, mode):
     """At random points, the fused model's log density and its gradient in every free variable equal those of
-    the model built from PyTensor's elementwise operations (numba: nutpie's kernel; FAST_RUN: the numpy one)."""
+    the model built from PyTensor's elementwise operations (numba: nutpie's kernel; FAST_COMPILE: the Op's numpy
+    implementation, which PyMC's own sampler runs, on PyTensor's Python linker: nothing compiled in C)."""
     data = _data(synthetic_truth, uneven)
     spec = ModelSpec.from_data(data, law)
     fused, plain = build_model(data, spec), build_model(data, spec, fused=False)

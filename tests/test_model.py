@@ -9,6 +9,10 @@ from bayes_scaling.inference.parameterisation import choose_noncentering, family
 from bayes_scaling.model import ModelSpec, build_model
 
 
+# densities and prior draws evaluated at a few points (conftest.python_linker)
+pytestmark = pytest.mark.usefixtures("python_linker")
+
+
 def _data(synthetic_truth):
     _, df = synthetic_truth
     return bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss", run="run")

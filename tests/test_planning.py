@@ -294,6 +294,7 @@ def test_backtest_matches_find_the_least_compute_at_which_the_plan_did_as_well()
     assert t.loc[("spread", "0.03 x target"), "lower_at_same_budget"] == 1
 
 
+@pytest.mark.slow  # a population fit and a plan revealed step by step (about 40 s)
 def test_backtest_on_a_small_synthetic_zoo_reveals_within_budget_and_scores_every_method():
     """End to end on 3 families: a population fit of two, the third planned, revealed and scored."""
     from bayes_scaling.evaluate.planning import BacktestSettings, backtest_planning

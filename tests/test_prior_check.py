@@ -1,9 +1,14 @@
 """The prior predictive check: weakly informative priors cover the data without absurd width."""
 
 import numpy as np
+import pytest
 
 import bayes_scaling as bs
 from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
+
+
+# densities and prior draws evaluated at a few points (conftest.python_linker)
+pytestmark = pytest.mark.usefixtures("python_linker")
 
 
 def test_prior_predictive_covers_data_and_stays_sensible():

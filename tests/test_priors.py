@@ -19,6 +19,10 @@ from bayes_scaling.inference.initial import initial_values
 from bayes_scaling.laws import CHINCHILLA
 from bayes_scaling.model import ModelSpec, Prior, Priors, build_model
 
+
+# densities and prior draws evaluated at a few points (conftest.python_linker)
+pytestmark = pytest.mark.usefixtures("python_linker")
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 

@@ -48,6 +48,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import solve_triangular
 from scipy.special import logsumexp
 
 from ..data import ScalingData
@@ -177,7 +178,7 @@ def _log_density(phi: np.ndarray, splits: list[HeldOut], priors: Priors) -> np.n
         ak = a * kappa[:, None, :]
         same = (h.family[:, None] == h.family[None, :]).astype(float)
         corr = shared[:, None, None] + (1.0 - shared)[:, None, None] * same[None]
-        cov = np.einsum("wnd,wmd->wnm", ak, ak) * corr
+        cov = (ak @ ak.transpose(0, 2, 1)) * corr
         cov[:, np.arange(len(h.var)), np.arange(len(h.var))] += h.var[None, :]
         lp += _mvn_logpdf(h.resid[None, :] - mean, cov)
     return np.where(np.isfinite(lp), lp, -np.inf)
@@ -204,7 +205,7 @@ def _mvn_logpdf(r: np.ndarray, cov: np.ndarray) -> np.ndarray:
         idx = np.flatnonzero(ok)
         ok[idx[~good]] = False
         chol = chol[good]
-    sol = np.linalg.solve(chol, r[ok][..., None])[..., 0]
+    sol = solve_triangular(chol, r[ok][..., None], lower=True, check_finite=False)[..., 0]
     out[ok] = -0.5 * (sol**2).sum(axis=1) - np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
     return out
 
