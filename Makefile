@@ -16,8 +16,8 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/bayes-scaling demo --out demo_output
 
-# unit tests and small end-to-end fits (6–11 minutes on 2 cores; 12 on a new machine, PyTensor compiling its
-# operations), one worker per core, each test file in one
+# unit tests and small end-to-end fits (12 minutes with the install on a new machine with 2 cores, numba
+# compiling each model structure's operations once), one worker per core, each test file in one
 # worker (its fixtures built once): a fit compiles on one core while another samples
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadfile --durations=15
