@@ -28,6 +28,26 @@ import time
 import warnings
 
 
+def compile_listener():
+    """A listener of numba's compile events: ``done`` holds (name, seconds) of every function compiled, the
+    name given at the outermost level only (a function compiled inside another's compile is unnamed)."""
+    from numba.core import event  # imported here: main() times the imports
+
+    class Compiles(event.Listener):
+        def __init__(self):
+            self.open, self.done = [], []
+
+        def on_start(self, ev):
+            self.open.append(time.perf_counter())
+
+        def on_end(self, ev):
+            name = getattr(getattr(ev.data.get("dispatcher"), "py_func", None), "__name__", "")
+            seconds = time.perf_counter() - self.open.pop()
+            self.done.append((name if not self.open else "", seconds))
+
+    return Compiles()
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
@@ -62,23 +82,11 @@ def main() -> None:
             return r
         return deco
 
-    class Compiles(event.Listener):  # numba's compile events: how many functions, and the graph functions' seconds
-        def __init__(self):
-            self.open, self.done = [], []
-
-        def on_start(self, ev):
-            self.open.append(time.perf_counter())
-
-        def on_end(self, ev):
-            name = getattr(getattr(ev.data.get("dispatcher"), "py_func", None), "__name__", "")
-            seconds = time.perf_counter() - self.open.pop()
-            self.done.append((name if not self.open else "", seconds))  # named at the outermost level only
-
     cp._make_functions, numba.cfunc = timed_make, timed_cfunc
     try:
         for label in ("first", "second"):
             parts.clear()
-            compiles = Compiles()
+            compiles = compile_listener()
             t = time.perf_counter()
             with event.install_listener("numba:compile", compiles):
                 compiled = nutpie.compile_pymc_model(model, initial_points=initial_values(data, spec))

@@ -2,13 +2,13 @@
 
 Compiles the default Chinchilla model of synthetic zoos in one process, in this order: ``--families``
 families, the same count with other data (the same structure: nutpie's wrapper only), then each further
-count. Prints, per compile, its seconds and the numba functions it built (numba's compile events), naming the
-graph functions (``numba_funcified_fgraph``: the log density and gradient, the point functions), which are
-specialised to the dimension lengths. bayes_scaling's compiled-model cache and store are off, so every model
-is compiled; PyTensor's own cache of operations is as the machine has it (run it twice: the second run has
-every operation in it).
+count. Prints, per compile, its seconds, the numba functions it built (numba's compile events) and how many of
+them, at the outermost level, are graph functions (``numba_funcified_fgraph``: the log density and gradient,
+the point functions), which are specialised to the dimension lengths. bayes_scaling's compiled-model cache and
+store are off, so every model is compiled; PyTensor's own cache is as the machine has it, and holds the graph
+functions of every family count compiled before: choose counts the machine has not compiled.
 
-    BAYES_SCALING_COMPILE_CACHE=0 .venv/bin/python benchmarks/compile_structures.py --families 5,7
+    BAYES_SCALING_COMPILE_CACHE=0 .venv/bin/python benchmarks/compile_structures.py --families 8,9
 
 Prints JSON lines. Run it alone: the figures are wall seconds on a shared machine otherwise.
 """
@@ -37,16 +37,7 @@ def main() -> None:
     from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_runs
     from bayes_scaling.inference.initial import initial_values
     from bayes_scaling.model import ModelSpec, build_model
-
-    class Compiles(event.Listener):  # numba's compile events: the name of each function compiled
-        def __init__(self):
-            self.names = []
-
-        def on_start(self, ev):
-            pass
-
-        def on_end(self, ev):
-            self.names.append(getattr(getattr(ev.data.get("dispatcher"), "py_func", None), "__name__", ""))
+    from compile_profile import compile_listener  # this folder's compile profile
 
     counts = [int(c) for c in args.families.split(",")]
     plan = [(counts[0], 0, "first"), (counts[0], 1, "same structure, other data")]
@@ -58,13 +49,13 @@ def main() -> None:
                                          run="run")
         spec = ModelSpec.from_data(data, "chinchilla")
         model = build_model(data, spec)
-        compiles = Compiles()
+        compiles = compile_listener()
         t = time.perf_counter()
         with event.install_listener("numba:compile", compiles):
             nutpie.compile_pymc_model(model, initial_points=initial_values(data, spec))
         print(json.dumps({"families": families, "compile": what, "seconds": round(time.perf_counter() - t, 1),
-                          "numba_functions": len(compiles.names),
-                          "graph_functions": compiles.names.count("numba_funcified_fgraph"),
+                          "numba_functions": len(compiles.done),
+                          "graph_functions": sum(name == "numba_funcified_fgraph" for name, _ in compiles.done),
                           "cores": os.cpu_count()}), flush=True)
 
 

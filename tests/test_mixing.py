@@ -154,6 +154,11 @@ def _synthetic(rng, n_dom=4, mixtures=5, sigma=0.002):
     return MixingData.from_frames(pd.DataFrame(rows), pd.DataFrame(props)), truth
 
 
+#: the tests on the four-domain fit below (about a minute) run in `make test-slow`;
+#: test_cli_mixing_fits_predicts_and_optimises fits one in `make test`
+ON_THE_FIT = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def synthetic_fit():
     data, truth = _synthetic(np.random.default_rng(3))
@@ -161,7 +166,7 @@ def synthetic_fit():
                                          sampler=dict(draws=300, tune=300, chains=2, random_seed=2))
 
 
-@pytest.mark.slow  # a four-domain fit (about a minute); test_cli_mixing_fits_predicts_and_optimises fits one in `make test`
+@ON_THE_FIT
 def test_hierarchical_fit_recovers_exponents_and_predicts_a_heldout_mixture(synthetic_fit, tmp_path):
     data, truth, (table, summary, fit) = synthetic_fit
     par = fit.parameter_table(interval=0.95).set_index(["domain", "parameter"])
@@ -175,7 +180,7 @@ def test_hierarchical_fit_recovers_exponents_and_predicts_a_heldout_mixture(synt
     assert back.extrapolation == fit.extrapolation
 
 
-@pytest.mark.slow  # a four-domain fit (about a minute); test_cli_mixing_fits_predicts_and_optimises fits one in `make test`
+@ON_THE_FIT
 def test_predictive_widens_with_the_distance_from_trained_mixtures(synthetic_fit):
     data, _, (_, _, fit) = synthetic_fit
     props = data.proportions()
@@ -212,7 +217,7 @@ def test_least_squares_baseline_recovers_noise_free_law():
     np.testing.assert_allclose(predict_least_squares(ls, data.frame), data.frame["loss"], rtol=1e-6)
 
 
-@pytest.mark.slow  # a four-domain fit (about a minute); test_cli_mixing_fits_predicts_and_optimises fits one in `make test`
+@ON_THE_FIT
 def test_optimiser_beats_the_training_mixtures_and_respects_the_simplex(synthetic_fit):
     data, _, (_, _, fit) = synthetic_fit
     step = 2e5
