@@ -1,9 +1,10 @@
-"""Where nutpie's compile time of the hierarchical model goes, and one log density + gradient.
+"""Where the compile time of the hierarchical model goes, and one log density + gradient.
 
-Compiles the bundled Porian model twice in one process (the first pays numba's start-up) and splits
-each compile into PyTensor's graph work (``_make_functions``: rewrites, numba funcify, PyTensor's own
-disk cache) and numba's ``cfunc`` of nutpie's C wrapper (LLVM optimisation and code generation of the
-linked module), counts the numba functions each compile builds (numba's compile events) and the seconds
+Compiles the bundled Porian model twice in one process (the first pays numba's start-up) as every fit does
+(:func:`bayes_scaling.inference.compile_numba.compile_model`, the compile cache and store aside) and splits
+each compile into PyTensor's graph work (``compile_numba._functions``: rewrites, numba funcify, PyTensor's
+own disk cache) and numba's ``cfunc`` of the C entry points nutpie calls (LLVM optimisation and code
+generation of the linked module), counts the numba functions each compile builds (numba's compile events) and the seconds
 of the log density's graph function among them, then times one log density + gradient through the
 compiled C function pointer.
 
@@ -52,11 +53,10 @@ def main() -> None:
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
     import numba
-    import nutpie
     from numba.core import event
-    import nutpie.compile_pymc as cp
 
     import bayes_scaling as bs
+    from bayes_scaling.inference import compile_numba
     from bayes_scaling.inference.initial import initial_values
     from bayes_scaling.model import ModelSpec, build_model
 
@@ -66,7 +66,7 @@ def main() -> None:
     spec = ModelSpec.from_data(data, "chinchilla")
     model = build_model(data, spec)
     parts: list[tuple[str, float]] = []
-    make_functions, cfunc = cp._make_functions, numba.cfunc
+    make_functions, cfunc = compile_numba._functions, numba.cfunc
 
     def timed_make(*a, **k):
         t = time.perf_counter()
@@ -82,21 +82,21 @@ def main() -> None:
             return r
         return deco
 
-    cp._make_functions, numba.cfunc = timed_make, timed_cfunc
+    compile_numba._functions, numba.cfunc = timed_make, timed_cfunc
     try:
         for label in ("first", "second"):
             parts.clear()
             compiles = compile_listener()
             t = time.perf_counter()
             with event.install_listener("numba:compile", compiles):
-                compiled = nutpie.compile_pymc_model(model, initial_points=initial_values(data, spec))
+                compiled = compile_numba.compile_model(model, initial_values(data, spec), None)
             out[f"{label}_compile_seconds"] = time.perf_counter() - t
             out[f"{label}_graph_seconds"] = sum(s for k, s in parts if k == "graph")
             out[f"{label}_cfunc_seconds"] = sum(s for k, s in parts if k == "cfunc")
             out[f"{label}_numba_functions"] = len(compiles.done)
             out[f"{label}_fgraph_function_seconds"] = sum(s for n, s in compiles.done if n == "numba_funcified_fgraph")
     finally:
-        cp._make_functions, numba.cfunc = make_functions, cfunc
+        compile_numba._functions, numba.cfunc = make_functions, cfunc
     from sampling import nutpie_gradient_call  # this folder's sampling benchmark
 
     call, _, _ = nutpie_gradient_call(compiled)

@@ -27,9 +27,10 @@ def _key(data, priors=None, likelihood="normal"):
 def test_structure_key_ignores_data_values_but_not_structure(synthetic_truth):
     _, df = synthetic_truth
     two = _key(_data(df, ["fam0", "fam1"]))
-    # other families, other losses, other row and run counts, another median loss: the same computation
+    # other families, other losses, other row and run counts, another median loss, another number of families:
+    # the same computation (dimension lengths reach the compiled code at run time, as data do)
     assert _key(_data(df, ["fam1", "fam2"], drop_every=2)) == two
-    assert _key(_data(df, ["fam0", "fam1", "fam2"])) != two  # three families: another parameter count
+    assert _key(_data(df, ["fam0", "fam1", "fam2"])) == two
     assert _key(_data(df, ["fam0", "fam1"]), likelihood="student_t") != two
     data = _data(df, ["fam0", "fam1"])
     spec, _ = model_spec(data, "chinchilla", None)
@@ -61,6 +62,47 @@ def test_reused_compiled_model_gives_the_same_posterior(small_fit, synthetic_tru
         np.testing.assert_array_equal(reused.idata.posterior[var].to_numpy(), fresh.idata.posterior[var].to_numpy())
     # and the data really were swapped: new_b's posterior is not new_a's
     assert not np.allclose(first.idata.posterior["mu"].to_numpy(), reused.idata.posterior["mu"].to_numpy())
+
+
+def test_a_model_compiled_for_two_families_computes_the_log_density_of_three(synthetic_truth, python_linker,
+                                                                              monkeypatch, tmp_path):
+    _, df = synthetic_truth
+    monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", str(tmp_path))
+    compile_cache.clear()
+    models = []
+    for families in (["fam0", "fam1"], ["fam0", "fam1", "fam2"]):
+        data = _data(df, families)
+        spec, _ = model_spec(data, "chinchilla", None)
+        models.append(build_model(data, spec))
+    compile_cache.compile_nutpie(models[0], {}, backend="numba")
+    compiled, source, _ = compile_cache.compile_nutpie(models[1], {}, backend="numba")
+    assert source == "memory"
+    model = models[1]
+    names, slices, shapes = compiled.shape_info
+    assert list(compiled.coords["family"]) == ["fam0", "fam1", "fam2"]
+    assert compiled.n_dim == sum(np.size(value) for value in model.initial_point().values())
+    logp_of, dlogp_of = model.compile_logp(), model.compile_dlogp()  # PyTensor's own, by name, for reference
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = np.asarray(compiled.initial_point_func(int(rng.integers(1000))), float)
+        point = {name: x[sl].reshape(shape) for name, sl, shape in zip(names, slices, shapes)
+                 if sl.stop <= compiled.n_dim}
+        logp, grad, code = _logp_and_gradient(compiled, x)
+        assert code == 0
+        np.testing.assert_allclose(logp, logp_of(point), rtol=1e-10)
+        np.testing.assert_allclose(grad, dlogp_of(point), rtol=1e-8, atol=1e-10)
+    assert _logp_and_gradient(compiled, x[:-1])[2] != 0  # a vector of another length is refused, not read past
+
+
+def _logp_and_gradient(compiled, x):
+    """nutpie's C entry point of the log density and gradient, called as nutpie calls it."""
+    import ctypes
+
+    signature = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, *[ctypes.c_void_p] * 4)
+    grad, logp = np.zeros_like(x), np.zeros(())
+    code = signature(compiled.compiled_logp_func.address)(len(x), x.ctypes.data, grad.ctypes.data, logp.ctypes.data,
+                                                          compiled.user_data.ctypes.data)
+    return float(logp), grad, code
 
 
 @pytest.mark.parametrize("value", ["0", "off", "false"])

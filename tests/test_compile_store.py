@@ -14,8 +14,8 @@ from bayes_scaling.inference.compile_cache import structure_key
 from bayes_scaling.inference.fit import model_spec
 from bayes_scaling.model import build_model
 
-# fits in a new process: one synthetic family simulated with seed argv[2]; saves
-# each fit's draws and prints where its compiled model came from. With argv[3] == "fresh" it fits again
+# fits in a new process: argv[3] synthetic families simulated with seed argv[2]; saves
+# each fit's draws and prints where its compiled model came from. With argv[4] == "fresh" it fits again
 # with the caches off: a model compiled here and now.
 _FIT = textwrap.dedent("""
     import os, sys, warnings
@@ -26,10 +26,10 @@ _FIT = textwrap.dedent("""
     warnings.simplefilter("ignore")
     warnings.simplefilter("always", bs.inference.compile_store.CompileStoreWarning)
     rng = np.random.default_rng(int(sys.argv[2]))
-    df = simulate_runs(simulate_family_parameters(1, rng), rng, sizes=(5e7, 2e8), checkpoints=4, seeds=1)
+    df = simulate_runs(simulate_family_parameters(int(sys.argv[3]), rng), rng, sizes=(5e7, 2e8), checkpoints=4, seeds=1)
     data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
                                      run="run", seed="seed")
-    for label in ["cached", "fresh"][:len(sys.argv) - 2]:
+    for label in ["cached", "fresh"][:len(sys.argv) - 3]:
         if label == "fresh":
             os.environ["BAYES_SCALING_COMPILE_CACHE"] = "0"
         fit = bs.fit(data, {"extrapolation": None}, {"draws": 40, "tune": 40, "chains": 2, "random_seed": 4,
@@ -45,7 +45,8 @@ def test_a_new_process_reads_the_compiled_model_back_and_draws_as_a_fresh_compil
     script.write_text(_FIT)
     env = {**os.environ, "BAYES_SCALING_COMPILE_CACHE_DIR": str(tmp_path / "compiled")}
     sources = []
-    for args in (["first", "3"], ["second", "5", "fresh"]):  # the second process: other data, same structure
+    # the second process: other data and another number of families, the same structure
+    for args in (["first", "3", "2"], ["second", "5", "3", "fresh"]):
         out = subprocess.run([sys.executable, str(script), str(tmp_path / args[0]), *args[1:]], env=env,
                              capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stderr[-3000:]
@@ -55,12 +56,12 @@ def test_a_new_process_reads_the_compiled_model_back_and_draws_as_a_fresh_compil
     assert len(stored) == 1
     loaded = np.load(tmp_path / "second_cached.npy")
     np.testing.assert_array_equal(loaded, np.load(tmp_path / "second_fresh.npy"))
-    assert not np.allclose(loaded, np.load(tmp_path / "first_cached.npy"))  # its own data, not the first's
+    assert loaded.shape[2] == 3  # (chain, draw, family, param): its own three families, not the first's two
     # bytes damaged in the middle of the machine code: caught by the checksum, removed, compiled again
     raw = bytearray(stored[0].read_bytes())
     raw[len(raw) // 2: len(raw) // 2 + 64] = bytes(64)
     stored[0].write_bytes(bytes(raw))
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "third"), "3"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "third"), "3", "2"], env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["compiled"] and "checksum does not match" in out.stderr

@@ -4,18 +4,19 @@ Compiling a model for nutpie costs 10-30 s on 2 cores (graph rewrites, numba, an
 numba will not cache on disk itself; :mod:`.compile_store` does), often more than sampling it: a
 borrowed fit of one small model spent 9.6 of its 10 s compiling. Yet most fits in one process share a
 structure: the nested leave-out calibration fits inside every ``bs.fit``, the population fits of a
-leave-one-family-out evaluation, every borrowed fit of a new family, the cells of a grid. The data enter the model as data containers
-(``pm.Data``: losses, standardised inputs, indices, data-scaled prior locations; see
-:mod:`bayes_scaling.model.hierarchical`), so one compiled model serves all of them with its data
-swapped (nutpie's ``with_data``).
+leave-one-family-out evaluation, every borrowed fit of a new family, the cells of a grid, a new zoo with
+another number of families. The data enter the model as data containers (``pm.Data``: losses,
+standardised inputs, indices, data-scaled prior locations; see :mod:`bayes_scaling.model.hierarchical`),
+the dimension lengths as PyMC's shared lengths, and the compiled code reads the parameter vector's layout
+at run time (:mod:`.compile_numba`), so one compiled model serves all of them with these swapped in.
 
 A compiled model is reused only when the new model's graph is **the same computation**: its
-:func:`structure_key` hashes every operation of the log density and of the variables stored in the trace, the value of
-every constant and of every shared variable that is not a data container (dimension lengths
-included), and the dtype and rank of each data container. Anything that is not swappable data and
-differs (a prior scale, the number of families, the law, the likelihood, the non-centred parameters)
-gives another key and a fresh compile. On a hit the initial point function and the coordinates come
-from the new model. A compiled model is also written to disk and read back by later processes
+:func:`structure_key` hashes every operation of the log density and of the variables stored in the trace,
+the value of every constant and of every shared variable that is not a data container or a dimension
+length, and the dtype and rank of those that are. Anything else that differs (a prior scale, the law, the
+likelihood, the non-centred parameters, a constant whose size follows the number of families) gives another
+key and a fresh compile. On a hit the data, dimension lengths, layout, initial point function and
+coordinates come from the new model. A compiled model is also written to disk and read back by later processes
 (:mod:`.compile_store`, ``BAYES_SCALING_COMPILE_CACHE_DIR``). ``BAYES_SCALING_COMPILE_CACHE=0`` turns
 both off; :func:`clear` empties this process's cache.
 
@@ -26,7 +27,6 @@ with the data frozen into the graph, so nothing is reused.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
@@ -37,6 +37,7 @@ import numpy as np
 import pymc as pm
 
 from . import compile_store
+from .compile_numba import compile_model, for_model, swappable_names
 
 #: compiled models kept per process (least recently used dropped first)
 MAX_ENTRIES = 8
@@ -130,9 +131,10 @@ def _graph_digest(leading: list, outputs: list, data_names: set) -> str:
 
 
 def structure_key(model: pm.Model) -> str:
-    """A hash of everything in ``model``'s log density and traced variables except its data containers' values."""
+    """A hash of everything in ``model``'s log density and traced variables except the values of its data
+    containers and dimension lengths (:func:`.compile_numba.swappable_names`)."""
     outputs = [model.logp(), *model.unobserved_value_vars]
-    h = hashlib.sha256(_graph_digest([], outputs, {v.name for v in model.data_vars}).encode())
+    h = hashlib.sha256(_graph_digest([], outputs, swappable_names(model)).encode())
     h.update(("free " + ",".join(f"{v.name}" for v in model.value_vars)).encode())
     return h.hexdigest()
 
@@ -233,38 +235,28 @@ def compile_nutpie(model: pm.Model, initial_points: dict, jitter_rvs: set | None
     Returns (compiled, where it came from, backend used). Where: ``"memory"`` (this process's cache),
     ``"disk"`` (:mod:`.compile_store`, compiled by an earlier process) or ``"compiled"`` (a fresh compile,
     then kept in both). See :func:`resolve_backend` for ``backend``."""
-    import nutpie
-
     key = structure_key(model) if enabled() else None
     which = resolve_backend(backend, model, key)
     if which == "jax":
         return _compile_jax(model, initial_points, jitter_rvs), "compiled", "jax"
     if key is None:
-        compiled = nutpie.compile_pymc_model(model, initial_points=initial_points, jitter_rvs=jitter_rvs)
-        return compiled, "compiled", "numba"
+        return compile_model(model, initial_points, jitter_rvs), "compiled", "numba"
     cached = _CACHE.get(key)
-    if cached is None:
-        compiled = compile_store.load(key, model, initial_points, jitter_rvs)
-        source = "disk"
-        if compiled is None:
-            _STATS["misses"] += 1
-            log.info("compiling the model with numba (a new structure; later fits of it reuse the compile)")
-            compiled = nutpie.compile_pymc_model(model, initial_points=initial_points, jitter_rvs=jitter_rvs)
-            compile_store.save(key, compiled, model)
-            source = "compiled"
-        else:
-            _STATS["disk_hits"] += 1
-        _CACHE[key] = compiled
-        while len(_CACHE) > MAX_ENTRIES:
-            _CACHE.popitem(last=False)
-        return compiled, source, "numba"
-    _STATS["hits"] += 1
-    _CACHE.move_to_end(key)
-    from nutpie.compile_pymc import _prepare_dims_and_coords
-
-    data = {v.name: v.get_value() for v in model.data_vars if v.name in cached.shared_data}
-    compiled = cached.with_data(**data)
-    dims, coords = _prepare_dims_and_coords(model, compiled.shape_info)
-    return dataclasses.replace(compiled, dims=dims, _coords=coords,
-                               initial_point_func=compile_store.initial_point_function(
-                                   model, compiled, initial_points, jitter_rvs)), "memory", "numba"
+    if cached is not None:
+        _STATS["hits"] += 1
+        _CACHE.move_to_end(key)
+        return for_model(cached, model, initial_points, jitter_rvs), "memory", "numba"
+    compiled = compile_store.load(key, model, initial_points, jitter_rvs)
+    source = "disk"
+    if compiled is None:
+        _STATS["misses"] += 1
+        log.info("compiling the model with numba (a new structure; later fits of it reuse the compile)")
+        compiled = compile_model(model, initial_points, jitter_rvs)
+        compile_store.save(key, compiled, model)
+        source = "compiled"
+    else:
+        _STATS["disk_hits"] += 1
+    _CACHE[key] = compiled
+    while len(_CACHE) > MAX_ENTRIES:
+        _CACHE.popitem(last=False)
+    return compiled, source, "numba"

@@ -7,8 +7,8 @@ again by every CLI call and every new notebook kernel. :mod:`.compile_cache` reu
 within a process; this module keeps it across processes.
 
 After a compile, each ``cfunc`` 's machine code (numba's ``serialize_using_object_code``, as numba's own
-cache stores it) is written with what nutpie needs around it (dimensions, the names, dtypes and ranks
-of the shared variables, the values of the shared variables that are not data containers) to one file
+cache stores it) is written with what nutpie needs around it (the names, dtypes and ranks of the shared
+variables, the values of those that the model does not swap in: :func:`.compile_numba.swappable_names`) to one file
 named after the model's :func:`.compile_cache.structure_key` and the environment (Python, NumPy, numba,
 llvmlite, PyTensor, PyMC and nutpie versions; the CPU and its features; numba's optimisation level).
 A later process with a model of the same structure loads the machine code instead of compiling
@@ -41,8 +41,10 @@ from typing import Any
 
 import numpy as np
 
+from .compile_numba import assemble, swappable_names
+
 #: version of the file layout below; a file of another version is ignored and replaced
-FORMAT = 2
+FORMAT = 3
 #: a file starts with this tag and the SHA-256 of the pickled payload after it: a file damaged anywhere (not
 #: only truncated) is detected before its machine code is loaded, which could otherwise abort the process
 MAGIC = b"bayes_scaling compiled model\n"
@@ -147,15 +149,14 @@ def save(key: str, compiled: Any, model: Any) -> Path | None:
     functions = (compiled.compiled_logp_func, compiled.compiled_expand_func)
     if any(f._library.has_dynamic_globals for f in functions):
         return None  # e.g. a constant array over 1 MB: numba embeds its address, valid in this process only
-    data_names = {v.name for v in model.data_vars}
+    swapped = swappable_names(model)
     path = entry_path(key, folder)
     handle = None
     try:
         payload = {
             "format": FORMAT, "environment": environment_key(), "structure": key,
-            "n_dim": compiled.n_dim, "n_expanded": compiled.n_expanded, "shape_info": compiled.shape_info,
             "shared": [(name, value.dtype.str, value.ndim) for name, value in compiled.shared_data.items()],
-            "fixed": {name: value for name, value in compiled.shared_data.items() if name not in data_names},
+            "fixed": {name: value for name, value in compiled.shared_data.items() if name not in swapped},
             "logp": _pack_function(compiled.compiled_logp_func),
             "expand": _pack_function(compiled.compiled_expand_func),
         }
@@ -259,40 +260,17 @@ def _checked_body(raw: bytes) -> bytes:
     return body
 
 
-def initial_point_function(model: Any, compiled: Any, initial_points: dict, jitter_rvs: set | None):
-    """nutpie's flat initial point function for ``model`` (the same free variables as ``compiled``)."""
-    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
-    from pymc.initial_point import make_initial_point_fn
-
-    if jitter_rvs is None:  # nutpie's default: jitter every free variable
-        jitter_rvs = set(model.free_RVs)
-    fn = make_initial_point_fn(model=model, overrides=initial_points, default_strategy="support_point",
-                               jitter_rvs=jitter_rvs, return_transformed=True)
-    names = [model.rvs_to_values[v].name for v in model.free_RVs]
-    shapes = [compiled.shapes[n] for n in names]
-    return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(fn), names=names, shapes=shapes)
-
-
 def _assemble(payload: dict, logp: LoadedFunction, expand: LoadedFunction, model: Any, initial_points: dict,
               jitter_rvs: set | None) -> Any:
-    from nutpie.compile_pymc import CompiledPyMCModel, _prepare_dims_and_coords, make_user_data
-
-    values = {v.name: v.get_value() for v in model.data_vars}
     shared = {}
     for name, dtype, ndim in payload["shared"]:
-        value = payload["fixed"][name] if name in payload["fixed"] else values[name]
+        # what the model swaps in (its data, dimension lengths and layout) is a placeholder of the stored rank here
+        value = payload["fixed"].get(name, np.zeros((0,) * ndim))
         value = np.array(value, dtype=np.dtype(dtype), order="C", copy=True)
         if value.ndim != ndim:
             raise ValueError(f"shared variable {name} has rank {value.ndim}, the stored code expects {ndim}")
-        value.flags.writeable = False
         shared[name] = value
-    shape_info = payload["shape_info"]
-    dims, coords = _prepare_dims_and_coords(model, shape_info)
-    compiled = CompiledPyMCModel(
-        _n_dim=payload["n_dim"], dims=dims, _coords=coords,
-        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
-        compiled_logp_func=logp, compiled_expand_func=expand, initial_point_func=None, shared_data=shared,
-        user_data=make_user_data(shared, shared), n_expanded=payload["n_expanded"], shape_info=shape_info,
-        logp_func=None, expand_func=None)
-    return dataclasses.replace(compiled, initial_point_func=initial_point_function(model, compiled,
-                                                                                   initial_points, jitter_rvs))
+    missing = {name for name, _, _ in payload["shared"]} - set(payload["fixed"]) - swappable_names(model)
+    if missing:
+        raise ValueError(f"the model does not supply the shared variables {sorted(missing)}")
+    return assemble(logp, expand, shared, model, initial_points, jitter_rvs)
