@@ -20,17 +20,16 @@ from typing import Any
 
 import numpy as np
 
-#: the shared variable holding each free variable's offset in the parameter vector (and the vector's length)
-OFFSETS = "__layout_offsets"
-#: prefix of the shared variables holding each free variable's shape (one per free variable, by position)
-SHAPE = "__layout_shape_"
+#: the shared variable holding the parameter vector's layout: each free variable's offset in it (and the vector's
+#: length), then each free variable's shape; one variable, for every shared variable is a further argument that
+#: nutpie's C entry point unpacks, and numba's compile of that unpacking grows with their number
+LAYOUT = "__layout"
 
 
 def swappable_names(model: Any) -> set[str]:
     """The shared variables of ``model`` whose values a compiled model takes at run time: its data containers,
     its dimension lengths and the parameter layout."""
-    return {v.name for v in model.data_vars} | set(model.dim_lengths) | {OFFSETS} | {
-        f"{SHAPE}{i}" for i in range(len(model.free_RVs))}
+    return {v.name for v in model.data_vars} | set(model.dim_lengths) | {LAYOUT}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,11 +64,9 @@ class Layout:
         return self.names, slices, self.shapes
 
     def values(self, n_free: int) -> dict[str, np.ndarray]:
-        """The layout's shared variables: offsets of the ``n_free`` free variables (and the end), their shapes."""
+        """The layout's shared variable: the offsets of the ``n_free`` free variables and the end, then their shapes."""
         sizes = [prod(s) for s in self.shapes[:n_free]]
-        out = {OFFSETS: np.concatenate([[0], np.cumsum(sizes)]).astype("int64")}
-        out.update({f"{SHAPE}{i}": np.asarray(s, dtype="int64") for i, s in enumerate(self.shapes[:n_free])})
-        return out
+        return {LAYOUT: np.concatenate([[0], np.cumsum(sizes), *[s for s in self.shapes[:n_free]]]).astype("int64")}
 
 
 def _functions(model: Any) -> tuple[Any, Any]:
@@ -89,11 +86,14 @@ def _functions(model: Any) -> tuple[Any, Any]:
                            for g in pytensor.gradient.grad(logp, value_vars)])
 
     joined = pt.TensorType("float64", shape=(None,))(name="_unconstrained_point")
-    offsets = pytensor.shared(np.zeros(len(value_vars) + 1, dtype="int64"), name=OFFSETS)
+    ranks = [var.type.ndim for var in value_vars]
+    layout = pytensor.shared(np.zeros(len(value_vars) + 1 + sum(ranks), dtype="int64"), name=LAYOUT)
     replacements = {}
+    start = len(value_vars) + 1  # where the shapes begin
     for i, var in enumerate(value_vars):
-        shape = pytensor.shared(np.zeros(var.type.ndim, dtype="int64"), name=f"{SHAPE}{i}")
-        piece = joined[offsets[i]:offsets[i + 1]].reshape(shape, ndim=var.type.ndim).astype(var.dtype)
+        shape = layout[start:start + ranks[i]]
+        start += ranks[i]
+        piece = joined[layout[i]:layout[i + 1]].reshape(shape, ndim=ranks[i]).astype(var.dtype)
         replacements[var] = pt.specify_shape(piece, var.type.shape)  # the value variable's own type
     logp, grad = pytensor.clone_replace([logp, grad], replacements)
     with model:
