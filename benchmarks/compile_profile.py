@@ -1,16 +1,18 @@
 """Where the compile time of the hierarchical model goes, and one log density + gradient.
 
 Compiles the bundled Porian model twice in one process (the first pays numba's start-up) as every fit does
-(:func:`bayes_scaling.inference.compile_numba.compile_model`, the compile cache and store aside) and splits
-each compile into PyTensor's graph work (``compile_numba._functions``: rewrites, numba funcify, PyTensor's
-own disk cache) and numba's ``cfunc`` of the C entry points nutpie calls (LLVM optimisation and code
-generation of the linked module), counts the numba functions each compile builds (numba's compile events) and the seconds
+(:func:`bayes_scaling.inference.compile_numba.compile_model`, the compile cache and store aside), or with
+``--layout nutpie`` as ``nutpie.compile_pymc_model`` does (the parameter layout fixed in the code), and splits
+each compile into PyTensor's graph work (``compile_numba._functions`` or nutpie's ``_make_functions``:
+rewrites, numba funcify, PyTensor's own disk cache) and numba's ``cfunc`` of the C entry points nutpie calls
+(LLVM optimisation and code generation of the linked module), counts the numba functions each compile builds (numba's compile events) and the seconds
 of the log density's graph function among them, then times one log density + gradient through the
 compiled C function pointer.
 
     .venv/bin/python benchmarks/compile_profile.py
     NUMBA_OPT=0 .venv/bin/python benchmarks/compile_profile.py     # LLVM optimisation level 0
     NUMBA_DEBUG_CACHE=1 .venv/bin/python benchmarks/compile_profile.py   # PyTensor's numba cache hits
+    .venv/bin/python benchmarks/compile_profile.py --layout nutpie       # nutpie's own compile
 
 A machine that has never compiled the model (the first process after installing): point every compile
 cache at an empty folder,
@@ -23,6 +25,7 @@ Prints JSON (one line). Run it alone: the figures are wall seconds on a shared m
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
@@ -50,9 +53,14 @@ def compile_listener():
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layout", choices=("bayes_scaling", "nutpie"), default="bayes_scaling",
+                        help="whose compile: bayes_scaling's (the layout read at run time) or nutpie's")
+    args = parser.parse_args()
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
     import numba
+    import nutpie.compile_pymc as nutpie_compile
     from numba.core import event
 
     import bayes_scaling as bs
@@ -60,13 +68,14 @@ def main() -> None:
     from bayes_scaling.inference.initial import initial_values
     from bayes_scaling.model import ModelSpec, build_model
 
-    out: dict = {"import_seconds": time.perf_counter() - t0, "cores": os.cpu_count(),
+    out: dict = {"layout": args.layout, "import_seconds": time.perf_counter() - t0, "cores": os.cpu_count(),
                  "numba_opt": os.environ.get("NUMBA_OPT", "3 (default)")}
     data = bs.load_bundled("porian")
     spec = ModelSpec.from_data(data, "chinchilla")
     model = build_model(data, spec)
     parts: list[tuple[str, float]] = []
-    make_functions, cfunc = compile_numba._functions, numba.cfunc
+    owner, name = (compile_numba, "_functions") if args.layout == "bayes_scaling" else (nutpie_compile, "_make_functions")
+    make_functions, cfunc = getattr(owner, name), numba.cfunc
 
     def timed_make(*a, **k):
         t = time.perf_counter()
@@ -82,21 +91,26 @@ def main() -> None:
             return r
         return deco
 
-    compile_numba._functions, numba.cfunc = timed_make, timed_cfunc
+    numba.cfunc = timed_cfunc
+    setattr(owner, name, timed_make)
     try:
         for label in ("first", "second"):
             parts.clear()
             compiles = compile_listener()
             t = time.perf_counter()
             with event.install_listener("numba:compile", compiles):
-                compiled = compile_numba.compile_model(model, initial_values(data, spec), None)
+                if args.layout == "nutpie":
+                    compiled = nutpie_compile.compile_pymc_model(model, initial_points=initial_values(data, spec))
+                else:
+                    compiled = compile_numba.compile_model(model, initial_values(data, spec), None)
             out[f"{label}_compile_seconds"] = time.perf_counter() - t
             out[f"{label}_graph_seconds"] = sum(s for k, s in parts if k == "graph")
             out[f"{label}_cfunc_seconds"] = sum(s for k, s in parts if k == "cfunc")
             out[f"{label}_numba_functions"] = len(compiles.done)
             out[f"{label}_fgraph_function_seconds"] = sum(s for n, s in compiles.done if n == "numba_funcified_fgraph")
     finally:
-        compile_numba._functions, numba.cfunc = make_functions, cfunc
+        numba.cfunc = cfunc
+        setattr(owner, name, make_functions)
     from sampling import nutpie_gradient_call  # this folder's sampling benchmark
 
     call, _, _ = nutpie_gradient_call(compiled)

@@ -39,7 +39,8 @@ class Layout:
 
     names: list[str]
     shapes: list[tuple[int, ...]]
-    n_dim: int
+    #: how many of ``names`` are free variables
+    n_free: int
 
     @classmethod
     def of(cls, model: Any) -> "Layout":
@@ -48,9 +49,11 @@ class Layout:
         shapes = _compute_shapes(model)
         free = [model.rvs_to_values[v].name for v in model.free_RVs]
         remaining = [v.name for v in model.unobserved_value_vars if v.name not in set(free)]
-        names = free + remaining
-        sizes = [prod(shapes[n]) for n in free]
-        return cls(names, [tuple(int(s) for s in shapes[n]) for n in names], int(sum(sizes)))
+        return cls(free + remaining, [tuple(int(s) for s in shapes[n]) for n in free + remaining], len(free))
+
+    @property
+    def n_dim(self) -> int:
+        return int(sum(prod(s) for s in self.shapes[:self.n_free]))
 
     @property
     def n_expanded(self) -> int:
@@ -63,10 +66,10 @@ class Layout:
         slices = [slice(int(e - prod(s)), int(e)) for e, s in zip(ends, self.shapes)]
         return self.names, slices, self.shapes
 
-    def values(self, n_free: int) -> dict[str, np.ndarray]:
-        """The layout's shared variable: the offsets of the ``n_free`` free variables and the end, then their shapes."""
-        sizes = [prod(s) for s in self.shapes[:n_free]]
-        return {LAYOUT: np.concatenate([[0], np.cumsum(sizes), *[s for s in self.shapes[:n_free]]]).astype("int64")}
+    def values(self) -> dict[str, np.ndarray]:
+        """The layout's shared variable: the offsets of the free variables and the end, then their shapes."""
+        free = self.shapes[:self.n_free]
+        return {LAYOUT: np.concatenate([[0], np.cumsum([prod(s) for s in free]), *free]).astype("int64")}
 
 
 def _functions(model: Any) -> tuple[Any, Any]:
@@ -210,7 +213,7 @@ def for_model(compiled: Any, model: Any, initial_points: dict, jitter_rvs: set |
     values = {v.name: v.get_value() for v in model.data_vars}
     values.update({name: length.get_value() for name, length in model.dim_lengths.items()
                    if hasattr(length, "get_value")})
-    values.update(layout.values(len(model.free_RVs)))
+    values.update(layout.values())
     updated = compiled.with_data(**{k: v for k, v in values.items() if k in compiled.shared_data})
     shape_info = layout.shape_info
     dims, coords = _prepare_dims_and_coords(model, shape_info)
@@ -229,6 +232,5 @@ def initial_point_function(model: Any, layout: Layout, initial_points: dict, jit
         jitter_rvs = set(model.free_RVs)
     fn = make_initial_point_fn(model=model, overrides=initial_points, default_strategy="support_point",
                                jitter_rvs=jitter_rvs, return_transformed=True)
-    n_free = len(model.free_RVs)
-    return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(fn), names=layout.names[:n_free],
-                                          shapes=layout.shapes[:n_free])
+    return _rv_dict_to_flat_array_wrapper(_wrap_with_lock(fn), names=layout.names[:layout.n_free],
+                                          shapes=layout.shapes[:layout.n_free])
