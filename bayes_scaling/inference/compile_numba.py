@@ -197,6 +197,8 @@ def assemble(logp: Any, expand: Any, shared: dict[str, np.ndarray], model: Any, 
     values ``shared`` (those ``model`` swaps in may be placeholders of the right rank), set up for ``model``."""
     from nutpie.compile_pymc import CompiledPyMCModel, make_user_data
 
+    for value in shared.values():  # nutpie's contract: the code reads these through pointers, never writes them
+        value.flags.writeable = False
     compiled = CompiledPyMCModel(
         _n_dim=0, dims=None, _coords=None, _shapes={}, compiled_logp_func=logp, compiled_expand_func=expand,
         initial_point_func=None, shared_data=shared, user_data=make_user_data(shared, shared), n_expanded=0,
