@@ -147,7 +147,8 @@ def test_a_model_that_cannot_be_serialised_is_not_stored_and_says_so(model_and_k
 
     monkeypatch.setenv("BAYES_SCALING_COMPILE_CACHE_DIR", str(tmp_path))
     model, key = model_and_key
-    function = SimpleNamespace(_library=SimpleNamespace(has_dynamic_globals=False))
+    library = SimpleNamespace(has_dynamic_globals=False)
+    function = SimpleNamespace(_library=library, graph=SimpleNamespace(library=library))
     compiled = SimpleNamespace(compiled_logp_func=function, compiled_expand_func=function, n_dim=3, n_expanded=3,
                                shape_info=(), shared_data={})
 

@@ -14,6 +14,7 @@ dimension lengths, data, coordinates and initial point into a compiled model of 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from math import prod
 from typing import Any
@@ -111,67 +112,153 @@ def _functions(model: Any) -> tuple[Any, Any]:
     return logp_fn, expand_fn
 
 
-def _c_logp(logp_fn: Any, user_data: np.ndarray, names: list[str], shared: dict) -> Any:
-    """nutpie's C entry point of the log density and gradient, for a parameter vector of any length."""
+def _graph(fn: Any, shared: dict[str, np.ndarray]) -> tuple[Any, Any]:
+    """numba's compile result of the PyTensor function ``fn`` for the arrays a C entry point passes it (the
+    parameter vector, then ``fn``'s shared variables in its order, each C-contiguous), and the numba type of
+    that argument tuple (PyTensor's graph function takes ``*args``: numba compiles it for one tuple)."""
     import numba
-    from nutpie.compile_pymc import make_extraction_fn
+    from numba import types
 
-    extract = make_extraction_fn(logp_fn, shared, names, user_data.dtype)
-    signature = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
-                                  numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double),
-                                  numba.types.voidptr)
-
-    def logp_numba(dim, x_, out_, logp_, user_data_):
-        try:
-            x = numba.carray(x_, (dim,))
-            out = numba.carray(out_, (dim,))
-            logp = numba.carray(logp_, ())
-            logp_val, grad = extract(x, user_data_)
-            if grad.shape[0] != dim:  # the layout does not match the sampler's vector
-                return -1
-            logp[()] = logp_val
-            out[...] = grad
-            if not np.all(np.isfinite(out)):
-                return 3
-            if not np.isfinite(logp_val):
-                return 4
-        except Exception:  # noqa: BLE001 - nutpie's convention: a code, never an exception through C
-            return 1
-        return 0
-
-    return _cfunc(logp_numba, signature)
+    arrays = [types.Array(types.float64, 1, "C")]
+    arrays += [types.Array(numba.from_dtype(shared[v.name].dtype), shared[v.name].ndim, "C") for v in fn.get_shared()]
+    star = types.StarArgTuple(arrays)
+    dispatcher = fn.vm.jit_fn
+    dispatcher.compile((star,))  # from numba's disk cache (PyTensor's) where the graph was compiled before
+    return dispatcher.overloads[(star,)], star
 
 
-def _c_expand(expand_fn: Any, user_data: np.ndarray, names: list[str], shared: dict) -> Any:
-    """nutpie's C entry point of the trace expansion, for vectors of any length."""
+def _caller(graph: Any, star: Any) -> Any:
+    """An intrinsic calling the compiled ``graph`` with a tuple of its arguments through the C wrapper numba
+    gives every compiled function, by its symbol. The caller is then compiled and optimised alone: calling the
+    graph function directly would link its code into the caller's and optimise and generate all of it again
+    (most of a compile whose graph is in PyTensor's cache). Both run in numba's one JIT engine, which resolves
+    the symbol; :mod:`.compile_store` keeps the graph's code beside the caller's and loads it first."""
+    from llvmlite import ir
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    returns, symbol = graph.signature.return_type, graph.fndesc.llvm_cfunc_wrapper_name
+
+    @intrinsic
+    def call(typingctx, arguments):
+        def codegen(context, builder, signature, args):
+            values = [builder.extract_value(args[0], i) for i in range(len(star))]
+            function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+                context.get_value_type(returns), [context.get_value_type(star)]), symbol)
+            return builder.call(function, [context.make_tuple(builder, star, values)])
+
+        return returns(arguments), codegen
+
+    return call
+
+
+@functools.cache
+def _pointers() -> tuple[Any, Any]:
+    """Intrinsics: an address as a void pointer; a void pointer as a pointer to 64-bit words."""
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def as_voidptr(typingctx, address):
+        return types.voidptr(address), lambda context, builder, sig, args: builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    @intrinsic
+    def as_words(typingctx, pointer):
+        return types.CPointer(types.uint64)(pointer), \
+            lambda context, builder, sig, args: builder.bitcast(args[0], ir.IntType(64).as_pointer())
+
+    return as_voidptr, as_words
+
+
+#: the C entry points' signatures (nutpie's) and the lines that follow the call of the graph function
+_LOGP = ("logp", "dim, x_, out_, logp_, user_data_", """\
+    value, grad = call(({arguments},))
+    if grad.shape[0] != dim:
+        return -1
+    logp = numba.carray(logp_, ())
+    logp[()] = value
+    out = numba.carray(out_, (dim,))
+    out[...] = grad
+    if not np.all(np.isfinite(out)):
+        return 3
+    if not np.isfinite(value):
+        return 4
+    return 0""")
+_EXPAND = ("expand", "dim, expanded, x_, out_, user_data_", """\
+    (values,) = call(({arguments},))
+    if values.shape[0] != expanded:
+        return -1
+    out = numba.carray(out_, (expanded,))
+    out[...] = values
+    return 0""")
+
+
+def _entry(fn: Any, kind: tuple[str, str, str], user_data: np.ndarray, shared: dict[str, np.ndarray],
+           n_free: int) -> Any:
+    """nutpie's C entry point (``kind``: :data:`_LOGP` or :data:`_EXPAND`) of the PyTensor function ``fn``,
+    for a parameter vector of any length: reads each shared variable's address, size and shape from nutpie's
+    ``user_data`` record, refuses a vector whose length is not the layout's, and calls the graph function.
+
+    Nothing in it raises, so it has no ``try`` block (numba's liveness analysis of one around these lines takes
+    tens of seconds): an error inside the graph function is printed by numba's C wrapper, which then returns
+    empty arrays, and the length checks turn those into nutpie's error code."""
     import numba
-    from nutpie.compile_pymc import make_extraction_fn
 
-    extract = make_extraction_fn(expand_fn, shared, names, user_data.dtype)
-    signature = numba.types.int64(numba.types.uint64, numba.types.uint64, numba.types.CPointer(numba.types.double),
-                                  numba.types.CPointer(numba.types.double), numba.types.voidptr)
+    graph, star = _graph(fn, shared)
+    record = user_data.dtype["shared"]
+    if any(record[part][name].base.itemsize != 8 for part in ("data", "size", "shape") for name in record[part].names):
+        raise TypeError(f"nutpie's user data holds words that are not 64-bit ({record}); this compile reads 64-bit")
 
-    def expand_numba(dim, expanded, x_, out_, user_data_):
-        try:
-            x = numba.carray(x_, (dim,))
-            out = numba.carray(out_, (expanded,))
-            (values,) = extract(x, user_data_)
-            if values.shape[0] != expanded:
-                return -1
-            out[...] = values
-        except Exception:  # noqa: BLE001
-            return -2
-        return 0
+    def word(part: str, name: str) -> int:  # where a field of the record starts, in 64-bit words
+        return (record.fields[part][1] + record[part].fields[name][1]) // 8
 
-    return _cfunc(expand_numba, signature)
+    names = [v.name for v in fn.get_shared()]
+    lines = []
+    for i, name in enumerate(names):
+        shape = "".join(f"u[{word('shape', name) + j}], " for j in range(shared[name].ndim))
+        lines.append(f"    s{i} = numba.carray(as_voidptr(u[{word('data', name)}]), ({shape}), dtype{i})")
+    if LAYOUT in names:  # a vector of another length would make the graph's slices fail inside it
+        lines.append(f"    if s{names.index(LAYOUT)}[{n_free}] != dim:\n        return -1")
+    label, arguments, tail = kind
+    source = "\n".join([
+        f"def {label}_entry({arguments}):",
+        f"    u = numba.carray(as_words(user_data_), ({user_data.dtype.itemsize // 8},))",
+        "    x = numba.carray(x_, (dim,))", *lines,
+        tail.format(arguments=", ".join(["x", *(f"s{i}" for i in range(len(names)))]))])
+    as_voidptr, as_words = _pointers()
+    namespace = {"__name__": __name__, "numba": numba, "np": np, "as_voidptr": as_voidptr, "as_words": as_words,
+                 "call": _caller(graph, star), **{f"dtype{i}": shared[n].dtype for i, n in enumerate(names)}}
+    exec(compile(source, f"<bayes_scaling {label} entry>", "exec"), namespace)  # noqa: S102 - our own source
+    u64, f64 = numba.types.uint64, numba.types.CPointer(numba.types.double)
+    signature = (numba.types.int64(u64, f64, f64, f64, numba.types.voidptr) if label == "logp"
+                 else numba.types.int64(u64, u64, f64, f64, numba.types.voidptr))
+    entry = _cfunc(namespace[f"{label}_entry"], signature)
+    entry.graph, entry.graph_source = graph, (fn.vm.jit_fn, star)  # its code must outlive the entry point's
+    return entry
+
+
+def graph_code(entry: Any) -> tuple:
+    """The machine code of the graph function an entry point of :func:`_entry` calls, serialised as numba's
+    cache serialises it (for :mod:`.compile_store`)."""
+    library = entry.graph.library
+    try:
+        return library.serialize_using_object_code()
+    except RuntimeError:  # read back from numba's disk cache: its object code went to the JIT, the file has it
+        dispatcher, star = entry.graph_source
+        cache = dispatcher._cache
+        payload = cache._cache_file.load(cache._index_key((star,), library.codegen))
+        if payload is None:
+            raise
+        return payload[0]
 
 
 def _cfunc(function: Any, signature: Any) -> Any:
     import numba
 
-    with warnings.catch_warnings():  # nutpie's closures: numba cannot cache them (compile_store does)
-        warnings.filterwarnings("ignore", message="Cannot cache compiled function .* as it uses dynamic globals",
-                                category=numba.NumbaWarning)
+    with warnings.catch_warnings():  # generated source: numba cannot cache it (compile_store does)
+        warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=numba.NumbaWarning)
         return numba.cfunc(signature)(function)
 
 
@@ -186,8 +273,9 @@ def compile_model(model: Any, initial_points: dict, jitter_rvs: set | None) -> A
             raise ValueError(f"the model has two shared variables named {var.name!r}; nutpie needs unique names")
     shared = {name: np.array(var.get_value(), order="C", copy=True) for name, var in shared_vars.items()}
     user_data = make_user_data(shared_vars, shared)
-    logp = _c_logp(logp_fn.vm.jit_fn, user_data, [v.name for v in logp_fn.get_shared()], shared)
-    expand = _c_expand(expand_fn.vm.jit_fn, user_data, [v.name for v in expand_fn.get_shared()], shared)
+    n_free = len(model.free_RVs)
+    logp = _entry(logp_fn, _LOGP, user_data, shared, n_free)
+    expand = _entry(expand_fn, _EXPAND, user_data, shared, n_free)
     return assemble(logp, expand, shared, model, initial_points, jitter_rvs, logp_fn=logp_fn, expand_fn=expand_fn)
 
 

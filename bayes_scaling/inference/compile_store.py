@@ -41,10 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from .compile_numba import assemble, swappable_names
+from .compile_numba import assemble, graph_code, swappable_names
 
 #: version of the file layout below; a file of another version is ignored and replaced
-FORMAT = 3
+FORMAT = 4
 #: a file starts with this tag and the SHA-256 of the pickled payload after it: a file damaged anywhere (not
 #: only truncated) is detected before its machine code is loaded, which could otherwise abort the process
 MAGIC = b"bayes_scaling compiled model\n"
@@ -91,28 +91,35 @@ def entry_path(key: str, folder: Path) -> Path:
 
 @dataclasses.dataclass(frozen=True)
 class LoadedFunction:
-    """A ``cfunc`` read back from disk: nutpie needs its ``address``; the library and numba environments
-    it uses are kept alive with it."""
+    """A C entry point read back from disk: nutpie needs its ``address``; the libraries (the graph function's
+    and the entry point's) and numba environments it uses are kept alive with it."""
 
     address: int
-    library: Any
+    libraries: tuple
     environments: tuple
 
 
-def _pack_function(cfunc: Any) -> dict:
+def _pack_library(state: tuple, module: Any) -> dict:
+    """A serialised numba library with the environments (``module`` 's NumbaEnv globals) its code uses."""
     from numba.core import serialize
     from numba.core.environment import lookup_environment
 
-    library = cfunc._library
-    envs = [lookup_environment(gv.name) for gv in library._final_module.global_variables
-            if gv.name.startswith("_ZN08NumbaEnv")]
+    envs = [lookup_environment(gv.name) for gv in module.global_variables if gv.name.startswith("_ZN08NumbaEnv")]
     envs = [(e.globals.get("__name__"), list(e.consts), e.env_name) for e in envs if e is not None]
-    # machine code, plus the LLVM bitcode from which numba learns the symbols it defines
-    return {"library": library.serialize_using_object_code(), "name": cfunc.native_name,
-            "environments": serialize.dumps(envs)}
+    return {"library": state, "environments": serialize.dumps(envs)}
 
 
-def _unpack_function(packed: dict) -> LoadedFunction:
+def _pack_function(cfunc: Any) -> dict:
+    """An entry point of :func:`.compile_numba.compile_model`: the graph function's machine code, then the
+    entry point's (which calls it by symbol), plus the LLVM bitcode from which numba learns the symbols each
+    defines."""
+    graph = cfunc.graph.library
+    return {"graph": _pack_library(graph_code(cfunc), graph._get_module_for_linking()),
+            "entry": _pack_library(cfunc._library.serialize_using_object_code(), cfunc._library._final_module),
+            "name": cfunc.native_name}
+
+
+def _unpack_library(packed: dict) -> tuple[Any, list]:
     from numba.core import serialize
     from numba.core.environment import Environment, lookup_environment
     from numba.core.registry import cpu_target
@@ -134,10 +141,16 @@ def _unpack_function(packed: dict) -> LoadedFunction:
             Environment._memo[name] = env
         library.codegen.set_env(name, env)
         envs.append(env)
-    address = library.get_pointer_to_function(packed["name"])
+    return library, envs
+
+
+def _unpack_function(packed: dict) -> LoadedFunction:
+    graph, graph_envs = _unpack_library(packed["graph"])  # first: the JIT resolves the entry point's call by it
+    entry, entry_envs = _unpack_library(packed["entry"])
+    address = entry.get_pointer_to_function(packed["name"])
     if not address:
         raise ValueError(f"the stored machine code does not define {packed['name']}")
-    return LoadedFunction(address, library, tuple(envs))
+    return LoadedFunction(address, (graph, entry), tuple(graph_envs + entry_envs))
 
 
 def save(key: str, compiled: Any, model: Any) -> Path | None:
@@ -147,7 +160,7 @@ def save(key: str, compiled: Any, model: Any) -> Path | None:
     if folder is None:
         return None
     functions = (compiled.compiled_logp_func, compiled.compiled_expand_func)
-    if any(f._library.has_dynamic_globals for f in functions):
+    if any(f._library.has_dynamic_globals or f.graph.library.has_dynamic_globals for f in functions):
         return None  # e.g. a constant array over 1 MB: numba embeds its address, valid in this process only
     swapped = swappable_names(model)
     path = entry_path(key, folder)
