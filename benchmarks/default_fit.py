@@ -1,8 +1,9 @@
 """The default fit, cold: time to a converged posterior with no sampler options, beside the previous default.
 
 Each fit runs in a new Python process with empty compile caches (``XDG_CACHE_HOME``, ``NUMBA_CACHE_DIR`` and
-PyTensor's ``compiledir`` pointed at a new temporary folder), so every figure includes the imports, the data
-and every compile, as a fresh machine's first fit does. Per dataset, one process per configuration, in turn (never two at once):
+PyTensor's ``base_compiledir``, which holds its numba cache, pointed at a new temporary folder), so every figure
+includes the imports, the data and every compile, as a fresh machine's first fit does. ``--pytensor-cache kept``
+leaves PyTensor's own folder as it is: a later process on a machine that has compiled these operations before. Per dataset, one process per configuration, in turn (never two at once):
 
 ``default``   ``bs.SamplerConfig()``: sampling until converged within 2,000 draws per chain, and the family
               layer's parameterisation chosen from the draws (``whiten="auto"``).
@@ -87,6 +88,7 @@ def child(name: str, config: str, started: float) -> dict:
     q = mu.quantile([0.05, 0.95], dim=("chain", "draw"))
     choice = info.get("parameterisation") or {}
     return {"dataset": name, "config": config, "families": len(data.families), "rows": len(data),
+            "pytensor_cache": os.environ.get("BAYES_SCALING_PYTENSOR_CACHE", "empty"),
             "wall_seconds": round(time.time() - started, 1), "fit_seconds": round(t1 - t0, 1),
             "compile_seconds": round(sum(t["compile_seconds"] for t in choice["tried"]) if choice
                                      else info["compile_seconds"], 1),
@@ -105,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", default="default,previous")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds before a fit counts as not converged")
     ap.add_argument("--out", type=Path, required=True, help="JSON lines, one per fit, appended")
+    ap.add_argument("--pytensor-cache", choices=("empty", "kept"), default="empty",
+                    help="PyTensor's numba cache: a new empty folder per fit (default), or the machine's own")
     ap.add_argument("--child", nargs=3, metavar=("DATASET", "CONFIG", "STARTED"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
@@ -116,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         for config in a.configs.split(","):
             with tempfile.TemporaryDirectory() as cache:
                 env = {**os.environ, "XDG_CACHE_HOME": cache, "NUMBA_CACHE_DIR": cache,
-                       "PYTENSOR_FLAGS": f"compiledir={cache}/pytensor"}
+                       "BAYES_SCALING_PYTENSOR_CACHE": a.pytensor_cache}
+                if a.pytensor_cache == "empty":
+                    env["PYTENSOR_FLAGS"] = f"base_compiledir={cache}/pytensor"
+                else:
+                    env.pop("PYTENSOR_FLAGS", None)
                 started = time.time()
                 try:
                     subprocess.run([sys.executable, __file__, "--out", str(a.out), "--child", name, config,

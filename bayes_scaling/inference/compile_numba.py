@@ -9,6 +9,11 @@ data, like the data containers; the C entry points take the vector's lengths fro
 a constant. One compile then serves every dimension length: :func:`for_model` swaps a model's own layout,
 dimension lengths, data, coordinates and initial point into a compiled model of the same structure
 (:func:`.compile_cache.structure_key` counts these by dtype and rank only).
+
+The C entry points nutpie calls are generated per model (:func:`_entry`) and call PyTensor's graph functions by
+their symbol in numba's JIT rather than linking their code in: a linked call makes numba optimise and generate
+the whole graph again for each entry point, which was most of a compile whose graph functions PyTensor had
+already cached (Porian's model: 7 s in a later process instead of 19 s).
 """
 
 from __future__ import annotations

@@ -1,19 +1,20 @@
 """Compiled models kept on disk, so that a new process skips numba's compile.
 
-nutpie compiles a model's log density + gradient, and the function that expands a draw into the traced
-variables, into two numba ``cfunc`` s. numba will not cache those itself (nutpie builds them from
-closures), and compiling them takes 20-30 s on 2 cores: most of a whole fit of a real data set, paid
-again by every CLI call and every new notebook kernel. :mod:`.compile_cache` reuses a compiled model
-within a process; this module keeps it across processes.
+A model's log density + gradient, and the function that expands a draw into the traced variables, are two
+numba graph functions, each called by a C entry point (a numba ``cfunc``) that nutpie calls
+(:mod:`.compile_numba`). numba will not cache the entry points itself (they are generated per model), and
+PyTensor's graph work before them takes seconds: paid again by every CLI call and every new notebook kernel.
+:mod:`.compile_cache` reuses a compiled model within a process; this module keeps it across processes.
 
-After a compile, each ``cfunc`` 's machine code (numba's ``serialize_using_object_code``, as numba's own
-cache stores it) is written with what nutpie needs around it (the names, dtypes and ranks of the shared
-variables, the values of those that the model does not swap in: :func:`.compile_numba.swappable_names`) to one file
-named after the model's :func:`.compile_cache.structure_key` and the environment (Python, NumPy, numba,
-llvmlite, PyTensor, PyMC and nutpie versions; the CPU and its features; numba's optimisation level).
-A later process with a model of the same structure loads the machine code instead of compiling
-(about 1 s), swaps in its own data, coordinates and initial point, and draws exactly what a fresh
-compile would: the code is the same computation and only its data pointers differ.
+After a compile, the machine code of each graph function and of its entry point, which calls it by symbol
+(numba's ``serialize_using_object_code``, as numba's own cache stores it), is written with what nutpie needs
+around it (the names, dtypes and ranks of the shared variables, the values of those that the model does not
+swap in: :func:`.compile_numba.swappable_names`) to one file named after the model's
+:func:`.compile_cache.structure_key` and the environment (Python, NumPy, numba, llvmlite, PyTensor, PyMC and
+nutpie versions; the CPU and its features; numba's optimisation level). A later process with a model of the
+same structure loads the machine code instead of compiling (about 1 s), swaps in its own data, coordinates and
+initial point, and draws exactly what a fresh compile would: the code is the same computation and only its
+data pointers differ.
 
 Where: ``BAYES_SCALING_COMPILE_CACHE_DIR`` (``""``, ``0`` or ``off``: no disk cache), else
 ``$XDG_CACHE_HOME/bayes_scaling/compiled`` (``~/.cache/...``). ``BAYES_SCALING_COMPILE_CACHE=0`` turns
