@@ -91,7 +91,30 @@ def test_a_model_compiled_for_two_families_computes_the_log_density_of_three(syn
         assert code == 0
         np.testing.assert_allclose(logp, logp_of(point), rtol=1e-10)
         np.testing.assert_allclose(grad, dlogp_of(point), rtol=1e-8, atol=1e-10)
-    assert _logp_and_gradient(compiled, x[:-1])[2] != 0  # a vector of another length is refused, not read past
+    assert _logp_and_gradient(compiled, x[:-1])[2] == -1  # a vector of another length is refused, not read past
+
+
+def test_an_exception_inside_the_graph_is_nutpies_recoverable_error_and_prints_nothing(capfd):
+    """The C entry point calls the graph function by symbol: an exception raised in it (here an assertion on the
+    parameter) must come back as nutpie's recoverable code 1, as a non-finite density does, not end the sampler
+    and not print a traceback at every such draw."""
+    import pymc as pm
+    from pytensor.raise_op import Assert
+
+    from bayes_scaling.inference.compile_numba import compile_model
+
+    with pm.Model() as model:
+        x = pm.Normal("x", 0.0, 1.0, shape=2)
+        pm.Potential("checked", Assert("x[0] below 5")(x.sum() * 0.0, x[0] < 5.0))
+    compiled = compile_model(model, {}, None)
+    logp, grad, code = _logp_and_gradient(compiled, np.array([1.0, -2.0]))
+    assert code == 0
+    np.testing.assert_allclose(grad, [-1.0, 2.0])
+    np.testing.assert_allclose(logp, -np.log(2 * np.pi) - 2.5)
+    assert _logp_and_gradient(compiled, np.array([6.0, 0.0]))[2] == 1
+    assert _logp_and_gradient(compiled, np.array([1.0, -2.0]))[2] == 0  # and the next call is sound
+    captured = capfd.readouterr()
+    assert "Exception" not in captured.err + captured.out and "Assert" not in captured.err + captured.out
 
 
 def _logp_and_gradient(compiled, x):

@@ -133,26 +133,30 @@ def _graph(fn: Any, shared: dict[str, np.ndarray]) -> tuple[Any, Any]:
 
 
 def _caller(graph: Any, star: Any) -> Any:
-    """An intrinsic calling the compiled ``graph`` with a tuple of its arguments through the C wrapper numba
-    gives every compiled function, by its symbol. The caller is then compiled and optimised alone: calling the
-    graph function directly would link its code into the caller's and optimise and generate all of it again
-    (most of a compile whose graph is in PyTensor's cache). Both run in numba's one JIT engine, which resolves
-    the symbol; :mod:`.compile_store` keeps the graph's code beside the caller's and loads it first."""
-    from llvmlite import ir
+    """An intrinsic calling the compiled ``graph`` with a tuple of its arguments, by its symbol and in numba's own
+    calling convention; it returns (whether the call succeeded, the graph's outputs). The caller is then compiled
+    and optimised alone: calling the graph function directly would link its code into the caller's and optimise
+    and generate all of it again (most of a compile whose graph is in PyTensor's cache). Both run in numba's one
+    JIT engine, which resolves the symbol; :mod:`.compile_store` keeps the graph's code beside the caller's and
+    loads it first. An exception inside the graph (an integer division by zero at an extreme parameter value)
+    comes back as a failed status, as a ``try`` block would catch it, and nothing is printed."""
+    from numba import types
     from numba.core import cgutils
     from numba.extending import intrinsic
 
-    returns, symbol = graph.signature.return_type, graph.fndesc.llvm_cfunc_wrapper_name
+    returns, symbol = graph.signature.return_type, graph.fndesc.llvm_func_name
 
     @intrinsic
     def call(typingctx, arguments):
         def codegen(context, builder, signature, args):
             values = [builder.extract_value(args[0], i) for i in range(len(star))]
-            function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
-                context.get_value_type(returns), [context.get_value_type(star)]), symbol)
-            return builder.call(function, [context.make_tuple(builder, star, values)])
+            function = cgutils.get_or_insert_function(
+                builder.module, context.call_conv.get_function_type(returns, [star]), symbol)
+            status, out = context.call_conv.call_function(builder, function, returns, [star],
+                                                          [context.make_tuple(builder, star, values)])
+            return context.make_tuple(builder, signature.return_type, [builder.not_(status.is_error), out])
 
-        return returns(arguments), codegen
+        return types.Tuple((types.boolean, returns))(arguments), codegen
 
     return call
 
@@ -179,7 +183,10 @@ def _pointers() -> tuple[Any, Any]:
 
 #: the C entry points' signatures (nutpie's) and the lines that follow the call of the graph function
 _LOGP = ("logp", "dim, x_, out_, logp_, user_data_", """\
-    value, grad = call(({arguments},))
+    ok, outputs = call(({arguments},))
+    if not ok:  # nutpie's code for an exception: a recoverable error, like a non-finite density
+        return 1
+    value, grad = outputs
     if grad.shape[0] != dim:
         return -1
     logp = numba.carray(logp_, ())
@@ -192,7 +199,10 @@ _LOGP = ("logp", "dim, x_, out_, logp_, user_data_", """\
         return 4
     return 0""")
 _EXPAND = ("expand", "dim, expanded, x_, out_, user_data_", """\
-    (values,) = call(({arguments},))
+    ok, outputs = call(({arguments},))
+    if not ok:
+        return -2
+    (values,) = outputs
     if values.shape[0] != expanded:
         return -1
     out = numba.carray(out_, (expanded,))
@@ -207,8 +217,8 @@ def _entry(fn: Any, kind: tuple[str, str, str], user_data: np.ndarray, shared: d
     ``user_data`` record, refuses a vector whose length is not the layout's, and calls the graph function.
 
     Nothing in it raises, so it has no ``try`` block (numba's liveness analysis of one around these lines takes
-    tens of seconds): an error inside the graph function is printed by numba's C wrapper, which then returns
-    empty arrays, and the length checks turn those into nutpie's error code."""
+    tens of seconds): an exception inside the graph function is a failed status of the call (:func:`_caller`),
+    returned as nutpie's error code."""
     import numba
 
     graph, star = _graph(fn, shared)
