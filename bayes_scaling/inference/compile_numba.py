@@ -12,8 +12,8 @@ dimension lengths, data, coordinates and initial point into a compiled model of 
 
 The C entry points nutpie calls are generated per model (:func:`_entry`) and call PyTensor's graph functions by
 their symbol in numba's JIT rather than linking their code in: a linked call makes numba optimise and generate
-the whole graph again for each entry point, which was most of a compile whose graph functions PyTensor had
-already cached (Porian's model: 7 s in a later process instead of 19 s).
+the whole graph again for each entry point: most of a compile whose graph functions PyTensor has cached
+(docs/benchmarks.md, "Where a cold compile goes").
 """
 
 from __future__ import annotations
