@@ -117,29 +117,34 @@ def _functions(model: Any) -> tuple[Any, Any]:
     return logp_fn, expand_fn
 
 
-def _graph(fn: Any, shared: dict[str, np.ndarray]) -> tuple[Any, Any]:
+def _graph(fn: Any, shared: dict[str, np.ndarray]) -> tuple[Any, tuple, bool]:
     """numba's compile result of the PyTensor function ``fn`` for the arrays a C entry point passes it (the
-    parameter vector, then ``fn``'s shared variables in its order, each C-contiguous), and the numba type of
-    that argument tuple (PyTensor's graph function takes ``*args``: numba compiles it for one tuple)."""
+    parameter vector, then ``fn``'s shared variables in its order, each C-contiguous), the numba types it was
+    compiled for, and whether those are one tuple of the arrays (PyTensor's graph function takes ``*args``, the
+    form it caches on disk) rather than the arrays themselves."""
+    import inspect
+
     import numba
     from numba import types
 
     arrays = [types.Array(types.float64, 1, "C")]
     arrays += [types.Array(numba.from_dtype(shared[v.name].dtype), shared[v.name].ndim, "C") for v in fn.get_shared()]
-    star = types.StarArgTuple(arrays)
     dispatcher = fn.vm.jit_fn
-    dispatcher.compile((star,))  # from numba's disk cache (PyTensor's) where the graph was compiled before
-    return dispatcher.overloads[(star,)], star
+    packed = bool(dispatcher.py_func.__code__.co_flags & inspect.CO_VARARGS)
+    signature = (types.StarArgTuple(arrays),) if packed else tuple(arrays)
+    dispatcher.compile(signature)  # from numba's disk cache (PyTensor's) where the graph was compiled before
+    return dispatcher.overloads[signature], signature, packed
 
 
-def _caller(graph: Any, star: Any) -> Any:
-    """An intrinsic calling the compiled ``graph`` with a tuple of its arguments, by its symbol and in numba's own
-    calling convention; it returns (whether the call succeeded, the graph's outputs). The caller is then compiled
-    and optimised alone: calling the graph function directly would link its code into the caller's and optimise
-    and generate all of it again (most of a compile whose graph is in PyTensor's cache). Both run in numba's one
-    JIT engine, which resolves the symbol; :mod:`.compile_store` keeps the graph's code beside the caller's and
-    loads it first. An exception inside the graph (an integer division by zero at an extreme parameter value)
-    comes back as a failed status, as a ``try`` block would catch it, and nothing is printed."""
+def _caller(graph: Any, signature: tuple, packed: bool) -> Any:
+    """An intrinsic calling the compiled ``graph`` (compiled for the numba types ``signature``: one tuple of the
+    arrays where ``packed``) with a tuple of its arguments, by its symbol and in numba's own calling convention; it returns (whether the call succeeded,
+    the graph's outputs). The caller is then compiled and optimised alone: calling the graph function directly
+    would link its code into the caller's and optimise and generate all of it again (most of a compile whose
+    graph is in PyTensor's cache). Both run in numba's one JIT engine, which resolves the symbol;
+    :mod:`.compile_store` keeps the graph's code beside the caller's and loads it first. An exception inside the
+    graph (an integer division by zero at an extreme parameter value) comes back as a failed status, as a
+    ``try`` block would catch it, and nothing is printed."""
     from numba import types
     from numba.core import cgutils
     from numba.extending import intrinsic
@@ -148,13 +153,14 @@ def _caller(graph: Any, star: Any) -> Any:
 
     @intrinsic
     def call(typingctx, arguments):
-        def codegen(context, builder, signature, args):
-            values = [builder.extract_value(args[0], i) for i in range(len(star))]
+        def codegen(context, builder, sig, args):
+            values = [builder.extract_value(args[0], i) for i in range(len(arguments))]
+            if packed:
+                values = [context.make_tuple(builder, signature[0], values)]
             function = cgutils.get_or_insert_function(
-                builder.module, context.call_conv.get_function_type(returns, [star]), symbol)
-            status, out = context.call_conv.call_function(builder, function, returns, [star],
-                                                          [context.make_tuple(builder, star, values)])
-            return context.make_tuple(builder, signature.return_type, [builder.not_(status.is_error), out])
+                builder.module, context.call_conv.get_function_type(returns, list(signature)), symbol)
+            status, out = context.call_conv.call_function(builder, function, returns, list(signature), values)
+            return context.make_tuple(builder, sig.return_type, [builder.not_(status.is_error), out])
 
         return types.Tuple((types.boolean, returns))(arguments), codegen
 
@@ -221,7 +227,7 @@ def _entry(fn: Any, kind: tuple[str, str, str], user_data: np.ndarray, shared: d
     returned as nutpie's error code."""
     import numba
 
-    graph, star = _graph(fn, shared)
+    graph, graph_signature, packed = _graph(fn, shared)
     record = user_data.dtype["shared"]
     if any(record[part][name].base.itemsize != 8 for part in ("data", "size", "shape") for name in record[part].names):
         raise TypeError(f"nutpie's user data holds words that are not 64-bit ({record}); this compile reads 64-bit")
@@ -244,13 +250,13 @@ def _entry(fn: Any, kind: tuple[str, str, str], user_data: np.ndarray, shared: d
         tail.format(arguments=", ".join(["x", *(f"s{i}" for i in range(len(names)))]))])
     as_voidptr, as_words = _pointers()
     namespace = {"__name__": __name__, "numba": numba, "np": np, "as_voidptr": as_voidptr, "as_words": as_words,
-                 "call": _caller(graph, star), **{f"dtype{i}": shared[n].dtype for i, n in enumerate(names)}}
+                 "call": _caller(graph, graph_signature, packed), **{f"dtype{i}": shared[n].dtype for i, n in enumerate(names)}}
     exec(compile(source, f"<bayes_scaling {label} entry>", "exec"), namespace)  # noqa: S102 - our own source
     u64, f64 = numba.types.uint64, numba.types.CPointer(numba.types.double)
     signature = (numba.types.int64(u64, f64, f64, f64, numba.types.voidptr) if label == "logp"
                  else numba.types.int64(u64, u64, f64, f64, numba.types.voidptr))
     entry = _cfunc(namespace[f"{label}_entry"], signature)
-    entry.graph, entry.graph_source = graph, (fn.vm.jit_fn, star)  # its code must outlive the entry point's
+    entry.graph, entry.graph_source = graph, (fn.vm.jit_fn, graph_signature)  # its code must outlive the entry
     return entry
 
 
@@ -261,9 +267,9 @@ def graph_code(entry: Any) -> tuple:
     try:
         return library.serialize_using_object_code()
     except RuntimeError:  # read back from numba's disk cache: its object code went to the JIT, the file has it
-        dispatcher, star = entry.graph_source
+        dispatcher, signature = entry.graph_source
         cache = dispatcher._cache
-        payload = cache._cache_file.load(cache._index_key((star,), library.codegen))
+        payload = cache._cache_file.load(cache._index_key(signature, library.codegen))
         if payload is None:
             raise
         return payload[0]

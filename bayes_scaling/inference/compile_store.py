@@ -18,7 +18,7 @@ data pointers differ.
 
 Where: ``BAYES_SCALING_COMPILE_CACHE_DIR`` (``""``, ``0`` or ``off``: no disk cache), else
 ``$XDG_CACHE_HOME/bayes_scaling/compiled`` (``~/.cache/...``). ``BAYES_SCALING_COMPILE_CACHE=0`` turns
-off this cache with the in-process one. At most ``MAX_ENTRIES`` files (2-5 MB each) are kept, the
+off this cache with the in-process one. At most ``MAX_ENTRIES`` files (2-6 MB each) are kept, the
 least recently used removed first. A file that cannot be read back (truncated, another format) is
 removed with a :class:`CompileStoreWarning` and the model compiled again; each file carries the SHA-256
 of its bytes, checked before anything in it is unpickled or run, so a file damaged anywhere is caught there
