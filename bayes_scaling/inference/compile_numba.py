@@ -137,14 +137,14 @@ def _graph(fn: Any, shared: dict[str, np.ndarray]) -> tuple[Any, tuple, bool]:
 
 
 def _caller(graph: Any, signature: tuple, packed: bool) -> Any:
-    """An intrinsic calling the compiled ``graph`` (compiled for the numba types ``signature``: one tuple of the
-    arrays where ``packed``) with a tuple of its arguments, by its symbol and in numba's own calling convention; it returns (whether the call succeeded,
-    the graph's outputs). The caller is then compiled and optimised alone: calling the graph function directly
-    would link its code into the caller's and optimise and generate all of it again (most of a compile whose
-    graph is in PyTensor's cache). Both run in numba's one JIT engine, which resolves the symbol;
-    :mod:`.compile_store` keeps the graph's code beside the caller's and loads it first. An exception inside the
-    graph (an integer division by zero at an extreme parameter value) comes back as a failed status, as a
-    ``try`` block would catch it, and nothing is printed."""
+    """An intrinsic calling the compiled ``graph`` (compiled for the numba types ``signature``: one tuple of
+    the arrays where ``packed``) with a tuple of its arguments, by its symbol and in numba's own calling
+    convention; it returns (whether the call succeeded, the graph's outputs). The caller is then compiled and
+    optimised alone: calling the graph function directly would link its code into the caller's and optimise
+    and generate all of it again (most of a compile whose graph is in PyTensor's cache). Both run in numba's
+    one JIT engine, which resolves the symbol; :mod:`.compile_store` keeps the graph's code beside the
+    caller's and loads it first. An exception inside the graph (an integer division by zero at an extreme
+    parameter value) comes back as a failed status, as a ``try`` block would catch it, and nothing is printed."""
     from numba import types
     from numba.core import cgutils
     from numba.extending import intrinsic
