@@ -16,7 +16,7 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/bayes-scaling demo --out demo_output
 
-# unit tests and small end-to-end fits (6.5 minutes with the install on a new machine with 2 cores, numba
+# unit tests and small end-to-end fits (7 minutes with the install on a new machine with 2 cores, numba
 # compiling each model structure's operations once), one worker per core, each test file in one
 # worker (its fixtures built once): a fit compiles on one core while another samples
 test: $(VENV)/.installed
