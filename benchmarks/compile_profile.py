@@ -79,27 +79,20 @@ def main() -> None:
     owner, name = (compile_numba, "_functions") if args.layout == "bayes_scaling" else (nutpie_compile, "_make_functions")
     make_functions, cfunc = getattr(owner, name), numba.cfunc
 
-    def timed_make(*a, **k):
-        t = time.perf_counter()
-        r = make_functions(*a, **k)
-        parts.append(("graph", time.perf_counter() - t))
-        return r
+    def timed(part, function):  # ``function``, its seconds added to ``part``
+        def run(*a, **k):
+            t = time.perf_counter()
+            r = function(*a, **k)
+            parts.append((part, time.perf_counter() - t))
+            return r
+        return run
 
     def timed_cfunc(sig, **kw):
-        def deco(f):
-            t = time.perf_counter()
-            r = cfunc(sig, **kw)(f)
-            parts.append(("cfunc", time.perf_counter() - t))
-            return r
-        return deco
+        return timed("cfunc", cfunc(sig, **kw))
 
     graph_function = compile_numba._graph
-
-    def timed_graph(*a, **k):  # bayes_scaling's compile of a graph function, outside the entry point's cfunc
-        t = time.perf_counter()
-        r = graph_function(*a, **k)
-        parts.append(("cfunc", time.perf_counter() - t))
-        return r
+    # bayes_scaling compiles (or reads back) a graph function outside the entry point's cfunc: numba's part too
+    timed_graph, timed_make = timed("cfunc", graph_function), timed("graph", make_functions)
 
     numba.cfunc = timed_cfunc
     compile_numba._graph = timed_graph

@@ -3,7 +3,8 @@
 Each fit runs in a new Python process with empty compile caches (``XDG_CACHE_HOME``, ``NUMBA_CACHE_DIR`` and
 PyTensor's ``base_compiledir``, which holds its numba cache, pointed at a new temporary folder), so every figure
 includes the imports, the data and every compile, as a fresh machine's first fit does. ``--pytensor-cache kept``
-leaves PyTensor's own folder as it is: a later process on a machine that has compiled these operations before. Per dataset, one process per configuration, in turn (never two at once):
+leaves PyTensor's own folder as it is: a later process on a machine that has compiled these operations before.
+Per dataset, one process per configuration, in turn (never two at once):
 
 ``default``   ``bs.SamplerConfig()``: sampling until converged within 2,000 draws per chain, and the family
               layer's parameterisation chosen from the draws (``whiten="auto"``).

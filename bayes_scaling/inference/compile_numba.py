@@ -250,7 +250,8 @@ def _entry(fn: Any, kind: tuple[str, str, str], user_data: np.ndarray, shared: d
         tail.format(arguments=", ".join(["x", *(f"s{i}" for i in range(len(names)))]))])
     as_voidptr, as_words = _pointers()
     namespace = {"__name__": __name__, "numba": numba, "np": np, "as_voidptr": as_voidptr, "as_words": as_words,
-                 "call": _caller(graph, graph_signature, packed), **{f"dtype{i}": shared[n].dtype for i, n in enumerate(names)}}
+                 "call": _caller(graph, graph_signature, packed),
+                 **{f"dtype{i}": shared[n].dtype for i, n in enumerate(names)}}
     exec(compile(source, f"<bayes_scaling {label} entry>", "exec"), namespace)  # noqa: S102 - our own source
     u64, f64 = numba.types.uint64, numba.types.CPointer(numba.types.double)
     signature = (numba.types.int64(u64, f64, f64, f64, numba.types.voidptr) if label == "logp"
