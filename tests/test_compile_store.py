@@ -16,7 +16,7 @@ from bayes_scaling.model import build_model
 
 # fits in a new process: argv[3] synthetic families simulated with seed argv[2]; saves
 # each fit's draws and prints where its compiled model came from. With argv[4] == "fresh" it fits again
-# with the caches off: a model compiled here and now.
+# with the caches off: a model compiled here and now. The likelihood is $FIT_LIKELIHOOD's (normal by default).
 _FIT = textwrap.dedent("""
     import os, sys, warnings
     import numpy as np
@@ -32,25 +32,32 @@ _FIT = textwrap.dedent("""
     for label in ["cached", "fresh"][:len(sys.argv) - 3]:
         if label == "fresh":
             os.environ["BAYES_SCALING_COMPILE_CACHE"] = "0"
-        fit = bs.fit(data, {"extrapolation": None}, {"draws": 40, "tune": 40, "chains": 2, "random_seed": 4,
-                                                      "backend": "numba"})
+        fit = bs.fit(data, {"extrapolation": None, "likelihood": os.environ.get("FIT_LIKELIHOOD", "normal")},
+                     {"draws": 40, "tune": 40, "chains": 2, "random_seed": 4, "backend": "numba"})
         np.save(f"{sys.argv[1]}_{label}.npy", fit.idata.posterior["theta"].to_numpy())
         print(fit.sampler_info["compile_source"])
 """)
 
 
-@pytest.mark.slow
-def test_a_new_process_reads_the_compiled_model_back_and_draws_as_a_fresh_compile(tmp_path):
+def _in_new_processes(tmp_path, runs, **env) -> tuple[list[str], str]:
+    """``_FIT`` in a new process for each of ``runs`` (its arguments after the file prefix), one after another,
+    sharing a compiled-model store: where each fit's model came from, and the last process's stderr."""
     script = tmp_path / "fit.py"
     script.write_text(_FIT)
-    env = {**os.environ, "BAYES_SCALING_COMPILE_CACHE_DIR": str(tmp_path / "compiled")}
+    env = {**os.environ, "BAYES_SCALING_COMPILE_CACHE_DIR": str(tmp_path / "compiled"), **env}
     sources = []
-    # the second process: other data and another number of families, the same structure
-    for args in (["first", "3", "2"], ["second", "5", "3", "fresh"]):
+    for args in runs:
         out = subprocess.run([sys.executable, str(script), str(tmp_path / args[0]), *args[1:]], env=env,
                              capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stderr[-3000:]
         sources += out.stdout.split()
+    return sources, out.stderr
+
+
+@pytest.mark.slow
+def test_a_new_process_reads_the_compiled_model_back_and_draws_as_a_fresh_compile(tmp_path):
+    # the second process: other data and another number of families, the same structure
+    sources, _ = _in_new_processes(tmp_path, (["first", "3", "2"], ["second", "5", "3", "fresh"]))
     assert sources == ["compiled", "disk", "compiled"]
     stored = list((tmp_path / "compiled").glob("*.nutpie"))
     assert len(stored) == 1
@@ -61,10 +68,18 @@ def test_a_new_process_reads_the_compiled_model_back_and_draws_as_a_fresh_compil
     raw = bytearray(stored[0].read_bytes())
     raw[len(raw) // 2: len(raw) // 2 + 64] = bytes(64)
     stored[0].write_bytes(bytes(raw))
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "third"), "3", "2"], env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["compiled"] and "checksum does not match" in out.stderr
+    sources, stderr = _in_new_processes(tmp_path, (["third", "3", "2"],))
+    assert sources == ["compiled"] and "checksum does not match" in stderr
+
+
+@pytest.mark.slow
+def test_a_student_t_model_is_read_back_and_draws_as_a_fresh_compile(tmp_path):
+    """Its gradient's digamma is numba's own (:mod:`bayes_scaling.inference.stable_cache_keys`), not a call
+    through a pointer into scipy, which only the process that compiled it could make."""
+    sources, _ = _in_new_processes(tmp_path, (["first", "3", "2"], ["second", "5", "2", "fresh"]),
+                                   FIT_LIKELIHOOD="student_t")
+    assert sources == ["compiled", "disk", "compiled"]
+    np.testing.assert_array_equal(np.load(tmp_path / "second_cached.npy"), np.load(tmp_path / "second_fresh.npy"))
 
 
 @pytest.fixture

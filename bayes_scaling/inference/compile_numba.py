@@ -85,6 +85,9 @@ def _functions(model: Any) -> tuple[Any, Any]:
     import pytensor.tensor as pt
     from pymc.pytensorf import compile as compile_pymc
 
+    from .stable_cache_keys import install
+
+    install()  # the same graph, so the same keys in PyTensor's disk cache, in every process
     value_vars = [model.rvs_to_values[v] for v in model.free_RVs]
     logp = model.logp()
     rewrites = ["canonicalize", "stabilize"]
