@@ -15,6 +15,12 @@ compiled C function pointer.
     NUMBA_OPT=0 .venv/bin/python benchmarks/compile_profile.py     # LLVM optimisation level 0
     NUMBA_DEBUG_CACHE=1 .venv/bin/python benchmarks/compile_profile.py   # PyTensor's numba cache hits
     .venv/bin/python benchmarks/compile_profile.py --layout nutpie       # nutpie's own compile
+    .venv/bin/python benchmarks/compile_profile.py --whiten conditional --likelihood student_t --keys pytensor
+
+``--whiten`` and ``--likelihood`` pick the model (the unwhitened Gaussian one by default); ``--keys pytensor``
+compiles without :mod:`bayes_scaling.inference.stable_cache_keys` (PyTensor's own cache keys, which differ
+between processes for the conditional whitening and are none for the Student-t likelihood), to compare what a
+later process reads back from PyTensor's disk cache.
 
 A machine that has never compiled the model (the first process after installing): point every compile
 cache at an empty folder,
@@ -58,6 +64,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layout", choices=("bayes_scaling", "nutpie"), default="bayes_scaling",
                         help="whose compile: bayes_scaling's (the layout read at run time) or nutpie's")
+    parser.add_argument("--whiten", choices=("none", "fixed", "conditional"), default="none",
+                        help="the family layer's whitening (none: the model as PyMC writes it)")
+    parser.add_argument("--likelihood", choices=("normal", "student_t"), default="normal")
+    parser.add_argument("--keys", choices=("stable", "pytensor"), default="stable",
+                        help="PyTensor's cache keys as bayes_scaling mends them, or PyTensor's own")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
@@ -66,15 +77,23 @@ def main() -> None:
     from numba.core import event
 
     import bayes_scaling as bs
-    from bayes_scaling.inference import compile_numba
+    from bayes_scaling.inference import compile_numba, stable_cache_keys
+    from bayes_scaling.inference.compiled import CompiledModel
     from bayes_scaling.inference.initial import initial_values
     from bayes_scaling.model import ModelSpec, build_model
 
     out: dict = {"layout": args.layout, "import_seconds": time.perf_counter() - t0, "cores": os.cpu_count(),
-                 "numba_opt": os.environ.get("NUMBA_OPT", "3 (default)")}
+                 "numba_opt": os.environ.get("NUMBA_OPT", "3 (default)"), "whiten": args.whiten,
+                 "likelihood": args.likelihood, "keys": args.keys}
+    if args.keys == "pytensor":
+        stable_cache_keys.install = lambda: None
     data = bs.load_bundled("porian")
-    spec = ModelSpec.from_data(data, "chinchilla")
-    model = build_model(data, spec)
+    spec = ModelSpec.from_data(data, "chinchilla", likelihood=args.likelihood)
+    if args.whiten == "none":
+        model, initial = build_model(data, spec), initial_values(data, spec)
+    else:
+        built = CompiledModel.build(data, spec, whiten=args.whiten)
+        model, initial = built.model, built.initvals
     parts: list[tuple[str, float]] = []
     owner, name = (compile_numba, "_functions") if args.layout == "bayes_scaling" else (nutpie_compile, "_make_functions")
     make_functions, cfunc = getattr(owner, name), numba.cfunc
@@ -104,9 +123,9 @@ def main() -> None:
             t = time.perf_counter()
             with event.install_listener("numba:compile", compiles):
                 if args.layout == "nutpie":
-                    compiled = nutpie_compile.compile_pymc_model(model, initial_points=initial_values(data, spec))
+                    compiled = nutpie_compile.compile_pymc_model(model, initial_points=initial)
                 else:
-                    compiled = compile_numba.compile_model(model, initial_values(data, spec), None)
+                    compiled = compile_numba.compile_model(model, initial, None)
             out[f"{label}_compile_seconds"] = time.perf_counter() - t
             out[f"{label}_graph_seconds"] = sum(s for k, s in parts if k == "graph")
             out[f"{label}_cfunc_seconds"] = sum(s for k, s in parts if k == "cfunc")
