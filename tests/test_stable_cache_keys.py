@@ -1,8 +1,8 @@
 """The same model compiles to the same PyTensor cache keys in every process, so a later process reads it back."""
 
 import itertools
-import os
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -71,8 +71,8 @@ KEYS = textwrap.dedent("""
 
 def test_the_log_densitys_graph_function_has_one_cache_key_in_every_process(tmp_path):
     """The conditional whitening (length checks of a layout read at run time) and the Student-t likelihood
-    (digamma in its gradient): without the mending, the first key differed between processes and the second
-    was None (not cached)."""
+    (digamma in its gradient): without the mending the first key differs between processes and the second is
+    None (not cached)."""
     runs = [subprocess.Popen([sys.executable, "-c", KEYS], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env={**os.environ, "PYTHONHASHSEED": str(seed)})
             for seed in (1, 2)]

@@ -10,8 +10,8 @@ before a model is compiled (:mod:`.compile_numba`):
   check for equality in a ``set`` and chains its ``Assert`` s in that set's order: the order of object ids,
   which changes from process to process. A graph whose lengths are read at run time (the parameter layout and
   the dimension lengths are data, :mod:`.compile_numba`) carries such checks, so its rewritten graph, and with
-  it the graph function's key, differed in every process: the conditional whitening's log density was
-  compiled again each time (39 s instead of 13). The replacement is the same function whose collections keep
+  it the graph function's key, would differ in every process: the conditional whitening's log density
+  would be compiled again each time (39 s against 13). The replacement is the same function whose collections keep
   the order in which the lengths come.
 - digamma (``Psi``: the gradient of the Student-t likelihood with respect to its degrees of freedom) is
   compiled as a call through a pointer to scipy's Cython function, and a pointer cannot be kept on disk, so
@@ -28,6 +28,7 @@ import math
 import types
 
 import numpy as np
+from numba.extending import register_jitable
 
 #: whether :func:`install` has run in this process
 _installed = False
@@ -40,6 +41,7 @@ class _OrderedSet(dict):
         self[item] = None
 
 
+@register_jitable  # callable from Python and from numba-compiled code
 def _digamma_positive(x: float) -> float:
     """digamma of x > 0: the recurrence psi(x) = psi(x + 1) - 1/x up to x >= 10, then the asymptotic series
     ln x - 1/(2x) - sum B_2k / (2k x^2k) to k = 7 (its next term is below 1e-16 there)."""
@@ -75,10 +77,7 @@ def _register_digamma() -> None:
     from pytensor.link.numba.dispatch.scalar import scalar_op_cache_key
     from pytensor.scalar.math import Psi
 
-    # IEEE semantics (no fastmath): the poles' infinities and nans are values here
-    positive = numba.njit(_digamma_positive)
-    jitted = numba.njit(types.FunctionType(digamma.__code__, {**digamma.__globals__, "_digamma_positive": positive},
-                                           "digamma"))
+    jitted = numba.njit(digamma)  # IEEE semantics (no fastmath): the poles' infinities and nans are values here
 
     @register_funcify_and_cache_key(Psi)
     def numba_funcify_Psi(op, node, **kwargs):  # PyTensor's dispatch signature
