@@ -13,6 +13,9 @@ Per dataset, one process per configuration, in turn (never two at once):
 
 The model is the default but for ``extrapolation=None``: the learned discrepancy's calibration fits are fits
 of the same kind on part of the data, a further cost that depends on the zoo's shape, not on the sampler.
+``--model default`` fits the default model itself, calibration fits included (``bayes-scaling fit`` with no
+options), and records each calibration fit's checks and how it was sampled; ``--tag`` labels the rows (to
+run the same command with another version of the package on ``PYTHONPATH``, side by side).
 Each process writes one JSON line: wall seconds from start to exit, the fit's own seconds (compile and
 sampling, every run of the parameterisation choice included), the checks (divergences, R-hat, bulk and tail
 ESS over the population parameters and noise scales), the parameterisation kept and every run tried, and the
@@ -23,6 +26,8 @@ Usage::
 
     .venv/bin/python benchmarks/default_fit.py --out benchmarks/results/default_fit.jsonl   # about 60 min
     .venv/bin/python benchmarks/default_fit.py --datasets kempner,synthetic40 --configs default --out /tmp/d.jsonl
+    .venv/bin/python benchmarks/default_fit.py --datasets gemstone --configs default --model default \
+        --pytensor-cache kept --out /tmp/d.jsonl   # the whole default fit, its calibration fits included
 """
 
 from __future__ import annotations
@@ -71,7 +76,11 @@ def load(name: str):
     return ZOOS[name]()
 
 
-def child(name: str, config: str, started: float) -> dict:
+#: ``--model``: the model each fit samples
+MODELS = {"none": {"extrapolation": None}, "default": {}}
+
+
+def child(name: str, config: str, started: float, model: str = "none", tag: str | None = None) -> dict:
     """One fit in this (new) process; ``started``: when the parent launched it (wall time includes imports)."""
     import warnings
 
@@ -82,13 +91,22 @@ def child(name: str, config: str, started: float) -> dict:
     t0 = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)  # the diagnostics are recorded below
-        fit = bs.fit(data, {"extrapolation": None}, CONFIGS[config])
+        fit = bs.fit(data, MODELS[model], CONFIGS[config])
     t1 = time.time()
     d, info = fit.diagnostics, fit.sampler_info
     mu = fit.idata.posterior["mu"]
     q = mu.quantile([0.05, 0.95], dim=("chain", "draw"))
     choice = info.get("parameterisation") or {}
-    return {"dataset": name, "config": config, "families": len(data.families), "rows": len(data),
+    splits = [r for r in fit.extrapolation.get("splits", []) if "inner_diagnostics" in r]
+    calibration = {} if model == "none" else {
+        "calibration_fits": len(splits),
+        "calibration_converged": sum(not r["inner_diagnostics"]["problems"] for r in splits),
+        "calibration_sampled": [{"split": f"{r['direction']} {r['depth']}", **r.get("inner_sampling", {}),
+                                 "problems": r["inner_diagnostics"]["problems"]} for r in splits],
+        "discrepancy": {k: v for k, v in fit.extrapolation.items()
+                        if k.startswith(("kappa_", "drift_")) and isinstance(v, dict)}}
+    return {"dataset": name, "config": config, "model": model, **({"tag": tag} if tag else {}),
+            **calibration, "families": len(data.families), "rows": len(data),
             "pytensor_cache": os.environ.get("BAYES_SCALING_PYTENSOR_CACHE", "empty"),
             "wall_seconds": round(time.time() - started, 1), "fit_seconds": round(t1 - t0, 1),
             "compile_seconds": round(sum(t["compile_seconds"] for t in choice["tried"]) if choice
@@ -110,10 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="JSON lines, one per fit, appended")
     ap.add_argument("--pytensor-cache", choices=("empty", "kept"), default="empty",
                     help="PyTensor's numba cache: a new empty folder per fit (default), or the machine's own")
+    ap.add_argument("--model", choices=tuple(MODELS), default="none",
+                    help="none: extrapolation=None (default); default: the default model, calibration fits included")
+    ap.add_argument("--tag", help="a label stored in each row (e.g. the version of the package on PYTHONPATH)")
     ap.add_argument("--child", nargs=3, metavar=("DATASET", "CONFIG", "STARTED"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        record = child(a.child[0], a.child[1], float(a.child[2]))
+        record = child(a.child[0], a.child[1], float(a.child[2]), a.model, a.tag)
         with open(a.out, "a") as fh:
             fh.write(json.dumps(record) + "\n")
         return 0
@@ -128,11 +149,13 @@ def main(argv: list[str] | None = None) -> int:
                     env.pop("PYTENSOR_FLAGS", None)
                 started = time.time()
                 try:
-                    subprocess.run([sys.executable, __file__, "--out", str(a.out), "--child", name, config,
-                                    repr(started)], env=env, check=True, timeout=a.timeout)
+                    subprocess.run([sys.executable, __file__, "--out", str(a.out), "--model", a.model,
+                                    *(["--tag", a.tag] if a.tag else []), "--child", name, config, repr(started)],
+                                   env=env, check=True, timeout=a.timeout)
                 except subprocess.TimeoutExpired:
                     with open(a.out, "a") as fh:
-                        fh.write(json.dumps({"dataset": name, "config": config, "converged": False,
+                        fh.write(json.dumps({"dataset": name, "config": config, "model": a.model,
+                                             **({"tag": a.tag} if a.tag else {}), "converged": False,
                                              "wall_seconds": a.timeout, "timed_out": True}) + "\n")
             print(f"{name} {config}: {time.time() - started:.0f} s", flush=True)
     return 0

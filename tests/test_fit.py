@@ -157,6 +157,55 @@ def test_a_diverging_run_is_sampled_again_with_smaller_steps_and_the_better_run_
     assert info["sampling_seconds_all_runs"] == 2.0
 
 
+def test_calibration_fits_begin_where_the_fit_s_own_choices_ended(monkeypatch):
+    import importlib
+
+    from bayes_scaling.inference.diagnostics import diagnose
+
+    run_module = importlib.import_module("bayes_scaling.inference.run")
+    inherited_start = run_module.inherited_start
+
+    def tried(*targets):
+        return [{"whitening": "fixed", "target_accept": t} for t in targets]
+
+    # the fit kept its first run (fixed whitening, its own step), or chose nothing: its calibration fits start afresh
+    assert inherited_start({"whitened": "fixed", "target_accept": 0.98,
+                            "parameterisation": {"reason": "", "tried": tried(0.98)}}) is None
+    assert inherited_start({"whitened": None, "target_accept": 0.98}) is None
+    # smaller steps, or the conditional whitening: they start there, and say so
+    start = inherited_start({"whitened": "fixed", "target_accept": 0.999,
+                             "parameterisation": {"reason": "", "tried": tried(0.98, 0.995, 0.999)}})
+    assert start["whitening"] == "fixed" and start["target_accept"] == 0.999
+    assert start["reason"] == "started from the fixed whitening at target_accept 0.999, which the fit of every row kept"
+    start = inherited_start({"whitened": "conditional", "target_accept": 0.98,
+                             "parameterisation": {"reason": "", "tried": tried(0.98, 0.98)}})
+    assert start["whitening"] == "conditional" and "the conditional whitening at target_accept 0.98" in start["reason"]
+
+    rng = np.random.default_rng(2)
+    runs = {"fixed": _draws(1000, rng, sticky=("tau",)), "conditional": _draws(1000, rng)}
+    sampled = []
+
+    def fake_sample(data, spec, nuts, what, estimates, fused, whiten, stop):  # the runs' draws stand in for NUTS
+        sampled.append(whiten)
+        idata = runs[whiten]
+        info = {"draws": 1000, "sampling_seconds": 1.0, "compile_seconds": 0.5, "whitened": whiten,
+                "stop_reason": None, "target_accept": nuts.target_accept}
+        return idata, info, diagnose(idata, ["mu", "tau", "sigma_seed"])
+
+    monkeypatch.setattr(run_module, "_sample", fake_sample)
+    nuts = bs.SamplerConfig()
+    # started conditional: a run that passes is kept without sampling the fixed whitening first
+    idata, info, _ = run_module.choose_whitening(None, None, nuts, "fit", None, True, conditional_first=True)
+    assert sampled == ["conditional"] and idata is runs["conditional"]
+    assert info["parameterisation"]["reason"] == "the conditional whitening"
+    # it diverges: the fixed whitening is sampled to the whole budget and the run that fails fewer checks kept
+    runs["conditional"] = _draws(1000, rng, diverging=2)
+    sampled.clear()
+    idata, info, _ = run_module.choose_whitening(None, None, nuts, "fit", None, True, conditional_first=True)
+    assert sampled == ["conditional", "fixed"] and idata is runs["fixed"]
+    assert info["parameterisation"]["reason"].startswith("the fixed whitening: the conditional whitening failed more")
+
+
 def test_the_default_fit_samples_a_diverging_model_again_with_a_smaller_step(synthetic_truth):
     _, df = synthetic_truth
     data = bs.ScalingData.from_frame(df, family="family", params="params", tokens="tokens", loss="loss",
@@ -164,13 +213,20 @@ def test_the_default_fit_samples_a_diverging_model_again_with_a_smaller_step(syn
     # a large step (target_accept 0.5) diverges on this hierarchical model; whiten="auto" (the default) remedies it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = bs.fit(data, {"extrapolation": None}, {**FAST, "target_accept": 0.5})
+        fit = bs.fit(data, {"holdout_depths": (1,)}, {**FAST, "target_accept": 0.5})
     tried = fit.sampler_info["parameterisation"]["tried"]
     assert tried[0]["target_accept"] == 0.5 and tried[0]["divergences"] > 0
     assert [t["target_accept"] for t in tried][:2] == [0.5, 0.995]
     assert fit.diagnostics.divergences < tried[0]["divergences"]
-    assert fit.sampler_info["target_accept"] in (0.995, 0.999)
+    kept = fit.sampler_info["target_accept"]
+    assert kept in (0.995, 0.999)
     assert any("then target_accept 0.995" in n for n in fit.notes())
+    # its calibration fits start from the step it kept, not from the step that diverged, and record it
+    splits = [s for s in fit.extrapolation["splits"] if "inner_sampling" in s]
+    assert splits
+    for s in splits:
+        assert s["inner_sampling"]["target_accept"] >= kept
+        assert s["inner_sampling"]["reason"].startswith(f"started from the fixed whitening at target_accept {kept:g}")
     # chosen by hand, the parameterisation and the step stay as asked
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -506,5 +506,11 @@ def _held_out_residuals(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit,
                   max_distance={d: float(np.abs(dist[:, i]).max()) for i, d in enumerate(directions_of(test))},
                   heldout_are=float(np.mean(np.abs(np.expm1(-resid)))),
                   heldout_z_rms=float(np.sqrt(np.mean(resid**2 / var))),
-                  inner_diagnostics=inner.diagnostics.to_dict())
+                  inner_diagnostics=inner.diagnostics.to_dict(), inner_sampling=_sampled_with(inner.sampler_info))
     return held, record
+
+
+def _sampled_with(info: dict) -> dict:
+    """How a calibration fit was sampled: its whitening, its step (target acceptance) and, where chosen, why."""
+    return {"whitening": info.get("whitened"), "target_accept": info.get("target_accept"),
+            "reason": (info.get("parameterisation") or {}).get("reason")}

@@ -39,7 +39,7 @@ from .fitted import ScalingFit
 from .initial import family_point_estimates
 from .outliers import choose_likelihood
 from .parameterisation import choose_noncentering
-from .run import fit_spec
+from .run import fit_spec, inherited_start
 
 #: progress of fits (phases, calibration fits) at INFO; the command line shows it unless --quiet
 log = logging.getLogger("bayes_scaling")
@@ -161,10 +161,12 @@ def fit(
     weak_exponent = _weak_borrowed_exponent(prior, data, spec) if prior is not None else None
 
     posterior = fitted.idata.posterior
+    start = inherited_start(fitted.sampler_info)  # the calibration fits begin where this fit's choices ended
     draws, info = discrepancy_draws(cfg, data, spec, prior, posterior.sizes["chain"] * posterior.sizes["draw"],
                                     np.random.default_rng(nuts.random_seed + 7919),
                                     lambda rows, rows_spec: fit_spec(rows, rows_spec, nuts.shorter(500),
-                                                                      what="extrapolation calibration fit"))
+                                                                      what="extrapolation calibration fit",
+                                                                      start=start))
     if conflict is not None:
         info["prior_data_conflict"] = conflict
     if weak_exponent is not None:

@@ -29,15 +29,19 @@ log = logging.getLogger("bayes_scaling")
 
 
 def fit_spec(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str = "fit",
-             estimates: np.ndarray | None = None) -> ScalingFit:
+             estimates: np.ndarray | None = None, start: dict | None = None) -> ScalingFit:
     """Sample ``spec``'s model of ``data`` as ``nuts`` says and check the draws; problems are warned once, as
     ``what`` (``"fit"``, ``"extrapolation calibration fit"``). ``estimates``: the families' point estimates
-    when already computed (:func:`.initial.family_point_estimates`)."""
+    when already computed (:func:`.initial.family_point_estimates`). ``start``: with ``whiten="auto"``, where a
+    fit of a subset of an enclosing fit's rows begins its choices, that fit's own (:func:`inherited_start`)."""
     fused = nuts.fused and nuts.backend != "jax" and uses_fused_rows(spec)
     auto = nuts.whiten == "auto"
+    if auto and start:
+        nuts = nuts.merged({"target_accept": max(nuts.target_accept, start["target_accept"])})
     if auto and whitens(spec):
         estimates = family_point_estimates(data, spec) if estimates is None else estimates
-        idata, info, diag = choose_whitening(data, spec, nuts, what, estimates, fused)
+        idata, info, diag = choose_whitening(data, spec, nuts, what, estimates, fused,
+                                             conditional_first=bool(start) and start["whitening"] == "conditional")
     else:
         idata, info, diag = _sample(data, spec, nuts, what, estimates, fused, nuts.whiten,
                                     stop_rule(nuts.until_converged, give_up=False))
@@ -46,8 +50,33 @@ def fit_spec(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str 
             diag.problems.append(hint)
     if auto and diag.divergences and nuts.target_accept < SMALLER_STEPS[-1]:
         idata, info, diag = smaller_step(data, spec, nuts, what, estimates, fused, (idata, info, diag))
+    if auto and start:
+        chosen = info.setdefault("parameterisation", {"whitening": info["whitened"], "tried": [_tried(info, diag)],
+                                                      "reason": "no whitening of the family layer"})
+        chosen["reason"] = f"{start['reason']}; {chosen['reason']}"
     warn_if_problems(diag, what)
     return ScalingFit(build_idata(idata, data, spec, info, diag), spec)
+
+
+def inherited_start(info: dict) -> dict | None:
+    """Where the fits of subsets of a fit's rows (its calibration fits) begin ``whiten="auto"``'s choices: the
+    whitening and the step the fit kept (``info``: its ``sampler_info``); None when it kept its first run with the
+    fixed whitening or none.
+
+    Their posteriors have the geometry of the fit's, on fewer rows: a population spread that mixed slowly under
+    the fixed whitening, or a funnel that diverged at a larger step, does so in them too, and each would otherwise
+    sample the runs that showed it again before reaching the run that passes. Their own draws are still checked,
+    and they go on from there as any fit does (a smaller step still, the other whitening)."""
+    chosen = info.get("parameterisation")
+    if not chosen:
+        return None
+    whitening, target = info.get("whitened"), float(info["target_accept"])
+    if whitening != "conditional" and target <= chosen["tried"][0]["target_accept"]:
+        return None
+    what = " at ".join(x for x in (f"the {whitening} whitening" if whitening else None,
+                                   f"target_accept {target:g}") if x)
+    return {"whitening": whitening, "target_accept": target,
+            "reason": f"started from {what}, which the fit of every row kept"}
 
 
 def _sample(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str, estimates: np.ndarray | None,
@@ -70,7 +99,7 @@ def _sample(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str, 
 
 
 def choose_whitening(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str, estimates: np.ndarray,
-                     fused: bool) -> tuple[az.InferenceData, dict, Diagnostics]:
+                     fused: bool, conditional_first: bool = False) -> tuple[az.InferenceData, dict, Diagnostics]:
     """``whiten="auto"``: the fixed whitening first, switched to the conditional one when its draws show the
     failure the conditional map fixes. Returns the run kept, its info (with ``"parameterisation"``: what was
     chosen, why, and every run tried) and its diagnostics.
@@ -84,7 +113,9 @@ def choose_whitening(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, wh
     as its draws, at ``GIVE_UP_FRACTION`` of the budget or later, project that ``tau`` alone would miss the
     ESS check at the whole budget (:func:`spread_holds_back`, :func:`stop_rule`). When the conditional run does not pass every check either, the run
     that fails fewer checks (divergences first) is kept: the fixed one sampled to the whole budget when it had
-    been abandoned.
+    been abandoned. ``conditional_first`` (a calibration fit whose enclosing fit kept the conditional whitening,
+    :func:`inherited_start`): the conditional whitening first, and the fixed one, sampled to the whole budget,
+    only when the conditional run does not pass every check.
     """
     tried: list[dict] = []
 
@@ -93,6 +124,14 @@ def choose_whitening(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, wh
         tried.append(_tried(*out[1:]))
         return out
 
+    if conditional_first:
+        conditional = run("conditional", give_up=False)
+        runs = [conditional] if conditional[2].ok else [conditional, run("fixed", give_up=False)]
+        chosen = min(runs, key=lambda r: _failures(r[2]))
+        reason = ("the conditional whitening" if chosen is conditional else
+                  f"the fixed whitening: the conditional whitening failed more checks "
+                  f"({'; '.join(conditional[2].problems)})")
+        return _chosen(chosen, reason, tried, what)
     fixed = run("fixed", give_up=True)
     if not (fixed[1].get("stop_reason") == "abandoned" or spread_holds_back(fixed[0])):
         chosen, reason = fixed, "the fixed whitening: its draws " + (
@@ -111,6 +150,12 @@ def choose_whitening(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, wh
         reason = (f"the conditional whitening: {why}" if chosen is conditional else
                   f"the fixed whitening: {why}, but the conditional whitening failed more checks "
                   f"({'; '.join(conditional[2].problems)})")
+    return _chosen(chosen, reason, tried, what)
+
+
+def _chosen(chosen: tuple[az.InferenceData, dict, Diagnostics], reason: str, tried: list[dict],
+            what: str) -> tuple[az.InferenceData, dict, Diagnostics]:
+    """The run kept, its info recording what was chosen, why, and every run tried."""
     idata, info, diag = chosen
     info["parameterisation"] = {"whitening": info["whitened"], "reason": reason, "tried": tried}
     info["sampling_seconds_all_runs"] = round(sum(t["sampling_seconds"] for t in tried), 2)
@@ -152,11 +197,7 @@ def smaller_step(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: 
         kept = again
         if not again[2].divergences:
             break
-    out_idata, out_info, out_diag = kept
-    out_info["parameterisation"] = {"whitening": out_info["whitened"], "reason": reason, "tried": tried}
-    out_info["sampling_seconds_all_runs"] = round(sum(t["sampling_seconds"] for t in tried), 2)
-    log.info("%s: chose %s", what, reason)
-    return out_idata, out_info, out_diag
+    return _chosen(kept, reason, tried, what)
 
 
 def _tried(info: dict, diag: Diagnostics) -> dict:
