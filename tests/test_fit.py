@@ -74,24 +74,30 @@ def test_the_spread_holds_back_a_run_only_when_it_alone_misses_the_ess_check():
     assert whitening_hint(slow_spread, diagnose(slow_spread, ["mu", "tau"]), None) is None  # nothing whitened
 
 
+def _runs_for(runs, asked, by_step=False):
+    """A stand-in for ``run._sample`` that returns stored draws instead of sampling with NUTS: the run of
+    ``runs`` keyed by the whitening asked for (``by_step``: by the target acceptance), each request appended to
+    ``asked``."""
+    from bayes_scaling.inference.diagnostics import diagnose
+
+    def fake_sample(data, spec, nuts, what, estimates, fused, whiten, stop):
+        asked.append((nuts.target_accept, whiten) if by_step else whiten)
+        idata = runs[nuts.target_accept if by_step else whiten]
+        info = {"draws": 1000, "sampling_seconds": 1.0, "compile_seconds": 0.5, "whitened": whiten or None,
+                "stop_reason": None, "target_accept": nuts.target_accept}
+        return idata, info, diagnose(idata, ["mu", "tau", "sigma_seed"])
+
+    return fake_sample
+
+
 def test_whiten_auto_keeps_the_fixed_run_or_switches_and_keeps_the_better(monkeypatch):
     import importlib
-
-    from bayes_scaling.inference.diagnostics import diagnose
 
     run_module = importlib.import_module("bayes_scaling.inference.run")
     rng = np.random.default_rng(1)
     runs = {"fixed": _draws(1000, rng, sticky=("tau",)), "conditional": _draws(1000, rng)}
     sampled = []
-
-    def fake_sample(data, spec, nuts, what, estimates, fused, whiten, stop):  # the runs' draws stand in for NUTS
-        sampled.append(whiten)
-        idata = runs[whiten]
-        info = {"draws": 1000, "sampling_seconds": 1.0, "compile_seconds": 0.5, "whitened": whiten,
-                "stop_reason": None, "target_accept": nuts.target_accept}
-        return idata, info, diagnose(idata, ["mu", "tau", "sigma_seed"])
-
-    monkeypatch.setattr(run_module, "_sample", fake_sample)
+    monkeypatch.setattr(run_module, "_sample", _runs_for(runs, sampled))
     nuts = bs.SamplerConfig()
     idata, info, _ = run_module.choose_whitening(None, None, nuts, "fit", None, True)
     assert sampled == ["fixed", "conditional"] and idata is runs["conditional"]
@@ -113,21 +119,12 @@ def test_whiten_auto_keeps_the_fixed_run_or_switches_and_keeps_the_better(monkey
 def test_a_diverging_run_is_sampled_again_with_smaller_steps_and_the_better_run_kept(monkeypatch):
     import importlib
 
-    from bayes_scaling.inference.diagnostics import diagnose
-
     run_module = importlib.import_module("bayes_scaling.inference.run")
     rng = np.random.default_rng(3)
     runs = {0.98: _draws(1000, rng, diverging=4), 0.995: _draws(1000, rng), 0.999: _draws(1000, rng)}
     assert run_module.SMALLER_STEPS == (0.995, 0.999)
     asked = []
-
-    def fake_sample(data, spec, nuts, what, estimates, fused, whiten, stop):  # the runs' draws stand in for NUTS
-        asked.append((nuts.target_accept, whiten))
-        idata = runs[nuts.target_accept]
-        info = {"draws": 1000, "sampling_seconds": 1.0, "compile_seconds": 0.5, "whitened": whiten or None,
-                "stop_reason": None, "target_accept": nuts.target_accept}
-        return idata, info, diagnose(idata, ["mu", "tau", "sigma_seed"])
-
+    fake_sample = _runs_for(runs, asked, by_step=True)
     monkeypatch.setattr(run_module, "_sample", fake_sample)
     nuts = bs.SamplerConfig()
     first = fake_sample(None, None, nuts, "fit", None, True, "fixed", None)
@@ -160,8 +157,6 @@ def test_a_diverging_run_is_sampled_again_with_smaller_steps_and_the_better_run_
 def test_calibration_fits_begin_where_the_fit_s_own_choices_ended(monkeypatch):
     import importlib
 
-    from bayes_scaling.inference.diagnostics import diagnose
-
     run_module = importlib.import_module("bayes_scaling.inference.run")
     inherited_start = run_module.inherited_start
 
@@ -184,15 +179,7 @@ def test_calibration_fits_begin_where_the_fit_s_own_choices_ended(monkeypatch):
     rng = np.random.default_rng(2)
     runs = {"fixed": _draws(1000, rng, sticky=("tau",)), "conditional": _draws(1000, rng)}
     sampled = []
-
-    def fake_sample(data, spec, nuts, what, estimates, fused, whiten, stop):  # the runs' draws stand in for NUTS
-        sampled.append(whiten)
-        idata = runs[whiten]
-        info = {"draws": 1000, "sampling_seconds": 1.0, "compile_seconds": 0.5, "whitened": whiten,
-                "stop_reason": None, "target_accept": nuts.target_accept}
-        return idata, info, diagnose(idata, ["mu", "tau", "sigma_seed"])
-
-    monkeypatch.setattr(run_module, "_sample", fake_sample)
+    monkeypatch.setattr(run_module, "_sample", _runs_for(runs, sampled))
     nuts = bs.SamplerConfig()
     # started conditional: a run that passes is kept without sampling the fixed whitening first
     idata, info, _ = run_module.choose_whitening(None, None, nuts, "fit", None, True, conditional_first=True)
