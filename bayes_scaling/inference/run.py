@@ -51,8 +51,7 @@ def fit_spec(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str 
     if auto and diag.divergences and nuts.target_accept < SMALLER_STEPS[-1]:
         idata, info, diag = smaller_step(data, spec, nuts, what, estimates, fused, (idata, info, diag))
     if auto and start:
-        chosen = info.setdefault("parameterisation", {"whitening": info["whitened"], "tried": [_tried(info, diag)],
-                                                      "reason": "no whitening of the family layer"})
+        chosen = info.setdefault("parameterisation", _choice_so_far(info, diag))
         chosen["reason"] = f"{start['reason']}; {chosen['reason']}"
     warn_if_problems(diag, what)
     return ScalingFit(build_idata(idata, data, spec, info, diag), spec)
@@ -179,9 +178,7 @@ def smaller_step(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: 
     has no divergence or a smaller step did no better; ``info["parameterisation"]`` records every run and why
     (the model is compiled once: only the step differs)."""
     info = kept[1]
-    before = info.get("parameterisation") or {
-        "whitening": info["whitened"], "tried": [_tried(info, kept[2])],
-        "reason": f"the {info['whitened']} whitening" if info["whitened"] else "no whitening of the family layer"}
+    before = _choice_so_far(info, kept[2])
     reason, tried = before["reason"], list(before["tried"])
     for ta in (t for t in SMALLER_STEPS if t > nuts.target_accept):
         was, diverged = kept[1]["target_accept"], kept[2].divergences
@@ -198,6 +195,14 @@ def smaller_step(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: 
         if not again[2].divergences:
             break
     return _chosen(kept, reason, tried, what)
+
+
+def _choice_so_far(info: dict, diag: Diagnostics) -> dict:
+    """The parameterisation record of a run (``info["parameterisation"]``), or, for a run sampled without a choice
+    (one family, no family layer to whiten), a record of that run alone."""
+    return info.get("parameterisation") or {
+        "whitening": info["whitened"], "tried": [_tried(info, diag)],
+        "reason": f"the {info['whitened']} whitening" if info["whitened"] else "no whitening of the family layer"}
 
 
 def _tried(info: dict, diag: Diagnostics) -> dict:
