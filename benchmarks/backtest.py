@@ -45,15 +45,18 @@ ZOOS = {
 
 
 def run(name: str, depths: tuple[int, ...], draws: int, likelihood: str = "normal",
-        compare_tails: bool = False, whole: bool = False) -> dict:
+        compare_tails: bool = False, whole: bool = False, pooling: str = "none",
+        compare_pooling: bool = False) -> dict:
     data = ZOOS[name]()
     t = time.perf_counter()
     sampler = {"draws": draws, "tune": draws, "chains": 2}
     if whole:
         sampler.update(until_converged=False, whiten=True)
-    model = {"likelihood": likelihood, "discrepancy_tails": "choose" if compare_tails else "normal"}
+    model = {"likelihood": likelihood, "discrepancy_tails": "choose" if compare_tails else "normal",
+             "discrepancy_pooling": pooling}
     result = bs.backtest(data, depths=depths, model=model, sampler=sampler,
-                         progress=lambda line: print(f"{name}: {line}", flush=True), compare_tails=compare_tails)
+                         progress=lambda line: print(f"{name}: {line}", flush=True), compare_tails=compare_tails,
+                         compare_pooling=compare_pooling)
     return {"dataset": name, "seconds": time.perf_counter() - t, "families": len(data.families), "rows": len(data),
             **result.to_dict(), "points": result.points.to_dict(orient="records")}
 
@@ -118,6 +121,11 @@ def main() -> None:
     ap.add_argument("--compare-tails", action="store_true",
                     help="fit with discrepancy_tails='choose' and also score each fit with normal tails "
                          "(method bayes_normal_tails)")
+    ap.add_argument("--pooling", default="none", choices=["none", "directions"],
+                    help="the discrepancy's scale: one per direction, or shared by the directions")
+    ap.add_argument("--compare-pooling", action="store_true",
+                    help="also score each fit with its discrepancy learned again with the other pooling "
+                         "(method bayes_pooled or bayes_unpooled)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--tables", nargs="*", default=None, help="print the tables of stored results instead")
     a = ap.parse_args()
@@ -127,7 +135,8 @@ def main() -> None:
     depths = tuple(int(k) for k in a.depths.split(","))
     records = []
     for name in a.only.split(","):
-        records.append(run(name, depths, a.draws, a.likelihood, a.compare_tails, a.whole))
+        records.append(run(name, depths, a.draws, a.likelihood, a.compare_tails, a.whole, a.pooling,
+                           a.compare_pooling))
         if a.out:  # after each dataset, so that a long run keeps what it finished
             a.out.write_text(json.dumps(records, default=float))
     print(tables([str(a.out)]) if a.out else "\n".join(backtest_markdown(load_result(r)) for r in records))

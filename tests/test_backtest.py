@@ -31,6 +31,9 @@ def test_settings_refuse_unknown_directions_and_depths():
         BacktestSettings(directions=("size",))
     with pytest.raises(ValueError, match="depths"):
         BacktestSettings(depths=(0,))
+    stored = BacktestSettings(compare_pooling=True, model={"discrepancy_pooling": "directions"}).to_dict()
+    back = BacktestSettings.from_dict(json.loads(json.dumps(stored)))
+    assert back.compare_pooling and back.model.discrepancy_pooling == "directions" and not back.compare_tails
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +85,17 @@ def test_backtest_command_line(zoo, tmp_path, capsys):
     assert {r["method"] for r in got["summary"]} == {"bayes", "huber", "fixed_n_term", "varpro"}
     assert "[1/1] params, depth 1" in out.err and (tmp_path / "bt" / "report.html").exists()
     assert pd.DataFrame(got["tasks"])["are"].notna().all()
+
+
+@pytest.mark.slow
+def test_backtest_scores_the_same_fits_with_the_discrepancys_scale_shared_by_the_directions(zoo):
+    """``compare_pooling``: each fit is scored twice, its own discrepancy (a scale per direction) and the same
+    calibration fits' held-out runs learned again with the scale shared (``bayes_pooled``)."""
+    df, _ = zoo
+    r = bs.backtest(df, directions=["params"], depths=[1], model={"holdout_depths": (1,)},
+                    sampler={"draws": 200, "tune": 200, "chains": 2}, compare_pooling=True)
+    assert r.methods[:2] == ["bayes", "bayes_pooled"]
+    mine, pooled = (r.points[r.points["method"] == m].reset_index(drop=True) for m in ("bayes", "bayes_pooled"))
+    assert mine["run"].tolist() == pooled["run"].tolist()
+    assert not np.allclose(mine["upper90"], pooled["upper90"])  # another discrepancy, the same law's draws
+    assert np.allclose(mine["median"], pooled["median"], rtol=0.02)

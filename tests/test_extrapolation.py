@@ -44,6 +44,49 @@ def test_discrepancy_posterior_recovers_scale_and_drift_and_keeps_the_prior_wher
     assert 0.4 * priors.kappa["sigma"] < np.median(d["kappa"][:, 2]) < 1.0 * priors.kappa["sigma"]
 
 
+def test_a_pooled_discrepancy_lends_a_direction_few_runs_reach_the_scale_the_others_learned():
+    """With its scale shared by the directions, a direction that one split reaches with two runs takes its kappa
+    from the directions many runs reach, not from its own wide prior; where the directions' data agree, sharing
+    costs nothing."""
+    rng = np.random.default_rng(11)
+    n = 80
+    dist = np.zeros((n, len(DIRECTIONS)))
+    dist[:40, 0] = rng.uniform(0.2, 1.0, 40)  # compute: 40 runs
+    dist[40:, 2] = rng.uniform(0.2, 1.0, 40)  # tokens per parameter: 40 runs
+    kappa = np.array([0.02, 0.02, 0.02, 0.0])
+    splits = [_held(rng, n, dist, kappa, np.zeros(len(DIRECTIONS))) for _ in range(3)]
+    few = np.zeros((2, len(DIRECTIONS)))
+    few[:, 1] = 0.3  # size: two runs, 0.3 decades out
+    splits.append(_held(rng, 2, few, kappa, np.zeros(len(DIRECTIONS))))
+    priors = Priors(mu={}, tau={})
+    own = discrepancy_posterior(splits, priors, 4000, np.random.default_rng(1), n_dir=3)
+    pooled = discrepancy_posterior(splits, priors, 4000, np.random.default_rng(1), n_dir=3, pooled=True)
+    # size: its own kappa stays wide (two runs barely narrow its HalfNormal(0.15) prior); pooled, near the 0.02 the
+    # others learned
+    assert np.quantile(own["kappa"][:, 1], 0.9) > 0.1
+    assert np.quantile(pooled["kappa"][:, 1], 0.9) < 0.5 * np.quantile(own["kappa"][:, 1], 0.9)
+    assert np.median(pooled["kappa"][:, 1]) < 0.06
+    # the drift's scale is shared too: size's drift, unseen, shrinks to what compute and tokens per parameter show
+    assert np.std(pooled["drift"][:, 1]) < 0.5 * np.std(own["drift"][:, 1])
+    # compute, well reached: the same kappa either way
+    for d in (own, pooled):
+        assert 0.01 < np.median(d["kappa"][:, 0]) < 0.04
+    assert pooled["kappa"].shape == (4000, len(DIRECTIONS)) and np.all(pooled["kappa"][:, 3] == 0)
+
+
+def test_a_pooled_discrepancys_prior_draws_share_a_scale_across_directions():
+    from bayes_scaling.inference.extrapolation import prior_draws
+
+    priors = Priors(mu={}, tau={})
+    own, pooled = (prior_draws(priors, 20000, np.random.default_rng(2), 3, p) for p in (False, True))
+    for d in (own, pooled):
+        assert d["kappa"].shape == (20000, len(DIRECTIONS)) and np.all(d["kappa"][:, :3] > 0)
+        assert np.all(d["kappa"][:, 3] == 0) and np.all(d["drift"][:, 3] == 0)
+    log_own, log_pooled = np.log(own["kappa"][:, :3]), np.log(pooled["kappa"][:, :3])
+    assert abs(np.corrcoef(log_own[:, 0], log_own[:, 1])[0, 1]) < 0.03
+    assert np.corrcoef(log_pooled[:, 0], log_pooled[:, 1])[0, 1] > 0.3
+
+
 def test_the_discrepancy_keeps_normal_tails_for_alike_families_and_heavier_ones_when_a_few_miss_far():
     from bayes_scaling.inference.extrapolation import choose_tails
     from bayes_scaling.predict import DISCREPANCY_TAILS
@@ -375,6 +418,40 @@ def test_the_backtests_normal_tailed_twin_keeps_the_discrepancys_draws_and_drops
            for name, f in (("heavy", heavy), ("twin", normal),
                            ("normal", fit.with_extrapolation(disc["kappa"], fit.extrapolation, **kw)))}
     assert np.array_equal(far["twin"], far["normal"]) and not np.array_equal(far["twin"], far["heavy"])
+
+
+def test_a_fits_discrepancy_is_learned_again_from_its_stored_held_out_runs(bent_fit):
+    """The calibration fits' held-out runs are stored with the fit, so the discrepancy can be learned again
+    (another pooling) without fitting again: unpooled, it is the fit's own posterior again (another Monte Carlo
+    sample); the backtest's pooled twin carries it."""
+    from bayes_scaling.evaluate.backtest import with_pooling
+    from bayes_scaling.inference.extrapolation import HeldOut, relearned
+
+    data, fit, _ = bent_fit
+    ex = fit.extrapolation
+    assert ex["pooling"] == "none" and ex["directions"] == list(BASE_DIRECTIONS)
+    stored = [r["held_runs"] for r in ex["splits"] if "held_runs" in r]
+    assert len(stored) == sum("heldout_runs" in r for r in ex["splits"]) > 0
+    h = HeldOut.from_dict(stored[0])
+    assert h.dist.shape == (len(h.resid), len(DIRECTIONS)) and h.to_dict() == stored[0]
+    n = 4000
+    again, info = relearned(ex, fit.spec.priors, n, np.random.default_rng(4), pooled=False)
+    post = fit.idata.posterior
+    for i, d in enumerate(BASE_DIRECTIONS):
+        mine = post["kappa"].sel(direction=d).to_numpy().ravel()
+        assert np.median(again["kappa"][:, i]) == pytest.approx(np.median(mine), rel=0.25)
+        assert info[f"kappa_{d}"]["median"] == pytest.approx(np.median(again["kappa"][:, i]))
+    assert info["splits"] == ex["splits"] and info["directions_calibrated"] == ex["directions_calibrated"]
+    twin = with_pooling(fit, True, 0)
+    assert twin.extrapolation["pooling"] == "directions"
+    assert any("shared by the directions" in n for n in twin.notes())
+    assert not any("shared by the directions" in n for n in fit.notes())
+    for name in ("mu", "sigma_total"):
+        assert np.array_equal(twin.idata.posterior[name], post[name])
+    far = twin.predict(data.families[0], 4e9, 8e10, keep_draws=True, random_seed=3)["expected_loss"].to_numpy()
+    assert np.all(np.isfinite(far)) and far.shape[0] == post.sizes["chain"] * post.sizes["draw"]
+    with pytest.raises(ValueError, match="only a learned discrepancy"):
+        relearned({"mode": "none"}, fit.spec.priors, 10, np.random.default_rng(0), pooled=True)
 
 
 @pytest.mark.slow

@@ -316,6 +316,10 @@ def test_cli_fit_and_report(synthetic_truth, tmp_path, capsys):
     from bayes_scaling.model.config import DISCREPANCY_TAIL_CHOICES
     assert [_configs(build_parser().parse_args(base + ["--discrepancy-tails", c]))[0].discrepancy_tails
             for c in DISCREPANCY_TAIL_CHOICES] == list(DISCREPANCY_TAIL_CHOICES)
+    assert _configs(build_parser().parse_args(base))[0].discrepancy_pooling == bs.ModelConfig().discrepancy_pooling
+    from bayes_scaling.model.config import DISCREPANCY_POOLINGS
+    assert [_configs(build_parser().parse_args(base + ["--discrepancy-pooling", c]))[0].discrepancy_pooling
+            for c in DISCREPANCY_POOLINGS] == list(DISCREPANCY_POOLINGS)
     assert main(["report", str(out), "--target", "family=fam0,params=1e9,tokens=2e10", "--out",
                  str(tmp_path / "rep")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()

@@ -53,6 +53,10 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
                    help="choose: the nested leave-out also chooses the discrepancy's shape, normal or a variance-gamma "
                         "of the same variance (narrower centre, longer tails), by how well each predicts its held-out "
                         "runs")
+    g.add_argument("--discrepancy-pooling", default="none", choices=["none", "directions"],
+                   help="directions: the discrepancy's scale is shared by the directions a prediction leaves the data "
+                        "in (compute, size, tokens per parameter), partially pooled, so a direction few held-out runs "
+                        "reach borrows the scale the others learned; none: a scale per direction")
     g.add_argument("--no-extrapolation", action="store_true",
                    help="no extrapolation-discrepancy term (intervals then leave out the law's error beyond the data)")
     g.add_argument("--whiten", default=default.whiten, choices=["auto", "fixed", "conditional", "none"],
@@ -115,7 +119,7 @@ def _configs(a: argparse.Namespace, **model: object) -> tuple:
 
     return (ModelConfig(law=a.law, likelihood=a.likelihood, checkpoint_noise=a.checkpoint_noise,
                         extrapolation=None if a.no_extrapolation else "learn",
-                        discrepancy_tails=a.discrepancy_tails, **model),
+                        discrepancy_tails=a.discrepancy_tails, discrepancy_pooling=a.discrepancy_pooling, **model),
             SamplerConfig(draws=a.draws, tune=a.tune, chains=a.chains, target_accept=a.target_accept,
                           random_seed=a.random_seed, until_converged=a.until_converged,
                           whiten=False if a.whiten == "none" else a.whiten,

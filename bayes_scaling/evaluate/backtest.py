@@ -19,6 +19,10 @@ held-out runs' last ``last_fraction`` of training (the Hitchhiker's target point
     ours with the same fits, the discrepancy's tails set to normal: beside a model that chooses them
     (``ModelConfig(discrepancy_tails="choose")``, :func:`bayes_scaling.inference.extrapolation.choose_tails`),
     what the chosen tails change.
+``bayes_pooled`` / ``bayes_unpooled`` (with ``compare_pooling=True``)
+    ours with the same fits, the discrepancy learned again from the same calibration fits' held-out runs with
+    the other pooling (``ModelConfig(discrepancy_pooling=...)``: a scale per direction, or one the directions
+    share, :func:`bayes_scaling.inference.extrapolation.relearned`): what sharing the scale changes.
 
 A point fit gets the interval a hand-fitter would quote: log-normal with the robust sd of its training
 residuals. Scores per task (split x family x method): ARE, signed log bias, 50% and 90% coverage, the
@@ -56,7 +60,7 @@ POINT_FITS: dict[str, Callable[..., dict[str, float]]] = {
     "fixed_n_term": fixed_n_term_fit,
     "varpro": variable_projection_fit,
 }
-METHODS = ("bayes", "bayes_normal_tails", *POINT_FITS)
+METHODS = ("bayes", "bayes_normal_tails", "bayes_pooled", "bayes_unpooled", *POINT_FITS)
 
 
 @dataclass
@@ -72,6 +76,9 @@ class BacktestSettings:
     filters: dict[str, float | None] = field(default_factory=lambda: {"min_tokens": None, "fraction": None})
     #: also score each fit with its discrepancy's tails set to normal (method ``bayes_normal_tails``)
     compare_tails: bool = False
+    #: also score each fit with its discrepancy learned again with the other pooling (``bayes_pooled`` or
+    #: ``bayes_unpooled``)
+    compare_pooling: bool = False
 
     def __post_init__(self) -> None:
         self.model, self.sampler = ModelConfig.coerce(self.model), SamplerConfig.coerce(self.sampler)
@@ -87,14 +94,14 @@ class BacktestSettings:
     def to_dict(self) -> dict[str, Any]:
         return {"directions": list(self.directions), "depths": list(self.depths), "last_fraction": self.last_fraction,
                 "model": self.model.to_dict(), "sampler": self.sampler.to_dict(), "filters": dict(self.filters),
-                "compare_tails": self.compare_tails}
+                "compare_tails": self.compare_tails, "compare_pooling": self.compare_pooling}
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> "BacktestSettings":
         """Read :meth:`to_dict` (the settings stored with a result)."""
         return cls(tuple(stored["directions"]), tuple(stored["depths"]), stored["last_fraction"],
                    ModelConfig.from_dict(stored["model"]), SamplerConfig.from_dict(stored["sampler"]),
-                   stored["filters"], stored.get("compare_tails", False))
+                   stored["filters"], stored.get("compare_tails", False), stored.get("compare_pooling", False))
 
 
 @dataclass
@@ -147,19 +154,21 @@ def backtest(data: ScalingData, *, directions: Sequence[str] = DIRECTIONS, depth
              last_fraction: float = TARGET_LAST_FRACTION, model: ModelConfig | dict | str | None = None,
              sampler: SamplerConfig | dict | None = None, min_tokens: float | None = None,
              fraction: float | None = None, progress: Callable[[str], None] | None = None,
-             compare_tails: bool = False) -> BacktestResult:
+             compare_tails: bool = False, compare_pooling: bool = False) -> BacktestResult:
     """Nested hold-outs of ``data`` in each of ``directions`` at each of ``depths`` (see the module docstring).
 
     ``model`` and ``sampler`` configure every :func:`bayes_scaling.fit`, as they do ``fit`` itself (the
     sampler's ``random_seed`` also seeds the predictive draws), and ``min_tokens`` and ``fraction`` filter
     each fit's training rows as in ``fit``; ``progress`` is called with one line per split; ``compare_tails`` adds
-    the method ``bayes_normal_tails`` (the same fits with normal discrepancy tails). ``data`` may be a
+    the method ``bayes_normal_tails`` (the same fits with normal discrepancy tails) and ``compare_pooling`` the
+    method ``bayes_pooled`` or ``bayes_unpooled`` (the same fits, the discrepancy learned with the other pooling
+    of its scale across directions). ``data`` may be a
     :class:`ScalingData` or a DataFrame with the canonical columns.
     """
     from ..inference.fit import as_scaling_data
 
     settings = BacktestSettings(tuple(directions), tuple(int(k) for k in depths), last_fraction, model, sampler,
-                                {"min_tokens": min_tokens, "fraction": fraction}, compare_tails)
+                                {"min_tokens": min_tokens, "fraction": fraction}, compare_tails, compare_pooling)
     data = as_scaling_data(data)
     splits = holdout_splits(data, settings.depths, settings.directions)
     tasks, points = [], []
@@ -191,6 +200,10 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
     ours = {"bayes": fitted}
     if settings.compare_tails:
         ours["bayes_normal_tails"] = with_normal_tails(fitted)
+    if settings.compare_pooling:
+        pooled = settings.model.discrepancy_pooling != "directions"
+        ours["bayes_pooled" if pooled else "bayes_unpooled"] = with_pooling(fitted, pooled,
+                                                                             settings.sampler.random_seed)
     for fam, tgt in target.groupby("family", sort=False):
         cols = distance_columns(tgt)
         y = tgt["loss"].to_numpy(float)
@@ -235,6 +248,19 @@ def with_normal_tails(fitted: Any) -> Any:
     disc = discrepancy_arrays(post, post.sizes["chain"] * post.sizes["draw"])
     return fitted.with_extrapolation(disc["kappa"], {**fitted.extrapolation, "tails": None}, drift=disc["drift"],
                                      growth=disc["growth"], shared=disc["shared"])
+
+
+def with_pooling(fitted: Any, pooled: bool, random_seed: int | None) -> Any:
+    """``fitted`` with its discrepancy learned again from the same calibration fits, its scale shared by the
+    directions (``pooled``) or one per direction."""
+    from ..inference.extrapolation import relearned
+
+    post = fitted.idata.posterior
+    n = post.sizes["chain"] * post.sizes["draw"]
+    draws, info = relearned(fitted.extrapolation, fitted.spec.priors, n, np.random.default_rng(random_seed),
+                            pooled=pooled, choose="tails_scores" in fitted.extrapolation)
+    return fitted.with_extrapolation(draws["kappa"], info, drift=draws["drift"], growth=draws["growth"],
+                                     shared=draws["shared"], tails=draws.get("tails"))
 
 
 def backtest_markdown(result: BacktestResult) -> str:

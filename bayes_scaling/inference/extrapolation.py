@@ -54,7 +54,7 @@ from scipy.special import logsumexp
 from ..data import ScalingData
 from ..data.extent import DIRECTIONS, directions_of, distance_columns, distances, levels, log_epochs, per_direction
 from ..errors import SamplingWarning
-from ..model import PopulationPrior, Priors
+from ..model import PopulationPrior, Prior, Priors
 from ..model.config import DEFAULT_DEPTHS, ModelConfig
 from ..model.spec import ModelSpec, checkpoint_noise_for
 from ..predict import DISCREPANCY_TAILS, tail_weights
@@ -137,6 +137,16 @@ class HeldOut:
     dist: np.ndarray  # (run, direction) mean distance from the inner fit's data
     family: np.ndarray  # family code of each run
 
+    def to_dict(self) -> dict[str, list]:
+        """The runs as lists (stored with the fit's calibration record)."""
+        return {"resid": self.resid.tolist(), "var": self.var.tolist(), "share": self.share.tolist(),
+                "dist": self.dist.tolist(), "family": self.family.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list]) -> "HeldOut":
+        return cls(*(np.asarray(d[k], dtype=float) for k in ("resid", "var", "share")),
+                   np.asarray(d["dist"], dtype=float).reshape(len(d["resid"]), -1), np.asarray(d["family"], dtype=int))
+
 
 def aggregate_runs(run: np.ndarray, family: np.ndarray, resid: np.ndarray, var: np.ndarray, share: np.ndarray,
                    dist: np.ndarray) -> HeldOut:
@@ -155,32 +165,61 @@ def aggregate_runs(run: np.ndarray, family: np.ndarray, resid: np.ndarray, var: 
                    dist=np.column_stack([mean(dist[:, d]) for d in range(dist.shape[1])]), family=codes)
 
 
-def _log_density(phi: np.ndarray, splits: list[HeldOut], priors: Priors) -> np.ndarray:
-    """Log posterior density (up to a constant) of walkers ``phi`` (W, 2 D + 2): log kappa_d, drift_d,
-    log growth, logit shared; with the Jacobians of the log and logit transforms. ``D``: the first directions
-    of the splits' distances."""
-    n_dir = (phi.shape[1] - 2) // 2
-    log_kappa, drift = phi[:, :n_dir], phi[:, n_dir:2 * n_dir]
+#: the hyperparameters a pooled discrepancy adds to the walkers, after (log kappa_d or eta_d, drift_d or xi_d,
+#: log growth, logit shared): log of the common scale, of the spread of log kappa across directions, of the
+#: drift's scale
+POOLED_HYPER = 3
+
+
+def _unpack(phi: np.ndarray, n_dir: int, priors: Priors, pooled: bool) -> tuple[np.ndarray, ...]:
+    """(kappa, drift, growth, shared, log prior density with every Jacobian) of walkers ``phi``.
+
+    Independent: ``phi`` holds (log kappa_d, drift_d, log growth, logit shared), each kappa_d with the prior
+    ``priors.kappa`` and each drift_d ``priors.drift``. Pooled (``pooled``), it also holds (log kappa_0, log s,
+    log sigma_drift) and the directions share their scale: ``kappa_d = kappa_0 exp(s eta_d)`` with
+    ``kappa_0 ~ priors.kappa``, ``s ~ priors.kappa_spread`` and ``eta_d ~ N(0, 1)``, and ``drift_d =
+    sigma_drift xi_d`` with ``sigma_drift ~ HalfNormal(priors.drift.scale)`` and ``xi_d ~ N(0, 1)`` (both
+    non-centred: no funnel as the spread shrinks).
+    """
+    a, b = phi[:, :n_dir], phi[:, n_dir:2 * n_dir]
     log_growth, logit_shared = phi[:, 2 * n_dir], phi[:, 2 * n_dir + 1]
-    kappa, growth = np.exp(log_kappa), np.exp(log_growth)
-    shared = 1.0 / (1.0 + np.exp(-logit_shared))
-    # the priors, each with the Jacobian of its transform: + log kappa, + log growth, + log shared (1 - shared)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lp = (priors.kappa.logpdf(kappa) + log_kappa).sum(axis=1)
-        lp += priors.drift.logpdf(drift).sum(axis=1)
-        lp += priors.growth.logpdf(growth) + log_growth
-        lp += priors.shared.logpdf(shared) + np.log(shared) + np.log1p(-shared)
+    growth, shared = np.exp(log_growth), 1.0 / (1.0 + np.exp(-logit_shared))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        lp = priors.growth.logpdf(growth) + log_growth + priors.shared.logpdf(shared) + np.log(shared) + np.log1p(-shared)
+        if not pooled:
+            kappa, drift = np.exp(a), b
+            lp = lp + (priors.kappa.logpdf(kappa) + a).sum(axis=1) + priors.drift.logpdf(drift).sum(axis=1)
+        else:
+            log_k0, log_s, log_sd = (phi[:, 2 * n_dir + 2 + i] for i in range(POOLED_HYPER))
+            k0, s, sd = np.exp(log_k0), np.exp(log_s), np.exp(log_sd)
+            kappa, drift = k0[:, None] * np.exp(s[:, None] * a), sd[:, None] * b
+            lp = lp + priors.kappa.logpdf(k0) + log_k0 + priors.kappa_spread.logpdf(s) + log_s
+            lp = lp + _drift_scale_prior(priors).logpdf(sd) + log_sd - 0.5 * (a**2 + b**2).sum(axis=1)
+    return kappa, drift, growth, shared, lp
+
+
+def _drift_scale_prior(priors: Priors) -> Prior:
+    """The prior of the drift's scale the directions share: a HalfNormal of the drift prior's sd."""
+    return Prior("HalfNormal", sigma=priors.drift.scale)
+
+
+def _log_density(phi: np.ndarray, splits: list[HeldOut], priors: Priors, pooled: bool = False) -> np.ndarray:
+    """Log posterior density (up to a constant) of walkers ``phi`` (:func:`_unpack`); ``D``, the number of
+    directions, is read from the width of ``phi``."""
+    n_dir = (phi.shape[1] - 2 - (POOLED_HYPER if pooled else 0)) // 2
+    kappa, drift, growth, shared, lp = _unpack(phi, n_dir, priors, pooled)
     for h in splits:
-        dist = h.dist[:, :n_dir]
-        mag = np.abs(dist)[None, :, :] ** growth[:, None, None]  # (W, n, d)
-        a = h.share[None, :, None] * np.sign(dist)[None] * mag  # effect on log loss per unit discrepancy
-        mean = np.einsum("wnd,wd->wn", a, drift)
-        ak = a * kappa[:, None, :]
-        same = (h.family[:, None] == h.family[None, :]).astype(float)
-        corr = shared[:, None, None] + (1.0 - shared)[:, None, None] * same[None]
-        cov = (ak @ ak.transpose(0, 2, 1)) * corr
-        cov[:, np.arange(len(h.var)), np.arange(len(h.var))] += h.var[None, :]
-        lp += _mvn_logpdf(h.resid[None, :] - mean, cov)
+        with np.errstate(over="ignore", invalid="ignore"):  # a walker far out overflows: scored -inf below
+            dist = h.dist[:, :n_dir]
+            mag = np.abs(dist)[None, :, :] ** growth[:, None, None]  # (W, n, d)
+            a = h.share[None, :, None] * np.sign(dist)[None] * mag  # effect on log loss per unit discrepancy
+            mean = np.einsum("wnd,wd->wn", a, drift)
+            ak = a * kappa[:, None, :]
+            same = (h.family[:, None] == h.family[None, :]).astype(float)
+            corr = shared[:, None, None] + (1.0 - shared)[:, None, None] * same[None]
+            cov = (ak @ ak.transpose(0, 2, 1)) * corr
+            cov[:, np.arange(len(h.var)), np.arange(len(h.var))] += h.var[None, :]
+        lp = lp + _mvn_logpdf(h.resid[None, :] - mean, cov)
     return np.where(np.isfinite(lp), lp, -np.inf)
 
 
@@ -211,23 +250,30 @@ def _mvn_logpdf(r: np.ndarray, cov: np.ndarray) -> np.ndarray:
 
 
 def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng: np.random.Generator, *,
-                          n_dir: int = len(DIRECTIONS), walkers: int = 32, steps: int = 1200,
+                          n_dir: int = len(DIRECTIONS), pooled: bool = False, walkers: int = 32, steps: int = 1200,
                           burn: int = 400) -> dict[str, np.ndarray]:
     """Draws of the discrepancy's parameters given the held-out runs of every split, in the first ``n_dir``
-    directions of :data:`~bayes_scaling.data.extent.DIRECTIONS` (zero in the rest).
+    directions of :data:`~bayes_scaling.data.extent.DIRECTIONS` (zero in the rest); ``pooled``: the directions
+    share their scale (:func:`_unpack`).
 
     Returns ``kappa``, ``drift`` (size, direction), ``growth`` and ``shared`` (size,). An affine-invariant
-    ensemble sampler (Goodman and Weare 2010, the stretch move) on (log kappa_d, drift_d, log growth,
-    logit shared): no step size to tune, and ``walkers`` x ``steps`` evaluations of a density that is
+    ensemble sampler (Goodman and Weare 2010, the stretch move) on the unconstrained walkers of
+    :func:`_unpack`: no step size to tune, and ``walkers`` x ``steps`` evaluations of a density that is
     cheap (one Cholesky factor per split and walker).
     """
-    dim = 2 * n_dir + 2
     kappa_scale, drift_scale = priors.kappa.scale, priors.drift.scale
-    start = np.concatenate([np.log(kappa_scale * 0.5) + 0.5 * rng.standard_normal((walkers, n_dir)),
-                            0.1 * drift_scale * rng.standard_normal((walkers, n_dir)),
-                            0.1 * rng.standard_normal((walkers, 1)), 0.5 * rng.standard_normal((walkers, 1))], axis=1)
-    x = start
-    lp = _log_density(x, splits, priors)
+    if pooled:  # (eta_d, xi_d) about 0; the common scales about half their priors' scales
+        per_dir = 0.5 * rng.standard_normal((walkers, 2 * n_dir))
+        hyper = np.concatenate([np.log(scale * 0.5) + 0.5 * rng.standard_normal((walkers, 1))
+                                for scale in (kappa_scale, priors.kappa_spread.scale, drift_scale)], axis=1)
+    else:
+        per_dir = np.concatenate([np.log(kappa_scale * 0.5) + 0.5 * rng.standard_normal((walkers, n_dir)),
+                                  0.1 * drift_scale * rng.standard_normal((walkers, n_dir))], axis=1)
+        hyper = np.empty((walkers, 0))
+    x = np.concatenate([per_dir, 0.1 * rng.standard_normal((walkers, 1)), 0.5 * rng.standard_normal((walkers, 1)),
+                        hyper], axis=1)
+    dim = x.shape[1]
+    lp = _log_density(x, splits, priors, pooled)
     half = walkers // 2
     kept = []
     a = 2.0
@@ -239,7 +285,7 @@ def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng:
             z = ((a - 1.0) * rng.random(len(xs)) + 1.0) ** 2 / a
             partner = xo[rng.integers(0, len(xo), len(xs))]
             prop = partner + z[:, None] * (xs - partner)
-            lp_prop = _log_density(prop, splits, priors)
+            lp_prop = _log_density(prop, splits, priors, pooled)
             accept = np.log(rng.random(len(xs))) < (dim - 1) * np.log(z) + lp_prop - lp[move]
             xs = np.where(accept[:, None], prop, xs)
             x[move] = xs
@@ -248,8 +294,8 @@ def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng:
             kept.append(x.copy())
     chain = np.concatenate(kept)
     pick = chain[rng.choice(len(chain), size=size, replace=size > len(chain))]
-    return {"kappa": per_direction(np.exp(pick[:, :n_dir])), "drift": per_direction(pick[:, n_dir:2 * n_dir]),
-            "growth": np.exp(pick[:, 2 * n_dir]), "shared": 1.0 / (1.0 + np.exp(-pick[:, 2 * n_dir + 1]))}
+    kappa, drift, growth, shared, _ = _unpack(pick, n_dir, priors, pooled)
+    return {"kappa": per_direction(kappa), "drift": per_direction(drift), "growth": growth, "shared": shared}
 
 
 #: posterior draws of the discrepancy each candidate of :func:`choose_tails` is scored with
@@ -309,11 +355,19 @@ def _low_rank_mvn_logpdf(r: np.ndarray, var: np.ndarray, u: np.ndarray) -> np.nd
     return -0.5 * (quad + logdet)
 
 
-def prior_draws(priors: Priors, size: int, rng: np.random.Generator,
-                n_dir: int = len(DIRECTIONS)) -> dict[str, np.ndarray]:
-    """Draws of the discrepancy's priors (nothing held out), in the first ``n_dir`` directions (zero in the rest)."""
-    return {"kappa": per_direction(priors.kappa.sample(rng, (size, n_dir))),
-            "drift": per_direction(priors.drift.sample(rng, (size, n_dir))),
+def prior_draws(priors: Priors, size: int, rng: np.random.Generator, n_dir: int = len(DIRECTIONS),
+                pooled: bool = False) -> dict[str, np.ndarray]:
+    """Draws of the discrepancy's priors (nothing held out), in the first ``n_dir`` directions (zero in the rest);
+    ``pooled``: the directions share their scale (:func:`_unpack`)."""
+    if pooled:
+        phi = np.concatenate([rng.standard_normal((size, 2 * n_dir)), np.zeros((size, 2)),
+                              np.log(np.column_stack([priors.kappa.sample(rng, size),
+                                                      priors.kappa_spread.sample(rng, size),
+                                                      _drift_scale_prior(priors).sample(rng, size)]))], axis=1)
+        kappa, drift = _unpack(phi, n_dir, priors, True)[:2]
+    else:
+        kappa, drift = priors.kappa.sample(rng, (size, n_dir)), priors.drift.sample(rng, (size, n_dir))
+    return {"kappa": per_direction(kappa), "drift": per_direction(drift),
             "growth": priors.growth.sample(rng, size), "shared": priors.shared.sample(rng, size)}
 
 
@@ -388,7 +442,7 @@ def discrepancy_draws(cfg: ModelConfig, data: ScalingData, spec: ModelSpec, prio
                        "source_drift_median": float(np.median(prior.drift[:, 0])),
                        "note": "the source fit's kappa and |drift| together set this family's discrepancy scale"}
     return _learn_discrepancy(data, spec, inner_fit, cfg.holdout_depths, rng, n_samples,
-                              choose=cfg.discrepancy_tails == "choose")
+                              choose=cfg.discrepancy_tails == "choose", pooled=cfg.discrepancy_pooling == "directions")
 
 
 def _predictive_moments(log_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -407,20 +461,22 @@ def _predictive_moments(log_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, depths: tuple[int, ...],
-                       rng: np.random.Generator, n_samples: int,
-                       choose: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+                       rng: np.random.Generator, n_samples: int, choose: bool = False,
+                       pooled: bool = False) -> tuple[dict[str, np.ndarray], dict]:
     """The discrepancy's draws by nested leave-out (:mod:`.extrapolation`), and what was held out; with
-    ``choose``, its tails chosen from the held-out runs (:func:`choose_tails`)."""
+    ``choose``, its tails chosen from the held-out runs (:func:`choose_tails`); ``pooled``: the directions share
+    their scale (:func:`_unpack`)."""
     info: dict[str, Any] = {"mode": "learn", "prior": str(spec.priors.kappa), "drift_prior": str(spec.priors.drift),
                             "depths": list(depths), "splits": []}
     active = directions_of(data.frame)
+    info["directions"] = list(active)
     splits = holdout_splits(data, depths, active)
     if not splits:
         info["calibrated"] = False
         info["holdout"] = "nothing could be held out"
         info["note"] = ("nothing could be held out (no family has two levels of compute, size, tokens per "
                         "parameter or epochs, nor a curve to cut); the discrepancy keeps its priors")
-        return prior_draws(spec.priors, n_samples, rng, len(active)), info
+        return prior_draws(spec.priors, n_samples, rng, len(active), pooled), info
     held_out = []
     for i, split in enumerate(splits):
         log.info("calibration fit %d of %d: %s", i + 1, len(splits), split.description)
@@ -428,27 +484,8 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
         info["splits"].append(record)
         if held_run is not None:
             held_out.append(held_run)
-    reached = [d for i, d in enumerate(active) if any(np.any(h.dist[:, i] != 0) for h in held_out)]
     info["holdout"] = "; ".join(r["description"] for r in info["splits"])
-    info["directions_calibrated"] = reached
-    info["calibrated"] = bool(reached)
-    if held_out:
-        draws = discrepancy_posterior(held_out, spec.priors, n_samples, rng, n_dir=len(active))
-        if choose:
-            tails, scores = choose_tails(held_out, draws, len(active), int(rng.integers(2**31)))
-            draws["tails"] = np.full(n_samples, tails)
-            info["tails"] = None if np.isinf(tails) else tails
-            info["tails_scores"] = {("normal" if np.isinf(a) else f"{a:g}"): v for a, v in scores.items()}
-    else:
-        draws = prior_draws(spec.priors, n_samples, rng, len(active))
-    for i, d in enumerate(active):
-        for name in ("kappa", "drift"):
-            v = draws[name][:, i]
-            info[f"{name}_{d}"] = {"median": float(np.median(v)), "q05": float(np.quantile(v, 0.05)),
-                                   "q95": float(np.quantile(v, 0.95))}
-    for name in ("growth", "shared"):
-        info[f"{name}_median"] = float(np.median(draws[name]))
-    info["kappa_median"], info["drift_median"] = info["kappa_flops"]["median"], info["drift_flops"]["median"]
+    draws = _posterior_of_held_out(held_out, active, spec.priors, n_samples, rng, choose, pooled, info)
     unconverged = [f"{r['direction']} depth {r['depth']}: {r['inner_diagnostics']['problems'][0]}"
                    for r in info["splits"] if r.get("inner_diagnostics", {}).get("problems")]
     if unconverged:  # said once for all the calibration fits; the draws of kappa rest on them
@@ -460,11 +497,52 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
                       "them (sampler={'draws': 4000}) where ESS falls short, or the target acceptance "
                       "(sampler={'target_accept': 0.99}) where they diverge", SamplingWarning,
                       stacklevel=5)  # at fit's caller
+    return draws, info
+
+
+def _posterior_of_held_out(held_out: list[HeldOut], active: tuple[str, ...], priors: Priors, n_samples: int,
+                           rng: np.random.Generator, choose: bool, pooled: bool, info: dict) -> dict[str, np.ndarray]:
+    """The discrepancy's draws given the held-out runs of the calibration fits (its priors where there are
+    none), with ``info`` completed: the directions reached, each direction's kappa and drift, the tails chosen."""
+    reached = [d for i, d in enumerate(active) if any(np.any(h.dist[:, i] != 0) for h in held_out)]
+    info["directions_calibrated"] = reached
+    info["calibrated"] = bool(reached)
+    info["pooling"] = "directions" if pooled else "none"
+    if held_out:
+        draws = discrepancy_posterior(held_out, priors, n_samples, rng, n_dir=len(active), pooled=pooled)
+        if choose:
+            tails, scores = choose_tails(held_out, draws, len(active), int(rng.integers(2**31)))
+            draws["tails"] = np.full(n_samples, tails)
+            info["tails"] = None if np.isinf(tails) else tails
+            info["tails_scores"] = {("normal" if np.isinf(a) else f"{a:g}"): v for a, v in scores.items()}
+    else:
+        draws = prior_draws(priors, n_samples, rng, len(active), pooled)
+    for i, d in enumerate(active):
+        for name in ("kappa", "drift"):
+            v = draws[name][:, i]
+            info[f"{name}_{d}"] = {"median": float(np.median(v)), "q05": float(np.quantile(v, 0.05)),
+                                   "q95": float(np.quantile(v, 0.95))}
+    for name in ("growth", "shared"):
+        info[f"{name}_median"] = float(np.median(draws[name]))
+    info["kappa_median"], info["drift_median"] = info["kappa_flops"]["median"], info["drift_flops"]["median"]
     missing = [d for d in active if d not in reached]
     if missing:
         info["note"] = (f"no held-out run lay beyond the rest in {', '.join(missing)}: the discrepancy keeps its "
                         "prior there")
-    return draws, info
+    return draws
+
+
+def relearned(info: dict, priors: Priors, n_samples: int, rng: np.random.Generator, *,
+              pooled: bool, choose: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+    """The discrepancy of a fit that learned it (``info``: its ``fit.extrapolation``) learned again from the same
+    calibration fits' held-out runs, with other choices (``pooled``, ``choose``): its draws and record."""
+    if info.get("mode") != "learn":
+        raise ValueError(f"only a learned discrepancy can be learned again; this fit's is {info.get('mode')!r}")
+    held_out = [HeldOut.from_dict(r["held_runs"]) for r in info["splits"] if "held_runs" in r]
+    keep = ("mode", "prior", "drift_prior", "depths", "directions", "splits", "holdout", "inner_problems")
+    out = {k: info[k] for k in keep if k in info}
+    draws = _posterior_of_held_out(held_out, tuple(info["directions"]), priors, n_samples, rng, choose, pooled, out)
+    return draws, out
 
 
 def _held_out_residuals(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, split: Holdout,
@@ -502,7 +580,7 @@ def _held_out_residuals(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit,
     share = np.clip(1.0 - floor / np.exp(centre), 0.05, 1.0)
     dist = distances(inner_spec.extents, fam, cols)
     held = aggregate_runs(test["run"].to_numpy(), fam, resid, var, share, dist)
-    record.update(heldout_runs=int(len(held.resid)),
+    record.update(heldout_runs=int(len(held.resid)), held_runs=held.to_dict(),
                   max_distance={d: float(np.abs(dist[:, i]).max()) for i, d in enumerate(directions_of(test))},
                   heldout_are=float(np.mean(np.abs(np.expm1(-resid)))),
                   heldout_z_rms=float(np.sqrt(np.mean(resid**2 / var))),

@@ -419,6 +419,11 @@ class ScalingFit:
             out.append(f"the extrapolation discrepancy{tails_text(ex['tails'])}: its calibration's held-out runs, "
                        "most close to the law and a few far from it, are predicted better by it than by a normal of "
                        "the same variance (a narrower central interval, a wider 99% one)")
+        if ex.get("mode") == "learn" and ex.get("pooling") == "directions":
+            scales = ", ".join(f"{d} {ex[f'kappa_{d}']['median']:.3g}" for d in ex.get("directions", [])
+                               if f"kappa_{d}" in ex)
+            out.append(f"the extrapolation discrepancy's scale is shared by the directions (partially pooled); "
+                       f"kappa per decade, median: {scales}")
         if ex.get("mode") == "learn" and not ex.get("calibrated", False):
             out.append("extrapolation discrepancy could not be calibrated: " + ex.get("note", ""))
         return out

@@ -107,6 +107,8 @@ def _plain(value: Any) -> Any:
 
 #: how a learned discrepancy's shape is set: normal, or chosen from the held-out runs
 DISCREPANCY_TAIL_CHOICES = ("normal", "choose")
+#: the learned discrepancy's scale: its own per direction, or shared by the directions (partially pooled)
+DISCREPANCY_POOLINGS = ("none", "directions")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +148,11 @@ class ModelConfig(Config):
         ``"normal"`` (default): the learned discrepancy is normal. ``"choose"``: the nested leave-out also
         chooses its shape, the normal or a variance-gamma of the same variance (a narrower centre, longer tails),
         whichever predicts its held-out runs best (:func:`bayes_scaling.inference.extrapolation.choose_tails`).
+    discrepancy_pooling:
+        ``"none"`` (default): the learned discrepancy has its own scale (and drift scale) in each direction, each
+        with its prior. ``"directions"``: the directions share them, partially pooled (``kappa_d = kappa_0
+        exp(s eta_d)``, the drift's scale common), so a direction that few held-out runs reach borrows the scale
+        the others learned instead of keeping its prior's width.
     """
 
     argument: ClassVar[str] = "model"
@@ -157,6 +164,7 @@ class ModelConfig(Config):
     extrapolation: str | float | None = "learn"
     holdout_depths: tuple[int, ...] = DEFAULT_DEPTHS
     discrepancy_tails: str = "normal"
+    discrepancy_pooling: str = "none"
 
     def __post_init__(self) -> None:
         if self.law is not None:
@@ -181,6 +189,9 @@ class ModelConfig(Config):
         if self.discrepancy_tails not in DISCREPANCY_TAIL_CHOICES:
             raise ConfigError(f"discrepancy_tails must be one of {DISCREPANCY_TAIL_CHOICES}, got "
                               f"{self.discrepancy_tails!r}")
+        if self.discrepancy_pooling not in DISCREPANCY_POOLINGS:
+            raise ConfigError(f"discrepancy_pooling must be one of {DISCREPANCY_POOLINGS}, got "
+                              f"{self.discrepancy_pooling!r}")
 
     def law_for(self, borrowed_law: Law | None) -> str | Law:
         """The law to fit: this configuration's, else the borrowed prior's, else Chinchilla's."""
