@@ -246,8 +246,7 @@ def with_normal_tails(fitted: Any) -> Any:
 
     post = fitted.idata.posterior
     disc = discrepancy_arrays(post, post.sizes["chain"] * post.sizes["draw"])
-    return fitted.with_extrapolation(disc["kappa"], {**fitted.extrapolation, "tails": None}, drift=disc["drift"],
-                                     growth=disc["growth"], shared=disc["shared"])
+    return fitted.with_discrepancy({**disc, "tails": None}, {**fitted.extrapolation, "tails": None})
 
 
 def with_pooling(fitted: Any, pooled: bool, random_seed: int | None) -> Any:
@@ -259,8 +258,7 @@ def with_pooling(fitted: Any, pooled: bool, random_seed: int | None) -> Any:
     n = post.sizes["chain"] * post.sizes["draw"]
     draws, info = relearned(fitted.extrapolation, fitted.spec.priors, n, np.random.default_rng(random_seed),
                             pooled=pooled, choose="tails_scores" in fitted.extrapolation)
-    return fitted.with_extrapolation(draws["kappa"], info, drift=draws["drift"], growth=draws["growth"],
-                                     shared=draws["shared"], tails=draws.get("tails"))
+    return fitted.with_discrepancy(draws, info)
 
 
 def backtest_markdown(result: BacktestResult) -> str:

@@ -171,8 +171,7 @@ def fit(
         info["prior_data_conflict"] = conflict
     if weak_exponent is not None:
         info["weak_borrowed_exponent"] = weak_exponent
-    return fitted.with_extrapolation(draws["kappa"], info, drift=draws.get("drift"), growth=draws.get("growth"),
-                                     shared=draws.get("shared"), tails=draws.get("tails")).with_configs(cfg, nuts)
+    return fitted.with_discrepancy(draws, info).with_configs(cfg, nuts)
 
 
 def borrowed_prior(borrow: Any) -> PopulationPrior:

@@ -197,6 +197,13 @@ class ScalingFit:
         post.attrs = {**post.attrs, EXTRAP_ATTR: json.dumps(info)}
         return self._with_posterior(post)
 
+    def with_discrepancy(self, draws: dict[str, np.ndarray], info: dict) -> "ScalingFit":
+        """:meth:`with_extrapolation` from a dict of the discrepancy's draws (``kappa`` and any of ``drift``,
+        ``growth``, ``shared``, ``tails``), as :func:`bayes_scaling.predict.discrepancy_arrays` and the nested
+        leave-out return them."""
+        return self.with_extrapolation(draws["kappa"], info, **{k: draws.get(k) for k in
+                                                                ("drift", "growth", "shared", "tails")})
+
     def with_configs(self, model: ModelConfig, sampler: SamplerConfig) -> "ScalingFit":
         """This fit with the configurations it was made with, as a new fit (saved with it; ``model_config``)."""
         post = self.idata.posterior.copy()

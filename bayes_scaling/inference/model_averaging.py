@@ -170,8 +170,7 @@ def _combine(fits: dict[str, ScalingFit], weights: np.ndarray, table: dict, spec
     info = {**first.sampler_info, "mixture": table}
     fitted = ScalingFit(build_idata(az.InferenceData(posterior=post, sample_stats=stats_), first.data, spec, info,
                                     diag), spec)
-    return fitted.with_extrapolation(disc["kappa"], extrapolation, drift=disc["drift"], growth=disc["growth"],
-                                     shared=disc["shared"], tails=disc["tails"])
+    return fitted.with_discrepancy(disc, extrapolation)
 
 
 def _picked(ds: xr.Dataset, pick: np.ndarray) -> xr.Dataset:
