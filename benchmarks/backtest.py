@@ -66,8 +66,10 @@ def load_result(record: dict) -> BacktestResult:
     return BacktestResult(pd.DataFrame(record["tasks"]), pd.DataFrame(record["points"]), settings)
 
 
-def tables(paths: list[str]) -> str:
-    records = [r for p in paths for r in json.loads(Path(p).read_text())]
+def tables(paths: list[str], datasets: set[str] | None = None) -> str:
+    """The tables of stored results, per dataset and pooled; ``datasets``: only these."""
+    records = [r for p in paths for r in json.loads(Path(p).read_text())
+               if datasets is None or r["dataset"] in datasets]
     out = []
     pooled = []
     for r in records:
@@ -112,7 +114,7 @@ def resampled_coverage(results: list[BacktestResult], names: list[str], n_boot: 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default=",".join(ZOOS), help=f"comma-separated among {sorted(ZOOS)}")
+    ap.add_argument("--only", default=None, help=f"comma-separated among {sorted(ZOOS)} (default: all)")
     ap.add_argument("--depths", default="1,2")
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--likelihood", default="normal", choices=["normal", "student_t", "auto"])
@@ -127,14 +129,15 @@ def main() -> None:
                     help="also score each fit with its discrepancy learned again with the other pooling "
                          "(method bayes_pooled or bayes_unpooled)")
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--tables", nargs="*", default=None, help="print the tables of stored results instead")
+    ap.add_argument("--tables", nargs="*", default=None,
+                    help="print the tables of stored results instead (of the datasets --only names, if given)")
     a = ap.parse_args()
     if a.tables is not None:
-        print(tables(sorted(p for pat in a.tables for p in glob.glob(pat))))
+        print(tables(sorted(p for pat in a.tables for p in glob.glob(pat)), a.only and set(a.only.split(","))))
         return
     depths = tuple(int(k) for k in a.depths.split(","))
     records = []
-    for name in a.only.split(","):
+    for name in (a.only or ",".join(ZOOS)).split(","):
         records.append(run(name, depths, a.draws, a.likelihood, a.compare_tails, a.whole, a.pooling,
                            a.compare_pooling))
         if a.out:  # after each dataset, so that a long run keeps what it finished

@@ -73,7 +73,8 @@ def main() -> None:
                     help="distribution of a run's deviation from the law")
     a = ap.parse_args()
     fit_kwargs = dict(likelihood=a.likelihood, sampler=dict(draws=a.draws, tune=a.draws, chains=a.chains, random_seed=1))
-    res = {"command": f"python benchmarks/data_mixing.py --out {a.out} --likelihood {a.likelihood}", "cores": os.cpu_count(),
+    command = f"python benchmarks/data_mixing.py --out {a.out} --datasets {a.datasets} --likelihood {a.likelihood}"
+    res = {"command": command, "cores": os.cpu_count(),
            "fit_settings": fit_kwargs, "results": []}
     for name in a.datasets.split(","):
         r = run(name, fit_kwargs)

@@ -260,15 +260,30 @@ def test_recipe_comparison_on_porian(porian_pair, tmp_path):
 
 
 def test_heavy_tailed_predictive_draws_do_not_break_the_discrepancy_calibration():
-    from bayes_scaling.inference.extrapolation import _predictive_moments
+    from bayes_scaling.inference.extrapolation import predictive_moments
 
     rng = np.random.default_rng(0)
     draws = rng.normal(1.0, 0.1, (2000, 3))
     draws[0, 1] = np.inf  # a robust likelihood's draw that overflowed
-    centre, var = _predictive_moments(draws)
+    centre, var = predictive_moments(draws)
     assert np.isfinite(centre).all() and np.isfinite(var).all()
     assert centre[1] == pytest.approx(1.0, abs=0.02) and var[1] == pytest.approx(0.01, rel=0.2)
     assert var[0] == pytest.approx(draws[:, 0].var())
+
+
+def test_student_t_predictive_draws_give_the_held_out_residuals_a_robust_centre_and_scale():
+    from scipy import stats
+
+    from bayes_scaling.inference.extrapolation import predictive_moments
+
+    rng = np.random.default_rng(1)
+    draws = 1.0 + 0.01 * rng.standard_t(1.5, (20000, 4))  # a Student-t run noise: its variance is infinite
+    centre, var = predictive_moments(draws, robust=True)
+    iqr_sd = 0.01 * 2 * stats.t.ppf(0.75, 1.5) / 1.349  # the sd of a normal of the same interquartile range
+    assert centre == pytest.approx(np.ones(4), abs=0.001)
+    assert np.sqrt(var) == pytest.approx(np.full(4, iqr_sd), rel=0.05)
+    plain_centre, plain_var = predictive_moments(draws)  # the tails' few largest draws set the plain variance
+    assert (plain_var > 4 * var).all()
 
 
 def test_keep_final_checkpoint_records_what_it_drops(frame):

@@ -445,19 +445,21 @@ def discrepancy_draws(cfg: ModelConfig, data: ScalingData, spec: ModelSpec, prio
                               choose=cfg.discrepancy_tails == "choose", pooled=cfg.discrepancy_pooling == "directions")
 
 
-def _predictive_moments(log_draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of predictive log-loss draws (sample, point).
+def predictive_moments(log_draws: np.ndarray, robust: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and variance of predictive log-loss draws (sample, point): their mean and variance, or with
+    ``robust`` their median and the variance of a normal of the same interquartile range.
 
-    A robust likelihood's heavy-tailed draws can overflow to infinite loss; at such points the median
-    and the IQR-based variance stand in for the moments.
+    A Student-t run noise has no finite variance below 2 degrees of freedom and a sample variance set by
+    its few largest draws, which would swamp the held-out residuals the discrepancy is learned from: its
+    draws take the robust pair, as do the points where any likelihood's draws overflow to infinite loss.
     """
     with np.errstate(invalid="ignore", over="ignore"):
         mean, var = log_draws.mean(axis=0), log_draws.var(axis=0)
-    finite = np.isfinite(var)
-    if finite.all():
+    plain = np.isfinite(var) & (not robust)
+    if plain.all():
         return mean, var
     q25, q50, q75 = np.quantile(log_draws, [0.25, 0.5, 0.75], axis=0)
-    return np.where(finite, mean, q50), np.where(finite, var, ((q75 - q25) / 1.349) ** 2)
+    return np.where(plain, mean, q50), np.where(plain, var, ((q75 - q25) / 1.349) ** 2)
 
 
 def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, depths: tuple[int, ...],
@@ -569,7 +571,7 @@ def _held_out_residuals(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit,
                          inputs={c: test[c].to_numpy() for c in inner.law.further_inputs},
                          keep_draws=True, random_seed=int(rng.integers(2**31)))
     log_draws = np.log(pred["run_loss"].to_numpy())
-    centre, var = _predictive_moments(log_draws)
+    centre, var = predictive_moments(log_draws, robust=inner_spec.likelihood == "student_t")
     resid = np.log(test["loss"].to_numpy()) - centre
     if inner.law.irreducible:
         e_median = (inner.idata.posterior["natural"].sel(law_param=inner.law.irreducible)

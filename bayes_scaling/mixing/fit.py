@@ -21,7 +21,7 @@ import xarray as xr
 from ..errors import ConfigError, FitFileError
 from ..inference.config import SamplerConfig
 from ..inference.diagnostics import Diagnostics, diagnose, warn_if_problems
-from ..inference.extrapolation import grid_discrepancy_posterior
+from ..inference.extrapolation import grid_discrepancy_posterior, predictive_moments
 from ..inference.sampling import run_nuts
 from ..storage import FIT_MARKS, read_idata, write_netcdf
 from . import law
@@ -84,8 +84,10 @@ def calibrate_mixture_extrapolation(data: MixingData, priors: MixingPriors, sett
 
     Each training mixture in turn is left out, the model is refitted to the others, and every domain's
     curve of the left-out mixture is predicted: its log-loss residual against the inner one-run
-    predictive, that predictive's variance, and the left-out mixture's distance ``Delta`` from the
-    others (:func:`mixture_distance`) raised to ``priors.distance_power`` go into the grid posterior of
+    predictive's centre, that predictive's variance (both robust under the Student-t likelihood:
+    :func:`~bayes_scaling.inference.extrapolation.predictive_moments`), and the left-out mixture's
+    distance ``Delta`` from the others (:func:`mixture_distance`) raised to ``priors.distance_power`` go
+    into the grid posterior of
     :func:`bayes_scaling.inference.extrapolation.grid_discrepancy_posterior` (one curve counts once). The
     info records the log marginal likelihood of the residuals for p = 1 and p = 2 (and the chosen p),
     so a fit says whether its data support the power it used.
@@ -103,8 +105,9 @@ def calibrate_mixture_extrapolation(data: MixingData, priors: MixingPriors, sett
         d_idx = np.array([inner.domains.index(d) for d in obs["domain"]])
         t_idx = np.searchsorted(steps, obs["step"].to_numpy())
         dr = draws[:, d_idx, t_idx]
-        resid.append(np.log(obs["loss"].to_numpy()) - dr.mean(axis=0))
-        var.append(dr.var(axis=0))
+        centre, v = predictive_moments(dr, robust=likelihood == "student_t")
+        resid.append(np.log(obs["loss"].to_numpy()) - centre)
+        var.append(v)
         distances[m] = float(inner.mixture_distance(props.loc[m])[0])
         dist.append(np.full(len(obs), distances[m]))
         weight.append(np.full(len(obs), 1.0 / len(steps)))  # one (mixture, domain) curve counts once
