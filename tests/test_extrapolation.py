@@ -440,8 +440,8 @@ def test_a_fits_discrepancy_is_learned_again_from_its_stored_held_out_runs(bent_
     for i, d in enumerate(BASE_DIRECTIONS):
         mine = post["kappa"].sel(direction=d).to_numpy().ravel()
         # the fit's median sits mid-way in the posterior learned again, compared on the probability scale, where
-        # the Monte Carlo error of the fit's 600 ensemble draws moves it by hundredths (kappa's posterior spans
-        # decades, so the ratio of the two medians moves by 25% and more); the prior puts it near 0.17 in flops
+        # the Monte Carlo error of the fit's 600 ensemble draws moves it by up to about a tenth (kappa's posterior
+        # spans decades, so the ratio of the two medians moves by 25% and more); the prior puts it near 0.17 in flops
         assert np.mean(again["kappa"][:, i] <= np.median(mine)) == pytest.approx(0.5, abs=0.15)
         assert info[f"kappa_{d}"]["median"] == pytest.approx(np.median(again["kappa"][:, i]))
     assert info["splits"] == ex["splits"] and info["directions_calibrated"] == ex["directions_calibrated"]
