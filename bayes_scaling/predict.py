@@ -14,7 +14,10 @@ For each posterior draw ``s`` and query point (family f, N, D)::
                                                           (a variance-gamma: heavier tails, unit variance)
     expected   = E_s + (L_s - E_s) exp(delta_s)           expected loss of the configuration (no seed noise):
                                                           the discrepancy scales the reducible loss, so the
-                                                          expected loss stays above the irreducible E
+                                                          expected loss stays above the irreducible E (with
+                                                          ``discrepancy_scale="loss"``: L_s exp(delta_s), and
+                                                          below 1 the reducible part shrinks instead;
+                                                          :func:`with_discrepancy`)
     one run    = expected * exp(u + e)                    loss of the one run you will train:
                                                           u ~ N(0, sigma_seed), e ~ N(0, sigma_obs)
                                                           (robust fits: (u + e) sqrt(w), w ~ InvGamma(nu/2, nu/2))
@@ -49,6 +52,11 @@ def are(true: Any, pred: Any) -> float:
     return float(np.mean(np.abs(t - p) / t))
 
 
+def sample_count(post: xr.Dataset) -> int:
+    """The number of posterior draws of ``post``, every chain together."""
+    return post.sizes["chain"] * post.sizes["draw"]
+
+
 def _stack(post: xr.Dataset, name: str) -> np.ndarray:
     da = post[name].stack(sample=("chain", "draw"))
     return np.moveaxis(da.to_numpy(), -1, 0)  # sample first
@@ -72,16 +80,17 @@ def posterior_arrays(post: xr.Dataset) -> dict[str, np.ndarray]:
 
 #: the discrepancy's per-draw scalars: (posterior variable, key in the draws' arrays, value when absent)
 DISCREPANCY_SCALARS = (("discrepancy_growth", "growth", 1.0), ("discrepancy_shared", "shared", 0.0),
-                       ("discrepancy_tails", "tails", np.inf))
+                       ("discrepancy_tails", "tails", np.inf), ("discrepancy_on_loss", "on_loss", 0.0))
 
 
 def discrepancy_arrays(post: xr.Dataset, n_samples: int) -> dict[str, np.ndarray]:
-    """The discrepancy's draws: ``kappa`` and ``drift`` (sample, direction), ``growth``, ``shared`` and
-    ``tails`` (sample,).
+    """The discrepancy's draws: ``kappa`` and ``drift`` (sample, direction), ``growth``, ``shared``, ``tails`` and
+    ``on_loss`` (sample,).
 
     A posterior without them has none (zeros); one whose ``kappa`` has no ``direction`` axis holds the
     compute direction alone, growing linearly, with no shared component; one without ``discrepancy_tails``
-    has normal tails (infinite ``tails``).
+    has normal tails (infinite ``tails``); one without ``discrepancy_on_loss`` a discrepancy of the reducible
+    loss (``on_loss`` 0; 1: of the whole loss, :func:`with_discrepancy`).
     """
     out = {name: per_direction(_stack(post, name)) if name in post else np.zeros((n_samples, len(DIRECTIONS)))
            for name in ("kappa", "drift")}
@@ -161,14 +170,29 @@ def discrepancy(arrays: dict[str, np.ndarray], dist: np.ndarray, rng: np.random.
     return np.einsum("spd,spd->sp", g, arrays["drift"][:, None, :n_dir] + arrays["kappa"][:, None, :n_dir] * z)
 
 
-def with_discrepancy(log_mu: np.ndarray, log_floor: np.ndarray | None, delta: np.ndarray) -> np.ndarray:
-    """log(E + (L - E) exp(delta)): the discrepancy scales the reducible loss L - E, so the result stays above
-    the irreducible loss E in every draw (``log_floor`` = log E; None: the whole loss is scaled)."""
+def with_discrepancy(log_mu: np.ndarray, log_floor: np.ndarray | None, delta: np.ndarray,
+                     on_loss: np.ndarray | float = 0.0) -> np.ndarray:
+    """The log expected loss with the discrepancy ``delta``; the result stays above the irreducible loss E in
+    every draw (``log_floor`` = log E; None: the law has no E, and the whole loss is scaled).
+
+    Where ``on_loss`` is 0, ``delta`` is a relative error of the reducible loss: log(E + (L - E) exp(delta)).
+    Where it is 1, a relative error of the whole loss: log L + delta where delta >= 0, and below 0
+    log(E + (L - E) exp(delta / s)) with s = 1 - E / L, the reducible share, which lowers the log loss by
+    about delta while it is small and approaches E, never crossing it, as it grows. ``on_loss`` broadcasts
+    against ``delta`` (the caller puts the sample axis where ``delta`` has it).
+    """
     if log_floor is None:
         return log_mu + delta
     with np.errstate(divide="ignore"):
-        log_reducible = log_mu + np.log1p(-np.minimum(np.exp(log_floor - log_mu), 1.0))
-    return np.logaddexp(log_floor, log_reducible + delta)
+        log_share = np.log1p(-np.minimum(np.exp(log_floor - log_mu), 1.0))
+    reducible = np.logaddexp(log_floor, log_mu + log_share + delta)
+    on_loss = np.broadcast_to(on_loss, np.broadcast(delta, on_loss).shape)
+    if not np.any(on_loss):
+        return reducible
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        lowered = np.logaddexp(log_floor, log_mu + log_share + np.minimum(delta, 0.0) / np.exp(log_share))
+        whole = np.where(delta >= 0, log_mu + delta, np.where(np.isfinite(lowered), lowered, log_floor))
+    return np.where(on_loss > 0, whole, reducible)
 
 
 def closest_names(name: str, names: Sequence[str], n: int = 3) -> list[str]:
@@ -252,7 +276,8 @@ def predict_draws(law: Law, arrays: dict[str, np.ndarray], families: Sequence[st
                               ref=reference)
         shape = log_mu.shape
         delta = discrepancy(arrays, dist[sl], rng, groups=family[sl])
-        log_expected = with_discrepancy(log_mu, None if floor is None else th[..., floor], delta)
+        log_expected = with_discrepancy(log_mu, None if floor is None else th[..., floor], delta,
+                                        arrays["on_loss"][:, None])
         noise = s_seed * rng.standard_normal(shape) + s_obs * rng.standard_normal(shape)
         if nu is not None:  # robust likelihood: the run's noise is a scale mixture (multivariate t)
             noise = noise * np.sqrt(nu / rng.chisquare(np.broadcast_to(nu, shape)))

@@ -46,7 +46,7 @@ ZOOS = {
 
 def run(name: str, depths: tuple[int, ...], draws: int, likelihood: str = "normal",
         compare_tails: bool = False, whole: bool = False, pooling: str = "none",
-        compare_pooling: bool = False) -> dict:
+        compare_pooling: bool = False, compare_scale: bool = False) -> dict:
     data = ZOOS[name]()
     t = time.perf_counter()
     sampler = {"draws": draws, "tune": draws, "chains": 2}
@@ -56,7 +56,7 @@ def run(name: str, depths: tuple[int, ...], draws: int, likelihood: str = "norma
              "discrepancy_pooling": pooling}
     result = bs.backtest(data, depths=depths, model=model, sampler=sampler,
                          progress=lambda line: print(f"{name}: {line}", flush=True), compare_tails=compare_tails,
-                         compare_pooling=compare_pooling)
+                         compare_pooling=compare_pooling, compare_scale=compare_scale)
     return {"dataset": name, "seconds": time.perf_counter() - t, "families": len(data.families), "rows": len(data),
             **result.to_dict(), "points": result.points.to_dict(orient="records")}
 
@@ -128,6 +128,9 @@ def main() -> None:
     ap.add_argument("--compare-pooling", action="store_true",
                     help="also score each fit with its discrepancy learned again with the other pooling "
                          "(method bayes_pooled or bayes_unpooled)")
+    ap.add_argument("--compare-scale", action="store_true",
+                    help="also score each fit with its discrepancy learned again as a relative error of the whole "
+                         "loss (method bayes_loss_scale)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--tables", nargs="*", default=None,
                     help="print the tables of stored results instead (of the datasets --only names, if given)")
@@ -139,7 +142,7 @@ def main() -> None:
     records = []
     for name in (a.only or ",".join(ZOOS)).split(","):
         records.append(run(name, depths, a.draws, a.likelihood, a.compare_tails, a.whole, a.pooling,
-                           a.compare_pooling))
+                           a.compare_pooling, a.compare_scale))
         if a.out:  # after each dataset, so that a long run keeps what it finished
             a.out.write_text(json.dumps(records, default=float))
     print(tables([str(a.out)]) if a.out else "\n".join(backtest_markdown(load_result(r)) for r in records))

@@ -88,14 +88,18 @@ def test_backtest_command_line(zoo, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_backtest_scores_the_same_fits_with_the_discrepancys_scale_shared_by_the_directions(zoo):
-    """``compare_pooling``: each fit is scored twice, its own discrepancy (a scale per direction) and the same
-    calibration fits' held-out runs learned again with the scale shared (``bayes_pooled``)."""
+def test_backtest_scores_the_same_fits_with_the_discrepancy_learned_again_pooled_and_on_the_whole_loss(zoo):
+    """``compare_pooling`` and ``compare_scale``: each fit is scored three times, its own discrepancy (a scale per
+    direction, of the reducible loss) and the same calibration fits' held-out runs learned again with the scale
+    shared (``bayes_pooled``) and as a relative error of the whole loss (``bayes_loss_scale``)."""
     df, _ = zoo
     r = bs.backtest(df, directions=["params"], depths=[1], model={"holdout_depths": (1,)},
-                    sampler={"draws": 200, "tune": 200, "chains": 2}, compare_pooling=True)
-    assert r.methods[:2] == ["bayes", "bayes_pooled"]
-    mine, pooled = (r.points[r.points["method"] == m].reset_index(drop=True) for m in ("bayes", "bayes_pooled"))
-    assert mine["run"].tolist() == pooled["run"].tolist()
-    assert not np.allclose(mine["upper90"], pooled["upper90"])  # another discrepancy, the same law's draws
-    assert np.allclose(mine["median"], pooled["median"], rtol=0.02)
+                    sampler={"draws": 200, "tune": 200, "chains": 2}, compare_pooling=True, compare_scale=True)
+    assert r.methods[:3] == ["bayes", "bayes_pooled", "bayes_loss_scale"]
+    assert BacktestSettings.from_dict(r.settings.to_dict()).compare_scale
+    mine = r.points[r.points["method"] == "bayes"].reset_index(drop=True)
+    for method in ("bayes_pooled", "bayes_loss_scale"):
+        twin = r.points[r.points["method"] == method].reset_index(drop=True)
+        assert mine["run"].tolist() == twin["run"].tolist()
+        assert not np.allclose(mine["upper90"], twin["upper90"])  # another discrepancy, the same law's draws
+        assert np.allclose(mine["median"], twin["median"], rtol=0.02)

@@ -36,6 +36,7 @@ def test_defaults_are_the_documented_ones():
     (lambda: bs.ModelConfig(holdout_depths=(0,)), "holdout_depths must be whole numbers of at least 1"),
     (lambda: bs.ModelConfig(discrepancy_tails="heavy"), "discrepancy_tails must be one of"),
     (lambda: bs.ModelConfig(discrepancy_pooling="families"), "discrepancy_pooling must be one of"),
+    (lambda: bs.ModelConfig(discrepancy_scale="log"), "discrepancy_scale must be one of"),
     (lambda: bs.ModelConfig(treatments={"grown": 1}), "treatments must map each treated family"),
     (lambda: bs.SamplerConfig.coerce({"draw": 10}), "sampler= has no setting 'draw'; its settings are"),
     (lambda: bs.ModelConfig.coerce(3), "model= must be a ModelConfig, a dict of its settings or None"),

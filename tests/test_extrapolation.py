@@ -13,6 +13,7 @@ from bayes_scaling.data.synthetic import simulate_family_parameters, simulate_ru
 from bayes_scaling.inference.extrapolation import (HeldOut, discrepancy_posterior, grid_discrepancy_posterior,
                                                    holdout_splits)
 from bayes_scaling.model import Priors
+from bayes_scaling.predict import sample_count
 
 from conftest import FAST
 
@@ -177,6 +178,36 @@ def test_a_proposal_far_in_the_tails_gets_zero_density_instead_of_an_error():
     phi = np.zeros((2, 2 * len(DIRECTIONS) + 2))
     phi[1, 0] = 800.0  # log kappa: the covariance overflows to inf
     lp = _log_density(phi, [split], Priors(mu={}, tau={}))
+    assert np.isfinite(lp[0]) and lp[1] == -np.inf
+
+
+@pytest.mark.parametrize("runs", [6, 60])  # fewer runs than the low-rank factor's columns, and many more
+@pytest.mark.parametrize("low_rank", [None, True, False])
+def test_the_discrepancy_density_is_the_multivariate_normal_of_its_definition(runs, low_rank):
+    from scipy.stats import multivariate_normal
+
+    from bayes_scaling.inference.extrapolation import _log_density, _unpack
+
+    rng = np.random.default_rng(7)
+    n_dir = len(DIRECTIONS)
+    dist = np.abs(rng.normal(0.0, 0.5, (runs, n_dir))) * (rng.random((runs, n_dir)) < 0.6)
+    families = rng.integers(0, 3, runs)
+    splits = [_held(rng, runs, dist, np.full(n_dir, 0.1), np.full(n_dir, 0.02), families=families)]
+    splits[0].share[:] = rng.uniform(0.2, 0.9, runs)
+    priors = Priors(mu={}, tau={})
+    phi = rng.normal(0.0, 0.7, (5, 2 * n_dir + 2))
+    phi[:, :n_dir] += np.log(0.1)
+    lp = _log_density(phi, splits, priors, low_rank=low_rank)
+    kappa, drift, growth, shared, prior_lp = _unpack(phi, n_dir, priors, False)
+    h = splits[0]
+    same = (h.family[:, None] == h.family[None, :]).astype(float)
+    for w in range(len(phi)):
+        a = h.share[:, None] * np.sign(h.dist) * np.abs(h.dist) ** growth[w]
+        cov = (a * kappa[w]) @ (a * kappa[w]).T * (shared[w] + (1.0 - shared[w]) * same) + np.diag(h.var)
+        ref = multivariate_normal(a @ drift[w], cov).logpdf(h.resid) + 0.5 * runs * np.log(2 * np.pi)
+        assert lp[w] - prior_lp[w] == pytest.approx(ref, rel=1e-9, abs=1e-6)
+    phi[1, 0] = 800.0  # log kappa: the covariance or its factor overflows to inf
+    lp = _log_density(phi, splits, priors, low_rank=low_rank)
     assert np.isfinite(lp[0]) and lp[1] == -np.inf
 
 
@@ -347,7 +378,7 @@ def test_learned_discrepancy_end_to_end(bent_fit):
     assert ex["inner_problems"] and sum("extrapolation calibration fits" in m for m in said) == 1
     assert any("calibration fit(s) did not converge" in n for n in fit.notes())
     # without the discrepancy the far prediction is higher, and inside the data nothing changes
-    none = fit.with_extrapolation(np.zeros(post.sizes["chain"] * post.sizes["draw"]), ex)
+    none = fit.with_extrapolation(np.zeros(sample_count(post)), ex)
     assert float(none.predict(fam, 4e9, 8e10)["expected_median"][0]) > float(far["expected_median"][0])
     assert np.isclose(float(none.predict(fam, 3e7, 6e8)["expected_median"][0]), inside)
     assert float(fit.predict(fam, 4e9, 8e10)["expected_median"][0]) == float(far["expected_median"][0])  # unchanged
@@ -356,21 +387,43 @@ def test_learned_discrepancy_end_to_end(bent_fit):
 def test_expected_loss_stays_above_the_irreducible_loss_far_beyond_the_data(bent_fit):
     data, fit, _ = bent_fit
     post = fit.idata.posterior
-    n = post.sizes["chain"] * post.sizes["draw"]
-    # a strong downward drift in every direction, 3.5+ decades out: log L + delta would fall below E
-    drifted = fit.with_extrapolation(np.full((n, 3), 0.2), fit.extrapolation, drift=np.full((n, 3), -0.5))
+    n = sample_count(post)
+    # a strong downward drift in every direction, 3.5+ decades out: log L + delta would fall below E, whether the
+    # discrepancy is a relative error of the reducible loss or of the whole loss
     fam = data.families[1]
-    p = drifted.predict(fam, [7e10, 2e11], [1.4e12, 2e14], keep_draws=True)
-    assert np.all(np.log10(p["flops"].to_numpy()) - fit.spec.extents[fam]["flops"] > 3)
     E = fit.law_draws(fam)["E"].to_numpy()
-    expected = p["expected_loss"].to_numpy()
-    assert np.all(expected > E[:, None])
-    assert np.all(p["expected_lower"].to_numpy() > np.quantile(E, 0.05))
+    for on_loss in (0.0, 1.0):
+        drifted = fit.with_extrapolation(np.full((n, 3), 0.2), fit.extrapolation, drift=np.full((n, 3), -0.5),
+                                         on_loss=np.full(n, on_loss))
+        p = drifted.predict(fam, [7e10, 2e11], [1.4e12, 2e14], keep_draws=True)
+        assert np.all(np.log10(p["flops"].to_numpy()) - fit.spec.extents[fam]["flops"] > 3)
+        expected = p["expected_loss"].to_numpy()
+        assert np.all(expected > E[:, None])
+        assert np.all(p["expected_lower"].to_numpy() > np.quantile(E, 0.05))
     # over-training alone (same compute distance 0 in params) widens the interval with tokens per parameter
     q = fit.with_extrapolation(np.tile([0.0, 0.0, 0.2], (n, 1)), fit.extrapolation).predict(
         fam, 3e7, np.array([6e8, 6e9, 6e10]))
     width = (q["expected_upper"] - q["expected_lower"]).to_numpy()
     assert width[0] < width[1] < width[2]
+
+
+def test_a_discrepancy_of_the_whole_loss_moves_the_log_loss_by_delta_and_never_below_e():
+    """``on_loss``: log L + delta above 0; below 0 the reducible part shrinks, matching log L + delta to first
+    order and approaching E, never crossing it; ``on_loss`` 0 scales the reducible part as before."""
+    from bayes_scaling.predict import with_discrepancy
+
+    log_mu, log_floor = np.log(np.full(7, 3.0)), np.log(np.full(7, 2.4))  # reducible share 0.2
+    delta = np.array([0.3, 0.01, 0.0, -1e-4, -0.05, -1.0, -50.0])
+    whole = with_discrepancy(log_mu, log_floor, delta, 1.0)
+    assert np.allclose(whole[:3], log_mu[:3] + delta[:3])
+    assert whole[3] == pytest.approx(log_mu[3] + delta[3], abs=1e-7)  # C1 at 0: slope 1 on either side
+    assert np.all(np.diff(whole) < 0) and np.all(whole[:-1] > log_floor[:-1])
+    assert whole[-1] >= log_floor[-1] and whole[-1] == pytest.approx(log_floor[-1])
+    reducible = with_discrepancy(log_mu, log_floor, delta)
+    assert np.allclose(reducible, np.log(2.4 + 0.6 * np.exp(delta)))
+    mixed = np.array([0.0, 1.0] * 3 + [1.0])  # draw by draw
+    assert np.allclose(with_discrepancy(log_mu, log_floor, delta, mixed), np.where(mixed > 0, whole, reducible))
+    assert np.allclose(with_discrepancy(log_mu, None, delta, 1.0), log_mu + delta)  # a law without E
 
 
 def test_heavy_discrepancy_tails_keep_the_variance_and_move_one_family_in_every_direction():
@@ -404,7 +457,7 @@ def test_the_backtests_normal_tailed_twin_keeps_the_discrepancys_draws_and_drops
 
     data, fit, _ = bent_fit
     post = fit.idata.posterior
-    n = post.sizes["chain"] * post.sizes["draw"]
+    n = sample_count(post)
     disc = discrepancy_arrays(post, n)
     kw = dict(drift=disc["drift"], growth=disc["growth"], shared=disc["shared"])
     heavy = fit.with_extrapolation(disc["kappa"], {**fit.extrapolation, "tails": 0.5}, tails=np.full(n, 0.5), **kw)
@@ -420,11 +473,11 @@ def test_the_backtests_normal_tailed_twin_keeps_the_discrepancys_draws_and_drops
     assert np.array_equal(far["twin"], far["normal"]) and not np.array_equal(far["twin"], far["heavy"])
 
 
-def test_a_fits_discrepancy_is_learned_again_from_its_stored_held_out_runs(bent_fit):
+def test_a_fits_discrepancy_is_learned_again_from_its_stored_held_out_runs(bent_fit, tmp_path):
     """The calibration fits' held-out runs are stored with the fit, so the discrepancy can be learned again
     (another pooling) without fitting again: unpooled, it is the fit's own posterior again (another Monte Carlo
     sample); the backtest's pooled twin carries it."""
-    from bayes_scaling.evaluate.backtest import with_pooling
+    from bayes_scaling.evaluate.backtest import relearned_fit
     from bayes_scaling.inference.extrapolation import HeldOut, relearned
 
     data, fit, _ = bent_fit
@@ -445,16 +498,31 @@ def test_a_fits_discrepancy_is_learned_again_from_its_stored_held_out_runs(bent_
         assert np.mean(again["kappa"][:, i] <= np.median(mine)) == pytest.approx(0.5, abs=0.15)
         assert info[f"kappa_{d}"]["median"] == pytest.approx(np.median(again["kappa"][:, i]))
     assert info["splits"] == ex["splits"] and info["directions_calibrated"] == ex["directions_calibrated"]
-    twin = with_pooling(fit, True, 0)
-    assert twin.extrapolation["pooling"] == "directions"
+    twin = relearned_fit(fit, 0, pooled=True)
+    assert twin.extrapolation["pooling"] == "directions" and twin.extrapolation["scale"] == "reducible"
     assert any("shared by the directions" in n for n in twin.notes())
     assert not any("shared by the directions" in n for n in fit.notes())
     for name in ("mu", "sigma_total"):
         assert np.array_equal(twin.idata.posterior[name], post[name])
     far = twin.predict(data.families[0], 4e9, 8e10, keep_draws=True, random_seed=3)["expected_loss"].to_numpy()
-    assert np.all(np.isfinite(far)) and far.shape[0] == post.sizes["chain"] * post.sizes["draw"]
+    assert np.all(np.isfinite(far)) and far.shape[0] == sample_count(post)
     with pytest.raises(ValueError, match="only a learned discrepancy"):
         relearned({"mode": "none"}, fit.spec.priors, 10, np.random.default_rng(0), pooled=True)
+    # learned again as a relative error of the whole loss: the held-out runs' log-loss residuals as they are, so
+    # its kappa is smaller by about their reducible share; stored with the fit, read back, said in the notes
+    whole = relearned_fit(fit, 0, on_loss=True)
+    assert whole.extrapolation["scale"] == "loss" and whole.extrapolation["pooling"] == "none"
+    assert np.all(whole.idata.posterior["discrepancy_on_loss"].to_numpy() == 1.0)
+    assert "discrepancy_on_loss" not in post
+    assert any("relative error of the whole loss" in n for n in whole.notes())
+    assert whole.extrapolation["kappa_flops"]["median"] < ex["kappa_flops"]["median"]
+    assert relearned_fit(whole, 0).extrapolation["scale"] == "loss"  # None keeps the fit's own choice
+    assert relearned_fit(whole, 0, on_loss=False).extrapolation["scale"] == "reducible"
+    # a family that borrows from it gets a discrepancy of the whole loss too, through a saved prior
+    prior = bs.PopulationPrior.load(bs.PopulationPrior.from_fit(whole, draws=200).save(tmp_path / "p.nc"))
+    assert prior.discrepancy_on_loss and np.all(prior.borrowed_discrepancy()["on_loss"] == 1.0)
+    assert np.all(prior.family_draws().on_loss == 1.0)
+    assert not bs.PopulationPrior.from_fit(fit, draws=200).discrepancy_on_loss
 
 
 @pytest.mark.slow

@@ -320,6 +320,10 @@ def test_cli_fit_and_report(synthetic_truth, tmp_path, capsys):
     from bayes_scaling.model.config import DISCREPANCY_POOLINGS
     assert [_configs(build_parser().parse_args(base + ["--discrepancy-pooling", c]))[0].discrepancy_pooling
             for c in DISCREPANCY_POOLINGS] == list(DISCREPANCY_POOLINGS)
+    assert _configs(build_parser().parse_args(base))[0].discrepancy_scale == bs.ModelConfig().discrepancy_scale
+    from bayes_scaling.model.config import DISCREPANCY_SCALES
+    assert [_configs(build_parser().parse_args(base + ["--discrepancy-scale", c]))[0].discrepancy_scale
+            for c in DISCREPANCY_SCALES] == list(DISCREPANCY_SCALES)
     assert main(["report", str(out), "--target", "family=fam0,params=1e9,tokens=2e10", "--out",
                  str(tmp_path / "rep")]) == 0
     html = (tmp_path / "rep" / "report.html").read_text()

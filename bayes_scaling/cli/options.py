@@ -57,6 +57,10 @@ def _sampling_args(p: argparse.ArgumentParser) -> None:
                    help="directions: the discrepancy's scale is shared by the directions a prediction leaves the data "
                         "in (compute, size, tokens per parameter), partially pooled, so a direction few held-out runs "
                         "reach borrows the scale the others learned; none: a scale per direction")
+    g.add_argument("--discrepancy-scale", default="reducible", choices=["reducible", "loss"],
+                   help="loss: the discrepancy is a relative error of the whole loss, learned from the held-out runs' "
+                        "log-loss residuals as they are (its size then does not rest on each family's fitted E); "
+                        "reducible: of the loss above E; either keeps the expected loss above E")
     g.add_argument("--no-extrapolation", action="store_true",
                    help="no extrapolation-discrepancy term (intervals then leave out the law's error beyond the data)")
     g.add_argument("--whiten", default=default.whiten, choices=["auto", "fixed", "conditional", "none"],
@@ -119,7 +123,8 @@ def _configs(a: argparse.Namespace, **model: object) -> tuple:
 
     return (ModelConfig(law=a.law, likelihood=a.likelihood, checkpoint_noise=a.checkpoint_noise,
                         extrapolation=None if a.no_extrapolation else "learn",
-                        discrepancy_tails=a.discrepancy_tails, discrepancy_pooling=a.discrepancy_pooling, **model),
+                        discrepancy_tails=a.discrepancy_tails, discrepancy_pooling=a.discrepancy_pooling,
+                        discrepancy_scale=a.discrepancy_scale, **model),
             SamplerConfig(draws=a.draws, tune=a.tune, chains=a.chains, target_accept=a.target_accept,
                           random_seed=a.random_seed, until_converged=a.until_converged,
                           whiten=False if a.whiten == "none" else a.whiten,

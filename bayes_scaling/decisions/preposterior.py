@@ -172,12 +172,13 @@ class _PreposteriorBase:
         self.target_log10_flops = float(np.log10(self.target_flops))
         self.reference = {"params": float(target_params), "tokens": float(target_tokens), "flops": self.target_flops}
         self.target_log = draws.log_loss(target_params, target_tokens, self.target_flops)[:, 0]
-        # the discrepancy scales the reducible loss (bayes_scaling.predict.with_discrepancy); planning measures a
-        # target's distance in compute: the runs it proposes change how far the target lies beyond the family's
-        # largest compute
+        # the discrepancy scales the reducible loss or the whole loss (bayes_scaling.predict.with_discrepancy);
+        # planning measures a target's distance in compute: the runs it proposes change how far the target lies
+        # beyond the family's largest compute
         self.target_log_floor = draws.log_floor
         self.kappa, self.drift = draws.kappa[:, COMPUTE], draws.drift[:, COMPUTE]
-        self.target_share = (1.0 - np.exp(self.target_log_floor - self.target_log)
+        self.on_loss = draws.on_loss
+        self.target_share = (np.where(self.on_loss > 0, 1.0, 1.0 - np.exp(self.target_log_floor - self.target_log))
                              if self.target_log_floor is not None else np.ones(draws.size))
         ss = np.random.SeedSequence(random_seed)
         rng = np.random.default_rng(ss)
@@ -261,7 +262,7 @@ class ImportancePreposterior(_PreposteriorBase):
         d = self.draws
         delta = self.decades(runs)
         log_t = with_discrepancy(self.target_log, self.target_log_floor,
-                                 delta * (self.drift + self.kappa * self.crn.disc_z))
+                                 delta * (self.drift + self.kappa * self.crn.disc_z), self.on_loss)
         log_w = np.zeros((len(self.crn.picks), d.size))
         for r in runs:
             log_w = log_w + r.extra
@@ -282,7 +283,7 @@ class LaplacePreposterior(_PreposteriorBase):
         super().__init__(*args, **kwargs)
         self.prior_mean, cov = sampling_moments(self.draws.law, self.draws.natural, self.reference)
         self.prior_prec = np.linalg.inv(cov)
-        share = self.target_share  # a change of the log reducible loss moves the log loss by about this share
+        share = self.target_share  # a change of the discrepancy moves the log loss by about this share
         self._disc_var = float(np.mean((share * self.kappa) ** 2) + np.var(share * self.drift))
         self._drift = float(np.mean(share * self.drift))
         self._modes: dict[tuple, np.ndarray] = {}

@@ -23,6 +23,10 @@ held-out runs' last ``last_fraction`` of training (the Hitchhiker's target point
     ours with the same fits, the discrepancy learned again from the same calibration fits' held-out runs with
     the other pooling (``ModelConfig(discrepancy_pooling=...)``: a scale per direction, or one the directions
     share, :func:`bayes_scaling.inference.extrapolation.relearned`): what sharing the scale changes.
+``bayes_loss_scale`` / ``bayes_reducible_scale`` (with ``compare_scale=True``)
+    ours with the same fits, the discrepancy learned again from the same calibration fits' held-out runs as a
+    relative error of the other quantity (``ModelConfig(discrepancy_scale=...)``: the whole loss, or the
+    reducible loss above E): what the scale it is measured on changes.
 
 A point fit gets the interval a hand-fitter would quote: log-normal with the robust sd of its training
 residuals. Scores per task (split x family x method): ARE, signed log bias, 50% and 90% coverage, the
@@ -49,8 +53,9 @@ from ..data.extent import DIRECTIONS, distance_columns, distances
 from ..errors import SamplingWarning
 from ..inference import fit as fit_law
 from ..inference.config import SamplerConfig
-from ..inference.extrapolation import holdout_splits
+from ..inference.extrapolation import holdout_splits, relearned
 from ..model.config import DEFAULT_DEPTHS, ModelConfig
+from ..predict import discrepancy_arrays, sample_count
 from .baselines import fixed_n_term_fit, huber_fit, log_residual_scale, predict_natural, variable_projection_fit
 from .protocol import TARGET_LAST_FRACTION, draw_bands, last_fraction_mask, lognormal_bands, score
 
@@ -60,7 +65,8 @@ POINT_FITS: dict[str, Callable[..., dict[str, float]]] = {
     "fixed_n_term": fixed_n_term_fit,
     "varpro": variable_projection_fit,
 }
-METHODS = ("bayes", "bayes_normal_tails", "bayes_pooled", "bayes_unpooled", *POINT_FITS)
+METHODS = ("bayes", "bayes_normal_tails", "bayes_pooled", "bayes_unpooled", "bayes_loss_scale", "bayes_reducible_scale",
+           *POINT_FITS)
 
 
 @dataclass
@@ -79,6 +85,9 @@ class BacktestSettings:
     #: also score each fit with its discrepancy learned again with the other pooling (``bayes_pooled`` or
     #: ``bayes_unpooled``)
     compare_pooling: bool = False
+    #: also score each fit with its discrepancy learned again on the other scale (``bayes_loss_scale`` or
+    #: ``bayes_reducible_scale``)
+    compare_scale: bool = False
 
     def __post_init__(self) -> None:
         self.model, self.sampler = ModelConfig.coerce(self.model), SamplerConfig.coerce(self.sampler)
@@ -94,14 +103,16 @@ class BacktestSettings:
     def to_dict(self) -> dict[str, Any]:
         return {"directions": list(self.directions), "depths": list(self.depths), "last_fraction": self.last_fraction,
                 "model": self.model.to_dict(), "sampler": self.sampler.to_dict(), "filters": dict(self.filters),
-                "compare_tails": self.compare_tails, "compare_pooling": self.compare_pooling}
+                "compare_tails": self.compare_tails, "compare_pooling": self.compare_pooling,
+                "compare_scale": self.compare_scale}
 
     @classmethod
     def from_dict(cls, stored: dict[str, Any]) -> "BacktestSettings":
         """Read :meth:`to_dict` (the settings stored with a result)."""
         return cls(tuple(stored["directions"]), tuple(stored["depths"]), stored["last_fraction"],
                    ModelConfig.from_dict(stored["model"]), SamplerConfig.from_dict(stored["sampler"]),
-                   stored["filters"], stored.get("compare_tails", False), stored.get("compare_pooling", False))
+                   stored["filters"], stored.get("compare_tails", False), stored.get("compare_pooling", False),
+                   stored.get("compare_scale", False))
 
 
 @dataclass
@@ -154,7 +165,8 @@ def backtest(data: ScalingData, *, directions: Sequence[str] = DIRECTIONS, depth
              last_fraction: float = TARGET_LAST_FRACTION, model: ModelConfig | dict | str | None = None,
              sampler: SamplerConfig | dict | None = None, min_tokens: float | None = None,
              fraction: float | None = None, progress: Callable[[str], None] | None = None,
-             compare_tails: bool = False, compare_pooling: bool = False) -> BacktestResult:
+             compare_tails: bool = False, compare_pooling: bool = False,
+             compare_scale: bool = False) -> BacktestResult:
     """Nested hold-outs of ``data`` in each of ``directions`` at each of ``depths`` (see the module docstring).
 
     ``model`` and ``sampler`` configure every :func:`bayes_scaling.fit`, as they do ``fit`` itself (the
@@ -162,13 +174,16 @@ def backtest(data: ScalingData, *, directions: Sequence[str] = DIRECTIONS, depth
     each fit's training rows as in ``fit``; ``progress`` is called with one line per split; ``compare_tails`` adds
     the method ``bayes_normal_tails`` (the same fits with normal discrepancy tails) and ``compare_pooling`` the
     method ``bayes_pooled`` or ``bayes_unpooled`` (the same fits, the discrepancy learned with the other pooling
-    of its scale across directions). ``data`` may be a
+    of its scale across directions) and ``compare_scale`` the method ``bayes_loss_scale`` or
+    ``bayes_reducible_scale`` (the same fits, the discrepancy learned again as a relative error of the other
+    quantity: the whole loss, or the reducible loss). ``data`` may be a
     :class:`ScalingData` or a DataFrame with the canonical columns.
     """
     from ..inference.fit import as_scaling_data
 
     settings = BacktestSettings(tuple(directions), tuple(int(k) for k in depths), last_fraction, model, sampler,
-                                {"min_tokens": min_tokens, "fraction": fraction}, compare_tails, compare_pooling)
+                                {"min_tokens": min_tokens, "fraction": fraction}, compare_tails, compare_pooling,
+                                compare_scale)
     data = as_scaling_data(data)
     splits = holdout_splits(data, settings.depths, settings.directions)
     tasks, points = [], []
@@ -202,8 +217,12 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
         ours["bayes_normal_tails"] = with_normal_tails(fitted)
     if settings.compare_pooling:
         pooled = settings.model.discrepancy_pooling != "directions"
-        ours["bayes_pooled" if pooled else "bayes_unpooled"] = with_pooling(fitted, pooled,
-                                                                             settings.sampler.random_seed)
+        ours["bayes_pooled" if pooled else "bayes_unpooled"] = relearned_fit(fitted, settings.sampler.random_seed,
+                                                                              pooled=pooled)
+    if settings.compare_scale:
+        on_loss = settings.model.discrepancy_scale != "loss"
+        ours["bayes_loss_scale" if on_loss else "bayes_reducible_scale"] = relearned_fit(
+            fitted, settings.sampler.random_seed, on_loss=on_loss)
     for fam, tgt in target.groupby("family", sort=False):
         cols = distance_columns(tgt)
         y = tgt["loss"].to_numpy(float)
@@ -242,22 +261,21 @@ def _score_split(data: ScalingData, split: Any, settings: BacktestSettings) -> t
 
 def with_normal_tails(fitted: Any) -> Any:
     """``fitted`` with its extrapolation discrepancy's tails set to normal (the same variance and draws)."""
-    from ..predict import discrepancy_arrays
-
     post = fitted.idata.posterior
-    disc = discrepancy_arrays(post, post.sizes["chain"] * post.sizes["draw"])
+    disc = discrepancy_arrays(post, sample_count(post))
     return fitted.with_discrepancy({**disc, "tails": None}, {**fitted.extrapolation, "tails": None})
 
 
-def with_pooling(fitted: Any, pooled: bool, random_seed: int | None) -> Any:
-    """``fitted`` with its discrepancy learned again from the same calibration fits, its scale shared by the
-    directions (``pooled``) or one per direction."""
-    from ..inference.extrapolation import relearned
-
-    post = fitted.idata.posterior
-    n = post.sizes["chain"] * post.sizes["draw"]
-    draws, info = relearned(fitted.extrapolation, fitted.spec.priors, n, np.random.default_rng(random_seed),
-                            pooled=pooled, choose="tails_scores" in fitted.extrapolation)
+def relearned_fit(fitted: Any, random_seed: int | None, *, pooled: bool | None = None,
+                  on_loss: bool | None = None) -> Any:
+    """``fitted`` with its discrepancy learned again from the same calibration fits, with its scale shared by the
+    directions or one per direction (``pooled``), as a relative error of the whole loss or of the reducible loss
+    (``on_loss``); None keeps the fit's own choice."""
+    ex = fitted.extrapolation
+    draws, info = relearned(ex, fitted.spec.priors, sample_count(fitted.idata.posterior),
+                            np.random.default_rng(random_seed),
+                            pooled=ex.get("pooling") == "directions" if pooled is None else pooled,
+                            choose="tails_scores" in ex, on_loss=on_loss)
     return fitted.with_discrepancy(draws, info)
 
 

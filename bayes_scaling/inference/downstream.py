@@ -40,7 +40,7 @@ from ..laws.accuracy import latent_difficulty, sigmoid
 from ..model.config import ModelConfig
 from ..model.accuracy_link import LATENT_VARS, LINK_VARS, build_link_model, latent_reference, link_x, standardisation
 from ..model.draws import query_columns
-from ..predict import closest_names
+from ..predict import closest_names, sample_count
 from ..storage import FIT_MARKS, read_idata, write_netcdf
 from .config import SamplerConfig
 from .diagnostics import diagnose
@@ -321,8 +321,7 @@ class DownstreamFit:
 
     @property
     def _n_draws(self) -> int:
-        post = self.idata.posterior
-        return post.sizes["chain"] * post.sizes["draw"]
+        return sample_count(self.idata.posterior)
 
     def _link_mean(self, task: str, x: np.ndarray, pick: np.ndarray, family: str | None = None,
                    z: np.ndarray | None = None, far: np.ndarray | None = None) -> np.ndarray:

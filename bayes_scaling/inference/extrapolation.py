@@ -14,7 +14,9 @@ beyond the most repeated run), ``kappa_d`` the sd and ``drift_d`` the systematic
 reducible loss per unit distance, ``growth`` how the error grows with distance, and ``shared`` the share
 of it common to every family of the fit (their laws err together: the same optimiser, tokenizer or
 evaluation) beside each family's own ``z'_fd``. Acting on the reducible part keeps every draw of the
-expected loss above the family's irreducible loss E.
+expected loss above the family's irreducible loss E. With ``ModelConfig(discrepancy_scale="loss")`` delta is a
+relative error of the whole loss, learned from the held-out runs' log-loss residuals as they are, and still kept
+above E (:func:`bayes_scaling.predict.with_discrepancy`).
 
 All of them are learned from the fit's own data by **nested leave-out** (:func:`holdout_splits`):
 
@@ -26,7 +28,8 @@ All of them are learned from the fit's own data by **nested leave-out** (:func:`
 2. Fit the same hierarchical model to the rest (a shorter NUTS run, checked like any fit).
 3. For each held-out run take the mean residual of its log loss against the inner predictive, the
    inner predictive variance, the reducible share ``1 - E / L`` (a residual on the log loss is
-   ``(1 - E / L)`` times one on the log reducible loss) and its distance from the inner fit's data.
+   ``(1 - E / L)`` times one on the log reducible loss; 1 for a discrepancy of the whole loss) and its
+   distance from the inner fit's data.
 4. Sample the joint posterior of ``(kappa_d, drift_d, growth, shared)`` given every split's residuals
    (each split a multivariate normal over its held-out runs: runs of one family share their ``z``, all
    runs share the common part) with an affine-invariant ensemble sampler (:func:`discrepancy_posterior`).
@@ -43,7 +46,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -203,9 +206,12 @@ def _drift_scale_prior(priors: Priors) -> Prior:
     return Prior("HalfNormal", sigma=priors.drift.scale)
 
 
-def _log_density(phi: np.ndarray, splits: list[HeldOut], priors: Priors, pooled: bool = False) -> np.ndarray:
+def _log_density(phi: np.ndarray, splits: list[HeldOut], priors: Priors, pooled: bool = False,
+                 low_rank: bool | None = None) -> np.ndarray:
     """Log posterior density (up to a constant) of walkers ``phi`` (:func:`_unpack`); ``D``, the number of
-    directions, is read from the width of ``phi``."""
+    directions, is read from the width of ``phi``. Each split's covariance is factored whole, or as the runs'
+    variances plus a low-rank factor (``low_rank``; None: whichever is cheaper, the factor when it has fewer
+    columns than the split has runs); the two give the same density."""
     n_dir = (phi.shape[1] - 2 - (POOLED_HYPER if pooled else 0)) // 2
     kappa, drift, growth, shared, lp = _unpack(phi, n_dir, priors, pooled)
     for h in splits:
@@ -215,12 +221,41 @@ def _log_density(phi: np.ndarray, splits: list[HeldOut], priors: Priors, pooled:
             a = h.share[None, :, None] * np.sign(dist)[None] * mag  # effect on log loss per unit discrepancy
             mean = np.einsum("wnd,wd->wn", a, drift)
             ak = a * kappa[:, None, :]
-            same = (h.family[:, None] == h.family[None, :]).astype(float)
+            fam = np.unique(h.family, return_inverse=True)[1].ravel()
+            n_fam, n_run = int(fam.max()) + 1, len(h.var)
+            if (n_dir * (n_fam + 1) < n_run) if low_rank is None else low_rank:
+                # cov = diag(var) + U U' with U = [sqrt(shared) ak, sqrt(1 - shared) ak of each family apart]: a
+                # low-rank factor, cheaper than the dense matrix's Cholesky factor when there are many runs
+                own = np.zeros((len(phi), n_run, n_fam, n_dir))
+                own[:, np.arange(n_run), fam, :] = ak
+                u = np.concatenate([np.sqrt(shared)[:, None, None] * ak,
+                                    np.sqrt(1.0 - shared)[:, None, None] * own.reshape(len(phi), n_run, -1)], axis=2)
+                lp = lp + _factor_mvn_logpdf(h.resid[None, :] - mean, h.var, u)
+                continue
+            same = (fam[:, None] == fam[None, :]).astype(float)
             corr = shared[:, None, None] + (1.0 - shared)[:, None, None] * same[None]
             cov = (ak @ ak.transpose(0, 2, 1)) * corr
-            cov[:, np.arange(len(h.var)), np.arange(len(h.var))] += h.var[None, :]
+            cov[:, np.arange(n_run), np.arange(n_run)] += h.var[None, :]
         lp = lp + _mvn_logpdf(h.resid[None, :] - mean, cov)
     return np.where(np.isfinite(lp), lp, -np.inf)
+
+
+def _factor_mvn_logpdf(r: np.ndarray, var: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """log N(r_w | 0, diag(var) + u_w u_w') up to a constant for each walker w (:func:`_low_rank_mvn_logpdf`);
+    -inf where ``u_w`` or ``r_w`` is not finite (a proposal far out in the tails overflows)."""
+    out = np.full(len(r), -np.inf)
+    ok = np.all(np.isfinite(u), axis=(1, 2)) & np.all(np.isfinite(r), axis=1)
+    if ok.any():
+        with np.errstate(over="ignore", invalid="ignore"):
+            try:
+                out[ok] = _low_rank_mvn_logpdf(r[ok], var, u[ok])
+            except np.linalg.LinAlgError:  # one bad walker fails the batch: score them one by one
+                for i in np.flatnonzero(ok):
+                    try:
+                        out[i] = _low_rank_mvn_logpdf(r[i:i + 1], var, u[i:i + 1])[0]
+                    except np.linalg.LinAlgError:
+                        pass
+    return out
 
 
 def _mvn_logpdf(r: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -251,7 +286,7 @@ def _mvn_logpdf(r: np.ndarray, cov: np.ndarray) -> np.ndarray:
 
 def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng: np.random.Generator, *,
                           n_dir: int = len(DIRECTIONS), pooled: bool = False, walkers: int = 32, steps: int = 1200,
-                          burn: int = 400) -> dict[str, np.ndarray]:
+                          burn: int = 400, low_rank: bool | None = None) -> dict[str, np.ndarray]:
     """Draws of the discrepancy's parameters given the held-out runs of every split, in the first ``n_dir``
     directions of :data:`~bayes_scaling.data.extent.DIRECTIONS` (zero in the rest); ``pooled``: the directions
     share their scale (:func:`_unpack`).
@@ -259,7 +294,8 @@ def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng:
     Returns ``kappa``, ``drift`` (size, direction), ``growth`` and ``shared`` (size,). An affine-invariant
     ensemble sampler (Goodman and Weare 2010, the stretch move) on the unconstrained walkers of
     :func:`_unpack`: no step size to tune, and ``walkers`` x ``steps`` evaluations of a density that is
-    cheap (one Cholesky factor per split and walker).
+    cheap (one Cholesky factor per split and walker, of the covariance or of its low-rank part: ``low_rank``,
+    :func:`_log_density`).
     """
     kappa_scale, drift_scale = priors.kappa.scale, priors.drift.scale
     if pooled:  # (eta_d, xi_d) about 0; the common scales about half their priors' scales
@@ -273,7 +309,7 @@ def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng:
     x = np.concatenate([per_dir, 0.1 * rng.standard_normal((walkers, 1)), 0.5 * rng.standard_normal((walkers, 1)),
                         hyper], axis=1)
     dim = x.shape[1]
-    lp = _log_density(x, splits, priors, pooled)
+    lp = _log_density(x, splits, priors, pooled, low_rank)
     half = walkers // 2
     kept = []
     a = 2.0
@@ -285,7 +321,7 @@ def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng:
             z = ((a - 1.0) * rng.random(len(xs)) + 1.0) ** 2 / a
             partner = xo[rng.integers(0, len(xo), len(xs))]
             prop = partner + z[:, None] * (xs - partner)
-            lp_prop = _log_density(prop, splits, priors, pooled)
+            lp_prop = _log_density(prop, splits, priors, pooled, low_rank)
             accept = np.log(rng.random(len(xs))) < (dim - 1) * np.log(z) + lp_prop - lp[move]
             xs = np.where(accept[:, None], prop, xs)
             x[move] = xs
@@ -345,11 +381,12 @@ def choose_tails(splits: list[HeldOut], draws: dict[str, np.ndarray], n_dir: int
 
 def _low_rank_mvn_logpdf(r: np.ndarray, var: np.ndarray, u: np.ndarray) -> np.ndarray:
     """log N(r_s | 0, diag(var) + u_s u_s') up to a constant for each draw s: r (S, n), var (n,), u (S, n, d) with
-    d small (the directions), by the matrix determinant lemma and Woodbury's identity (d x d factors, not n x n)."""
+    d below n (the directions, or the directions of each family and of all), by the matrix determinant lemma and
+    Woodbury's identity (d x d factors, not n x n)."""
     ui = u / var[None, :, None]  # D^-1 u
-    cap = np.einsum("snd,sne->sde", u, ui) + np.eye(u.shape[2])[None]  # I + u' D^-1 u
+    cap = np.swapaxes(u, 1, 2) @ ui + np.eye(u.shape[2])[None]  # I + u' D^-1 u
     chol = np.linalg.cholesky(cap)
-    proj = np.linalg.solve(chol, np.einsum("snd,sn->sd", ui, r)[..., None])[..., 0]  # L^-1 u' D^-1 r
+    proj = np.linalg.solve(chol, np.swapaxes(ui, 1, 2) @ r[..., None])[..., 0]  # L^-1 u' D^-1 r
     quad = np.einsum("sn,sn->s", r, r / var[None, :]) - (proj**2).sum(axis=1)
     logdet = np.log(var).sum() + 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
     return -0.5 * (quad + logdet)
@@ -442,7 +479,8 @@ def discrepancy_draws(cfg: ModelConfig, data: ScalingData, spec: ModelSpec, prio
                        "source_drift_median": float(np.median(prior.drift[:, 0])),
                        "note": "the source fit's kappa and |drift| together set this family's discrepancy scale"}
     return _learn_discrepancy(data, spec, inner_fit, cfg.holdout_depths, rng, n_samples,
-                              choose=cfg.discrepancy_tails == "choose", pooled=cfg.discrepancy_pooling == "directions")
+                              choose=cfg.discrepancy_tails == "choose", pooled=cfg.discrepancy_pooling == "directions",
+                              on_loss=cfg.discrepancy_scale == "loss")
 
 
 def predictive_moments(log_draws: np.ndarray, robust: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -464,10 +502,10 @@ def predictive_moments(log_draws: np.ndarray, robust: bool = False) -> tuple[np.
 
 def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, depths: tuple[int, ...],
                        rng: np.random.Generator, n_samples: int, choose: bool = False,
-                       pooled: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+                       pooled: bool = False, on_loss: bool = False) -> tuple[dict[str, np.ndarray], dict]:
     """The discrepancy's draws by nested leave-out (:mod:`.extrapolation`), and what was held out; with
     ``choose``, its tails chosen from the held-out runs (:func:`choose_tails`); ``pooled``: the directions share
-    their scale (:func:`_unpack`)."""
+    their scale (:func:`_unpack`); ``on_loss``: a relative error of the whole loss, not of the reducible loss."""
     info: dict[str, Any] = {"mode": "learn", "prior": str(spec.priors.kappa), "drift_prior": str(spec.priors.drift),
                             "depths": list(depths), "splits": []}
     active = directions_of(data.frame)
@@ -478,7 +516,8 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
         info["holdout"] = "nothing could be held out"
         info["note"] = ("nothing could be held out (no family has two levels of compute, size, tokens per "
                         "parameter or epochs, nor a curve to cut); the discrepancy keeps its priors")
-        return prior_draws(spec.priors, n_samples, rng, len(active), pooled), info
+        return {**prior_draws(spec.priors, n_samples, rng, len(active), pooled),
+                "on_loss": np.full(n_samples, float(on_loss))}, info
     held_out = []
     for i, split in enumerate(splits):
         log.info("calibration fit %d of %d: %s", i + 1, len(splits), split.description)
@@ -487,7 +526,7 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
         if held_run is not None:
             held_out.append(held_run)
     info["holdout"] = "; ".join(r["description"] for r in info["splits"])
-    draws = _posterior_of_held_out(held_out, active, spec.priors, n_samples, rng, choose, pooled, info)
+    draws = _posterior_of_held_out(held_out, active, spec.priors, n_samples, rng, choose, pooled, on_loss, info)
     unconverged = [f"{r['direction']} depth {r['depth']}: {r['inner_diagnostics']['problems'][0]}"
                    for r in info["splits"] if r.get("inner_diagnostics", {}).get("problems")]
     if unconverged:  # said once for all the calibration fits; the draws of kappa rest on them
@@ -503,13 +542,19 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
 
 
 def _posterior_of_held_out(held_out: list[HeldOut], active: tuple[str, ...], priors: Priors, n_samples: int,
-                           rng: np.random.Generator, choose: bool, pooled: bool, info: dict) -> dict[str, np.ndarray]:
+                           rng: np.random.Generator, choose: bool, pooled: bool, on_loss: bool,
+                           info: dict) -> dict[str, np.ndarray]:
     """The discrepancy's draws given the held-out runs of the calibration fits (its priors where there are
-    none), with ``info`` completed: the directions reached, each direction's kappa and drift, the tails chosen."""
+    none), with ``info`` completed: the directions reached, each direction's kappa and drift, the tails chosen.
+    ``on_loss``: the discrepancy is a relative error of the whole loss, so a held-out run's log-loss residual
+    measures it as it is, whatever the run's reducible share."""
     reached = [d for i, d in enumerate(active) if any(np.any(h.dist[:, i] != 0) for h in held_out)]
     info["directions_calibrated"] = reached
     info["calibrated"] = bool(reached)
     info["pooling"] = "directions" if pooled else "none"
+    info["scale"] = "loss" if on_loss else "reducible"
+    if on_loss:
+        held_out = [replace(h, share=np.ones_like(h.share)) for h in held_out]
     if held_out:
         draws = discrepancy_posterior(held_out, priors, n_samples, rng, n_dir=len(active), pooled=pooled)
         if choose:
@@ -519,6 +564,7 @@ def _posterior_of_held_out(held_out: list[HeldOut], active: tuple[str, ...], pri
             info["tails_scores"] = {("normal" if np.isinf(a) else f"{a:g}"): v for a, v in scores.items()}
     else:
         draws = prior_draws(priors, n_samples, rng, len(active), pooled)
+    draws["on_loss"] = np.full(n_samples, float(on_loss))
     for i, d in enumerate(active):
         for name in ("kappa", "drift"):
             v = draws[name][:, i]
@@ -535,15 +581,19 @@ def _posterior_of_held_out(held_out: list[HeldOut], active: tuple[str, ...], pri
 
 
 def relearned(info: dict, priors: Priors, n_samples: int, rng: np.random.Generator, *,
-              pooled: bool, choose: bool = False) -> tuple[dict[str, np.ndarray], dict]:
+              pooled: bool, choose: bool = False, on_loss: bool | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """The discrepancy of a fit that learned it (``info``: its ``fit.extrapolation``) learned again from the same
-    calibration fits' held-out runs, with other choices (``pooled``, ``choose``): its draws and record."""
+    calibration fits' held-out runs, with other choices (``pooled``, ``choose``, ``on_loss``: of the whole loss or
+    the reducible loss; None: as the fit learned it): its draws and record."""
     if info.get("mode") != "learn":
         raise ValueError(f"only a learned discrepancy can be learned again; this fit's is {info.get('mode')!r}")
     held_out = [HeldOut.from_dict(r["held_runs"]) for r in info["splits"] if "held_runs" in r]
     keep = ("mode", "prior", "drift_prior", "depths", "directions", "splits", "holdout", "inner_problems")
     out = {k: info[k] for k in keep if k in info}
-    draws = _posterior_of_held_out(held_out, tuple(info["directions"]), priors, n_samples, rng, choose, pooled, out)
+    if on_loss is None:
+        on_loss = info.get("scale") == "loss"
+    draws = _posterior_of_held_out(held_out, tuple(info["directions"]), priors, n_samples, rng, choose, pooled,
+                                   on_loss, out)
     return draws, out
 
 

@@ -31,6 +31,7 @@ from ..model.population_prior import (
 )
 from ..model.spec import check_law_inputs
 from ..storage import file_kind
+from ..predict import sample_count
 from .borrow_calibration import calibrated_prior
 from .config import SamplerConfig
 from .diagnostics import warn_if_problems
@@ -162,7 +163,7 @@ def fit(
 
     posterior = fitted.idata.posterior
     start = inherited_start(fitted.sampler_info)  # the calibration fits begin where this fit's choices ended
-    draws, info = discrepancy_draws(cfg, data, spec, prior, posterior.sizes["chain"] * posterior.sizes["draw"],
+    draws, info = discrepancy_draws(cfg, data, spec, prior, sample_count(posterior),
                                     np.random.default_rng(nuts.random_seed + 7919),
                                     lambda rows, rows_spec: fit_spec(rows, rows_spec, nuts.shorter(500),
                                                                       what="extrapolation calibration fit",

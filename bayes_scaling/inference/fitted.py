@@ -174,24 +174,27 @@ class ScalingFit:
 
     def with_extrapolation(self, kappa: np.ndarray, info: dict, drift: np.ndarray | None = None,
                            growth: np.ndarray | None = None, shared: np.ndarray | None = None,
-                           tails: np.ndarray | None = None) -> "ScalingFit":
+                           tails: np.ndarray | None = None, on_loss: np.ndarray | None = None) -> "ScalingFit":
         """This fit with draws of the extrapolation discrepancy (:mod:`bayes_scaling.predict`), as a new fit: its
         scale ``kappa`` and direction ``drift`` per direction of :data:`~bayes_scaling.data.extent.DIRECTIONS`
         (sample, direction), or of the compute direction alone (sample,); its ``growth`` with distance (default
         linear, 1), the ``shared`` share of it common to every family (default 0) and the gamma shape of its
-        ``tails`` (default infinite: normal). ``info``: how it was learned (``fit.extrapolation``)."""
+        ``tails`` (default infinite: normal); ``on_loss`` 1 where it is a relative error of the whole loss, 0 (the
+        default) of the reducible loss (:func:`bayes_scaling.predict.with_discrepancy`). ``info``: how it was learned
+        (``fit.extrapolation``)."""
         post = self.idata.posterior.copy()
         shape = (post.sizes["chain"], post.sizes["draw"])
         coords = {"direction": list(DIRECTIONS)}
         for name, value in (("kappa", kappa), ("drift", np.zeros(shape[0] * shape[1]) if drift is None else drift)):
             post[name] = xr.DataArray(per_direction(value).reshape(shape + (len(DIRECTIONS),)),
                                       dims=("chain", "draw", "direction"), coords=coords)
-        values = {"growth": growth, "shared": shared, "tails": tails}
+        values = {"growth": growth, "shared": shared, "tails": tails, "on_loss": on_loss}
         for name, key, default in DISCREPANCY_SCALARS:
             value = values[key]
             v = np.full(shape, default) if value is None else np.asarray(value, dtype=float).reshape(shape)
-            if key == "tails" and np.all(np.isinf(v)):
-                post = post.drop_vars(name, errors="ignore")  # normal tails: nothing stored (absent reads as normal)
+            if (key == "tails" and np.all(np.isinf(v))) or (key == "on_loss" and not np.any(v)):
+                # normal tails, a discrepancy of the reducible loss: nothing stored (absent reads as either)
+                post = post.drop_vars(name, errors="ignore")
                 continue
             post[name] = (("chain", "draw"), v)
         post.attrs = {**post.attrs, EXTRAP_ATTR: json.dumps(info)}
@@ -199,10 +202,10 @@ class ScalingFit:
 
     def with_discrepancy(self, draws: dict[str, np.ndarray], info: dict) -> "ScalingFit":
         """:meth:`with_extrapolation` from a dict of the discrepancy's draws (``kappa`` and any of ``drift``,
-        ``growth``, ``shared``, ``tails``), as :func:`bayes_scaling.predict.discrepancy_arrays` and the nested
-        leave-out return them."""
+        ``growth``, ``shared``, ``tails``, ``on_loss``), as :func:`bayes_scaling.predict.discrepancy_arrays` and the
+        nested leave-out return them."""
         return self.with_extrapolation(draws["kappa"], info, **{k: draws.get(k) for k in
-                                                                ("drift", "growth", "shared", "tails")})
+                                                                ("drift", "growth", "shared", "tails", "on_loss")})
 
     def with_configs(self, model: ModelConfig, sampler: SamplerConfig) -> "ScalingFit":
         """This fit with the configurations it was made with, as a new fit (saved with it; ``model_config``)."""
@@ -286,8 +289,8 @@ class ScalingFit:
         nat = self.law.to_natural({p: theta[:, k] for k, p in enumerate(self.law.sampling)}, self.spec.reference)
         flops = self.spec.family_max_log10_flops
         return LawDraws(law=self.law, natural=nat, sigma_seed=arrays["sigma_seed"], sigma_obs=arrays["sigma_obs"],
-                        **{k: arrays.get(k) for k in ("kappa", "drift", "growth", "shared", "tails", "ou_length",
-                                                        "ou_share")},
+                        **{k: arrays.get(k) for k in ("kappa", "drift", "growth", "shared", "tails", "on_loss",
+                                                        "ou_length", "ou_share")},
                         observed_log10_flops=None if new else flops.get(family),
                         population_log10_flops=max(flops.values()), new_family=bool(new),
                         source=f"{'population predictive of a new family' if new else 'posterior of ' + repr(family)} "
@@ -431,6 +434,9 @@ class ScalingFit:
                                if f"kappa_{d}" in ex)
             out.append(f"the extrapolation discrepancy's scale is shared by the directions (partially pooled); "
                        f"kappa per decade, median: {scales}")
+        if ex.get("mode") == "learn" and ex.get("scale") == "loss":
+            out.append("the extrapolation discrepancy is a relative error of the whole loss, learned from the held-out "
+                       "runs' log-loss residuals (where it lowers the loss, the part above E shrinks instead)")
         if ex.get("mode") == "learn" and not ex.get("calibrated", False):
             out.append("extrapolation discrepancy could not be calibrated: " + ex.get("note", ""))
         return out

@@ -31,7 +31,7 @@ from scipy.special import expit, logit, logsumexp
 from ..model.distribution import Prior
 from ..model.population_prior import PopulationPrior, borrowed_logpdf
 from ..model.spec import ModelSpec
-from ..predict import DISCREPANCY_SCALARS, discrepancy_arrays
+from ..predict import DISCREPANCY_SCALARS, discrepancy_arrays, sample_count
 from .diagnostics import Diagnostics
 from .fitted import ScalingFit, build_idata, run_log_likelihood
 
@@ -147,7 +147,7 @@ def _combine(fits: dict[str, ScalingFit], weights: np.ndarray, table: dict, spec
         if not c:
             continue
         idata = fits[n].idata
-        own = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]  # sampled until converged: its own length
+        own = sample_count(idata.posterior)  # sampled until converged: its own length
         pick = np.sort(rng.choice(own, c, replace=c > own))
         parts["posterior"].append(_picked(idata.posterior.drop_vars(["natural", "population_natural"]), pick))
         parts["sample_stats"].append(_picked(idata.sample_stats, pick))

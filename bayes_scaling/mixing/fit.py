@@ -23,6 +23,7 @@ from ..inference.config import SamplerConfig
 from ..inference.diagnostics import Diagnostics, diagnose, warn_if_problems
 from ..inference.extrapolation import grid_discrepancy_posterior, predictive_moments
 from ..inference.sampling import run_nuts
+from ..predict import sample_count
 from ..storage import FIT_MARKS, read_idata, write_netcdf
 from . import law
 from .data import MixingData, shares_from
@@ -165,7 +166,7 @@ def fit_mixing(data: MixingData, *, priors: MixingPriors | None = None, likeliho
             raise ValueError(f"learning the mixture-extrapolation term needs >= 3 training mixtures, got "
                              f"{data.mixtures}; pass extrapolation=False to predict without it")
         inner = dict(settings, draws=inner_draws, tune=inner_draws, chains=2)
-        size = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+        size = sample_count(idata.posterior)
         kappa, ex = calibrate_mixture_extrapolation(data, priors, inner, size,
                                                     np.random.default_rng(nuts.random_seed + 7), likelihood)
         fit.set_extrapolation(kappa, ex)

@@ -109,6 +109,8 @@ def _plain(value: Any) -> Any:
 DISCREPANCY_TAIL_CHOICES = ("normal", "choose")
 #: the learned discrepancy's scale: its own per direction, or shared by the directions (partially pooled)
 DISCREPANCY_POOLINGS = ("none", "directions")
+#: what the learned discrepancy is a relative error of: the reducible loss L - E, or the whole loss
+DISCREPANCY_SCALES = ("reducible", "loss")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +155,12 @@ class ModelConfig(Config):
         with its prior. ``"directions"``: the directions share them, partially pooled (``kappa_d = kappa_0
         exp(s eta_d)``, the drift's scale common), so a direction that few held-out runs reach borrows the scale
         the others learned instead of keeping its prior's width.
+    discrepancy_scale:
+        ``"reducible"`` (default): the learned discrepancy is a relative error of the reducible loss ``L - E``
+        (its effect on the log loss is that share ``1 - E / L`` of it). ``"loss"``: a relative error of the whole
+        loss, learned from the held-out runs' log-loss residuals as they are; where it lowers the loss it shrinks
+        the reducible part instead, so the expected loss still stays above E. Its size then does not rest on
+        the fitted E of each family, which a law's data often leave loose.
     """
 
     argument: ClassVar[str] = "model"
@@ -165,6 +173,7 @@ class ModelConfig(Config):
     holdout_depths: tuple[int, ...] = DEFAULT_DEPTHS
     discrepancy_tails: str = "normal"
     discrepancy_pooling: str = "none"
+    discrepancy_scale: str = "reducible"
 
     def __post_init__(self) -> None:
         if self.law is not None:
@@ -192,6 +201,9 @@ class ModelConfig(Config):
         if self.discrepancy_pooling not in DISCREPANCY_POOLINGS:
             raise ConfigError(f"discrepancy_pooling must be one of {DISCREPANCY_POOLINGS}, got "
                               f"{self.discrepancy_pooling!r}")
+        if self.discrepancy_scale not in DISCREPANCY_SCALES:
+            raise ConfigError(f"discrepancy_scale must be one of {DISCREPANCY_SCALES}, got "
+                              f"{self.discrepancy_scale!r}")
 
     def law_for(self, borrowed_law: Law | None) -> str | Law:
         """The law to fit: this configuration's, else the borrowed prior's, else Chinchilla's."""

@@ -75,11 +75,13 @@ class LawDraws:
     #: the discrepancy per direction of :data:`bayes_scaling.data.extent.DIRECTIONS`: (S, direction)
     kappa: np.ndarray
     drift: np.ndarray
-    #: the discrepancy's growth with distance, its share common to a fit's families and the gamma shape of its
-    #: tails (S,); None: 1, 0 and infinite (normal)
+    #: the discrepancy's growth with distance, its share common to a fit's families, the gamma shape of its
+    #: tails and whether it is a relative error of the whole loss (1) or of the reducible loss (0) (S,); None: 1,
+    #: 0, infinite (normal) and 0
     growth: np.ndarray | None = None
     shared: np.ndarray | None = None
     tails: np.ndarray | None = None
+    on_loss: np.ndarray | None = None
     #: the OU checkpoint noise's correlation length and drift share (S,); None: independent checkpoint noise
     ou_length: np.ndarray | None = None
     ou_share: np.ndarray | None = None
@@ -99,6 +101,7 @@ class LawDraws:
         self.growth = np.ones(n) if self.growth is None else np.asarray(self.growth, float)
         self.shared = np.zeros(n) if self.shared is None else np.asarray(self.shared, float)
         self.tails = np.full(n, np.inf) if self.tails is None else np.asarray(self.tails, float)
+        self.on_loss = np.zeros(n) if self.on_loss is None else np.asarray(self.on_loss, float)
         if (self.ou_length is None) != (self.ou_share is None):
             raise ValueError("draws carry both ou_length and ou_share, or neither")
 
@@ -122,10 +125,10 @@ class LawDraws:
         return run_covariance(log10_tokens, self.sigma_seed[picks] if seed else 0.0, self.sigma_obs[picks], **ou)
 
     def discrepancy_arrays(self) -> dict[str, np.ndarray]:
-        """``kappa``, ``drift``, ``growth``, ``shared`` and ``tails`` by name
-        (:func:`bayes_scaling.predict.discrepancy`)."""
+        """``kappa``, ``drift``, ``growth``, ``shared``, ``tails`` and ``on_loss`` by name
+        (:func:`bayes_scaling.predict.discrepancy`, :func:`bayes_scaling.predict.with_discrepancy`)."""
         return {"kappa": self.kappa, "drift": self.drift, "growth": self.growth, "shared": self.shared,
-                "tails": self.tails}
+                "tails": self.tails, "on_loss": self.on_loss}
 
     def to_dataset(self) -> xr.Dataset:
         """The natural parameters over ``sample`` (attributes ``new_family`` and ``source``)."""

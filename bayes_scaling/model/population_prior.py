@@ -149,6 +149,9 @@ class PopulationPrior:
     #: A calibration on a population where most families extrapolate alike and a few far otherwise (code corpora
     #: among web corpora) chooses a finite one: a narrow centre with tails that reach the outliers
     discrepancy_tails: float | None = None
+    #: True: the source fit's discrepancy is a relative error of the whole loss (``ModelConfig(discrepancy_scale=
+    #: "loss")``), and so is the borrowed one; False: of the reducible loss
+    discrepancy_on_loss: bool = False
 
     def __post_init__(self) -> None:
         self.kappa, self.drift = per_direction(self.kappa), per_direction(self.drift)
@@ -271,7 +274,7 @@ class PopulationPrior:
         return cls(law=law.name, natural=np.column_stack([nat[k] for k in law.natural]),
                    sigma_seed=arrays["sigma_seed"][idx], sigma_obs=arrays["sigma_obs"][idx],
                    kappa=arrays["kappa"][idx], drift=arrays["drift"][idx], growth=arrays["growth"][idx],
-                   shared=arrays["shared"][idx],
+                   shared=arrays["shared"][idx], discrepancy_on_loss=bool(np.any(arrays["on_loss"][idx] > 0)),
                    source=f"{len(fit.spec.families)} families ({population}): {', '.join(fit.spec.families)}",
                    max_log10_flops=max(fit.spec.family_max_log10_flops.values()),
                    size_spans=size_spans(fit.data), component=component, law_definition=fit.spec.law_definition,
@@ -301,7 +304,7 @@ class PopulationPrior:
         so it widens the new family's discrepancy (``kappa`` and ``|drift|`` together) instead of shifting it."""
         tails = np.full(len(self.sigma_seed), np.inf if self.discrepancy_tails is None else self.discrepancy_tails)
         return {"kappa": np.hypot(self.kappa, self.drift), "growth": self.growth, "shared": self.shared,
-                "tails": tails}
+                "tails": tails, "on_loss": np.full(len(self.sigma_seed), float(self.discrepancy_on_loss))}
 
     # ------------------------------------------------------------------ moments for a new fit
     def sampling_moments(self, reference: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -379,7 +382,7 @@ class PopulationPrior:
                 "spread_scale": float(self.spread_scale), "calibrated": self.calibration is not None,
                 "tail_df": self.tail_df,
                 "discrepancy_kappa": float(np.median(self.borrowed_discrepancy()["kappa"][:, 0])),
-                "discrepancy_tails": self.discrepancy_tails}
+                "discrepancy_tails": self.discrepancy_tails, "discrepancy_on_loss": self.discrepancy_on_loss}
 
     def noise_moments(self) -> dict[str, list[float]]:
         """Moment-matched noise priors: LogNormal (mu, sigma) of sigma_total and Beta (a, b) of the seed
@@ -425,6 +428,8 @@ class PopulationPrior:
             ds.attrs["tail_df"] = float(self.tail_df)
         if self.discrepancy_tails is not None:
             ds.attrs["discrepancy_tails"] = float(self.discrepancy_tails)
+        if self.discrepancy_on_loss:
+            ds.attrs["discrepancy_on_loss"] = 1
         return ds
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -469,6 +474,7 @@ class PopulationPrior:
                            tail_df=float(ds.attrs["tail_df"]) if "tail_df" in ds.attrs else None,
                            discrepancy_tails=(float(ds.attrs["discrepancy_tails"])
                                               if "discrepancy_tails" in ds.attrs else None),
+                           discrepancy_on_loss=bool(int(ds.attrs.get("discrepancy_on_loss", 0))),
                            **{k: ds[k].to_numpy() for k in ("ou_length", "ou_share") if k in ds})
         raise FitFileError(f"{path} is not a population prior (a fit, or another file): bs.open({str(path)!r}) reads "
                            "any file bayes_scaling writes, PopulationPrior.from_fit(fit) extracts a fit's prior, and "

@@ -62,14 +62,16 @@ class Priors:
                                          "sqrt(seed_share), sigma_obs = sigma_total sqrt(1 - seed_share)",
                                   Prior("Beta", alpha=2.0, beta=2.0))
     kappa: Prior = _variable(_POSITIVE, "extrapolation discrepancy, each direction (compute, size, tokens per "
-                                        "parameter, epochs): sd of the log reducible loss L - E per decade beyond "
-                                        "the data (discrepancy_pooling='directions': of the scale they share)",
+                                        "parameter, epochs): sd of the log reducible loss L - E (discrepancy_scale="
+                                        "'loss': of the log loss) per decade beyond the data "
+                                        "(discrepancy_pooling='directions': of the scale they share)",
                              Prior("HalfNormal", sigma=0.15))
     kappa_spread: Prior = _variable(_POSITIVE, "sd of log kappa across directions about their common scale, "
                                                "where the directions share it (discrepancy_pooling='directions')",
                                     Prior("HalfNormal", sigma=1.0))
     drift: Prior = _variable(_REAL, "extrapolation drift, each direction: systematic bias of the log reducible loss "
-                                    "per decade (discrepancy_pooling='directions': its sd sets the HalfNormal "
+                                    "(discrepancy_scale='loss': of the log loss) per decade "
+                                    "(discrepancy_pooling='directions': its sd sets the HalfNormal "
                                     "of the directions' common drift scale)", Prior("Normal", mu=0.0, sigma=0.15))
     growth: Prior = _variable(_POSITIVE, "exponent of the discrepancy's growth with distance (1: linear)",
                               Prior("LogNormal", mu=0.0, sigma=0.35))
