@@ -16,7 +16,7 @@ For each posterior draw ``s`` and query point (family f, N, D)::
                                                           the discrepancy scales the reducible loss, so the
                                                           expected loss stays above the irreducible E (with
                                                           ``discrepancy_scale="loss"``: L_s exp(delta_s), and
-                                                          below 1 the reducible part shrinks instead;
+                                                          where delta_s < 0 the reducible part shrinks instead;
                                                           :func:`with_discrepancy`)
     one run    = expected * exp(u + e)                    loss of the one run you will train:
                                                           u ~ N(0, sigma_seed), e ~ N(0, sigma_obs)
