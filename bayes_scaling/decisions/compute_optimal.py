@@ -90,7 +90,8 @@ def compute_optimal(fit: Any, budget: float | Sequence[float], family: str | Non
     disc = draws.discrepancy_arrays()
     log_delta = discrepancy(disc, dist, np.random.default_rng(random_seed + 1), groups=[family] * len(budgets)).T
     log_floor = None if draws.log_floor is None else draws.log_floor[None, :]
-    expected = np.exp(with_discrepancy(np.log(opt["loss"]), log_floor, log_delta, disc["on_loss"][None, :]))  # (budget, sample)
+    expected = np.exp(with_discrepancy(np.log(opt["loss"]), log_floor, log_delta,
+                                       disc["on_loss"][None, :]))  # (budget, sample)
     dims = ("budget", "sample")
     ds = xr.Dataset(
         {"params": (dims, opt["params"]), "tokens": (dims, opt["tokens"]),

@@ -240,48 +240,41 @@ def _log_density(phi: np.ndarray, splits: list[HeldOut], priors: Priors, pooled:
     return np.where(np.isfinite(lp), lp, -np.inf)
 
 
+def _walker_logpdf(score: Callable[..., np.ndarray], ok: np.ndarray, *per_walker: np.ndarray) -> np.ndarray:
+    """``score`` of the walkers ``ok`` marks, given their slices of ``per_walker``; -inf for the others and for
+    any whose matrix is not positive definite (a proposal far out in the tails: huge kappa overflows). The
+    walkers are scored together, or one by one where one bad walker fails the batch."""
+    out = np.full(len(ok), -np.inf)
+    if not ok.any():
+        return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            out[ok] = score(*(a[ok] for a in per_walker))
+        except np.linalg.LinAlgError:
+            for i in np.flatnonzero(ok):
+                try:
+                    out[i] = score(*(a[i:i + 1] for a in per_walker))[0]
+                except np.linalg.LinAlgError:
+                    pass
+    return out
+
+
 def _factor_mvn_logpdf(r: np.ndarray, var: np.ndarray, u: np.ndarray) -> np.ndarray:
     """log N(r_w | 0, diag(var) + u_w u_w') up to a constant for each walker w (:func:`_low_rank_mvn_logpdf`);
-    -inf where ``u_w`` or ``r_w`` is not finite (a proposal far out in the tails overflows)."""
-    out = np.full(len(r), -np.inf)
+    -inf where ``u_w`` or ``r_w`` is not finite."""
     ok = np.all(np.isfinite(u), axis=(1, 2)) & np.all(np.isfinite(r), axis=1)
-    if ok.any():
-        with np.errstate(over="ignore", invalid="ignore"):
-            try:
-                out[ok] = _low_rank_mvn_logpdf(r[ok], var, u[ok])
-            except np.linalg.LinAlgError:  # one bad walker fails the batch: score them one by one
-                for i in np.flatnonzero(ok):
-                    try:
-                        out[i] = _low_rank_mvn_logpdf(r[i:i + 1], var, u[i:i + 1])[0]
-                    except np.linalg.LinAlgError:
-                        pass
-    return out
+    return _walker_logpdf(lambda rr, uu: _low_rank_mvn_logpdf(rr, var, uu), ok, r, u)
 
 
 def _mvn_logpdf(r: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """log N(r_w | 0, cov_w) up to a constant for each walker w; -inf where ``cov_w`` is not a finite positive
-    definite matrix (a proposal far out in the tails: huge kappa overflows)."""
-    out = np.full(len(r), -np.inf)
-    ok = np.all(np.isfinite(cov), axis=(1, 2))
-    if not ok.any():
-        return out
-    try:
-        chol = np.linalg.cholesky(cov[ok])
-    except np.linalg.LinAlgError:  # one bad walker fails the batch: factor them one by one
-        good = np.zeros(int(ok.sum()), dtype=bool)
-        chol = np.zeros_like(cov[ok])
-        for i, c in enumerate(cov[ok]):
-            try:
-                chol[i] = np.linalg.cholesky(c)
-                good[i] = True
-            except np.linalg.LinAlgError:
-                pass
-        idx = np.flatnonzero(ok)
-        ok[idx[~good]] = False
-        chol = chol[good]
-    sol = solve_triangular(chol, r[ok][..., None], lower=True, check_finite=False)[..., 0]
-    out[ok] = -0.5 * (sol**2).sum(axis=1) - np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
-    return out
+    definite matrix."""
+    def dense(rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        chol = np.linalg.cholesky(cc)
+        sol = solve_triangular(chol, rr[..., None], lower=True, check_finite=False)[..., 0]
+        return -0.5 * (sol**2).sum(axis=1) - np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+
+    return _walker_logpdf(dense, np.all(np.isfinite(cov), axis=(1, 2)), r, cov)
 
 
 def discrepancy_posterior(splits: list[HeldOut], priors: Priors, size: int, rng: np.random.Generator, *,
@@ -516,6 +509,7 @@ def _learn_discrepancy(data: ScalingData, spec: ModelSpec, inner_fit: InnerFit, 
         info["holdout"] = "nothing could be held out"
         info["note"] = ("nothing could be held out (no family has two levels of compute, size, tokens per "
                         "parameter or epochs, nor a curve to cut); the discrepancy keeps its priors")
+        info["scale"] = "loss" if on_loss else "reducible"
         return {**prior_draws(spec.priors, n_samples, rng, len(active), pooled),
                 "on_loss": np.full(n_samples, float(on_loss))}, info
     held_out = []
