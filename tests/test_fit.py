@@ -74,17 +74,21 @@ def test_the_spread_holds_back_a_run_only_when_it_alone_misses_the_ess_check():
     assert whitening_hint(slow_spread, diagnose(slow_spread, ["mu", "tau"]), None) is None  # nothing whitened
 
 
-def _runs_for(runs, asked, by_step=False):
+def _runs_for(runs, asked, by_step=False, rules=None):
     """A stand-in for ``run._sample`` that returns stored draws instead of sampling with NUTS: the run of
     ``runs`` keyed by the whitening asked for (``by_step``: by the target acceptance), each request appended to
-    ``asked``."""
+    ``asked``. A run its stop rule stops at a divergence (``"diverged"``, asked of the whole run) is returned so
+    stopped; ``rules`` collects each request's rule."""
     from bayes_scaling.inference.diagnostics import diagnose
 
     def fake_sample(data, spec, nuts, what, estimates, fused, whiten, stop):
         asked.append((nuts.target_accept, whiten) if by_step else whiten)
+        if rules is not None:
+            rules.append(stop)
         idata = runs[nuts.target_accept if by_step else whiten]
+        stopped = "diverged" if stop is not None and stop(idata, 1000) == "diverged" else None
         info = {"draws": 1000, "sampling_seconds": 1.0, "compile_seconds": 0.5, "whitened": whiten or None,
-                "stop_reason": None, "target_accept": nuts.target_accept}
+                "stop_reason": stopped, "target_accept": nuts.target_accept}
         return idata, info, diagnose(idata, ["mu", "tau", "sigma_seed"])
 
     return fake_sample
@@ -152,6 +156,71 @@ def test_a_diverging_run_is_sampled_again_with_smaller_steps_and_the_better_run_
     assert info["parameterisation"]["reason"].startswith("no whitening of the family layer; at target_accept 0.995 "
                                                          "the draws did no better (9 divergent transitions")
     assert info["sampling_seconds_all_runs"] == 2.0
+
+
+def test_a_run_that_a_smaller_step_will_replace_stops_at_its_first_divergence(monkeypatch):
+    """Under ``whiten="auto"`` a run that diverges is sampled again at a smaller step whatever its later draws,
+    so it stops at the first divergence instead of sampling on; the last step has nothing to stop for, and a run
+    stopped so is never the one kept."""
+    import importlib
+
+    import arviz as az
+
+    run_module = importlib.import_module("bayes_scaling.inference.run")
+    rng = np.random.default_rng(5)
+    rule = run_module.stop_rule(until_converged=True, give_up=False, diverged=True)
+    sticky_diverging = _draws(300, rng, sticky=("mu",), diverging=1)  # not mixed, one divergence
+    assert rule(sticky_diverging, 2000) == "diverged"
+    assert run_module.stop_rule(until_converged=True, give_up=False)(sticky_diverging, 2000) is None
+    assert rule(_draws(1000, rng, diverging=1), 1000) == "converged"  # mixed: a whole run, though it diverged
+    # a run that also chooses the whitening waits until its draws are judged for that (a quarter of the budget)
+    choosing = run_module.stop_rule(until_converged=True, give_up=True, diverged=True)
+    assert choosing(sticky_diverging, 2000) is None and choosing(sticky_diverging, 1200) == "diverged"
+    assert run_module.stop_rule(until_converged=False, give_up=False, diverged=True)(sticky_diverging, 2000) == "diverged"
+
+    runs = {0.98: _draws(1000, rng, sticky=("mu",), diverging=2), 0.995: _draws(1000, rng, sticky=("mu",), diverging=1),
+            0.999: _draws(1000, rng, sticky=("mu",), diverging=1)}
+    asked, rules = [], []
+    fake_sample = _runs_for(runs, asked, by_step=True, rules=rules)
+    monkeypatch.setattr(run_module, "_sample", fake_sample)
+    nuts = bs.SamplerConfig()
+    first = fake_sample(None, None, nuts, "fit", None, True, "fixed", rule)
+    assert first[1]["stop_reason"] == "diverged"
+    rules.clear()
+    idata, info, diag = run_module.smaller_step(None, None, nuts, "fit", None, True, first)
+    # 0.995 stops at its divergence too; 0.999, the last step, samples on and is kept though it diverged
+    assert [a[0] for a in asked[1:]] == [0.995, 0.999] and idata is runs[0.999] and diag.divergences == 1
+    assert rules[0](runs[0.995], 2000) == "diverged" and rules[1](runs[0.999], 2000) is None
+    tried = info["parameterisation"]["tried"]
+    assert [t["outcome"].startswith("stopped after 1000 draws per chain at a divergent transition") for t in tried] \
+        == [True, True, False]
+    # the fixed run stops at a divergence: its population spread, short of the ESS check in the draws it has but
+    # on course for it by the budget (as the give-up rule judged), keeps the fixed whitening for the smaller step
+    n = 300
+    tau = np.zeros((2, n, 3))
+    eps = rng.standard_normal((2, n, 3))
+    for t in range(n):  # an AR(1) chain: about a third of the draws' worth of ESS
+        tau[:, t] = 0.5 * tau[:, t - 1] + eps[:, t] if t else eps[:, 0]
+    div = np.zeros((2, n), bool)
+    div[0, 10] = True
+    runs["fixed"] = az.from_dict(posterior={"mu": rng.standard_normal((2, n, 3)), "tau": np.abs(tau),
+                                            "sigma_seed": np.abs(rng.standard_normal((2, n)))},
+                                 sample_stats={"diverging": div})
+    assert run_module.spread_holds_back(runs["fixed"]) and not run_module.spread_holds_back(runs["fixed"], 1000)
+    sampled = []
+    monkeypatch.setattr(run_module, "_sample", _runs_for(runs, sampled))
+    idata, info, _ = run_module.choose_whitening(None, None, nuts, "fit", None, True)
+    assert sampled == ["fixed"] and idata is runs["fixed"] and info["stop_reason"] == "diverged"
+    assert info["parameterisation"]["reason"] == ("the fixed whitening: its draws diverged, and the population "
+                                                  "spread did not mix slowly")
+    # a whole run at 0.995 that a whole run at 0.999 does no better than is kept, as before
+    monkeypatch.setattr(run_module, "_sample", fake_sample)
+    runs[0.995] = _draws(1000, rng, diverging=1)
+    runs[0.999] = _draws(1000, rng, sticky=("mu", "tau"), diverging=3)
+    asked.clear()
+    idata, info, _ = run_module.smaller_step(None, None, nuts, "fit", None, True, first)
+    assert idata is runs[0.995] and info["target_accept"] == 0.995
+    assert info["parameterisation"]["reason"].endswith("so the run at 0.995 is kept")
 
 
 def test_calibration_fits_begin_where_the_fit_s_own_choices_ended(monkeypatch):

@@ -44,7 +44,8 @@ def fit_spec(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str 
                                              conditional_first=bool(start) and start["whitening"] == "conditional")
     else:
         idata, info, diag = _sample(data, spec, nuts, what, estimates, fused, nuts.whiten,
-                                    stop_rule(nuts.until_converged, give_up=False))
+                                    stop_rule(nuts.until_converged, give_up=False,
+                                              diverged=auto and _smaller_step_left(nuts.target_accept)))
         hint = whitening_hint(idata, diag, info["whitened"])
         if hint:
             diag.problems.append(hint)
@@ -119,7 +120,8 @@ def choose_whitening(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, wh
     tried: list[dict] = []
 
     def run(mode: str, give_up: bool) -> tuple[az.InferenceData, dict, Diagnostics]:
-        out = _sample(data, spec, nuts, what, estimates, fused, mode, stop_rule(nuts.until_converged, give_up))
+        out = _sample(data, spec, nuts, what, estimates, fused, mode,
+                      stop_rule(nuts.until_converged, give_up, diverged=_smaller_step_left(nuts.target_accept)))
         tried.append(_tried(*out[1:]))
         return out
 
@@ -132,8 +134,11 @@ def choose_whitening(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, wh
                   f"({'; '.join(conditional[2].problems)})")
         return _chosen(chosen, reason, tried, what)
     fixed = run("fixed", give_up=True)
-    if not (fixed[1].get("stop_reason") == "abandoned" or spread_holds_back(fixed[0])):
+    # a run stopped at a divergence is judged as the give-up rule judged it, its ESS projected to the budget
+    if not (fixed[1].get("stop_reason") == "abandoned"
+            or spread_holds_back(fixed[0], nuts.draws if _stopped_diverging(fixed) else None)):
         chosen, reason = fixed, "the fixed whitening: its draws " + (
+            "diverged, and the population spread did not mix slowly" if _stopped_diverging(fixed) else
             "passed the R-hat and ESS checks" if _mixed(fixed[2]) else
             "did not pass every check, but not for the slowly mixing population spread the conditional whitening fixes")
     else:
@@ -180,21 +185,35 @@ def smaller_step(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: 
     info = kept[1]
     before = _choice_so_far(info, kept[2])
     reason, tried = before["reason"], list(before["tried"])
+    best = None if _stopped_diverging(kept) else kept  # the run to keep: one sampled to its end
     for ta in (t for t in SMALLER_STEPS if t > nuts.target_accept):
         was, diverged = kept[1]["target_accept"], kept[2].divergences
         log.info("%s: %d divergent transitions at target_accept %s; sampling again at %s", what, diverged, was, ta)
         again = _sample(data, spec, nuts.merged({"target_accept": ta}), what, estimates, fused,
-                        kept[1]["whitened"] or False, stop_rule(nuts.until_converged, give_up=False))
+                        kept[1]["whitened"] or False,
+                        stop_rule(nuts.until_converged, give_up=False, diverged=_smaller_step_left(ta)))
         tried.append(_tried(again[1], again[2]))
-        if min((again, kept), key=lambda r: (*_failures(r[2])[:2], r[2].divergences)) is not again:
-            reason += (f"; at target_accept {ta} the draws did no better ({'; '.join(again[2].problems)}), so "
-                       f"the run at {was} is kept")
-            break
+        if not _stopped_diverging(again):  # a run that stopped at a divergence goes on to the next step
+            if best is not None and min((again, best), key=lambda r: (*_failures(r[2])[:2], r[2].divergences)) is best:
+                reason += (f"; at target_accept {ta} the draws did no better ({'; '.join(again[2].problems)}), so "
+                           f"the run at {best[1]['target_accept']} is kept")
+                break
+            best = again
         reason += f"; then target_accept {ta}, since at {was} the draws had {diverged} divergent transitions"
         kept = again
-        if not again[2].divergences:
+        if best is again and not again[2].divergences:
             break
-    return _chosen(kept, reason, tried, what)
+    return _chosen(best, reason, tried, what)
+
+
+def _smaller_step_left(target_accept: float) -> bool:
+    """A run at ``target_accept`` that diverges is sampled again at a smaller step (:data:`SMALLER_STEPS`)."""
+    return target_accept < SMALLER_STEPS[-1]
+
+
+def _stopped_diverging(run: tuple[az.InferenceData, dict, Diagnostics]) -> bool:
+    """The run stopped at its first divergence (:func:`stop_rule`): a smaller step replaces it."""
+    return run[1].get("stop_reason") == "diverged"
 
 
 def _choice_so_far(info: dict, diag: Diagnostics) -> dict:
@@ -259,6 +278,9 @@ def _failures(diag: Diagnostics) -> tuple:
 def _outcome(info: dict, diag: Diagnostics) -> str:
     if info.get("stop_reason") == "abandoned":
         return "abandoned: the population spread alone projected below the ESS check at the whole budget"
+    if info.get("stop_reason") == "diverged":
+        return (f"stopped after {info['draws']} draws per chain at a divergent transition, which more draws keep: "
+                "sampled again with a smaller step")
     return "passed every check" if diag.ok else "; ".join(diag.problems)
 
 
@@ -294,9 +316,9 @@ def on_course(diag: Diagnostics, draws: int) -> bool:
 GIVE_UP_FRACTION = 0.25
 
 
-def stop_rule(until_converged: bool, give_up: bool) -> Any:
+def stop_rule(until_converged: bool, give_up: bool, diverged: bool = False) -> Any:
     """The rule :func:`.sampling.run_nuts` asks of the draws so far and the draws budget (None: no rule),
-    answering ``"converged"``, ``"abandoned"`` or None (go on).
+    answering ``"converged"``, ``"abandoned"``, ``"diverged"``, ``"budget"`` or None (go on).
 
     ``until_converged``: ``"converged"`` when the draws pass the R-hat and ESS checks of
     :func:`.diagnostics.diagnose`. Divergences do not keep the sampler going: the rule is asked of the first
@@ -307,16 +329,23 @@ def stop_rule(until_converged: bool, give_up: bool) -> Any:
     At the budget, with ``until_converged``, ``"budget"`` unless the draws are on course to pass by
     ``EXTEND_BUDGET`` times the budget (:func:`on_course`): a run that misses the checks only by a little ESS
     goes on, one that would not pass stops there.
+    ``diverged`` (a smaller step follows a run that diverges, :func:`smaller_step`): ``"diverged"`` at the first
+    divergent transition among the draws, since the run will be sampled again and its later draws cannot
+    remove it; with ``give_up``, not before the draws would be asked whether to abandon the run (its draws then
+    also choose the whitening).
     """
-    if not (until_converged or give_up):
+    if not (until_converged or give_up or diverged):
         return None
 
     def rule(idata: az.InferenceData, budget: int) -> str | None:
         diag = diagnose(idata, list(POPULATION_VARS))
         if until_converged and _mixed(diag):
             return "converged"
-        if give_up and diag.draws >= GIVE_UP_FRACTION * budget and spread_holds_back(idata, budget):
+        judged = diag.draws >= GIVE_UP_FRACTION * budget
+        if give_up and judged and spread_holds_back(idata, budget):
             return "abandoned"
+        if diverged and diag.divergences and (judged or not give_up):
+            return "diverged"
         if until_converged and diag.draws >= budget and not on_course(diag, EXTEND_BUDGET * budget):
             return "budget"
         return None
