@@ -176,7 +176,9 @@ def test_a_run_that_a_smaller_step_will_replace_stops_at_its_first_divergence(mo
     # a run that also chooses the whitening waits until its draws are judged for that (a quarter of the budget)
     choosing = run_module.stop_rule(until_converged=True, give_up=True, diverged=True)
     assert choosing(sticky_diverging, 2000) is None and choosing(sticky_diverging, 1200) == "diverged"
-    assert run_module.stop_rule(until_converged=False, give_up=False, diverged=True)(sticky_diverging, 2000) == "diverged"
+    # a run sampled without a rule (every draw, no give-up) is not polled for its divergences either
+    assert run_module.stop_rule(until_converged=False, give_up=False, diverged=True) is None
+    assert run_module.stop_rule(until_converged=False, give_up=True, diverged=True)(sticky_diverging, 1200) == "diverged"
 
     runs = {0.98: _draws(1000, rng, sticky=("mu",), diverging=2), 0.995: _draws(1000, rng, sticky=("mu",), diverging=1),
             0.999: _draws(1000, rng, sticky=("mu",), diverging=1)}

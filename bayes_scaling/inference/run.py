@@ -332,9 +332,11 @@ def stop_rule(until_converged: bool, give_up: bool, diverged: bool = False) -> A
     ``diverged`` (a smaller step follows a run that diverges, :func:`smaller_step`): ``"diverged"`` at the first
     divergent transition among the draws, since the run will be sampled again and its later draws cannot
     remove it; with ``give_up``, not before the draws would be asked whether to abandon the run (its draws then
-    also choose the whitening).
+    also choose the whitening). It adds to a rule asked for the other reasons: a run without one samples its
+    draws in one call, unpolled (a polled run is read every few seconds, which would double the time of the
+    many one-second fits a borrowed prior's calibration makes).
     """
-    if not (until_converged or give_up or diverged):
+    if not (until_converged or give_up):
         return None
 
     def rule(idata: az.InferenceData, budget: int) -> str | None:
