@@ -52,8 +52,8 @@ class SamplerConfig(Config):
         more checks is kept; a kept run with divergent transitions is sampled again with a smaller step
         (``target_accept`` raised to 0.995, and to 0.999 if a divergence is left; :func:`.run.smaller_step`),
         the better run kept each time, and a run that a smaller step will replace stops at its first
-        divergence where its draws are read as it samples (:func:`.run.stop_rule`); the fit's calibration fits begin with the whitening and the step it
-        kept (:func:`.run.inherited_start`). Also for a
+        divergence where its draws are read as it samples (:func:`.run.stop_rule`); the fit's calibration
+        fits begin with the whitening and the step it kept (:func:`.run.inherited_start`). Also for a
         fit of one family, which has no family layer to whiten. ``fit.sampler_info["parameterisation"]`` and
         the fit's notes say what was chosen and why (:func:`.run.choose_whitening`). Any other value is the
         expert's choice: sampled as given, nothing switched. ``"fixed"`` (or True): each family's parameters

@@ -49,7 +49,7 @@ def fit_spec(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: str 
         hint = whitening_hint(idata, diag, info["whitened"])
         if hint:
             diag.problems.append(hint)
-    if auto and diag.divergences and nuts.target_accept < SMALLER_STEPS[-1]:
+    if auto and diag.divergences and _smaller_step_left(nuts.target_accept):
         idata, info, diag = smaller_step(data, spec, nuts, what, estimates, fused, (idata, info, diag))
     if auto and start:
         chosen = info.setdefault("parameterisation", _choice_so_far(info, diag))
@@ -194,7 +194,8 @@ def smaller_step(data: ScalingData, spec: ModelSpec, nuts: SamplerConfig, what: 
                         stop_rule(nuts.until_converged, give_up=False, diverged=_smaller_step_left(ta)))
         tried.append(_tried(again[1], again[2]))
         if not _stopped_diverging(again):  # a run that stopped at a divergence goes on to the next step
-            if best is not None and min((again, best), key=lambda r: (*_failures(r[2])[:2], r[2].divergences)) is best:
+            if best is not None and min((again, best),
+                                        key=lambda r: (*_failures(r[2])[:2], r[2].divergences)) is best:
                 reason += (f"; at target_accept {ta} the draws did no better ({'; '.join(again[2].problems)}), so "
                            f"the run at {best[1]['target_accept']} is kept")
                 break
